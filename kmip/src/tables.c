@@ -1,0 +1,1 @@
+/* placeholder: replaced by the tables work (kmip/spec/gen.py) */
