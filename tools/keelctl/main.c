@@ -1,0 +1,56 @@
+/* keelctl: dispatches to the subcommand named on the command line. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "keelctl.h"
+
+static const struct keelctl_cmd commands[] = {
+	{"ttlv", "convert and print KMIP messages (TTLV, XML, JSON)", keelctl_ttlv},
+};
+
+#define NUM_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+void keelctl_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("keelctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: keelctl [--help] [--version] COMMAND [ARGS...]\n\ncommands:\n");
+	for (size_t i = 0; i < NUM_COMMANDS; i++) {
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	}
+	fprintf(f, "\nRun 'keelctl COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("keelctl %s\n", KEEL_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < NUM_COMMANDS; i++) {
+		if (strcmp(argv[1], commands[i].name) == 0) {
+			return commands[i].run(argc - 1, argv + 1);
+		}
+	}
+	keelctl_err("unknown command '%s'", argv[1]);
+	usage(stderr);
+	return EX_USAGE;
+}
