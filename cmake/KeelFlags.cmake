@@ -24,8 +24,10 @@ else()
 	add_compile_options($<$<NOT:$<CONFIG:Debug>>:-U_FORTIFY_SOURCE> $<$<NOT:$<CONFIG:Debug>>:-D_FORTIFY_SOURCE=3>)
 endif()
 
-if(KEEL_FUZZ AND NOT CMAKE_C_COMPILER_ID STREQUAL "Clang")
-	message(FATAL_ERROR "KEEL_FUZZ needs clang: configure with -DCMAKE_C_COMPILER=clang")
+if(KEEL_FUZZ)
+	if(NOT CMAKE_C_COMPILER_ID STREQUAL "Clang")
+		message(FATAL_ERROR "KEEL_FUZZ needs clang: configure with CC=clang")
+	endif()
+	# Coverage instrumentation everywhere; only the harnesses link libFuzzer's main.
+	add_compile_options(-fsanitize=fuzzer-no-link)
 endif()
-
-# keel_warn_unused: every fallible function is declared with this (STYLE.md).
