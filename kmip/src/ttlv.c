@@ -12,7 +12,7 @@
 #define HEADER_LEN 8
 
 const struct kmip_limits kmip_default_limits = {
-    .max_message_len = 1024 * 1024,
+    .max_message_len = (size_t)1024 * 1024,
     .max_depth = 16,
 };
 
@@ -64,7 +64,8 @@ bool kmip_utf8_valid(const uint8_t *s, size_t len)
 		if (c < 0x80) {
 			i++;
 			continue;
-		} else if ((c & 0xE0) == 0xC0) {
+		}
+		if ((c & 0xE0) == 0xC0) {
 			n = 1, cp = c & 0x1F, min = 0x80;
 		} else if ((c & 0xF0) == 0xE0) {
 			n = 2, cp = c & 0x0F, min = 0x800;

@@ -12,7 +12,7 @@
 #include "keel/kmip.h"
 #include "keelctl.h"
 
-#define MAX_INPUT (16u * 1024 * 1024)
+#define MAX_INPUT ((size_t)16 * 1024 * 1024)
 
 /* Input is held in one buffer that is wiped on exit: captures can hold keys. */
 struct input {
@@ -22,7 +22,7 @@ struct input {
 
 static int read_all(FILE *f, struct input *in)
 {
-	size_t cap = 64 * 1024;
+	size_t cap = (size_t)64 * 1024;
 
 	in->len = 0;
 	if ((in->data = malloc(cap)) == NULL) {
@@ -142,7 +142,7 @@ static int decode(struct input *in, enum format from, struct kmip_arena *arena,
 			keelctl_err("input is not hex");
 			return -1;
 		}
-		/* fallthrough */
+		__attribute__((fallthrough));
 	case FMT_BIN:
 		return kmip_decode_tree(in->data, in->len, &limits, arena, out);
 	case FMT_XML:
@@ -182,7 +182,7 @@ static int write_text(const struct kmip_node *root, enum format to, FILE *f)
 	struct kmip_text_buf buf;
 	int err;
 
-	kmip_text_buf_init(&buf, 64u * MAX_INPUT);
+	kmip_text_buf_init(&buf, 64 * MAX_INPUT);
 	if (to == FMT_XML) {
 		kmip_xml_encode(&buf, root);
 	} else if (to == FMT_JSON) {
@@ -224,7 +224,7 @@ static int convert(FILE *in_file, enum format from, enum format to)
 
 	kmip_arena_init(&arena, NULL, 0);
 	if (read_all(in_file, &in) != 0) {
-		keelctl_err("cannot read input (larger than %u bytes, or an I/O error)", MAX_INPUT);
+		keelctl_err("cannot read input (larger than %zu bytes, or an I/O error)", MAX_INPUT);
 		rc = EX_NOINPUT;
 		goto out;
 	}
