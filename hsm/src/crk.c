@@ -1,0 +1,357 @@
+/*
+ * Customer root key versions. Version N is the AES-256 secret key object
+ * labelled "keel-crk-v<N>" (ARCHITECTURE.md, "Key hierarchy"); the newest is
+ * active. The table in struct hsm is rebuilt from the token at open, after a
+ * recovery and on hsm_crk_rescan, so versions made elsewhere are found.
+ */
+#include "hsm_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CRK_LABEL_PREFIX "keel-crk-v"
+#define CRK_FIND_BATCH	 32
+
+/* "keel-crk-v<N>", N decimal without leading zero, 1..UINT32_MAX. */
+static bool crk_label_parse(const char *label, size_t len, uint32_t *out_version)
+{
+	const size_t plen = sizeof(CRK_LABEL_PREFIX) - 1;
+	uint64_t v = 0;
+
+	if (len <= plen || len > plen + 10 || memcmp(label, CRK_LABEL_PREFIX, plen) != 0 ||
+	    label[plen] == '0') {
+		return false;
+	}
+	for (size_t i = plen; i < len; i++) {
+		if (label[i] < '0' || label[i] > '9') {
+			return false;
+		}
+		v = v * 10 + (uint64_t)(label[i] - '0');
+	}
+	if (v > UINT32_MAX) {
+		return false;
+	}
+	*out_version = (uint32_t)v;
+	return true;
+}
+
+static void crk_date(const CK_DATE *d, CK_ULONG len, char out[static 11])
+{
+	out[0] = '\0';
+	if (len != sizeof(*d)) {
+		return;
+	}
+	snprintf(out, 11, "%.4s-%.2s-%.2s", (const char *)d->year, (const char *)d->month,
+		 (const char *)d->day);
+}
+
+/* Reads label, extractability and start date of one key; false if not a CRK. */
+static bool crk_read(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, struct hsm_crk *out)
+{
+	char label[64];
+	CK_BBOOL extractable = CK_FALSE;
+	CK_DATE date;
+	CK_ATTRIBUTE attrs[] = {
+	    {CKA_LABEL, label, sizeof(label)},
+	    {CKA_EXTRACTABLE, &extractable, sizeof(extractable)},
+	    {CKA_START_DATE, &date, sizeof(date)},
+	};
+	CK_RV rv = h->p11->C_GetAttributeValue(s, obj, attrs, 3);
+
+	/* A missing start date is not fatal (CKR_ATTRIBUTE_TYPE_INVALID etc.). */
+	if ((rv != CKR_OK && attrs[0].ulValueLen == CK_UNAVAILABLE_INFORMATION) ||
+	    !crk_label_parse(label, attrs[0].ulValueLen, &out->version)) {
+		return false;
+	}
+	out->obj = obj;
+	out->extractable = extractable == CK_TRUE;
+	crk_date(&date, attrs[2].ulValueLen, out->created);
+	return true;
+}
+
+static int crk_cmp(const void *a, const void *b)
+{
+	const struct hsm_crk *x = a, *y = b;
+
+	return x->version < y->version ? -1 : x->version > y->version;
+}
+
+static int crk_append(struct hsm *h, const struct hsm_crk *c, size_t *cap)
+{
+	struct hsm_crk *n;
+
+	if (h->num_crks == *cap) {
+		*cap = *cap != 0 ? *cap * 2 : 4;
+		if ((n = reallocarray(h->crks, *cap, sizeof(*n))) == NULL) {
+			return HSM_E_NOMEM;
+		}
+		h->crks = n;
+	}
+	h->crks[h->num_crks++] = *c;
+	return 0;
+}
+
+/* Drops a second object claiming a version already seen: ambiguity is logged. */
+static void crk_dedup(struct hsm *h)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < h->num_crks; i++) {
+		if (j > 0 && h->crks[j - 1].version == h->crks[i].version) {
+			hsm_log(h, HSM_LOG_ERROR, "two keys labelled keel-crk-v%u; using the first",
+				(unsigned)h->crks[i].version);
+			continue;
+		}
+		h->crks[j++] = h->crks[i];
+	}
+	h->num_crks = j;
+}
+
+static int crk_find_all(struct hsm *h, CK_SESSION_HANDLE s, size_t *cap)
+{
+	CK_OBJECT_HANDLE objs[CRK_FIND_BATCH];
+	CK_ULONG n = 0;
+	struct hsm_crk c;
+	CK_RV rv;
+	int r = 0;
+
+	do {
+		if ((rv = h->p11->C_FindObjects(s, objs, CRK_FIND_BATCH, &n)) != CKR_OK) {
+			return hsm_ck_fail(h, "C_FindObjects", rv);
+		}
+		for (CK_ULONG i = 0; i < n && r == 0; i++) {
+			memset(&c, 0, sizeof(c));
+			if (crk_read(h, s, objs[i], &c)) {
+				r = crk_append(h, &c, cap);
+			}
+		}
+	} while (n == CRK_FIND_BATCH && r == 0);
+	return r;
+}
+
+int hsm_crk_scan(struct hsm *h, CK_SESSION_HANDLE s)
+{
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_BBOOL yes = CK_TRUE;
+	CK_ATTRIBUTE tmpl[] = {
+	    {CKA_CLASS, &cls, sizeof(cls)},
+	    {CKA_KEY_TYPE, &kt, sizeof(kt)},
+	    {CKA_TOKEN, &yes, sizeof(yes)},
+	};
+	size_t cap = 0;
+	CK_RV rv;
+	int r;
+
+	free(h->crks);
+	h->crks = NULL;
+	h->num_crks = 0;
+	if ((rv = h->p11->C_FindObjectsInit(s, tmpl, 3)) != CKR_OK) {
+		return hsm_ck_fail(h, "C_FindObjectsInit", rv);
+	}
+	r = crk_find_all(h, s, &cap);
+	(void)h->p11->C_FindObjectsFinal(s);
+	if (r == 0 && h->num_crks > 0) {
+		qsort(h->crks, h->num_crks, sizeof(*h->crks), crk_cmp);
+		crk_dedup(h);
+	}
+	return r;
+}
+
+const struct hsm_crk *hsm_crk_find(const struct hsm *h, uint32_t version)
+{
+	size_t lo = 0, hi = h->num_crks, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (h->crks[mid].version == version) {
+			return &h->crks[mid];
+		}
+		if (h->crks[mid].version < version) {
+			lo = mid + 1;
+		} else {
+			hi = mid;
+		}
+	}
+	return NULL;
+}
+
+const struct hsm_crk *hsm_crk_newest(const struct hsm *h)
+{
+	return h->num_crks > 0 ? &h->crks[h->num_crks - 1] : NULL;
+}
+
+/* Today's date (UTC) as a CK_DATE, recorded as the CRK's creation date. */
+static void crk_today(CK_DATE *out)
+{
+	char buf[16] = "00000000";
+	struct tm tm;
+	time_t now = time(NULL);
+
+	if (gmtime_r(&now, &tm) != NULL) {
+		strftime(buf, sizeof(buf), "%Y%m%d", &tm);
+	}
+	memcpy(out->year, buf, 4);
+	memcpy(out->month, buf + 4, 2);
+	memcpy(out->day, buf + 6, 2);
+}
+
+/*
+ * Creates the next version: C_GenerateKey when key is NULL, else C_CreateObject
+ * with the given material. Runs under the write lock with a fresh scan, so two
+ * callers in this process cannot pick the same number.
+ */
+static int crk_create(struct hsm *h, CK_SESSION_HANDLE s, const uint8_t *key, bool extractable,
+		      uint32_t version, CK_RV *out_rv)
+{
+	CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+	CK_KEY_TYPE kt = CKK_AES;
+	CK_ULONG klen = HSM_CRK_KEY_LEN;
+	CK_BBOOL yes = CK_TRUE, ext = extractable ? CK_TRUE : CK_FALSE;
+	CK_MECHANISM mech = {CKM_AES_KEY_GEN, NULL, 0};
+	CK_OBJECT_HANDLE obj;
+	CK_DATE date;
+	char label[32];
+	int llen = snprintf(label, sizeof(label), CRK_LABEL_PREFIX "%u", (unsigned)version);
+	CK_ATTRIBUTE t[] = {
+	    {CKA_CLASS, &cls, sizeof(cls)},
+	    {CKA_KEY_TYPE, &kt, sizeof(kt)},
+	    {CKA_TOKEN, &yes, sizeof(yes)},
+	    {CKA_PRIVATE, &yes, sizeof(yes)},
+	    {CKA_SENSITIVE, &yes, sizeof(yes)},
+	    {CKA_EXTRACTABLE, &ext, sizeof(ext)},
+	    {CKA_ENCRYPT, &yes, sizeof(yes)},
+	    {CKA_DECRYPT, &yes, sizeof(yes)},
+	    {CKA_WRAP, &yes, sizeof(yes)},
+	    {CKA_UNWRAP, &yes, sizeof(yes)},
+	    {CKA_LABEL, label, (CK_ULONG)llen},
+	    {CKA_ID, label, (CK_ULONG)llen},
+	    {CKA_START_DATE, &date, sizeof(date)},
+	    /* last: the value when importing, the length when generating */
+	    {CKA_VALUE_LEN, &klen, sizeof(klen)},
+	};
+	const CK_ULONG n = sizeof(t) / sizeof(t[0]);
+
+	crk_today(&date);
+	if (key == NULL) {
+		*out_rv = h->p11->C_GenerateKey(s, &mech, t, n, &obj);
+		return *out_rv == CKR_OK ? 0 : hsm_ck_fail(h, "C_GenerateKey", *out_rv);
+	}
+	t[n - 1] = (CK_ATTRIBUTE){CKA_VALUE, (void *)key, HSM_CRK_KEY_LEN};
+	*out_rv = h->p11->C_CreateObject(s, t, n, &obj);
+	return *out_rv == CKR_OK ? 0 : hsm_ck_fail(h, "C_CreateObject", *out_rv);
+}
+
+static int crk_next(struct hsm *h, const uint8_t *key, unsigned flags, uint32_t *out_version)
+{
+	const struct hsm_crk *newest;
+	CK_SESSION_HANDLE s;
+	CK_RV rv = CKR_OK;
+	uint32_t v;
+	int r;
+
+	if (h == NULL || (flags & ~HSM_CRK_EXTRACTABLE) != 0) {
+		return HSM_E_INVAL;
+	}
+	if ((r = hsm_excl_begin(h, &s)) != 0) {
+		return r;
+	}
+	if ((r = hsm_crk_scan(h, s)) != 0) {
+		goto out;
+	}
+	newest = hsm_crk_newest(h);
+	if (newest != NULL && newest->version == UINT32_MAX) {
+		r = HSM_E_RANGE;
+		goto out;
+	}
+	v = newest != NULL ? newest->version + 1 : 1;
+	if ((r = crk_create(h, s, key, (flags & HSM_CRK_EXTRACTABLE) != 0, v, &rv)) != 0 ||
+	    (r = hsm_crk_scan(h, s)) != 0) {
+		goto out;
+	}
+	hsm_log(h, HSM_LOG_INFO, "CRK version %u %s", (unsigned)v,
+		key != NULL ? "imported" : "generated");
+	if (out_version != NULL) {
+		*out_version = v;
+	}
+out:
+	hsm_excl_end(h, rv);
+	return r;
+}
+
+int hsm_crk_generate(struct hsm *h, unsigned flags, uint32_t *out_version)
+{
+	return crk_next(h, NULL, flags, out_version);
+}
+
+int hsm_crk_import(struct hsm *h, const uint8_t key[static HSM_CRK_KEY_LEN], unsigned flags,
+		   uint32_t *out_version)
+{
+	if (key == NULL) {
+		return HSM_E_INVAL;
+	}
+	return crk_next(h, key, flags, out_version);
+}
+
+int hsm_crk_active(struct hsm *h, uint32_t *out_version)
+{
+	const struct hsm_crk *c;
+	int r = HSM_E_CRK_NOT_FOUND;
+
+	if (h == NULL || out_version == NULL) {
+		return HSM_E_INVAL;
+	}
+	pthread_rwlock_rdlock(&h->lock);
+	if ((c = hsm_crk_newest(h)) != NULL) {
+		*out_version = c->version;
+		r = 0;
+	}
+	pthread_rwlock_unlock(&h->lock);
+	return r;
+}
+
+int hsm_crk_rescan(struct hsm *h)
+{
+	CK_SESSION_HANDLE s;
+	int r;
+
+	if (h == NULL) {
+		return HSM_E_INVAL;
+	}
+	if ((r = hsm_excl_begin(h, &s)) != 0) {
+		return r;
+	}
+	r = hsm_crk_scan(h, s);
+	hsm_excl_end(h, CKR_OK);
+	return r;
+}
+
+int hsm_crk_destroy(struct hsm *h, uint32_t version)
+{
+	const struct hsm_crk *c;
+	CK_SESSION_HANDLE s;
+	CK_RV rv = CKR_OK;
+	int r;
+
+	if (h == NULL) {
+		return HSM_E_INVAL;
+	}
+	if ((r = hsm_excl_begin(h, &s)) != 0) {
+		return r;
+	}
+	if ((c = hsm_crk_find(h, version)) == NULL) {
+		r = HSM_E_CRK_NOT_FOUND;
+		goto out;
+	}
+	if ((rv = h->p11->C_DestroyObject(s, c->obj)) != CKR_OK) {
+		r = hsm_ck_fail(h, "C_DestroyObject", rv);
+		goto out;
+	}
+	hsm_log(h, HSM_LOG_WARNING, "CRK version %u destroyed", (unsigned)version);
+	r = hsm_crk_scan(h, s);
+out:
+	hsm_excl_end(h, rv);
+	return r;
+}
