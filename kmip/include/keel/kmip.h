@@ -301,10 +301,224 @@ extern const size_t kmip_num_tag_defs;
 
 /* ---- Typed structures and messages (kmip/src/msg.c, kmip/spec/structs) --- */
 /* BEGIN typed messages: this section is owned by the typed-messages work. */
+
+/*
+ * Typed structures are driven by descriptors generated from
+ * kmip/spec/structs.txt: one descriptor per structure, used by both
+ * kmip_struct_decode and kmip_struct_encode so the two cannot drift.
+ */
+
+/* An element of a repeated Text String or Byte String/Big Integer field. */
+struct kmip_text {
+	const char *s; /* not NUL-terminated */
+	size_t len;
+};
+struct kmip_bytes {
+	const uint8_t *p;
+	size_t len;
+};
+
+/* Field kinds beyond the TTLV types (KMIP_TYPE_*). */
+enum kmip_field_kind {
+	KMIP_KIND_ANY = 0x80,	  /* kept as a const struct kmip_node * */
+	KMIP_KIND_PAYLOAD = 0x81, /* batch item payload: node, then typed by operation */
+};
+
+/* How often a field occurs (kmip/spec/structs.txt). */
+enum kmip_occurs {
+	KMIP_REQUIRED = 0,
+	KMIP_OPTIONAL = 1,
+	KMIP_REPEATED = 2,     /* zero or more, consecutive */
+	KMIP_AT_LEAST_ONE = 3, /* one or more, consecutive */
+	KMIP_ONEOF = 4,	       /* a run of ONEOF fields: exactly one is present */
+};
+
+struct kmip_struct_desc;
+
+/*
+ * One field. |offset| locates the value (or the array of a repeated field);
+ * |aux| locates its companion: the _len of text/bytes, the has_ flag of an
+ * optional or oneof scalar, the num_ count of a repeated field, or the node
+ * of a payload.
+ */
+struct kmip_field_desc {
+	uint32_t tag;	   /* 0 matches any tag */
+	uint8_t kind;	   /* KMIP_TYPE_* or KMIP_KIND_* */
+	uint8_t occurs;	   /* enum kmip_occurs */
+	uint16_t versions; /* KMIP_V* bits */
+	uint16_t offset;
+	uint16_t aux;
+	const struct kmip_struct_desc *sub; /* kind KMIP_TYPE_STRUCTURE */
+};
+
+struct kmip_struct_desc {
+	const char *name;    /* "GetRequest" */
+	const char *section; /* "1.4 §4.11, 2.0 §6.1" */
+	uint32_t tag;	     /* written by kmip_struct_encode at the top level */
+	uint16_t size;	     /* sizeof the C struct */
+	uint16_t num_fields;
+	const struct kmip_field_desc *fields;
+};
+
+/* The payloads of one operation; NULL where a payload stays undecoded. */
+struct kmip_operation_desc {
+	uint32_t operation; /* KMIP_OPERATION_*; 0 marks an unused slot */
+	uint16_t versions;
+	const struct kmip_struct_desc *request;
+	const struct kmip_struct_desc *response;
+};
+
+#include "keel/kmip_structs.h" /* generated: the C structs and their descriptors */
+
+/* The descriptors of |operation|, or NULL if it has none (not supported). */
+const struct kmip_operation_desc *kmip_operation_desc(uint32_t operation);
+
+/* The KMIP_V* bit of a protocol version, or 0 for a version not in the tables. */
+uint16_t kmip_version_bit(int32_t major, int32_t minor);
+
+/*
+ * Where a decode failed, so a server can answer Invalid Field / Invalid
+ * Message with a precise Result Message. |tag| is the field at fault (the
+ * unexpected item, or the missing field); |batch_index| is the batch item
+ * (from 0), or -1 outside the batch items.
+ */
+struct kmip_decode_error {
+	int err;
+	uint32_t tag;
+	int batch_index;
+};
+
+/*
+ * Decodes the children of the structure |node| into |out|, a zeroed struct of
+ * desc->size bytes, checking order, types, occurrence and, unless |version|
+ * is 0, that each field exists in that KMIP_V* version. Sub-structures and
+ * arrays come from |arena|; values point into the tree. On failure
+ * |out_err| (if not NULL) says where. Errors: KMIP_E_TYPE, KMIP_E_UNEXPECTED
+ * (unknown, misplaced or wrong-version tag), KMIP_E_MISSING, KMIP_E_NOMEM,
+ * KMIP_E_PLACEHOLDER.
+ */
+int kmip_struct_decode(const struct kmip_struct_desc *desc, const struct kmip_node *node,
+		       uint16_t version, struct kmip_arena *arena, void *out,
+		       struct kmip_decode_error *out_err) KMIP_WUR;
+
+/*
+ * Writes |in| as the structure desc->tag, fields in descriptor order. A
+ * missing required field fails with KMIP_E_MISSING and a field absent from
+ * |version| (unless 0) with KMIP_E_UNEXPECTED; the error is also left sticky
+ * in |w|.
+ */
+int kmip_struct_encode(struct kmip_writer *w, const struct kmip_struct_desc *desc, const void *in,
+		       uint16_t version) KMIP_WUR;
+
+/*
+ * Decodes a whole Request Message: TTLV to tree to typed header and batch
+ * items, each payload typed by its operation's descriptor (item->request_payload;
+ * NULL with the node kept for an operation without one, so a server can
+ * answer Operation Not Supported). Batch Count must match the items. All
+ * memory comes from |arena|: when it has no storage yet, its first block is
+ * sized from |len| so one heap allocation serves the whole message. |data|
+ * must outlive |*out|.
+ */
+int kmip_request_decode(const uint8_t *data, size_t len, const struct kmip_limits *lim,
+			struct kmip_arena *arena, struct kmip_request_message **out,
+			struct kmip_decode_error *out_err) KMIP_WUR;
+
+/* The same for a Response Message (Operation may be absent from an item). */
+int kmip_response_decode(const uint8_t *data, size_t len, const struct kmip_limits *lim,
+			 struct kmip_arena *arena, struct kmip_response_message **out,
+			 struct kmip_decode_error *out_err) KMIP_WUR;
+
+/*
+ * Appends |msg| to |w| in the header's protocol version. Each payload is
+ * written from its typed form when set, else from its node.
+ */
+int kmip_request_encode(struct kmip_writer *w, const struct kmip_request_message *msg) KMIP_WUR;
+int kmip_response_encode(struct kmip_writer *w, const struct kmip_response_message *msg) KMIP_WUR;
+
 /* END typed messages */
 
 /* ---- Text encodings: XML, JSON, pretty text (kmip/src/xml.c, json.c, print.c) */
 /* BEGIN text encodings: this section is owned by the text-encodings work. */
+/*
+ * A growable text buffer with a ceiling and a sticky error, for the text
+ * encodings' output. It may hold key material, so it is wiped whenever it is
+ * freed or reset. Appends after a failure do nothing; check once at the end.
+ */
+struct kmip_text_buf {
+	char *data; /* NUL-terminated while err == 0; NULL until the first append */
+	size_t len;
+	size_t cap;
+	size_t max_len; /* refuses to hold more than this many bytes */
+	int err;	/* first failure: KMIP_E_TOO_BIG or KMIP_E_NOMEM */
+};
+
+void kmip_text_buf_init(struct kmip_text_buf *b, size_t max_len);
+/* Wipes and frees the contents. Accepts a zeroed buffer. */
+void kmip_text_buf_cleanup(struct kmip_text_buf *b);
+/* Wipes the contents and clears the error, keeping the memory for reuse. */
+void kmip_text_buf_reset(struct kmip_text_buf *b);
+void kmip_text_append(struct kmip_text_buf *b, const char *s, size_t len);
+void kmip_text_appendf(struct kmip_text_buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/*
+ * XML, as the KMIP XML profile and the OASIS test cases write it
+ * (KMIP Additional Message Encodings 1.0 §6): <Tag type="Integer" value="1"/>,
+ * structures without type=, enumerations and masks by name, unknown tags as
+ * <TTLV tag="0x540001" ...>.
+ *
+ * Decoding copies every string into |arena|, so the tree outlives |text|. A
+ * value that starts with '$' where text is not allowed ("$NOW",
+ * "$UNIQUE_IDENTIFIER_0" as a Byte String) is a test-case placeholder: it is
+ * kept in node->placeholder and the value is zero. Text Strings are always
+ * text, placeholder-looking or not. |lim| bounds depth and the size the
+ * message would have as TTLV. DTDs and entity declarations are refused.
+ * Errors: KMIP_E_SYNTAX (not well-formed, unexpected attribute or text),
+ * KMIP_E_UNKNOWN_NAME (tag, type or enumeration name), KMIP_E_TYPE (type not
+ * the tag's), KMIP_E_RANGE, KMIP_E_LENGTH (Big Integer not whole 8-byte
+ * words), KMIP_E_UTF8, KMIP_E_DEPTH, KMIP_E_TOO_BIG, KMIP_E_NOMEM.
+ */
+int kmip_xml_decode(const char *text, size_t len, const struct kmip_limits *lim,
+		    struct kmip_arena *arena, struct kmip_node **out) KMIP_WUR;
+
+/*
+ * Decodes an OASIS test-case file: every element under the <KMIP> root (or
+ * the root itself when it is not <KMIP>), in document order, as a list of
+ * messages linked through node->next. Text and comments between them
+ * ("# TIME 0") are skipped. |lim| applies to each message.
+ */
+int kmip_xml_decode_all(const char *text, size_t len, const struct kmip_limits *lim,
+			struct kmip_arena *arena, struct kmip_node **out,
+			size_t *out_num_msgs) KMIP_WUR;
+
+/*
+ * Appends |node| and its subtree as indented XML (tabs, one element a line).
+ * Fails with KMIP_E_RANGE for text XML 1.0 cannot carry (control
+ * characters), KMIP_E_TYPE for an unknown item type, or the buffer's error.
+ */
+int kmip_xml_encode(struct kmip_text_buf *b, const struct kmip_node *node) KMIP_WUR;
+
+/*
+ * JSON, as the KMIP JSON profile writes it (KMIP Additional Message Encodings
+ * 1.0 §4): {"tag":"BatchCount","type":"Integer","value":1}, structures as
+ * {"tag":...,"value":[...]}, masks as "Encrypt|Decrypt", Long Integers as
+ * numbers up to 2^52 and "0x..." beyond, Big Integers as "0x..." hex.
+ * Decoding accepts what encoding writes, plus numbers where the profile
+ * allows them and strings in the XML forms. Placeholders, limits and errors
+ * as for XML.
+ */
+int kmip_json_decode(const char *text, size_t len, const struct kmip_limits *lim,
+		     struct kmip_arena *arena, struct kmip_node **out) KMIP_WUR;
+/* Appends |node| as one line of JSON. Errors as kmip_xml_encode, without the XML limits. */
+int kmip_json_encode(struct kmip_text_buf *b, const struct kmip_node *node) KMIP_WUR;
+
+/*
+ * Appends a text form for people reading a capture, one item a line:
+ * "  BatchCount (Integer): 1", enumerations by name, bytes in hex, dates in
+ * ISO 8601. Output only: there is no parser for it. Byte Strings are printed
+ * in full, key material included: keep it away from logs.
+ */
+int kmip_print(struct kmip_text_buf *b, const struct kmip_node *node) KMIP_WUR;
 /* END text encodings */
 
 #endif /* KEEL_KMIP_H */
