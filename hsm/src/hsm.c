@@ -79,6 +79,7 @@ int hsm_open(const struct hsm_config *cfg, struct hsm **out_hsm)
 		goto out;
 	}
 	h->p11 = hsm_module_functions(h->mod);
+	h->mod_gen = hsm_module_gen(h->mod);
 	atomic_store(&h->state, HSM_STATE_READY);
 	if ((r = hsm_token_open(h)) != 0) {
 		goto out;
@@ -190,7 +191,7 @@ int hsm_get_info(struct hsm *h, struct hsm_info *out_info)
 	crk = hsm_crk_newest(h);
 	out_info->active_crk = crk != NULL ? crk->version : 0;
 	if ((r = info_module(h, out_info)) == 0) {
-		r = info_token(h, out_info);
+		out_info->token_present = info_token(h, out_info) == 0;
 	}
 	pthread_rwlock_unlock(&h->lock);
 	return r;

@@ -28,6 +28,7 @@ struct hsm_crk {
 
 struct hsm {
 	struct hsm_module *mod;
+	unsigned mod_gen; /* the module generation our sessions belong to */
 	CK_FUNCTION_LIST_PTR p11;
 	CK_SLOT_ID slot;
 	char *token_label;
@@ -78,6 +79,8 @@ int hsm_module_load(struct hsm *h, const char *name_or_path, struct hsm_module *
 void hsm_module_unload(struct hsm_module *mod);
 CK_FUNCTION_LIST_PTR hsm_module_functions(const struct hsm_module *mod);
 const char *hsm_module_path(const struct hsm_module *mod);
+int hsm_module_reinit(struct hsm *h, struct hsm_module *mod, unsigned *gen) HSM_WUR;
+unsigned hsm_module_gen(const struct hsm_module *mod);
 
 /* session.c: a request is op_begin ... op_end (shared), or excl_begin ... excl_end. */
 int hsm_op_begin(struct hsm *h, CK_SESSION_HANDLE *out_s) HSM_WUR;

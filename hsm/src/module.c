@@ -21,6 +21,7 @@ struct hsm_module {
 	CK_FUNCTION_LIST_PTR p11;
 	char *path;
 	unsigned refs;
+	unsigned gen;  /* bumped by every re-initialization */
 	bool finalize; /* we initialized it, so we finalize it */
 };
 
@@ -209,4 +210,42 @@ CK_FUNCTION_LIST_PTR hsm_module_functions(const struct hsm_module *mod)
 const char *hsm_module_path(const struct hsm_module *mod)
 {
 	return mod->path;
+}
+
+/*
+ * Some modules (SoftHSM among them) fix their slot list at C_Initialize, so a
+ * token that went away and came back is only seen after C_Finalize and
+ * C_Initialize. Sessions of other handles on this module die with it and they
+ * recover in turn; *gen makes sure one outage re-initializes once, not once
+ * per handle.
+ */
+int hsm_module_reinit(struct hsm *h, struct hsm_module *mod, unsigned *gen)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&modules_mu);
+	if (mod->gen == *gen) {
+		if (!mod->finalize) {
+			r = HSM_E_TOKEN_UNAVAILABLE; /* not ours to re-initialize */
+		} else {
+			(void)mod->p11->C_Finalize(NULL);
+			mod->finalize = false;
+			r = module_init(h, mod);
+			mod->gen++;
+			hsm_log(h, HSM_LOG_INFO, "%s: module re-initialized", mod->path);
+		}
+	}
+	*gen = mod->gen;
+	pthread_mutex_unlock(&modules_mu);
+	return r;
+}
+
+unsigned hsm_module_gen(const struct hsm_module *mod)
+{
+	unsigned gen;
+
+	pthread_mutex_lock(&modules_mu);
+	gen = mod->gen;
+	pthread_mutex_unlock(&modules_mu);
+	return gen;
 }

@@ -8,7 +8,8 @@
  * A fault (token gone, session or object handle invalid, device error) fails
  * the request that saw it and marks the handle RECOVERING. The next request
  * (or hsm_recover) closes the pool, finds the token again, logs in and
- * rescans the CRKs, under the write lock so no session is in use meanwhile.
+ * rescans the CRKs, under the write lock so no session is in use meanwhile;
+ * if the token is not found, it re-initializes the module and tries again.
  * Failed attempts back off exponentially. A refused PIN is never retried.
  */
 #include "hsm_int.h"
@@ -170,7 +171,15 @@ static int recover_locked(struct hsm *h)
 	int r;
 
 	hsm_token_close(h);
-	if ((r = hsm_token_open(h)) != 0) {
+	r = hsm_token_open(h);
+	if (r != 0 && atomic_load(&h->state) != HSM_STATE_PIN_REJECTED) {
+		/* Second stage: the module may only see the token after a restart. */
+		hsm_token_close(h);
+		if ((r = hsm_module_reinit(h, h->mod, &h->mod_gen)) == 0) {
+			r = hsm_token_open(h);
+		}
+	}
+	if (r != 0) {
 		hsm_token_close(h);
 		if (atomic_load(&h->state) == HSM_STATE_PIN_REJECTED) {
 			return r;

@@ -116,6 +116,7 @@ struct hsm_info {
 	char token_vendor[33];
 	char token_model[17];
 	char token_serial[17];
+	bool token_present; /* false: token fields are empty, the token did not answer */
 	bool pin_count_low, pin_final_try, pin_locked; /* CKF_USER_PIN_* */
 	unsigned pool_size;
 	unsigned pool_in_use;
@@ -126,7 +127,11 @@ struct hsm_info {
 	enum hsm_wrap_mode wrap_mode;
 };
 
-/* Fills *out_info; reads the token info live, so it also probes the token. */
+/*
+ * Fills *out_info. Module and token fields are read live; if the token does not
+ * answer, token_present is false and the call still succeeds, so an operator
+ * sees the state and fault counters of a token that went away.
+ */
 int hsm_get_info(struct hsm *h, struct hsm_info *out_info) HSM_WUR;
 
 /*

@@ -262,6 +262,7 @@ static void test_info(void **state)
 	assert_string_equal(info.module_vendor, "SoftHSM");
 	assert_true(strstr(info.module_path, "softhsm2") != NULL);
 	assert_int_equal(info.state, HSM_STATE_READY);
+	assert_true(info.token_present);
 	assert_int_equal(info.active_crk, 1);
 	assert_int_equal(info.pool_size, 4);
 	assert_int_equal(info.pool_in_use, 0);
