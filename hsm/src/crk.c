@@ -37,37 +37,52 @@ static bool crk_label_parse(const char *label, size_t len, uint32_t *out_version
 	return true;
 }
 
-static void crk_date(const CK_DATE *d, CK_ULONG len, char out[static 11])
+/*
+ * The creation time lives in CKA_ID as "keel-crk-v<N>@YYYY-MM-DDTHH:MM:SSZ".
+ * Not CKA_START_DATE: SoftHSM 2.6 stores that one unencrypted on private
+ * objects and then fails C_GetAttributeValue trying to decrypt it.
+ */
+static void crk_created(const char *id, size_t len, char out[static HSM_CRK_CREATED_LEN])
 {
+	const char *at = memchr(id, '@', len);
+	size_t n;
+
 	out[0] = '\0';
-	if (len != sizeof(*d)) {
+	if (at == NULL) {
 		return;
 	}
-	snprintf(out, 11, "%.4s-%.2s-%.2s", (const char *)d->year, (const char *)d->month,
-		 (const char *)d->day);
+	n = len - (size_t)(at + 1 - id);
+	if (n == HSM_CRK_CREATED_LEN - 1) {
+		memcpy(out, at + 1, n);
+		out[n] = '\0';
+	}
 }
 
-/* Reads label, extractability and start date of one key; false if not a CRK. */
+/* Reads label, id and extractability of one key; false if not a CRK. */
 static bool crk_read(struct hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE obj, struct hsm_crk *out)
 {
-	char label[64];
+	char label[64], id[64];
 	CK_BBOOL extractable = CK_FALSE;
-	CK_DATE date;
 	CK_ATTRIBUTE attrs[] = {
 	    {CKA_LABEL, label, sizeof(label)},
 	    {CKA_EXTRACTABLE, &extractable, sizeof(extractable)},
-	    {CKA_START_DATE, &date, sizeof(date)},
+	    {CKA_ID, id, sizeof(id)},
 	};
 	CK_RV rv = h->p11->C_GetAttributeValue(s, obj, attrs, 3);
 
-	/* A missing start date is not fatal (CKR_ATTRIBUTE_TYPE_INVALID etc.). */
-	if ((rv != CKR_OK && attrs[0].ulValueLen == CK_UNAVAILABLE_INFORMATION) ||
+	if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL && rv != CKR_ATTRIBUTE_TYPE_INVALID) {
+		hsm_ck_fail(h, "C_GetAttributeValue(CRK)", rv);
+		return false;
+	}
+	if (attrs[0].ulValueLen == CK_UNAVAILABLE_INFORMATION ||
 	    !crk_label_parse(label, attrs[0].ulValueLen, &out->version)) {
 		return false;
 	}
 	out->obj = obj;
 	out->extractable = extractable == CK_TRUE;
-	crk_date(&date, attrs[2].ulValueLen, out->created);
+	if (attrs[2].ulValueLen != CK_UNAVAILABLE_INFORMATION) {
+		crk_created(id, attrs[2].ulValueLen, out->created);
+	}
 	return true;
 }
 
@@ -183,19 +198,17 @@ const struct hsm_crk *hsm_crk_newest(const struct hsm *h)
 	return h->num_crks > 0 ? &h->crks[h->num_crks - 1] : NULL;
 }
 
-/* Today's date (UTC) as a CK_DATE, recorded as the CRK's creation date. */
-static void crk_today(CK_DATE *out)
+/* CKA_ID of a new version: label@creation time (UTC). Returns its length. */
+static int crk_id(char *out, size_t out_len, uint32_t version)
 {
-	char buf[16] = "00000000";
+	char when[HSM_CRK_CREATED_LEN] = "";
 	struct tm tm;
 	time_t now = time(NULL);
 
 	if (gmtime_r(&now, &tm) != NULL) {
-		strftime(buf, sizeof(buf), "%Y%m%d", &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	}
-	memcpy(out->year, buf, 4);
-	memcpy(out->month, buf + 4, 2);
-	memcpy(out->day, buf + 6, 2);
+	return snprintf(out, out_len, CRK_LABEL_PREFIX "%u@%s", (unsigned)version, when);
 }
 
 /*
@@ -212,9 +225,9 @@ static int crk_create(struct hsm *h, CK_SESSION_HANDLE s, const uint8_t *key, bo
 	CK_BBOOL yes = CK_TRUE, ext = extractable ? CK_TRUE : CK_FALSE;
 	CK_MECHANISM mech = {CKM_AES_KEY_GEN, NULL, 0};
 	CK_OBJECT_HANDLE obj;
-	CK_DATE date;
-	char label[32];
+	char label[32], id[64];
 	int llen = snprintf(label, sizeof(label), CRK_LABEL_PREFIX "%u", (unsigned)version);
+	int idlen = crk_id(id, sizeof(id), version);
 	CK_ATTRIBUTE t[] = {
 	    {CKA_CLASS, &cls, sizeof(cls)},
 	    {CKA_KEY_TYPE, &kt, sizeof(kt)},
@@ -227,14 +240,12 @@ static int crk_create(struct hsm *h, CK_SESSION_HANDLE s, const uint8_t *key, bo
 	    {CKA_WRAP, &yes, sizeof(yes)},
 	    {CKA_UNWRAP, &yes, sizeof(yes)},
 	    {CKA_LABEL, label, (CK_ULONG)llen},
-	    {CKA_ID, label, (CK_ULONG)llen},
-	    {CKA_START_DATE, &date, sizeof(date)},
+	    {CKA_ID, id, (CK_ULONG)idlen},
 	    /* last: the value when importing, the length when generating */
 	    {CKA_VALUE_LEN, &klen, sizeof(klen)},
 	};
 	const CK_ULONG n = sizeof(t) / sizeof(t[0]);
 
-	crk_today(&date);
 	if (key == NULL) {
 		*out_rv = h->p11->C_GenerateKey(s, &mech, t, n, &obj);
 		return *out_rv == CKR_OK ? 0 : hsm_ck_fail(h, "C_GenerateKey", *out_rv);

@@ -222,7 +222,7 @@ static void crk_info_fill(struct hsm *h, CK_SESSION_HANDLE s, struct hsm_crk_inf
 {
 	for (size_t i = 0; i < h->num_crks; i++) {
 		list[i].version = h->crks[i].version;
-		memcpy(list[i].created, h->crks[i].created, sizeof(list[i].created));
+		memcpy(list[i].created, h->crks[i].created, HSM_CRK_CREATED_LEN);
 		list[i].extractable = h->crks[i].extractable;
 		list[i].active = i + 1 == h->num_crks;
 		list[i].has_kcv = kcv_locked(h, s, h->crks[i].obj, list[i].kcv, out_rv) == 0;

@@ -23,7 +23,7 @@ struct hsm_crk {
 	uint32_t version;
 	CK_OBJECT_HANDLE obj;
 	bool extractable;
-	char created[11];
+	char created[HSM_CRK_CREATED_LEN];
 };
 
 struct hsm {

@@ -148,9 +148,11 @@ int hsm_recover(struct hsm *h) HSM_WUR;
 /* Flags for hsm_crk_generate and hsm_crk_import. */
 #define HSM_CRK_EXTRACTABLE 0x1u /* may leave the token wrapped (RSA-OAEP export) */
 
+#define HSM_CRK_CREATED_LEN 21 /* "YYYY-MM-DDTHH:MM:SSZ" and NUL */
+
 struct hsm_crk_info {
 	uint32_t version;
-	char created[11]; /* "YYYY-MM-DD" (CKA_START_DATE, UTC), "" if unknown */
+	char created[HSM_CRK_CREATED_LEN]; /* UTC; "" if the key was not made by libhsm */
 	bool extractable;
 	bool active; /* the newest version: hsm_wrap uses it */
 	uint8_t kcv[HSM_KCV_LEN];

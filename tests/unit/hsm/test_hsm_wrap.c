@@ -230,7 +230,8 @@ static void test_versions_found_at_open(void **state)
 	assert_int_equal(list[1].version, 2);
 	assert_true(list[1].extractable);
 	assert_true(list[1].active);
-	assert_int_equal(strlen(list[0].created), 10);
+	assert_int_equal(strlen(list[0].created), 20);
+	assert_int_equal(list[0].created[19], 'Z');
 	assert_true(list[0].has_kcv);
 	free(list);
 	hsm_close(h2);
