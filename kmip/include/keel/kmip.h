@@ -301,6 +301,140 @@ extern const size_t kmip_num_tag_defs;
 
 /* ---- Typed structures and messages (kmip/src/msg.c, kmip/spec/structs) --- */
 /* BEGIN typed messages: this section is owned by the typed-messages work. */
+
+/*
+ * Typed structures are driven by descriptors generated from
+ * kmip/spec/structs.txt: one descriptor per structure, used by both
+ * kmip_struct_decode and kmip_struct_encode so the two cannot drift.
+ */
+
+/* An element of a repeated Text String or Byte String/Big Integer field. */
+struct kmip_text {
+	const char *s; /* not NUL-terminated */
+	size_t len;
+};
+struct kmip_bytes {
+	const uint8_t *p;
+	size_t len;
+};
+
+/* Field kinds beyond the TTLV types (KMIP_TYPE_*). */
+enum kmip_field_kind {
+	KMIP_KIND_ANY = 0x80,	  /* kept as a const struct kmip_node * */
+	KMIP_KIND_PAYLOAD = 0x81, /* batch item payload: node, then typed by operation */
+};
+
+/* How often a field occurs (kmip/spec/structs.txt). */
+enum kmip_occurs {
+	KMIP_REQUIRED = 0,
+	KMIP_OPTIONAL = 1,
+	KMIP_REPEATED = 2,     /* zero or more, consecutive */
+	KMIP_AT_LEAST_ONE = 3, /* one or more, consecutive */
+	KMIP_ONEOF = 4,	       /* a run of ONEOF fields: exactly one is present */
+};
+
+struct kmip_struct_desc;
+
+/*
+ * One field. |offset| locates the value (or the array of a repeated field);
+ * |aux| locates its companion: the _len of text/bytes, the has_ flag of an
+ * optional or oneof scalar, the num_ count of a repeated field, or the node
+ * of a payload.
+ */
+struct kmip_field_desc {
+	uint32_t tag;	   /* 0 matches any tag */
+	uint8_t kind;	   /* KMIP_TYPE_* or KMIP_KIND_* */
+	uint8_t occurs;	   /* enum kmip_occurs */
+	uint16_t versions; /* KMIP_V* bits */
+	uint16_t offset;
+	uint16_t aux;
+	const struct kmip_struct_desc *sub; /* kind KMIP_TYPE_STRUCTURE */
+};
+
+struct kmip_struct_desc {
+	const char *name;    /* "GetRequest" */
+	const char *section; /* "1.4 §4.11, 2.0 §6.1" */
+	uint32_t tag;	     /* written by kmip_struct_encode at the top level */
+	uint16_t size;	     /* sizeof the C struct */
+	uint16_t num_fields;
+	const struct kmip_field_desc *fields;
+};
+
+/* The payloads of one operation; NULL where a payload stays undecoded. */
+struct kmip_operation_desc {
+	uint32_t operation; /* KMIP_OPERATION_*; 0 marks an unused slot */
+	uint16_t versions;
+	const struct kmip_struct_desc *request;
+	const struct kmip_struct_desc *response;
+};
+
+#include "keel/kmip_structs.h" /* generated: the C structs and their descriptors */
+
+/* The descriptors of |operation|, or NULL if it has none (not supported). */
+const struct kmip_operation_desc *kmip_operation_desc(uint32_t operation);
+
+/* The KMIP_V* bit of a protocol version, or 0 for a version not in the tables. */
+uint16_t kmip_version_bit(int32_t major, int32_t minor);
+
+/*
+ * Where a decode failed, so a server can answer Invalid Field / Invalid
+ * Message with a precise Result Message. |tag| is the field at fault (the
+ * unexpected item, or the missing field); |batch_index| is the batch item
+ * (from 0), or -1 outside the batch items.
+ */
+struct kmip_decode_error {
+	int err;
+	uint32_t tag;
+	int batch_index;
+};
+
+/*
+ * Decodes the children of the structure |node| into |out|, a zeroed struct of
+ * desc->size bytes, checking order, types, occurrence and, unless |version|
+ * is 0, that each field exists in that KMIP_V* version. Sub-structures and
+ * arrays come from |arena|; values point into the tree. On failure
+ * |out_err| (if not NULL) says where. Errors: KMIP_E_TYPE, KMIP_E_UNEXPECTED
+ * (unknown, misplaced or wrong-version tag), KMIP_E_MISSING, KMIP_E_NOMEM,
+ * KMIP_E_PLACEHOLDER.
+ */
+int kmip_struct_decode(const struct kmip_struct_desc *desc, const struct kmip_node *node,
+		       uint16_t version, struct kmip_arena *arena, void *out,
+		       struct kmip_decode_error *out_err) KMIP_WUR;
+
+/*
+ * Writes |in| as the structure desc->tag, fields in descriptor order. A
+ * missing required field fails with KMIP_E_MISSING and a field absent from
+ * |version| (unless 0) with KMIP_E_UNEXPECTED; the error is also left sticky
+ * in |w|.
+ */
+int kmip_struct_encode(struct kmip_writer *w, const struct kmip_struct_desc *desc, const void *in,
+		       uint16_t version) KMIP_WUR;
+
+/*
+ * Decodes a whole Request Message: TTLV to tree to typed header and batch
+ * items, each payload typed by its operation's descriptor (item->request_payload;
+ * NULL with the node kept for an operation without one, so a server can
+ * answer Operation Not Supported). Batch Count must match the items. All
+ * memory comes from |arena|: when it has no storage yet, its first block is
+ * sized from |len| so one heap allocation serves the whole message. |data|
+ * must outlive |*out|.
+ */
+int kmip_request_decode(const uint8_t *data, size_t len, const struct kmip_limits *lim,
+			struct kmip_arena *arena, struct kmip_request_message **out,
+			struct kmip_decode_error *out_err) KMIP_WUR;
+
+/* The same for a Response Message (Operation may be absent from an item). */
+int kmip_response_decode(const uint8_t *data, size_t len, const struct kmip_limits *lim,
+			 struct kmip_arena *arena, struct kmip_response_message **out,
+			 struct kmip_decode_error *out_err) KMIP_WUR;
+
+/*
+ * Appends |msg| to |w| in the header's protocol version. Each payload is
+ * written from its typed form when set, else from its node.
+ */
+int kmip_request_encode(struct kmip_writer *w, const struct kmip_request_message *msg) KMIP_WUR;
+int kmip_response_encode(struct kmip_writer *w, const struct kmip_response_message *msg) KMIP_WUR;
+
 /* END typed messages */
 
 /* ---- Text encodings: XML, JSON, pretty text (kmip/src/xml.c, json.c, print.c) */
