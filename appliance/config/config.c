@@ -1,0 +1,398 @@
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <libconfig.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum kind { K_U32, K_PATH, K_LEVEL, K_LISTEN };
+
+/* One row per setting: what it is, where it goes, what it may be. The same
+ * table rejects unknown names, so a typo is an error and not a silent default. */
+struct setting {
+	const char *path;
+	enum kind kind;
+	size_t offset;
+	uint32_t min, max;
+};
+
+#define U32(p, f, lo, hi)                                                                          \
+	{                                                                                          \
+		p, K_U32, offsetof(struct keel_config, f), lo, hi                                  \
+	}
+#define PATH(p, f)                                                                                 \
+	{                                                                                          \
+		p, K_PATH, offsetof(struct keel_config, f), 0, 0                                   \
+	}
+
+static const struct setting settings[] = {
+    {"listen", K_LISTEN, 0, 0, 0},
+    {"log_level", K_LEVEL, offsetof(struct keel_config, log_level), 0, 0},
+    U32("worker_threads", worker_threads, 1, 256),
+    PATH("tls.certificate", tls_certificate),
+    PATH("tls.private_key", tls_private_key),
+    U32("tls.session_lifetime", tls_session_lifetime_s, 0, 86400),
+    PATH("clients.certificates_dir", clients_certificates_dir),
+    PATH("clients.ca_file", clients_ca_file),
+    U32("limits.max_connections", max_connections, 1, 1000000),
+    U32("limits.max_connections_per_client", max_connections_per_client, 1, 1000000),
+    /* 16 bytes is the smallest message (an empty structure after the header);
+     * 64 MiB is far beyond any KMIP message and keeps sizes in 32 bits. */
+    U32("limits.max_message_size", max_message_size, 16, 64u << 20),
+    U32("limits.handshake_timeout_ms", handshake_timeout_ms, 1, 3600000),
+    U32("limits.idle_timeout_ms", idle_timeout_ms, 1, 86400000),
+    U32("limits.frame_timeout_ms", frame_timeout_ms, 1, 3600000),
+    U32("limits.drain_timeout_ms", drain_timeout_ms, 1, 3600000),
+};
+
+static const char *const groups[] = {"tls", "clients", "limits"};
+
+struct parse {
+	struct keel_config *cfg;
+	struct keel_config_error *err;
+	const char *name;
+	const char *base_dir;
+};
+
+__attribute__((format(printf, 3, 4))) static int fail(struct parse *p, int line, const char *fmt,
+						      ...)
+{
+	va_list ap;
+
+	snprintf(p->err->file, sizeof(p->err->file), "%s", p->name);
+	p->err->line = line;
+	va_start(ap, fmt);
+	vsnprintf(p->err->reason, sizeof(p->err->reason), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static void set_defaults(struct keel_config *cfg)
+{
+	cfg->tls_session_lifetime_s = 3600;
+	cfg->max_connections = 4096;
+	cfg->max_connections_per_client = 1024;
+	cfg->max_message_size = 1u << 20;
+	cfg->handshake_timeout_ms = 10000;
+	cfg->idle_timeout_ms = 60000;
+	cfg->frame_timeout_ms = 10000;
+	cfg->drain_timeout_ms = 30000;
+	cfg->worker_threads = 4;
+	cfg->log_level = KEEL_LOG_INFO;
+}
+
+int keel_listen_addr_parse(const char *text, struct keel_listen_addr *out)
+{
+	char host[64];
+	const char *colon, *h = text;
+	size_t hlen;
+	char *end;
+	unsigned long port;
+
+	memset(out, 0, sizeof(*out));
+	colon = strrchr(text, ':');
+	if (colon == NULL || strlen(text) >= sizeof(out->text)) {
+		return -1;
+	}
+	hlen = (size_t)(colon - text);
+	if (text[0] == '[') {
+		if (hlen < 2 || text[hlen - 1] != ']') {
+			return -1;
+		}
+		h = text + 1;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen >= sizeof(host) || colon[1] < '0' || colon[1] > '9') {
+		return -1;
+	}
+	port = strtoul(colon + 1, &end, 10);
+	if (*end != '\0' || port > 65535) {
+		return -1;
+	}
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	if (text[0] == '[') {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&out->addr;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)port);
+		out->addr_len = sizeof(*s6);
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1) {
+			return -1;
+		}
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&out->addr;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)port);
+		out->addr_len = sizeof(*s4);
+		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1) {
+			return -1;
+		}
+	}
+	snprintf(out->text, sizeof(out->text), "%s", text);
+	return 0;
+}
+
+static int get_u32(struct parse *p, const config_setting_t *s, const struct setting *d)
+{
+	int line = config_setting_source_line(s);
+	long long v;
+
+	if (config_setting_type(s) != CONFIG_TYPE_INT &&
+	    config_setting_type(s) != CONFIG_TYPE_INT64) {
+		return fail(p, line, "%s must be an integer", d->path);
+	}
+	v = config_setting_get_int64(s);
+	if (v < d->min || v > d->max) {
+		return fail(p, line, "%s = %lld is out of range [%u, %u]", d->path, v, d->min,
+			    d->max);
+	}
+	*(uint32_t *)((char *)p->cfg + d->offset) = (uint32_t)v;
+	return 0;
+}
+
+static int get_path(struct parse *p, const config_setting_t *s, const struct setting *d)
+{
+	int line = config_setting_source_line(s);
+	const char *v = config_setting_get_string(s);
+	char **dst = (char **)((char *)p->cfg + d->offset);
+	int n;
+
+	if (v == NULL) {
+		return fail(p, line, "%s must be a string", d->path);
+	}
+	if (v[0] == '\0') {
+		return fail(p, line, "%s must not be empty", d->path);
+	}
+	free(*dst);
+	*dst = NULL;
+	if (v[0] == '/' || p->base_dir == NULL) {
+		*dst = strdup(v);
+	} else if ((n = asprintf(dst, "%s/%s", p->base_dir, v)) < 0) {
+		*dst = NULL;
+	}
+	if (*dst == NULL) {
+		return fail(p, line, "out of memory");
+	}
+	return 0;
+}
+
+static int get_level(struct parse *p, const config_setting_t *s, const struct setting *d)
+{
+	int line = config_setting_source_line(s);
+	const char *v = config_setting_get_string(s);
+
+	if (v == NULL || keel_log_level_parse(v, &p->cfg->log_level) != 0) {
+		return fail(p, line, "%s must be one of error, warning, notice, info, debug",
+			    d->path);
+	}
+	return 0;
+}
+
+static int get_listen(struct parse *p, const config_setting_t *s, const struct setting *d)
+{
+	int line = config_setting_source_line(s);
+	int n = config_setting_length(s);
+
+	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
+		return fail(p, line, "listen must be a list of \"address:port\" strings");
+	}
+	if (n < 1 || n > KEEL_LISTEN_MAX) {
+		return fail(p, line, "listen needs 1 to %d addresses", KEEL_LISTEN_MAX);
+	}
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+		const char *v = config_setting_get_string(e);
+
+		if (v == NULL || keel_listen_addr_parse(v, &p->cfg->listen[i]) != 0) {
+			return fail(p, line,
+				    "listen[%d]: expected \"1.2.3.4:port\" or \"[v6]:port\"", i);
+		}
+	}
+	p->cfg->num_listen = (size_t)n;
+	return 0;
+}
+
+static const struct setting *find_setting(const char *path)
+{
+	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+		if (strcmp(settings[i].path, path) == 0) {
+			return &settings[i];
+		}
+	}
+	return NULL;
+}
+
+static bool is_group_name(const char *name)
+{
+	for (size_t i = 0; i < sizeof(groups) / sizeof(groups[0]); i++) {
+		if (strcmp(groups[i], name) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+static int apply(struct parse *p, const config_setting_t *s, const char *path)
+{
+	const struct setting *d = find_setting(path);
+
+	if (d == NULL) {
+		return fail(p, config_setting_source_line(s), "unknown setting %s", path);
+	}
+	switch (d->kind) {
+	case K_U32:
+		return get_u32(p, s, d);
+	case K_PATH:
+		return get_path(p, s, d);
+	case K_LEVEL:
+		return get_level(p, s, d);
+	case K_LISTEN:
+		return get_listen(p, s, d);
+	}
+	return -1;
+}
+
+/* Walks the file rather than looking settings up, so that every name in it
+ * is accounted for: known ones are checked, unknown ones rejected. */
+static int walk(struct parse *p, const config_setting_t *root)
+{
+	char path[128];
+	int n = config_setting_length(root);
+
+	for (int i = 0; i < n; i++) {
+		const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+		const char *name = config_setting_name(s);
+		int line = config_setting_source_line(s);
+
+		if (!config_setting_is_group(s)) {
+			if (apply(p, s, name) != 0) {
+				return -1;
+			}
+			continue;
+		}
+		if (!is_group_name(name)) {
+			return fail(p, line, "unknown section %s", name);
+		}
+		for (int j = 0; j < config_setting_length(s); j++) {
+			const config_setting_t *c = config_setting_get_elem(s, (unsigned)j);
+
+			snprintf(path, sizeof(path), "%s.%s", name, config_setting_name(c));
+			if (apply(p, c, path) != 0) {
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+static int line_of(const config_t *lc, const char *path)
+{
+	const config_setting_t *s = config_lookup(lc, path);
+
+	return s == NULL ? 0 : config_setting_source_line(s);
+}
+
+static int check_whole(struct parse *p, const config_t *lc)
+{
+	struct keel_config *c = p->cfg;
+
+	if (c->tls_certificate == NULL || c->tls_private_key == NULL) {
+		return fail(p, line_of(lc, "tls"),
+			    "tls.certificate and tls.private_key are required");
+	}
+	if (c->clients_certificates_dir == NULL && c->clients_ca_file == NULL) {
+		return fail(p, line_of(lc, "clients"),
+			    "no client can be registered: set clients.certificates_dir "
+			    "and/or clients.ca_file");
+	}
+	if (c->max_connections_per_client > c->max_connections) {
+		return fail(p, line_of(lc, "limits.max_connections_per_client"),
+			    "limits.max_connections_per_client exceeds limits.max_connections");
+	}
+	if (c->num_listen == 0) {
+		c->num_listen = 1;
+		if (keel_listen_addr_parse("127.0.0.1:5696", &c->listen[0]) != 0) {
+			return fail(p, 0, "internal: default listen address");
+		}
+	}
+	return 0;
+}
+
+static int load(config_t *lc, bool read_ok, struct parse *p, struct keel_config **out_cfg)
+{
+	int r = -1;
+
+	memset(p->err, 0, sizeof(*p->err));
+	if (!read_ok) {
+		if (config_error_type(lc) == CONFIG_ERR_FILE_IO) {
+			return fail(p, 0, "cannot read the file");
+		}
+		return fail(p, config_error_line(lc), "%s", config_error_text(lc));
+	}
+	if ((p->cfg = calloc(1, sizeof(*p->cfg))) == NULL) {
+		return fail(p, 0, "out of memory");
+	}
+	set_defaults(p->cfg);
+	if (walk(p, config_root_setting(lc)) != 0 || check_whole(p, lc) != 0) {
+		goto out;
+	}
+	*out_cfg = p->cfg;
+	p->cfg = NULL;
+	r = 0;
+out:
+	keel_config_free(p->cfg);
+	return r;
+}
+
+int keel_config_load_string(const char *text, const char *name, const char *base_dir,
+			    struct keel_config **out_cfg, struct keel_config_error *err)
+{
+	struct parse p = {.err = err, .name = name, .base_dir = base_dir};
+	config_t lc;
+	int r;
+
+	config_init(&lc);
+	r = load(&lc, config_read_string(&lc, text) == CONFIG_TRUE, &p, out_cfg);
+	config_destroy(&lc);
+	return r;
+}
+
+int keel_config_load(const char *path, struct keel_config **out_cfg, struct keel_config_error *err)
+{
+	struct parse p = {.err = err, .name = path};
+	char *dir = strdup(path), *slash;
+	config_t lc;
+	int r;
+
+	if (dir == NULL) {
+		memset(err, 0, sizeof(*err));
+		return fail(&p, 0, "out of memory");
+	}
+	slash = strrchr(dir, '/');
+	if (slash == NULL) {
+		p.base_dir = ".";
+	} else {
+		*slash = '\0';
+		p.base_dir = slash == dir ? "/" : dir;
+	}
+	config_init(&lc);
+	r = load(&lc, config_read_file(&lc, path) == CONFIG_TRUE, &p, out_cfg);
+	config_destroy(&lc);
+	free(dir);
+	return r;
+}
+
+void keel_config_free(struct keel_config *cfg)
+{
+	if (cfg == NULL) {
+		return;
+	}
+	free(cfg->tls_certificate);
+	free(cfg->tls_private_key);
+	free(cfg->clients_certificates_dir);
+	free(cfg->clients_ca_file);
+	free(cfg);
+}

@@ -1,0 +1,70 @@
+/*
+ * keeld's configuration: one libconfig file (/etc/keel/keeld.conf by default).
+ * Every setting is checked at load time; the first bad one is reported with
+ * its file, line and reason, and nothing is started. appliance/keeld.conf.example
+ * documents each setting.
+ */
+#ifndef KEEL_CONFIG_H
+#define KEEL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "log.h"
+
+#define KEEL_CONFIG_DEFAULT_PATH "/etc/keel/keeld.conf"
+#define KEEL_LISTEN_MAX		 16
+
+struct keel_listen_addr {
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	char text[64]; /* as written, for logs */
+};
+
+struct keel_config {
+	struct keel_listen_addr listen[KEEL_LISTEN_MAX];
+	size_t num_listen;
+	/* Paths are absolute: relative ones are resolved against the file's directory. */
+	char *tls_certificate; /* PEM: leaf first, then the chain sent to clients */
+	char *tls_private_key;
+	uint32_t tls_session_lifetime_s;
+	char *clients_certificates_dir; /* registered client leaf certificates, PEM */
+	char *clients_ca_file;		/* CAs whose clients are registered, PEM */
+	uint32_t max_connections;
+	uint32_t max_connections_per_client;
+	uint32_t max_message_size;
+	uint32_t handshake_timeout_ms;
+	uint32_t idle_timeout_ms;
+	uint32_t frame_timeout_ms;
+	uint32_t drain_timeout_ms;
+	uint32_t worker_threads;
+	enum keel_log_level log_level;
+};
+
+struct keel_config_error {
+	char file[256];
+	int line; /* 0 when the problem has no line (missing file, missing setting) */
+	char reason[256];
+};
+
+/* Loads and checks |path|. On success *out_cfg is the caller's (keel_config_free).
+ * On failure returns -1 and fills |err|. */
+__attribute__((warn_unused_result)) int
+keel_config_load(const char *path, struct keel_config **out_cfg, struct keel_config_error *err);
+
+/* As keel_config_load, from text; |name| stands for the file name in errors
+ * and |base_dir| resolves relative paths. */
+__attribute__((warn_unused_result)) int keel_config_load_string(const char *text, const char *name,
+								const char *base_dir,
+								struct keel_config **out_cfg,
+								struct keel_config_error *err);
+
+void keel_config_free(struct keel_config *cfg);
+
+/* Parses "1.2.3.4:port" or "[v6]:port" (port 0 = any free port). 0 or -1. */
+__attribute__((warn_unused_result)) int keel_listen_addr_parse(const char *text,
+							       struct keel_listen_addr *out);
+
+#endif

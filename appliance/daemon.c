@@ -1,0 +1,135 @@
+#include "daemon.h"
+
+#include <stdlib.h>
+
+#include "log.h"
+
+struct daemon {
+	const struct keel_daemon_opts *opts;
+	struct keel_config *cfg;
+};
+
+static void report(const struct keel_config_error *err)
+{
+	if (err->line > 0) {
+		keel_err("%s:%d: %s", err->file, err->line, err->reason);
+	} else {
+		keel_err("%s: %s", err->file, err->reason);
+	}
+}
+
+static int load(const struct keel_daemon_opts *opts, struct keel_config **out_cfg)
+{
+	struct keel_config_error err;
+
+	if (keel_config_load(opts->config_path, out_cfg, &err) != 0) {
+		report(&err);
+		return -1;
+	}
+	if (!opts->log_level_forced) {
+		keel_log_set_level((*out_cfg)->log_level);
+	}
+	return 0;
+}
+
+static void tls_settings(const struct keel_config *cfg, struct keel_server_tls *out)
+{
+	out->certificate_file = cfg->tls_certificate;
+	out->private_key_file = cfg->tls_private_key;
+	out->session_lifetime_s = cfg->tls_session_lifetime_s;
+}
+
+/* SIGHUP: certificates, key and client registrations are re-read; a broken
+ * file keeps the running settings. Listen addresses and limits need a restart. */
+static void on_sighup(struct keel_server *srv, void *arg)
+{
+	struct daemon *d = arg;
+	struct keel_config *cfg = NULL;
+	struct keel_server_tls tls;
+	struct keel_registry reg;
+
+	if (load(d->opts, &cfg) != 0) {
+		keel_err("reload failed: keeping the running settings");
+		return;
+	}
+	tls_settings(cfg, &tls);
+	if (keel_file_registry_new(&reg, cfg->clients_certificates_dir, cfg->clients_ca_file) !=
+		0 ||
+	    keel_server_reload(srv, &tls, &reg) != 0) {
+		keel_err("reload failed: keeping the running settings");
+		keel_config_free(cfg);
+		return;
+	}
+	keel_config_free(d->cfg);
+	d->cfg = cfg;
+	keel_info("reloaded certificates and client registrations");
+}
+
+static int start(struct daemon *d, struct keel_server **out_srv)
+{
+	const struct keel_config *cfg = d->cfg;
+	struct keel_server_listen listen[KEEL_LISTEN_MAX];
+	struct keel_server_config sc = {
+	    .listen = listen,
+	    .num_listen = cfg->num_listen,
+	    .max_connections = cfg->max_connections,
+	    .max_connections_per_client = cfg->max_connections_per_client,
+	    .max_message_size = cfg->max_message_size,
+	    .handshake_timeout_ms = cfg->handshake_timeout_ms,
+	    .idle_timeout_ms = cfg->idle_timeout_ms,
+	    .frame_timeout_ms = cfg->frame_timeout_ms,
+	    .drain_timeout_ms = cfg->drain_timeout_ms,
+	    .worker_threads = cfg->worker_threads,
+	    .handler = d->opts->handler,
+	    .handler_ctx = d->opts->handler_ctx,
+	    .on_sighup = on_sighup,
+	    .on_sighup_arg = d,
+	};
+	struct keel_server_tls tls;
+	struct keel_registry reg;
+
+	for (size_t i = 0; i < cfg->num_listen; i++) {
+		listen[i].addr = cfg->listen[i].addr;
+		listen[i].addr_len = cfg->listen[i].addr_len;
+	}
+	tls_settings(cfg, &tls);
+	if (keel_file_registry_new(&reg, cfg->clients_certificates_dir, cfg->clients_ca_file) !=
+	    0) {
+		return -1;
+	}
+	return keel_server_new(out_srv, &sc, &tls, &reg);
+}
+
+static void log_listening(struct keel_server *srv, const struct keel_config *cfg)
+{
+	uint16_t port;
+
+	for (size_t i = 0; i < cfg->num_listen; i++) {
+		if (keel_server_port(srv, i, &port) == 0) {
+			keel_info("listening on %s (port %u)", cfg->listen[i].text, port);
+		}
+	}
+}
+
+int keel_daemon_run(const struct keel_daemon_opts *opts)
+{
+	struct daemon d = {.opts = opts};
+	struct keel_server *srv = NULL;
+	int status = 1;
+
+	if (load(opts, &d.cfg) != 0 || start(&d, &srv) != 0) {
+		goto out;
+	}
+	log_listening(srv, d.cfg);
+	if (opts->on_ready != NULL) {
+		opts->on_ready(srv, d.cfg, opts->on_ready_arg);
+	}
+	if (keel_server_run(srv) == 0) {
+		keel_info("drained, exiting");
+		status = 0;
+	}
+out:
+	keel_server_free(srv);
+	keel_config_free(d.cfg);
+	return status;
+}

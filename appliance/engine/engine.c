@@ -1,0 +1,18 @@
+/*
+ * Placeholder. The engine (KMIP decoding, operations, store, HSM) comes with
+ * issue 4's next part. Until then no request can be answered honestly, and a
+ * made-up KMIP response would be worse than none: the server is told there
+ * is no answer and closes the connection.
+ */
+#include "engine.h"
+
+#include "log.h"
+
+void keel_engine_handle(void *ctx, const struct keel_client_identity *who, const uint8_t *req,
+			size_t req_len, keel_reply_fn reply, void *reply_ctx)
+{
+	keel_notice("client %s: request of %zu bytes not answered: the KMIP engine is not "
+		    "built yet (issue 4)",
+		    who->subject, req_len);
+	reply(reply_ctx, NULL, 0);
+}

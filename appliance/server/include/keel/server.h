@@ -1,0 +1,120 @@
+/*
+ * keel_server: the network side of keeld. Accepts mutual-TLS connections,
+ * cuts the byte stream into TTLV frames without interpreting them, and hands
+ * each frame with the client's identity to a keel_request_fn on a worker pool.
+ * Everything except the handler runs on one event-loop thread.
+ */
+#ifndef KEEL_SERVER_H
+#define KEEL_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <openssl/x509.h>
+
+#include "keel/request.h"
+
+struct keel_server;
+
+/*
+ * Decides whether a client certificate may connect. Called on the network
+ * loop during the handshake, so it must answer from memory (the store keeps
+ * a snapshot). |chain| is OpenSSL's verification context: the leaf is
+ * X509_STORE_CTX_get0_cert(chain) and the chain the client sent is
+ * X509_STORE_CTX_get0_untrusted(chain). Returning false fails the handshake.
+ */
+typedef bool (*keel_is_registered_fn)(void *ctx, const uint8_t fingerprint[KEEL_FINGERPRINT_LEN],
+				      X509_STORE_CTX *chain);
+
+/* Client registrations. |free| (may be NULL) releases |ctx| once no
+ * handshake can still use it, which after a reload may be later than the
+ * reload itself. */
+struct keel_registry {
+	keel_is_registered_fn is_registered;
+	void *ctx;
+	void (*free)(void *ctx);
+};
+
+struct keel_server_tls {
+	const char *certificate_file; /* PEM: leaf first, then the chain sent to clients */
+	const char *private_key_file; /* PEM, RSA or EC */
+	uint32_t session_lifetime_s;  /* 0 disables resumption */
+};
+
+struct keel_server_listen {
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+};
+
+struct keel_server_config {
+	const struct keel_server_listen *listen;
+	size_t num_listen;
+	uint32_t max_connections;
+	uint32_t max_connections_per_client;
+	uint32_t max_message_size; /* whole frame, header included */
+	uint32_t handshake_timeout_ms;
+	uint32_t idle_timeout_ms;  /* between frames */
+	uint32_t frame_timeout_ms; /* from a frame's first byte to its last */
+	uint32_t drain_timeout_ms; /* SIGTERM: longest wait for in-flight requests */
+	uint32_t worker_threads;
+	keel_request_fn handler;
+	void *handler_ctx;
+	/* Called on the loop thread on SIGHUP; typically re-reads files and calls
+	 * keel_server_reload. May be NULL. */
+	void (*on_sighup)(struct keel_server *srv, void *arg);
+	void *on_sighup_arg;
+};
+
+/* Builds the TLS context, binds every listen address and starts the workers.
+ * Takes ownership of |*reg| (also on failure). 0 or negative. */
+__attribute__((warn_unused_result)) int keel_server_new(struct keel_server **out_srv,
+							const struct keel_server_config *cfg,
+							const struct keel_server_tls *tls,
+							struct keel_registry *reg);
+
+/* The port actually bound for listen address |i| (useful with port 0). */
+__attribute__((warn_unused_result)) int keel_server_port(const struct keel_server *srv, size_t i,
+							 uint16_t *out_port);
+
+/* Runs until drained (SIGTERM, SIGINT or keel_server_drain). 0 when every
+ * in-flight request was answered, negative when the drain timed out. */
+__attribute__((warn_unused_result)) int keel_server_run(struct keel_server *srv);
+
+/* Loop thread only: new certificate/key and registrations for new handshakes;
+ * established connections keep theirs. Takes ownership of |*reg| (also on
+ * failure, where the old settings stay). 0 or negative. */
+__attribute__((warn_unused_result)) int keel_server_reload(struct keel_server *srv,
+							   const struct keel_server_tls *tls,
+							   struct keel_registry *reg);
+
+/* Loop thread only: stop accepting, finish in-flight requests, close. */
+void keel_server_drain(struct keel_server *srv);
+
+void keel_server_free(struct keel_server *srv);
+
+/*
+ * Registrations from files: every PEM certificate in |certificates_dir| is a
+ * registered leaf (pinned by SHA-256 fingerprint), and any certificate that
+ * chains to a CA in |ca_file| is registered. Either may be NULL.
+ */
+__attribute__((warn_unused_result)) int keel_file_registry_new(struct keel_registry *out_reg,
+							       const char *certificates_dir,
+							       const char *ca_file);
+
+/* Frame header check, exposed for tests. KMIP 1.x §9.1 TTLV: tag (3 bytes),
+ * type (1), length (4, big-endian). A message is a Structure (type 0x01). */
+#define KEEL_TTLV_HEADER_LEN 8
+enum keel_frame_verdict {
+	KEEL_FRAME_OK = 0,
+	KEEL_FRAME_NOT_STRUCTURE = -1,
+	KEEL_FRAME_TOO_LARGE = -2,
+	KEEL_FRAME_BAD_TAG = -3,
+};
+/* On KEEL_FRAME_OK, *out_frame_len is the whole frame's length (header + body). */
+__attribute__((warn_unused_result)) enum keel_frame_verdict
+keel_frame_check(const uint8_t header[KEEL_TTLV_HEADER_LEN], uint32_t max_message_size,
+		 size_t *out_frame_len);
+
+#endif

@@ -1,0 +1,719 @@
+/*
+ * The network loop: accept, TLS handshake, framing, handoff, reply, close.
+ *
+ * Why libevent: it is well kept (in Debian and every distribution, used by
+ * tmux, Tor, memcached), it has OpenSSL bufferevents that run non-blocking
+ * handshakes and record I/O for us, and one loop thread serves thousands of
+ * connections, none with a thread of its own. A hand-written epoll loop would
+ * have to re-solve SSL_ERROR_WANT_READ/WRITE juggling that libevent already
+ * tests.
+ *
+ * Threads: this loop (all sockets, TLS, timers, signals) plus the worker pool
+ * (workers.c) that runs the request handler. A connection has at most one
+ * request with the workers; while it does, we stop reading from it, so replies
+ * come back in order and a client cannot queue unbounded work.
+ *
+ * Connection states:
+ *   HANDSHAKE -(TLS ok, registered)-> IDLE -(first byte)-> FRAME
+ *   FRAME -(whole frame)-> BUSY -(reply)-> IDLE, or CLOSING when draining
+ * One timer per connection: the handshake deadline, the idle timeout, or the
+ * deadline of the frame being read (from its first byte, so a slow trickle
+ * cannot hold a connection open).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <openssl/err.h>
+
+#include "log.h"
+#include "server_int.h"
+
+enum conn_state { C_HANDSHAKE, C_IDLE, C_FRAME, C_BUSY, C_CLOSING };
+
+/* Connections per client identity, for max_connections_per_client. */
+struct ident {
+	struct ident *next;
+	uint8_t fp[KEEL_FINGERPRINT_LEN];
+	uint32_t count;
+};
+
+struct conn {
+	struct keel_server *srv;
+	struct conn *prev, *next;
+	struct bufferevent *bev;
+	struct event *timer;
+	struct ident *ident;
+	struct keel_client_identity who;
+	enum conn_state state;
+	bool dead;	  /* socket closed while a job was out; freed when it returns */
+	size_t frame_len; /* 0 until the current frame's header is in */
+	unsigned long requests;
+	char peer[64];
+	struct job job;
+};
+
+struct keel_server {
+	struct event_base *base;
+	struct keel_server_config cfg;
+	SSL_CTX *ssl_ctx;
+	struct evconnlistener **listeners;
+	size_t num_listeners;
+	struct pool pool;
+	bool pool_started;
+	struct conn *conns;
+	uint32_t num_conns;
+	struct ident *idents[256];
+	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *accept_retry;
+	bool draining, drain_timed_out;
+};
+
+static void conn_process(struct conn *c);
+
+static void arm(struct conn *c, uint32_t ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+	evtimer_add(c->timer, &tv);
+}
+
+static struct ident *ident_get(struct keel_server *srv, const uint8_t fp[KEEL_FINGERPRINT_LEN])
+{
+	struct ident **bucket = &srv->idents[fp[0]], *id;
+
+	/* SHA-256 bytes are uniform, so the first one is a fair bucket index. */
+	for (id = *bucket; id != NULL; id = id->next) {
+		if (memcmp(id->fp, fp, KEEL_FINGERPRINT_LEN) == 0) {
+			return id;
+		}
+	}
+	if ((id = calloc(1, sizeof(*id))) == NULL) {
+		return NULL;
+	}
+	memcpy(id->fp, fp, KEEL_FINGERPRINT_LEN);
+	id->next = *bucket;
+	*bucket = id;
+	return id;
+}
+
+static void ident_put(struct keel_server *srv, struct ident *id)
+{
+	struct ident **p;
+
+	if (id == NULL || --id->count > 0) {
+		return;
+	}
+	for (p = &srv->idents[id->fp[0]]; *p != id; p = &(*p)->next) {
+	}
+	*p = id->next;
+	free(id);
+}
+
+static void drain_check(struct keel_server *srv)
+{
+	if (srv->draining && srv->num_conns == 0) {
+		event_base_loopbreak(srv->base);
+	}
+}
+
+static void conn_free(struct conn *c)
+{
+	struct keel_server *srv = c->srv;
+
+	if (c->prev != NULL) {
+		c->prev->next = c->next;
+	} else {
+		srv->conns = c->next;
+	}
+	if (c->next != NULL) {
+		c->next->prev = c->prev;
+	}
+	srv->num_conns--;
+	ident_put(srv, c->ident);
+	if (c->bev != NULL) {
+		bufferevent_free(c->bev);
+	}
+	if (c->timer != NULL) {
+		event_free(c->timer);
+	}
+	free(c);
+	drain_check(srv);
+}
+
+/* Closes now. With a job out, the socket goes but the connection waits for
+ * the reply: the worker still points at it. */
+static void conn_close(struct conn *c)
+{
+	if (c->state != C_BUSY) {
+		conn_free(c);
+		return;
+	}
+	c->dead = true;
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+	event_del(c->timer);
+}
+
+static void conn_dispatch(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+
+	if ((c->job.req = malloc(c->frame_len)) == NULL ||
+	    evbuffer_remove(in, c->job.req, c->frame_len) != (int)c->frame_len) {
+		keel_warn("%s: out of memory for a request", c->peer);
+		free(c->job.req);
+		c->job.req = NULL;
+		conn_close(c);
+		return;
+	}
+	c->job.req_len = c->frame_len;
+	c->job.owner = c;
+	c->job.who = &c->who;
+	c->frame_len = 0;
+	c->state = C_BUSY;
+	event_del(c->timer);
+	bufferevent_disable(c->bev, EV_READ);
+	if (pool_submit(&c->srv->pool, &c->job) != 0) {
+		keel_warn("%s: work queue full, closing", c->peer);
+		wipe_free(c->job.req, c->job.req_len);
+		c->job.req = NULL;
+		c->state = C_IDLE;
+		conn_close(c);
+	}
+}
+
+static const char *verdict_text(enum keel_frame_verdict v)
+{
+	switch (v) {
+	case KEEL_FRAME_NOT_STRUCTURE:
+		return "message is not a TTLV Structure";
+	case KEEL_FRAME_TOO_LARGE:
+		return "message length over limits.max_message_size";
+	case KEEL_FRAME_BAD_TAG:
+		return "not a TTLV header";
+	case KEEL_FRAME_OK:
+		break;
+	}
+	return "ok";
+}
+
+/* Takes at most one complete frame from the input; the rest waits until the
+ * reply to this one is written. */
+static void conn_process(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	size_t n = evbuffer_get_length(in);
+	uint8_t hdr[KEEL_TTLV_HEADER_LEN];
+	enum keel_frame_verdict v;
+
+	if ((c->state != C_IDLE && c->state != C_FRAME) || n == 0) {
+		return;
+	}
+	if (c->state == C_IDLE) {
+		c->state = C_FRAME;
+		arm(c, c->srv->cfg.frame_timeout_ms);
+	}
+	if (c->frame_len == 0) {
+		if (n < sizeof(hdr)) {
+			return;
+		}
+		evbuffer_copyout(in, hdr, sizeof(hdr));
+		v = keel_frame_check(hdr, c->srv->cfg.max_message_size, &c->frame_len);
+		if (v != KEEL_FRAME_OK) {
+			keel_debug("%s: %s: closing", c->peer, verdict_text(v));
+			conn_close(c);
+			return;
+		}
+	}
+	if (n >= c->frame_len) {
+		conn_dispatch(c);
+	}
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	conn_process(arg);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->state == C_CLOSING) {
+		conn_free(c);
+	}
+}
+
+static void handshake_done(struct conn *c)
+{
+	struct keel_server *srv = c->srv;
+
+	if (tls_identity(bufferevent_openssl_get_ssl(c->bev), &c->who) != 0 ||
+	    (c->ident = ident_get(srv, c->who.fingerprint)) == NULL) {
+		keel_debug("%s: no client identity after the handshake", c->peer);
+		conn_free(c);
+		return;
+	}
+	if (c->ident->count >= srv->cfg.max_connections_per_client) {
+		keel_notice("%s: client %s (%s) is at limits.max_connections_per_client, closing",
+			    c->peer, c->who.subject, c->who.fingerprint_hex);
+		c->ident = NULL; /* not counted: count >= limit >= 1 */
+		conn_free(c);
+		return;
+	}
+	c->ident->count++;
+	keel_debug("%s: client %s (%s) connected%s", c->peer, c->who.subject,
+		   c->who.fingerprint_hex,
+		   SSL_session_reused(bufferevent_openssl_get_ssl(c->bev)) ? ", resumed" : "");
+	c->state = C_IDLE;
+	arm(c, srv->cfg.idle_timeout_ms);
+	conn_process(c);
+}
+
+/* bufferevent_openssl keeps the errors of its own SSL calls. */
+static void bev_errors(struct bufferevent *bev, char *out, size_t out_len)
+{
+	unsigned long e;
+	size_t used = 0;
+
+	out[0] = '\0';
+	while ((e = bufferevent_get_openssl_error(bev)) != 0) {
+		if (used + 2 < out_len) {
+			if (used > 0) {
+				out[used++] = ';';
+			}
+			ERR_error_string_n(e, out + used, out_len - used);
+			used += strlen(out + used);
+		}
+	}
+	ERR_clear_error();
+}
+
+static void log_close(struct conn *c, short events)
+{
+	char errs[256];
+
+	bev_errors(c->bev, errs, sizeof(errs));
+	if (c->state == C_HANDSHAKE) {
+		keel_debug("%s: handshake failed: %s", c->peer,
+			   errs[0] ? errs : "connection closed");
+	} else if (events & BEV_EVENT_EOF) {
+		keel_debug("%s: closed by client after %lu requests%s", c->peer, c->requests,
+			   c->state == C_FRAME ? ", mid-frame" : "");
+	} else {
+		keel_debug("%s: connection %s: %s", c->peer,
+			   (events & BEV_EVENT_TIMEOUT) ? "write timeout" : "error",
+			   errs[0] ? errs : strerror(errno));
+	}
+}
+
+static void event_cb(struct bufferevent *bev, short events, void *arg)
+{
+	struct conn *c = arg;
+
+	if (events & BEV_EVENT_CONNECTED) {
+		handshake_done(c);
+		return;
+	}
+	log_close(c, events);
+	conn_close(c);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	static const char *const why[] = {
+	    [C_HANDSHAKE] = "handshake timeout",
+	    [C_IDLE] = "idle timeout",
+	    [C_FRAME] = "frame timeout (incomplete message)",
+	    [C_BUSY] = "?",
+	    [C_CLOSING] = "?",
+	};
+
+	keel_debug("%s: %s, closing", c->peer, why[c->state]);
+	conn_close(c);
+}
+
+static void free_resp(const void *data, size_t len, void *arg)
+{
+	wipe_free((void *)data, len);
+}
+
+/* Loop thread: a worker answered. */
+static void job_done(struct job *job, void *arg)
+{
+	struct conn *c = job->owner;
+	struct keel_server *srv = c->srv;
+
+	wipe_free(job->req, job->req_len);
+	job->req = NULL;
+	if (c->dead || job->resp == NULL) {
+		if (!c->dead) {
+			keel_debug("%s: the handler gave no answer, closing", c->peer);
+		}
+		wipe_free(job->resp, job->resp_len);
+		conn_free(c);
+		return;
+	}
+	/* By reference: the plaintext answer is wiped once TLS has consumed it,
+	 * instead of lingering in libevent's freed buffers. */
+	if (evbuffer_add_reference(bufferevent_get_output(c->bev), job->resp, job->resp_len,
+				   free_resp, NULL) != 0) {
+		wipe_free(job->resp, job->resp_len);
+		conn_free(c);
+		return;
+	}
+	job->resp = NULL;
+	c->requests++;
+	if (srv->draining) {
+		c->state = C_CLOSING;
+		return;
+	}
+	c->state = C_IDLE;
+	arm(c, srv->cfg.idle_timeout_ms);
+	bufferevent_enable(c->bev, EV_READ);
+	conn_process(c);
+}
+
+static void peer_text(const struct sockaddr *sa, char *out, size_t out_len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(out, out_len, "[%s]:%u", host, ntohs(s6->sin6_port));
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(out, out_len, "%s:%u", host, ntohs(s4->sin_port));
+	}
+}
+
+static int conn_start(struct conn *c, evutil_socket_t fd)
+{
+	struct keel_server *srv = c->srv;
+	uint32_t ms = srv->cfg.idle_timeout_ms;
+	struct timeval write_tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	SSL *ssl = SSL_new(srv->ssl_ctx);
+
+	if (ssl == NULL) {
+		return -1;
+	}
+	c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+						BEV_OPT_CLOSE_ON_FREE);
+	if (c->bev == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	if ((c->timer = evtimer_new(srv->base, timer_cb, c)) == NULL) {
+		return -1;
+	}
+	/* vCenter and others often just close the socket after their last
+	 * answer; that is an ordinary end, not an error. */
+	bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+	/* A client that stops reading our answers is cut off like an idle one. */
+	bufferevent_set_timeouts(c->bev, NULL, &write_tv);
+	arm(c, srv->cfg.handshake_timeout_ms);
+	return bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int sa_len,
+		      void *arg)
+{
+	struct keel_server *srv = arg;
+	struct conn *c;
+
+	if (srv->num_conns >= srv->cfg.max_connections || (c = calloc(1, sizeof(*c))) == NULL) {
+		keel_debug("refusing a connection: limits.max_connections reached");
+		evutil_closesocket(fd);
+		return;
+	}
+	c->srv = srv;
+	peer_text(sa, c->peer, sizeof(c->peer));
+	c->next = srv->conns;
+	if (srv->conns != NULL) {
+		srv->conns->prev = c;
+	}
+	srv->conns = c;
+	srv->num_conns++;
+	if (conn_start(c, fd) != 0) {
+		keel_warn("%s: cannot set up a connection", c->peer);
+		if (c->bev == NULL) {
+			evutil_closesocket(fd);
+		}
+		conn_free(c);
+	}
+}
+
+static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct keel_server *srv = arg;
+
+	for (size_t i = 0; i < srv->num_listeners && !srv->draining; i++) {
+		evconnlistener_enable(srv->listeners[i]);
+	}
+}
+
+/* EMFILE and friends: the listening socket stays readable, so pause
+ * accepting for a moment instead of spinning on it. */
+static void accept_error_cb(struct evconnlistener *l, void *arg)
+{
+	struct keel_server *srv = arg;
+	struct timeval tv = {.tv_sec = 1};
+
+	keel_warn("accept: %s; pausing new connections for 1 s", strerror(errno));
+	for (size_t i = 0; i < srv->num_listeners; i++) {
+		evconnlistener_disable(srv->listeners[i]);
+	}
+	evtimer_add(srv->accept_retry, &tv);
+}
+
+static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct keel_server *srv = arg;
+
+	keel_warn("drain: %u connections still busy after limits.drain_timeout_ms", srv->num_conns);
+	srv->drain_timed_out = true;
+	event_base_loopbreak(srv->base);
+}
+
+void keel_server_drain(struct keel_server *srv)
+{
+	uint32_t ms = srv->cfg.drain_timeout_ms;
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	struct conn *c, *next;
+
+	if (srv->draining) {
+		return;
+	}
+	srv->draining = true;
+	for (size_t i = 0; i < srv->num_listeners; i++) {
+		evconnlistener_free(srv->listeners[i]);
+	}
+	srv->num_listeners = 0;
+	/* Nothing asked yet: close. A frame being read or a request being
+	 * answered: finish it, then close (frame_timeout bounds the first). */
+	for (c = srv->conns; c != NULL; c = next) {
+		next = c->next;
+		if (c->state == C_HANDSHAKE || c->state == C_IDLE) {
+			conn_free(c);
+		}
+	}
+	keel_info("draining: %u connections with requests in flight", srv->num_conns);
+	evtimer_add(srv->drain_timer, &tv);
+	drain_check(srv);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	struct keel_server *srv = arg;
+
+	if (sig == SIGHUP) {
+		keel_info("SIGHUP: reloading");
+		if (srv->cfg.on_sighup != NULL) {
+			srv->cfg.on_sighup(srv, srv->cfg.on_sighup_arg);
+		}
+		return;
+	}
+	keel_info("%s: stop accepting, finish in-flight requests",
+		  sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	keel_server_drain(srv);
+}
+
+static int listen_one(struct keel_server *srv, const struct keel_server_listen *l)
+{
+	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
+	struct evconnlistener *el;
+
+	/* v6 sockets only take v6, so "[::]:5696" and "0.0.0.0:5696" can both be listed. */
+	if (l->addr.ss_family == AF_INET6) {
+		flags |= LEV_OPT_BIND_IPV6ONLY;
+	}
+	el = evconnlistener_new_bind(srv->base, accept_cb, srv, flags, 1024,
+				     (const struct sockaddr *)&l->addr, (int)l->addr_len);
+	if (el == NULL) {
+		return -1;
+	}
+	evconnlistener_set_error_cb(el, accept_error_cb);
+	srv->listeners[srv->num_listeners++] = el;
+	return 0;
+}
+
+static int make_events(struct keel_server *srv)
+{
+	struct event_base *b = srv->base;
+
+	srv->sig_hup = evsignal_new(b, SIGHUP, signal_cb, srv);
+	srv->sig_term = evsignal_new(b, SIGTERM, signal_cb, srv);
+	srv->sig_int = evsignal_new(b, SIGINT, signal_cb, srv);
+	srv->drain_timer = evtimer_new(b, drain_timeout_cb, srv);
+	srv->accept_retry = evtimer_new(b, accept_retry_cb, srv);
+	if (srv->sig_hup == NULL || srv->sig_term == NULL || srv->sig_int == NULL ||
+	    srv->drain_timer == NULL || srv->accept_retry == NULL) {
+		return -1;
+	}
+	if (evsignal_add(srv->sig_hup, NULL) != 0 || evsignal_add(srv->sig_term, NULL) != 0 ||
+	    evsignal_add(srv->sig_int, NULL) != 0) {
+		return -1;
+	}
+	return 0;
+}
+
+static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
+static int evthread_ok = -1;
+
+static void evthread_init(void)
+{
+	/* Must precede every event_base: it makes event_active() safe to call
+	 * from worker threads. */
+	evthread_ok = evthread_use_pthreads();
+}
+
+static int server_setup(struct keel_server *srv, const struct keel_server_config *cfg)
+{
+	for (size_t i = 0; i < cfg->num_listen; i++) {
+		if (listen_one(srv, &cfg->listen[i]) != 0) {
+			char text[64];
+			peer_text((const struct sockaddr *)&cfg->listen[i].addr, text,
+				  sizeof(text));
+			keel_err("cannot listen on %s: %s", text, strerror(errno));
+			return -1;
+		}
+	}
+	if (make_events(srv) != 0) {
+		return -1;
+	}
+	/* Every connection has at most one job out, so this ring cannot fill. */
+	if (pool_start(&srv->pool, srv->base, cfg->worker_threads, cfg->max_connections,
+		       cfg->handler, cfg->handler_ctx, job_done, srv) != 0) {
+		srv->pool_started = true;
+		keel_err("cannot start %u worker threads", cfg->worker_threads);
+		return -1;
+	}
+	srv->pool_started = true;
+	return 0;
+}
+
+int keel_server_new(struct keel_server **out_srv, const struct keel_server_config *cfg,
+		    const struct keel_server_tls *tls, struct keel_registry *reg)
+{
+	struct keel_server *srv = calloc(1, sizeof(*srv));
+	int r = -1;
+
+	if (srv == NULL || cfg->num_listen == 0 || cfg->worker_threads == 0 ||
+	    cfg->max_connections == 0 || cfg->handler == NULL) {
+		if (reg->free != NULL) {
+			reg->free(reg->ctx);
+		}
+		goto out;
+	}
+	srv->cfg = *cfg;
+	srv->cfg.listen = NULL;
+	/* A peer that vanished must cost an EPIPE, not the process. */
+	signal(SIGPIPE, SIG_IGN);
+	pthread_once(&evthread_once, evthread_init);
+	if (tls_ctx_new(&srv->ssl_ctx, tls, reg) != 0) {
+		goto out;
+	}
+	if (evthread_ok != 0 || (srv->base = event_base_new()) == NULL ||
+	    (srv->listeners = calloc(cfg->num_listen, sizeof(*srv->listeners))) == NULL) {
+		goto out;
+	}
+	if (server_setup(srv, cfg) != 0) {
+		goto out;
+	}
+	*out_srv = srv;
+	srv = NULL;
+	r = 0;
+out:
+	keel_server_free(srv);
+	return r;
+}
+
+int keel_server_port(const struct keel_server *srv, size_t i, uint16_t *out_port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (i >= srv->num_listeners || getsockname(evconnlistener_get_fd(srv->listeners[i]),
+						   (struct sockaddr *)&ss, &len) != 0) {
+		return -1;
+	}
+	if (ss.ss_family == AF_INET6) {
+		*out_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	} else {
+		*out_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+	return 0;
+}
+
+int keel_server_run(struct keel_server *srv)
+{
+	if (event_base_dispatch(srv->base) != 0) {
+		return -1;
+	}
+	return srv->drain_timed_out ? -1 : 0;
+}
+
+int keel_server_reload(struct keel_server *srv, const struct keel_server_tls *tls,
+		       struct keel_registry *reg)
+{
+	SSL_CTX *ctx = NULL;
+
+	if (tls_ctx_new(&ctx, tls, reg) != 0) {
+		return -1;
+	}
+	/* Connections hold references to the old context; it goes with the last. */
+	SSL_CTX_free(srv->ssl_ctx);
+	srv->ssl_ctx = ctx;
+	return 0;
+}
+
+static void free_event(struct event *ev)
+{
+	if (ev != NULL) {
+		event_free(ev);
+	}
+}
+
+void keel_server_free(struct keel_server *srv)
+{
+	if (srv == NULL) {
+		return;
+	}
+	/* After a drain timeout a handler may still hold a job: leave the
+	 * workers and the connections they point at; the process is exiting. */
+	if (srv->pool_started) {
+		pool_stop(&srv->pool, !srv->drain_timed_out);
+	}
+	if (srv->drain_timed_out) {
+		return;
+	}
+	while (srv->conns != NULL) {
+		conn_free(srv->conns);
+	}
+	for (size_t i = 0; i < srv->num_listeners; i++) {
+		evconnlistener_free(srv->listeners[i]);
+	}
+	free(srv->listeners);
+	free_event(srv->sig_hup);
+	free_event(srv->sig_term);
+	free_event(srv->sig_int);
+	free_event(srv->drain_timer);
+	free_event(srv->accept_retry);
+	if (srv->base != NULL) {
+		event_base_free(srv->base);
+	}
+	SSL_CTX_free(srv->ssl_ctx);
+	free(srv);
+}

@@ -1,0 +1,205 @@
+/*
+ * TLS policy and client identity. The cipher lists follow VCENTER.md §1:
+ * vCenter 7 offers TLS 1.3 and, in TLS 1.2, the KMIP profile suites
+ * TLS_RSA_WITH_AES_{128,256}_CBC_SHA256; we add ECDHE with AES-GCM and prefer
+ * it, so that vCenter's static-RSA suites are only used when nothing better
+ * is offered. No SHA-1 MACs, no 3DES/RC4, no CBC outside those two.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/x509v3.h>
+
+#include "log.h"
+#include "server_int.h"
+
+static const char tls12_ciphers[] = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+				    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+				    "AES256-SHA256:AES128-SHA256";
+static const char tls13_suites[] =
+    "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
+static const char groups[] = "X25519:P-256:P-384";
+
+static int registry_index = -1;
+static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
+
+static void registry_free(struct keel_registry *reg)
+{
+	if (reg != NULL && reg->free != NULL) {
+		reg->free(reg->ctx);
+	}
+	OPENSSL_free(reg);
+}
+
+/* Runs when the SSL_CTX goes: after a reload, once the last connection
+ * that was accepted under the old settings is gone. */
+static void registry_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+			     void *argp)
+{
+	registry_free(ptr);
+}
+
+static void registry_index_init(void)
+{
+	registry_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, registry_ex_free);
+}
+
+void tls_errors(char *out, size_t out_len)
+{
+	unsigned long e;
+	size_t used = 0;
+
+	out[0] = '\0';
+	while ((e = ERR_get_error()) != 0) {
+		if (used + 2 < out_len) {
+			if (used > 0) {
+				out[used++] = ';';
+			}
+			ERR_error_string_n(e, out + used, out_len - used);
+			used += strlen(out + used);
+		}
+	}
+}
+
+static int fingerprint(X509 *cert, uint8_t out[KEEL_FINGERPRINT_LEN])
+{
+	unsigned int len = 0;
+
+	if (X509_digest(cert, EVP_sha256(), out, &len) != 1 || len != KEEL_FINGERPRINT_LEN) {
+		return -1;
+	}
+	return 0;
+}
+
+/* Replaces OpenSSL's chain verification: the registry decides, because a
+ * pinned client leaf (vCenter's self-signed kmipClient certificates) need not
+ * chain to anything. Proof of the private key is still the handshake's own
+ * CertificateVerify, which this does not touch. */
+static int verify_client(X509_STORE_CTX *xs, void *arg)
+{
+	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+	struct keel_registry *reg = SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), registry_index);
+	X509 *leaf = X509_STORE_CTX_get0_cert(xs);
+	uint8_t fp[KEEL_FINGERPRINT_LEN];
+	char subject[KEEL_SUBJECT_MAX];
+
+	if (leaf != NULL && reg != NULL && fingerprint(leaf, fp) == 0 &&
+	    reg->is_registered(reg->ctx, fp, xs)) {
+		return 1;
+	}
+	if (leaf != NULL) {
+		X509_NAME_oneline(X509_get_subject_name(leaf), subject, sizeof(subject));
+		keel_debug("handshake: client certificate %s is not registered", subject);
+	}
+	X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REJECTED);
+	return 0;
+}
+
+static int set_policy(SSL_CTX *ctx, uint32_t session_lifetime_s)
+{
+	static const unsigned char sid_ctx[] = "keeld";
+
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1 ||
+	    SSL_CTX_set_ciphersuites(ctx, tls13_suites) != 1 ||
+	    SSL_CTX_set1_groups_list(ctx, groups) != 1 ||
+	    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1) {
+		return -1;
+	}
+	SSL_CTX_set_security_level(ctx, 2);
+	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
+				     SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+	SSL_CTX_set_cert_verify_callback(ctx, verify_client, NULL);
+	/* Resumption: tickets and a server cache both live in this SSL_CTX, so a
+	 * reload (new SSL_CTX) ends every old session and a client removed from
+	 * the registry cannot resume its way back in. */
+	if (session_lifetime_s == 0) {
+		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+		return SSL_CTX_set_num_tickets(ctx, 0) == 1 ? 0 : -1;
+	}
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_set_timeout(ctx, (long)session_lifetime_s);
+	return 0;
+}
+
+static int load_identity(SSL_CTX *ctx, const struct keel_server_tls *tls)
+{
+	/* The chain file's extra certificates are sent after the leaf: vCenter
+	 * may trust only the CA, so it must see the whole path. */
+	if (SSL_CTX_use_certificate_chain_file(ctx, tls->certificate_file) != 1) {
+		keel_err("tls: cannot load certificate chain %s", tls->certificate_file);
+		return -1;
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, tls->private_key_file, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		keel_err("tls: cannot load private key %s or it does not match the certificate",
+			 tls->private_key_file);
+		return -1;
+	}
+	return 0;
+}
+
+int tls_ctx_new(SSL_CTX **out_ctx, const struct keel_server_tls *tls, struct keel_registry *reg)
+{
+	struct keel_registry *owned = OPENSSL_malloc(sizeof(*owned));
+	SSL_CTX *ctx = NULL;
+	char errs[512];
+	int r = -1;
+
+	if (owned == NULL) {
+		if (reg->free != NULL) {
+			reg->free(reg->ctx);
+		}
+		return -1;
+	}
+	*owned = *reg;
+	pthread_once(&registry_once, registry_index_init);
+	if (registry_index < 0 || (ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+		goto out;
+	}
+	if (set_policy(ctx, tls->session_lifetime_s) != 0) {
+		keel_err("tls: cannot apply the TLS policy");
+		goto out;
+	}
+	if (load_identity(ctx, tls) != 0) {
+		goto out;
+	}
+	if (SSL_CTX_set_ex_data(ctx, registry_index, owned) != 1) {
+		goto out;
+	}
+	owned = NULL;
+	*out_ctx = ctx;
+	ctx = NULL;
+	r = 0;
+out:
+	if (r != 0) {
+		tls_errors(errs, sizeof(errs));
+		keel_debug("tls: %s", errs);
+	}
+	registry_free(owned);
+	SSL_CTX_free(ctx);
+	return r;
+}
+
+int tls_identity(SSL *ssl, struct keel_client_identity *out_who)
+{
+	X509 *peer = SSL_get0_peer_certificate(ssl);
+	static const char hex[] = "0123456789abcdef";
+
+	memset(out_who, 0, sizeof(*out_who));
+	if (peer == NULL || fingerprint(peer, out_who->fingerprint) != 0) {
+		return -1;
+	}
+	for (size_t i = 0; i < KEEL_FINGERPRINT_LEN; i++) {
+		out_who->fingerprint_hex[2 * i] = hex[out_who->fingerprint[i] >> 4];
+		out_who->fingerprint_hex[2 * i + 1] = hex[out_who->fingerprint[i] & 0xf];
+	}
+	X509_NAME_oneline(X509_get_subject_name(peer), out_who->subject, sizeof(out_who->subject));
+	return 0;
+}

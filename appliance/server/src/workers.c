@@ -1,0 +1,165 @@
+/*
+ * The handoff between the network loop and the handler.
+ *
+ * The loop puts a job on a bounded ring and moves on; N worker threads take
+ * jobs and call the handler, which may block on the HSM or the store. The
+ * handler's reply (from any thread) lands on a completion list, and one
+ * event, activated with event_active() (thread-safe once libevent runs with
+ * evthread_use_pthreads), wakes the loop to write the answers. The ring never
+ * overflows in practice: a connection has at most one job in flight, and the
+ * ring is sized for max_connections.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "log.h"
+#include "server_int.h"
+
+void wipe_free(void *buf, size_t len)
+{
+	if (buf != NULL) {
+		OPENSSL_cleanse(buf, len);
+		free(buf);
+	}
+}
+
+static void job_reply(void *reply_ctx, const uint8_t *resp, size_t resp_len)
+{
+	struct job *job = reply_ctx;
+	struct pool *p = job->pool;
+
+	job->resp = NULL;
+	job->resp_len = 0;
+	if (resp != NULL && resp_len > 0 && (job->resp = malloc(resp_len)) != NULL) {
+		memcpy(job->resp, resp, resp_len);
+		job->resp_len = resp_len;
+	}
+	job->next = NULL;
+	pthread_mutex_lock(&p->done_mu);
+	if (p->done_tail != NULL) {
+		p->done_tail->next = job;
+	} else {
+		p->done_head = job;
+	}
+	p->done_tail = job;
+	pthread_mutex_unlock(&p->done_mu);
+	event_active(p->done_ev, EV_READ, 0);
+}
+
+/* Loop thread: hand every completed job back to the server. */
+static void done_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool *p = arg;
+	struct job *job, *next;
+
+	pthread_mutex_lock(&p->done_mu);
+	job = p->done_head;
+	p->done_head = p->done_tail = NULL;
+	pthread_mutex_unlock(&p->done_mu);
+	for (; job != NULL; job = next) {
+		next = job->next;
+		p->done(job, p->done_arg);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct pool *p = arg;
+	struct job *job;
+
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		while (p->count == 0 && !p->stopping) {
+			pthread_cond_wait(&p->cv, &p->mu);
+		}
+		if (p->count == 0) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		job = p->ring[p->head];
+		p->head = (p->head + 1) % p->cap;
+		p->count--;
+		pthread_mutex_unlock(&p->mu);
+		p->handler(p->handler_ctx, job->who, job->req, job->req_len, job_reply, job);
+	}
+}
+
+static int start_threads(struct pool *p, size_t num_threads)
+{
+	sigset_t all, old;
+	int r = 0;
+
+	/* Signals belong to the loop thread (libevent's signal events). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (p->num_threads = 0; p->num_threads < num_threads; p->num_threads++) {
+		if (pthread_create(&p->threads[p->num_threads], NULL, worker_main, p) != 0) {
+			r = -1;
+			break;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+int pool_start(struct pool *p, struct event_base *base, size_t num_threads, size_t cap,
+	       keel_request_fn handler, void *handler_ctx, pool_done_fn done, void *done_arg)
+{
+	memset(p, 0, sizeof(*p));
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	pthread_mutex_init(&p->done_mu, NULL);
+	p->cap = cap;
+	p->handler = handler;
+	p->handler_ctx = handler_ctx;
+	p->done = done;
+	p->done_arg = done_arg;
+	if ((p->ring = calloc(cap, sizeof(*p->ring))) == NULL ||
+	    (p->threads = calloc(num_threads, sizeof(*p->threads))) == NULL ||
+	    (p->done_ev = event_new(base, -1, 0, done_cb, p)) == NULL) {
+		return -1;
+	}
+	return start_threads(p, num_threads);
+}
+
+int pool_submit(struct pool *p, struct job *job)
+{
+	int r = -1;
+
+	job->pool = p;
+	pthread_mutex_lock(&p->mu);
+	if (p->count < p->cap && !p->stopping) {
+		p->ring[(p->head + p->count) % p->cap] = job;
+		p->count++;
+		pthread_cond_signal(&p->cv);
+		r = 0;
+	}
+	pthread_mutex_unlock(&p->mu);
+	return r;
+}
+
+void pool_stop(struct pool *p, bool wait)
+{
+	pthread_mutex_lock(&p->mu);
+	p->stopping = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (!wait) {
+		return;
+	}
+	for (size_t i = 0; i < p->num_threads; i++) {
+		pthread_join(p->threads[i], NULL);
+	}
+	if (p->done_ev != NULL) {
+		event_free(p->done_ev);
+	}
+	free(p->ring);
+	free(p->threads);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	pthread_mutex_destroy(&p->done_mu);
+}
