@@ -80,7 +80,10 @@ struct hsm_config {
 	 */
 	int backoff_initial_ms;
 	int backoff_max_ms;
-	/* Optional log sink; msg is a complete line without newline. */
+	/*
+	 * Optional log sink; msg is a complete line without newline. Called from
+	 * whichever thread hit the event, possibly from several at once.
+	 */
 	void (*log)(void *log_arg, enum hsm_log_level level, const char *msg);
 	void *log_arg;
 };

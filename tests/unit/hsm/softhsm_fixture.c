@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <pthread.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,14 +112,20 @@ void fixture_free(struct softhsm_fixture *f)
 	free(f);
 }
 
+/* hsm.h: the log callback may be called from several threads at once. */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+
 static void fixture_log(void *arg, enum hsm_log_level level, const char *msg)
 {
 	struct softhsm_fixture *f = arg;
-	int n = snprintf(f->log + f->log_len, sizeof(f->log) - f->log_len, "%s\n", msg);
+	int n;
 
+	pthread_mutex_lock(&log_mu);
+	n = snprintf(f->log + f->log_len, sizeof(f->log) - f->log_len, "%s\n", msg);
 	if (n > 0 && (size_t)n < sizeof(f->log) - f->log_len) {
 		f->log_len += (size_t)n;
 	}
+	pthread_mutex_unlock(&log_mu);
 	if (getenv("KEEL_TEST_VERBOSE") != NULL) {
 		fprintf(stderr, "hsm[%d]: %s\n", (int)level, msg);
 	}
