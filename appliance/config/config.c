@@ -1,14 +1,16 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <libconfig.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-enum kind { K_U32, K_PATH, K_LEVEL, K_LISTEN };
+enum kind { K_U32, K_FILE, K_DIR, K_LEVEL, K_LISTEN };
 
 /* One row per setting: what it is, where it goes, what it may be. The same
  * table rejects unknown names, so a typo is an error and not a silent default. */
@@ -19,24 +21,21 @@ struct setting {
 	uint32_t min, max;
 };
 
-#define U32(p, f, lo, hi)                                                                          \
-	{                                                                                          \
-		p, K_U32, offsetof(struct keel_config, f), lo, hi                                  \
-	}
-#define PATH(p, f)                                                                                 \
-	{                                                                                          \
-		p, K_PATH, offsetof(struct keel_config, f), 0, 0                                   \
-	}
+/* clang-format off */
+#define U32(p, f, lo, hi) {p, K_U32, offsetof(struct keel_config, f), lo, hi}
+#define FILE_(p, f)       {p, K_FILE, offsetof(struct keel_config, f), 0, 0}
+#define DIR_(p, f)        {p, K_DIR, offsetof(struct keel_config, f), 0, 0}
+/* clang-format on */
 
 static const struct setting settings[] = {
     {"listen", K_LISTEN, 0, 0, 0},
     {"log_level", K_LEVEL, offsetof(struct keel_config, log_level), 0, 0},
     U32("worker_threads", worker_threads, 1, 256),
-    PATH("tls.certificate", tls_certificate),
-    PATH("tls.private_key", tls_private_key),
+    FILE_("tls.certificate", tls_certificate),
+    FILE_("tls.private_key", tls_private_key),
     U32("tls.session_lifetime", tls_session_lifetime_s, 0, 86400),
-    PATH("clients.certificates_dir", clients_certificates_dir),
-    PATH("clients.ca_file", clients_ca_file),
+    DIR_("clients.certificates_dir", clients_certificates_dir),
+    FILE_("clients.ca_file", clients_ca_file),
     U32("limits.max_connections", max_connections, 1, 1000000),
     U32("limits.max_connections_per_client", max_connections_per_client, 1, 1000000),
     /* 16 bytes is the smallest message (an empty structure after the header);
@@ -158,6 +157,7 @@ static int get_path(struct parse *p, const config_setting_t *s, const struct set
 	int line = config_setting_source_line(s);
 	const char *v = config_setting_get_string(s);
 	char **dst = (char **)((char *)p->cfg + d->offset);
+	struct stat st;
 	int n;
 
 	if (v == NULL) {
@@ -175,6 +175,16 @@ static int get_path(struct parse *p, const config_setting_t *s, const struct set
 	}
 	if (*dst == NULL) {
 		return fail(p, line, "out of memory");
+	}
+	/* Checked now, so that a wrong path is reported with its line. */
+	if (stat(*dst, &st) != 0) {
+		return fail(p, line, "%s: %s: %s", d->path, *dst, strerror(errno));
+	}
+	if (d->kind == K_DIR && !S_ISDIR(st.st_mode)) {
+		return fail(p, line, "%s: %s is not a directory", d->path, *dst);
+	}
+	if (d->kind == K_FILE && !S_ISREG(st.st_mode)) {
+		return fail(p, line, "%s: %s is not a file", d->path, *dst);
 	}
 	return 0;
 }
@@ -245,7 +255,8 @@ static int apply(struct parse *p, const config_setting_t *s, const char *path)
 	switch (d->kind) {
 	case K_U32:
 		return get_u32(p, s, d);
-	case K_PATH:
+	case K_FILE:
+	case K_DIR:
 		return get_path(p, s, d);
 	case K_LEVEL:
 		return get_level(p, s, d);
