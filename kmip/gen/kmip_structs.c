@@ -535,7 +535,7 @@ static const struct kmip_field_desc kmip_x509_certificate_identifier_fields[] = 
 const struct kmip_struct_desc kmip_x509_certificate_identifier_desc = {
     "X509CertificateIdentifier",
     "1.4 §3.10",
-    KMIP_TAG_X509_CERTIFICATE_IDENTIFIER,
+    KMIP_TAG_X_509_CERTIFICATE_IDENTIFIER,
     sizeof(struct kmip_x509_certificate_identifier),
     sizeof(kmip_x509_certificate_identifier_fields) /
 	sizeof(kmip_x509_certificate_identifier_fields[0]),

@@ -19,6 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SPEC_TXT = os.path.join(HERE, "structs.txt")
 SPEC_H = os.path.join(ROOT, "gen", "keel", "kmip_spec.h")
+TAGS_TXT = os.path.join(HERE, "tags.txt")  # the tables generator's data
 OUT_H = os.path.join(ROOT, "gen", "keel", "kmip_structs.h")
 OUT_C = os.path.join(ROOT, "gen", "kmip_structs.c")
 SKIP = 77  # ctest's SKIP_RETURN_CODE: cannot check without clang-format
@@ -30,6 +31,12 @@ OCCURS = {
     "repeated": "KMIP_REPEATED",
     "at-least-one": "KMIP_AT_LEAST_ONE",
     "oneof": "KMIP_ONEOF",
+}
+# The tags.txt type each kind accepts (structures, "any" and payloads aside).
+TYPE_NAMES = {
+    "int": "Integer", "long": "LongInteger", "bigint": "BigInteger", "enum": "Enumeration",
+    "bool": "Boolean", "text": "TextString", "bytes": "ByteString", "datetime": "DateTime",
+    "interval": "Interval", "datetime-ext": "DateTimeExtended",
 }
 # kind: (TTLV type constant, C type of one value, has a _len companion)
 SCALARS = {
@@ -148,6 +155,40 @@ def spec_constants(path):
             for name in re.findall(r"\b(KMIP_(?:TAG|OPERATION)_\w+)\b", f.read()):
                 found.setdefault(name.replace("_", ""), name)
     return found
+
+
+def load_tags(path):
+    """Name -> (set of type names, version mask) from the tables' tags.txt, if present."""
+    tags = {}
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        for num, raw in enumerate(f, 1):
+            m = re.match(r'tag 0x[0-9A-Fa-f]+ (\w+) (\S+) "[^"]*" (\S+) ', raw)
+            if m:
+                mask, _ = parse_versions(m.group(3), f"tags.txt:{num}")
+                tags[m.group(1)] = (set(m.group(2).split("|")), mask)
+    return tags
+
+
+def check_tags(structs, tags):
+    """Every tag exists, with a type the field's kind accepts, in the field's versions."""
+    for s in structs:
+        if s["tag"] not in tags:
+            raise SpecError(f"{s['where']}: tag {s['tag']} not in tags.txt")
+        for f in s["fields"]:
+            if f["tag"] == "*":
+                continue
+            if f["tag"] not in tags:
+                raise SpecError(f"{f['where']}: tag {f['tag']} not in tags.txt")
+            types, mask = tags[f["tag"]]
+            want = TYPE_NAMES.get(f["kind"], "Structure")
+            if f["kind"] != "any" and "*" not in types and want not in types:
+                raise SpecError(f"{f['where']}: {f['tag']} is {'|'.join(sorted(types))}, "
+                                f"not {want}")
+            if f["versions"] & ~mask:
+                raise SpecError(f"{f['where']}: {f['tag']} does not exist in all of "
+                                f"{f['vtext']}")
 
 
 def constant(prefix, xml_name, known):
@@ -317,6 +358,9 @@ def main(argv):
     try:
         structs, ops = parse(SPEC_TXT)
         check(structs, ops)
+        tags = load_tags(TAGS_TXT)
+        if tags is not None:
+            check_tags(structs, tags)
     except SpecError as e:
         print(f"gen_structs: {e}", file=sys.stderr)
         return 1
