@@ -86,6 +86,92 @@ static void test_token_removed_and_restored(void **state)
 	hsm_close(h);
 }
 
+static void faulty_module(struct hsm_config *cfg)
+{
+	cfg->module = KEEL_FAULTY_MODULE;
+}
+
+/* Puts the faulty module into a mode ("device", "pin") or, with NULL, heals it. */
+static void set_fault(struct softhsm_fixture *f, const char *mode)
+{
+	char path[300];
+
+	snprintf(path, sizeof(path), "%s/fault", f->dir);
+	assert_int_equal(setenv("KEEL_FAULTY_CONTROL", path, 1), 0);
+	if (mode != NULL) {
+		fixture_write_file(path, mode, 0600);
+	} else {
+		remove(path);
+	}
+}
+
+/* A module that answers CKR_DEVICE_ERROR: clear error now, recovery later. */
+static void test_device_error(void **state)
+{
+	struct softhsm_fixture *f = *state;
+	struct hsm_secret *s = NULL;
+	struct hsm_info info;
+	struct hsm *h = NULL;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+
+	set_fault(f, NULL);
+	assert_int_equal(open_with(f, faulty_module, &h), 0);
+	assert_int_equal(hsm_crk_generate(h, 0, NULL), 0);
+	assert_int_equal(hsm_wrap(h, uid, sizeof(uid) - 1, key, sizeof(key), &blob, &len), 0);
+	set_fault(f, "device");
+	assert_int_equal(hsm_unwrap(h, uid, sizeof(uid) - 1, blob, len, &s),
+			 HSM_E_TOKEN_UNAVAILABLE);
+	assert_true(fixture_logged(f, "CKR_DEVICE_ERROR"));
+	assert_int_equal(hsm_unwrap(h, uid, sizeof(uid) - 1, blob, len, &s),
+			 HSM_E_TOKEN_UNAVAILABLE);
+	set_fault(f, NULL);
+	unwrap_eq(h, blob, len);
+	assert_int_equal(hsm_get_info(h, &info), 0);
+	assert_int_equal(info.faults, 1);
+	assert_int_equal(info.recoveries, 1);
+	free(blob);
+	hsm_close(h);
+}
+
+/* The PIN is refused while logging in again after a fault: tried once, never again. */
+static void test_pin_refused_on_recovery(void **state)
+{
+	struct softhsm_fixture *f = *state;
+	struct hsm_secret *s = NULL;
+	struct hsm_info info;
+	struct hsm *h = NULL;
+	uint8_t *blob = NULL;
+	size_t len = 0;
+	const char *p;
+	int logins = 0;
+
+	set_fault(f, NULL);
+	assert_int_equal(open_with(f, faulty_module, &h), 0);
+	assert_int_equal(hsm_crk_generate(h, 0, NULL), 0);
+	assert_int_equal(hsm_wrap(h, uid, sizeof(uid) - 1, key, sizeof(key), &blob, &len), 0);
+	set_fault(f, "pin");
+	assert_int_equal(hsm_unwrap(h, uid, sizeof(uid) - 1, blob, len, &s),
+			 HSM_E_TOKEN_UNAVAILABLE); /* the fault */
+	assert_int_equal(hsm_unwrap(h, uid, sizeof(uid) - 1, blob, len, &s),
+			 HSM_E_PIN_INCORRECT); /* recovery: C_Login refused */
+	set_fault(f, NULL); /* the device is fine again, but the PIN was refused */
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(hsm_unwrap(h, uid, sizeof(uid) - 1, blob, len, &s),
+				 HSM_E_PIN_INCORRECT);
+	}
+	assert_int_equal(hsm_recover(h), HSM_E_PIN_INCORRECT);
+	for (p = f->log; (p = strstr(p, "refused the user PIN")) != NULL; p++) {
+		logins++;
+	}
+	assert_int_equal(logins, 1);
+	assert_int_equal(hsm_get_info(h, &info), 0);
+	assert_int_equal(info.state, HSM_STATE_PIN_REJECTED);
+	assert_false(fixture_logged(f, FIXTURE_PIN));
+	free(blob);
+	hsm_close(h);
+}
+
 static void with_backoff(struct hsm_config *cfg)
 {
 	cfg->backoff_initial_ms = 60000; /* far longer than the test: only hsm_recover helps */
@@ -223,6 +309,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_token_removed_and_restored, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_backoff_and_forced_recover, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_device_error, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pin_refused_on_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wrong_pin, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pin_file_checks, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_modules, setup, teardown),
