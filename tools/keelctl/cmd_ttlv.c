@@ -96,7 +96,8 @@ static int unhex_in_place(struct input *in)
 enum format { FMT_GUESS, FMT_HEX, FMT_BIN, FMT_XML, FMT_JSON, FMT_TEXT };
 
 static const char *const format_names[] = {
-	[FMT_HEX] = "hex", [FMT_BIN] = "bin", [FMT_XML] = "xml", [FMT_JSON] = "json", [FMT_TEXT] = "text",
+    [FMT_HEX] = "hex",	 [FMT_BIN] = "bin",   [FMT_XML] = "xml",
+    [FMT_JSON] = "json", [FMT_TEXT] = "text",
 };
 
 static int parse_format(const char *s, enum format *out)
@@ -184,14 +185,15 @@ static int write_text(const struct kmip_node *root, enum format to, FILE *f)
 
 	kmip_text_buf_init(&buf, 64 * MAX_INPUT);
 	if (to == FMT_XML) {
-		kmip_xml_encode(&buf, root);
+		err = kmip_xml_encode(&buf, root);
 	} else if (to == FMT_JSON) {
-		kmip_json_encode(&buf, root);
+		err = kmip_json_encode(&buf, root);
+		kmip_text_append(&buf, "\n", 1); /* one line of JSON, ended like any other */
 	} else {
-		kmip_print(&buf, root);
+		err = kmip_print(&buf, root);
 	}
-	if ((err = buf.err) == 0 && fwrite(buf.data, 1, buf.len, f) != buf.len) {
-		err = -1;
+	if (err == 0 && fwrite(buf.data, 1, buf.len, f) != buf.len) {
+		err = KMIP_E_STATE;
 	}
 	kmip_text_buf_cleanup(&buf);
 	return err;
@@ -207,11 +209,12 @@ static int encode(const struct kmip_node *root, enum format to, FILE *f)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: keelctl ttlv convert [--from hex|bin|xml|json] [--to xml|json|hex|bin|text]"
-		   " [FILE]\n\n"
-		   "Reads one KMIP message from FILE (standard input when absent) and writes it to\n"
-		   "standard output. The input format is guessed when --from is absent; the output\n"
-		   "is indented text unless --to says otherwise.\n");
+	fprintf(f,
+		"usage: keelctl ttlv convert [--from hex|bin|xml|json] [--to xml|json|hex|bin|text]"
+		" [FILE]\n\n"
+		"Reads one KMIP message from FILE (standard input when absent) and writes it to\n"
+		"standard output. The input format is guessed when --from is absent; the output\n"
+		"is indented text unless --to says otherwise.\n");
 }
 
 static int convert(FILE *in_file, enum format from, enum format to)
@@ -224,7 +227,8 @@ static int convert(FILE *in_file, enum format from, enum format to)
 
 	kmip_arena_init(&arena, NULL, 0);
 	if (read_all(in_file, &in) != 0) {
-		keelctl_err("cannot read input (larger than %zu bytes, or an I/O error)", MAX_INPUT);
+		keelctl_err("cannot read input (larger than %zu bytes, or an I/O error)",
+			    MAX_INPUT);
 		rc = EX_NOINPUT;
 		goto out;
 	}
@@ -253,10 +257,10 @@ out:
 static int ttlv_convert(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"from", required_argument, NULL, 'f'},
-		{"to", required_argument, NULL, 't'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"from", required_argument, NULL, 'f'},
+	    {"to", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	enum format from = FMT_GUESS;
 	enum format to = FMT_TEXT;

@@ -6,7 +6,7 @@
 #include "keelctl.h"
 
 static const struct keelctl_cmd commands[] = {
-	{"ttlv", "convert and print KMIP messages (TTLV, XML, JSON)", keelctl_ttlv},
+    {"ttlv", "convert and print KMIP messages (TTLV, XML, JSON)", keelctl_ttlv},
 };
 
 #define NUM_COMMANDS (sizeof(commands) / sizeof(commands[0]))
