@@ -1,0 +1,511 @@
+#!/usr/bin/python3
+"""Integration tests of keeld's transport (appliance/server): a real server
+process (keel_echo_server, or keeld itself) on a free loopback port, real TLS
+clients (Python's ssl module, the openssl CLI).
+
+Synchronisation is on events only: the server's READY line, its log lines,
+the HOLD line of the echo handler, a connection closing. Timeouts below are
+guards that fail a stuck test, never a way to wait for something.
+
+Run one test:  test_server.py ServerTest.test_registered_client_answered
+Environment:   KEEL_ECHO_SERVER, KEEL_KEELD, KEEL_GEN_CERTS (set by CTest).
+"""
+import asyncio
+import os
+import re
+import shutil
+import signal
+import socket
+import ssl
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import unittest
+
+GUARD = 60  # seconds before a stuck test gives up
+
+ECHO = os.environ.get("KEEL_ECHO_SERVER", "")
+KEELD = os.environ.get("KEEL_KEELD", "")
+GEN_CERTS = os.environ.get("KEEL_GEN_CERTS", os.path.join(os.path.dirname(__file__), "gen-certs.sh"))
+
+
+def frame(body=b"\x42\x00\x69\x01\x00\x00\x00\x00", tag=0x420078, typ=0x01, length=None):
+    """A TTLV message: header (tag, type, length) and body, as the server frames it."""
+    if length is None:
+        length = len(body)
+    return struct.pack(">I", tag)[1:] + bytes([typ]) + struct.pack(">I", length) + body
+
+
+def read_frame(sock):
+    """Reads one frame; returns b"" when the server closed instead."""
+    hdr = read_exact(sock, 8)
+    if len(hdr) < 8:
+        return b""
+    (length,) = struct.unpack(">I", hdr[4:])
+    return hdr + read_exact(sock, length)
+
+
+def read_exact(sock, n):
+    out = b""
+    while len(out) < n:
+        chunk = sock.recv(n - len(out))
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
+def wait_closed(sock):
+    """Blocks until the server closes the connection (EOF or reset); returns
+    the bytes received before that, which must be none."""
+    got = b""
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return got
+            got += chunk
+    except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+        return got
+
+
+class Pki:
+    """The test PKI, generated once per process by gen-certs.sh."""
+
+    _dir = None
+
+    @classmethod
+    def dir(cls):
+        if cls._dir is None:
+            cls._dir = tempfile.mkdtemp(prefix="keel-pki-")
+            subprocess.run(["sh", GEN_CERTS, cls._dir], check=True, capture_output=True)
+        return cls._dir
+
+    @classmethod
+    def path(cls, name):
+        return os.path.join(cls.dir(), name)
+
+
+class Server:
+    """A server process with its own config; stdout and stderr read by threads
+    into line lists that tests wait on."""
+
+    def __init__(self, binary=None, cert="server-chain.pem", key="server.key",
+                 clients_dir=True, ca_file=None, limits=None, listen=None, extra=""):
+        self.dir = tempfile.mkdtemp(prefix="keel-srv-")
+        self.clients = os.path.join(self.dir, "clients")
+        shutil.copytree(Pki.path("clients"), self.clients)
+        limits = dict({"frame_timeout_ms": 60000, "idle_timeout_ms": 60000}, **(limits or {}))
+        listen = listen or ["127.0.0.1:0", "[::1]:0"]
+        lines = [
+            "listen = [ %s ];" % ", ".join('"%s"' % a for a in listen),
+            'log_level = "debug";',
+            "worker_threads = 2;",
+            'tls: { certificate = "%s"; private_key = "%s"; };' % (Pki.path(cert), Pki.path(key)),
+            "clients: {%s%s };" % (
+                ' certificates_dir = "clients";' if clients_dir else "",
+                ' ca_file = "%s";' % Pki.path(ca_file) if ca_file else ""),
+            "limits: { %s };" % " ".join("%s = %d;" % kv for kv in limits.items()),
+            extra,
+        ]
+        self.conf = os.path.join(self.dir, "keeld.conf")
+        with open(self.conf, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        self.cv = threading.Condition()
+        self.out, self.err = [], []
+        binary = binary or ECHO
+        self.proc = subprocess.Popen([binary, "--config", self.conf] if binary == KEELD else [binary, self.conf],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
+            threading.Thread(target=self._pump, args=(stream, sink), daemon=True).start()
+        self.ports = []
+
+    def _pump(self, stream, sink):
+        for raw in stream:
+            with self.cv:
+                sink.append(raw.decode(errors="replace").rstrip("\n"))
+                self.cv.notify_all()
+        with self.cv:
+            sink.append(None)  # end of stream
+            self.cv.notify_all()
+
+    def wait_line(self, sink, pattern, start=0):
+        """Waits for a line matching |pattern| at index >= start; returns its match."""
+        rx = re.compile(pattern)
+        with self.cv:
+            i = start
+            while True:
+                while i < len(sink):
+                    if sink[i] is None:
+                        raise AssertionError("stream ended before /%s/; stderr:\n%s" % (
+                            pattern, "\n".join(l for l in self.err if l)))
+                    m = rx.search(sink[i])
+                    if m:
+                        return m
+                    i += 1
+                if not self.cv.wait(GUARD):
+                    raise AssertionError("no line /%s/ within %d s" % (pattern, GUARD))
+
+    def ready(self):
+        m = self.wait_line(self.out, r"^READY((?: \d+)+)$")
+        self.ports = [int(p) for p in m.group(1).split()]
+        return self
+
+    def ready_keeld(self):
+        m = self.wait_line(self.err, r"listening on \S+ \(port (\d+)\)")
+        self.ports = [int(m.group(1))]
+        return self
+
+    def mark(self):
+        with self.cv:
+            return len(self.err)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(GUARD)
+        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            f.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def client_ctx(cert="client", tls_min=ssl.TLSVersion.TLSv1_2, tls_max=None, ciphers=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(Pki.path("ca.crt"))
+    if tls_min < ssl.TLSVersion.TLSv1_2:
+        ctx.set_ciphers("DEFAULT:@SECLEVEL=0")  # let the client even try
+    ctx.minimum_version = tls_min
+    if tls_max is not None:
+        ctx.maximum_version = tls_max
+    if ciphers is not None:
+        ctx.set_ciphers(ciphers)
+    if cert is not None:
+        ctx.load_cert_chain(Pki.path(cert + ".crt"), Pki.path(cert + ".key"))
+    return ctx
+
+
+def connect(port, ctx, host="127.0.0.1", session=None):
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    raw = socket.socket(family, socket.SOCK_STREAM)
+    raw.settimeout(GUARD)
+    raw.connect((host, port))
+    return ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+
+
+class Base(unittest.TestCase):
+    server_args = {}
+
+    def setUp(self):
+        self.srv = Server(**self.server_args).ready()
+        self.port = self.srv.ports[0]
+
+    def tearDown(self):
+        self.srv.stop()
+
+    def roundtrip(self, ctx=None, body=b"KEEL-ECHO-TEST-1", host="127.0.0.1", port=None):
+        with connect(port or self.port, ctx or client_ctx(), host) as s:
+            req = frame(body)
+            s.sendall(req)
+            self.assertEqual(read_frame(s), req)
+
+    def assert_refused(self, ctx, mark=None):
+        """The handshake fails (for TLS 1.3 the client may only learn it on
+        its first read): no answer ever comes back."""
+        try:
+            s = connect(self.port, ctx)
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            pass
+        else:
+            with s:
+                try:
+                    s.sendall(frame(b"SHOULD-NOT-ECHO!"))
+                except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                    pass
+                self.assertEqual(wait_closed(s), b"")
+        # Logged at debug, and the server carries on.
+        self.srv.wait_line(self.srv.err, r"debug: .*(handshake failed|not registered)", mark or 0)
+        self.roundtrip()
+
+    def assert_closed_by_server(self, payload, pattern):
+        mark = self.srv.mark()
+        with connect(self.port, client_ctx()) as s:
+            s.sendall(payload)
+            self.assertEqual(wait_closed(s), b"")
+        self.srv.wait_line(self.srv.err, pattern, mark)
+        self.roundtrip()
+
+
+class ServerTest(Base):
+    server_args = {"limits": {"frame_timeout_ms": 300}}
+
+    def test_registered_client_answered(self):
+        self.roundtrip()
+        self.roundtrip(client_ctx("selfsigned"))  # a pinned self-signed (vCenter-style) cert
+        self.roundtrip(host="::1", port=self.srv.ports[1])
+        # Several requests on one connection, some pipelined: answered in order.
+        with connect(self.port, client_ctx()) as s:
+            reqs = [frame(b"REQUEST-%08d" % i) for i in range(6)]
+            s.sendall(reqs[0])
+            self.assertEqual(read_frame(s), reqs[0])
+            s.sendall(b"".join(reqs[1:]))
+            for r in reqs[1:]:
+                self.assertEqual(read_frame(s), r)
+
+    def test_both_tls_versions_and_resumption(self):
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            ctx = client_ctx(tls_min=version, tls_max=version)
+            with connect(self.port, ctx) as s:
+                self.assertEqual(s.version(), {ssl.TLSVersion.TLSv1_2: "TLSv1.2",
+                                               ssl.TLSVersion.TLSv1_3: "TLSv1.3"}[version])
+                s.sendall(frame())
+                self.assertEqual(read_frame(s), frame())  # a TLS 1.3 ticket arrives by now
+                session = s.session
+            with connect(self.port, ctx, session=session) as s:
+                self.assertTrue(s.session_reused, version)
+                s.sendall(frame())
+                self.assertEqual(read_frame(s), frame())
+
+    def test_full_chain_sent(self):
+        out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.port,
+                              "-cert", Pki.path("client.crt"), "-key", Pki.path("client.key"),
+                              "-CAfile", Pki.path("ca.crt"), "-showcerts"],
+                             stdin=subprocess.DEVNULL, capture_output=True, timeout=GUARD).stdout
+        self.assertEqual(out.count(b"-----BEGIN CERTIFICATE-----"), 2, out)
+
+    def test_unregistered_cert_refused(self):
+        self.assert_refused(client_ctx("client2"), self.srv.mark())  # right CA, not registered
+
+    def test_other_ca_refused(self):
+        self.assert_refused(client_ctx("stranger"), self.srv.mark())
+
+    def test_no_cert_refused(self):
+        self.assert_refused(client_ctx(None), self.srv.mark())
+
+    def test_tls10_refused(self):
+        self.assert_refused(client_ctx(tls_min=ssl.TLSVersion.TLSv1, tls_max=ssl.TLSVersion.TLSv1),
+                            self.srv.mark())
+
+    def test_tls11_refused(self):
+        self.assert_refused(client_ctx(tls_min=ssl.TLSVersion.TLSv1_1,
+                                       tls_max=ssl.TLSVersion.TLSv1_1), self.srv.mark())
+
+    def test_weak_tls12_cipher_refused(self):
+        ctx = client_ctx(tls_max=ssl.TLSVersion.TLSv1_2, ciphers="ECDHE-ECDSA-AES128-SHA")
+        self.assert_refused(ctx, self.srv.mark())
+
+    def test_oversized_length_closes(self):
+        # Default max 1 MiB; the server must not wait for the body.
+        self.assert_closed_by_server(frame(b"", length=2 << 20), r"over limits.max_message_size")
+
+    def test_non_structure_closes(self):
+        self.assert_closed_by_server(frame(b"\0" * 8, typ=0x02), r"not a TTLV Structure")
+
+    def test_garbage_closes(self):
+        self.assert_closed_by_server(b"GET / HTTP/1.0\r\n\r\n", r"not a TTLV header")
+
+    def test_truncated_frame_closed_after_timeout(self):
+        # Header promises 64 bytes, 10 come: closed once frame_timeout_ms (300) passes.
+        self.assert_closed_by_server(frame(b"x" * 10, length=64), r"frame timeout")
+
+    def test_truncated_header_closed_after_timeout(self):
+        self.assert_closed_by_server(b"\x42\x00\x78", r"frame timeout")
+
+    def test_closing_without_message_is_quiet(self):
+        # vCenter's health check: a full mTLS handshake, then a close.
+        for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+            mark = self.srv.mark()
+            with connect(self.port, client_ctx(tls_min=version, tls_max=version)) as s:
+                peer = "127.0.0.1:%d: " % s.getsockname()[1]
+            # Depending on where the close meets the server (before or after its
+            # session tickets went out) the reason differs; the level does not.
+            self.srv.wait_line(self.srv.err, r"^keeld: debug: " + re.escape(peer) +
+                               r"(closed by client|handshake failed|connection error)", mark)
+        self.roundtrip()
+        self.assertFalse([l for l in self.srv.err if l and re.match(r"keeld: (error|warning|notice):", l)])
+
+    def test_200_concurrent_connections(self):
+        async def one(i, opened):
+            r, w = await asyncio.open_connection("127.0.0.1", self.port, ssl=client_ctx(),
+                                                 server_hostname="localhost")
+            opened.append(i)
+            await all_open.wait()  # every connection is open before any asks
+            req = frame(b"CONCURRENT-%05d" % i)
+            w.write(req)
+            hdr = await r.readexactly(8)
+            body = await r.readexactly(struct.unpack(">I", hdr[4:])[0])
+            w.close()
+            return hdr + body == req
+
+        async def main():
+            global all_open
+            all_open = asyncio.Event()
+            opened = []
+            tasks = [asyncio.create_task(one(i, opened)) for i in range(200)]
+            while len(opened) < 200:
+                done = [t for t in tasks if t.done()]
+                for t in done:
+                    t.result()  # surfaces a failed connection
+                await asyncio.sleep(0)  # yield to the loop (no timing involved)
+            all_open.set()
+            return await asyncio.wait_for(asyncio.gather(*tasks), GUARD)
+
+        self.assertEqual(asyncio.run(main()), [True] * 200)
+
+    def test_sighup_registers_new_client(self):
+        ctx2 = client_ctx("client2")
+        self.assert_refused(ctx2, self.srv.mark())
+        with connect(self.port, client_ctx()) as old:  # opened before the reload
+            old.sendall(frame())
+            self.assertEqual(read_frame(old), frame())
+            shutil.copy(Pki.path("client2.crt"), self.srv.clients)
+            mark = self.srv.mark()
+            self.srv.proc.send_signal(signal.SIGHUP)
+            self.srv.wait_line(self.srv.err, r"reloaded certificates and client registrations", mark)
+            self.roundtrip(ctx2)
+            old.sendall(frame())  # established connections carry on
+            self.assertEqual(read_frame(old), frame())
+
+    def test_sighup_with_broken_file_keeps_serving(self):
+        with open(os.path.join(self.srv.clients, "broken.pem"), "w") as f:
+            f.write("not a certificate\n")
+        mark = self.srv.mark()
+        self.srv.proc.send_signal(signal.SIGHUP)
+        self.srv.wait_line(self.srv.err, r"reload failed: keeping the running settings", mark)
+        self.roundtrip()
+
+    def test_sigterm_drains_in_flight(self):
+        s = connect(self.port, client_ctx())
+        held = frame(b"HOLD-THIS-ONE!!!")
+        s.sendall(held)
+        self.srv.wait_line(self.srv.out, r"^HOLD ")  # the request is with a worker
+        idle = connect(self.port, client_ctx())  # connected, nothing asked
+        mark = self.srv.mark()
+        self.srv.proc.send_signal(signal.SIGTERM)
+        self.srv.wait_line(self.srv.err, r"draining", mark)
+        self.assertEqual(wait_closed(idle), b"")  # closed at once
+        with self.assertRaises(ConnectionRefusedError):  # no longer accepting
+            socket.create_connection(("127.0.0.1", self.port), GUARD).close()
+        self.srv.proc.stdin.write(b"go\n")  # release the handler
+        self.srv.proc.stdin.flush()
+        self.assertEqual(read_frame(s), held)  # answered, then closed
+        self.assertEqual(wait_closed(s), b"")
+        self.assertEqual(self.srv.proc.wait(GUARD), 0)
+
+
+class RsaServerTest(Base):
+    """An RSA server key: the static-RSA suites vCenter 7 uses (VCENTER.md §1)."""
+    server_args = {"cert": "server-rsa-chain.pem", "key": "server-rsa.key"}
+
+    def test_vcenter_tls12_suites(self):
+        for suite in ("AES128-SHA256", "AES256-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
+                      "ECDHE-RSA-AES128-GCM-SHA256"):
+            ctx = client_ctx(tls_max=ssl.TLSVersion.TLSv1_2, ciphers=suite)
+            with connect(self.port, ctx) as s:
+                self.assertEqual(s.cipher()[0], suite)
+                s.sendall(frame())
+                self.assertEqual(read_frame(s), frame())
+
+    def test_tls13(self):
+        self.roundtrip(client_ctx(tls_min=ssl.TLSVersion.TLSv1_3))
+
+    def test_weak_suites_refused(self):
+        for suite in ("AES128-SHA", "ECDHE-RSA-AES128-SHA", "DES-CBC3-SHA"):
+            try:
+                ctx = client_ctx(tls_max=ssl.TLSVersion.TLSv1_2, ciphers=suite + ":@SECLEVEL=0")
+            except ssl.SSLError:
+                continue  # the client's OpenSSL no longer has it at all
+            self.assert_refused(ctx, self.srv.mark())
+
+
+class CaRegistrationTest(Base):
+    """Registration by CA: any client of the registered CA, nobody else."""
+    server_args = {"clients_dir": False, "ca_file": "ca.crt"}
+
+    def test_ca_registered_clients(self):
+        self.roundtrip(client_ctx("client"))
+        self.roundtrip(client_ctx("client2"))
+        self.assert_refused(client_ctx("stranger"), self.srv.mark())
+        self.assert_refused(client_ctx("selfsigned"), self.srv.mark())
+
+
+class LimitsTest(Base):
+    server_args = {"limits": {"max_connections_per_client": 2, "max_connections": 3,
+                              "idle_timeout_ms": 60000}}
+
+    def test_per_client_and_total_limits(self):
+        a = connect(self.port, client_ctx())
+        b = connect(self.port, client_ctx())
+        for s in (a, b):
+            s.sendall(frame())
+            self.assertEqual(read_frame(s), frame())
+        mark = self.srv.mark()
+        c = connect(self.port, client_ctx())  # third for this identity
+        self.assertEqual(wait_closed(c), b"")
+        self.srv.wait_line(self.srv.err, r"max_connections_per_client", mark)
+        d = connect(self.port, client_ctx("selfsigned"))  # another identity: fine
+        d.sendall(frame())
+        self.assertEqual(read_frame(d), frame())
+        # Three open: the next is closed at accept, before any TLS.
+        mark = self.srv.mark()
+        raw = socket.create_connection(("127.0.0.1", self.port), GUARD)
+        self.assertEqual(raw.recv(1), b"")
+        self.srv.wait_line(self.srv.err, r"limits.max_connections reached", mark)
+        for s in (a, b, d):
+            s.close()
+
+
+class IdleTest(Base):
+    server_args = {"limits": {"idle_timeout_ms": 200, "handshake_timeout_ms": 200}}
+
+    def test_idle_connection_closed(self):
+        mark = self.srv.mark()
+        with connect(self.port, client_ctx()) as s:
+            s.sendall(frame())
+            self.assertEqual(read_frame(s), frame())
+            self.assertEqual(wait_closed(s), b"")
+        self.srv.wait_line(self.srv.err, r"idle timeout", mark)
+
+    def test_stalled_handshake_closed(self):
+        mark = self.srv.mark()
+        raw = socket.create_connection(("127.0.0.1", self.port), GUARD)
+        self.assertEqual(raw.recv(1), b"")  # we never sent a ClientHello
+        self.srv.wait_line(self.srv.err, r"handshake timeout", mark)
+
+
+@unittest.skipUnless(KEELD, "KEEL_KEELD not set")
+class KeeldTest(unittest.TestCase):
+    """keeld itself: options, config errors, and the engine placeholder that
+    refuses to fake a KMIP answer."""
+
+    def test_help_and_version(self):
+        self.assertIn(b"--config", subprocess.run([KEELD, "--help"], capture_output=True,
+                                                  check=True).stdout)
+        self.assertRegex(subprocess.run([KEELD, "--version"], capture_output=True,
+                                        check=True).stdout, rb"^keeld \d+\.\d+")
+
+    def test_bad_config_names_file_and_line(self):
+        srv = Server(binary=KEELD, extra="limits2: { x = 1; };")
+        try:
+            self.assertEqual(srv.proc.wait(GUARD), 1)
+            srv.wait_line(srv.err, re.escape(srv.conf) + r":7: unknown section limits2")
+        finally:
+            srv.stop()
+
+    def test_engine_placeholder_closes_and_sigterm(self):
+        srv = Server(binary=KEELD, listen=["127.0.0.1:0"]).ready_keeld()
+        try:
+            with connect(srv.ports[0], client_ctx()) as s:
+                s.sendall(frame())
+                self.assertEqual(wait_closed(s), b"")
+            srv.wait_line(srv.err, r"KMIP engine is not built yet")
+            srv.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(srv.proc.wait(GUARD), 0)
+        finally:
+            srv.stop()
+
+
+if __name__ == "__main__":
+    unittest.main()
