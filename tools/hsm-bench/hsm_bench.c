@@ -141,28 +141,28 @@ static int cmp_double(const void *a, const void *c)
 	return x < y ? -1 : x > y;
 }
 
-static double median_run(struct bench *b, enum bench_op op, unsigned n)
+static double median(double *v, unsigned n)
 {
-	double v[16];
-
-	for (unsigned i = 0; i < b->repeat; i++) {
-		v[i] = run(b, op, n);
-	}
-	qsort(v, b->repeat, sizeof(v[0]), cmp_double);
-	return v[b->repeat / 2];
+	qsort(v, n, sizeof(v[0]), cmp_double);
+	return v[n / 2];
 }
 
 static void report(struct bench *b)
 {
-	double r[OP_COUNT];
+	double v[OP_COUNT][16], r[OP_COUNT];
 
 	printf("| threads | wrap ops/s | unwrap ops/s | raw C_Decrypt ops/s | unwrap / raw |\n");
 	printf("|--------:|-----------:|-------------:|--------------------:|-------------:|\n");
 	for (size_t i = 0; i < b->num_threads; i++) {
-		/* Interleaved per thread count, so drift hits all three alike. */
-		r[OP_RAW] = median_run(b, OP_RAW, b->threads[i]);
-		r[OP_UNWRAP] = median_run(b, OP_UNWRAP, b->threads[i]);
-		r[OP_WRAP] = median_run(b, OP_WRAP, b->threads[i]);
+		/* Rounds interleave the three, so load drift hits them alike. */
+		for (unsigned k = 0; k < b->repeat; k++) {
+			for (int op = 0; op < OP_COUNT; op++) {
+				v[op][k] = run(b, (enum bench_op)op, b->threads[i]);
+			}
+		}
+		for (int op = 0; op < OP_COUNT; op++) {
+			r[op] = median(v[op], b->repeat);
+		}
 		printf("| %7u | %10.0f | %12.0f | %19.0f | %11.1f%% |\n", b->threads[i], r[OP_WRAP],
 		       r[OP_UNWRAP], r[OP_RAW], 100.0 * r[OP_UNWRAP] / r[OP_RAW]);
 		fflush(stdout);
