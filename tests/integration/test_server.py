@@ -254,6 +254,19 @@ class ServerTest(Base):
             for r in reqs[1:]:
                 self.assertEqual(read_frame(s), r)
 
+    def test_large_pipelined_frames(self):
+        # Frames over many TLS records, pipelined: the server stops reading
+        # while one is with a worker and must pick up what OpenSSL and libevent
+        # already hold when it resumes.
+        big = [frame(bytes([i]) * (200000 + 8 * i)) for i in range(3)]
+        small = [frame(b"SMALL-%010d" % i) for i in range(3)]
+        with connect(self.port, client_ctx()) as s:
+            for _ in range(2):
+                reqs = [f for pair in zip(big, small) for f in pair]
+                s.sendall(b"".join(reqs))
+                for r in reqs:
+                    self.assertEqual(read_frame(s), r)
+
     def test_both_tls_versions_and_resumption(self):
         for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
             ctx = client_ctx(tls_min=version, tls_max=version)
@@ -493,6 +506,21 @@ class KeeldTest(unittest.TestCase):
             srv.wait_line(srv.err, re.escape(srv.conf) + r":7: unknown section limits2")
         finally:
             srv.stop()
+
+    def test_journald_priority_prefixes(self):
+        # Under systemd, JOURNAL_STREAM names stderr: lines carry "<N>" priorities.
+        with tempfile.TemporaryFile() as err:
+            st = os.fstat(err.fileno())
+            env = dict(os.environ, JOURNAL_STREAM="%d:%d" % (st.st_dev, st.st_ino))
+            conf = os.path.join(Pki.dir(), "bogus.conf")
+            with open(conf, "w") as f:
+                f.write("bogus = 1;\n")
+            rc = subprocess.run([KEELD, "--config", conf], stderr=err, env=env).returncode
+            err.seek(0)
+            text = err.read().decode()
+        self.assertEqual(rc, 1)
+        self.assertRegex(text, r"(?m)^<6>keeld .* starting")
+        self.assertRegex(text, r"(?m)^<3>" + re.escape(conf) + r":1: unknown setting bogus")
 
     def test_engine_placeholder_closes_and_sigterm(self):
         srv = Server(binary=KEELD, listen=["127.0.0.1:0"]).ready_keeld()

@@ -55,6 +55,7 @@ struct conn {
 	struct keel_client_identity who;
 	enum conn_state state;
 	bool dead;	  /* socket closed while a job was out; freed when it returns */
+	bool write_wait;  /* reading paused until the client takes our answers */
 	size_t frame_len; /* 0 until the current frame's header is in */
 	unsigned long requests;
 	char peer[64];
@@ -249,6 +250,12 @@ static void write_cb(struct bufferevent *bev, void *arg)
 
 	if (c->state == C_CLOSING) {
 		conn_free(c);
+		return;
+	}
+	if (c->write_wait) {
+		c->write_wait = false;
+		bufferevent_enable(c->bev, EV_READ);
+		conn_process(c);
 	}
 }
 
@@ -379,6 +386,12 @@ static void job_done(struct job *job, void *arg)
 	}
 	c->state = C_IDLE;
 	arm(c, srv->cfg.idle_timeout_ms);
+	/* A client that pipelines requests but does not read the answers would
+	 * make us buffer them without end: wait for the output to drain first. */
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) > srv->cfg.max_message_size) {
+		c->write_wait = true;
+		return;
+	}
 	bufferevent_enable(c->bev, EV_READ);
 	conn_process(c);
 }
@@ -505,7 +518,11 @@ void keel_server_drain(struct keel_server *srv)
 	 * answered: finish it, then close (frame_timeout bounds the first). */
 	for (c = srv->conns; c != NULL; c = next) {
 		next = c->next;
-		if (c->state == C_HANDSHAKE || c->state == C_IDLE) {
+		if (c->state == C_IDLE && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+			/* An answer still going out: close once it is sent. */
+			c->state = C_CLOSING;
+			event_del(c->timer);
+		} else if (c->state == C_HANDSHAKE || c->state == C_IDLE) {
 			conn_free(c);
 		}
 	}
