@@ -66,7 +66,7 @@ int hsm_open(const struct hsm_config *cfg, struct hsm **out_hsm)
 	struct hsm *h = NULL;
 	int r;
 
-	if (out_hsm == NULL || (r = config_check(cfg)) != 0) {
+	if (out_hsm == NULL || config_check(cfg) != 0) {
 		return HSM_E_INVAL;
 	}
 	*out_hsm = NULL;

@@ -62,10 +62,10 @@ static void gcm_params(CK_GCM_PARAMS *gp, const uint8_t *iv, const uint8_t *aad,
 	*gp = (CK_GCM_PARAMS){
 	    .pIv = (CK_BYTE_PTR)iv,
 	    .ulIvLen = HSM_GCM_IV_LEN,
-	    .ulIvBits = HSM_GCM_IV_LEN * 8,
+	    .ulIvBits = (CK_ULONG)HSM_GCM_IV_LEN * 8,
 	    .pAAD = (CK_BYTE_PTR)aad,
 	    .ulAADLen = aad_len,
-	    .ulTagBits = HSM_GCM_TAG_LEN * 8,
+	    .ulTagBits = (CK_ULONG)HSM_GCM_TAG_LEN * 8,
 	};
 }
 

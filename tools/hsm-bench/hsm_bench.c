@@ -22,8 +22,6 @@
 
 #include "keel/hsm.h"
 
-extern char **environ;
-
 #define MAX_THREADS 64
 #define BENCH_UID   "bench-object-0001"
 
@@ -45,8 +43,8 @@ struct bench {
 
 struct job {
 	struct bench *b;
-	enum bench_op op;
 	pthread_barrier_t *start;
+	enum bench_op op;
 	int err;
 };
 

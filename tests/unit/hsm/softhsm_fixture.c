@@ -19,8 +19,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char **environ;
-
 const char *fixture_module_path(void)
 {
 	const char *env = getenv("KEEL_SOFTHSM2_MODULE");
