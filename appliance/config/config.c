@@ -61,11 +61,14 @@ __attribute__((format(printf, 3, 4))) static int fail(struct parse *p, int line,
 {
 	va_list ap;
 
-	snprintf(p->err->file, sizeof(p->err->file), "%s", p->name);
-	p->err->line = line;
 	va_start(ap, fmt);
+	/* clang 14's analyzer reports ap as uninitialised when a caller passes
+	 * no variadic arguments; va_start just above initialises it. */
+	/* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized) */
 	vsnprintf(p->err->reason, sizeof(p->err->reason), fmt, ap);
 	va_end(ap);
+	snprintf(p->err->file, sizeof(p->err->file), "%s", p->name);
+	p->err->line = line;
 	return -1;
 }
 
@@ -158,7 +161,6 @@ static int get_path(struct parse *p, const config_setting_t *s, const struct set
 	const char *v = config_setting_get_string(s);
 	char **dst = (char **)((char *)p->cfg + d->offset);
 	struct stat st;
-	int n;
 
 	if (v == NULL) {
 		return fail(p, line, "%s must be a string", d->path);
@@ -170,7 +172,7 @@ static int get_path(struct parse *p, const config_setting_t *s, const struct set
 	*dst = NULL;
 	if (v[0] == '/' || p->base_dir == NULL) {
 		*dst = strdup(v);
-	} else if ((n = asprintf(dst, "%s/%s", p->base_dir, v)) < 0) {
+	} else if (asprintf(dst, "%s/%s", p->base_dir, v) < 0) {
 		*dst = NULL;
 	}
 	if (*dst == NULL) {

@@ -79,9 +79,16 @@ struct keel_server {
 
 static void conn_process(struct conn *c);
 
+static struct timeval ms_tv(uint32_t ms)
+{
+	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+
+	return tv;
+}
+
 static void arm(struct conn *c, uint32_t ms)
 {
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	struct timeval tv = ms_tv(ms);
 
 	evtimer_add(c->timer, &tv);
 }
@@ -414,8 +421,7 @@ static void peer_text(const struct sockaddr *sa, char *out, size_t out_len)
 static int conn_start(struct conn *c, evutil_socket_t fd)
 {
 	struct keel_server *srv = c->srv;
-	uint32_t ms = srv->cfg.idle_timeout_ms;
-	struct timeval write_tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	struct timeval write_tv = ms_tv(srv->cfg.idle_timeout_ms);
 	SSL *ssl = SSL_new(srv->ssl_ctx);
 
 	if (ssl == NULL) {
@@ -502,8 +508,7 @@ static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 
 void keel_server_drain(struct keel_server *srv)
 {
-	uint32_t ms = srv->cfg.drain_timeout_ms;
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	struct timeval tv = ms_tv(srv->cfg.drain_timeout_ms);
 	struct conn *c, *next;
 
 	if (srv->draining) {
@@ -643,7 +648,7 @@ int keel_server_new(struct keel_server **out_srv, const struct keel_server_confi
 		goto out;
 	}
 	if (evthread_ok != 0 || (srv->base = event_base_new()) == NULL ||
-	    (srv->listeners = calloc(cfg->num_listen, sizeof(*srv->listeners))) == NULL) {
+	    (srv->listeners = calloc(cfg->num_listen, sizeof(struct evconnlistener *))) == NULL) {
 		goto out;
 	}
 	if (server_setup(srv, cfg) != 0) {
@@ -662,6 +667,7 @@ int keel_server_port(const struct keel_server *srv, size_t i, uint16_t *out_port
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 
+	memset(&ss, 0, sizeof(ss));
 	if (i >= srv->num_listeners || getsockname(evconnlistener_get_fd(srv->listeners[i]),
 						   (struct sockaddr *)&ss, &len) != 0) {
 		return -1;
@@ -705,6 +711,8 @@ static void free_event(struct event *ev)
 
 void keel_server_free(struct keel_server *srv)
 {
+	struct conn *c, *next;
+
 	if (srv == NULL) {
 		return;
 	}
@@ -716,10 +724,11 @@ void keel_server_free(struct keel_server *srv)
 	if (srv->drain_timed_out) {
 		return;
 	}
-	while (srv->conns != NULL) {
-		conn_free(srv->conns);
+	for (c = srv->conns; c != NULL; c = next) {
+		next = c->next;
+		conn_free(c);
 	}
-	for (size_t i = 0; i < srv->num_listeners; i++) {
+	for (size_t i = 0; srv->listeners != NULL && i < srv->num_listeners; i++) {
 		evconnlistener_free(srv->listeners[i]);
 	}
 	free(srv->listeners);

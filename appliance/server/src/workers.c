@@ -118,7 +118,7 @@ int pool_start(struct pool *p, struct event_base *base, size_t num_threads, size
 	p->handler_ctx = handler_ctx;
 	p->done = done;
 	p->done_arg = done_arg;
-	if ((p->ring = calloc(cap, sizeof(*p->ring))) == NULL ||
+	if ((p->ring = calloc(cap, sizeof(struct job *))) == NULL ||
 	    (p->threads = calloc(num_threads, sizeof(*p->threads))) == NULL ||
 	    (p->done_ev = event_new(base, -1, 0, done_cb, p)) == NULL) {
 		return -1;

@@ -12,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <cmocka.h>
+#include <ftw.h>
 
 #include "config.h"
 
@@ -47,12 +48,14 @@ static int setup(void **state)
 	return mkdir(path, 0700);
 }
 
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(path);
+}
+
 static int teardown(void **state)
 {
-	char cmd[300];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return nftw(dir, remove_one, 8, FTW_DEPTH | FTW_PHYS);
 }
 
 static void test_good_file(void **state)
