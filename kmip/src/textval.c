@@ -511,7 +511,8 @@ static int parse_iso_date(const char *s, size_t len, bool extended, int64_t *out
 	    sec > 59) {
 		return KMIP_E_RANGE;
 	}
-	*out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - zone;
+	*out =
+	    days_from_civil(y, mo, d) * 86400 + (int64_t)h * 3600 + (int64_t)mi * 60 + sec - zone;
 	if (extended) {
 		*out = *out * 1000000 + micro;
 	}

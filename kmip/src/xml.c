@@ -42,22 +42,26 @@ static int attr_text(const xmlAttr *a, const char **out)
 	return 0;
 }
 
+/* Where attribute |name| goes in |at|, or NULL when an element may not carry it. */
+static const char **attr_slot(struct xml_attrs *at, const char *name)
+{
+	if (strcmp(name, "tag") == 0) {
+		return &at->tag;
+	}
+	if (strcmp(name, "type") == 0) {
+		return &at->type;
+	}
+	return strcmp(name, "value") == 0 ? &at->value : NULL;
+}
+
 static int read_attrs(const xmlNode *el, struct xml_attrs *out)
 {
 	memset(out, 0, sizeof(*out));
 	for (const xmlAttr *a = el->properties; a != NULL; a = a->next) {
-		const char **slot;
+		const char **slot = attr_slot(out, str(a->name));
 		int err;
 
-		if (a->ns != NULL) {
-			return KMIP_E_SYNTAX;
-		} else if (strcmp(str(a->name), "tag") == 0) {
-			slot = &out->tag;
-		} else if (strcmp(str(a->name), "type") == 0) {
-			slot = &out->type;
-		} else if (strcmp(str(a->name), "value") == 0) {
-			slot = &out->value;
-		} else {
+		if (a->ns != NULL || slot == NULL) {
 			return KMIP_E_SYNTAX;
 		}
 		if ((err = attr_text(a, slot)) != 0) {
