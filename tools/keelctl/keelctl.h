@@ -19,6 +19,7 @@ struct keelctl_cmd {
 	int (*run)(int argc, char **argv); /* argv[0] is the subcommand's name */
 };
 
+int keelctl_hsm(int argc, char **argv);
 int keelctl_ttlv(int argc, char **argv);
 
 /* Prints "keelctl: " and a formatted message to stderr. */
