@@ -477,6 +477,11 @@ void kmip_text_appendf(struct kmip_text_buf *b, const char *fmt, ...)
  * KMIP_E_UNKNOWN_NAME (tag, type or enumeration name), KMIP_E_TYPE (type not
  * the tag's), KMIP_E_RANGE, KMIP_E_LENGTH (Big Integer not whole 8-byte
  * words), KMIP_E_UTF8, KMIP_E_DEPTH, KMIP_E_TOO_BIG, KMIP_E_NOMEM.
+ *
+ * The caller bounds |len|: libxml2 builds the whole document before the
+ * limits apply. libxml2 and jansson free their copies of the text without
+ * wiping them; a process that decodes keys from text should install wiping
+ * allocators (xmlMemSetup, json_set_alloc_funcs) at start-up.
  */
 int kmip_xml_decode(const char *text, size_t len, const struct kmip_limits *lim,
 		    struct kmip_arena *arena, struct kmip_node **out) KMIP_WUR;

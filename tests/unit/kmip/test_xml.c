@@ -1,6 +1,8 @@
 /* XML encoding: every type, names, masks, placeholders, escaping, and malformed input. */
+#include <ctype.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -398,6 +400,44 @@ static void test_text_buf_limit(void **state)
 	kmip_text_buf_cleanup(&small);
 }
 
+/* A name the text forms can carry: no separators, and not a number or a placeholder. */
+static bool is_token(const char *s, bool xml_name)
+{
+	if (s[0] == '\0' || s[0] == '$' || strncmp(s, "0x", 2) == 0 ||
+	    (xml_name && !isalpha((unsigned char)s[0]) && s[0] != '_')) {
+		return false;
+	}
+	for (; *s != '\0'; s++) {
+		if (!isalnum((unsigned char)*s) && strchr("_.-", *s) == NULL) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The tables are the other half of the text forms' contract (AME 1.0 §4.1.3, §6.1.3). */
+static void test_table_names(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < kmip_num_tag_defs; i++) {
+		const struct kmip_tag_def *t = &kmip_tag_defs[i];
+		const struct kmip_enum_def *e = t->enum_def;
+
+		if (!is_token(t->name, true) || strcmp(t->name, "TTLV") == 0 ||
+		    kmip_tag_by_name(t->name, strlen(t->name)) != t) {
+			fail_msg("tag name %s", t->name);
+		}
+		for (size_t j = 0; e != NULL && j < e->num_values; j++) {
+			const char *name = e->values[j].name;
+			const struct kmip_enum_value *v = kmip_enum_by_name(e, name, strlen(name));
+
+			if (!is_token(name, false) || v == NULL || v->value != e->values[j].value) {
+				fail_msg("%s value %s", t->name, name);
+			}
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -413,6 +453,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_decode_all, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_text_buf_limit, setup, teardown),
+	    cmocka_unit_test(test_table_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
