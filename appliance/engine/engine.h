@@ -1,15 +1,43 @@
 /*
- * The KMIP engine's entry point, shaped as a keel_request_fn so that the
- * server can call it on a worker thread today and, once keeld is split in
- * two processes, a stub can forward the same call over a socket pair.
+ * The KMIP engine: decodes a request, runs each batch item against the store
+ * and the HSM, and encodes the response. Its entry point is shaped as a
+ * keel_request_fn so that the server calls it on a worker thread today and,
+ * once keeld is split in two processes, a stub can forward the same call over
+ * a socket pair. The engine never touches sockets or SQL directly.
  */
 #ifndef KEEL_ENGINE_H
 #define KEEL_ENGINE_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "keel/request.h"
 
-/* Answers one framed KMIP request from |who| through |reply|. |ctx| is the
- * engine's state (NULL for now). */
+struct hsm;
+struct keel_engine; /* opaque */
+
+struct keel_engine_config {
+	const char *store_path;	   /* SQLite database file; created on first open */
+	struct hsm *hsm;	   /* opened by the caller, outlives the engine */
+	size_t max_message_len;	   /* largest request and response, bytes */
+	unsigned max_batch_items;  /* more items in one request: the whole request is refused */
+	unsigned max_locate_items; /* ceiling on Locate results whatever the client asks */
+};
+
+/*
+ * Opens the store (running its migrations) and prepares the engine. On
+ * success *out_engine is owned by the caller (keel_engine_close).
+ */
+int keel_engine_open(const struct keel_engine_config *cfg, struct keel_engine **out_engine)
+    __attribute__((warn_unused_result));
+
+/* Closes the store. Accepts NULL. */
+void keel_engine_close(struct keel_engine *e);
+
+/*
+ * Answers one framed KMIP request from |who| through |reply|. |ctx| is the
+ * struct keel_engine. Thread-safe: the server calls it from several workers.
+ */
 void keel_engine_handle(void *ctx, const struct keel_client_identity *who, const uint8_t *req,
 			size_t req_len, keel_reply_fn reply, void *reply_ctx);
 
