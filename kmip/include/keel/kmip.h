@@ -411,13 +411,14 @@ int kmip_struct_encode(struct kmip_writer *w, const struct kmip_struct_desc *des
 		       uint16_t version) KMIP_WUR;
 
 /*
- * Decodes a whole Request Message: TTLV to tree to typed header and batch
- * items, each payload typed by its operation's descriptor (item->request_payload;
- * NULL with the node kept for an operation without one, so a server can
- * answer Operation Not Supported). Batch Count must match the items. All
- * memory comes from |arena|: when it has no storage yet, its first block is
- * sized from |len| so one heap allocation serves the whole message. |data|
- * must outlive |*out|.
+ * Decodes a whole Request Message into typed header and batch items, reading
+ * the TTLV once with the same validating reader as kmip_decode_tree. Each
+ * payload is typed by its operation's descriptor (item->request_payload);
+ * an operation without one leaves it NULL and keeps the payload as a tree
+ * (item->request_payload_node), so a server can answer Operation Not
+ * Supported. Batch Count must match the items. All memory comes from
+ * |arena|: when it has no storage yet, its first block is sized from |len| so
+ * one heap allocation serves the whole message. |data| must outlive |*out|.
  */
 int kmip_request_decode(const uint8_t *data, size_t len, const struct kmip_limits *lim,
 			struct kmip_arena *arena, struct kmip_request_message **out,
