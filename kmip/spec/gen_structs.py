@@ -31,6 +31,7 @@ OCCURS = {
     "repeated": "KMIP_REPEATED",
     "at-least-one": "KMIP_AT_LEAST_ONE",
     "oneof": "KMIP_ONEOF",
+    "optional-oneof": "KMIP_ONEOF_OPTIONAL",
 }
 # The tags.txt type each kind accepts (structures, "any" and payloads aside).
 TYPE_NAMES = {
@@ -246,7 +247,7 @@ def field_decls(f):
     decl = [f"{ctype}{sep}{n};"]
     if has_len:
         return decl + [f"size_t {n}_len;"]
-    if occ in ("optional", "oneof"):
+    if occ in ("optional", "oneof", "optional-oneof"):
         return [f"bool has_{n};"] + decl
     return decl
 
@@ -260,7 +261,7 @@ def field_aux(f):
         return f"num_{n}"
     if kind in SCALARS and SCALARS[kind][2]:
         return f"{n}_len"
-    if kind in SCALARS and occ in ("optional", "oneof"):
+    if kind in SCALARS and occ in ("optional", "oneof", "optional-oneof"):
         return f"has_{n}"
     return None
 

@@ -182,7 +182,7 @@ static void encode_fields(struct enc *e, const struct kmip_struct_desc *desc, co
 		bool required = msg_required(f, e->version);
 
 		end = i + 1;
-		if (f->occurs == KMIP_ONEOF) {
+		if (msg_in_group(f)) {
 			end = msg_group_end(desc, i);
 			f = first_present(desc, i, end, in, e->version, &required);
 		} else if (!present(f, in)) {

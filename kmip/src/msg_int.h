@@ -23,7 +23,12 @@ static inline bool msg_is_repeated(const struct kmip_field_desc *f)
 static inline bool msg_required(const struct kmip_field_desc *f, uint16_t version)
 {
 	return msg_in_version(f, version) && f->occurs != KMIP_OPTIONAL &&
-	       f->occurs != KMIP_REPEATED;
+	       f->occurs != KMIP_REPEATED && f->occurs != KMIP_ONEOF_OPTIONAL;
+}
+
+static inline bool msg_in_group(const struct kmip_field_desc *f)
+{
+	return f->occurs == KMIP_ONEOF || f->occurs == KMIP_ONEOF_OPTIONAL;
 }
 
 /* Text String, Byte String and Big Integer values are a pointer and a length. */
@@ -36,19 +41,19 @@ static inline bool msg_has_len(uint8_t kind)
 /* Optional and oneof scalars carry a has_ flag at |aux|; text and bytes do not. */
 static inline bool msg_has_flag(const struct kmip_field_desc *f)
 {
-	return (f->occurs == KMIP_OPTIONAL || f->occurs == KMIP_ONEOF) && f->kind < KMIP_KIND_ANY &&
+	return (f->occurs == KMIP_OPTIONAL || msg_in_group(f)) && f->kind < KMIP_KIND_ANY &&
 	       f->kind != KMIP_TYPE_STRUCTURE && !msg_has_len(f->kind);
 }
 
-/* The end of the group starting at |i|: a run of ONEOF fields, or |i| alone. */
+/* The end of the group starting at |i|: a run of oneof fields, or |i| alone. */
 static inline size_t msg_group_end(const struct kmip_struct_desc *desc, size_t i)
 {
 	size_t end = i + 1;
 
-	if (desc->fields[i].occurs != KMIP_ONEOF) {
+	if (!msg_in_group(&desc->fields[i])) {
 		return end;
 	}
-	while (end < desc->num_fields && desc->fields[end].occurs == KMIP_ONEOF) {
+	while (end < desc->num_fields && desc->fields[end].occurs == desc->fields[i].occurs) {
 		end++;
 	}
 	return end;

@@ -328,9 +328,10 @@ enum kmip_field_kind {
 enum kmip_occurs {
 	KMIP_REQUIRED = 0,
 	KMIP_OPTIONAL = 1,
-	KMIP_REPEATED = 2,     /* zero or more, consecutive */
-	KMIP_AT_LEAST_ONE = 3, /* one or more, consecutive */
-	KMIP_ONEOF = 4,	       /* a run of ONEOF fields: exactly one is present */
+	KMIP_REPEATED = 2,	 /* zero or more, consecutive */
+	KMIP_AT_LEAST_ONE = 3,	 /* one or more, consecutive */
+	KMIP_ONEOF = 4,		 /* a run of ONEOF fields: exactly one is present */
+	KMIP_ONEOF_OPTIONAL = 5, /* a run of these: at most one is present */
 };
 
 struct kmip_struct_desc;
