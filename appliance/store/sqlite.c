@@ -1,0 +1,832 @@
+/*
+ * The SQLite backend of store.h.
+ *
+ * Durability: WAL journal with synchronous=FULL, so COMMIT returns after the
+ * WAL is fsynced and a response sent afterwards survives power loss.
+ *
+ * Threads: a pool of connections, one per transaction, handed out under a
+ * mutex. A connection per worker lets readers proceed in parallel under WAL
+ * while SQLite itself serialises writers (BEGIN IMMEDIATE, busy timeout),
+ * which a single shared connection behind a mutex could not do; the pool
+ * keeps the number of open files bounded whatever the number of workers.
+ *
+ * SQLITE_* codes are translated here and nowhere else (STYLE.md).
+ */
+#include "store_int.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define BUSY_TIMEOUT_MS 10000
+
+/*
+ * Migrations, in order; step N brings the schema to version N (KEEL's first
+ * release is version 1). Never edit a released step: append a new one.
+ */
+static const char *const migrations[] = {
+    /* 1: objects, attributes, audit. */
+    "CREATE TABLE objects ("
+    " uid TEXT PRIMARY KEY NOT NULL,"
+    " owner TEXT NOT NULL,"
+    " object_type INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " crk_version INTEGER NOT NULL DEFAULT 0,"
+    " blob BLOB,"
+    " initial_date INTEGER NOT NULL DEFAULT 0,"
+    " activation_date INTEGER NOT NULL DEFAULT 0,"
+    " deactivation_date INTEGER NOT NULL DEFAULT 0,"
+    " destroy_date INTEGER NOT NULL DEFAULT 0,"
+    " compromise_date INTEGER NOT NULL DEFAULT 0,"
+    " compromise_occurrence_date INTEGER NOT NULL DEFAULT 0,"
+    " last_change_date INTEGER NOT NULL DEFAULT 0);"
+    "CREATE INDEX objects_owner ON objects(owner, object_type, state);"
+    "CREATE INDEX objects_crk ON objects(crk_version);"
+    "CREATE TABLE attributes ("
+    " uid TEXT NOT NULL REFERENCES objects(uid) ON DELETE CASCADE,"
+    " name TEXT NOT NULL,"
+    " idx INTEGER NOT NULL,"
+    " value BLOB NOT NULL,"
+    " text_value TEXT,"
+    " PRIMARY KEY (uid, name, idx));"
+    "CREATE INDEX attributes_by_text ON attributes(name, text_value)"
+    " WHERE text_value IS NOT NULL;"
+    "CREATE TABLE audit ("
+    " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+    " time INTEGER NOT NULL,"
+    " client TEXT NOT NULL,"
+    " operation INTEGER NOT NULL,"
+    " uid TEXT,"
+    " result_status INTEGER NOT NULL,"
+    " result_reason INTEGER NOT NULL);"
+    "CREATE INDEX audit_uid ON audit(uid);",
+};
+#define NUM_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+struct sq_txn {
+	struct keel_store_txn base; /* first: store.c sees only this */
+	sqlite3 *db;
+	unsigned depth; /* open savepoints */
+	bool busy;	/* handed out */
+};
+
+struct sq_store {
+	struct keel_store base;
+	pthread_mutex_t lock;
+	pthread_cond_t freed;
+	unsigned num_conns;
+	struct sq_txn *conns;
+};
+
+/* The one translation of SQLite's result codes. */
+static int sq_err(sqlite3 *db, int rc, const char *what)
+{
+	int primary = rc & 0xff;
+
+	if (primary == SQLITE_OK || primary == SQLITE_DONE || primary == SQLITE_ROW) {
+		return 0;
+	}
+	keel_err("store: %s: %s (%d)", what, db != NULL ? sqlite3_errmsg(db) : sqlite3_errstr(rc),
+		 rc);
+	switch (primary) {
+	case SQLITE_CONSTRAINT:
+		return KEEL_STORE_E_EXISTS;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return KEEL_STORE_E_BUSY;
+	case SQLITE_NOMEM:
+		return KEEL_STORE_E_NOMEM;
+	case SQLITE_CORRUPT:
+	case SQLITE_NOTADB:
+	case SQLITE_SCHEMA:
+		return KEEL_STORE_E_SCHEMA;
+	case SQLITE_MISUSE:
+	case SQLITE_RANGE:
+		return KEEL_STORE_E_INVAL;
+	default:
+		return KEEL_STORE_E_IO;
+	}
+}
+
+static int exec(sqlite3 *db, const char *sql)
+{
+	return sq_err(db, sqlite3_exec(db, sql, NULL, NULL, NULL), sql);
+}
+
+static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+{
+	return sq_err(db, sqlite3_prepare_v3(db, sql, -1, 0, out, NULL), sql);
+}
+
+/* Runs a statement that returns no rows; finalizes it. */
+static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
+{
+	int r = sq_err(db, sqlite3_step(st), what);
+
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int read_version(sqlite3 *db, int *out_version)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = prepare(db, "SELECT MAX(version) FROM schema_version", &st)) != 0) {
+		goto out;
+	}
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		r = sq_err(db, sqlite3_errcode(db), "reading schema_version");
+		r = r != 0 ? r : KEEL_STORE_E_SCHEMA;
+		goto out;
+	}
+	*out_version = sqlite3_column_int(st, 0);
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* One step and its version row, atomically. */
+static int migrate_step(sqlite3 *db, int version)
+{
+	char sql[96];
+	int r;
+
+	if ((r = exec(db, "BEGIN IMMEDIATE")) != 0) {
+		return r;
+	}
+	snprintf(sql, sizeof(sql), "INSERT INTO schema_version(version) VALUES (%d)", version);
+	if ((r = exec(db, migrations[version - 1])) != 0 || (r = exec(db, sql)) != 0) {
+		(void)exec(db, "ROLLBACK");
+		return r;
+	}
+	if ((r = exec(db, "COMMIT")) == 0) {
+		keel_info("store: schema migrated to version %d", version);
+	}
+	return r;
+}
+
+/* Brings the schema up to date; refuses a database newer than this program. */
+static int migrate(sqlite3 *db)
+{
+	int version = 0, r;
+
+	if ((r = exec(db, "CREATE TABLE IF NOT EXISTS schema_version ("
+			  " version INTEGER PRIMARY KEY NOT NULL,"
+			  " applied INTEGER NOT NULL DEFAULT (strftime('%s','now')))")) != 0 ||
+	    (r = read_version(db, &version)) != 0) {
+		return r;
+	}
+	if (version > NUM_MIGRATIONS) {
+		keel_err("store: database schema version %d is newer than this keeld (%d)", version,
+			 NUM_MIGRATIONS);
+		return KEEL_STORE_E_SCHEMA;
+	}
+	for (int v = version + 1; v <= NUM_MIGRATIONS && r == 0; v++) {
+		r = migrate_step(db, v);
+	}
+	return r;
+}
+
+/* Opens one connection with the settings every transaction relies on. */
+static int open_conn(const char *path, sqlite3 **out_db)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	r = sq_err(NULL,
+		   sqlite3_open_v2(path, &db,
+				   SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				       SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+				   NULL),
+		   path);
+	if (r == 0) {
+		r = sq_err(db, sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS), "busy_timeout");
+	}
+	if (r == 0 && (r = exec(db, "PRAGMA journal_mode=WAL")) == 0 &&
+	    (r = exec(db, "PRAGMA synchronous=FULL")) == 0) {
+		r = exec(db, "PRAGMA foreign_keys=ON");
+	}
+	if (r != 0) {
+		sqlite3_close(db);
+		return r;
+	}
+	*out_db = db;
+	return 0;
+}
+
+static const struct keel_store_ops sq_ops;
+
+static void sq_close(struct keel_store *s)
+{
+	struct sq_store *q = (struct sq_store *)s;
+
+	for (unsigned i = 0; q->conns != NULL && i < q->num_conns; i++) {
+		sqlite3_close(q->conns[i].db);
+	}
+	free(q->conns);
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->freed);
+	free(q);
+}
+
+int keel_store_open_sqlite(const char *path, unsigned num_conns, struct keel_store **out_store)
+{
+	struct sq_store *q = calloc(1, sizeof(*q));
+	int r = KEEL_STORE_E_NOMEM;
+
+	if (q == NULL) {
+		return r;
+	}
+	q->base.ops = &sq_ops;
+	q->num_conns = num_conns != 0 ? num_conns : 4;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->freed, NULL);
+	if ((q->conns = calloc(q->num_conns, sizeof(*q->conns))) == NULL) {
+		goto out;
+	}
+	for (unsigned i = 0; i < q->num_conns; i++) {
+		q->conns[i].base.store = &q->base;
+		if ((r = open_conn(path, &q->conns[i].db)) != 0 ||
+		    (i == 0 && (r = migrate(q->conns[0].db)) != 0)) {
+			goto out;
+		}
+	}
+	*out_store = &q->base;
+	q = NULL;
+out:
+	if (q != NULL) {
+		sq_close(&q->base);
+	}
+	return r;
+}
+
+static int sq_schema_version(struct keel_store *s, int *out_version)
+{
+	struct keel_store_txn *t;
+	int r;
+
+	if ((r = keel_store_begin(s, &t)) != 0) {
+		return r;
+	}
+	r = read_version(((struct sq_txn *)t)->db, out_version);
+	keel_store_rollback(t);
+	return r;
+}
+
+static struct sq_txn *take_conn(struct sq_store *q)
+{
+	struct sq_txn *t = NULL;
+
+	pthread_mutex_lock(&q->lock);
+	while (t == NULL) {
+		for (unsigned i = 0; i < q->num_conns && t == NULL; i++) {
+			if (!q->conns[i].busy) {
+				t = &q->conns[i];
+				t->busy = true;
+			}
+		}
+		if (t == NULL) {
+			pthread_cond_wait(&q->freed, &q->lock);
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	return t;
+}
+
+static void give_conn(struct sq_txn *t)
+{
+	struct sq_store *q = (struct sq_store *)t->base.store;
+
+	pthread_mutex_lock(&q->lock);
+	t->busy = false;
+	t->depth = 0;
+	pthread_cond_signal(&q->freed);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* IMMEDIATE: every request writes at least its audit row, so take the write lock up front. */
+static int sq_begin(struct keel_store *s, struct keel_store_txn **out_txn)
+{
+	struct sq_txn *t = take_conn((struct sq_store *)s);
+	int r;
+
+	if ((r = exec(t->db, "BEGIN IMMEDIATE")) != 0) {
+		give_conn(t);
+		return r;
+	}
+	*out_txn = &t->base;
+	return 0;
+}
+
+static int sq_commit(struct keel_store_txn *tb)
+{
+	struct sq_txn *t = (struct sq_txn *)tb;
+	int r = exec(t->db, "COMMIT");
+
+	if (r != 0 && !sqlite3_get_autocommit(t->db)) {
+		(void)exec(t->db, "ROLLBACK");
+	}
+	give_conn(t);
+	return r;
+}
+
+static void sq_rollback(struct keel_store_txn *tb)
+{
+	struct sq_txn *t = (struct sq_txn *)tb;
+
+	if (!sqlite3_get_autocommit(t->db)) {
+		(void)exec(t->db, "ROLLBACK");
+	}
+	give_conn(t);
+}
+
+static int sq_savepoint(struct keel_store_txn *tb, int what)
+{
+	struct sq_txn *t = (struct sq_txn *)tb;
+	int r;
+
+	if (what == KEEL_SP_BEGIN) {
+		if ((r = exec(t->db, "SAVEPOINT item")) == 0) {
+			t->depth++;
+		}
+		return r;
+	}
+	if (t->depth == 0) {
+		return KEEL_STORE_E_INVAL;
+	}
+	if (what == KEEL_SP_ROLLBACK && (r = exec(t->db, "ROLLBACK TO item")) != 0) {
+		return r;
+	}
+	t->depth--;
+	return exec(t->db, "RELEASE item");
+}
+
+/* Binds the columns after uid shared by INSERT and UPDATE, from ?2 on. */
+static int bind_object(sqlite3_stmt *st, const struct keel_store_object *o)
+{
+	const int64_t dates[] = {o->initial_date,      o->activation_date,
+				 o->deactivation_date, o->destroy_date,
+				 o->compromise_date,   o->compromise_occurrence_date,
+				 o->last_change_date};
+	int rc = sqlite3_bind_text(st, 1, o->uid, -1, SQLITE_STATIC);
+
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 2, o->owner, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 3, o->object_type);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 4, o->state);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 5, o->crk_version);
+	if (rc == SQLITE_OK) {
+		rc = o->blob != NULL
+			 ? sqlite3_bind_blob64(st, 6, o->blob, o->blob_len, SQLITE_STATIC)
+			 : sqlite3_bind_null(st, 6);
+	}
+	for (int i = 0; i < 7 && rc == SQLITE_OK; i++) {
+		rc = sqlite3_bind_int64(st, 7 + i, dates[i]);
+	}
+	return rc;
+}
+
+#define OBJECT_COLS                                                                                \
+	"uid, owner, object_type, state, crk_version, blob, initial_date, activation_date,"        \
+	" deactivation_date, destroy_date, compromise_date, compromise_occurrence_date,"           \
+	" last_change_date"
+
+static int sq_object_put(struct keel_store_txn *tb, const struct keel_store_object *o)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = prepare(db,
+			 "INSERT INTO objects (" OBJECT_COLS ") VALUES "
+			 "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+			 &st)) != 0) {
+		return r;
+	}
+	if ((r = sq_err(db, bind_object(st, o), "binding object")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	return step_done(db, st, "inserting object");
+}
+
+static int sq_object_update(struct keel_store_txn *tb, const struct keel_store_object *o)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = prepare(db,
+			 "UPDATE objects SET state = ?4, crk_version = ?5, blob = ?6,"
+			 " initial_date = ?7, activation_date = ?8, deactivation_date = ?9,"
+			 " destroy_date = ?10, compromise_date = ?11,"
+			 " compromise_occurrence_date = ?12, last_change_date = ?13"
+			 " WHERE uid = ?1 AND owner = ?2 AND object_type = ?3",
+			 &st)) != 0) {
+		return r;
+	}
+	if ((r = sq_err(db, bind_object(st, o), "binding object")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	if ((r = step_done(db, st, "updating object")) == 0 && sqlite3_changes(db) == 0) {
+		r = KEEL_STORE_E_NOT_FOUND;
+	}
+	return r;
+}
+
+static int copy_blob(sqlite3_stmt *st, int col, uint8_t **out, size_t *out_len)
+{
+	const void *p = sqlite3_column_blob(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+
+	*out = NULL;
+	*out_len = 0;
+	if (p == NULL) {
+		return 0;
+	}
+	if ((*out = malloc(n != 0 ? n : 1)) == NULL) {
+		return KEEL_STORE_E_NOMEM;
+	}
+	memcpy(*out, p, n);
+	*out_len = n;
+	return 0;
+}
+
+static int row_to_object(sqlite3_stmt *st, struct keel_store_object *o)
+{
+	int64_t *dates[] = {&o->initial_date,	   &o->activation_date,
+			    &o->deactivation_date, &o->destroy_date,
+			    &o->compromise_date,   &o->compromise_occurrence_date,
+			    &o->last_change_date};
+
+	memset(o, 0, sizeof(*o));
+	snprintf(o->uid, sizeof(o->uid), "%s", (const char *)sqlite3_column_text(st, 0));
+	snprintf(o->owner, sizeof(o->owner), "%s", (const char *)sqlite3_column_text(st, 1));
+	o->object_type = (uint32_t)sqlite3_column_int64(st, 2);
+	o->state = (uint32_t)sqlite3_column_int64(st, 3);
+	o->crk_version = (uint32_t)sqlite3_column_int64(st, 4);
+	for (int i = 0; i < 7; i++) {
+		*dates[i] = sqlite3_column_int64(st, 6 + i);
+	}
+	return copy_blob(st, 5, &o->blob, &o->blob_len);
+}
+
+static int sq_object_get(struct keel_store_txn *tb, const char *uid, const char *owner,
+			 struct keel_store_object *out)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(db, "SELECT " OBJECT_COLS " FROM objects WHERE uid = ?1 AND owner = ?2",
+			 &st)) != 0) {
+		return r;
+	}
+	if ((r = sq_err(db, sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC), "bind")) != 0 ||
+	    (r = sq_err(db, sqlite3_bind_text(st, 2, owner, -1, SQLITE_STATIC), "bind")) != 0) {
+		goto out;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = row_to_object(st, out);
+	} else {
+		r = rc == SQLITE_DONE ? KEEL_STORE_E_NOT_FOUND : sq_err(db, rc, "reading object");
+	}
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_object_delete(struct keel_store_txn *tb, const char *uid)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = prepare(db, "DELETE FROM objects WHERE uid = ?1", &st)) != 0) {
+		return r;
+	}
+	if ((r = sq_err(db, sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC), "bind")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	if ((r = step_done(db, st, "deleting object")) == 0 && sqlite3_changes(db) == 0) {
+		r = KEEL_STORE_E_NOT_FOUND;
+	}
+	return r;
+}
+
+static char *dup_text(sqlite3_stmt *st, int col)
+{
+	const unsigned char *s = sqlite3_column_text(st, col);
+
+	return s != NULL ? strdup((const char *)s) : NULL;
+}
+
+/* Appends the current row to a growing attribute array. */
+static int push_attr(sqlite3_stmt *st, struct keel_store_attr **arr, size_t *num, size_t *cap)
+{
+	struct keel_store_attr *a;
+
+	if (*num == *cap) {
+		size_t ncap = *cap != 0 ? *cap * 2 : 8;
+		struct keel_store_attr *n = realloc(*arr, ncap * sizeof(*n));
+
+		if (n == NULL) {
+			return KEEL_STORE_E_NOMEM;
+		}
+		*arr = n;
+		*cap = ncap;
+	}
+	a = &(*arr)[*num];
+	memset(a, 0, sizeof(*a));
+	(*num)++;
+	a->name = dup_text(st, 0);
+	a->index = sqlite3_column_int(st, 1);
+	a->text = dup_text(st, 3);
+	if (a->name == NULL || (a->text == NULL && sqlite3_column_type(st, 3) != SQLITE_NULL)) {
+		return KEEL_STORE_E_NOMEM;
+	}
+	return copy_blob(st, 2, &a->value, &a->value_len);
+}
+
+static int sq_attr_list(struct keel_store_txn *tb, const char *uid, const char *name,
+			struct keel_store_attr **out_attrs, size_t *out_num)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	struct keel_store_attr *arr = NULL;
+	size_t num = 0, cap = 0;
+	int r, rc;
+
+	if ((r = prepare(db,
+			 "SELECT name, idx, value, text_value FROM attributes WHERE uid = ?1"
+			 " AND (?2 IS NULL OR name = ?2) ORDER BY rowid",
+			 &st)) != 0) {
+		return r;
+	}
+	rc = sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	if ((r = sq_err(db, rc, "bind")) != 0) {
+		goto out;
+	}
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = push_attr(st, &arr, &num, &cap);
+	}
+	if (r == 0 && rc != SQLITE_DONE) {
+		r = sq_err(db, rc, "listing attributes");
+	}
+out:
+	sqlite3_finalize(st);
+	if (r != 0) {
+		keel_store_attrs_free(arr, num);
+		return r;
+	}
+	*out_attrs = arr;
+	*out_num = num;
+	return 0;
+}
+
+static int bind_attr(sqlite3_stmt *st, const char *uid, const struct keel_store_attr *a)
+{
+	int rc = sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 2, a->name, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int(st, 3, a->index);
+	rc = rc != SQLITE_OK ? rc
+			     : sqlite3_bind_blob64(st, 4, a->value != NULL ? a->value : (void *)"",
+						   a->value_len, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 5, a->text, -1, SQLITE_STATIC);
+	return rc;
+}
+
+static int attr_write(struct keel_store_txn *tb, const char *uid, const struct keel_store_attr *a,
+		      const char *sql)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = prepare(db, sql, &st)) != 0) {
+		return r;
+	}
+	if ((r = sq_err(db, bind_attr(st, uid, a), "bind")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	if ((r = step_done(db, st, "writing attribute")) == 0 && sqlite3_changes(db) == 0) {
+		r = KEEL_STORE_E_NOT_FOUND;
+	}
+	return r;
+}
+
+static int sq_attr_add(struct keel_store_txn *tb, const char *uid, const struct keel_store_attr *a)
+{
+	return attr_write(tb, uid, a,
+			  "INSERT INTO attributes (uid, name, idx, value, text_value)"
+			  " VALUES (?1, ?2, ?3, ?4, ?5)");
+}
+
+static int sq_attr_update(struct keel_store_txn *tb, const char *uid,
+			  const struct keel_store_attr *a)
+{
+	return attr_write(tb, uid, a,
+			  "UPDATE attributes SET value = ?4, text_value = ?5"
+			  " WHERE uid = ?1 AND name = ?2 AND idx = ?3");
+}
+
+static int sq_attr_delete(struct keel_store_txn *tb, const char *uid, const char *name,
+			  int32_t index)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(db,
+			 "DELETE FROM attributes WHERE uid = ?1 AND name = ?2"
+			 " AND (?3 < 0 OR idx = ?3)",
+			 &st)) != 0) {
+		return r;
+	}
+	rc = sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int(st, 3, index);
+	if ((r = sq_err(db, rc, "bind")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	if ((r = step_done(db, st, "deleting attribute")) == 0 && sqlite3_changes(db) == 0) {
+		r = KEEL_STORE_E_NOT_FOUND;
+	}
+	return r;
+}
+
+/* Binds a Locate query's parameters in the order locate_sql wrote them. */
+static int bind_query(sqlite3_stmt *st, const struct keel_store_query *q)
+{
+	int i = 1, rc = sqlite3_bind_text(st, i++, q->owner, -1, SQLITE_STATIC);
+
+	if (rc == SQLITE_OK && q->has_object_type) {
+		rc = sqlite3_bind_int64(st, i++, q->object_type);
+	}
+	if (rc == SQLITE_OK && q->has_state) {
+		rc = sqlite3_bind_int64(st, i++, q->state);
+	}
+	for (size_t k = 0; k < q->num_filters && rc == SQLITE_OK; k++) {
+		const struct keel_store_filter *f = &q->filters[k];
+
+		rc = sqlite3_bind_text(st, i++, f->name, -1, SQLITE_STATIC);
+		if (rc == SQLITE_OK) {
+			rc = f->text != NULL
+				 ? sqlite3_bind_text(st, i++, f->text, -1, SQLITE_STATIC)
+				 : sqlite3_bind_blob64(st, i++, f->value, f->value_len,
+						       SQLITE_STATIC);
+		}
+	}
+	rc = rc != SQLITE_OK
+		 ? rc
+		 : sqlite3_bind_int64(st, i++, q->max_items != 0 ? (int64_t)q->max_items : -1);
+	return rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, i, (int64_t)q->offset);
+}
+
+/* The Locate statement: each filter is an indexed EXISTS on attributes. */
+static char *locate_sql(const struct keel_store_query *q)
+{
+	size_t cap = 256 + q->num_filters * 128;
+	char *sql = malloc(cap);
+	size_t n;
+
+	if (sql == NULL) {
+		return NULL;
+	}
+	n = (size_t)snprintf(sql, cap, "SELECT uid FROM objects o WHERE owner = ?%s%s",
+			     q->has_object_type ? " AND object_type = ?" : "",
+			     q->has_state ? " AND state = ?" : "");
+	for (size_t k = 0; k < q->num_filters && n < cap; k++) {
+		n += (size_t)snprintf(sql + n, cap - n,
+				      " AND EXISTS (SELECT 1 FROM attributes a WHERE a.uid = o.uid"
+				      " AND a.name = ? AND a.%s = ?)",
+				      q->filters[k].text != NULL ? "text_value" : "value");
+	}
+	if (n < cap) {
+		snprintf(sql + n, cap - n, " ORDER BY o.rowid LIMIT ? OFFSET ?");
+	}
+	return sql;
+}
+
+static int push_uid(sqlite3_stmt *st, char ***arr, size_t *num, size_t *cap)
+{
+	if (*num == *cap) {
+		size_t ncap = *cap != 0 ? *cap * 2 : 16;
+		char **n = realloc(*arr, ncap * sizeof(*n));
+
+		if (n == NULL) {
+			return KEEL_STORE_E_NOMEM;
+		}
+		*arr = n;
+		*cap = ncap;
+	}
+	if (((*arr)[*num] = dup_text(st, 0)) == NULL) {
+		return KEEL_STORE_E_NOMEM;
+	}
+	(*num)++;
+	return 0;
+}
+
+static int sq_locate(struct keel_store_txn *tb, const struct keel_store_query *q, char ***out_uids,
+		     size_t *out_num)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	char *sql = locate_sql(q), **arr = NULL;
+	size_t num = 0, cap = 0;
+	int r = KEEL_STORE_E_NOMEM, rc = SQLITE_DONE;
+
+	if (sql == NULL || (r = prepare(db, sql, &st)) != 0 ||
+	    (r = sq_err(db, bind_query(st, q), "bind")) != 0) {
+		goto out;
+	}
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = push_uid(st, &arr, &num, &cap);
+	}
+	if (r == 0 && rc != SQLITE_DONE) {
+		r = sq_err(db, rc, "locating objects");
+	}
+out:
+	sqlite3_finalize(st);
+	free(sql);
+	if (r != 0) {
+		keel_store_uids_free(arr, num);
+		return r;
+	}
+	*out_uids = arr;
+	*out_num = num;
+	return 0;
+}
+
+static int sq_audit_append(struct keel_store_txn *tb, const struct keel_store_audit *a)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(db,
+			 "INSERT INTO audit (time, client, operation, uid, result_status,"
+			 " result_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+			 &st)) != 0) {
+		return r;
+	}
+	rc = sqlite3_bind_int64(st, 1, a->time);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 2, a->client, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 3, a->operation);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 4, a->uid, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 5, a->result_status);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 6, a->result_reason);
+	if ((r = sq_err(db, rc, "bind")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	return step_done(db, st, "appending audit row");
+}
+
+static int sq_audit_count(struct keel_store_txn *tb, int64_t *out_count)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = prepare(db, "SELECT COUNT(*) FROM audit", &st)) != 0) {
+		return r;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*out_count = sqlite3_column_int64(st, 0);
+	} else {
+		r = sq_err(db, sqlite3_errcode(db), "counting audit rows");
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static const struct keel_store_ops sq_ops = {
+    .close = sq_close,
+    .schema_version = sq_schema_version,
+    .begin = sq_begin,
+    .commit = sq_commit,
+    .rollback = sq_rollback,
+    .savepoint = sq_savepoint,
+    .object_put = sq_object_put,
+    .object_get = sq_object_get,
+    .object_update = sq_object_update,
+    .object_delete = sq_object_delete,
+    .attr_list = sq_attr_list,
+    .attr_add = sq_attr_add,
+    .attr_update = sq_attr_update,
+    .attr_delete = sq_attr_delete,
+    .locate = sq_locate,
+    .audit_append = sq_audit_append,
+    .audit_count = sq_audit_count,
+};

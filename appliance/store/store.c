@@ -1,0 +1,164 @@
+/* store.h's functions: argument checks, then the backend's table (store_int.h). */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *keel_store_strerror(int err)
+{
+	static const char *const msgs[] = {
+	    [0] = "success",
+	    [-KEEL_STORE_E_NOT_FOUND] = "not found",
+	    [-KEEL_STORE_E_EXISTS] = "already exists",
+	    [-KEEL_STORE_E_BUSY] = "database busy",
+	    [-KEEL_STORE_E_IO] = "database I/O error",
+	    [-KEEL_STORE_E_NOMEM] = "out of memory",
+	    [-KEEL_STORE_E_SCHEMA] = "database schema unknown or damaged",
+	    [-KEEL_STORE_E_INVAL] = "invalid argument",
+	};
+
+	if (err > 0 || (size_t)-err >= sizeof(msgs) / sizeof(msgs[0])) {
+		return "unknown store error";
+	}
+	return msgs[-err];
+}
+
+void keel_store_object_cleanup(struct keel_store_object *o)
+{
+	if (o != NULL) {
+		free(o->blob);
+		o->blob = NULL;
+		o->blob_len = 0;
+	}
+}
+
+void keel_store_attrs_free(struct keel_store_attr *attrs, size_t num)
+{
+	for (size_t i = 0; attrs != NULL && i < num; i++) {
+		free(attrs[i].name);
+		free(attrs[i].value);
+		free(attrs[i].text);
+	}
+	free(attrs);
+}
+
+void keel_store_uids_free(char **uids, size_t num)
+{
+	for (size_t i = 0; uids != NULL && i < num; i++) {
+		free(uids[i]);
+	}
+	free(uids);
+}
+
+int keel_store_schema_version(struct keel_store *s, int *out_version)
+{
+	return s->ops->schema_version(s, out_version);
+}
+
+void keel_store_close(struct keel_store *s)
+{
+	if (s != NULL) {
+		s->ops->close(s);
+	}
+}
+
+int keel_store_begin(struct keel_store *s, struct keel_store_txn **out_txn)
+{
+	return s->ops->begin(s, out_txn);
+}
+
+int keel_store_commit(struct keel_store_txn *t)
+{
+	return t->store->ops->commit(t);
+}
+
+void keel_store_rollback(struct keel_store_txn *t)
+{
+	if (t != NULL) {
+		t->store->ops->rollback(t);
+	}
+}
+
+int keel_store_savepoint(struct keel_store_txn *t)
+{
+	return t->store->ops->savepoint(t, KEEL_SP_BEGIN);
+}
+
+int keel_store_savepoint_release(struct keel_store_txn *t)
+{
+	return t->store->ops->savepoint(t, KEEL_SP_RELEASE);
+}
+
+int keel_store_savepoint_rollback(struct keel_store_txn *t)
+{
+	return t->store->ops->savepoint(t, KEEL_SP_ROLLBACK);
+}
+
+int keel_store_object_put(struct keel_store_txn *t, const struct keel_store_object *o)
+{
+	if (o->uid[0] == '\0' || o->owner[0] == '\0') {
+		return KEEL_STORE_E_INVAL;
+	}
+	return t->store->ops->object_put(t, o);
+}
+
+int keel_store_object_get(struct keel_store_txn *t, const char *uid, const char *owner,
+			  struct keel_store_object *out)
+{
+	if (uid == NULL || owner == NULL || strlen(uid) > KEEL_STORE_UID_MAX) {
+		return KEEL_STORE_E_NOT_FOUND;
+	}
+	return t->store->ops->object_get(t, uid, owner, out);
+}
+
+int keel_store_object_update(struct keel_store_txn *t, const struct keel_store_object *o)
+{
+	return t->store->ops->object_update(t, o);
+}
+
+int keel_store_object_delete(struct keel_store_txn *t, const char *uid)
+{
+	return t->store->ops->object_delete(t, uid);
+}
+
+int keel_store_attr_list(struct keel_store_txn *t, const char *uid, const char *name,
+			 struct keel_store_attr **out_attrs, size_t *out_num)
+{
+	return t->store->ops->attr_list(t, uid, name, out_attrs, out_num);
+}
+
+int keel_store_attr_add(struct keel_store_txn *t, const char *uid, const struct keel_store_attr *a)
+{
+	return t->store->ops->attr_add(t, uid, a);
+}
+
+int keel_store_attr_update(struct keel_store_txn *t, const char *uid,
+			   const struct keel_store_attr *a)
+{
+	return t->store->ops->attr_update(t, uid, a);
+}
+
+int keel_store_attr_delete(struct keel_store_txn *t, const char *uid, const char *name,
+			   int32_t index)
+{
+	return t->store->ops->attr_delete(t, uid, name, index);
+}
+
+int keel_store_locate(struct keel_store_txn *t, const struct keel_store_query *q, char ***out_uids,
+		      size_t *out_num)
+{
+	if (q->owner == NULL) {
+		return KEEL_STORE_E_INVAL;
+	}
+	return t->store->ops->locate(t, q, out_uids, out_num);
+}
+
+int keel_store_audit_append(struct keel_store_txn *t, const struct keel_store_audit *a)
+{
+	return t->store->ops->audit_append(t, a);
+}
+
+int keel_store_audit_count(struct keel_store_txn *t, int64_t *out_count)
+{
+	return t->store->ops->audit_count(t, out_count);
+}

@@ -1,0 +1,172 @@
+/*
+ * The store: Keel's persistence behind one interface (ARCHITECTURE.md,
+ * "store/"). Objects, their attributes and the audit trail. The handle is
+ * opaque and dispatches through a table of functions, so a PostgreSQL backend
+ * can follow the SQLite one without touching the engine.
+ *
+ * Transactions: every read and write happens inside a keel_store_txn. The
+ * engine runs one transaction per KMIP request, appends the audit rows in it,
+ * and commits before the response leaves: keel_store_commit returns only
+ * once the change is durable (SQLite: WAL with synchronous=FULL).
+ *
+ * Errors: 0 or a negative KEEL_STORE_E_*; backend error codes never leave
+ * store/. Threads: any number of threads may hold transactions at once.
+ * Nothing secret passes through here in plaintext: key material arrives
+ * wrapped by the CRK.
+ */
+#ifndef KEEL_STORE_H
+#define KEEL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEEL_STORE_WUR __attribute__((warn_unused_result))
+
+enum keel_store_err {
+	KEEL_STORE_OK = 0,
+	KEEL_STORE_E_NOT_FOUND = -1, /* no such object or attribute (for this owner) */
+	KEEL_STORE_E_EXISTS = -2,    /* the key is already taken */
+	KEEL_STORE_E_BUSY = -3,	     /* lock not obtained within the busy timeout */
+	KEEL_STORE_E_IO = -4,	     /* disk, file or any other backend failure */
+	KEEL_STORE_E_NOMEM = -5,
+	KEEL_STORE_E_SCHEMA = -6, /* the database is newer than this program, or damaged */
+	KEEL_STORE_E_INVAL = -7,  /* bad argument */
+};
+
+const char *keel_store_strerror(int err);
+
+#define KEEL_STORE_UID_MAX   128 /* longest Unique Identifier kept */
+#define KEEL_STORE_OWNER_MAX 65	 /* SHA-256 hex and NUL */
+
+/* One managed object's row. Dates are POSIX seconds, 0 when not set. */
+struct keel_store_object {
+	char uid[KEEL_STORE_UID_MAX + 1];
+	char owner[KEEL_STORE_OWNER_MAX];
+	uint32_t object_type; /* KMIP_OBJECT_TYPE_* */
+	uint32_t state;	      /* KMIP_STATE_* */
+	uint32_t crk_version; /* of the blob; 0 when there is none */
+	uint8_t *blob;	      /* hsm_wrap output, malloc'd; NULL once destroyed */
+	size_t blob_len;
+	int64_t initial_date, activation_date, deactivation_date, destroy_date;
+	int64_t compromise_date, compromise_occurrence_date, last_change_date;
+};
+
+/* Frees the blob of |o| (not |o| itself). Accepts NULL. */
+void keel_store_object_cleanup(struct keel_store_object *o);
+
+/*
+ * One attribute instance. |value| is the TTLV encoding of the value item;
+ * |text| (may be NULL) is a searchable text form: the Name Value of a Name,
+ * the string of a text custom attribute.
+ */
+struct keel_store_attr {
+	char *name;
+	int32_t index;
+	uint8_t *value;
+	size_t value_len;
+	char *text;
+};
+
+/* Frees an array from keel_store_attr_list. Accepts NULL. */
+void keel_store_attrs_free(struct keel_store_attr *attrs, size_t num);
+
+/* A Locate filter: an attribute |name| whose text or (if text is NULL) value equals. */
+struct keel_store_filter {
+	const char *name;
+	const char *text;
+	const uint8_t *value;
+	size_t value_len;
+};
+
+struct keel_store_query {
+	const char *owner; /* required: a client only ever finds its own objects */
+	bool has_object_type, has_state;
+	uint32_t object_type, state;
+	const struct keel_store_filter *filters;
+	size_t num_filters;
+	size_t offset;	  /* Offset Items */
+	size_t max_items; /* 0: no limit */
+};
+
+/* An audit row: who did what to which object, and how it ended. No secrets. */
+struct keel_store_audit {
+	int64_t time;
+	const char *client; /* fingerprint hex */
+	uint32_t operation;
+	const char *uid; /* may be NULL */
+	uint32_t result_status;
+	uint32_t result_reason; /* 0 on success */
+};
+
+struct keel_store;     /* opaque */
+struct keel_store_txn; /* opaque: one open transaction on one connection */
+
+/*
+ * Opens (creating if needed) the SQLite database at |path| and runs its
+ * migrations. |num_conns| connections are pooled (0 means 4).
+ */
+int keel_store_open_sqlite(const char *path, unsigned num_conns,
+			   struct keel_store **out_store) KEEL_STORE_WUR;
+
+/* The schema version the database is at. */
+int keel_store_schema_version(struct keel_store *s, int *out_version) KEEL_STORE_WUR;
+
+/* Closes every connection. Accepts NULL. No transaction may be open. */
+void keel_store_close(struct keel_store *s);
+
+/*
+ * Takes a connection (waiting for one if all are busy) and begins a write
+ * transaction. Ends with exactly one of keel_store_commit or
+ * keel_store_rollback, which both hand the connection back.
+ */
+int keel_store_begin(struct keel_store *s, struct keel_store_txn **out_txn) KEEL_STORE_WUR;
+/* Commits durably. On failure the transaction is rolled back. */
+int keel_store_commit(struct keel_store_txn *t) KEEL_STORE_WUR;
+void keel_store_rollback(struct keel_store_txn *t);
+
+/* A nested savepoint: one batch item's changes, undone alone on its failure. */
+int keel_store_savepoint(struct keel_store_txn *t) KEEL_STORE_WUR;
+int keel_store_savepoint_release(struct keel_store_txn *t) KEEL_STORE_WUR;
+int keel_store_savepoint_rollback(struct keel_store_txn *t) KEEL_STORE_WUR;
+
+/* Inserts a new object; KEEL_STORE_E_EXISTS if the UID is taken. */
+int keel_store_object_put(struct keel_store_txn *t,
+			  const struct keel_store_object *o) KEEL_STORE_WUR;
+/*
+ * Reads the object |uid| of |owner| into *out (cleanup with
+ * keel_store_object_cleanup). Another owner's object is KEEL_STORE_E_NOT_FOUND.
+ */
+int keel_store_object_get(struct keel_store_txn *t, const char *uid, const char *owner,
+			  struct keel_store_object *out) KEEL_STORE_WUR;
+/* Rewrites state, CRK version, blob and dates of an existing object. */
+int keel_store_object_update(struct keel_store_txn *t,
+			     const struct keel_store_object *o) KEEL_STORE_WUR;
+/* Deletes an object and its attributes. */
+int keel_store_object_delete(struct keel_store_txn *t, const char *uid) KEEL_STORE_WUR;
+
+/* The attributes of |uid| (all, or those named |name|), by name then index. */
+int keel_store_attr_list(struct keel_store_txn *t, const char *uid, const char *name,
+			 struct keel_store_attr **out_attrs, size_t *out_num) KEEL_STORE_WUR;
+/* Adds an instance; KEEL_STORE_E_EXISTS if (uid, name, index) is taken. */
+int keel_store_attr_add(struct keel_store_txn *t, const char *uid,
+			const struct keel_store_attr *a) KEEL_STORE_WUR;
+/* Replaces the value of instance (uid, a->name, a->index); NOT_FOUND if absent. */
+int keel_store_attr_update(struct keel_store_txn *t, const char *uid,
+			   const struct keel_store_attr *a) KEEL_STORE_WUR;
+/* Deletes instance |index| of |name|, or every instance when index < 0; NOT_FOUND if none. */
+int keel_store_attr_delete(struct keel_store_txn *t, const char *uid, const char *name,
+			   int32_t index) KEEL_STORE_WUR;
+
+/* UIDs matching |q|, oldest first; *out_uids is freed with keel_store_uids_free. */
+int keel_store_locate(struct keel_store_txn *t, const struct keel_store_query *q, char ***out_uids,
+		      size_t *out_num) KEEL_STORE_WUR;
+void keel_store_uids_free(char **uids, size_t num);
+
+/* Appends an audit row in the transaction, so it commits or vanishes with the change. */
+int keel_store_audit_append(struct keel_store_txn *t,
+			    const struct keel_store_audit *a) KEEL_STORE_WUR;
+/* Number of audit rows (for tests and metrics). */
+int keel_store_audit_count(struct keel_store_txn *t, int64_t *out_count) KEEL_STORE_WUR;
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * The backend interface behind store.h: each backend fills one const table
+ * of functions and embeds struct keel_store / struct keel_store_txn first in
+ * its own handles. store.c dispatches; only backends include this header.
+ */
+#ifndef KEEL_STORE_INT_H
+#define KEEL_STORE_INT_H
+
+#include "store.h"
+
+struct keel_store_ops {
+	void (*close)(struct keel_store *s);
+	int (*schema_version)(struct keel_store *s, int *out_version);
+	int (*begin)(struct keel_store *s, struct keel_store_txn **out_txn);
+	int (*commit)(struct keel_store_txn *t);
+	void (*rollback)(struct keel_store_txn *t);
+	int (*savepoint)(struct keel_store_txn *t, int what);
+	int (*object_put)(struct keel_store_txn *t, const struct keel_store_object *o);
+	int (*object_get)(struct keel_store_txn *t, const char *uid, const char *owner,
+			  struct keel_store_object *out);
+	int (*object_update)(struct keel_store_txn *t, const struct keel_store_object *o);
+	int (*object_delete)(struct keel_store_txn *t, const char *uid);
+	int (*attr_list)(struct keel_store_txn *t, const char *uid, const char *name,
+			 struct keel_store_attr **out_attrs, size_t *out_num);
+	int (*attr_add)(struct keel_store_txn *t, const char *uid, const struct keel_store_attr *a);
+	int (*attr_update)(struct keel_store_txn *t, const char *uid,
+			   const struct keel_store_attr *a);
+	int (*attr_delete)(struct keel_store_txn *t, const char *uid, const char *name,
+			   int32_t index);
+	int (*locate)(struct keel_store_txn *t, const struct keel_store_query *q, char ***out_uids,
+		      size_t *out_num);
+	int (*audit_append)(struct keel_store_txn *t, const struct keel_store_audit *a);
+	int (*audit_count)(struct keel_store_txn *t, int64_t *out_count);
+};
+
+/* What keel_store_savepoint* ask of the backend. */
+enum { KEEL_SP_BEGIN = 0, KEEL_SP_RELEASE = 1, KEEL_SP_ROLLBACK = 2 };
+
+struct keel_store {
+	const struct keel_store_ops *ops;
+};
+
+struct keel_store_txn {
+	struct keel_store *store;
+};
+
+#endif

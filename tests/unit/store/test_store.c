@@ -1,0 +1,249 @@
+/*
+ * The SQLite store: migrations (fresh and already migrated), objects,
+ * attributes and their search, audit rows bound to their transaction, and
+ * everything still there after a reopen.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "store.h"
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct keel_store *s;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/keel-store-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/keel.db", f->dir);
+	assert_int_equal(keel_store_open_sqlite(f->path, 2, &f->s), 0);
+	*state = f;
+	return 0;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	keel_store_close(f->s);
+	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static void reopen(struct fx *f)
+{
+	keel_store_close(f->s);
+	assert_int_equal(keel_store_open_sqlite(f->path, 2, &f->s), 0);
+}
+
+static void put_object(struct keel_store *s, const char *uid, const char *owner)
+{
+	struct keel_store_object o = {
+	    .object_type = 2, .state = 1, .crk_version = 1, .initial_date = 1000};
+	uint8_t blob[] = {1, 2, 3, 4};
+	struct keel_store_txn *t;
+
+	snprintf(o.uid, sizeof(o.uid), "%s", uid);
+	snprintf(o.owner, sizeof(o.owner), "%s", owner);
+	o.blob = blob;
+	o.blob_len = sizeof(blob);
+	assert_int_equal(keel_store_begin(s, &t), 0);
+	assert_int_equal(keel_store_object_put(t, &o), 0);
+	assert_int_equal(keel_store_commit(t), 0);
+}
+
+static void test_migrations(void **state)
+{
+	struct fx *f = *state;
+	int v = 0;
+
+	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
+	assert_int_equal(v, 1);
+	reopen(f); /* already migrated: nothing to do, same version */
+	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
+	assert_int_equal(v, 1);
+}
+
+static void test_object_crud(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_object o;
+	struct keel_store_txn *t;
+
+	put_object(f->s, "u1", "aa");
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_object_get(t, "u1", "aa", &o), 0);
+	assert_int_equal(o.object_type, 2);
+	assert_int_equal(o.blob_len, 4);
+	assert_int_equal(o.blob[3], 4);
+	/* Another owner sees nothing. */
+	assert_int_equal(keel_store_object_get(t, "u1", "bb", &(struct keel_store_object){0}),
+			 KEEL_STORE_E_NOT_FOUND);
+	assert_int_equal(keel_store_object_put(t, &o), KEEL_STORE_E_EXISTS);
+	keel_store_object_cleanup(&o);
+	assert_int_equal(keel_store_object_get(t, "u1", "aa", &o), 0);
+	o.state = 2;
+	o.activation_date = 2000;
+	keel_store_object_cleanup(&o);
+	assert_int_equal(keel_store_object_update(t, &o), 0);
+	assert_int_equal(keel_store_object_get(t, "u1", "aa", &o), 0);
+	assert_int_equal(o.state, 2);
+	assert_null(o.blob);
+	assert_int_equal(o.activation_date, 2000);
+	assert_int_equal(keel_store_object_delete(t, "u1"), 0);
+	assert_int_equal(keel_store_object_delete(t, "u1"), KEEL_STORE_E_NOT_FOUND);
+	assert_int_equal(keel_store_commit(t), 0);
+}
+
+static void add_attr(struct keel_store_txn *t, const char *uid, const char *name, int idx,
+		     const char *text)
+{
+	struct keel_store_attr a = {.name = (char *)name,
+				    .index = idx,
+				    .value = (uint8_t *)text,
+				    .value_len = strlen(text),
+				    .text = (char *)text};
+
+	assert_int_equal(keel_store_attr_add(t, uid, &a), 0);
+}
+
+static void test_attributes_and_locate(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_txn *t;
+	struct keel_store_attr *attrs;
+	struct keel_store_filter flt = {.name = "Name", .text = "k2"};
+	struct keel_store_query q = {.owner = "aa", .filters = &flt, .num_filters = 1};
+	char **uids;
+	size_t n;
+
+	put_object(f->s, "u1", "aa");
+	put_object(f->s, "u2", "aa");
+	put_object(f->s, "u3", "bb");
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	add_attr(t, "u1", "Name", 0, "k1");
+	add_attr(t, "u1", "x-Vendor", 0, "VMware");
+	add_attr(t, "u2", "Name", 0, "k2");
+	add_attr(t, "u3", "Name", 0, "k2");
+	assert_int_equal(keel_store_attr_list(t, "u1", NULL, &attrs, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(attrs[1].name, "x-Vendor");
+	assert_string_equal(attrs[1].text, "VMware");
+	keel_store_attrs_free(attrs, n);
+	assert_int_equal(keel_store_locate(t, &q, &uids, &n), 0);
+	assert_int_equal(n, 1); /* u3 has the name too, but belongs to bb */
+	assert_string_equal(uids[0], "u2");
+	keel_store_uids_free(uids, n);
+	q.num_filters = 0;
+	q.max_items = 1;
+	q.offset = 1;
+	assert_int_equal(keel_store_locate(t, &q, &uids, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(uids[0], "u2");
+	keel_store_uids_free(uids, n);
+	struct keel_store_attr upd = {
+	    .name = "Name", .index = 0, .value = (uint8_t *)"k9", .value_len = 2, .text = "k9"};
+	assert_int_equal(keel_store_attr_update(t, "u1", &upd), 0);
+	upd.index = 5;
+	assert_int_equal(keel_store_attr_update(t, "u1", &upd), KEEL_STORE_E_NOT_FOUND);
+	assert_int_equal(keel_store_attr_delete(t, "u1", "x-Vendor", -1), 0);
+	assert_int_equal(keel_store_attr_delete(t, "u1", "x-Vendor", -1), KEEL_STORE_E_NOT_FOUND);
+	/* Deleting the object takes its attributes with it (foreign key cascade). */
+	assert_int_equal(keel_store_object_delete(t, "u2"), 0);
+	assert_int_equal(keel_store_attr_list(t, "u2", NULL, &attrs, &n), 0);
+	assert_int_equal(n, 0);
+	keel_store_attrs_free(attrs, n);
+	assert_int_equal(keel_store_commit(t), 0);
+}
+
+static void test_audit_in_transaction(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_audit a = {.time = 1, .client = "aa", .operation = 1, .uid = "u9"};
+	struct keel_store_object o = {.uid = "u9", .owner = "aa", .object_type = 2, .state = 1};
+	struct keel_store_txn *t;
+	int64_t n = -1;
+
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_object_put(t, &o), 0);
+	assert_int_equal(keel_store_audit_append(t, &a), 0);
+	keel_store_rollback(t);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_audit_count(t, &n), 0);
+	assert_int_equal(n, 0); /* the rolled-back change left no audit row */
+	assert_int_equal(keel_store_object_get(t, "u9", "aa", &o), KEEL_STORE_E_NOT_FOUND);
+	assert_int_equal(keel_store_object_put(t, &o), 0);
+	assert_int_equal(keel_store_audit_append(t, &a), 0);
+	/* A savepoint rolled back undoes only the item's part. */
+	assert_int_equal(keel_store_savepoint(t), 0);
+	assert_int_equal(keel_store_audit_append(t, &a), 0);
+	assert_int_equal(keel_store_savepoint_rollback(t), 0);
+	assert_int_equal(keel_store_commit(t), 0);
+	reopen(f);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_audit_count(t, &n), 0);
+	assert_int_equal(n, 1);
+	keel_store_rollback(t);
+}
+
+static void test_reopen_keeps_everything(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_txn *t;
+	struct keel_store_object o;
+	struct keel_store_attr *attrs;
+	size_t n;
+
+	put_object(f->s, "k", "aa");
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	add_attr(t, "k", "x-Product", 0, "VMware vSphere");
+	assert_int_equal(keel_store_commit(t), 0);
+	reopen(f);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_object_get(t, "k", "aa", &o), 0);
+	assert_int_equal(o.blob_len, 4);
+	keel_store_object_cleanup(&o);
+	assert_int_equal(keel_store_attr_list(t, "k", "x-Product", &attrs, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(attrs[0].text, "VMware vSphere");
+	keel_store_attrs_free(attrs, n);
+	keel_store_rollback(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_object_crud, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_attributes_and_locate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_audit_in_transaction, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
