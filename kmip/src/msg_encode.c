@@ -151,11 +151,10 @@ static void encode_payload(struct enc *e, const struct kmip_struct_desc *desc,
 static void encode_field(struct enc *e, const struct kmip_struct_desc *desc,
 			 const struct kmip_field_desc *f, const uint8_t *in)
 {
-	const uint8_t *p = msg_load_ptr(in + f->offset);
-
 	if (f->kind == KMIP_KIND_PAYLOAD) {
 		encode_payload(e, desc, f, in);
 	} else if (msg_is_repeated(f)) {
+		const uint8_t *p = msg_load_ptr(in + f->offset);
 		size_t n = msg_load_size(in + f->aux), size = msg_elem_size(f);
 
 		for (size_t k = 0; k < n; k++) {
@@ -167,7 +166,7 @@ static void encode_field(struct enc *e, const struct kmip_struct_desc *desc,
 					 : 0);
 		}
 	} else if (f->kind == KMIP_TYPE_STRUCTURE) {
-		encode_value(e, f, p, 0);
+		encode_value(e, f, msg_load_ptr(in + f->offset), 0);
 	} else {
 		encode_value(e, f, in + f->offset,
 			     msg_has_len(f->kind) ? msg_load_size(in + f->aux) : 0);
