@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum kind { K_U32, K_FILE, K_DIR, K_LEVEL, K_LISTEN };
+enum kind { K_U32, K_FILE, K_DIR, K_NEWFILE, K_STRING, K_LEVEL, K_LISTEN, K_WRAP };
 
 /* One row per setting: what it is, where it goes, what it may be. The same
  * table rejects unknown names, so a typo is an error and not a silent default. */
@@ -25,6 +25,8 @@ struct setting {
 #define U32(p, f, lo, hi) {p, K_U32, offsetof(struct keel_config, f), lo, hi}
 #define FILE_(p, f)       {p, K_FILE, offsetof(struct keel_config, f), 0, 0}
 #define DIR_(p, f)        {p, K_DIR, offsetof(struct keel_config, f), 0, 0}
+#define NEWFILE(p, f)     {p, K_NEWFILE, offsetof(struct keel_config, f), 0, 0}
+#define STRING(p, f, max) {p, K_STRING, offsetof(struct keel_config, f), 1, max}
 /* clang-format on */
 
 static const struct setting settings[] = {
@@ -45,9 +47,19 @@ static const struct setting settings[] = {
     U32("limits.idle_timeout_ms", idle_timeout_ms, 1, 86400000),
     U32("limits.frame_timeout_ms", frame_timeout_ms, 1, 3600000),
     U32("limits.drain_timeout_ms", drain_timeout_ms, 1, 3600000),
+    /* vCenter sends at most 3 items (VCENTER.md §1); a batch is decoded whole. */
+    U32("limits.max_batch_items", max_batch_items, 1, 4096),
+    U32("limits.max_locate_items", max_locate_items, 1, 1000000),
+    STRING("hsm.module", hsm_module, 4095),
+    /* PKCS#11 token labels are 32 bytes (CK_TOKEN_INFO.label). */
+    STRING("hsm.token_label", hsm_token_label, 32),
+    FILE_("hsm.pin_file", hsm_pin_file),
+    U32("hsm.pool_size", hsm_pool_size, 1, 256),
+    {"hsm.wrap", K_WRAP, offsetof(struct keel_config, hsm_wrap), 0, 0},
+    NEWFILE("store.path", store_path),
 };
 
-static const char *const groups[] = {"tls", "clients", "limits"};
+static const char *const groups[] = {"tls", "clients", "limits", "hsm", "store"};
 
 struct parse {
 	struct keel_config *cfg;
@@ -84,6 +96,10 @@ static void set_defaults(struct keel_config *cfg)
 	cfg->drain_timeout_ms = 30000;
 	cfg->worker_threads = 4;
 	cfg->log_level = KEEL_LOG_INFO;
+	cfg->max_batch_items = 64;
+	cfg->max_locate_items = 1000;
+	cfg->hsm_pool_size = 8;
+	cfg->hsm_wrap = KEEL_CONFIG_WRAP_GCM;
 }
 
 int keel_listen_addr_parse(const char *text, struct keel_listen_addr *out)
@@ -155,6 +171,64 @@ static int get_u32(struct parse *p, const config_setting_t *s, const struct sett
 	return 0;
 }
 
+/* A file that may not exist yet (created on first open): its directory must,
+ * and if the file exists it must be a regular file. */
+static int check_new_file(struct parse *p, int line, const struct setting *d, const char *path)
+{
+	char *dir = strdup(path), *slash;
+	struct stat st;
+	int r = 0;
+
+	if (dir == NULL) {
+		return fail(p, line, "out of memory");
+	}
+	slash = strrchr(dir, '/');
+	if (slash != NULL) {
+		*slash = '\0';
+	}
+	if (slash != NULL && dir[0] != '\0' && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
+		r = fail(p, line, "%s: directory %s does not exist", d->path, dir);
+	} else if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		r = fail(p, line, "%s: %s is not a file", d->path, path);
+	}
+	free(dir);
+	return r;
+}
+
+static int get_string(struct parse *p, const config_setting_t *s, const struct setting *d)
+{
+	int line = config_setting_source_line(s);
+	const char *v = config_setting_get_string(s);
+	char **dst = (char **)((char *)p->cfg + d->offset);
+
+	if (v == NULL) {
+		return fail(p, line, "%s must be a string", d->path);
+	}
+	if (strlen(v) < d->min || strlen(v) > d->max) {
+		return fail(p, line, "%s must have %u to %u characters", d->path, d->min, d->max);
+	}
+	free(*dst);
+	if ((*dst = strdup(v)) == NULL) {
+		return fail(p, line, "out of memory");
+	}
+	return 0;
+}
+
+static int get_wrap(struct parse *p, const config_setting_t *s, const struct setting *d)
+{
+	const char *v = config_setting_get_string(s);
+
+	if (v != NULL && strcmp(v, "gcm") == 0) {
+		p->cfg->hsm_wrap = KEEL_CONFIG_WRAP_GCM;
+	} else if (v != NULL && strcmp(v, "kwp") == 0) {
+		p->cfg->hsm_wrap = KEEL_CONFIG_WRAP_KWP;
+	} else {
+		return fail(p, config_setting_source_line(s), "%s must be \"gcm\" or \"kwp\"",
+			    d->path);
+	}
+	return 0;
+}
+
 static int get_path(struct parse *p, const config_setting_t *s, const struct setting *d)
 {
 	int line = config_setting_source_line(s);
@@ -179,6 +253,9 @@ static int get_path(struct parse *p, const config_setting_t *s, const struct set
 		return fail(p, line, "out of memory");
 	}
 	/* Checked now, so that a wrong path is reported with its line. */
+	if (d->kind == K_NEWFILE) {
+		return check_new_file(p, line, d, *dst);
+	}
 	if (stat(*dst, &st) != 0) {
 		return fail(p, line, "%s: %s: %s", d->path, *dst, strerror(errno));
 	}
@@ -259,7 +336,12 @@ static int apply(struct parse *p, const config_setting_t *s, const char *path)
 		return get_u32(p, s, d);
 	case K_FILE:
 	case K_DIR:
+	case K_NEWFILE:
 		return get_path(p, s, d);
+	case K_STRING:
+		return get_string(p, s, d);
+	case K_WRAP:
+		return get_wrap(p, s, d);
 	case K_LEVEL:
 		return get_level(p, s, d);
 	case K_LISTEN:
@@ -320,6 +402,13 @@ static int check_whole(struct parse *p, const config_t *lc)
 		return fail(p, line_of(lc, "clients"),
 			    "no client can be registered: set clients.certificates_dir "
 			    "and/or clients.ca_file");
+	}
+	if (config_lookup(lc, "hsm") != NULL &&
+	    (c->hsm_module == NULL || c->hsm_token_label == NULL || c->hsm_pin_file == NULL)) {
+		return fail(p, line_of(lc, "hsm"), "hsm needs module, token_label and pin_file");
+	}
+	if (config_lookup(lc, "store") != NULL && c->store_path == NULL) {
+		return fail(p, line_of(lc, "store"), "store needs path");
 	}
 	if (c->max_connections_per_client > c->max_connections) {
 		return fail(p, line_of(lc, "limits.max_connections_per_client"),
@@ -407,5 +496,9 @@ void keel_config_free(struct keel_config *cfg)
 	free(cfg->tls_private_key);
 	free(cfg->clients_certificates_dir);
 	free(cfg->clients_ca_file);
+	free(cfg->hsm_module);
+	free(cfg->hsm_token_label);
+	free(cfg->hsm_pin_file);
+	free(cfg->store_path);
 	free(cfg);
 }

@@ -23,6 +23,12 @@ struct keel_listen_addr {
 	char text[64]; /* as written, for logs */
 };
 
+/* How the HSM wraps key material (hsm.wrap): enum hsm_wrap_mode's values. */
+enum keel_config_wrap {
+	KEEL_CONFIG_WRAP_GCM = 0,
+	KEEL_CONFIG_WRAP_KWP = 1,
+};
+
 struct keel_config {
 	struct keel_listen_addr listen[KEEL_LISTEN_MAX];
 	size_t num_listen;
@@ -41,6 +47,19 @@ struct keel_config {
 	uint32_t drain_timeout_ms;
 	uint32_t worker_threads;
 	enum keel_log_level log_level;
+	/* hsm section: all NULL when absent (keeld requires it, the tests' echo
+	 * server does not). Present, it needs module, token_label and pin_file. */
+	char *hsm_module; /* p11-kit module name, or a path if it contains '/' */
+	char *hsm_token_label;
+	char *hsm_pin_file;
+	uint32_t hsm_pool_size;
+	enum keel_config_wrap hsm_wrap;
+	/* store section: NULL when absent. The file may not exist yet; its
+	 * directory must. */
+	char *store_path;
+	/* The engine's limits (limits section). */
+	uint32_t max_batch_items;
+	uint32_t max_locate_items;
 };
 
 struct keel_config_error {

@@ -44,6 +44,7 @@ static int setup(void **state)
 	touch("server.crt");
 	touch("server.key");
 	touch("ca.pem");
+	touch("user.pin");
 	snprintf(path, sizeof(path), "%s/clients", dir);
 	return mkdir(path, 0700);
 }
@@ -69,7 +70,11 @@ static void test_good_file(void **state)
 	    "clients: { certificates_dir = \"clients\"; ca_file = \"ca.pem\"; };\n"
 	    "limits: { max_connections = 100; max_connections_per_client = 10;\n"
 	    "  max_message_size = 65536; handshake_timeout_ms = 1;\n"
-	    "  idle_timeout_ms = 2; frame_timeout_ms = 3; drain_timeout_ms = 4; };\n";
+	    "  idle_timeout_ms = 2; frame_timeout_ms = 3; drain_timeout_ms = 4;\n"
+	    "  max_batch_items = 3; max_locate_items = 50; };\n"
+	    "hsm: { module = \"softhsm2\"; token_label = \"keel\"; pin_file = \"user.pin\";\n"
+	    "  pool_size = 2; wrap = \"kwp\"; };\n"
+	    "store: { path = \"keel.db\"; };\n";
 	struct keel_config *cfg = NULL;
 	struct keel_config_error err;
 	const struct sockaddr_in6 *s6;
@@ -95,6 +100,16 @@ static void test_good_file(void **state)
 	assert_int_equal(cfg->idle_timeout_ms, 2);
 	assert_int_equal(cfg->frame_timeout_ms, 3);
 	assert_int_equal(cfg->drain_timeout_ms, 4);
+	assert_int_equal(cfg->max_batch_items, 3);
+	assert_int_equal(cfg->max_locate_items, 50);
+	assert_string_equal(cfg->hsm_module, "softhsm2");
+	assert_string_equal(cfg->hsm_token_label, "keel");
+	snprintf(path, sizeof(path), "%s/user.pin", dir);
+	assert_string_equal(cfg->hsm_pin_file, path);
+	assert_int_equal(cfg->hsm_pool_size, 2);
+	assert_int_equal(cfg->hsm_wrap, KEEL_CONFIG_WRAP_KWP);
+	snprintf(path, sizeof(path), "%s/keel.db", dir);
+	assert_string_equal(cfg->store_path, path);
 	keel_config_free(cfg);
 }
 
@@ -112,6 +127,11 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->max_message_size, 1u << 20);
 	assert_int_equal(cfg->log_level, KEEL_LOG_INFO);
 	assert_null(cfg->clients_ca_file);
+	assert_int_equal(cfg->max_batch_items, 64);
+	assert_int_equal(cfg->max_locate_items, 1000);
+	/* No hsm or store section: keeld refuses to start, the config does not. */
+	assert_null(cfg->hsm_module);
+	assert_null(cfg->store_path);
 	keel_config_free(cfg);
 }
 
@@ -147,7 +167,21 @@ static const struct bad bad_cases[] = {
     {BASE "log_level = \"loud\";", 3, "log_level"},
     {BASE "bogus = 1;", 3, "unknown setting bogus"},
     {BASE "limits: { max_conections = 1; };", 3, "unknown setting limits.max_conections"},
-    {BASE "hsm: { module = \"x\"; };", 3, "unknown section hsm"},
+    {BASE "hsm2: { module = \"x\"; };", 3, "unknown section hsm2"},
+    {BASE "hsm: { module = \"x\"; };", 3, "hsm needs module, token_label and pin_file"},
+    {BASE "hsm: {\n module = \"x\"; token_label = \"t\";\n pin_file = \"no.pin\"; };", 5, "no.pin"},
+    {BASE "hsm: {\n module = \"\"; };", 4, "hsm.module must have 1 to"},
+    {BASE "hsm: { token_label = \"0123456789012345678901234567890123\"; };", 3,
+     "hsm.token_label must have 1 to 32"},
+    {BASE "hsm: { token_label = 5; };", 3, "hsm.token_label must be a string"},
+    {BASE "hsm: {\n\n pool_size = 0; };", 5, "hsm.pool_size = 0 is out of range"},
+    {BASE "hsm: { wrap = \"cbc\"; };", 3, "hsm.wrap must be \"gcm\" or \"kwp\""},
+    {BASE "hsm: { slot = 1; };", 3, "unknown setting hsm.slot"},
+    {BASE "store: { };", 3, "store needs path"},
+    {BASE "store: { path = \"nodir/keel.db\"; };", 3, "directory"},
+    {BASE "store: { path = \"clients\"; };", 3, "not a file"},
+    {BASE "limits: { max_batch_items = 0; };", 3, "limits.max_batch_items = 0 is out of range"},
+    {BASE "limits: { max_locate_items = 2000000; };", 3, "out of range"},
     {BASE "limits: {\n max_connections = 10;\n max_connections_per_client = 20; };", 5, "exceeds"},
     {BASE "worker_threads = ;", 3, "syntax error"},
     {BASE "tls: { };", 3, "duplicate setting"},
