@@ -274,6 +274,18 @@ static const struct kmip_field_desc *match(const struct dec *d, const struct kmi
 	return NULL;
 }
 
+/* True when some member of group [i, end) is required in this version. */
+static bool group_required(const struct dec *d, const struct kmip_struct_desc *desc, size_t i,
+			   size_t end)
+{
+	for (; i < end; i++) {
+		if (msg_required(&desc->fields[i], d->version)) {
+			return true;
+		}
+	}
+	return false;
+}
+
 /* True when a field from |i| on (in this version) would take |tag|. */
 static bool tag_later(const struct dec *d, const struct kmip_struct_desc *desc, size_t i,
 		      uint32_t tag)
@@ -339,6 +351,26 @@ static int store_value(struct dec *d, const struct kmip_field_desc *f, struct it
 	}
 }
 
+/*
+ * Steps over the next item by its header alone: counting a run must not
+ * validate (UTF-8 and all) what decoding it will validate next.
+ */
+static bool skip_bytes(struct kmip_reader *r)
+{
+	uint64_t total;
+
+	if (r->len < 8) {
+		return false;
+	}
+	total = 8 + (((uint64_t)kmip_load_be32(r->data + 4) + 7) & ~(uint64_t)7);
+	if (total > r->len) {
+		return false;
+	}
+	r->data += total;
+	r->len -= (size_t)total;
+	return true;
+}
+
 /* Counts the run of children from the current one that |f| takes. */
 static size_t count_run(const struct dec *d, const struct kmip_field_desc *f, const struct cur *c)
 {
@@ -352,9 +384,7 @@ static size_t count_run(const struct dec *d, const struct kmip_field_desc *f, co
 
 	quiet.err = &ignored;
 	while (cur_peek(&probe, &tag, &type) > 0 && tag_matches(f, tag)) {
-		/* Skip without building anything: structures are not entered. */
-		if (probe.bytes ? kmip_read_item(&probe.r, &(struct kmip_item){0}) != 0
-				: take_node(&quiet, &probe, &it) != 0) {
+		if (probe.bytes ? !skip_bytes(&probe.r) : take_node(&quiet, &probe, &it) != 0) {
 			break;
 		}
 		n++;
@@ -476,25 +506,28 @@ static int decode_fields(struct dec *d, const struct kmip_struct_desc *desc, str
 	int have = -1; /* the current child's tag and type are known when >= 0 */
 
 	for (size_t i = 0, end; i < desc->num_fields; i = end) {
-		const struct kmip_field_desc *f = NULL;
+		const struct kmip_field_desc *f = &desc->fields[i];
 		bool wrong_type = false;
 		int err;
 
-		end = msg_group_end(desc, i);
 		if (have < 0 && (have = cur_peek(c, &tag, &type)) < 0) {
 			return fail(d, have, 0);
 		}
-		if (have > 0) {
-			f = match(d, desc, i, end, tag, type, &wrong_type);
+		end = i + 1;
+		if (msg_in_group(f)) {
+			end = msg_group_end(desc, i);
+			f = have > 0 ? match(d, desc, i, end, tag, type, &wrong_type) : NULL;
+		} else if (have == 0 || !tag_matches(f, tag) || !msg_in_version(f, d->version)) {
+			f = NULL; /* the common case: an absent optional field */
+		} else if (!type_matches(f, type)) {
+			return fail(d, KMIP_E_TYPE, tag);
 		}
 		if (f == NULL) {
 			if (wrong_type) {
 				return fail(d, KMIP_E_TYPE, tag);
 			}
-			for (size_t k = i; k < end; k++) {
-				if (msg_required(&desc->fields[k], d->version)) {
-					return missing(d, desc, i, c);
-				}
+			if (group_required(d, desc, i, end)) {
+				return missing(d, desc, i, c);
 			}
 			continue;
 		}
