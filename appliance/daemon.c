@@ -7,6 +7,7 @@
 struct daemon {
 	const struct keel_daemon_opts *opts;
 	struct keel_config *cfg;
+	void *handler_ctx;
 };
 
 static void report(const struct keel_config_error *err)
@@ -25,6 +26,16 @@ static int load(const struct keel_daemon_opts *opts, struct keel_config **out_cf
 	if (keel_config_load(opts->config_path, out_cfg, &err) != 0) {
 		report(&err);
 		return -1;
+	}
+	if (opts->listen_override != NULL) {
+		(*out_cfg)->num_listen = 1;
+		if (keel_listen_addr_parse(opts->listen_override, &(*out_cfg)->listen[0]) != 0) {
+			keel_err("--listen %s: expected \"1.2.3.4:port\" or \"[v6]:port\"",
+				 opts->listen_override);
+			keel_config_free(*out_cfg);
+			*out_cfg = NULL;
+			return -1;
+		}
 	}
 	if (!opts->log_level_forced) {
 		keel_log_set_level((*out_cfg)->log_level);
@@ -81,7 +92,7 @@ static int start(struct daemon *d, struct keel_server **out_srv)
 	    .drain_timeout_ms = cfg->drain_timeout_ms,
 	    .worker_threads = cfg->worker_threads,
 	    .handler = d->opts->handler,
-	    .handler_ctx = d->opts->handler_ctx,
+	    .handler_ctx = d->handler_ctx,
 	    .on_sighup = on_sighup,
 	    .on_sighup_arg = d,
 	};
@@ -113,11 +124,19 @@ static void log_listening(struct keel_server *srv, const struct keel_config *cfg
 
 int keel_daemon_run(const struct keel_daemon_opts *opts)
 {
-	struct daemon d = {.opts = opts};
+	struct daemon d = {.opts = opts, .handler_ctx = opts->handler_ctx};
 	struct keel_server *srv = NULL;
 	int status = 1;
 
-	if (load(opts, &d.cfg) != 0 || start(&d, &srv) != 0) {
+	if (load(opts, &d.cfg) != 0) {
+		goto out;
+	}
+	if (opts->on_config != NULL &&
+	    (status = opts->on_config(d.cfg, opts->on_config_arg, &d.handler_ctx)) != 0) {
+		goto out;
+	}
+	status = 1;
+	if (start(&d, &srv) != 0) {
 		goto out;
 	}
 	log_listening(srv, d.cfg);

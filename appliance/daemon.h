@@ -12,15 +12,25 @@
 struct keel_daemon_opts {
 	const char *config_path;
 	bool log_level_forced; /* --log-level wins over the file's log_level */
+	/* One "address:port" that replaces the file's listen list (keeld --listen). */
+	const char *listen_override;
 	keel_request_fn handler;
 	void *handler_ctx;
+	/*
+	 * Called once the configuration is loaded, before the server starts (may
+	 * be NULL): opens what the handler needs and may replace handler_ctx
+	 * through *io_handler_ctx. Returns 0, or the process exit status to stop
+	 * with. What it opened is the caller's to close after keel_daemon_run.
+	 */
+	int (*on_config)(const struct keel_config *cfg, void *arg, void **io_handler_ctx);
+	void *on_config_arg;
 	/* Called once every listener is bound (may be NULL). */
 	void (*on_ready)(struct keel_server *srv, const struct keel_config *cfg, void *arg);
 	void *on_ready_arg;
 };
 
 /* Returns the process exit status: 0 after a clean drain, 1 when the
- * configuration or start-up failed or the drain timed out. */
+ * configuration or start-up failed or the drain timed out, or on_config's. */
 int keel_daemon_run(const struct keel_daemon_opts *opts);
 
 #endif

@@ -6,24 +6,53 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
 #include "config.h"
 #include "daemon.h"
+#include "dev/dev.h"
 #include "engine/engine.h"
+#include "keel/hsm.h"
 #include "log.h"
+
+/* Exit statuses, for scripts and systemd (RestartPreventExitStatus=2 3). */
+enum {
+	EXIT_FAILED = 1,  /* configuration, start-up, or a drain that timed out */
+	EXIT_USAGE = 2,	  /* bad command line */
+	EXIT_HSM_PIN = 3, /* the token refused the PIN, or the PIN file is unusable */
+	EXIT_HSM = 4,	  /* PKCS#11 module or token not found or not answering */
+	EXIT_STORE = 5,	  /* the store could not be opened */
+};
+
+/* What keeld opens besides the server: the token and the engine over it. */
+struct backends {
+	const char *config_path;
+	const char *dev_dir_arg; /* --dev DIR; NULL otherwise */
+	struct keel_dev dev_dir;
+	struct hsm *hsm;
+	struct keel_engine *engine;
+};
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: keeld [--config FILE] [--log-level LEVEL]\n"
-		   "  -c, --config FILE      configuration (default " KEEL_CONFIG_DEFAULT_PATH ")\n"
-		   "  -l, --log-level LEVEL  error, warning, notice, info or debug; overrides\n"
-		   "                         the file's log_level\n"
-		   "  -h, --help             this text\n"
-		   "  -V, --version          print the version\n"
-		   "Signals: SIGHUP reloads certificates and client registrations;\n"
-		   "SIGTERM stops accepting, answers in-flight requests and exits 0.\n");
+	fprintf(
+	    f, "usage: keeld [--config FILE | --dev DIR] [--listen ADDR:PORT] [--log-level LEVEL]\n"
+	       "  -c, --config FILE      configuration (default " KEEL_CONFIG_DEFAULT_PATH ")\n"
+	       "  -d, --dev DIR          a self-contained development appliance in DIR: made\n"
+	       "                         on the first start (SoftHSM2 token, CRK, CA, server\n"
+	       "                         and client certificates, DIR/keeld.conf), reused later\n"
+	       "      --listen ADDR:PORT listen there instead of the file's addresses\n"
+	       "  -l, --log-level LEVEL  error, warning, notice, info or debug; overrides\n"
+	       "                         the file's log_level\n"
+	       "  -h, --help             this text\n"
+	       "  -V, --version          print the version\n"
+	       "Signals: SIGHUP reloads certificates and client registrations;\n"
+	       "SIGTERM stops accepting, answers in-flight requests and exits 0.\n"
+	       "Exit status: 1 configuration or start-up failure, 2 usage, 3 the HSM refused\n"
+	       "the PIN (or the PIN file is unusable), 4 HSM module or token unavailable,\n"
+	       "5 the store could not be opened.\n");
 }
 
 /* Key material passes through this process: it must never reach a core
@@ -45,27 +74,37 @@ static int harden(void)
 	return 0;
 }
 
-static int parse_args(int argc, char **argv, struct keel_daemon_opts *opts)
+static int parse_args(int argc, char **argv, struct keel_daemon_opts *opts, struct backends *b)
 {
 	static const struct option longopts[] = {
 	    {"config", required_argument, NULL, 'c'},
+	    {"dev", required_argument, NULL, 'd'},
+	    {"listen", required_argument, NULL, 'L'},
 	    {"log-level", required_argument, NULL, 'l'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
 	    {NULL, 0, NULL, 0},
 	};
 	enum keel_log_level level;
+	bool config_given = false;
 	int ch;
 
-	while ((ch = getopt_long(argc, argv, "c:l:hV", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:d:l:hV", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			opts->config_path = optarg;
+			config_given = true;
+			break;
+		case 'd':
+			b->dev_dir_arg = optarg;
+			break;
+		case 'L':
+			opts->listen_override = optarg;
 			break;
 		case 'l':
 			if (keel_log_level_parse(optarg, &level) != 0) {
 				fprintf(stderr, "keeld: unknown log level %s\n", optarg);
-				return 2;
+				return EXIT_USAGE;
 			}
 			keel_log_set_level(level);
 			opts->log_level_forced = true;
@@ -78,31 +117,170 @@ static int parse_args(int argc, char **argv, struct keel_daemon_opts *opts)
 			return 0;
 		default:
 			usage(stderr);
-			return 2;
+			return EXIT_USAGE;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || (config_given && b->dev_dir_arg != NULL)) {
 		usage(stderr);
-		return 2;
+		return EXIT_USAGE;
 	}
 	return -1;
 }
 
+/* libhsm's diagnostics, in keeld's log. They never carry the PIN or keys. */
+static void hsm_log(void *arg, enum hsm_log_level level, const char *msg)
+{
+	static const enum keel_log_level map[] = {
+	    [HSM_LOG_ERROR] = KEEL_LOG_ERROR,
+	    [HSM_LOG_WARNING] = KEEL_LOG_WARNING,
+	    [HSM_LOG_INFO] = KEEL_LOG_INFO,
+	    [HSM_LOG_DEBUG] = KEEL_LOG_DEBUG,
+	};
+
+	keel_log((unsigned)level < sizeof(map) / sizeof(map[0]) ? map[level] : KEEL_LOG_ERROR,
+		 "hsm: %s", msg);
+}
+
+/* Opens the token; a refused PIN is final (never retried, so restarts cannot
+ * lock the token) and has its own exit status. */
+static int open_hsm(const struct keel_config *cfg, struct backends *b)
+{
+	const struct hsm_config hc = {
+	    .module = cfg->hsm_module,
+	    .token_label = cfg->hsm_token_label,
+	    .pin_file = cfg->hsm_pin_file,
+	    .pool_size = cfg->hsm_pool_size,
+	    .wrap_mode = cfg->hsm_wrap == KEEL_CONFIG_WRAP_KWP ? HSM_WRAP_KWP : HSM_WRAP_GCM,
+	    .log = hsm_log,
+	};
+	int r = hsm_open(&hc, &b->hsm);
+
+	if (r == 0) {
+		return 0;
+	}
+	keel_err("hsm: cannot open token \"%s\" through %s: %s", cfg->hsm_token_label,
+		 cfg->hsm_module, hsm_strerror(r));
+	switch (r) {
+	case HSM_E_PIN_INCORRECT:
+		keel_err("hsm: the token refused the PIN in %s; keeld tries a PIN once, fix "
+			 "the file and start again",
+			 cfg->hsm_pin_file);
+		return EXIT_HSM_PIN;
+	case HSM_E_PIN_LOCKED:
+	case HSM_E_PIN_FILE:
+		return EXIT_HSM_PIN;
+	default:
+		return EXIT_HSM;
+	}
+}
+
+/* The CRK wraps every key. A development token gets one on its first start;
+ * a production token gets one from the operator (keelctl hsm init-crk). */
+static int check_crk(struct backends *b)
+{
+	uint32_t version = 0;
+	int r = hsm_crk_active(b->hsm, &version);
+
+	if (r == HSM_E_CRK_NOT_FOUND && b->dev_dir_arg != NULL) {
+		keel_info("dev: creating the CRK");
+		r = hsm_crk_generate(b->hsm, 0, &version);
+	}
+	if (r == HSM_E_CRK_NOT_FOUND) {
+		keel_warn("hsm: the token has no CRK yet: create one with keelctl hsm init-crk");
+		return 0;
+	}
+	if (r != 0) {
+		keel_err("hsm: CRK: %s", hsm_strerror(r));
+		return EXIT_HSM;
+	}
+	keel_info("hsm: CRK version %u is active", version);
+	return 0;
+}
+
+static int open_backends(const struct keel_config *cfg, void *arg, void **io_handler_ctx)
+{
+	struct backends *b = arg;
+	struct keel_engine_config ec = {
+	    .store_path = cfg->store_path,
+	    .max_message_len = cfg->max_message_size,
+	    .max_batch_items = cfg->max_batch_items,
+	    .max_locate_items = cfg->max_locate_items,
+	};
+	int r;
+
+	if (cfg->hsm_module == NULL || cfg->store_path == NULL) {
+		keel_err("%s: keeld needs the hsm and store sections (see keeld.conf.example)",
+			 b->config_path);
+		return EXIT_FAILED;
+	}
+	if ((r = open_hsm(cfg, b)) != 0 || (r = check_crk(b)) != 0) {
+		return r;
+	}
+	ec.hsm = b->hsm;
+	if (keel_engine_open(&ec, &b->engine) != 0) {
+		keel_err("cannot open the store %s", cfg->store_path);
+		return EXIT_STORE;
+	}
+	*io_handler_ctx = b->engine;
+	return 0;
+}
+
+/* --dev: where everything is, then "READY <port>" for scripts and tests. */
+static void dev_ready(struct keel_server *srv, const struct keel_config *cfg, void *arg)
+{
+	struct backends *b = arg;
+	char host[64];
+	char *colon;
+	uint16_t port = 0;
+
+	snprintf(host, sizeof(host), "%s", cfg->listen[0].text);
+	colon = strrchr(host, ':');
+	if (colon != NULL) {
+		*colon = '\0';
+	}
+	if (keel_server_port(srv, 0, &port) != 0) {
+		return;
+	}
+	keel_dev_print(&b->dev_dir, host, port);
+	printf("READY %u\n", port);
+	fflush(stdout);
+}
+
+static int run(struct keel_daemon_opts *opts, struct backends *b)
+{
+	if (b->dev_dir_arg != NULL) {
+		if (keel_dev_prepare(b->dev_dir_arg, &b->dev_dir) != 0) {
+			return EXIT_FAILED;
+		}
+		opts->config_path = b->dev_dir.config_path;
+		opts->on_ready = dev_ready;
+		opts->on_ready_arg = b;
+	}
+	b->config_path = opts->config_path;
+	keel_info("keeld %s starting with %s", KEEL_VERSION, opts->config_path);
+	return keel_daemon_run(opts);
+}
+
 int main(int argc, char **argv)
 {
+	static struct backends b;
 	struct keel_daemon_opts opts = {
 	    .config_path = KEEL_CONFIG_DEFAULT_PATH,
 	    .handler = keel_engine_handle,
+	    .on_config = open_backends,
+	    .on_config_arg = &b,
 	};
 	int r;
 
 	keel_log_init(KEEL_LOG_INFO);
-	if ((r = parse_args(argc, argv, &opts)) >= 0) {
+	if ((r = parse_args(argc, argv, &opts, &b)) >= 0) {
 		return r;
 	}
 	if (harden() != 0) {
-		return 1;
+		return EXIT_FAILED;
 	}
-	keel_info("keeld %s starting with %s", KEEL_VERSION, opts.config_path);
-	return keel_daemon_run(&opts);
+	r = run(&opts, &b);
+	keel_engine_close(b.engine);
+	hsm_close(b.hsm);
+	return r;
 }

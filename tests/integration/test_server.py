@@ -490,8 +490,8 @@ class IdleTest(Base):
 
 @unittest.skipUnless(KEELD, "KEEL_KEELD not set")
 class KeeldTest(unittest.TestCase):
-    """keeld itself: options, config errors, and the engine placeholder that
-    refuses to fake a KMIP answer."""
+    """keeld itself: options and config errors. keeld serving with its HSM
+    and engine is tested in test_dev.py (keeld --dev)."""
 
     def test_help_and_version(self):
         self.assertIn(b"--config", subprocess.run([KEELD, "--help"], capture_output=True,
@@ -521,18 +521,6 @@ class KeeldTest(unittest.TestCase):
         self.assertEqual(rc, 1)
         self.assertRegex(text, r"(?m)^<6>keeld .* starting")
         self.assertRegex(text, r"(?m)^<3>" + re.escape(conf) + r":1: unknown setting bogus")
-
-    def test_engine_placeholder_closes_and_sigterm(self):
-        srv = Server(binary=KEELD, listen=["127.0.0.1:0"]).ready_keeld()
-        try:
-            with connect(srv.ports[0], client_ctx()) as s:
-                s.sendall(frame())
-                self.assertEqual(wait_closed(s), b"")
-            srv.wait_line(srv.err, r"KMIP engine is not built yet")
-            srv.proc.send_signal(signal.SIGTERM)
-            self.assertEqual(srv.proc.wait(GUARD), 0)
-        finally:
-            srv.stop()
 
 
 if __name__ == "__main__":
