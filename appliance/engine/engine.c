@@ -1,24 +1,44 @@
 /*
- * Placeholder. The engine (KMIP decoding, operations, store, HSM) comes with
- * issue 4's next part. Until then no request can be answered honestly, and a
- * made-up KMIP response would be worse than none: the server is told there
- * is no answer and closes the connection.
+ * The engine's entry point: decode the request, run each batch item in a
+ * savepoint of one store transaction, append the audit rows in the same
+ * transaction, commit durably, encode the response in the client's version
+ * and only then reply (KMIP 1.4 §7; ARCHITECTURE.md "A request's way").
  */
-#include "engine.h"
+#include "engine_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "log.h"
 
-struct keel_engine {
-	int unused;
-};
+#define DEFAULT_MAX_MESSAGE (1u << 20)
+#define DEFAULT_MAX_BATCH   64
+#define DEFAULT_MAX_LOCATE  1000
 
 int keel_engine_open(const struct keel_engine_config *cfg, struct keel_engine **out_engine)
 {
 	struct keel_engine *e = calloc(1, sizeof(*e));
+	int err;
 
-	if (e == NULL) {
+	if (e == NULL || cfg->store_path == NULL || cfg->hsm == NULL) {
+		free(e);
+		return -1;
+	}
+	e->hsm = cfg->hsm;
+	e->lim = kmip_default_limits;
+	if (cfg->max_message_len != 0) {
+		e->lim.max_message_len = cfg->max_message_len;
+	}
+	e->max_batch_items = cfg->max_batch_items != 0 ? cfg->max_batch_items : DEFAULT_MAX_BATCH;
+	e->max_locate_items =
+	    cfg->max_locate_items != 0 ? cfg->max_locate_items : DEFAULT_MAX_LOCATE;
+	if ((err = keel_store_open_sqlite(cfg->store_path, cfg->store_connections, &e->store)) !=
+	    0) {
+		keel_err("engine: cannot open store %s: %s", cfg->store_path,
+			 keel_store_strerror(err));
+		free(e);
 		return -1;
 	}
 	*out_engine = e;
@@ -27,14 +47,339 @@ int keel_engine_open(const struct keel_engine_config *cfg, struct keel_engine **
 
 void keel_engine_close(struct keel_engine *e)
 {
-	free(e);
+	if (e != NULL) {
+		keel_store_close(e->store);
+		free(e);
+	}
+}
+
+/* Reads Protocol Version from a request header that may be otherwise broken. */
+static void peek_version(const uint8_t *req, size_t len, const struct kmip_limits *lim,
+			 struct kmip_protocol_version *out)
+{
+	struct kmip_reader r, m, h, pv;
+	int32_t major, minor;
+
+	out->protocol_version_major = 1;
+	out->protocol_version_minor = 0;
+	if (kmip_reader_init(&r, req, len, lim) != 0 ||
+	    kmip_read_struct(&r, KMIP_TAG_REQUEST_MESSAGE, &m) != 0 ||
+	    kmip_read_struct(&m, KMIP_TAG_REQUEST_HEADER, &h) != 0 ||
+	    kmip_read_struct(&h, KMIP_TAG_PROTOCOL_VERSION, &pv) != 0 ||
+	    kmip_read_int(&pv, KMIP_TAG_PROTOCOL_VERSION_MAJOR, &major) != 0 ||
+	    kmip_read_int(&pv, KMIP_TAG_PROTOCOL_VERSION_MINOR, &minor) != 0 ||
+	    kmip_version_bit(major, minor) == 0) {
+		return;
+	}
+	out->protocol_version_major = major;
+	out->protocol_version_minor = minor;
+}
+
+/* Encodes |resp|, replies, and wipes the encoding (it may hold key material). */
+static int send_response(struct keel_engine *e, struct kmip_response_message *resp,
+			 keel_reply_fn reply, void *reply_ctx)
+{
+	struct kmip_writer w;
+	const uint8_t *p;
+	size_t n;
+	int err;
+
+	kmip_writer_init(&w, e->lim.max_message_len);
+	if ((err = kmip_response_encode(&w, resp)) == 0 &&
+	    (err = kmip_writer_finish(&w, &p, &n)) == 0) {
+		reply(reply_ctx, p, n);
+	}
+	kmip_writer_cleanup(&w);
+	return err;
+}
+
+static struct kmip_response_message *
+new_response(struct eng_req *r, const struct kmip_protocol_version *pv, size_t num_items)
+{
+	struct kmip_response_message *m = eng_alloc(r, sizeof(*m));
+	struct kmip_response_header *h = eng_alloc(r, sizeof(*h));
+	struct kmip_protocol_version *v = eng_alloc(r, sizeof(*v));
+
+	m->batch_items = eng_alloc(r, (num_items != 0 ? num_items : 1) * sizeof(*m->batch_items));
+	if (m == NULL || h == NULL || v == NULL || m->batch_items == NULL) {
+		return NULL;
+	}
+	*v = *pv;
+	h->protocol_version = v;
+	h->time_stamp = r->now; /* KMIP 1.4 §6.5: required in every response header */
+	m->response_header = h;
+	m->num_batch_items = num_items;
+	h->batch_count = (int32_t)num_items;
+	return m;
+}
+
+static void set_failure(struct kmip_response_batch_item *bi, int err, uint16_t version,
+			const char *msg)
+{
+	struct eng_result res;
+
+	eng_result(err, version, &res);
+	bi->result_status = res.status;
+	bi->has_result_reason = err != 0;
+	bi->result_reason = res.reason;
+	msg = msg != NULL ? msg : res.message;
+	bi->result_message = msg;
+	bi->result_message_len = msg != NULL ? strlen(msg) : 0;
+	bi->response_payload = NULL;
+}
+
+/* A message that is TTLV but not a valid request (KMIP 1.4 §11.1). */
+static void answer_invalid(struct eng_req *r, const uint8_t *req, size_t len,
+			   const struct kmip_decode_error *de, int err, keel_reply_fn reply,
+			   void *reply_ctx)
+{
+	struct kmip_protocol_version pv;
+	struct kmip_response_message *m;
+	const struct kmip_tag_def *def = kmip_tag_def(de->tag);
+	char *msg = eng_alloc(r, 160);
+	int code = de->batch_index >= 0 ? ENG_E_INVALID_FIELD : ENG_E_INVALID_MESSAGE;
+
+	peek_version(req, len, &r->e->lim, &pv);
+	if ((m = new_response(r, &pv, 1)) == NULL || msg == NULL) {
+		reply(reply_ctx, NULL, 0);
+		return;
+	}
+	snprintf(msg, 160, "%s: %s", def != NULL ? def->name : "message", kmip_strerror(err));
+	keel_info("engine: client %s: invalid request: %s (batch item %d)", r->who->subject, msg,
+		  de->batch_index);
+	set_failure(&m->batch_items[0], code,
+		    kmip_version_bit(pv.protocol_version_major, pv.protocol_version_minor), msg);
+	if (send_response(r->e, m, reply, reply_ctx) != 0) {
+		reply(reply_ctx, NULL, 0);
+	}
+}
+
+static const struct eng_op *find_op(uint32_t operation)
+{
+	for (size_t i = 0; i < eng_num_ops; i++) {
+		if (eng_ops[i].operation == operation) {
+			return &eng_ops[i];
+		}
+	}
+	return NULL;
+}
+
+/* Runs one item in its own savepoint, so a failure leaves nothing behind. */
+static int run_item(struct eng_req *r, const struct kmip_request_batch_item *it, void **out)
+{
+	const struct eng_op *op = find_op(it->operation);
+	int err, serr;
+
+	if (op == NULL || it->request_payload == NULL) {
+		return eng_fail(r, ENG_E_OP_NOT_SUPPORTED, NULL);
+	}
+	if ((serr = keel_store_savepoint(r->txn)) != 0) {
+		return eng_store_err(r, serr, "savepoint");
+	}
+	err = op->fn(r, it->request_payload, out);
+	serr =
+	    err != 0 ? keel_store_savepoint_rollback(r->txn) : keel_store_savepoint_release(r->txn);
+	if (serr != 0) {
+		return eng_store_err(r, serr, "savepoint");
+	}
+	return err;
+}
+
+static void record_audit(struct eng_req *r, struct eng_audit_item *au, uint32_t operation,
+			 const struct kmip_response_batch_item *bi)
+{
+	au->operation = operation;
+	snprintf(au->uid, sizeof(au->uid), "%s", r->uid);
+	au->status = bi->result_status;
+	au->reason = bi->has_result_reason ? bi->result_reason : 0;
+}
+
+/* Marks the items before |failed| as undone (KMIP 1.4 §6.7, Undo). */
+static void mark_undone(struct kmip_response_message *m, size_t failed,
+			struct eng_audit_item *audit)
+{
+	for (size_t k = 0; k < failed; k++) {
+		m->batch_items[k].result_status = KMIP_RESULT_STATUS_OPERATION_UNDONE;
+		m->batch_items[k].response_payload = NULL;
+		audit[k].status = KMIP_RESULT_STATUS_OPERATION_UNDONE;
+	}
+}
+
+/*
+ * The batch (KMIP 1.4 §6.7): items in order; on a failure, Stop ends the
+ * batch there, Continue goes on, Undo rolls back every item's changes.
+ */
+static int run_batch(struct eng_req *r, const struct kmip_request_message *q,
+		     struct kmip_response_message *m, struct eng_audit_item *audit)
+{
+	const struct kmip_request_header *h = q->request_header;
+	uint32_t option = h->has_batch_error_continuation_option
+			      ? h->batch_error_continuation_option
+			      : KMIP_BATCH_ERROR_CONTINUATION_OPTION_STOP;
+	size_t i, done = 0;
+	void *payload;
+	int err, serr;
+
+	if ((serr = keel_store_savepoint(r->txn)) != 0) {
+		return eng_store_err(r, serr, "savepoint");
+	}
+	for (i = 0; i < q->num_batch_items; i++) {
+		const struct kmip_request_batch_item *it = &q->batch_items[i];
+		struct kmip_response_batch_item *bi = &m->batch_items[i];
+
+		r->msg = NULL;
+		r->uid[0] = '\0';
+		bi->has_operation = true;
+		bi->operation = it->operation;
+		bi->unique_batch_item_id = it->unique_batch_item_id; /* echoed (§6.4) */
+		bi->unique_batch_item_id_len = it->unique_batch_item_id_len;
+		payload = NULL;
+		err = run_item(r, it, &payload);
+		set_failure(bi, err, r->version, err != 0 ? r->msg : NULL);
+		bi->response_payload = err == 0 ? payload : NULL;
+		record_audit(r, &audit[i], it->operation, bi);
+		done = i + 1;
+		if (err != 0 && option != KMIP_BATCH_ERROR_CONTINUATION_OPTION_CONTINUE) {
+			if (option == KMIP_BATCH_ERROR_CONTINUATION_OPTION_UNDO) {
+				mark_undone(m, i, audit);
+			}
+			break;
+		}
+	}
+	m->num_batch_items = done;
+	m->response_header->batch_count = (int32_t)done;
+	serr = done > 0 && i < q->num_batch_items &&
+		       option == KMIP_BATCH_ERROR_CONTINUATION_OPTION_UNDO
+		   ? keel_store_savepoint_rollback(r->txn)
+		   : keel_store_savepoint_release(r->txn);
+	return serr != 0 ? eng_store_err(r, serr, "savepoint") : 0;
+}
+
+/* Appends the batch's audit rows inside the request's transaction. */
+static int append_audit(struct eng_req *r, const struct eng_audit_item *audit, size_t num)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < num && err == 0; i++) {
+		struct keel_store_audit a = {
+		    .time = r->now,
+		    .client = r->who->fingerprint_hex,
+		    .operation = audit[i].operation,
+		    .uid = audit[i].uid[0] != '\0' ? audit[i].uid : NULL,
+		    .result_status = audit[i].status,
+		    .result_reason = audit[i].reason,
+		};
+
+		err = keel_store_audit_append(r->txn, &a);
+	}
+	return err != 0 ? eng_store_err(r, err, "audit") : 0;
+}
+
+/* Every item failed with |err|: the transaction could not be made durable. */
+static void fail_all(struct kmip_response_message *m, int err, uint16_t version)
+{
+	for (size_t i = 0; i < m->num_batch_items; i++) {
+		set_failure(&m->batch_items[i], err, version, NULL);
+	}
+}
+
+static int check_request(struct eng_req *r, const struct kmip_request_message *q)
+{
+	const struct kmip_protocol_version *pv = q->request_header->protocol_version;
+
+	r->version = kmip_version_bit(pv->protocol_version_major, pv->protocol_version_minor);
+	r->v2 = (r->version & (KMIP_V2_0 | KMIP_V2_1)) != 0;
+	if (r->version == 0) {
+		return eng_fail(r, ENG_E_INVALID_MESSAGE, "protocol version not supported");
+	}
+	if (q->num_batch_items > r->e->max_batch_items) {
+		keel_info("engine: client %s: %zu batch items, over the limit of %u",
+			  r->who->subject, q->num_batch_items, r->e->max_batch_items);
+		return eng_fail(r, ENG_E_INVALID_MESSAGE, "too many batch items");
+	}
+	return 0;
+}
+
+/* Runs a decoded request in one transaction; the response is built in |*out|. */
+static int answer(struct eng_req *r, const struct kmip_request_message *q,
+		  struct kmip_response_message **out)
+{
+	struct kmip_response_message *m;
+	struct eng_audit_item *audit;
+	int err;
+
+	if ((err = check_request(r, q)) != 0) {
+		struct kmip_protocol_version pv = {1, 0};
+
+		if (r->version != 0) {
+			pv = *q->request_header->protocol_version;
+		}
+		if ((m = new_response(r, &pv, 1)) != NULL) {
+			set_failure(&m->batch_items[0], err, r->version, r->msg);
+		}
+		*out = m;
+		return m != NULL ? 0 : ENG_E_INTERNAL;
+	}
+	m = new_response(r, q->request_header->protocol_version, q->num_batch_items);
+	audit = eng_alloc(r, (q->num_batch_items + 1) * sizeof(*audit));
+	if (m == NULL || audit == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	*out = m;
+	if ((err = keel_store_begin(r->e->store, &r->txn)) != 0) {
+		fail_all(m, eng_store_err(r, err, "begin"), r->version);
+		return 0;
+	}
+	if ((err = run_batch(r, q, m, audit)) != 0 ||
+	    (err = append_audit(r, audit, m->num_batch_items)) != 0) {
+		keel_store_rollback(r->txn);
+		fail_all(m, err, r->version);
+		return 0;
+	}
+	/* The response leaves only once its change is durable. */
+	if ((err = keel_store_commit(r->txn)) != 0) {
+		fail_all(m, eng_store_err(r, err, "commit"), r->version);
+	}
+	return 0;
+}
+
+static void wipe_secrets(struct eng_req *r)
+{
+	for (size_t i = 0; i < r->num_secrets; i++) {
+		hsm_secret_free(r->secrets[i]);
+	}
+	r->num_secrets = 0;
 }
 
 void keel_engine_handle(void *ctx, const struct keel_client_identity *who, const uint8_t *req,
 			size_t req_len, keel_reply_fn reply, void *reply_ctx)
 {
-	keel_notice("client %s: request of %zu bytes not answered: the KMIP engine is not "
-		    "built yet (issue 4)",
-		    who->subject, req_len);
-	reply(reply_ctx, NULL, 0);
+	struct kmip_arena arena;
+	struct eng_req r = {.e = ctx, .who = who, .arena = &arena, .now = (int64_t)time(NULL)};
+	struct kmip_request_message *q = NULL;
+	struct kmip_response_message *m = NULL;
+	struct kmip_decode_error de;
+	int err;
+
+	kmip_arena_init(&arena, NULL, 0);
+	if ((err = kmip_request_decode(req, req_len, &r.e->lim, &arena, &q, &de)) != 0) {
+		answer_invalid(&r, req, req_len, &de, err, reply, reply_ctx);
+		goto out;
+	}
+	if (answer(&r, q, &m) != 0 || m == NULL) {
+		keel_err("engine: client %s: no response could be built", who->subject);
+		reply(reply_ctx, NULL, 0);
+		goto out;
+	}
+	if ((err = send_response(r.e, m, reply, reply_ctx)) != 0) {
+		keel_err("engine: client %s: response not encodable: %s", who->subject,
+			 kmip_strerror(err));
+		fail_all(m, err == KMIP_E_TOO_BIG ? ENG_E_TOO_LARGE : ENG_E_INTERNAL, r.version);
+		if (send_response(r.e, m, reply, reply_ctx) != 0) {
+			reply(reply_ctx, NULL, 0);
+		}
+	}
+out:
+	wipe_secrets(&r);
+	kmip_arena_cleanup(&arena);
 }

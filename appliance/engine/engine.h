@@ -17,11 +17,12 @@ struct hsm;
 struct keel_engine; /* opaque */
 
 struct keel_engine_config {
-	const char *store_path;	   /* SQLite database file; created on first open */
-	struct hsm *hsm;	   /* opened by the caller, outlives the engine */
-	size_t max_message_len;	   /* largest request and response, bytes */
-	unsigned max_batch_items;  /* more items in one request: the whole request is refused */
-	unsigned max_locate_items; /* ceiling on Locate results whatever the client asks */
+	const char *store_path;	    /* SQLite database file; created on first open */
+	struct hsm *hsm;	    /* opened by the caller, outlives the engine */
+	size_t max_message_len;	    /* largest request and response, bytes */
+	unsigned max_batch_items;   /* more items in one request: the whole request is refused */
+	unsigned max_locate_items;  /* ceiling on Locate results whatever the client asks */
+	unsigned store_connections; /* pooled store connections; 0 means 4 */
 };
 
 /*

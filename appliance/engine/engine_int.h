@@ -1,0 +1,196 @@
+/*
+ * Inside the engine: the per-request context every handler receives, the
+ * engine's own error codes (mapped to KMIP results in result.c, the one
+ * table), attribute rules (attrs.c) and the lifecycle (lifecycle.c).
+ */
+#ifndef KEEL_ENGINE_INT_H
+#define KEEL_ENGINE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine.h"
+#include "keel/hsm.h"
+#include "keel/kmip.h"
+#include "store.h"
+
+#define ENG_WUR		__attribute__((warn_unused_result))
+#define ENG_MAX_SECRETS 8
+
+struct keel_engine {
+	struct keel_store *store;
+	struct hsm *hsm;
+	struct kmip_limits lim;
+	unsigned max_batch_items;
+	unsigned max_locate_items;
+};
+
+/* Engine errors: each names a KMIP outcome; result.c maps them per version. */
+enum eng_err {
+	ENG_OK = 0,
+	ENG_E_ITEM_NOT_FOUND = -100, /* unknown UID, or another owner's object */
+	ENG_E_INVALID_FIELD = -101,
+	ENG_E_MISSING_DATA = -102,
+	ENG_E_WRONG_STATE = -103,    /* not permitted in the object's state (KMIP 1.4 §3.22) */
+	ENG_E_READ_ONLY = -104,	     /* attribute a client may not set or change */
+	ENG_E_ATTR_NOT_FOUND = -105, /* the object has no such attribute instance */
+	ENG_E_SINGLE_VALUED = -106,  /* adding a second instance of a single-valued one */
+	ENG_E_FEATURE = -107,	     /* a valid request we do not serve */
+	ENG_E_KEY_FORMAT = -108,     /* Key Format Type other than the object's */
+	ENG_E_KEY_COMPRESSION = -109,
+	ENG_E_OBJECT_TYPE = -110, /* operation not for this object type */
+	ENG_E_CRYPTO = -111,	  /* the HSM failed */
+	ENG_E_INTERNAL = -112,	  /* store or memory */
+	ENG_E_OP_NOT_SUPPORTED = -113,
+	ENG_E_DESTROYED = -114, /* key material gone */
+	ENG_E_INVALID_MESSAGE = -115,
+	ENG_E_TOO_LARGE = -116, /* response over the limit */
+};
+
+/* What one batch item left for the audit trail. */
+struct eng_audit_item {
+	uint32_t operation;
+	char uid[KEEL_STORE_UID_MAX + 1];
+	uint32_t status, reason;
+};
+
+/* One request being answered. Everything allocated for it lives in |arena|. */
+struct eng_req {
+	struct keel_engine *e;
+	const struct keel_client_identity *who;
+	struct keel_store_txn *txn;
+	struct kmip_arena *arena;
+	uint16_t version; /* KMIP_V* bit of the request */
+	bool v2;	  /* KMIP 2.x: attributes as tagged items */
+	int64_t now;
+	char placeholder[KEEL_STORE_UID_MAX + 1]; /* ID Placeholder (KMIP 1.4 §6.19.1) */
+	char uid[KEEL_STORE_UID_MAX + 1];	  /* object the current item touched */
+	const char *msg;			  /* Result Message of the current item's failure */
+	struct hsm_secret *secrets[ENG_MAX_SECRETS]; /* plaintext to wipe after encoding */
+	size_t num_secrets;
+};
+
+/* ---- result.c ----------------------------------------------------------- */
+
+struct eng_result {
+	uint32_t status;
+	uint32_t reason;
+	const char *message;
+};
+
+/* The KMIP result for engine error |err| in |version|. */
+void eng_result(int err, uint16_t version, struct eng_result *out);
+/* Sets r->msg (if not set yet) and returns err, so handlers can `return eng_fail(...)`. */
+int eng_fail(struct eng_req *r, int err, const char *msg);
+/* Maps a store error, logging it; NOT_FOUND becomes Item Not Found. */
+int eng_store_err(struct eng_req *r, int err, const char *what);
+
+/* ---- attrs.c ------------------------------------------------------------ */
+
+enum {
+	ATTR_CREATE = 1u << 0, /* a client may give it to Create / Register */
+	ATTR_MODIFY = 1u << 1, /* a client may add, modify, delete it */
+	ATTR_MULTI = 1u << 2,  /* several instances */
+	ATTR_OBJECT = 1u << 3, /* kept in the object row, not in the attribute table */
+	ATTR_CUSTOM = 1u << 4, /* x- (client) or y- (server) custom attribute */
+};
+
+struct attr_rule {
+	const char *name; /* the 1.x Attribute Name (KMIP 1.4 §3) */
+	uint32_t tag;
+	uint8_t type; /* 0: any (custom) */
+	unsigned flags;
+};
+
+/* An attribute as a request gave it, whatever the version. */
+struct eng_attr {
+	const struct attr_rule *rule;
+	const char *name; /* NUL-terminated, in the arena */
+	bool has_index;
+	int32_t index;
+	const struct kmip_node *value; /* any tag */
+};
+
+/* Attributes being collected for a response, in the version's form. */
+struct eng_attr_out {
+	struct kmip_attribute *v1;
+	const struct kmip_node **v2;
+	size_t num, cap;
+};
+
+const struct attr_rule *attr_rule_by_name(const char *name, size_t len);
+const struct attr_rule *attr_rule_by_tag(uint32_t tag);
+char *eng_strdup(struct eng_req *r, const char *s, size_t len);
+struct kmip_node *eng_node(struct eng_req *r, uint32_t tag, uint8_t type);
+
+/* Normalises a 1.x Attribute or a 2.x attribute item; checks name and type. */
+int attr_from_v1(struct eng_req *r, const struct kmip_attribute *a, struct eng_attr *out) ENG_WUR;
+int attr_from_v2(struct eng_req *r, const struct kmip_node *n, struct eng_attr *out) ENG_WUR;
+/* The attributes of a Template-Attribute (1.x) or Attributes (2.x), normalised. */
+int attr_collect(struct eng_req *r, const struct kmip_template_attribute *ta,
+		 const struct kmip_attributes *as, struct eng_attr **out, size_t *out_num) ENG_WUR;
+
+/* Writes |a| as instance |index| of |uid| (insert, or update when |update|). */
+int attr_save(struct eng_req *r, const char *uid, const struct eng_attr *a, int32_t index,
+	      bool update) ENG_WUR;
+/* Appends one instance to |out|; |value| carries any tag. */
+int attr_emit(struct eng_req *r, struct eng_attr_out *out, const char *name, int32_t index,
+	      const struct kmip_node *value) ENG_WUR;
+/* Emits the object-row attributes named |name| (all of them when NULL). */
+int attr_emit_object(struct eng_req *r, struct eng_attr_out *out, const struct keel_store_object *o,
+		     const char *name) ENG_WUR;
+/* Emits the stored attributes named |name| (all when NULL); internal ones are skipped. */
+int attr_emit_stored(struct eng_req *r, struct eng_attr_out *out, const char *uid,
+		     const char *name) ENG_WUR;
+/* The value of stored instance |sa| as a node tagged Attribute Value. */
+int attr_load_value(struct eng_req *r, const struct keel_store_attr *sa,
+		    const struct kmip_node **out) ENG_WUR;
+/* TTLV bytes of |value| retagged Attribute Value (malloc'd), and its searchable text. */
+int attr_encode_value(struct eng_req *r, const struct kmip_node *value, uint8_t **out,
+		      size_t *out_len, const char **out_text) ENG_WUR;
+
+/* ---- lifecycle.c -------------------------------------------------------- */
+
+/* Loads |uid| (or the ID Placeholder when uid is NULL) owned by the requester. */
+int eng_load(struct eng_req *r, const char *uid, size_t uid_len,
+	     struct keel_store_object *out) ENG_WUR;
+int eng_activate(struct eng_req *r, struct keel_store_object *o) ENG_WUR;
+int eng_revoke(struct eng_req *r, struct keel_store_object *o, uint32_t reason,
+	       int64_t occurrence) ENG_WUR;
+int eng_destroy(struct eng_req *r, struct keel_store_object *o) ENG_WUR;
+/* Writes the changed row and stamps Last Change Date. */
+int eng_save(struct eng_req *r, struct keel_store_object *o) ENG_WUR;
+
+/* ---- ops_*.c: handlers --------------------------------------------------- */
+
+typedef int (*eng_op_fn)(struct eng_req *r, const void *req, void **out_resp);
+
+struct eng_op {
+	uint32_t operation;
+	eng_op_fn fn;
+	unsigned flags;
+};
+
+extern const struct eng_op eng_ops[];
+extern const size_t eng_num_ops;
+
+int op_discover_versions(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_query(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_create(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_get(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_get_attributes(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_get_attribute_list(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_add_attribute(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_modify_attribute(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_delete_attribute(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_activate(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_revoke(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_destroy(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_locate(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_check(struct eng_req *r, const void *req, void **out) ENG_WUR;
+
+/* Allocates a zeroed response payload of |size| bytes in the arena. */
+void *eng_alloc(struct eng_req *r, size_t size);
+
+#endif

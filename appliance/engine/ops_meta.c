@@ -1,0 +1,119 @@
+/* The operation table, Discover Versions (KMIP 1.4 §4.26) and Query (§4.25). */
+#include "engine_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#ifndef KEEL_VERSION
+#define KEEL_VERSION "0"
+#endif
+
+/* Flags: none yet; kept so policy (read/write, admin-only) has a place. */
+const struct eng_op eng_ops[] = {
+    {KMIP_OPERATION_DISCOVER_VERSIONS, op_discover_versions, 0},
+    {KMIP_OPERATION_QUERY, op_query, 0},
+    {KMIP_OPERATION_CREATE, op_create, 0},
+    {KMIP_OPERATION_GET, op_get, 0},
+    {KMIP_OPERATION_GET_ATTRIBUTES, op_get_attributes, 0},
+    {KMIP_OPERATION_GET_ATTRIBUTE_LIST, op_get_attribute_list, 0},
+    {KMIP_OPERATION_ADD_ATTRIBUTE, op_add_attribute, 0},
+    {KMIP_OPERATION_MODIFY_ATTRIBUTE, op_modify_attribute, 0},
+    {KMIP_OPERATION_DELETE_ATTRIBUTE, op_delete_attribute, 0},
+    {KMIP_OPERATION_ACTIVATE, op_activate, 0},
+    {KMIP_OPERATION_REVOKE, op_revoke, 0},
+    {KMIP_OPERATION_DESTROY, op_destroy, 0},
+    {KMIP_OPERATION_LOCATE, op_locate, 0},
+    {KMIP_OPERATION_CHECK, op_check, 0},
+};
+const size_t eng_num_ops = sizeof(eng_ops) / sizeof(eng_ops[0]);
+
+/* Newest first: the order a server lists its preference (§4.26). */
+static const struct kmip_protocol_version versions[] = {
+    {2, 1}, {2, 0}, {1, 4}, {1, 3}, {1, 2}, {1, 1}, {1, 0},
+};
+#define NUM_VERSIONS (sizeof(versions) / sizeof(versions[0]))
+
+static bool supported(const struct kmip_protocol_version *v)
+{
+	return kmip_version_bit(v->protocol_version_major, v->protocol_version_minor) != 0;
+}
+
+int op_discover_versions(struct eng_req *r, const void *req, void **out)
+{
+	const struct kmip_discover_versions_request *q = req;
+	struct kmip_discover_versions_response *p = eng_alloc(r, sizeof(*p));
+	struct kmip_protocol_version *list =
+	    eng_alloc(r, sizeof(versions) + q->num_protocol_versions * sizeof(*list));
+
+	if (p == NULL || list == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	p->protocol_versions = list;
+	if (q->num_protocol_versions == 0) {
+		memcpy(list, versions, sizeof(versions));
+		p->num_protocol_versions = NUM_VERSIONS;
+	}
+	/* A client's list is intersected, keeping the client's order. */
+	for (size_t i = 0; i < q->num_protocol_versions; i++) {
+		if (supported(&q->protocol_versions[i])) {
+			list[p->num_protocol_versions++] = q->protocol_versions[i];
+		}
+	}
+	*out = p;
+	return 0;
+}
+
+static int query_operations(struct eng_req *r, struct kmip_query_response *p)
+{
+	if ((p->operations = eng_alloc(r, eng_num_ops * sizeof(uint32_t))) == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	for (size_t i = 0; i < eng_num_ops; i++) {
+		p->operations[p->num_operations++] = eng_ops[i].operation;
+	}
+	return 0;
+}
+
+static int query_objects(struct eng_req *r, struct kmip_query_response *p)
+{
+	static const uint32_t types[] = {KMIP_OBJECT_TYPE_SYMMETRIC_KEY,
+					 KMIP_OBJECT_TYPE_SECRET_DATA,
+					 KMIP_OBJECT_TYPE_OPAQUE_OBJECT};
+
+	if ((p->object_types = eng_alloc(r, sizeof(types))) == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	memcpy(p->object_types, types, sizeof(types));
+	p->num_object_types = sizeof(types) / sizeof(types[0]);
+	return 0;
+}
+
+int op_query(struct eng_req *r, const void *req, void **out)
+{
+	const struct kmip_query_request *q = req;
+	struct kmip_query_response *p = eng_alloc(r, sizeof(*p));
+	int err = 0;
+
+	if (p == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	/* Unsupported query functions are answered with nothing (§4.25). */
+	for (size_t i = 0; i < q->num_query_functions && err == 0; i++) {
+		switch (q->query_functions[i]) {
+		case KMIP_QUERY_FUNCTION_QUERY_OPERATIONS:
+			err = p->num_operations == 0 ? query_operations(r, p) : 0;
+			break;
+		case KMIP_QUERY_FUNCTION_QUERY_OBJECTS:
+			err = p->num_object_types == 0 ? query_objects(r, p) : 0;
+			break;
+		case KMIP_QUERY_FUNCTION_QUERY_SERVER_INFORMATION:
+			p->vendor_identification = "Keel " KEEL_VERSION;
+			p->vendor_identification_len = strlen(p->vendor_identification);
+			break;
+		default:
+			break;
+		}
+	}
+	*out = p;
+	return err;
+}

@@ -1,0 +1,386 @@
+/*
+ * Operations on whole objects: Create (KMIP 1.4 §4.1), Register (§4.3),
+ * Get (§4.11), Activate (§4.19), Revoke (§4.20), Destroy (§4.21), Check
+ * (§4.10). Key material is drawn from the token's RNG, stored only wrapped
+ * by the CRK with the UID as AAD, and unwrapped per Get into locked memory
+ * that is wiped once the response is written.
+ */
+#include "engine_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* What a new object is made of, whichever operation makes it. */
+struct new_object {
+	uint32_t object_type;
+	const uint8_t *material;
+	size_t material_len;
+	struct eng_attr *attrs;
+	size_t num_attrs;
+	int64_t activation_date;
+};
+
+/* A random version-4 UUID from the token's RNG (RFC 4122 §4.4). */
+static int new_uid(struct eng_req *r, char *out, size_t out_len)
+{
+	uint8_t b[16];
+	int err;
+
+	if ((err = hsm_random(r->e->hsm, b, sizeof(b))) != 0) {
+		keel_err("engine: no random bytes for a UID: %s", hsm_strerror(err));
+		return ENG_E_CRYPTO;
+	}
+	b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
+	b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
+	snprintf(out, out_len,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+		 b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+		 b[15]);
+	return 0;
+}
+
+/* Client attributes: only those a client may set at creation (KMIP 1.4 §3). */
+static int check_create_attrs(struct eng_req *r, struct new_object *no)
+{
+	for (size_t i = 0; i < no->num_attrs; i++) {
+		const struct eng_attr *a = &no->attrs[i];
+
+		if ((a->rule->flags & ATTR_CREATE) == 0) {
+			return eng_fail(r, ENG_E_READ_ONLY, "attribute may not be set by a client");
+		}
+		if (a->rule->tag == KMIP_TAG_ACTIVATION_DATE) {
+			no->activation_date = a->value->v.i64;
+		}
+	}
+	return 0;
+}
+
+/* Stores the attributes, each name's instances indexed from 0 (§2.1.1). */
+static int save_attrs(struct eng_req *r, const char *uid, const struct new_object *no)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < no->num_attrs && err == 0; i++) {
+		int32_t index = 0;
+
+		if ((no->attrs[i].rule->flags & ATTR_OBJECT) != 0) {
+			continue;
+		}
+		for (size_t k = 0; k < i; k++) {
+			index += strcmp(no->attrs[k].name, no->attrs[i].name) == 0;
+		}
+		err = attr_save(r, uid, &no->attrs[i], index, false);
+	}
+	return err;
+}
+
+/* Wraps the material under the active CRK and writes the object and its attributes. */
+static int store_object(struct eng_req *r, const struct new_object *no, char *out_uid)
+{
+	struct keel_store_object o = {
+	    .object_type = no->object_type, .initial_date = r->now, .last_change_date = r->now};
+	int err;
+
+	if ((err = new_uid(r, o.uid, sizeof(o.uid))) != 0) {
+		return err;
+	}
+	snprintf(o.owner, sizeof(o.owner), "%s", r->who->fingerprint_hex);
+	/* §3.24: an Activation Date not in the future makes the object Active at once. */
+	o.state = KMIP_STATE_PRE_ACTIVE;
+	if (no->activation_date != 0 && no->activation_date <= r->now) {
+		o.state = KMIP_STATE_ACTIVE;
+	}
+	o.activation_date = no->activation_date;
+	if ((err = hsm_wrap(r->e->hsm, (const uint8_t *)o.uid, strlen(o.uid), no->material,
+			    no->material_len, &o.blob, &o.blob_len)) != 0 ||
+	    (err = hsm_blob_crk_version(o.blob, o.blob_len, &o.crk_version)) != 0) {
+		keel_err("engine: wrapping new key material: %s", hsm_strerror(err));
+		keel_store_object_cleanup(&o);
+		return eng_fail(r, ENG_E_CRYPTO, NULL);
+	}
+	err = keel_store_object_put(r->txn, &o);
+	keel_store_object_cleanup(&o);
+	if (err != 0) {
+		return eng_store_err(r, err, "storing object");
+	}
+	snprintf(r->uid, sizeof(r->uid), "%s", o.uid);
+	snprintf(r->placeholder, sizeof(r->placeholder), "%s", o.uid);
+	memcpy(out_uid, o.uid, sizeof(o.uid));
+	return save_attrs(r, o.uid, no);
+}
+
+/* Cryptographic Algorithm and Length of a new symmetric key (§3.4, §3.5). */
+static int key_params(struct eng_req *r, const struct new_object *no, int32_t *out_bits)
+{
+	bool aes = false;
+
+	*out_bits = 0;
+	for (size_t i = 0; i < no->num_attrs; i++) {
+		uint32_t tag = no->attrs[i].rule->tag;
+
+		if (tag == KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM) {
+			aes = no->attrs[i].value->v.u32 == KMIP_CRYPTOGRAPHIC_ALGORITHM_AES;
+		} else if (tag == KMIP_TAG_CRYPTOGRAPHIC_LENGTH) {
+			*out_bits = no->attrs[i].value->v.i32;
+		}
+	}
+	if (!aes) {
+		return eng_fail(r, ENG_E_INVALID_FIELD, "Cryptographic Algorithm: AES required");
+	}
+	if (*out_bits != 128 && *out_bits != 192 && *out_bits != 256) {
+		return eng_fail(r, ENG_E_INVALID_FIELD, "Cryptographic Length: 128, 192 or 256");
+	}
+	return 0;
+}
+
+int op_create(struct eng_req *r, const void *req, void **out)
+{
+	const struct kmip_create_request *q = req;
+	struct kmip_create_response *p = eng_alloc(r, sizeof(*p));
+	struct new_object no = {.object_type = q->object_type};
+	struct hsm_secret *key = NULL;
+	char *uid = eng_alloc(r, KEEL_STORE_UID_MAX + 1);
+	int32_t bits;
+	int err;
+
+	if (p == NULL || uid == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	if (q->object_type != KMIP_OBJECT_TYPE_SYMMETRIC_KEY) {
+		return eng_fail(r, ENG_E_INVALID_FIELD, "Object Type: Symmetric Key only");
+	}
+	if ((err = attr_collect(r, q->template_attribute, q->attributes, &no.attrs,
+				&no.num_attrs)) != 0 ||
+	    (err = check_create_attrs(r, &no)) != 0 || (err = key_params(r, &no, &bits)) != 0) {
+		return err;
+	}
+	if (hsm_secret_new((size_t)bits / 8, &key) != 0 ||
+	    hsm_random(r->e->hsm, hsm_secret_data(key), hsm_secret_len(key)) != 0) {
+		keel_err("engine: no key material from the token");
+		err = eng_fail(r, ENG_E_CRYPTO, NULL);
+		goto out;
+	}
+	no.material = hsm_secret_data(key);
+	no.material_len = hsm_secret_len(key);
+	if ((err = store_object(r, &no, uid)) != 0) {
+		goto out;
+	}
+	p->object_type = q->object_type;
+	p->unique_identifier = uid;
+	p->unique_identifier_len = strlen(uid);
+	*out = p;
+out:
+	hsm_secret_free(key);
+	return err;
+}
+
+/* Reads a stored Integer or Enumeration attribute; 0 if absent. */
+static int32_t stored_int(struct eng_req *r, const char *uid, const char *name)
+{
+	struct keel_store_attr *sa = NULL;
+	const struct kmip_node *v;
+	size_t n = 0;
+	int32_t val = 0;
+
+	if (keel_store_attr_list(r->txn, uid, name, &sa, &n) == 0 && n > 0 &&
+	    attr_load_value(r, &sa[0], &v) == 0) {
+		val = v->type == KMIP_TYPE_ENUMERATION ? (int32_t)v->v.u32 : v->v.i32;
+	}
+	keel_store_attrs_free(sa, n);
+	return val;
+}
+
+/* The Key Block of a symmetric key in Raw format (§2.1.3, §9.1.3.2.3). */
+static int symmetric_key(struct eng_req *r, const struct keel_store_object *o,
+			 struct hsm_secret *key, struct kmip_get_response *p)
+{
+	struct kmip_symmetric_key *sk = eng_alloc(r, sizeof(*sk));
+	struct kmip_key_block *kb = eng_alloc(r, sizeof(*kb));
+	struct kmip_key_value *kv = eng_alloc(r, sizeof(*kv));
+
+	if (sk == NULL || kb == NULL || kv == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	kv->key_material = hsm_secret_data(key);
+	kv->key_material_len = hsm_secret_len(key);
+	kb->key_format_type = KMIP_KEY_FORMAT_TYPE_RAW;
+	kb->key_value = kv;
+	kb->has_cryptographic_algorithm = true;
+	kb->cryptographic_algorithm = (uint32_t)stored_int(r, o->uid, "Cryptographic Algorithm");
+	kb->has_cryptographic_length = true;
+	kb->cryptographic_length = stored_int(r, o->uid, "Cryptographic Length");
+	sk->key_block = kb;
+	p->symmetric_key = sk;
+	return 0;
+}
+
+static int check_get_request(struct eng_req *r, const struct kmip_get_request *q)
+{
+	if (q->has_key_format_type && q->key_format_type != KMIP_KEY_FORMAT_TYPE_RAW) {
+		return eng_fail(r, ENG_E_KEY_FORMAT, NULL);
+	}
+	if (q->has_key_compression_type) {
+		return eng_fail(r, ENG_E_KEY_COMPRESSION, NULL);
+	}
+	if (q->key_wrapping_specification != NULL || q->has_key_wrap_type) {
+		return eng_fail(r, ENG_E_FEATURE, "key wrapping is not supported yet");
+	}
+	return 0;
+}
+
+int op_get(struct eng_req *r, const void *req, void **out)
+{
+	const struct kmip_get_request *q = req;
+	struct kmip_get_response *p = eng_alloc(r, sizeof(*p));
+	struct keel_store_object o = {0};
+	struct hsm_secret *key = NULL;
+	int err;
+
+	if (p == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) != 0 ||
+	    (err = check_get_request(r, q)) != 0) {
+		goto out;
+	}
+	if (o.blob == NULL) {
+		err = eng_fail(r, ENG_E_DESTROYED, NULL);
+		goto out;
+	}
+	if (o.object_type != KMIP_OBJECT_TYPE_SYMMETRIC_KEY || r->num_secrets == ENG_MAX_SECRETS) {
+		err = eng_fail(r, ENG_E_OBJECT_TYPE, NULL);
+		goto out;
+	}
+	if ((err = hsm_unwrap(r->e->hsm, (const uint8_t *)o.uid, strlen(o.uid), o.blob, o.blob_len,
+			      &key)) != 0) {
+		keel_err("engine: unwrapping %s: %s", o.uid, hsm_strerror(err));
+		err = eng_fail(r, ENG_E_CRYPTO, NULL);
+		goto out;
+	}
+	/* Wiped after the response is written (keel_engine_handle). */
+	r->secrets[r->num_secrets++] = key;
+	p->object_type = o.object_type;
+	p->unique_identifier = eng_strdup(r, o.uid, strlen(o.uid));
+	p->unique_identifier_len = strlen(o.uid);
+	if ((err = symmetric_key(r, &o, key, p)) == 0) {
+		*out = p;
+	}
+out:
+	keel_store_object_cleanup(&o);
+	return err;
+}
+
+/* Answers the operations whose response is the Unique Identifier alone. */
+static int uid_response(struct eng_req *r, const struct keel_store_object *o, void **out)
+{
+	struct kmip_unique_identifier_response *p = eng_alloc(r, sizeof(*p));
+
+	if (p == NULL || (p->unique_identifier = eng_strdup(r, o->uid, strlen(o->uid))) == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	p->unique_identifier_len = strlen(o->uid);
+	*out = p;
+	return 0;
+}
+
+int op_activate(struct eng_req *r, const void *req, void **out)
+{
+	const struct kmip_unique_identifier_request *q = req;
+	struct keel_store_object o = {0};
+	int err;
+
+	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) == 0 &&
+	    (err = eng_activate(r, &o)) == 0) {
+		err = uid_response(r, &o, out);
+	}
+	keel_store_object_cleanup(&o);
+	return err;
+}
+
+/* Keeps the Revocation Reason as an attribute (§3.31). */
+static int save_reason(struct eng_req *r, const char *uid, const struct kmip_revocation_reason *rr)
+{
+	struct kmip_node *s = eng_node(r, KMIP_TAG_REVOCATION_REASON, KMIP_TYPE_STRUCTURE);
+	struct kmip_node *code =
+	    eng_node(r, KMIP_TAG_REVOCATION_REASON_CODE, KMIP_TYPE_ENUMERATION);
+	struct eng_attr a = {.rule = attr_rule_by_tag(KMIP_TAG_REVOCATION_REASON),
+			     .name = "Revocation Reason",
+			     .value = s};
+	int err;
+
+	if (s == NULL || code == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	code->v.u32 = rr->revocation_reason_code;
+	s->v.child = code;
+	s->len = 1;
+	err = keel_store_attr_delete(r->txn, uid, "Revocation Reason", -1);
+	if (err != 0 && err != KEEL_STORE_E_NOT_FOUND) {
+		return eng_store_err(r, err, "replacing Revocation Reason");
+	}
+	return attr_save(r, uid, &a, 0, false);
+}
+
+int op_revoke(struct eng_req *r, const void *req, void **out)
+{
+	const struct kmip_revoke_request *q = req;
+	struct keel_store_object o = {0};
+	int err;
+
+	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) == 0 &&
+	    (err = eng_revoke(r, &o, q->revocation_reason->revocation_reason_code,
+			      q->has_compromise_occurrence_date ? q->compromise_occurrence_date
+								: 0)) == 0 &&
+	    (err = save_reason(r, o.uid, q->revocation_reason)) == 0) {
+		err = uid_response(r, &o, out);
+	}
+	keel_store_object_cleanup(&o);
+	return err;
+}
+
+int op_destroy(struct eng_req *r, const void *req, void **out)
+{
+	const struct kmip_unique_identifier_request *q = req;
+	struct keel_store_object o = {0};
+	int err;
+
+	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) == 0 &&
+	    (err = eng_destroy(r, &o)) == 0) {
+		err = uid_response(r, &o, out);
+	}
+	keel_store_object_cleanup(&o);
+	return err;
+}
+
+/* Check (§4.10): the object exists for this client and allows the usage asked. */
+int op_check(struct eng_req *r, const void *req, void **out)
+{
+	const struct kmip_check_request *q = req;
+	struct kmip_check_response *p = eng_alloc(r, sizeof(*p));
+	struct keel_store_object o = {0};
+	int err;
+
+	if (p == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) != 0) {
+		goto out;
+	}
+	if (q->has_cryptographic_usage_mask &&
+	    (q->cryptographic_usage_mask & ~stored_int(r, o.uid, "Cryptographic Usage Mask")) !=
+		0) {
+		p->has_cryptographic_usage_mask = true;
+		p->cryptographic_usage_mask = q->cryptographic_usage_mask;
+		err = eng_fail(r, ENG_E_INVALID_FIELD, "usage not permitted by the usage mask");
+		goto out;
+	}
+	p->unique_identifier = eng_strdup(r, o.uid, strlen(o.uid));
+	p->unique_identifier_len = strlen(o.uid);
+	*out = p;
+out:
+	keel_store_object_cleanup(&o);
+	return err;
+}
