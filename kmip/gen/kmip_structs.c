@@ -6,10 +6,12 @@
 
 static const struct kmip_field_desc kmip_request_message_fields[] = {
     {KMIP_TAG_REQUEST_HEADER, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_request_message, request_header), 0, &kmip_request_header_desc},
+     offsetof(struct kmip_request_message, request_header), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED,
+     1, &kmip_request_header_desc},
     {KMIP_TAG_BATCH_ITEM, KMIP_TYPE_STRUCTURE, KMIP_AT_LEAST_ONE, 0x7f /* 1.0+ */,
      offsetof(struct kmip_request_message, batch_items),
-     offsetof(struct kmip_request_message, num_batch_items), &kmip_request_batch_item_desc},
+     offsetof(struct kmip_request_message, num_batch_items),
+     KMIP_FIELD_REPEATED | KMIP_FIELD_REQUIRED, 1, &kmip_request_batch_item_desc},
 };
 
 const struct kmip_struct_desc kmip_request_message_desc = {
@@ -23,10 +25,12 @@ const struct kmip_struct_desc kmip_request_message_desc = {
 
 static const struct kmip_field_desc kmip_response_message_fields[] = {
     {KMIP_TAG_RESPONSE_HEADER, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_response_message, response_header), 0, &kmip_response_header_desc},
+     offsetof(struct kmip_response_message, response_header), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_response_header_desc},
     {KMIP_TAG_BATCH_ITEM, KMIP_TYPE_STRUCTURE, KMIP_AT_LEAST_ONE, 0x7f /* 1.0+ */,
      offsetof(struct kmip_response_message, batch_items),
-     offsetof(struct kmip_response_message, num_batch_items), &kmip_response_batch_item_desc},
+     offsetof(struct kmip_response_message, num_batch_items),
+     KMIP_FIELD_REPEATED | KMIP_FIELD_REQUIRED, 1, &kmip_response_batch_item_desc},
 };
 
 const struct kmip_struct_desc kmip_response_message_desc = {
@@ -40,38 +44,44 @@ const struct kmip_struct_desc kmip_response_message_desc = {
 
 static const struct kmip_field_desc kmip_request_header_fields[] = {
     {KMIP_TAG_PROTOCOL_VERSION, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_request_header, protocol_version), 0, &kmip_protocol_version_desc},
+     offsetof(struct kmip_request_header, protocol_version), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_protocol_version_desc},
     {KMIP_TAG_MAXIMUM_RESPONSE_SIZE, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_request_header, maximum_response_size),
-     offsetof(struct kmip_request_header, has_maximum_response_size), NULL},
+     offsetof(struct kmip_request_header, has_maximum_response_size), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_CLIENT_CORRELATION_VALUE, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x70 /* 1.4+ */,
      offsetof(struct kmip_request_header, client_correlation_value),
-     offsetof(struct kmip_request_header, client_correlation_value_len), NULL},
+     offsetof(struct kmip_request_header, client_correlation_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_SERVER_CORRELATION_VALUE, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x70 /* 1.4+ */,
      offsetof(struct kmip_request_header, server_correlation_value),
-     offsetof(struct kmip_request_header, server_correlation_value_len), NULL},
+     offsetof(struct kmip_request_header, server_correlation_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_ASYNCHRONOUS_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_request_header, asynchronous_indicator),
-     offsetof(struct kmip_request_header, has_asynchronous_indicator), NULL},
+     offsetof(struct kmip_request_header, has_asynchronous_indicator), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_ATTESTATION_CAPABLE_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_request_header, attestation_capable_indicator),
-     offsetof(struct kmip_request_header, has_attestation_capable_indicator), NULL},
+     offsetof(struct kmip_request_header, has_attestation_capable_indicator), KMIP_FIELD_HAS, 1,
+     NULL},
     {KMIP_TAG_ATTESTATION_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REPEATED, 0x7c /* 1.2+ */,
      offsetof(struct kmip_request_header, attestation_types),
-     offsetof(struct kmip_request_header, num_attestation_types), NULL},
+     offsetof(struct kmip_request_header, num_attestation_types), KMIP_FIELD_REPEATED, 1, NULL},
     {KMIP_TAG_AUTHENTICATION, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_request_header, authentication), 0, &kmip_authentication_desc},
+     offsetof(struct kmip_request_header, authentication), 0, KMIP_FIELD_PTR, 1,
+     &kmip_authentication_desc},
     {KMIP_TAG_BATCH_ERROR_CONTINUATION_OPTION, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL,
      0x7f /* 1.0+ */, offsetof(struct kmip_request_header, batch_error_continuation_option),
-     offsetof(struct kmip_request_header, has_batch_error_continuation_option), NULL},
+     offsetof(struct kmip_request_header, has_batch_error_continuation_option), KMIP_FIELD_HAS, 1,
+     NULL},
     {KMIP_TAG_BATCH_ORDER_OPTION, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_request_header, batch_order_option),
-     offsetof(struct kmip_request_header, has_batch_order_option), NULL},
+     offsetof(struct kmip_request_header, has_batch_order_option), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_TIME_STAMP, KMIP_TYPE_DATE_TIME, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_request_header, time_stamp),
-     offsetof(struct kmip_request_header, has_time_stamp), NULL},
+     offsetof(struct kmip_request_header, has_time_stamp), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_BATCH_COUNT, KMIP_TYPE_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_request_header, batch_count), 0, NULL},
+     offsetof(struct kmip_request_header, batch_count), 0, KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_request_header_desc = {
@@ -85,25 +95,29 @@ const struct kmip_struct_desc kmip_request_header_desc = {
 
 static const struct kmip_field_desc kmip_response_header_fields[] = {
     {KMIP_TAG_PROTOCOL_VERSION, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_response_header, protocol_version), 0, &kmip_protocol_version_desc},
+     offsetof(struct kmip_response_header, protocol_version), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_protocol_version_desc},
     {KMIP_TAG_TIME_STAMP, KMIP_TYPE_DATE_TIME, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_response_header, time_stamp), 0, NULL},
+     offsetof(struct kmip_response_header, time_stamp), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_NONCE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_response_header, nonce), 0, &kmip_nonce_desc},
+     offsetof(struct kmip_response_header, nonce), 0, KMIP_FIELD_PTR, 1, &kmip_nonce_desc},
     {KMIP_TAG_SERVER_HASHED_PASSWORD, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
      offsetof(struct kmip_response_header, server_hashed_password),
-     offsetof(struct kmip_response_header, server_hashed_password_len), NULL},
+     offsetof(struct kmip_response_header, server_hashed_password_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_ATTESTATION_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REPEATED, 0x7c /* 1.2+ */,
      offsetof(struct kmip_response_header, attestation_types),
-     offsetof(struct kmip_response_header, num_attestation_types), NULL},
+     offsetof(struct kmip_response_header, num_attestation_types), KMIP_FIELD_REPEATED, 1, NULL},
     {KMIP_TAG_CLIENT_CORRELATION_VALUE, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x70 /* 1.4+ */,
      offsetof(struct kmip_response_header, client_correlation_value),
-     offsetof(struct kmip_response_header, client_correlation_value_len), NULL},
+     offsetof(struct kmip_response_header, client_correlation_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_SERVER_CORRELATION_VALUE, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x70 /* 1.4+ */,
      offsetof(struct kmip_response_header, server_correlation_value),
-     offsetof(struct kmip_response_header, server_correlation_value_len), NULL},
+     offsetof(struct kmip_response_header, server_correlation_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_BATCH_COUNT, KMIP_TYPE_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_response_header, batch_count), 0, NULL},
+     offsetof(struct kmip_response_header, batch_count), 0, KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_response_header_desc = {
@@ -117,18 +131,21 @@ const struct kmip_struct_desc kmip_response_header_desc = {
 
 static const struct kmip_field_desc kmip_request_batch_item_fields[] = {
     {KMIP_TAG_OPERATION, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_request_batch_item, operation), 0, NULL},
+     offsetof(struct kmip_request_batch_item, operation), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_EPHEMERAL, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
      offsetof(struct kmip_request_batch_item, ephemeral),
-     offsetof(struct kmip_request_batch_item, has_ephemeral), NULL},
+     offsetof(struct kmip_request_batch_item, has_ephemeral), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_UNIQUE_BATCH_ITEM_ID, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_request_batch_item, unique_batch_item_id),
-     offsetof(struct kmip_request_batch_item, unique_batch_item_id_len), NULL},
+     offsetof(struct kmip_request_batch_item, unique_batch_item_id_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_REQUEST_PAYLOAD, KMIP_KIND_PAYLOAD, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_request_batch_item, request_payload),
-     offsetof(struct kmip_request_batch_item, request_payload_node), NULL},
+     offsetof(struct kmip_request_batch_item, request_payload_node),
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_MESSAGE_EXTENSION, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_request_batch_item, message_extension), 0, &kmip_message_extension_desc},
+     offsetof(struct kmip_request_batch_item, message_extension), 0, KMIP_FIELD_PTR, 1,
+     &kmip_message_extension_desc},
 };
 
 const struct kmip_struct_desc kmip_request_batch_item_desc = {
@@ -143,26 +160,30 @@ const struct kmip_struct_desc kmip_request_batch_item_desc = {
 static const struct kmip_field_desc kmip_response_batch_item_fields[] = {
     {KMIP_TAG_OPERATION, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_response_batch_item, operation),
-     offsetof(struct kmip_response_batch_item, has_operation), NULL},
+     offsetof(struct kmip_response_batch_item, has_operation), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_UNIQUE_BATCH_ITEM_ID, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_response_batch_item, unique_batch_item_id),
-     offsetof(struct kmip_response_batch_item, unique_batch_item_id_len), NULL},
+     offsetof(struct kmip_response_batch_item, unique_batch_item_id_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_RESULT_STATUS, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_response_batch_item, result_status), 0, NULL},
+     offsetof(struct kmip_response_batch_item, result_status), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_RESULT_REASON, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_response_batch_item, result_reason),
-     offsetof(struct kmip_response_batch_item, has_result_reason), NULL},
+     offsetof(struct kmip_response_batch_item, has_result_reason), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_RESULT_MESSAGE, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_response_batch_item, result_message),
-     offsetof(struct kmip_response_batch_item, result_message_len), NULL},
+     offsetof(struct kmip_response_batch_item, result_message_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
     {KMIP_TAG_ASYNCHRONOUS_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_response_batch_item, asynchronous_correlation_value),
-     offsetof(struct kmip_response_batch_item, asynchronous_correlation_value_len), NULL},
+     offsetof(struct kmip_response_batch_item, asynchronous_correlation_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_RESPONSE_PAYLOAD, KMIP_KIND_PAYLOAD, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_response_batch_item, response_payload),
-     offsetof(struct kmip_response_batch_item, response_payload_node), NULL},
+     offsetof(struct kmip_response_batch_item, response_payload_node), KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_MESSAGE_EXTENSION, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_response_batch_item, message_extension), 0, &kmip_message_extension_desc},
+     offsetof(struct kmip_response_batch_item, message_extension), 0, KMIP_FIELD_PTR, 1,
+     &kmip_message_extension_desc},
 };
 
 const struct kmip_struct_desc kmip_response_batch_item_desc = {
@@ -176,9 +197,11 @@ const struct kmip_struct_desc kmip_response_batch_item_desc = {
 
 static const struct kmip_field_desc kmip_protocol_version_fields[] = {
     {KMIP_TAG_PROTOCOL_VERSION_MAJOR, KMIP_TYPE_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_protocol_version, protocol_version_major), 0, NULL},
+     offsetof(struct kmip_protocol_version, protocol_version_major), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
     {KMIP_TAG_PROTOCOL_VERSION_MINOR, KMIP_TYPE_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_protocol_version, protocol_version_minor), 0, NULL},
+     offsetof(struct kmip_protocol_version, protocol_version_minor), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
 };
 
 const struct kmip_struct_desc kmip_protocol_version_desc = {
@@ -193,11 +216,14 @@ const struct kmip_struct_desc kmip_protocol_version_desc = {
 static const struct kmip_field_desc kmip_message_extension_fields[] = {
     {KMIP_TAG_VENDOR_IDENTIFICATION, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_message_extension, vendor_identification),
-     offsetof(struct kmip_message_extension, vendor_identification_len), NULL},
+     offsetof(struct kmip_message_extension, vendor_identification_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_CRITICALITY_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_message_extension, criticality_indicator), 0, NULL},
+     offsetof(struct kmip_message_extension, criticality_indicator), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
     {KMIP_TAG_VENDOR_EXTENSION, KMIP_KIND_ANY, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_message_extension, vendor_extension), 0, NULL},
+     offsetof(struct kmip_message_extension, vendor_extension), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_message_extension_desc = {
@@ -212,7 +238,8 @@ const struct kmip_struct_desc kmip_message_extension_desc = {
 static const struct kmip_field_desc kmip_authentication_fields[] = {
     {KMIP_TAG_CREDENTIAL, KMIP_TYPE_STRUCTURE, KMIP_AT_LEAST_ONE, 0x7f /* 1.0+ */,
      offsetof(struct kmip_authentication, credentials),
-     offsetof(struct kmip_authentication, num_credentials), &kmip_credential_desc},
+     offsetof(struct kmip_authentication, num_credentials),
+     KMIP_FIELD_REPEATED | KMIP_FIELD_REQUIRED, 1, &kmip_credential_desc},
 };
 
 const struct kmip_struct_desc kmip_authentication_desc = {
@@ -226,9 +253,10 @@ const struct kmip_struct_desc kmip_authentication_desc = {
 
 static const struct kmip_field_desc kmip_credential_fields[] = {
     {KMIP_TAG_CREDENTIAL_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_credential, credential_type), 0, NULL},
+     offsetof(struct kmip_credential, credential_type), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_CREDENTIAL_VALUE, KMIP_KIND_ANY, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_credential, credential_value), 0, NULL},
+     offsetof(struct kmip_credential, credential_value), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     NULL},
 };
 
 const struct kmip_struct_desc kmip_credential_desc = {
@@ -243,10 +271,12 @@ const struct kmip_struct_desc kmip_credential_desc = {
 static const struct kmip_field_desc kmip_username_password_credential_fields[] = {
     {KMIP_TAG_USERNAME, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_username_password_credential, username),
-     offsetof(struct kmip_username_password_credential, username_len), NULL},
+     offsetof(struct kmip_username_password_credential, username_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_PASSWORD, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_username_password_credential, password),
-     offsetof(struct kmip_username_password_credential, password_len), NULL},
+     offsetof(struct kmip_username_password_credential, password_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_username_password_credential_desc = {
@@ -262,22 +292,28 @@ const struct kmip_struct_desc kmip_username_password_credential_desc = {
 static const struct kmip_field_desc kmip_device_credential_fields[] = {
     {KMIP_TAG_DEVICE_SERIAL_NUMBER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7e /* 1.1+ */,
      offsetof(struct kmip_device_credential, device_serial_number),
-     offsetof(struct kmip_device_credential, device_serial_number_len), NULL},
+     offsetof(struct kmip_device_credential, device_serial_number_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_PASSWORD, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7e /* 1.1+ */,
      offsetof(struct kmip_device_credential, password),
-     offsetof(struct kmip_device_credential, password_len), NULL},
+     offsetof(struct kmip_device_credential, password_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_DEVICE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7e /* 1.1+ */,
      offsetof(struct kmip_device_credential, device_identifier),
-     offsetof(struct kmip_device_credential, device_identifier_len), NULL},
+     offsetof(struct kmip_device_credential, device_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_NETWORK_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7e /* 1.1+ */,
      offsetof(struct kmip_device_credential, network_identifier),
-     offsetof(struct kmip_device_credential, network_identifier_len), NULL},
+     offsetof(struct kmip_device_credential, network_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_MACHINE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7e /* 1.1+ */,
      offsetof(struct kmip_device_credential, machine_identifier),
-     offsetof(struct kmip_device_credential, machine_identifier_len), NULL},
+     offsetof(struct kmip_device_credential, machine_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_MEDIA_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7e /* 1.1+ */,
      offsetof(struct kmip_device_credential, media_identifier),
-     offsetof(struct kmip_device_credential, media_identifier_len), NULL},
+     offsetof(struct kmip_device_credential, media_identifier_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
 };
 
 const struct kmip_struct_desc kmip_device_credential_desc = {
@@ -291,15 +327,19 @@ const struct kmip_struct_desc kmip_device_credential_desc = {
 
 static const struct kmip_field_desc kmip_attestation_credential_fields[] = {
     {KMIP_TAG_NONCE, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_attestation_credential, nonce), 0, &kmip_nonce_desc},
+     offsetof(struct kmip_attestation_credential, nonce), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED,
+     1, &kmip_nonce_desc},
     {KMIP_TAG_ATTESTATION_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_attestation_credential, attestation_type), 0, NULL},
+     offsetof(struct kmip_attestation_credential, attestation_type), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
     {KMIP_TAG_ATTESTATION_MEASUREMENT, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_attestation_credential, attestation_measurement),
-     offsetof(struct kmip_attestation_credential, attestation_measurement_len), NULL},
+     offsetof(struct kmip_attestation_credential, attestation_measurement_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_ATTESTATION_ASSERTION, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_attestation_credential, attestation_assertion),
-     offsetof(struct kmip_attestation_credential, attestation_assertion_len), NULL},
+     offsetof(struct kmip_attestation_credential, attestation_assertion_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_attestation_credential_desc = {
@@ -313,9 +353,11 @@ const struct kmip_struct_desc kmip_attestation_credential_desc = {
 
 static const struct kmip_field_desc kmip_nonce_fields[] = {
     {KMIP_TAG_NONCE_ID, KMIP_TYPE_BYTE_STRING, KMIP_REQUIRED, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_nonce, nonce_id), offsetof(struct kmip_nonce, nonce_id_len), NULL},
+     offsetof(struct kmip_nonce, nonce_id), offsetof(struct kmip_nonce, nonce_id_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_NONCE_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_REQUIRED, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_nonce, nonce_value), offsetof(struct kmip_nonce, nonce_value_len), NULL},
+     offsetof(struct kmip_nonce, nonce_value), offsetof(struct kmip_nonce, nonce_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_nonce_desc = {
@@ -330,15 +372,18 @@ const struct kmip_struct_desc kmip_nonce_desc = {
 static const struct kmip_field_desc kmip_attribute_fields[] = {
     {KMIP_TAG_VENDOR_IDENTIFICATION, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x60 /* 2.0+ */,
      offsetof(struct kmip_attribute, vendor_identification),
-     offsetof(struct kmip_attribute, vendor_identification_len), NULL},
+     offsetof(struct kmip_attribute, vendor_identification_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_ATTRIBUTE_NAME, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_attribute, attribute_name),
-     offsetof(struct kmip_attribute, attribute_name_len), NULL},
+     offsetof(struct kmip_attribute, attribute_name_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_ATTRIBUTE_INDEX, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_attribute, attribute_index),
-     offsetof(struct kmip_attribute, has_attribute_index), NULL},
+     offsetof(struct kmip_attribute, has_attribute_index), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_ATTRIBUTE_VALUE, KMIP_KIND_ANY, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_attribute, attribute_value), 0, NULL},
+     offsetof(struct kmip_attribute, attribute_value), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     NULL},
 };
 
 const struct kmip_struct_desc kmip_attribute_desc = {
@@ -353,10 +398,11 @@ const struct kmip_struct_desc kmip_attribute_desc = {
 static const struct kmip_field_desc kmip_template_attribute_fields[] = {
     {KMIP_TAG_NAME, KMIP_TYPE_STRUCTURE, KMIP_REPEATED, 0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_template_attribute, names),
-     offsetof(struct kmip_template_attribute, num_names), &kmip_name_desc},
+     offsetof(struct kmip_template_attribute, num_names), KMIP_FIELD_REPEATED, 1, &kmip_name_desc},
     {KMIP_TAG_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REPEATED, 0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_template_attribute, attribute),
-     offsetof(struct kmip_template_attribute, num_attribute), &kmip_attribute_desc},
+     offsetof(struct kmip_template_attribute, num_attribute), KMIP_FIELD_REPEATED, 1,
+     &kmip_attribute_desc},
 };
 
 const struct kmip_struct_desc kmip_template_attribute_desc = {
@@ -370,7 +416,7 @@ const struct kmip_struct_desc kmip_template_attribute_desc = {
 
 static const struct kmip_field_desc kmip_attributes_fields[] = {
     {0, KMIP_KIND_ANY, KMIP_REPEATED, 0x60 /* 2.0+ */, offsetof(struct kmip_attributes, attributes),
-     offsetof(struct kmip_attributes, num_attributes), NULL},
+     offsetof(struct kmip_attributes, num_attributes), KMIP_FIELD_REPEATED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_attributes_desc = {
@@ -384,7 +430,8 @@ const struct kmip_struct_desc kmip_attributes_desc = {
 
 static const struct kmip_field_desc kmip_attribute_holder_fields[] = {
     {0, KMIP_KIND_ANY, KMIP_REQUIRED, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_attribute_holder, attribute), 0, NULL},
+     offsetof(struct kmip_attribute_holder, attribute), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     NULL},
 };
 
 const struct kmip_struct_desc kmip_attribute_holder_desc = {
@@ -398,9 +445,10 @@ const struct kmip_struct_desc kmip_attribute_holder_desc = {
 
 static const struct kmip_field_desc kmip_name_fields[] = {
     {KMIP_TAG_NAME_VALUE, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_name, name_value), offsetof(struct kmip_name, name_value_len), NULL},
+     offsetof(struct kmip_name, name_value), offsetof(struct kmip_name, name_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_NAME_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_name, name_type), 0, NULL},
+     offsetof(struct kmip_name, name_type), 0, KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_name_desc = {
@@ -414,13 +462,13 @@ const struct kmip_struct_desc kmip_name_desc = {
 
 static const struct kmip_field_desc kmip_digest_fields[] = {
     {KMIP_TAG_HASHING_ALGORITHM, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_digest, hashing_algorithm), 0, NULL},
+     offsetof(struct kmip_digest, hashing_algorithm), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_DIGEST_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_digest, digest_value), offsetof(struct kmip_digest, digest_value_len),
-     NULL},
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_KEY_FORMAT_TYPE, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7e /* 1.1+ */,
      offsetof(struct kmip_digest, key_format_type),
-     offsetof(struct kmip_digest, has_key_format_type), NULL},
+     offsetof(struct kmip_digest, has_key_format_type), KMIP_FIELD_HAS, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_digest_desc = {
@@ -434,10 +482,11 @@ const struct kmip_struct_desc kmip_digest_desc = {
 
 static const struct kmip_field_desc kmip_link_fields[] = {
     {KMIP_TAG_LINK_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_link, link_type), 0, NULL},
+     offsetof(struct kmip_link, link_type), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_LINKED_OBJECT_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_link, linked_object_identifier),
-     offsetof(struct kmip_link, linked_object_identifier_len), NULL},
+     offsetof(struct kmip_link, linked_object_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_link_desc = {
@@ -451,10 +500,12 @@ const struct kmip_struct_desc kmip_link_desc = {
 
 static const struct kmip_field_desc kmip_revocation_reason_fields[] = {
     {KMIP_TAG_REVOCATION_REASON_CODE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_revocation_reason, revocation_reason_code), 0, NULL},
+     offsetof(struct kmip_revocation_reason, revocation_reason_code), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
     {KMIP_TAG_REVOCATION_MESSAGE, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_revocation_reason, revocation_message),
-     offsetof(struct kmip_revocation_reason, revocation_message_len), NULL},
+     offsetof(struct kmip_revocation_reason, revocation_message_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_revocation_reason_desc = {
@@ -468,12 +519,12 @@ const struct kmip_struct_desc kmip_revocation_reason_desc = {
 
 static const struct kmip_field_desc kmip_usage_limits_fields[] = {
     {KMIP_TAG_USAGE_LIMITS_TOTAL, KMIP_TYPE_LONG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_usage_limits, usage_limits_total), 0, NULL},
+     offsetof(struct kmip_usage_limits, usage_limits_total), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_USAGE_LIMITS_COUNT, KMIP_TYPE_LONG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_usage_limits, usage_limits_count),
-     offsetof(struct kmip_usage_limits, has_usage_limits_count), NULL},
+     offsetof(struct kmip_usage_limits, has_usage_limits_count), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_USAGE_LIMITS_UNIT, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_usage_limits, usage_limits_unit), 0, NULL},
+     offsetof(struct kmip_usage_limits, usage_limits_unit), 0, KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_usage_limits_desc = {
@@ -488,10 +539,12 @@ const struct kmip_struct_desc kmip_usage_limits_desc = {
 static const struct kmip_field_desc kmip_application_specific_information_fields[] = {
     {KMIP_TAG_APPLICATION_NAMESPACE, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_application_specific_information, application_namespace),
-     offsetof(struct kmip_application_specific_information, application_namespace_len), NULL},
+     offsetof(struct kmip_application_specific_information, application_namespace_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_APPLICATION_DATA, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_application_specific_information, application_data),
-     offsetof(struct kmip_application_specific_information, application_data_len), NULL},
+     offsetof(struct kmip_application_specific_information, application_data_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_application_specific_information_desc = {
@@ -507,10 +560,11 @@ const struct kmip_struct_desc kmip_application_specific_information_desc = {
 static const struct kmip_field_desc kmip_cryptographic_domain_parameters_fields[] = {
     {KMIP_TAG_QLENGTH, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_cryptographic_domain_parameters, qlength),
-     offsetof(struct kmip_cryptographic_domain_parameters, has_qlength), NULL},
+     offsetof(struct kmip_cryptographic_domain_parameters, has_qlength), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_RECOMMENDED_CURVE, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_cryptographic_domain_parameters, recommended_curve),
-     offsetof(struct kmip_cryptographic_domain_parameters, has_recommended_curve), NULL},
+     offsetof(struct kmip_cryptographic_domain_parameters, has_recommended_curve), KMIP_FIELD_HAS,
+     1, NULL},
 };
 
 const struct kmip_struct_desc kmip_cryptographic_domain_parameters_desc = {
@@ -526,10 +580,12 @@ const struct kmip_struct_desc kmip_cryptographic_domain_parameters_desc = {
 static const struct kmip_field_desc kmip_x509_certificate_identifier_fields[] = {
     {KMIP_TAG_ISSUER_DISTINGUISHED_NAME, KMIP_TYPE_BYTE_STRING, KMIP_REQUIRED, 0x7e /* 1.1+ */,
      offsetof(struct kmip_x509_certificate_identifier, issuer_distinguished_name),
-     offsetof(struct kmip_x509_certificate_identifier, issuer_distinguished_name_len), NULL},
+     offsetof(struct kmip_x509_certificate_identifier, issuer_distinguished_name_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_CERTIFICATE_SERIAL_NUMBER, KMIP_TYPE_BYTE_STRING, KMIP_REQUIRED, 0x7e /* 1.1+ */,
      offsetof(struct kmip_x509_certificate_identifier, certificate_serial_number),
-     offsetof(struct kmip_x509_certificate_identifier, certificate_serial_number_len), NULL},
+     offsetof(struct kmip_x509_certificate_identifier, certificate_serial_number_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_x509_certificate_identifier_desc = {
@@ -545,59 +601,68 @@ const struct kmip_struct_desc kmip_x509_certificate_identifier_desc = {
 static const struct kmip_field_desc kmip_cryptographic_parameters_fields[] = {
     {KMIP_TAG_BLOCK_CIPHER_MODE, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_cryptographic_parameters, block_cipher_mode),
-     offsetof(struct kmip_cryptographic_parameters, has_block_cipher_mode), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_block_cipher_mode), KMIP_FIELD_HAS, 1,
+     NULL},
     {KMIP_TAG_PADDING_METHOD, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_cryptographic_parameters, padding_method),
-     offsetof(struct kmip_cryptographic_parameters, has_padding_method), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_padding_method), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_HASHING_ALGORITHM, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_cryptographic_parameters, hashing_algorithm),
-     offsetof(struct kmip_cryptographic_parameters, has_hashing_algorithm), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_hashing_algorithm), KMIP_FIELD_HAS, 1,
+     NULL},
     {KMIP_TAG_KEY_ROLE_TYPE, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_cryptographic_parameters, key_role_type),
-     offsetof(struct kmip_cryptographic_parameters, has_key_role_type), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_key_role_type), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_DIGITAL_SIGNATURE_ALGORITHM, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_cryptographic_parameters, digital_signature_algorithm),
-     offsetof(struct kmip_cryptographic_parameters, has_digital_signature_algorithm), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_digital_signature_algorithm),
+     KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_cryptographic_parameters, cryptographic_algorithm),
-     offsetof(struct kmip_cryptographic_parameters, has_cryptographic_algorithm), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_cryptographic_algorithm), KMIP_FIELD_HAS, 1,
+     NULL},
     {KMIP_TAG_RANDOM_IV, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_cryptographic_parameters, random_iv),
-     offsetof(struct kmip_cryptographic_parameters, has_random_iv), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_random_iv), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_IV_LENGTH, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_cryptographic_parameters, iv_length),
-     offsetof(struct kmip_cryptographic_parameters, has_iv_length), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_iv_length), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_TAG_LENGTH, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_cryptographic_parameters, tag_length),
-     offsetof(struct kmip_cryptographic_parameters, has_tag_length), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_tag_length), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_FIXED_FIELD_LENGTH, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_cryptographic_parameters, fixed_field_length),
-     offsetof(struct kmip_cryptographic_parameters, has_fixed_field_length), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_fixed_field_length), KMIP_FIELD_HAS, 1,
+     NULL},
     {KMIP_TAG_INVOCATION_FIELD_LENGTH, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_cryptographic_parameters, invocation_field_length),
-     offsetof(struct kmip_cryptographic_parameters, has_invocation_field_length), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_invocation_field_length), KMIP_FIELD_HAS, 1,
+     NULL},
     {KMIP_TAG_COUNTER_LENGTH, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_cryptographic_parameters, counter_length),
-     offsetof(struct kmip_cryptographic_parameters, has_counter_length), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_counter_length), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_INITIAL_COUNTER_VALUE, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_cryptographic_parameters, initial_counter_value),
-     offsetof(struct kmip_cryptographic_parameters, has_initial_counter_value), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_initial_counter_value), KMIP_FIELD_HAS, 1,
+     NULL},
     {KMIP_TAG_SALT_LENGTH, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x70 /* 1.4+ */,
      offsetof(struct kmip_cryptographic_parameters, salt_length),
-     offsetof(struct kmip_cryptographic_parameters, has_salt_length), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_salt_length), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_MASK_GENERATOR, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x70 /* 1.4+ */,
      offsetof(struct kmip_cryptographic_parameters, mask_generator),
-     offsetof(struct kmip_cryptographic_parameters, has_mask_generator), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_mask_generator), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_MASK_GENERATOR_HASHING_ALGORITHM, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL,
      0x70 /* 1.4+ */,
      offsetof(struct kmip_cryptographic_parameters, mask_generator_hashing_algorithm),
-     offsetof(struct kmip_cryptographic_parameters, has_mask_generator_hashing_algorithm), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_mask_generator_hashing_algorithm),
+     KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_P_SOURCE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x70 /* 1.4+ */,
      offsetof(struct kmip_cryptographic_parameters, p_source),
-     offsetof(struct kmip_cryptographic_parameters, p_source_len), NULL},
+     offsetof(struct kmip_cryptographic_parameters, p_source_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
     {KMIP_TAG_TRAILER_FIELD, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x70 /* 1.4+ */,
      offsetof(struct kmip_cryptographic_parameters, trailer_field),
-     offsetof(struct kmip_cryptographic_parameters, has_trailer_field), NULL},
+     offsetof(struct kmip_cryptographic_parameters, has_trailer_field), KMIP_FIELD_HAS, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_cryptographic_parameters_desc = {
@@ -611,23 +676,25 @@ const struct kmip_struct_desc kmip_cryptographic_parameters_desc = {
 
 static const struct kmip_field_desc kmip_key_block_fields[] = {
     {KMIP_TAG_KEY_FORMAT_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_key_block, key_format_type), 0, NULL},
+     offsetof(struct kmip_key_block, key_format_type), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_KEY_COMPRESSION_TYPE, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_key_block, key_compression_type),
-     offsetof(struct kmip_key_block, has_key_compression_type), NULL},
+     offsetof(struct kmip_key_block, has_key_compression_type), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_KEY_VALUE, KMIP_TYPE_STRUCTURE, KMIP_ONEOF_OPTIONAL, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_key_block, key_value), 0, &kmip_key_value_desc},
+     offsetof(struct kmip_key_block, key_value), 0, KMIP_FIELD_PTR, 2, &kmip_key_value_desc},
     {KMIP_TAG_KEY_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_ONEOF_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_key_block, wrapped_key_value),
-     offsetof(struct kmip_key_block, wrapped_key_value_len), NULL},
+     offsetof(struct kmip_key_block, wrapped_key_value_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_key_block, cryptographic_algorithm),
-     offsetof(struct kmip_key_block, has_cryptographic_algorithm), NULL},
+     offsetof(struct kmip_key_block, has_cryptographic_algorithm), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_CRYPTOGRAPHIC_LENGTH, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_key_block, cryptographic_length),
-     offsetof(struct kmip_key_block, has_cryptographic_length), NULL},
+     offsetof(struct kmip_key_block, has_cryptographic_length), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_KEY_WRAPPING_DATA, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_key_block, key_wrapping_data), 0, &kmip_key_wrapping_data_desc},
+     offsetof(struct kmip_key_block, key_wrapping_data), 0, KMIP_FIELD_PTR, 1,
+     &kmip_key_wrapping_data_desc},
 };
 
 const struct kmip_struct_desc kmip_key_block_desc = {
@@ -642,14 +709,16 @@ const struct kmip_struct_desc kmip_key_block_desc = {
 static const struct kmip_field_desc kmip_key_value_fields[] = {
     {KMIP_TAG_KEY_MATERIAL, KMIP_TYPE_BYTE_STRING, KMIP_ONEOF, 0x7f /* 1.0+ */,
      offsetof(struct kmip_key_value, key_material),
-     offsetof(struct kmip_key_value, key_material_len), NULL},
+     offsetof(struct kmip_key_value, key_material_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 2, NULL},
     {KMIP_TAG_KEY_MATERIAL, KMIP_KIND_ANY, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_key_value, key_material_structure), 0, NULL},
+     offsetof(struct kmip_key_value, key_material_structure), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REPEATED, 0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_key_value, attribute), offsetof(struct kmip_key_value, num_attribute),
-     &kmip_attribute_desc},
+     KMIP_FIELD_REPEATED, 1, &kmip_attribute_desc},
     {KMIP_TAG_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_key_value, attributes), 0, &kmip_attributes_desc},
+     offsetof(struct kmip_key_value, attributes), 0, KMIP_FIELD_PTR, 1, &kmip_attributes_desc},
 };
 
 const struct kmip_struct_desc kmip_key_value_desc = {
@@ -663,22 +732,24 @@ const struct kmip_struct_desc kmip_key_value_desc = {
 
 static const struct kmip_field_desc kmip_key_wrapping_data_fields[] = {
     {KMIP_TAG_WRAPPING_METHOD, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_key_wrapping_data, wrapping_method), 0, NULL},
+     offsetof(struct kmip_key_wrapping_data, wrapping_method), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_ENCRYPTION_KEY_INFORMATION, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_key_wrapping_data, encryption_key_information), 0,
+     offsetof(struct kmip_key_wrapping_data, encryption_key_information), 0, KMIP_FIELD_PTR, 1,
      &kmip_encryption_key_information_desc},
     {KMIP_TAG_MAC_SIGNATURE_KEY_INFORMATION, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_key_wrapping_data, mac_signature_key_information), 0,
+     offsetof(struct kmip_key_wrapping_data, mac_signature_key_information), 0, KMIP_FIELD_PTR, 1,
      &kmip_mac_signature_key_information_desc},
     {KMIP_TAG_MAC_SIGNATURE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_key_wrapping_data, mac_signature),
-     offsetof(struct kmip_key_wrapping_data, mac_signature_len), NULL},
+     offsetof(struct kmip_key_wrapping_data, mac_signature_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_IV_COUNTER_NONCE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_key_wrapping_data, iv_counter_nonce),
-     offsetof(struct kmip_key_wrapping_data, iv_counter_nonce_len), NULL},
+     offsetof(struct kmip_key_wrapping_data, iv_counter_nonce_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
     {KMIP_TAG_ENCODING_OPTION, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7e /* 1.1+ */,
      offsetof(struct kmip_key_wrapping_data, encoding_option),
-     offsetof(struct kmip_key_wrapping_data, has_encoding_option), NULL},
+     offsetof(struct kmip_key_wrapping_data, has_encoding_option), KMIP_FIELD_HAS, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_key_wrapping_data_desc = {
@@ -692,19 +763,22 @@ const struct kmip_struct_desc kmip_key_wrapping_data_desc = {
 
 static const struct kmip_field_desc kmip_key_wrapping_specification_fields[] = {
     {KMIP_TAG_WRAPPING_METHOD, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_key_wrapping_specification, wrapping_method), 0, NULL},
+     offsetof(struct kmip_key_wrapping_specification, wrapping_method), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
     {KMIP_TAG_ENCRYPTION_KEY_INFORMATION, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_key_wrapping_specification, encryption_key_information), 0,
-     &kmip_encryption_key_information_desc},
+     KMIP_FIELD_PTR, 1, &kmip_encryption_key_information_desc},
     {KMIP_TAG_MAC_SIGNATURE_KEY_INFORMATION, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_key_wrapping_specification, mac_signature_key_information), 0,
-     &kmip_mac_signature_key_information_desc},
+     KMIP_FIELD_PTR, 1, &kmip_mac_signature_key_information_desc},
     {KMIP_TAG_ATTRIBUTE_NAME, KMIP_TYPE_TEXT_STRING, KMIP_REPEATED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_key_wrapping_specification, attribute_names),
-     offsetof(struct kmip_key_wrapping_specification, num_attribute_names), NULL},
+     offsetof(struct kmip_key_wrapping_specification, num_attribute_names), KMIP_FIELD_REPEATED, 1,
+     NULL},
     {KMIP_TAG_ENCODING_OPTION, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7e /* 1.1+ */,
      offsetof(struct kmip_key_wrapping_specification, encoding_option),
-     offsetof(struct kmip_key_wrapping_specification, has_encoding_option), NULL},
+     offsetof(struct kmip_key_wrapping_specification, has_encoding_option), KMIP_FIELD_HAS, 1,
+     NULL},
 };
 
 const struct kmip_struct_desc kmip_key_wrapping_specification_desc = {
@@ -720,10 +794,11 @@ const struct kmip_struct_desc kmip_key_wrapping_specification_desc = {
 static const struct kmip_field_desc kmip_encryption_key_information_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_encryption_key_information, unique_identifier),
-     offsetof(struct kmip_encryption_key_information, unique_identifier_len), NULL},
+     offsetof(struct kmip_encryption_key_information, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_encryption_key_information, cryptographic_parameters), 0,
-     &kmip_cryptographic_parameters_desc},
+     offsetof(struct kmip_encryption_key_information, cryptographic_parameters), 0, KMIP_FIELD_PTR,
+     1, &kmip_cryptographic_parameters_desc},
 };
 
 const struct kmip_struct_desc kmip_encryption_key_information_desc = {
@@ -739,10 +814,11 @@ const struct kmip_struct_desc kmip_encryption_key_information_desc = {
 static const struct kmip_field_desc kmip_mac_signature_key_information_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_mac_signature_key_information, unique_identifier),
-     offsetof(struct kmip_mac_signature_key_information, unique_identifier_len), NULL},
+     offsetof(struct kmip_mac_signature_key_information, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_mac_signature_key_information, cryptographic_parameters), 0,
-     &kmip_cryptographic_parameters_desc},
+     KMIP_FIELD_PTR, 1, &kmip_cryptographic_parameters_desc},
 };
 
 const struct kmip_struct_desc kmip_mac_signature_key_information_desc = {
@@ -758,7 +834,8 @@ const struct kmip_struct_desc kmip_mac_signature_key_information_desc = {
 static const struct kmip_field_desc kmip_transparent_symmetric_key_fields[] = {
     {KMIP_TAG_KEY, KMIP_TYPE_BYTE_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_symmetric_key, key),
-     offsetof(struct kmip_transparent_symmetric_key, key_len), NULL},
+     offsetof(struct kmip_transparent_symmetric_key, key_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_transparent_symmetric_key_desc = {
@@ -774,16 +851,20 @@ const struct kmip_struct_desc kmip_transparent_symmetric_key_desc = {
 static const struct kmip_field_desc kmip_transparent_dsa_private_key_fields[] = {
     {KMIP_TAG_P, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dsa_private_key, p),
-     offsetof(struct kmip_transparent_dsa_private_key, p_len), NULL},
+     offsetof(struct kmip_transparent_dsa_private_key, p_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_Q, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dsa_private_key, q),
-     offsetof(struct kmip_transparent_dsa_private_key, q_len), NULL},
+     offsetof(struct kmip_transparent_dsa_private_key, q_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_G, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dsa_private_key, g),
-     offsetof(struct kmip_transparent_dsa_private_key, g_len), NULL},
+     offsetof(struct kmip_transparent_dsa_private_key, g_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_X, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dsa_private_key, x),
-     offsetof(struct kmip_transparent_dsa_private_key, x_len), NULL},
+     offsetof(struct kmip_transparent_dsa_private_key, x_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_transparent_dsa_private_key_desc = {
@@ -799,16 +880,20 @@ const struct kmip_struct_desc kmip_transparent_dsa_private_key_desc = {
 static const struct kmip_field_desc kmip_transparent_dsa_public_key_fields[] = {
     {KMIP_TAG_P, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dsa_public_key, p),
-     offsetof(struct kmip_transparent_dsa_public_key, p_len), NULL},
+     offsetof(struct kmip_transparent_dsa_public_key, p_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_Q, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dsa_public_key, q),
-     offsetof(struct kmip_transparent_dsa_public_key, q_len), NULL},
+     offsetof(struct kmip_transparent_dsa_public_key, q_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_G, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dsa_public_key, g),
-     offsetof(struct kmip_transparent_dsa_public_key, g_len), NULL},
+     offsetof(struct kmip_transparent_dsa_public_key, g_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_Y, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dsa_public_key, y),
-     offsetof(struct kmip_transparent_dsa_public_key, y_len), NULL},
+     offsetof(struct kmip_transparent_dsa_public_key, y_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_transparent_dsa_public_key_desc = {
@@ -824,28 +909,36 @@ const struct kmip_struct_desc kmip_transparent_dsa_public_key_desc = {
 static const struct kmip_field_desc kmip_transparent_rsa_private_key_fields[] = {
     {KMIP_TAG_MODULUS, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_rsa_private_key, modulus),
-     offsetof(struct kmip_transparent_rsa_private_key, modulus_len), NULL},
+     offsetof(struct kmip_transparent_rsa_private_key, modulus_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_PRIVATE_EXPONENT, KMIP_TYPE_BIG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_rsa_private_key, private_exponent),
-     offsetof(struct kmip_transparent_rsa_private_key, private_exponent_len), NULL},
+     offsetof(struct kmip_transparent_rsa_private_key, private_exponent_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_PUBLIC_EXPONENT, KMIP_TYPE_BIG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_rsa_private_key, public_exponent),
-     offsetof(struct kmip_transparent_rsa_private_key, public_exponent_len), NULL},
+     offsetof(struct kmip_transparent_rsa_private_key, public_exponent_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_P, KMIP_TYPE_BIG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_rsa_private_key, p),
-     offsetof(struct kmip_transparent_rsa_private_key, p_len), NULL},
+     offsetof(struct kmip_transparent_rsa_private_key, p_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_Q, KMIP_TYPE_BIG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_rsa_private_key, q),
-     offsetof(struct kmip_transparent_rsa_private_key, q_len), NULL},
+     offsetof(struct kmip_transparent_rsa_private_key, q_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_PRIME_EXPONENT_P, KMIP_TYPE_BIG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_rsa_private_key, prime_exponent_p),
-     offsetof(struct kmip_transparent_rsa_private_key, prime_exponent_p_len), NULL},
+     offsetof(struct kmip_transparent_rsa_private_key, prime_exponent_p_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_PRIME_EXPONENT_Q, KMIP_TYPE_BIG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_rsa_private_key, prime_exponent_q),
-     offsetof(struct kmip_transparent_rsa_private_key, prime_exponent_q_len), NULL},
+     offsetof(struct kmip_transparent_rsa_private_key, prime_exponent_q_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_CRT_COEFFICIENT, KMIP_TYPE_BIG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_rsa_private_key, crt_coefficient),
-     offsetof(struct kmip_transparent_rsa_private_key, crt_coefficient_len), NULL},
+     offsetof(struct kmip_transparent_rsa_private_key, crt_coefficient_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_transparent_rsa_private_key_desc = {
@@ -861,10 +954,12 @@ const struct kmip_struct_desc kmip_transparent_rsa_private_key_desc = {
 static const struct kmip_field_desc kmip_transparent_rsa_public_key_fields[] = {
     {KMIP_TAG_MODULUS, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_rsa_public_key, modulus),
-     offsetof(struct kmip_transparent_rsa_public_key, modulus_len), NULL},
+     offsetof(struct kmip_transparent_rsa_public_key, modulus_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_PUBLIC_EXPONENT, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_rsa_public_key, public_exponent),
-     offsetof(struct kmip_transparent_rsa_public_key, public_exponent_len), NULL},
+     offsetof(struct kmip_transparent_rsa_public_key, public_exponent_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_transparent_rsa_public_key_desc = {
@@ -880,19 +975,24 @@ const struct kmip_struct_desc kmip_transparent_rsa_public_key_desc = {
 static const struct kmip_field_desc kmip_transparent_dh_private_key_fields[] = {
     {KMIP_TAG_P, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dh_private_key, p),
-     offsetof(struct kmip_transparent_dh_private_key, p_len), NULL},
+     offsetof(struct kmip_transparent_dh_private_key, p_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_Q, KMIP_TYPE_BIG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dh_private_key, q),
-     offsetof(struct kmip_transparent_dh_private_key, q_len), NULL},
+     offsetof(struct kmip_transparent_dh_private_key, q_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_G, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dh_private_key, g),
-     offsetof(struct kmip_transparent_dh_private_key, g_len), NULL},
+     offsetof(struct kmip_transparent_dh_private_key, g_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_J, KMIP_TYPE_BIG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dh_private_key, j),
-     offsetof(struct kmip_transparent_dh_private_key, j_len), NULL},
+     offsetof(struct kmip_transparent_dh_private_key, j_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_X, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dh_private_key, x),
-     offsetof(struct kmip_transparent_dh_private_key, x_len), NULL},
+     offsetof(struct kmip_transparent_dh_private_key, x_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_transparent_dh_private_key_desc = {
@@ -908,19 +1008,24 @@ const struct kmip_struct_desc kmip_transparent_dh_private_key_desc = {
 static const struct kmip_field_desc kmip_transparent_dh_public_key_fields[] = {
     {KMIP_TAG_P, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dh_public_key, p),
-     offsetof(struct kmip_transparent_dh_public_key, p_len), NULL},
+     offsetof(struct kmip_transparent_dh_public_key, p_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_Q, KMIP_TYPE_BIG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dh_public_key, q),
-     offsetof(struct kmip_transparent_dh_public_key, q_len), NULL},
+     offsetof(struct kmip_transparent_dh_public_key, q_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_G, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dh_public_key, g),
-     offsetof(struct kmip_transparent_dh_public_key, g_len), NULL},
+     offsetof(struct kmip_transparent_dh_public_key, g_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_J, KMIP_TYPE_BIG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dh_public_key, j),
-     offsetof(struct kmip_transparent_dh_public_key, j_len), NULL},
+     offsetof(struct kmip_transparent_dh_public_key, j_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_Y, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_dh_public_key, y),
-     offsetof(struct kmip_transparent_dh_public_key, y_len), NULL},
+     offsetof(struct kmip_transparent_dh_public_key, y_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_transparent_dh_public_key_desc = {
@@ -935,10 +1040,12 @@ const struct kmip_struct_desc kmip_transparent_dh_public_key_desc = {
 
 static const struct kmip_field_desc kmip_transparent_ec_private_key_fields[] = {
     {KMIP_TAG_RECOMMENDED_CURVE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_transparent_ec_private_key, recommended_curve), 0, NULL},
+     offsetof(struct kmip_transparent_ec_private_key, recommended_curve), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
     {KMIP_TAG_D, KMIP_TYPE_BIG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_ec_private_key, d),
-     offsetof(struct kmip_transparent_ec_private_key, d_len), NULL},
+     offsetof(struct kmip_transparent_ec_private_key, d_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_transparent_ec_private_key_desc = {
@@ -953,10 +1060,12 @@ const struct kmip_struct_desc kmip_transparent_ec_private_key_desc = {
 
 static const struct kmip_field_desc kmip_transparent_ec_public_key_fields[] = {
     {KMIP_TAG_RECOMMENDED_CURVE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_transparent_ec_public_key, recommended_curve), 0, NULL},
+     offsetof(struct kmip_transparent_ec_public_key, recommended_curve), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
     {KMIP_TAG_Q_STRING, KMIP_TYPE_BYTE_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_transparent_ec_public_key, q_string),
-     offsetof(struct kmip_transparent_ec_public_key, q_string_len), NULL},
+     offsetof(struct kmip_transparent_ec_public_key, q_string_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_transparent_ec_public_key_desc = {
@@ -971,10 +1080,11 @@ const struct kmip_struct_desc kmip_transparent_ec_public_key_desc = {
 
 static const struct kmip_field_desc kmip_certificate_fields[] = {
     {KMIP_TAG_CERTIFICATE_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_certificate, certificate_type), 0, NULL},
+     offsetof(struct kmip_certificate, certificate_type), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_CERTIFICATE_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_certificate, certificate_value),
-     offsetof(struct kmip_certificate, certificate_value_len), NULL},
+     offsetof(struct kmip_certificate, certificate_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_certificate_desc = {
@@ -988,7 +1098,8 @@ const struct kmip_struct_desc kmip_certificate_desc = {
 
 static const struct kmip_field_desc kmip_symmetric_key_fields[] = {
     {KMIP_TAG_KEY_BLOCK, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_symmetric_key, key_block), 0, &kmip_key_block_desc},
+     offsetof(struct kmip_symmetric_key, key_block), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     &kmip_key_block_desc},
 };
 
 const struct kmip_struct_desc kmip_symmetric_key_desc = {
@@ -1002,7 +1113,8 @@ const struct kmip_struct_desc kmip_symmetric_key_desc = {
 
 static const struct kmip_field_desc kmip_public_key_fields[] = {
     {KMIP_TAG_KEY_BLOCK, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_public_key, key_block), 0, &kmip_key_block_desc},
+     offsetof(struct kmip_public_key, key_block), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     &kmip_key_block_desc},
 };
 
 const struct kmip_struct_desc kmip_public_key_desc = {
@@ -1016,7 +1128,8 @@ const struct kmip_struct_desc kmip_public_key_desc = {
 
 static const struct kmip_field_desc kmip_private_key_fields[] = {
     {KMIP_TAG_KEY_BLOCK, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_private_key, key_block), 0, &kmip_key_block_desc},
+     offsetof(struct kmip_private_key, key_block), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     &kmip_key_block_desc},
 };
 
 const struct kmip_struct_desc kmip_private_key_desc = {
@@ -1030,18 +1143,20 @@ const struct kmip_struct_desc kmip_private_key_desc = {
 
 static const struct kmip_field_desc kmip_split_key_fields[] = {
     {KMIP_TAG_SPLIT_KEY_PARTS, KMIP_TYPE_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_split_key, split_key_parts), 0, NULL},
+     offsetof(struct kmip_split_key, split_key_parts), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_KEY_PART_IDENTIFIER, KMIP_TYPE_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_split_key, key_part_identifier), 0, NULL},
+     offsetof(struct kmip_split_key, key_part_identifier), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_SPLIT_KEY_THRESHOLD, KMIP_TYPE_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_split_key, split_key_threshold), 0, NULL},
+     offsetof(struct kmip_split_key, split_key_threshold), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_SPLIT_KEY_METHOD, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_split_key, split_key_method), 0, NULL},
+     offsetof(struct kmip_split_key, split_key_method), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_PRIME_FIELD_SIZE, KMIP_TYPE_BIG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_split_key, prime_field_size),
-     offsetof(struct kmip_split_key, prime_field_size_len), NULL},
+     offsetof(struct kmip_split_key, prime_field_size_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_KEY_BLOCK, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_split_key, key_block), 0, &kmip_key_block_desc},
+     offsetof(struct kmip_split_key, key_block), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     &kmip_key_block_desc},
 };
 
 const struct kmip_struct_desc kmip_split_key_desc = {
@@ -1056,7 +1171,7 @@ const struct kmip_struct_desc kmip_split_key_desc = {
 static const struct kmip_field_desc kmip_template_fields[] = {
     {KMIP_TAG_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_AT_LEAST_ONE, 0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_template, attributes), offsetof(struct kmip_template, num_attributes),
-     &kmip_attribute_desc},
+     KMIP_FIELD_REPEATED | KMIP_FIELD_REQUIRED, 1, &kmip_attribute_desc},
 };
 
 const struct kmip_struct_desc kmip_template_desc = {
@@ -1070,9 +1185,10 @@ const struct kmip_struct_desc kmip_template_desc = {
 
 static const struct kmip_field_desc kmip_secret_data_fields[] = {
     {KMIP_TAG_SECRET_DATA_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_secret_data, secret_data_type), 0, NULL},
+     offsetof(struct kmip_secret_data, secret_data_type), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_KEY_BLOCK, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_secret_data, key_block), 0, &kmip_key_block_desc},
+     offsetof(struct kmip_secret_data, key_block), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     &kmip_key_block_desc},
 };
 
 const struct kmip_struct_desc kmip_secret_data_desc = {
@@ -1086,10 +1202,11 @@ const struct kmip_struct_desc kmip_secret_data_desc = {
 
 static const struct kmip_field_desc kmip_opaque_object_fields[] = {
     {KMIP_TAG_OPAQUE_DATA_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_opaque_object, opaque_data_type), 0, NULL},
+     offsetof(struct kmip_opaque_object, opaque_data_type), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_OPAQUE_DATA_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_opaque_object, opaque_data_value),
-     offsetof(struct kmip_opaque_object, opaque_data_value_len), NULL},
+     offsetof(struct kmip_opaque_object, opaque_data_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_opaque_object_desc = {
@@ -1103,9 +1220,10 @@ const struct kmip_struct_desc kmip_opaque_object_desc = {
 
 static const struct kmip_field_desc kmip_pgp_key_fields[] = {
     {KMIP_TAG_PGP_KEY_VERSION, KMIP_TYPE_INTEGER, KMIP_REQUIRED, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_pgp_key, pgp_key_version), 0, NULL},
+     offsetof(struct kmip_pgp_key, pgp_key_version), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_KEY_BLOCK, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_pgp_key, key_block), 0, &kmip_key_block_desc},
+     offsetof(struct kmip_pgp_key, key_block), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     &kmip_key_block_desc},
 };
 
 const struct kmip_struct_desc kmip_pgp_key_desc = {
@@ -1119,13 +1237,15 @@ const struct kmip_struct_desc kmip_pgp_key_desc = {
 
 static const struct kmip_field_desc kmip_create_request_fields[] = {
     {KMIP_TAG_OBJECT_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_create_request, object_type), 0, NULL},
+     offsetof(struct kmip_create_request, object_type), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x1f /* 1.0-1.4 */,
-     offsetof(struct kmip_create_request, template_attribute), 0, &kmip_template_attribute_desc},
+     offsetof(struct kmip_create_request, template_attribute), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_template_attribute_desc},
     {KMIP_TAG_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_create_request, attributes), 0, &kmip_attributes_desc},
+     offsetof(struct kmip_create_request, attributes), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     &kmip_attributes_desc},
     {KMIP_TAG_PROTECTION_STORAGE_MASKS, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_create_request, protection_storage_masks), 0, NULL},
+     offsetof(struct kmip_create_request, protection_storage_masks), 0, KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_create_request_desc = {
@@ -1139,12 +1259,14 @@ const struct kmip_struct_desc kmip_create_request_desc = {
 
 static const struct kmip_field_desc kmip_create_response_fields[] = {
     {KMIP_TAG_OBJECT_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_create_response, object_type), 0, NULL},
+     offsetof(struct kmip_create_response, object_type), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_create_response, unique_identifier),
-     offsetof(struct kmip_create_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_create_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x1f /* 1.0-1.4 */,
-     offsetof(struct kmip_create_response, template_attribute), 0, &kmip_template_attribute_desc},
+     offsetof(struct kmip_create_response, template_attribute), 0, KMIP_FIELD_PTR, 1,
+     &kmip_template_attribute_desc},
 };
 
 const struct kmip_struct_desc kmip_create_response_desc = {
@@ -1158,29 +1280,33 @@ const struct kmip_struct_desc kmip_create_response_desc = {
 
 static const struct kmip_field_desc kmip_create_key_pair_request_fields[] = {
     {KMIP_TAG_COMMON_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x1f /* 1.0-1.4 */,
-     offsetof(struct kmip_create_key_pair_request, common_template_attribute), 0,
+     offsetof(struct kmip_create_key_pair_request, common_template_attribute), 0, KMIP_FIELD_PTR, 1,
      &kmip_template_attribute_desc},
     {KMIP_TAG_PRIVATE_KEY_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL,
      0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_create_key_pair_request, private_key_template_attribute), 0,
-     &kmip_template_attribute_desc},
+     KMIP_FIELD_PTR, 1, &kmip_template_attribute_desc},
     {KMIP_TAG_PUBLIC_KEY_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_create_key_pair_request, public_key_template_attribute), 0,
-     &kmip_template_attribute_desc},
+     KMIP_FIELD_PTR, 1, &kmip_template_attribute_desc},
     {KMIP_TAG_COMMON_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_create_key_pair_request, common_attributes), 0, &kmip_attributes_desc},
+     offsetof(struct kmip_create_key_pair_request, common_attributes), 0, KMIP_FIELD_PTR, 1,
+     &kmip_attributes_desc},
     {KMIP_TAG_PRIVATE_KEY_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_create_key_pair_request, private_key_attributes), 0,
+     offsetof(struct kmip_create_key_pair_request, private_key_attributes), 0, KMIP_FIELD_PTR, 1,
      &kmip_attributes_desc},
     {KMIP_TAG_PUBLIC_KEY_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_create_key_pair_request, public_key_attributes), 0,
+     offsetof(struct kmip_create_key_pair_request, public_key_attributes), 0, KMIP_FIELD_PTR, 1,
      &kmip_attributes_desc},
     {KMIP_TAG_COMMON_PROTECTION_STORAGE_MASKS, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_create_key_pair_request, common_protection_storage_masks), 0, NULL},
+     offsetof(struct kmip_create_key_pair_request, common_protection_storage_masks), 0,
+     KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_PRIVATE_PROTECTION_STORAGE_MASKS, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_create_key_pair_request, private_protection_storage_masks), 0, NULL},
+     offsetof(struct kmip_create_key_pair_request, private_protection_storage_masks), 0,
+     KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_PUBLIC_PROTECTION_STORAGE_MASKS, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_create_key_pair_request, public_protection_storage_masks), 0, NULL},
+     offsetof(struct kmip_create_key_pair_request, public_protection_storage_masks), 0,
+     KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_create_key_pair_request_desc = {
@@ -1195,17 +1321,19 @@ const struct kmip_struct_desc kmip_create_key_pair_request_desc = {
 static const struct kmip_field_desc kmip_create_key_pair_response_fields[] = {
     {KMIP_TAG_PRIVATE_KEY_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_create_key_pair_response, private_key_unique_identifier),
-     offsetof(struct kmip_create_key_pair_response, private_key_unique_identifier_len), NULL},
+     offsetof(struct kmip_create_key_pair_response, private_key_unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_PUBLIC_KEY_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_create_key_pair_response, public_key_unique_identifier),
-     offsetof(struct kmip_create_key_pair_response, public_key_unique_identifier_len), NULL},
+     offsetof(struct kmip_create_key_pair_response, public_key_unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_PRIVATE_KEY_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL,
      0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_create_key_pair_response, private_key_template_attribute), 0,
-     &kmip_template_attribute_desc},
+     KMIP_FIELD_PTR, 1, &kmip_template_attribute_desc},
     {KMIP_TAG_PUBLIC_KEY_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_create_key_pair_response, public_key_template_attribute), 0,
-     &kmip_template_attribute_desc},
+     KMIP_FIELD_PTR, 1, &kmip_template_attribute_desc},
 };
 
 const struct kmip_struct_desc kmip_create_key_pair_response_desc = {
@@ -1219,31 +1347,42 @@ const struct kmip_struct_desc kmip_create_key_pair_response_desc = {
 
 static const struct kmip_field_desc kmip_register_request_fields[] = {
     {KMIP_TAG_OBJECT_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_register_request, object_type), 0, NULL},
+     offsetof(struct kmip_register_request, object_type), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x1f /* 1.0-1.4 */,
-     offsetof(struct kmip_register_request, template_attribute), 0, &kmip_template_attribute_desc},
+     offsetof(struct kmip_register_request, template_attribute), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_template_attribute_desc},
     {KMIP_TAG_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_register_request, attributes), 0, &kmip_attributes_desc},
+     offsetof(struct kmip_register_request, attributes), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     &kmip_attributes_desc},
     {KMIP_TAG_CERTIFICATE, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_register_request, certificate), 0, &kmip_certificate_desc},
+     offsetof(struct kmip_register_request, certificate), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED,
+     9, &kmip_certificate_desc},
     {KMIP_TAG_SYMMETRIC_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_register_request, symmetric_key), 0, &kmip_symmetric_key_desc},
+     offsetof(struct kmip_register_request, symmetric_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED,
+     8, &kmip_symmetric_key_desc},
     {KMIP_TAG_PUBLIC_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_register_request, public_key), 0, &kmip_public_key_desc},
+     offsetof(struct kmip_register_request, public_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 7,
+     &kmip_public_key_desc},
     {KMIP_TAG_PRIVATE_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_register_request, private_key), 0, &kmip_private_key_desc},
+     offsetof(struct kmip_register_request, private_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED,
+     6, &kmip_private_key_desc},
     {KMIP_TAG_SPLIT_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_register_request, split_key), 0, &kmip_split_key_desc},
+     offsetof(struct kmip_register_request, split_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 5,
+     &kmip_split_key_desc},
     {KMIP_TAG_TEMPLATE, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x1f /* 1.0-1.4 */,
-     offsetof(struct kmip_register_request, template), 0, &kmip_template_desc},
+     offsetof(struct kmip_register_request, template), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 4,
+     &kmip_template_desc},
     {KMIP_TAG_SECRET_DATA, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_register_request, secret_data), 0, &kmip_secret_data_desc},
+     offsetof(struct kmip_register_request, secret_data), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED,
+     3, &kmip_secret_data_desc},
     {KMIP_TAG_OPAQUE_OBJECT, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_register_request, opaque_object), 0, &kmip_opaque_object_desc},
+     offsetof(struct kmip_register_request, opaque_object), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED,
+     2, &kmip_opaque_object_desc},
     {KMIP_TAG_PGP_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_register_request, pgp_key), 0, &kmip_pgp_key_desc},
+     offsetof(struct kmip_register_request, pgp_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     &kmip_pgp_key_desc},
     {KMIP_TAG_PROTECTION_STORAGE_MASKS, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_register_request, protection_storage_masks), 0, NULL},
+     offsetof(struct kmip_register_request, protection_storage_masks), 0, KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_register_request_desc = {
@@ -1258,9 +1397,11 @@ const struct kmip_struct_desc kmip_register_request_desc = {
 static const struct kmip_field_desc kmip_register_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_register_response, unique_identifier),
-     offsetof(struct kmip_register_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_register_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x1f /* 1.0-1.4 */,
-     offsetof(struct kmip_register_response, template_attribute), 0, &kmip_template_attribute_desc},
+     offsetof(struct kmip_register_response, template_attribute), 0, KMIP_FIELD_PTR, 1,
+     &kmip_template_attribute_desc},
 };
 
 const struct kmip_struct_desc kmip_register_response_desc = {
@@ -1275,16 +1416,18 @@ const struct kmip_struct_desc kmip_register_response_desc = {
 static const struct kmip_field_desc kmip_re_key_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_re_key_request, unique_identifier),
-     offsetof(struct kmip_re_key_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_re_key_request, unique_identifier_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
     {KMIP_TAG_OFFSET, KMIP_TYPE_INTERVAL, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_re_key_request, offset), offsetof(struct kmip_re_key_request, has_offset),
-     NULL},
+     KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x1f /* 1.0-1.4 */,
-     offsetof(struct kmip_re_key_request, template_attribute), 0, &kmip_template_attribute_desc},
+     offsetof(struct kmip_re_key_request, template_attribute), 0, KMIP_FIELD_PTR, 1,
+     &kmip_template_attribute_desc},
     {KMIP_TAG_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_re_key_request, attributes), 0, &kmip_attributes_desc},
+     offsetof(struct kmip_re_key_request, attributes), 0, KMIP_FIELD_PTR, 1, &kmip_attributes_desc},
     {KMIP_TAG_PROTECTION_STORAGE_MASKS, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_re_key_request, protection_storage_masks), 0, NULL},
+     offsetof(struct kmip_re_key_request, protection_storage_masks), 0, KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_re_key_request_desc = {
@@ -1299,9 +1442,11 @@ const struct kmip_struct_desc kmip_re_key_request_desc = {
 static const struct kmip_field_desc kmip_re_key_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_re_key_response, unique_identifier),
-     offsetof(struct kmip_re_key_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_re_key_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x1f /* 1.0-1.4 */,
-     offsetof(struct kmip_re_key_response, template_attribute), 0, &kmip_template_attribute_desc},
+     offsetof(struct kmip_re_key_response, template_attribute), 0, KMIP_FIELD_PTR, 1,
+     &kmip_template_attribute_desc},
 };
 
 const struct kmip_struct_desc kmip_re_key_response_desc = {
@@ -1316,21 +1461,23 @@ const struct kmip_struct_desc kmip_re_key_response_desc = {
 static const struct kmip_field_desc kmip_locate_request_fields[] = {
     {KMIP_TAG_MAXIMUM_ITEMS, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_locate_request, maximum_items),
-     offsetof(struct kmip_locate_request, has_maximum_items), NULL},
+     offsetof(struct kmip_locate_request, has_maximum_items), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_OFFSET_ITEMS, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_locate_request, offset_items),
-     offsetof(struct kmip_locate_request, has_offset_items), NULL},
+     offsetof(struct kmip_locate_request, has_offset_items), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_STORAGE_STATUS_MASK, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_locate_request, storage_status_mask),
-     offsetof(struct kmip_locate_request, has_storage_status_mask), NULL},
+     offsetof(struct kmip_locate_request, has_storage_status_mask), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_OBJECT_GROUP_MEMBER, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7e /* 1.1+ */,
      offsetof(struct kmip_locate_request, object_group_member),
-     offsetof(struct kmip_locate_request, has_object_group_member), NULL},
+     offsetof(struct kmip_locate_request, has_object_group_member), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REPEATED, 0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_locate_request, attribute),
-     offsetof(struct kmip_locate_request, num_attribute), &kmip_attribute_desc},
+     offsetof(struct kmip_locate_request, num_attribute), KMIP_FIELD_REPEATED, 1,
+     &kmip_attribute_desc},
     {KMIP_TAG_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_locate_request, attributes), 0, &kmip_attributes_desc},
+     offsetof(struct kmip_locate_request, attributes), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     &kmip_attributes_desc},
 };
 
 const struct kmip_struct_desc kmip_locate_request_desc = {
@@ -1345,10 +1492,10 @@ const struct kmip_struct_desc kmip_locate_request_desc = {
 static const struct kmip_field_desc kmip_locate_response_fields[] = {
     {KMIP_TAG_LOCATED_ITEMS, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_locate_response, located_items),
-     offsetof(struct kmip_locate_response, has_located_items), NULL},
+     offsetof(struct kmip_locate_response, has_located_items), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REPEATED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_locate_response, unique_identifiers),
-     offsetof(struct kmip_locate_response, num_unique_identifiers), NULL},
+     offsetof(struct kmip_locate_response, num_unique_identifiers), KMIP_FIELD_REPEATED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_locate_response_desc = {
@@ -1363,16 +1510,17 @@ const struct kmip_struct_desc kmip_locate_response_desc = {
 static const struct kmip_field_desc kmip_check_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_check_request, unique_identifier),
-     offsetof(struct kmip_check_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_check_request, unique_identifier_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_USAGE_LIMITS_COUNT, KMIP_TYPE_LONG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_check_request, usage_limits_count),
-     offsetof(struct kmip_check_request, has_usage_limits_count), NULL},
+     offsetof(struct kmip_check_request, has_usage_limits_count), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_CRYPTOGRAPHIC_USAGE_MASK, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_check_request, cryptographic_usage_mask),
-     offsetof(struct kmip_check_request, has_cryptographic_usage_mask), NULL},
+     offsetof(struct kmip_check_request, has_cryptographic_usage_mask), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_LEASE_TIME, KMIP_TYPE_INTERVAL, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_check_request, lease_time),
-     offsetof(struct kmip_check_request, has_lease_time), NULL},
+     offsetof(struct kmip_check_request, has_lease_time), KMIP_FIELD_HAS, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_check_request_desc = {
@@ -1387,16 +1535,17 @@ const struct kmip_struct_desc kmip_check_request_desc = {
 static const struct kmip_field_desc kmip_check_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_check_response, unique_identifier),
-     offsetof(struct kmip_check_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_check_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_USAGE_LIMITS_COUNT, KMIP_TYPE_LONG_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_check_response, usage_limits_count),
-     offsetof(struct kmip_check_response, has_usage_limits_count), NULL},
+     offsetof(struct kmip_check_response, has_usage_limits_count), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_CRYPTOGRAPHIC_USAGE_MASK, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_check_response, cryptographic_usage_mask),
-     offsetof(struct kmip_check_response, has_cryptographic_usage_mask), NULL},
+     offsetof(struct kmip_check_response, has_cryptographic_usage_mask), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_LEASE_TIME, KMIP_TYPE_INTERVAL, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_check_response, lease_time),
-     offsetof(struct kmip_check_response, has_lease_time), NULL},
+     offsetof(struct kmip_check_response, has_lease_time), KMIP_FIELD_HAS, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_check_response_desc = {
@@ -1411,18 +1560,19 @@ const struct kmip_struct_desc kmip_check_response_desc = {
 static const struct kmip_field_desc kmip_get_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_get_request, unique_identifier),
-     offsetof(struct kmip_get_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_get_request, unique_identifier_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_KEY_FORMAT_TYPE, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_get_request, key_format_type),
-     offsetof(struct kmip_get_request, has_key_format_type), NULL},
+     offsetof(struct kmip_get_request, has_key_format_type), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_KEY_WRAP_TYPE, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x70 /* 1.4+ */,
      offsetof(struct kmip_get_request, key_wrap_type),
-     offsetof(struct kmip_get_request, has_key_wrap_type), NULL},
+     offsetof(struct kmip_get_request, has_key_wrap_type), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_KEY_COMPRESSION_TYPE, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_get_request, key_compression_type),
-     offsetof(struct kmip_get_request, has_key_compression_type), NULL},
+     offsetof(struct kmip_get_request, has_key_compression_type), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_KEY_WRAPPING_SPECIFICATION, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_get_request, key_wrapping_specification), 0,
+     offsetof(struct kmip_get_request, key_wrapping_specification), 0, KMIP_FIELD_PTR, 1,
      &kmip_key_wrapping_specification_desc},
 };
 
@@ -1437,28 +1587,38 @@ const struct kmip_struct_desc kmip_get_request_desc = {
 
 static const struct kmip_field_desc kmip_get_response_fields[] = {
     {KMIP_TAG_OBJECT_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_get_response, object_type), 0, NULL},
+     offsetof(struct kmip_get_response, object_type), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_get_response, unique_identifier),
-     offsetof(struct kmip_get_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_get_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_CERTIFICATE, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_get_response, certificate), 0, &kmip_certificate_desc},
+     offsetof(struct kmip_get_response, certificate), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 9,
+     &kmip_certificate_desc},
     {KMIP_TAG_SYMMETRIC_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_get_response, symmetric_key), 0, &kmip_symmetric_key_desc},
+     offsetof(struct kmip_get_response, symmetric_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 8,
+     &kmip_symmetric_key_desc},
     {KMIP_TAG_PUBLIC_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_get_response, public_key), 0, &kmip_public_key_desc},
+     offsetof(struct kmip_get_response, public_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 7,
+     &kmip_public_key_desc},
     {KMIP_TAG_PRIVATE_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_get_response, private_key), 0, &kmip_private_key_desc},
+     offsetof(struct kmip_get_response, private_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 6,
+     &kmip_private_key_desc},
     {KMIP_TAG_SPLIT_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_get_response, split_key), 0, &kmip_split_key_desc},
+     offsetof(struct kmip_get_response, split_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 5,
+     &kmip_split_key_desc},
     {KMIP_TAG_TEMPLATE, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x1f /* 1.0-1.4 */,
-     offsetof(struct kmip_get_response, template), 0, &kmip_template_desc},
+     offsetof(struct kmip_get_response, template), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 4,
+     &kmip_template_desc},
     {KMIP_TAG_SECRET_DATA, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_get_response, secret_data), 0, &kmip_secret_data_desc},
+     offsetof(struct kmip_get_response, secret_data), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 3,
+     &kmip_secret_data_desc},
     {KMIP_TAG_OPAQUE_OBJECT, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_get_response, opaque_object), 0, &kmip_opaque_object_desc},
+     offsetof(struct kmip_get_response, opaque_object), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 2,
+     &kmip_opaque_object_desc},
     {KMIP_TAG_PGP_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_get_response, pgp_key), 0, &kmip_pgp_key_desc},
+     offsetof(struct kmip_get_response, pgp_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     &kmip_pgp_key_desc},
 };
 
 const struct kmip_struct_desc kmip_get_response_desc = {
@@ -1473,13 +1633,16 @@ const struct kmip_struct_desc kmip_get_response_desc = {
 static const struct kmip_field_desc kmip_get_attributes_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_get_attributes_request, unique_identifier),
-     offsetof(struct kmip_get_attributes_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_get_attributes_request, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_ATTRIBUTE_NAME, KMIP_TYPE_TEXT_STRING, KMIP_REPEATED, 0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_get_attributes_request, attribute_names),
-     offsetof(struct kmip_get_attributes_request, num_attribute_names), NULL},
+     offsetof(struct kmip_get_attributes_request, num_attribute_names), KMIP_FIELD_REPEATED, 1,
+     NULL},
     {KMIP_TAG_ATTRIBUTE_REFERENCE, KMIP_KIND_ANY, KMIP_REPEATED, 0x60 /* 2.0+ */,
      offsetof(struct kmip_get_attributes_request, attribute_references),
-     offsetof(struct kmip_get_attributes_request, num_attribute_references), NULL},
+     offsetof(struct kmip_get_attributes_request, num_attribute_references), KMIP_FIELD_REPEATED, 1,
+     NULL},
 };
 
 const struct kmip_struct_desc kmip_get_attributes_request_desc = {
@@ -1494,12 +1657,15 @@ const struct kmip_struct_desc kmip_get_attributes_request_desc = {
 static const struct kmip_field_desc kmip_get_attributes_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_get_attributes_response, unique_identifier),
-     offsetof(struct kmip_get_attributes_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_get_attributes_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REPEATED, 0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_get_attributes_response, attribute),
-     offsetof(struct kmip_get_attributes_response, num_attribute), &kmip_attribute_desc},
+     offsetof(struct kmip_get_attributes_response, num_attribute), KMIP_FIELD_REPEATED, 1,
+     &kmip_attribute_desc},
     {KMIP_TAG_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_get_attributes_response, attributes), 0, &kmip_attributes_desc},
+     offsetof(struct kmip_get_attributes_response, attributes), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_attributes_desc},
 };
 
 const struct kmip_struct_desc kmip_get_attributes_response_desc = {
@@ -1514,7 +1680,8 @@ const struct kmip_struct_desc kmip_get_attributes_response_desc = {
 static const struct kmip_field_desc kmip_get_attribute_list_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_get_attribute_list_request, unique_identifier),
-     offsetof(struct kmip_get_attribute_list_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_get_attribute_list_request, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_get_attribute_list_request_desc = {
@@ -1530,13 +1697,16 @@ const struct kmip_struct_desc kmip_get_attribute_list_request_desc = {
 static const struct kmip_field_desc kmip_get_attribute_list_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_get_attribute_list_response, unique_identifier),
-     offsetof(struct kmip_get_attribute_list_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_get_attribute_list_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_ATTRIBUTE_NAME, KMIP_TYPE_TEXT_STRING, KMIP_REPEATED, 0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_get_attribute_list_response, attribute_names),
-     offsetof(struct kmip_get_attribute_list_response, num_attribute_names), NULL},
+     offsetof(struct kmip_get_attribute_list_response, num_attribute_names), KMIP_FIELD_REPEATED, 1,
+     NULL},
     {KMIP_TAG_ATTRIBUTE_REFERENCE, KMIP_KIND_ANY, KMIP_REPEATED, 0x60 /* 2.0+ */,
      offsetof(struct kmip_get_attribute_list_response, attribute_references),
-     offsetof(struct kmip_get_attribute_list_response, num_attribute_references), NULL},
+     offsetof(struct kmip_get_attribute_list_response, num_attribute_references),
+     KMIP_FIELD_REPEATED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_get_attribute_list_response_desc = {
@@ -1552,11 +1722,14 @@ const struct kmip_struct_desc kmip_get_attribute_list_response_desc = {
 static const struct kmip_field_desc kmip_add_attribute_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_add_attribute_request, unique_identifier),
-     offsetof(struct kmip_add_attribute_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_add_attribute_request, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x1f /* 1.0-1.4 */,
-     offsetof(struct kmip_add_attribute_request, attribute), 0, &kmip_attribute_desc},
+     offsetof(struct kmip_add_attribute_request, attribute), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_attribute_desc},
     {KMIP_TAG_NEW_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_add_attribute_request, new_attribute), 0, &kmip_attribute_holder_desc},
+     offsetof(struct kmip_add_attribute_request, new_attribute), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_attribute_holder_desc},
 };
 
 const struct kmip_struct_desc kmip_add_attribute_request_desc = {
@@ -1571,9 +1744,11 @@ const struct kmip_struct_desc kmip_add_attribute_request_desc = {
 static const struct kmip_field_desc kmip_add_attribute_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_add_attribute_response, unique_identifier),
-     offsetof(struct kmip_add_attribute_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_add_attribute_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x1f /* 1.0-1.4 */,
-     offsetof(struct kmip_add_attribute_response, attribute), 0, &kmip_attribute_desc},
+     offsetof(struct kmip_add_attribute_response, attribute), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_attribute_desc},
 };
 
 const struct kmip_struct_desc kmip_add_attribute_response_desc = {
@@ -1588,14 +1763,17 @@ const struct kmip_struct_desc kmip_add_attribute_response_desc = {
 static const struct kmip_field_desc kmip_modify_attribute_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_modify_attribute_request, unique_identifier),
-     offsetof(struct kmip_modify_attribute_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_modify_attribute_request, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x1f /* 1.0-1.4 */,
-     offsetof(struct kmip_modify_attribute_request, attribute), 0, &kmip_attribute_desc},
+     offsetof(struct kmip_modify_attribute_request, attribute), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_attribute_desc},
     {KMIP_TAG_CURRENT_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_modify_attribute_request, current_attribute), 0,
+     offsetof(struct kmip_modify_attribute_request, current_attribute), 0, KMIP_FIELD_PTR, 1,
      &kmip_attribute_holder_desc},
     {KMIP_TAG_NEW_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_modify_attribute_request, new_attribute), 0, &kmip_attribute_holder_desc},
+     offsetof(struct kmip_modify_attribute_request, new_attribute), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_attribute_holder_desc},
 };
 
 const struct kmip_struct_desc kmip_modify_attribute_request_desc = {
@@ -1610,9 +1788,11 @@ const struct kmip_struct_desc kmip_modify_attribute_request_desc = {
 static const struct kmip_field_desc kmip_modify_attribute_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_modify_attribute_response, unique_identifier),
-     offsetof(struct kmip_modify_attribute_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_modify_attribute_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x1f /* 1.0-1.4 */,
-     offsetof(struct kmip_modify_attribute_response, attribute), 0, &kmip_attribute_desc},
+     offsetof(struct kmip_modify_attribute_response, attribute), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_attribute_desc},
 };
 
 const struct kmip_struct_desc kmip_modify_attribute_response_desc = {
@@ -1628,18 +1808,21 @@ const struct kmip_struct_desc kmip_modify_attribute_response_desc = {
 static const struct kmip_field_desc kmip_delete_attribute_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_delete_attribute_request, unique_identifier),
-     offsetof(struct kmip_delete_attribute_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_delete_attribute_request, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_ATTRIBUTE_NAME, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_delete_attribute_request, attribute_name),
-     offsetof(struct kmip_delete_attribute_request, attribute_name_len), NULL},
+     offsetof(struct kmip_delete_attribute_request, attribute_name_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_ATTRIBUTE_INDEX, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x1f /* 1.0-1.4 */,
      offsetof(struct kmip_delete_attribute_request, attribute_index),
-     offsetof(struct kmip_delete_attribute_request, has_attribute_index), NULL},
+     offsetof(struct kmip_delete_attribute_request, has_attribute_index), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_CURRENT_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_delete_attribute_request, current_attribute), 0,
+     offsetof(struct kmip_delete_attribute_request, current_attribute), 0, KMIP_FIELD_PTR, 1,
      &kmip_attribute_holder_desc},
     {KMIP_TAG_ATTRIBUTE_REFERENCE, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_delete_attribute_request, attribute_reference), 0, NULL},
+     offsetof(struct kmip_delete_attribute_request, attribute_reference), 0, KMIP_FIELD_PTR, 1,
+     NULL},
 };
 
 const struct kmip_struct_desc kmip_delete_attribute_request_desc = {
@@ -1654,9 +1837,11 @@ const struct kmip_struct_desc kmip_delete_attribute_request_desc = {
 static const struct kmip_field_desc kmip_delete_attribute_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_delete_attribute_response, unique_identifier),
-     offsetof(struct kmip_delete_attribute_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_delete_attribute_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x1f /* 1.0-1.4 */,
-     offsetof(struct kmip_delete_attribute_response, attribute), 0, &kmip_attribute_desc},
+     offsetof(struct kmip_delete_attribute_response, attribute), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_attribute_desc},
 };
 
 const struct kmip_struct_desc kmip_delete_attribute_response_desc = {
@@ -1672,9 +1857,11 @@ const struct kmip_struct_desc kmip_delete_attribute_response_desc = {
 static const struct kmip_field_desc kmip_set_attribute_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
      offsetof(struct kmip_set_attribute_request, unique_identifier),
-     offsetof(struct kmip_set_attribute_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_set_attribute_request, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_NEW_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_set_attribute_request, new_attribute), 0, &kmip_attribute_holder_desc},
+     offsetof(struct kmip_set_attribute_request, new_attribute), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_attribute_holder_desc},
 };
 
 const struct kmip_struct_desc kmip_set_attribute_request_desc = {
@@ -1689,7 +1876,8 @@ const struct kmip_struct_desc kmip_set_attribute_request_desc = {
 static const struct kmip_field_desc kmip_unique_identifier_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_unique_identifier_request, unique_identifier),
-     offsetof(struct kmip_unique_identifier_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_unique_identifier_request, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_unique_identifier_request_desc = {
@@ -1705,7 +1893,8 @@ const struct kmip_struct_desc kmip_unique_identifier_request_desc = {
 static const struct kmip_field_desc kmip_unique_identifier_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_unique_identifier_response, unique_identifier),
-     offsetof(struct kmip_unique_identifier_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_unique_identifier_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_unique_identifier_response_desc = {
@@ -1721,11 +1910,13 @@ const struct kmip_struct_desc kmip_unique_identifier_response_desc = {
 static const struct kmip_field_desc kmip_obtain_lease_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_obtain_lease_response, unique_identifier),
-     offsetof(struct kmip_obtain_lease_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_obtain_lease_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_LEASE_TIME, KMIP_TYPE_INTERVAL, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_obtain_lease_response, lease_time), 0, NULL},
+     offsetof(struct kmip_obtain_lease_response, lease_time), 0, KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_LAST_CHANGE_DATE, KMIP_TYPE_DATE_TIME, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_obtain_lease_response, last_change_date), 0, NULL},
+     offsetof(struct kmip_obtain_lease_response, last_change_date), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
 };
 
 const struct kmip_struct_desc kmip_obtain_lease_response_desc = {
@@ -1740,9 +1931,11 @@ const struct kmip_struct_desc kmip_obtain_lease_response_desc = {
 static const struct kmip_field_desc kmip_get_usage_allocation_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_get_usage_allocation_request, unique_identifier),
-     offsetof(struct kmip_get_usage_allocation_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_get_usage_allocation_request, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_USAGE_LIMITS_COUNT, KMIP_TYPE_LONG_INTEGER, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_get_usage_allocation_request, usage_limits_count), 0, NULL},
+     offsetof(struct kmip_get_usage_allocation_request, usage_limits_count), 0, KMIP_FIELD_REQUIRED,
+     1, NULL},
 };
 
 const struct kmip_struct_desc kmip_get_usage_allocation_request_desc = {
@@ -1758,12 +1951,14 @@ const struct kmip_struct_desc kmip_get_usage_allocation_request_desc = {
 static const struct kmip_field_desc kmip_revoke_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_revoke_request, unique_identifier),
-     offsetof(struct kmip_revoke_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_revoke_request, unique_identifier_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
     {KMIP_TAG_REVOCATION_REASON, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_revoke_request, revocation_reason), 0, &kmip_revocation_reason_desc},
+     offsetof(struct kmip_revoke_request, revocation_reason), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_revocation_reason_desc},
     {KMIP_TAG_COMPROMISE_OCCURRENCE_DATE, KMIP_TYPE_DATE_TIME, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_revoke_request, compromise_occurrence_date),
-     offsetof(struct kmip_revoke_request, has_compromise_occurrence_date), NULL},
+     offsetof(struct kmip_revoke_request, has_compromise_occurrence_date), KMIP_FIELD_HAS, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_revoke_request_desc = {
@@ -1778,13 +1973,14 @@ const struct kmip_struct_desc kmip_revoke_request_desc = {
 static const struct kmip_field_desc kmip_validate_request_fields[] = {
     {KMIP_TAG_CERTIFICATE, KMIP_TYPE_STRUCTURE, KMIP_REPEATED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_validate_request, certificates),
-     offsetof(struct kmip_validate_request, num_certificates), &kmip_certificate_desc},
+     offsetof(struct kmip_validate_request, num_certificates), KMIP_FIELD_REPEATED, 1,
+     &kmip_certificate_desc},
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REPEATED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_validate_request, unique_identifiers),
-     offsetof(struct kmip_validate_request, num_unique_identifiers), NULL},
+     offsetof(struct kmip_validate_request, num_unique_identifiers), KMIP_FIELD_REPEATED, 1, NULL},
     {KMIP_TAG_VALIDITY_DATE, KMIP_TYPE_DATE_TIME, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_validate_request, validity_date),
-     offsetof(struct kmip_validate_request, has_validity_date), NULL},
+     offsetof(struct kmip_validate_request, has_validity_date), KMIP_FIELD_HAS, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_validate_request_desc = {
@@ -1798,7 +1994,7 @@ const struct kmip_struct_desc kmip_validate_request_desc = {
 
 static const struct kmip_field_desc kmip_validate_response_fields[] = {
     {KMIP_TAG_VALIDITY_INDICATOR, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_validate_response, validity_indicator), 0, NULL},
+     offsetof(struct kmip_validate_response, validity_indicator), 0, KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_validate_response_desc = {
@@ -1813,7 +2009,7 @@ const struct kmip_struct_desc kmip_validate_response_desc = {
 static const struct kmip_field_desc kmip_query_request_fields[] = {
     {KMIP_TAG_QUERY_FUNCTION, KMIP_TYPE_ENUMERATION, KMIP_REPEATED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_query_request, query_functions),
-     offsetof(struct kmip_query_request, num_query_functions), NULL},
+     offsetof(struct kmip_query_request, num_query_functions), KMIP_FIELD_REPEATED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_query_request_desc = {
@@ -1828,44 +2024,49 @@ const struct kmip_struct_desc kmip_query_request_desc = {
 static const struct kmip_field_desc kmip_query_response_fields[] = {
     {KMIP_TAG_OPERATION, KMIP_TYPE_ENUMERATION, KMIP_REPEATED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_query_response, operations),
-     offsetof(struct kmip_query_response, num_operations), NULL},
+     offsetof(struct kmip_query_response, num_operations), KMIP_FIELD_REPEATED, 1, NULL},
     {KMIP_TAG_OBJECT_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REPEATED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_query_response, object_types),
-     offsetof(struct kmip_query_response, num_object_types), NULL},
+     offsetof(struct kmip_query_response, num_object_types), KMIP_FIELD_REPEATED, 1, NULL},
     {KMIP_TAG_VENDOR_IDENTIFICATION, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_query_response, vendor_identification),
-     offsetof(struct kmip_query_response, vendor_identification_len), NULL},
+     offsetof(struct kmip_query_response, vendor_identification_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_SERVER_INFORMATION, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_query_response, server_information), 0, NULL},
+     offsetof(struct kmip_query_response, server_information), 0, KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_APPLICATION_NAMESPACE, KMIP_TYPE_TEXT_STRING, KMIP_REPEATED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_query_response, application_namespaces),
-     offsetof(struct kmip_query_response, num_application_namespaces), NULL},
+     offsetof(struct kmip_query_response, num_application_namespaces), KMIP_FIELD_REPEATED, 1,
+     NULL},
     {KMIP_TAG_EXTENSION_INFORMATION, KMIP_TYPE_STRUCTURE, KMIP_REPEATED, 0x7e /* 1.1+ */,
      offsetof(struct kmip_query_response, extension_information),
-     offsetof(struct kmip_query_response, num_extension_information),
+     offsetof(struct kmip_query_response, num_extension_information), KMIP_FIELD_REPEATED, 1,
      &kmip_extension_information_desc},
     {KMIP_TAG_ATTESTATION_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REPEATED, 0x7c /* 1.2+ */,
      offsetof(struct kmip_query_response, attestation_types),
-     offsetof(struct kmip_query_response, num_attestation_types), NULL},
+     offsetof(struct kmip_query_response, num_attestation_types), KMIP_FIELD_REPEATED, 1, NULL},
     {KMIP_TAG_RNG_PARAMETERS, KMIP_KIND_ANY, KMIP_REPEATED, 0x78 /* 1.3+ */,
      offsetof(struct kmip_query_response, rng_parameters),
-     offsetof(struct kmip_query_response, num_rng_parameters), NULL},
+     offsetof(struct kmip_query_response, num_rng_parameters), KMIP_FIELD_REPEATED, 1, NULL},
     {KMIP_TAG_PROFILE_INFORMATION, KMIP_KIND_ANY, KMIP_REPEATED, 0x78 /* 1.3+ */,
      offsetof(struct kmip_query_response, profile_information),
-     offsetof(struct kmip_query_response, num_profile_information), NULL},
+     offsetof(struct kmip_query_response, num_profile_information), KMIP_FIELD_REPEATED, 1, NULL},
     {KMIP_TAG_VALIDATION_INFORMATION, KMIP_KIND_ANY, KMIP_REPEATED, 0x78 /* 1.3+ */,
      offsetof(struct kmip_query_response, validation_information),
-     offsetof(struct kmip_query_response, num_validation_information), NULL},
+     offsetof(struct kmip_query_response, num_validation_information), KMIP_FIELD_REPEATED, 1,
+     NULL},
     {KMIP_TAG_CAPABILITY_INFORMATION, KMIP_KIND_ANY, KMIP_REPEATED, 0x78 /* 1.3+ */,
      offsetof(struct kmip_query_response, capability_information),
-     offsetof(struct kmip_query_response, num_capability_information), NULL},
+     offsetof(struct kmip_query_response, num_capability_information), KMIP_FIELD_REPEATED, 1,
+     NULL},
     {KMIP_TAG_CLIENT_REGISTRATION_METHOD, KMIP_TYPE_ENUMERATION, KMIP_REPEATED, 0x78 /* 1.3+ */,
      offsetof(struct kmip_query_response, client_registration_methods),
-     offsetof(struct kmip_query_response, num_client_registration_methods), NULL},
+     offsetof(struct kmip_query_response, num_client_registration_methods), KMIP_FIELD_REPEATED, 1,
+     NULL},
     {KMIP_TAG_DEFAULTS_INFORMATION, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_query_response, defaults_information), 0, NULL},
+     offsetof(struct kmip_query_response, defaults_information), 0, KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_PROTECTION_STORAGE_MASKS, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
-     offsetof(struct kmip_query_response, protection_storage_masks), 0, NULL},
+     offsetof(struct kmip_query_response, protection_storage_masks), 0, KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_query_response_desc = {
@@ -1880,25 +2081,29 @@ const struct kmip_struct_desc kmip_query_response_desc = {
 static const struct kmip_field_desc kmip_extension_information_fields[] = {
     {KMIP_TAG_EXTENSION_NAME, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7e /* 1.1+ */,
      offsetof(struct kmip_extension_information, extension_name),
-     offsetof(struct kmip_extension_information, extension_name_len), NULL},
+     offsetof(struct kmip_extension_information, extension_name_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_EXTENSION_TAG, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7e /* 1.1+ */,
      offsetof(struct kmip_extension_information, extension_tag),
-     offsetof(struct kmip_extension_information, has_extension_tag), NULL},
+     offsetof(struct kmip_extension_information, has_extension_tag), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_EXTENSION_TYPE, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7e /* 1.1+ */,
      offsetof(struct kmip_extension_information, extension_type),
-     offsetof(struct kmip_extension_information, has_extension_type), NULL},
+     offsetof(struct kmip_extension_information, has_extension_type), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_EXTENSION_ENUMERATION, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
      offsetof(struct kmip_extension_information, extension_enumeration),
-     offsetof(struct kmip_extension_information, has_extension_enumeration), NULL},
+     offsetof(struct kmip_extension_information, has_extension_enumeration), KMIP_FIELD_HAS, 1,
+     NULL},
     {KMIP_TAG_EXTENSION_ATTRIBUTE, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
      offsetof(struct kmip_extension_information, extension_attribute),
-     offsetof(struct kmip_extension_information, has_extension_attribute), NULL},
+     offsetof(struct kmip_extension_information, has_extension_attribute), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_EXTENSION_PARENT_STRUCTURE_TAG, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
      offsetof(struct kmip_extension_information, extension_parent_structure_tag),
-     offsetof(struct kmip_extension_information, has_extension_parent_structure_tag), NULL},
+     offsetof(struct kmip_extension_information, has_extension_parent_structure_tag),
+     KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_EXTENSION_DESCRIPTION, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
      offsetof(struct kmip_extension_information, extension_description),
-     offsetof(struct kmip_extension_information, extension_description_len), NULL},
+     offsetof(struct kmip_extension_information, extension_description_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_extension_information_desc = {
@@ -1913,7 +2118,7 @@ const struct kmip_struct_desc kmip_extension_information_desc = {
 static const struct kmip_field_desc kmip_discover_versions_request_fields[] = {
     {KMIP_TAG_PROTOCOL_VERSION, KMIP_TYPE_STRUCTURE, KMIP_REPEATED, 0x7e /* 1.1+ */,
      offsetof(struct kmip_discover_versions_request, protocol_versions),
-     offsetof(struct kmip_discover_versions_request, num_protocol_versions),
+     offsetof(struct kmip_discover_versions_request, num_protocol_versions), KMIP_FIELD_REPEATED, 1,
      &kmip_protocol_version_desc},
 };
 
@@ -1930,8 +2135,8 @@ const struct kmip_struct_desc kmip_discover_versions_request_desc = {
 static const struct kmip_field_desc kmip_discover_versions_response_fields[] = {
     {KMIP_TAG_PROTOCOL_VERSION, KMIP_TYPE_STRUCTURE, KMIP_REPEATED, 0x7e /* 1.1+ */,
      offsetof(struct kmip_discover_versions_response, protocol_versions),
-     offsetof(struct kmip_discover_versions_response, num_protocol_versions),
-     &kmip_protocol_version_desc},
+     offsetof(struct kmip_discover_versions_response, num_protocol_versions), KMIP_FIELD_REPEATED,
+     1, &kmip_protocol_version_desc},
 };
 
 const struct kmip_struct_desc kmip_discover_versions_response_desc = {
@@ -1947,7 +2152,8 @@ const struct kmip_struct_desc kmip_discover_versions_response_desc = {
 static const struct kmip_field_desc kmip_cancel_request_fields[] = {
     {KMIP_TAG_ASYNCHRONOUS_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_cancel_request, asynchronous_correlation_value),
-     offsetof(struct kmip_cancel_request, asynchronous_correlation_value_len), NULL},
+     offsetof(struct kmip_cancel_request, asynchronous_correlation_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_cancel_request_desc = {
@@ -1962,9 +2168,10 @@ const struct kmip_struct_desc kmip_cancel_request_desc = {
 static const struct kmip_field_desc kmip_cancel_response_fields[] = {
     {KMIP_TAG_ASYNCHRONOUS_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_cancel_response, asynchronous_correlation_value),
-     offsetof(struct kmip_cancel_response, asynchronous_correlation_value_len), NULL},
+     offsetof(struct kmip_cancel_response, asynchronous_correlation_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_CANCELLATION_RESULT, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
-     offsetof(struct kmip_cancel_response, cancellation_result), 0, NULL},
+     offsetof(struct kmip_cancel_response, cancellation_result), 0, KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_cancel_response_desc = {
@@ -1979,7 +2186,8 @@ const struct kmip_struct_desc kmip_cancel_response_desc = {
 static const struct kmip_field_desc kmip_poll_request_fields[] = {
     {KMIP_TAG_ASYNCHRONOUS_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
      offsetof(struct kmip_poll_request, asynchronous_correlation_value),
-     offsetof(struct kmip_poll_request, asynchronous_correlation_value_len), NULL},
+     offsetof(struct kmip_poll_request, asynchronous_correlation_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_poll_request_desc = {
@@ -1994,29 +2202,33 @@ const struct kmip_struct_desc kmip_poll_request_desc = {
 static const struct kmip_field_desc kmip_encrypt_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_encrypt_request, unique_identifier),
-     offsetof(struct kmip_encrypt_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_encrypt_request, unique_identifier_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
     {KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_encrypt_request, cryptographic_parameters), 0,
+     offsetof(struct kmip_encrypt_request, cryptographic_parameters), 0, KMIP_FIELD_PTR, 1,
      &kmip_cryptographic_parameters_desc},
     {KMIP_TAG_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_encrypt_request, data), offsetof(struct kmip_encrypt_request, data_len),
-     NULL},
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_IV_COUNTER_NONCE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_encrypt_request, iv_counter_nonce),
-     offsetof(struct kmip_encrypt_request, iv_counter_nonce_len), NULL},
+     offsetof(struct kmip_encrypt_request, iv_counter_nonce_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
     {KMIP_TAG_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_encrypt_request, correlation_value),
-     offsetof(struct kmip_encrypt_request, correlation_value_len), NULL},
+     offsetof(struct kmip_encrypt_request, correlation_value_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
     {KMIP_TAG_INIT_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_encrypt_request, init_indicator),
-     offsetof(struct kmip_encrypt_request, has_init_indicator), NULL},
+     offsetof(struct kmip_encrypt_request, has_init_indicator), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_FINAL_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_encrypt_request, final_indicator),
-     offsetof(struct kmip_encrypt_request, has_final_indicator), NULL},
+     offsetof(struct kmip_encrypt_request, has_final_indicator), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_AUTHENTICATED_ENCRYPTION_ADDITIONAL_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL,
      0x70 /* 1.4+ */,
      offsetof(struct kmip_encrypt_request, authenticated_encryption_additional_data),
-     offsetof(struct kmip_encrypt_request, authenticated_encryption_additional_data_len), NULL},
+     offsetof(struct kmip_encrypt_request, authenticated_encryption_additional_data_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_encrypt_request_desc = {
@@ -2031,19 +2243,23 @@ const struct kmip_struct_desc kmip_encrypt_request_desc = {
 static const struct kmip_field_desc kmip_encrypt_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7c /* 1.2+ */,
      offsetof(struct kmip_encrypt_response, unique_identifier),
-     offsetof(struct kmip_encrypt_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_encrypt_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_encrypt_response, data), offsetof(struct kmip_encrypt_response, data_len),
-     NULL},
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_IV_COUNTER_NONCE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_encrypt_response, iv_counter_nonce),
-     offsetof(struct kmip_encrypt_response, iv_counter_nonce_len), NULL},
+     offsetof(struct kmip_encrypt_response, iv_counter_nonce_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
     {KMIP_TAG_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_encrypt_response, correlation_value),
-     offsetof(struct kmip_encrypt_response, correlation_value_len), NULL},
+     offsetof(struct kmip_encrypt_response, correlation_value_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
     {KMIP_TAG_AUTHENTICATED_ENCRYPTION_TAG, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x70 /* 1.4+ */,
      offsetof(struct kmip_encrypt_response, authenticated_encryption_tag),
-     offsetof(struct kmip_encrypt_response, authenticated_encryption_tag_len), NULL},
+     offsetof(struct kmip_encrypt_response, authenticated_encryption_tag_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_encrypt_response_desc = {
@@ -2058,32 +2274,37 @@ const struct kmip_struct_desc kmip_encrypt_response_desc = {
 static const struct kmip_field_desc kmip_decrypt_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_decrypt_request, unique_identifier),
-     offsetof(struct kmip_decrypt_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_decrypt_request, unique_identifier_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
     {KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_decrypt_request, cryptographic_parameters), 0,
+     offsetof(struct kmip_decrypt_request, cryptographic_parameters), 0, KMIP_FIELD_PTR, 1,
      &kmip_cryptographic_parameters_desc},
     {KMIP_TAG_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_decrypt_request, data), offsetof(struct kmip_decrypt_request, data_len),
-     NULL},
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_IV_COUNTER_NONCE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_decrypt_request, iv_counter_nonce),
-     offsetof(struct kmip_decrypt_request, iv_counter_nonce_len), NULL},
+     offsetof(struct kmip_decrypt_request, iv_counter_nonce_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
     {KMIP_TAG_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_decrypt_request, correlation_value),
-     offsetof(struct kmip_decrypt_request, correlation_value_len), NULL},
+     offsetof(struct kmip_decrypt_request, correlation_value_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
     {KMIP_TAG_INIT_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_decrypt_request, init_indicator),
-     offsetof(struct kmip_decrypt_request, has_init_indicator), NULL},
+     offsetof(struct kmip_decrypt_request, has_init_indicator), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_FINAL_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_decrypt_request, final_indicator),
-     offsetof(struct kmip_decrypt_request, has_final_indicator), NULL},
+     offsetof(struct kmip_decrypt_request, has_final_indicator), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_AUTHENTICATED_ENCRYPTION_ADDITIONAL_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL,
      0x70 /* 1.4+ */,
      offsetof(struct kmip_decrypt_request, authenticated_encryption_additional_data),
-     offsetof(struct kmip_decrypt_request, authenticated_encryption_additional_data_len), NULL},
+     offsetof(struct kmip_decrypt_request, authenticated_encryption_additional_data_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_AUTHENTICATED_ENCRYPTION_TAG, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x70 /* 1.4+ */,
      offsetof(struct kmip_decrypt_request, authenticated_encryption_tag),
-     offsetof(struct kmip_decrypt_request, authenticated_encryption_tag_len), NULL},
+     offsetof(struct kmip_decrypt_request, authenticated_encryption_tag_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_decrypt_request_desc = {
@@ -2098,13 +2319,15 @@ const struct kmip_struct_desc kmip_decrypt_request_desc = {
 static const struct kmip_field_desc kmip_decrypt_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7c /* 1.2+ */,
      offsetof(struct kmip_decrypt_response, unique_identifier),
-     offsetof(struct kmip_decrypt_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_decrypt_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_decrypt_response, data), offsetof(struct kmip_decrypt_response, data_len),
-     NULL},
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_decrypt_response, correlation_value),
-     offsetof(struct kmip_decrypt_response, correlation_value_len), NULL},
+     offsetof(struct kmip_decrypt_response, correlation_value_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
 };
 
 const struct kmip_struct_desc kmip_decrypt_response_desc = {
@@ -2119,24 +2342,28 @@ const struct kmip_struct_desc kmip_decrypt_response_desc = {
 static const struct kmip_field_desc kmip_sign_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_sign_request, unique_identifier),
-     offsetof(struct kmip_sign_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_sign_request, unique_identifier_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_sign_request, cryptographic_parameters), 0,
+     offsetof(struct kmip_sign_request, cryptographic_parameters), 0, KMIP_FIELD_PTR, 1,
      &kmip_cryptographic_parameters_desc},
     {KMIP_TAG_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_sign_request, data), offsetof(struct kmip_sign_request, data_len), NULL},
+     offsetof(struct kmip_sign_request, data), offsetof(struct kmip_sign_request, data_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_DIGESTED_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x70 /* 1.4+ */,
      offsetof(struct kmip_sign_request, digested_data),
-     offsetof(struct kmip_sign_request, digested_data_len), NULL},
+     offsetof(struct kmip_sign_request, digested_data_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_sign_request, correlation_value),
-     offsetof(struct kmip_sign_request, correlation_value_len), NULL},
+     offsetof(struct kmip_sign_request, correlation_value_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_INIT_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_sign_request, init_indicator),
-     offsetof(struct kmip_sign_request, has_init_indicator), NULL},
+     offsetof(struct kmip_sign_request, has_init_indicator), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_FINAL_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_sign_request, final_indicator),
-     offsetof(struct kmip_sign_request, has_final_indicator), NULL},
+     offsetof(struct kmip_sign_request, has_final_indicator), KMIP_FIELD_HAS, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_sign_request_desc = {
@@ -2151,13 +2378,16 @@ const struct kmip_struct_desc kmip_sign_request_desc = {
 static const struct kmip_field_desc kmip_sign_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7c /* 1.2+ */,
      offsetof(struct kmip_sign_response, unique_identifier),
-     offsetof(struct kmip_sign_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_sign_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_SIGNATURE_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_sign_response, signature_data),
-     offsetof(struct kmip_sign_response, signature_data_len), NULL},
+     offsetof(struct kmip_sign_response, signature_data_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_sign_response, correlation_value),
-     offsetof(struct kmip_sign_response, correlation_value_len), NULL},
+     offsetof(struct kmip_sign_response, correlation_value_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
 };
 
 const struct kmip_struct_desc kmip_sign_response_desc = {
@@ -2172,28 +2402,33 @@ const struct kmip_struct_desc kmip_sign_response_desc = {
 static const struct kmip_field_desc kmip_signature_verify_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_signature_verify_request, unique_identifier),
-     offsetof(struct kmip_signature_verify_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_signature_verify_request, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_signature_verify_request, cryptographic_parameters), 0,
+     offsetof(struct kmip_signature_verify_request, cryptographic_parameters), 0, KMIP_FIELD_PTR, 1,
      &kmip_cryptographic_parameters_desc},
     {KMIP_TAG_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_signature_verify_request, data),
-     offsetof(struct kmip_signature_verify_request, data_len), NULL},
+     offsetof(struct kmip_signature_verify_request, data_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_DIGESTED_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x70 /* 1.4+ */,
      offsetof(struct kmip_signature_verify_request, digested_data),
-     offsetof(struct kmip_signature_verify_request, digested_data_len), NULL},
+     offsetof(struct kmip_signature_verify_request, digested_data_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_SIGNATURE_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_signature_verify_request, signature_data),
-     offsetof(struct kmip_signature_verify_request, signature_data_len), NULL},
+     offsetof(struct kmip_signature_verify_request, signature_data_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_signature_verify_request, correlation_value),
-     offsetof(struct kmip_signature_verify_request, correlation_value_len), NULL},
+     offsetof(struct kmip_signature_verify_request, correlation_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_INIT_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_signature_verify_request, init_indicator),
-     offsetof(struct kmip_signature_verify_request, has_init_indicator), NULL},
+     offsetof(struct kmip_signature_verify_request, has_init_indicator), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_FINAL_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_signature_verify_request, final_indicator),
-     offsetof(struct kmip_signature_verify_request, has_final_indicator), NULL},
+     offsetof(struct kmip_signature_verify_request, has_final_indicator), KMIP_FIELD_HAS, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_signature_verify_request_desc = {
@@ -2208,15 +2443,19 @@ const struct kmip_struct_desc kmip_signature_verify_request_desc = {
 static const struct kmip_field_desc kmip_signature_verify_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7c /* 1.2+ */,
      offsetof(struct kmip_signature_verify_response, unique_identifier),
-     offsetof(struct kmip_signature_verify_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_signature_verify_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_VALIDITY_INDICATOR, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_signature_verify_response, validity_indicator), 0, NULL},
+     offsetof(struct kmip_signature_verify_response, validity_indicator), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
     {KMIP_TAG_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_signature_verify_response, data),
-     offsetof(struct kmip_signature_verify_response, data_len), NULL},
+     offsetof(struct kmip_signature_verify_response, data_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_signature_verify_response, correlation_value),
-     offsetof(struct kmip_signature_verify_response, correlation_value_len), NULL},
+     offsetof(struct kmip_signature_verify_response, correlation_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_signature_verify_response_desc = {
@@ -2232,21 +2471,24 @@ const struct kmip_struct_desc kmip_signature_verify_response_desc = {
 static const struct kmip_field_desc kmip_mac_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_mac_request, unique_identifier),
-     offsetof(struct kmip_mac_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_mac_request, unique_identifier_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_mac_request, cryptographic_parameters), 0,
+     offsetof(struct kmip_mac_request, cryptographic_parameters), 0, KMIP_FIELD_PTR, 1,
      &kmip_cryptographic_parameters_desc},
     {KMIP_TAG_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_mac_request, data), offsetof(struct kmip_mac_request, data_len), NULL},
+     offsetof(struct kmip_mac_request, data), offsetof(struct kmip_mac_request, data_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_mac_request, correlation_value),
-     offsetof(struct kmip_mac_request, correlation_value_len), NULL},
+     offsetof(struct kmip_mac_request, correlation_value_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_INIT_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_mac_request, init_indicator),
-     offsetof(struct kmip_mac_request, has_init_indicator), NULL},
+     offsetof(struct kmip_mac_request, has_init_indicator), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_FINAL_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_mac_request, final_indicator),
-     offsetof(struct kmip_mac_request, has_final_indicator), NULL},
+     offsetof(struct kmip_mac_request, has_final_indicator), KMIP_FIELD_HAS, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_mac_request_desc = {
@@ -2261,13 +2503,15 @@ const struct kmip_struct_desc kmip_mac_request_desc = {
 static const struct kmip_field_desc kmip_mac_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7c /* 1.2+ */,
      offsetof(struct kmip_mac_response, unique_identifier),
-     offsetof(struct kmip_mac_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_mac_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_MAC_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_mac_response, mac_data), offsetof(struct kmip_mac_response, mac_data_len),
-     NULL},
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_mac_response, correlation_value),
-     offsetof(struct kmip_mac_response, correlation_value_len), NULL},
+     offsetof(struct kmip_mac_response, correlation_value_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
 };
 
 const struct kmip_struct_desc kmip_mac_response_desc = {
@@ -2282,25 +2526,28 @@ const struct kmip_struct_desc kmip_mac_response_desc = {
 static const struct kmip_field_desc kmip_mac_verify_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_mac_verify_request, unique_identifier),
-     offsetof(struct kmip_mac_verify_request, unique_identifier_len), NULL},
+     offsetof(struct kmip_mac_verify_request, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_mac_verify_request, cryptographic_parameters), 0,
+     offsetof(struct kmip_mac_verify_request, cryptographic_parameters), 0, KMIP_FIELD_PTR, 1,
      &kmip_cryptographic_parameters_desc},
     {KMIP_TAG_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_mac_verify_request, data),
-     offsetof(struct kmip_mac_verify_request, data_len), NULL},
+     offsetof(struct kmip_mac_verify_request, data_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_MAC_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_mac_verify_request, mac_data),
-     offsetof(struct kmip_mac_verify_request, mac_data_len), NULL},
+     offsetof(struct kmip_mac_verify_request, mac_data_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_mac_verify_request, correlation_value),
-     offsetof(struct kmip_mac_verify_request, correlation_value_len), NULL},
+     offsetof(struct kmip_mac_verify_request, correlation_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_INIT_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_mac_verify_request, init_indicator),
-     offsetof(struct kmip_mac_verify_request, has_init_indicator), NULL},
+     offsetof(struct kmip_mac_verify_request, has_init_indicator), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_FINAL_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_mac_verify_request, final_indicator),
-     offsetof(struct kmip_mac_verify_request, has_final_indicator), NULL},
+     offsetof(struct kmip_mac_verify_request, has_final_indicator), KMIP_FIELD_HAS, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_mac_verify_request_desc = {
@@ -2315,12 +2562,15 @@ const struct kmip_struct_desc kmip_mac_verify_request_desc = {
 static const struct kmip_field_desc kmip_mac_verify_response_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7c /* 1.2+ */,
      offsetof(struct kmip_mac_verify_response, unique_identifier),
-     offsetof(struct kmip_mac_verify_response, unique_identifier_len), NULL},
+     offsetof(struct kmip_mac_verify_response, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
     {KMIP_TAG_VALIDITY_INDICATOR, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_mac_verify_response, validity_indicator), 0, NULL},
+     offsetof(struct kmip_mac_verify_response, validity_indicator), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
     {KMIP_TAG_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_mac_verify_response, correlation_value),
-     offsetof(struct kmip_mac_verify_response, correlation_value_len), NULL},
+     offsetof(struct kmip_mac_verify_response, correlation_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_mac_verify_response_desc = {
@@ -2334,7 +2584,7 @@ const struct kmip_struct_desc kmip_mac_verify_response_desc = {
 
 static const struct kmip_field_desc kmip_rng_retrieve_request_fields[] = {
     {KMIP_TAG_DATA_LENGTH, KMIP_TYPE_INTEGER, KMIP_REQUIRED, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_rng_retrieve_request, data_length), 0, NULL},
+     offsetof(struct kmip_rng_retrieve_request, data_length), 0, KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_rng_retrieve_request_desc = {
@@ -2349,7 +2599,8 @@ const struct kmip_struct_desc kmip_rng_retrieve_request_desc = {
 static const struct kmip_field_desc kmip_rng_retrieve_response_fields[] = {
     {KMIP_TAG_DATA, KMIP_TYPE_BYTE_STRING, KMIP_REQUIRED, 0x7c /* 1.2+ */,
      offsetof(struct kmip_rng_retrieve_response, data),
-     offsetof(struct kmip_rng_retrieve_response, data_len), NULL},
+     offsetof(struct kmip_rng_retrieve_response, data_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_rng_retrieve_response_desc = {
@@ -2364,18 +2615,20 @@ const struct kmip_struct_desc kmip_rng_retrieve_response_desc = {
 static const struct kmip_field_desc kmip_hash_request_fields[] = {
     {KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x7c /* 1.2+ */,
      offsetof(struct kmip_hash_request, cryptographic_parameters), 0,
-     &kmip_cryptographic_parameters_desc},
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_cryptographic_parameters_desc},
     {KMIP_TAG_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
-     offsetof(struct kmip_hash_request, data), offsetof(struct kmip_hash_request, data_len), NULL},
+     offsetof(struct kmip_hash_request, data), offsetof(struct kmip_hash_request, data_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_hash_request, correlation_value),
-     offsetof(struct kmip_hash_request, correlation_value_len), NULL},
+     offsetof(struct kmip_hash_request, correlation_value_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
     {KMIP_TAG_INIT_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_hash_request, init_indicator),
-     offsetof(struct kmip_hash_request, has_init_indicator), NULL},
+     offsetof(struct kmip_hash_request, has_init_indicator), KMIP_FIELD_HAS, 1, NULL},
     {KMIP_TAG_FINAL_INDICATOR, KMIP_TYPE_BOOLEAN, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_hash_request, final_indicator),
-     offsetof(struct kmip_hash_request, has_final_indicator), NULL},
+     offsetof(struct kmip_hash_request, has_final_indicator), KMIP_FIELD_HAS, 1, NULL},
 };
 
 const struct kmip_struct_desc kmip_hash_request_desc = {
@@ -2390,10 +2643,11 @@ const struct kmip_struct_desc kmip_hash_request_desc = {
 static const struct kmip_field_desc kmip_hash_response_fields[] = {
     {KMIP_TAG_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
      offsetof(struct kmip_hash_response, data), offsetof(struct kmip_hash_response, data_len),
-     NULL},
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
     {KMIP_TAG_CORRELATION_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x78 /* 1.3+ */,
      offsetof(struct kmip_hash_response, correlation_value),
-     offsetof(struct kmip_hash_response, correlation_value_len), NULL},
+     offsetof(struct kmip_hash_response, correlation_value_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
 };
 
 const struct kmip_struct_desc kmip_hash_response_desc = {

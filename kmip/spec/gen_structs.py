@@ -303,17 +303,52 @@ def kind_const(f):
     return "KMIP_TYPE_STRUCTURE"
 
 
+def field_flags(f):
+    kind, occ = f["kind"], f["occurs"]
+    flags = []
+    repeated = occ in ("repeated", "at-least-one")
+    if kind in SCALARS and not SCALARS[kind][2] and not repeated and \
+            occ in ("optional", "oneof", "optional-oneof"):
+        flags.append("KMIP_FIELD_HAS")
+    if kind in SCALARS and SCALARS[kind][2] and not repeated:
+        flags.append("KMIP_FIELD_LEN")
+    if repeated:
+        flags.append("KMIP_FIELD_REPEATED")
+    elif kind not in SCALARS or SCALARS[kind][2]:
+        flags.append("KMIP_FIELD_PTR")  # structures, nodes, payloads, text, bytes
+    if occ in ("required", "at-least-one", "oneof"):
+        flags.append("KMIP_FIELD_REQUIRED")
+    return " | ".join(flags) or "0"
+
+
+def group_sizes(fields):
+    """For each field, the size of the oneof group it starts (1 outside groups)."""
+    sizes = [1] * len(fields)
+    i = 0
+    while i < len(fields):
+        occ = fields[i]["occurs"]
+        j = i + 1
+        if occ in ("oneof", "optional-oneof"):
+            while j < len(fields) and fields[j]["occurs"] == occ:
+                j += 1
+            for k in range(i, j):
+                sizes[k] = j - k
+        i = j
+    return sizes
+
+
 def emit_fields(s, known):
     cs = c_struct(s["name"])
     out = [f"static const struct kmip_field_desc {cs}_fields[] = {{\n"]
-    for f in s["fields"]:
+    for f, group in zip(s["fields"], group_sizes(s["fields"])):
         tag = "0" if f["tag"] == "*" else constant("TAG", f["tag"], known)
         aux = field_aux(f)
         aux_c = f"offsetof(struct {cs}, {aux})" if aux else "0"
         sub = f"&{c_struct(f['kind'])}_desc" if kind_const(f) == "KMIP_TYPE_STRUCTURE" else "NULL"
         out.append(f"\t{{{tag}, {kind_const(f)}, {OCCURS[f['occurs']]}, "
                    f"0x{f['versions']:02x} /* {f['vtext']} */, "
-                   f"offsetof(struct {cs}, {f['name']}), {aux_c}, {sub}}},\n")
+                   f"offsetof(struct {cs}, {f['name']}), {aux_c}, {field_flags(f)}, {group}, "
+                   f"{sub}}},\n")
     out.append("};\n\n")
     return out
 

@@ -28,16 +28,14 @@ static void enc_fail(struct enc *e, int err)
 /* True when field |f| of |in| holds a value to write. */
 static bool present(const struct kmip_field_desc *f, const uint8_t *in)
 {
-	if (msg_is_repeated(f)) {
+	if (f->flags & KMIP_FIELD_REPEATED) {
 		return msg_load_size(in + f->aux) > 0;
 	}
-	if (f->kind == KMIP_KIND_PAYLOAD) {
-		return msg_load_ptr(in + f->offset) != NULL || msg_load_ptr(in + f->aux) != NULL;
+	if (f->flags & KMIP_FIELD_PTR) {
+		return msg_load_ptr(in + f->offset) != NULL ||
+		       (f->kind == KMIP_KIND_PAYLOAD && msg_load_ptr(in + f->aux) != NULL);
 	}
-	if (f->kind == KMIP_TYPE_STRUCTURE || f->kind == KMIP_KIND_ANY || msg_has_len(f->kind)) {
-		return msg_load_ptr(in + f->offset) != NULL;
-	}
-	return !msg_has_flag(f) || in[f->aux] != 0;
+	return !(f->flags & KMIP_FIELD_HAS) || in[f->aux] != 0;
 }
 
 /* The present member of oneof group [i, end), or NULL; |*required| if the group must have one. */

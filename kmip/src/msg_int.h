@@ -16,14 +16,13 @@ static inline bool msg_in_version(const struct kmip_field_desc *f, uint16_t vers
 
 static inline bool msg_is_repeated(const struct kmip_field_desc *f)
 {
-	return f->occurs == KMIP_REPEATED || f->occurs == KMIP_AT_LEAST_ONE;
+	return (f->flags & KMIP_FIELD_REPEATED) != 0;
 }
 
 /* Required in |version|: alone, or as a member of a oneof group. */
 static inline bool msg_required(const struct kmip_field_desc *f, uint16_t version)
 {
-	return msg_in_version(f, version) && f->occurs != KMIP_OPTIONAL &&
-	       f->occurs != KMIP_REPEATED && f->occurs != KMIP_ONEOF_OPTIONAL;
+	return (f->flags & KMIP_FIELD_REQUIRED) != 0 && msg_in_version(f, version);
 }
 
 static inline bool msg_in_group(const struct kmip_field_desc *f)
@@ -41,22 +40,13 @@ static inline bool msg_has_len(uint8_t kind)
 /* Optional and oneof scalars carry a has_ flag at |aux|; text and bytes do not. */
 static inline bool msg_has_flag(const struct kmip_field_desc *f)
 {
-	return (f->occurs == KMIP_OPTIONAL || msg_in_group(f)) && f->kind < KMIP_KIND_ANY &&
-	       f->kind != KMIP_TYPE_STRUCTURE && !msg_has_len(f->kind);
+	return (f->flags & KMIP_FIELD_HAS) != 0;
 }
 
 /* The end of the group starting at |i|: a run of oneof fields, or |i| alone. */
 static inline size_t msg_group_end(const struct kmip_struct_desc *desc, size_t i)
 {
-	size_t end = i + 1;
-
-	if (!msg_in_group(&desc->fields[i])) {
-		return end;
-	}
-	while (end < desc->num_fields && desc->fields[end].occurs == desc->fields[i].occurs) {
-		end++;
-	}
-	return end;
+	return i + desc->fields[i].group;
 }
 
 /* Fields live at offsets in untyped storage: copy, never cast, to read them. */

@@ -336,6 +336,15 @@ enum kmip_occurs {
 
 struct kmip_struct_desc;
 
+/* Facts about a field the walkers would otherwise work out from kind and occurs. */
+enum kmip_field_flags {
+	KMIP_FIELD_HAS = 1u << 0,      /* a has_ flag at |aux| (optional or oneof scalar) */
+	KMIP_FIELD_LEN = 1u << 1,      /* a _len at |aux| (text, bytes, big integer) */
+	KMIP_FIELD_REPEATED = 1u << 2, /* an array at |offset|, its num_ at |aux| */
+	KMIP_FIELD_PTR = 1u << 3,      /* present when the pointer at |offset| is set */
+	KMIP_FIELD_REQUIRED = 1u << 4, /* required, at-least-one, or in a required oneof */
+};
+
 /*
  * One field. |offset| locates the value (or the array of a repeated field);
  * |aux| locates its companion: the _len of text/bytes, the has_ flag of an
@@ -349,6 +358,8 @@ struct kmip_field_desc {
 	uint16_t versions; /* KMIP_V* bits */
 	uint16_t offset;
 	uint16_t aux;
+	uint8_t flags; /* enum kmip_field_flags */
+	uint8_t group; /* fields in the oneof group this field starts; 1 outside groups */
 	const struct kmip_struct_desc *sub; /* kind KMIP_TYPE_STRUCTURE */
 };
 
