@@ -22,9 +22,8 @@
 #include "keel/pki.h"
 #include "log.h"
 
-extern char **environ;
-
-#define PIN_BYTES 16 /* 32 hex characters */
+#define PIN_BYTES   16
+#define PIN_HEX_LEN 32 /* two hex digits a byte */
 
 struct paths {
 	const struct keel_dev *dev;
@@ -113,7 +112,7 @@ static int make_pin(const char *path)
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char raw[PIN_BYTES];
-	char pin[2 * PIN_BYTES + 1];
+	char pin[PIN_HEX_LEN + 1];
 	int r = -1;
 
 	if (exists(path)) {
@@ -124,7 +123,7 @@ static int make_pin(const char *path)
 			pin[2 * i] = hex[raw[i] >> 4];
 			pin[2 * i + 1] = hex[raw[i] & 0xf];
 		}
-		pin[2 * PIN_BYTES] = '\n';
+		pin[PIN_HEX_LEN] = '\n';
 		r = write_new(path, pin, sizeof(pin), 0600);
 	}
 	OPENSSL_cleanse(raw, sizeof(raw));
@@ -155,16 +154,15 @@ static int softhsm_conf(struct keel_dev *dev)
 }
 
 /* The first line of a PIN file we wrote, into |pin| (wiped by the caller). */
-static int read_pin(const char *path, char pin[static 2 * PIN_BYTES + 1])
+static int read_pin(const char *path, char pin[static PIN_HEX_LEN + 1])
 {
 	FILE *f = fopen(path, "re");
-	char line[2 * PIN_BYTES + 2];
+	char line[PIN_HEX_LEN + 2];
 	int r = -1;
 
-	if (f != NULL && fgets(line, sizeof(line), f) != NULL &&
-	    strlen(line) == 2 * PIN_BYTES + 1) {
-		memcpy(pin, line, 2 * PIN_BYTES);
-		pin[2 * PIN_BYTES] = '\0';
+	if (f != NULL && fgets(line, sizeof(line), f) != NULL && strlen(line) == PIN_HEX_LEN + 1) {
+		memcpy(pin, line, PIN_HEX_LEN);
+		pin[PIN_HEX_LEN] = '\0';
 		r = 0;
 	}
 	if (f != NULL) {
@@ -224,7 +222,7 @@ static int run_init_token(char *user_pin, char *so_pin)
 static int make_token(struct keel_dev *dev)
 {
 	struct paths p = {.dev = dev};
-	char user_pin[2 * PIN_BYTES + 1], so_pin[2 * PIN_BYTES + 1];
+	char user_pin[PIN_HEX_LEN + 1], so_pin[PIN_HEX_LEN + 1];
 	int r = -1;
 
 	if (make_pin(at(&p, "secrets/user.pin")) != 0 || make_pin(at(&p, "secrets/so.pin")) != 0) {

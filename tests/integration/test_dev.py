@@ -239,6 +239,19 @@ class DevTest(unittest.TestCase):
         self.assertNotIn(wrong, err)
         self.assertNotIn(right, err)
 
+    def test_config_without_hsm_refused(self):
+        # Outside --dev: a config with no hsm section names the file and stops.
+        os.makedirs(os.path.join(self.tmp, "clients"))
+        for name in ("server.crt", "server.key"):
+            open(os.path.join(self.tmp, name), "w").close()
+        conf = os.path.join(self.tmp, "keeld.conf")
+        with open(conf, "w") as f:
+            f.write('tls: { certificate = "server.crt"; private_key = "server.key"; };\n'
+                    'clients: { certificates_dir = "clients"; };\n')
+        r = subprocess.run([KEELD, "--config", conf], capture_output=True, timeout=GUARD)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(conf + ": keeld needs the hsm and store sections", r.stderr.decode())
+
 
 if __name__ == "__main__":
     unittest.main()
