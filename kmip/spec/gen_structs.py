@@ -247,9 +247,16 @@ def field_decls(f):
     decl = [f"{ctype}{sep}{n};"]
     if has_len:
         return decl + [f"size_t {n}_len;"]
-    if occ in ("optional", "oneof", "optional-oneof"):
-        return [f"bool has_{n};"] + decl
     return decl
+
+
+def has_decl(f):
+    """The has_ flag of an optional scalar, or None. Flags go last: no padding."""
+    kind, occ = f["kind"], f["occurs"]
+    if kind in SCALARS and not SCALARS[kind][2] and occ in ("optional", "oneof",
+                                                              "optional-oneof"):
+        return f"bool has_{f['name']};"
+    return None
 
 
 def field_aux(f):
@@ -283,6 +290,10 @@ def emit_header(structs, ops):
             for i, d in enumerate(decls):
                 comment = version_comment(f) if i == len(decls) - 1 else ""
                 out.append(f"\t{d}{comment}\n")
+        flags = [d for d in map(has_decl, s["fields"]) if d is not None]
+        if flags:
+            out.append("\t/* which optional scalars are present */\n")
+            out += [f"\t{d}\n" for d in flags]
         out.append("};\n\n")
     for s in structs:
         out.append(f"extern const struct kmip_struct_desc {c_struct(s['name'])}_desc;\n")

@@ -57,6 +57,12 @@ static int fail(struct dec *d, int err, uint32_t tag)
 	return err;
 }
 
+/* Fields live at offsets in untyped storage: copy, never cast, to write them. */
+static void store_ptr(void *dst, const void *p)
+{
+	memcpy(dst, &p, sizeof(p));
+}
+
 static void *zalloc(struct kmip_arena *a, size_t n)
 {
 	void *p = kmip_arena_alloc(a, n);
@@ -327,7 +333,7 @@ static int store_value(struct dec *d, const struct kmip_field_desc *f, struct it
 {
 	switch (f->kind) {
 	case KMIP_KIND_ANY:
-		memcpy(val, &it->node, sizeof(it->node));
+		store_ptr(val, it->node);
 		return 0;
 	case KMIP_TYPE_STRUCTURE:
 		return decode_fields(d, f->sub, &it->child, val);
@@ -449,7 +455,7 @@ static int decode_payload(struct dec *d, const struct kmip_struct_desc *desc,
 		return err;
 	}
 	if (pd == NULL) {
-		memcpy(out + f->aux, &it.node, sizeof(it.node));
+		store_ptr(out + f->aux, it.node);
 		return 0;
 	}
 	if ((typed = zalloc(d->arena, pd->size)) == NULL) {
@@ -506,21 +512,21 @@ static int decode_fields(struct dec *d, const struct kmip_struct_desc *desc, str
 	int have = -1; /* the current child's tag and type are known when >= 0 */
 
 	for (size_t i = 0, end; i < desc->num_fields; i = end) {
-		const struct kmip_field_desc *f = &desc->fields[i];
+		const struct kmip_field_desc *head = &desc->fields[i], *f = NULL;
 		bool wrong_type = false;
 		int err;
 
 		if (have < 0 && (have = cur_peek(c, &tag, &type)) < 0) {
 			return fail(d, have, 0);
 		}
-		end = i + 1;
-		if (msg_in_group(f)) {
-			end = msg_group_end(desc, i);
+		end = i + head->group;
+		if (msg_in_group(head)) {
 			f = have > 0 ? match(d, desc, i, end, tag, type, &wrong_type) : NULL;
-		} else if (have == 0 || !tag_matches(f, tag) || !msg_in_version(f, d->version)) {
-			f = NULL; /* the common case: an absent optional field */
-		} else if (!type_matches(f, type)) {
-			return fail(d, KMIP_E_TYPE, tag);
+		} else if (have > 0 && tag_matches(head, tag) && msg_in_version(head, d->version)) {
+			if (!type_matches(head, type)) {
+				return fail(d, KMIP_E_TYPE, tag);
+			}
+			f = head;
 		}
 		if (f == NULL) {
 			if (wrong_type) {

@@ -52,9 +52,11 @@ static size_t unhex(const char *hex, uint8_t *out, size_t cap)
 	size_t n = 0;
 
 	for (; hex[0] != '\0' && hex[1] != '\0' && n < cap; hex += 2) {
-		unsigned v;
+		char pair[3] = {hex[0], hex[1], '\0'};
+		char *end;
+		unsigned long v = strtoul(pair, &end, 16);
 
-		if (sscanf(hex, "%2x", &v) != 1) {
+		if (*end != '\0') {
 			break;
 		}
 		out[n++] = (uint8_t)v;
@@ -205,8 +207,8 @@ static void report(const struct sample *s, long iters, int runs)
 int main(int argc, char **argv)
 {
 	static uint8_t get[512], locate[8192];
-	long iters = argc > 1 ? atol(argv[1]) : 200000;
-	int runs = argc > 2 ? atoi(argv[2]) : 9;
+	long iters = argc > 1 ? strtol(argv[1], NULL, 10) : 300000;
+	long runs = argc > 2 ? strtol(argv[2], NULL, 10) : 9;
 	const char *only = argc > 3 ? argv[3] : ""; /* one sample, for profiling */
 	struct sample samples[2] = {{"vCenter Get response", get, 0},
 				    {"Locate response, 50 items", locate, 0}};
@@ -220,13 +222,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "kmip-bench: cannot build the Locate response\n");
 		return 1;
 	}
-	printf("kmip-bench: %ld messages per run, median of %d runs\n\n", iters, runs);
+	printf("kmip-bench: %ld messages per run, median of %ld runs\n\n", iters, runs);
 	printf("| message | bytes | decode+encode ns | decode ns | encode ns "
 	       "| heap allocs/msg (empty arena) | heap allocs/msg (caller storage) |\n");
 	printf("|---|---:|---:|---:|---:|---:|---:|\n");
 	for (size_t i = 0; i < 2; i++) {
 		if (strcmp(only, "") == 0 || strcmp(only, i == 0 ? "get" : "locate") == 0) {
-			report(&samples[i], iters, runs);
+			report(&samples[i], iters, (int)runs);
 		}
 	}
 	return 0;

@@ -22,26 +22,27 @@ struct kmip_response_message {
 /* RequestHeader: 1.4 §7.2 Table 263 */
 struct kmip_request_header {
 	struct kmip_protocol_version *protocol_version;
-	bool has_maximum_response_size;
 	int32_t maximum_response_size;
 	const char *client_correlation_value;
 	size_t client_correlation_value_len; /* 1.4+ */
 	const char *server_correlation_value;
 	size_t server_correlation_value_len; /* 1.4+ */
-	bool has_asynchronous_indicator;
 	bool asynchronous_indicator;
-	bool has_attestation_capable_indicator;
 	bool attestation_capable_indicator; /* 1.2+ */
 	uint32_t *attestation_types;
 	size_t num_attestation_types; /* 1.2+ */
 	struct kmip_authentication *authentication;
-	bool has_batch_error_continuation_option;
 	uint32_t batch_error_continuation_option;
-	bool has_batch_order_option;
 	bool batch_order_option;
-	bool has_time_stamp;
 	int64_t time_stamp;
 	int32_t batch_count;
+	/* which optional scalars are present */
+	bool has_maximum_response_size;
+	bool has_asynchronous_indicator;
+	bool has_attestation_capable_indicator;
+	bool has_batch_error_continuation_option;
+	bool has_batch_order_option;
+	bool has_time_stamp;
 };
 
 /* ResponseHeader: 1.4 §7.2 Table 264 */
@@ -63,23 +64,22 @@ struct kmip_response_header {
 /* RequestBatchItem: 1.4 §7.2 Table 265 */
 struct kmip_request_batch_item {
 	uint32_t operation;
-	bool has_ephemeral;
 	bool ephemeral; /* 2.0+ */
 	const uint8_t *unique_batch_item_id;
 	size_t unique_batch_item_id_len;
 	void *request_payload; /* typed by the operation's descriptor, or NULL */
 	const struct kmip_node *request_payload_node;
 	struct kmip_message_extension *message_extension;
+	/* which optional scalars are present */
+	bool has_ephemeral;
 };
 
 /* ResponseBatchItem: 1.4 §7.2 Table 266 */
 struct kmip_response_batch_item {
-	bool has_operation;
 	uint32_t operation;
 	const uint8_t *unique_batch_item_id;
 	size_t unique_batch_item_id_len;
 	uint32_t result_status;
-	bool has_result_reason;
 	uint32_t result_reason;
 	const char *result_message;
 	size_t result_message_len;
@@ -88,6 +88,9 @@ struct kmip_response_batch_item {
 	void *response_payload; /* typed by the operation's descriptor, or NULL */
 	const struct kmip_node *response_payload_node;
 	struct kmip_message_extension *message_extension;
+	/* which optional scalars are present */
+	bool has_operation;
+	bool has_result_reason;
 };
 
 /* ProtocolVersion: 1.4 §6.1 */
@@ -164,9 +167,10 @@ struct kmip_attribute {
 	size_t vendor_identification_len; /* 2.0+ */
 	const char *attribute_name;
 	size_t attribute_name_len;
-	bool has_attribute_index;
 	int32_t attribute_index; /* 1.0-1.4 */
 	const struct kmip_node *attribute_value;
+	/* which optional scalars are present */
+	bool has_attribute_index;
 };
 
 /* TemplateAttribute: 1.4 §2.1.8 */
@@ -200,8 +204,9 @@ struct kmip_digest {
 	uint32_t hashing_algorithm;
 	const uint8_t *digest_value;
 	size_t digest_value_len;
-	bool has_key_format_type;
 	uint32_t key_format_type; /* 1.1+ */
+	/* which optional scalars are present */
+	bool has_key_format_type;
 };
 
 /* Link: 1.4 §3.35 */
@@ -221,9 +226,10 @@ struct kmip_revocation_reason {
 /* UsageLimits: 1.4 §3.21 */
 struct kmip_usage_limits {
 	int64_t usage_limits_total;
-	bool has_usage_limits_count;
 	int64_t usage_limits_count;
 	uint32_t usage_limits_unit;
+	/* which optional scalars are present */
+	bool has_usage_limits_count;
 };
 
 /* ApplicationSpecificInformation: 1.4 §3.36 */
@@ -236,10 +242,11 @@ struct kmip_application_specific_information {
 
 /* CryptographicDomainParameters: 1.4 §3.7 */
 struct kmip_cryptographic_domain_parameters {
-	bool has_qlength;
 	int32_t qlength;
-	bool has_recommended_curve;
 	uint32_t recommended_curve;
+	/* which optional scalars are present */
+	bool has_qlength;
+	bool has_recommended_curve;
 };
 
 /* X509CertificateIdentifier: 1.4 §3.10 */
@@ -252,57 +259,59 @@ struct kmip_x509_certificate_identifier {
 
 /* CryptographicParameters: 1.4 §3.6 */
 struct kmip_cryptographic_parameters {
-	bool has_block_cipher_mode;
 	uint32_t block_cipher_mode;
-	bool has_padding_method;
 	uint32_t padding_method;
-	bool has_hashing_algorithm;
 	uint32_t hashing_algorithm;
-	bool has_key_role_type;
 	uint32_t key_role_type;
-	bool has_digital_signature_algorithm;
-	uint32_t digital_signature_algorithm; /* 1.2+ */
-	bool has_cryptographic_algorithm;
-	uint32_t cryptographic_algorithm; /* 1.2+ */
-	bool has_random_iv;
-	bool random_iv; /* 1.2+ */
-	bool has_iv_length;
-	int32_t iv_length; /* 1.2+ */
-	bool has_tag_length;
-	int32_t tag_length; /* 1.2+ */
-	bool has_fixed_field_length;
-	int32_t fixed_field_length; /* 1.2+ */
-	bool has_invocation_field_length;
-	int32_t invocation_field_length; /* 1.2+ */
-	bool has_counter_length;
-	int32_t counter_length; /* 1.2+ */
-	bool has_initial_counter_value;
-	int32_t initial_counter_value; /* 1.2+ */
-	bool has_salt_length;
-	int32_t salt_length; /* 1.4+ */
-	bool has_mask_generator;
-	uint32_t mask_generator; /* 1.4+ */
-	bool has_mask_generator_hashing_algorithm;
+	uint32_t digital_signature_algorithm;	   /* 1.2+ */
+	uint32_t cryptographic_algorithm;	   /* 1.2+ */
+	bool random_iv;				   /* 1.2+ */
+	int32_t iv_length;			   /* 1.2+ */
+	int32_t tag_length;			   /* 1.2+ */
+	int32_t fixed_field_length;		   /* 1.2+ */
+	int32_t invocation_field_length;	   /* 1.2+ */
+	int32_t counter_length;			   /* 1.2+ */
+	int32_t initial_counter_value;		   /* 1.2+ */
+	int32_t salt_length;			   /* 1.4+ */
+	uint32_t mask_generator;		   /* 1.4+ */
 	uint32_t mask_generator_hashing_algorithm; /* 1.4+ */
 	const uint8_t *p_source;
-	size_t p_source_len; /* 1.4+ */
-	bool has_trailer_field;
+	size_t p_source_len;   /* 1.4+ */
 	int32_t trailer_field; /* 1.4+ */
+	/* which optional scalars are present */
+	bool has_block_cipher_mode;
+	bool has_padding_method;
+	bool has_hashing_algorithm;
+	bool has_key_role_type;
+	bool has_digital_signature_algorithm;
+	bool has_cryptographic_algorithm;
+	bool has_random_iv;
+	bool has_iv_length;
+	bool has_tag_length;
+	bool has_fixed_field_length;
+	bool has_invocation_field_length;
+	bool has_counter_length;
+	bool has_initial_counter_value;
+	bool has_salt_length;
+	bool has_mask_generator;
+	bool has_mask_generator_hashing_algorithm;
+	bool has_trailer_field;
 };
 
 /* KeyBlock: 1.4 §2.1.3 */
 struct kmip_key_block {
 	uint32_t key_format_type;
-	bool has_key_compression_type;
 	uint32_t key_compression_type;
 	struct kmip_key_value *key_value;
 	const uint8_t *wrapped_key_value;
 	size_t wrapped_key_value_len;
-	bool has_cryptographic_algorithm;
 	uint32_t cryptographic_algorithm;
-	bool has_cryptographic_length;
 	int32_t cryptographic_length;
 	struct kmip_key_wrapping_data *key_wrapping_data;
+	/* which optional scalars are present */
+	bool has_key_compression_type;
+	bool has_cryptographic_algorithm;
+	bool has_cryptographic_length;
 };
 
 /* KeyValue: 1.4 §2.1.4 */
@@ -324,8 +333,9 @@ struct kmip_key_wrapping_data {
 	size_t mac_signature_len;
 	const uint8_t *iv_counter_nonce;
 	size_t iv_counter_nonce_len;
-	bool has_encoding_option;
 	uint32_t encoding_option; /* 1.1+ */
+	/* which optional scalars are present */
+	bool has_encoding_option;
 };
 
 /* KeyWrappingSpecification: 1.4 §2.1.6 */
@@ -335,8 +345,9 @@ struct kmip_key_wrapping_specification {
 	struct kmip_mac_signature_key_information *mac_signature_key_information;
 	struct kmip_text *attribute_names;
 	size_t num_attribute_names;
-	bool has_encoding_option;
 	uint32_t encoding_option; /* 1.1+ */
+	/* which optional scalars are present */
+	bool has_encoding_option;
 };
 
 /* EncryptionKeyInformation: 1.4 §2.1.5 Table 9 */
@@ -578,11 +589,12 @@ struct kmip_register_response {
 struct kmip_re_key_request {
 	const char *unique_identifier;
 	size_t unique_identifier_len;
-	bool has_offset;
 	uint32_t offset;
 	struct kmip_template_attribute *template_attribute; /* 1.0-1.4 */
 	struct kmip_attributes *attributes;		    /* 2.0+ */
 	const struct kmip_node *protection_storage_masks;   /* 2.0+ */
+	/* which optional scalars are present */
+	bool has_offset;
 };
 
 /* ReKeyResponse: 1.4 §4.4, 2.0 §6.1 */
@@ -594,62 +606,67 @@ struct kmip_re_key_response {
 
 /* LocateRequest: 1.4 §4.9, 2.0 §6.1 */
 struct kmip_locate_request {
-	bool has_maximum_items;
 	int32_t maximum_items;
-	bool has_offset_items;
 	int32_t offset_items; /* 1.3+ */
-	bool has_storage_status_mask;
 	int32_t storage_status_mask;
-	bool has_object_group_member;
 	uint32_t object_group_member; /* 1.1+ */
 	struct kmip_attribute *attribute;
 	size_t num_attribute;		    /* 1.0-1.4 */
 	struct kmip_attributes *attributes; /* 2.0+ */
+	/* which optional scalars are present */
+	bool has_maximum_items;
+	bool has_offset_items;
+	bool has_storage_status_mask;
+	bool has_object_group_member;
 };
 
 /* LocateResponse: 1.4 §4.9, 2.0 §6.1 */
 struct kmip_locate_response {
-	bool has_located_items;
 	int32_t located_items; /* 1.3+ */
 	struct kmip_text *unique_identifiers;
 	size_t num_unique_identifiers;
+	/* which optional scalars are present */
+	bool has_located_items;
 };
 
 /* CheckRequest: 1.4 §4.10, 2.0 §6.1 */
 struct kmip_check_request {
 	const char *unique_identifier;
 	size_t unique_identifier_len;
-	bool has_usage_limits_count;
 	int64_t usage_limits_count;
-	bool has_cryptographic_usage_mask;
 	int32_t cryptographic_usage_mask;
-	bool has_lease_time;
 	uint32_t lease_time;
+	/* which optional scalars are present */
+	bool has_usage_limits_count;
+	bool has_cryptographic_usage_mask;
+	bool has_lease_time;
 };
 
 /* CheckResponse: 1.4 §4.10, 2.0 §6.1 */
 struct kmip_check_response {
 	const char *unique_identifier;
 	size_t unique_identifier_len;
-	bool has_usage_limits_count;
 	int64_t usage_limits_count;
-	bool has_cryptographic_usage_mask;
 	int32_t cryptographic_usage_mask;
-	bool has_lease_time;
 	uint32_t lease_time;
+	/* which optional scalars are present */
+	bool has_usage_limits_count;
+	bool has_cryptographic_usage_mask;
+	bool has_lease_time;
 };
 
 /* GetRequest: 1.4 §4.11, 2.0 §6.1 */
 struct kmip_get_request {
 	const char *unique_identifier;
 	size_t unique_identifier_len;
-	bool has_key_format_type;
 	uint32_t key_format_type;
-	bool has_key_wrap_type;
 	uint32_t key_wrap_type; /* 1.4+ */
-	bool has_key_compression_type;
 	uint32_t key_compression_type;
 	struct kmip_key_wrapping_specification *key_wrapping_specification;
+	/* which optional scalars are present */
+	bool has_key_format_type;
+	bool has_key_wrap_type;
+	bool has_key_compression_type;
 };
 
 /* GetResponse: 1.4 §4.11, 2.0 §6.1 */
@@ -739,11 +756,12 @@ struct kmip_delete_attribute_request {
 	const char *unique_identifier;
 	size_t unique_identifier_len;
 	const char *attribute_name;
-	size_t attribute_name_len; /* 1.0-1.4 */
-	bool has_attribute_index;
+	size_t attribute_name_len;			 /* 1.0-1.4 */
 	int32_t attribute_index;			 /* 1.0-1.4 */
 	struct kmip_attribute_holder *current_attribute; /* 2.0+ */
 	const struct kmip_node *attribute_reference;	 /* 2.0+ */
+	/* which optional scalars are present */
+	bool has_attribute_index;
 };
 
 /* DeleteAttributeResponse: 1.4 §4.16, 2.0 §6.1 */
@@ -792,8 +810,9 @@ struct kmip_revoke_request {
 	const char *unique_identifier;
 	size_t unique_identifier_len;
 	struct kmip_revocation_reason *revocation_reason;
-	bool has_compromise_occurrence_date;
 	int64_t compromise_occurrence_date;
+	/* which optional scalars are present */
+	bool has_compromise_occurrence_date;
 };
 
 /* ValidateRequest: 1.4 §4.24, 2.0 §6.1 */
@@ -802,8 +821,9 @@ struct kmip_validate_request {
 	size_t num_certificates;
 	struct kmip_text *unique_identifiers;
 	size_t num_unique_identifiers;
-	bool has_validity_date;
 	int64_t validity_date;
+	/* which optional scalars are present */
+	bool has_validity_date;
 };
 
 /* ValidateResponse: 1.4 §4.24, 2.0 §6.1 */
@@ -849,19 +869,20 @@ struct kmip_query_response {
 /* ExtensionInformation: 1.4 §2.1.9 */
 struct kmip_extension_information {
 	const char *extension_name;
-	size_t extension_name_len; /* 1.1+ */
-	bool has_extension_tag;
-	int32_t extension_tag; /* 1.1+ */
-	bool has_extension_type;
-	int32_t extension_type; /* 1.1+ */
-	bool has_extension_enumeration;
-	int32_t extension_enumeration; /* 2.0+ */
-	bool has_extension_attribute;
-	bool extension_attribute; /* 2.0+ */
-	bool has_extension_parent_structure_tag;
+	size_t extension_name_len;		/* 1.1+ */
+	int32_t extension_tag;			/* 1.1+ */
+	int32_t extension_type;			/* 1.1+ */
+	int32_t extension_enumeration;		/* 2.0+ */
+	bool extension_attribute;		/* 2.0+ */
 	int32_t extension_parent_structure_tag; /* 2.0+ */
 	const char *extension_description;
 	size_t extension_description_len; /* 2.0+ */
+	/* which optional scalars are present */
+	bool has_extension_tag;
+	bool has_extension_type;
+	bool has_extension_enumeration;
+	bool has_extension_attribute;
+	bool has_extension_parent_structure_tag;
 };
 
 /* DiscoverVersionsRequest: 1.4 §4.26, 2.0 §6.1 */
@@ -906,12 +927,13 @@ struct kmip_encrypt_request {
 	size_t iv_counter_nonce_len; /* 1.2+ */
 	const uint8_t *correlation_value;
 	size_t correlation_value_len; /* 1.3+ */
-	bool has_init_indicator;
-	bool init_indicator; /* 1.3+ */
-	bool has_final_indicator;
-	bool final_indicator; /* 1.3+ */
+	bool init_indicator;	      /* 1.3+ */
+	bool final_indicator;	      /* 1.3+ */
 	const uint8_t *authenticated_encryption_additional_data;
 	size_t authenticated_encryption_additional_data_len; /* 1.4+ */
+	/* which optional scalars are present */
+	bool has_init_indicator;
+	bool has_final_indicator;
 };
 
 /* EncryptResponse: 1.4 §4.29, 2.0 §6.1 */
@@ -939,14 +961,15 @@ struct kmip_decrypt_request {
 	size_t iv_counter_nonce_len; /* 1.2+ */
 	const uint8_t *correlation_value;
 	size_t correlation_value_len; /* 1.3+ */
-	bool has_init_indicator;
-	bool init_indicator; /* 1.3+ */
-	bool has_final_indicator;
-	bool final_indicator; /* 1.3+ */
+	bool init_indicator;	      /* 1.3+ */
+	bool final_indicator;	      /* 1.3+ */
 	const uint8_t *authenticated_encryption_additional_data;
 	size_t authenticated_encryption_additional_data_len; /* 1.4+ */
 	const uint8_t *authenticated_encryption_tag;
 	size_t authenticated_encryption_tag_len; /* 1.4+ */
+	/* which optional scalars are present */
+	bool has_init_indicator;
+	bool has_final_indicator;
 };
 
 /* DecryptResponse: 1.4 §4.30, 2.0 §6.1 */
@@ -970,10 +993,11 @@ struct kmip_sign_request {
 	size_t digested_data_len; /* 1.4+ */
 	const uint8_t *correlation_value;
 	size_t correlation_value_len; /* 1.3+ */
+	bool init_indicator;	      /* 1.3+ */
+	bool final_indicator;	      /* 1.3+ */
+	/* which optional scalars are present */
 	bool has_init_indicator;
-	bool init_indicator; /* 1.3+ */
 	bool has_final_indicator;
-	bool final_indicator; /* 1.3+ */
 };
 
 /* SignResponse: 1.4 §4.31, 2.0 §6.1 */
@@ -999,10 +1023,11 @@ struct kmip_signature_verify_request {
 	size_t signature_data_len; /* 1.2+ */
 	const uint8_t *correlation_value;
 	size_t correlation_value_len; /* 1.3+ */
+	bool init_indicator;	      /* 1.3+ */
+	bool final_indicator;	      /* 1.3+ */
+	/* which optional scalars are present */
 	bool has_init_indicator;
-	bool init_indicator; /* 1.3+ */
 	bool has_final_indicator;
-	bool final_indicator; /* 1.3+ */
 };
 
 /* SignatureVerifyResponse: 1.4 §4.32, 2.0 §6.1 */
@@ -1025,10 +1050,11 @@ struct kmip_mac_request {
 	size_t data_len; /* 1.2+ */
 	const uint8_t *correlation_value;
 	size_t correlation_value_len; /* 1.3+ */
+	bool init_indicator;	      /* 1.3+ */
+	bool final_indicator;	      /* 1.3+ */
+	/* which optional scalars are present */
 	bool has_init_indicator;
-	bool init_indicator; /* 1.3+ */
 	bool has_final_indicator;
-	bool final_indicator; /* 1.3+ */
 };
 
 /* MACResponse: 1.4 §4.33, 2.0 §6.1 */
@@ -1052,10 +1078,11 @@ struct kmip_mac_verify_request {
 	size_t mac_data_len; /* 1.2+ */
 	const uint8_t *correlation_value;
 	size_t correlation_value_len; /* 1.3+ */
+	bool init_indicator;	      /* 1.3+ */
+	bool final_indicator;	      /* 1.3+ */
+	/* which optional scalars are present */
 	bool has_init_indicator;
-	bool init_indicator; /* 1.3+ */
 	bool has_final_indicator;
-	bool final_indicator; /* 1.3+ */
 };
 
 /* MACVerifyResponse: 1.4 §4.34, 2.0 §6.1 */
@@ -1085,10 +1112,11 @@ struct kmip_hash_request {
 	size_t data_len; /* 1.2+ */
 	const uint8_t *correlation_value;
 	size_t correlation_value_len; /* 1.3+ */
+	bool init_indicator;	      /* 1.3+ */
+	bool final_indicator;	      /* 1.3+ */
+	/* which optional scalars are present */
 	bool has_init_indicator;
-	bool init_indicator; /* 1.3+ */
 	bool has_final_indicator;
-	bool final_indicator; /* 1.3+ */
 };
 
 /* HashResponse: 1.4 §4.37, 2.0 §6.1 */

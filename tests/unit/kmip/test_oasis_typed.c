@@ -134,13 +134,14 @@ static void test_oasis_typed(void **state)
 	const char *vectors = getenv("KEEL_VECTORS");
 	char dir[4096], sub[4200];
 	struct counts c = {0};
-	DIR *d;
+	DIR *d = NULL;
 
 	(void)state;
 	snprintf(dir, sizeof(dir), "%s/oasis-xml", vectors != NULL ? vectors : "");
 	if (vectors == NULL || (d = opendir(dir)) == NULL) {
 		fprintf(stderr, "SKIPPED: OASIS XML vectors not found (%s)\n", dir);
 		skip();
+		return; /* skip() does not return; the analyzer cannot tell */
 	}
 	closedir(d);
 	for (size_t v = 0; v < sizeof(versions) / sizeof(versions[0]); v++) {

@@ -287,7 +287,7 @@ static void test_vcenter_session(void **state)
 	const char *dir = getenv("KEEL_VECTORS");
 	char path[4096];
 	struct session s = {0};
-	FILE *f;
+	FILE *f = NULL;
 	long size;
 
 	(void)state;
@@ -295,6 +295,7 @@ static void test_vcenter_session(void **state)
 	if (dir == NULL || (f = fopen(path, "rb")) == NULL) {
 		fprintf(stderr, "SKIPPED: vCenter session vectors not found (%s)\n", path);
 		skip();
+		return; /* skip() does not return; the analyzer cannot tell */
 	}
 	assert_int_equal(fseek(f, 0, SEEK_END), 0);
 	assert_true((size = ftell(f)) > 0);
