@@ -157,10 +157,12 @@ static int softhsm_conf(struct keel_dev *dev)
 static int read_pin(const char *path, char pin[static PIN_HEX_LEN + 1])
 {
 	FILE *f = fopen(path, "re");
-	char line[PIN_HEX_LEN + 2];
+	char line[PIN_HEX_LEN + 2], iobuf[BUFSIZ];
 	int r = -1;
 
-	if (f != NULL && fgets(line, sizeof(line), f) != NULL && strlen(line) == PIN_HEX_LEN + 1) {
+	/* Our own stdio buffer, so that the PIN it held can be wiped. */
+	if (f != NULL && setvbuf(f, iobuf, _IOFBF, sizeof(iobuf)) == 0 &&
+	    fgets(line, sizeof(line), f) != NULL && strlen(line) == PIN_HEX_LEN + 1) {
 		memcpy(pin, line, PIN_HEX_LEN);
 		pin[PIN_HEX_LEN] = '\0';
 		r = 0;
@@ -168,6 +170,7 @@ static int read_pin(const char *path, char pin[static PIN_HEX_LEN + 1])
 	if (f != NULL) {
 		fclose(f);
 	}
+	OPENSSL_cleanse(iobuf, sizeof(iobuf));
 	OPENSSL_cleanse(line, sizeof(line));
 	if (r != 0) {
 		keel_err("dev: %s is not a PIN file made by keeld --dev", path);

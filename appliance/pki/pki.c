@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <openssl/bn.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
@@ -228,7 +229,7 @@ int keel_pki_sign_csr(X509_REQ *csr, X509 *ca, EVP_PKEY *ca_key, unsigned days, 
 /* Writes through |write_pem| to path.tmp (created with |mode|), then renames. */
 static int write_pem(const char *path, mode_t mode, int (*write_pem_fn)(FILE *, void *), void *obj)
 {
-	char tmp[4096];
+	char tmp[4096], iobuf[BUFSIZ];
 	FILE *f = NULL;
 	int fd, ok;
 
@@ -244,9 +245,12 @@ static int write_pem(const char *path, mode_t mode, int (*write_pem_fn)(FILE *, 
 		}
 		return -1;
 	}
-	ok = write_pem_fn(f, obj) == 1;
+	/* Our own stdio buffer, so that the key text it held can be wiped. */
+	ok = setvbuf(f, iobuf, _IOFBF, sizeof(iobuf)) == 0;
+	ok = ok && write_pem_fn(f, obj) == 1;
 	ok = fflush(f) == 0 && fsync(fileno(f)) == 0 && ok;
 	ok = fclose(f) == 0 && ok;
+	OPENSSL_cleanse(iobuf, sizeof(iobuf));
 	if (!ok || rename(tmp, path) != 0) {
 		keel_err("pki: cannot write %s", path);
 		(void)unlink(tmp);
@@ -279,14 +283,19 @@ int keel_pki_write_cert(const char *path, X509 *cert)
 static void *read_pem(const char *path, void *(*read_fn)(FILE *))
 {
 	FILE *f = fopen(path, "re");
-	void *obj;
+	char iobuf[BUFSIZ];
+	void *obj = NULL;
 
 	if (f == NULL) {
 		keel_err("pki: cannot open %s: %m", path);
 		return NULL;
 	}
-	obj = read_fn(f);
+	/* Our own stdio buffer, so that the key text it held can be wiped. */
+	if (setvbuf(f, iobuf, _IOFBF, sizeof(iobuf)) == 0) {
+		obj = read_fn(f);
+	}
 	fclose(f);
+	OPENSSL_cleanse(iobuf, sizeof(iobuf));
 	if (obj == NULL) {
 		ossl_fail(path);
 	}
