@@ -119,9 +119,11 @@ static void test_bad_boolean(void **state)
 static void test_invalid_utf8(void **state)
 {
 	assert_int_equal(read_one("42000107 00000001 ff00000000000000"), KMIP_E_UTF8);
-	assert_int_equal(read_one("42000107 00000002 c0af000000000000"), KMIP_E_UTF8); /* overlong */
-	assert_int_equal(read_one("42000107 00000003 eda080 0000000000"), KMIP_E_UTF8); /* surrogate */
-	assert_int_equal(read_one("42000107 00000002 c3a9000000000000"), 0);		  /* é */
+	assert_int_equal(read_one("42000107 00000002 c0af000000000000"),
+			 KMIP_E_UTF8); /* overlong */
+	assert_int_equal(read_one("42000107 00000003 eda080 0000000000"),
+			 KMIP_E_UTF8);					     /* surrogate */
+	assert_int_equal(read_one("42000107 00000002 c3a9000000000000"), 0); /* é */
 	assert_int_equal(read_one("42000107 00000001 c300000000000000"), KMIP_E_UTF8); /* cut */
 }
 
@@ -174,7 +176,8 @@ static void test_size_limit(void **state)
 static void test_structure_must_be_consumed(void **state)
 {
 	uint8_t buf[64];
-	size_t len = unhex("42000101 00000010 42000202 00000004 00000007 00000000", buf, sizeof(buf));
+	size_t len =
+	    unhex("42000101 00000010 42000202 00000004 00000007 00000000", buf, sizeof(buf));
 	struct kmip_reader r;
 	struct kmip_reader child;
 
@@ -279,13 +282,13 @@ static void test_writer_sticky_error(void **state)
 
 /* vCenter 7.0.3's Get response (../shared/VCENTER.md §3), kept here as a unit fixture. */
 static const char get_response[] =
-	"42007b010000012042007a0100000048420069010000002042006a0200000004000000010000000042006b02"
-	"00000004000000010000000042009209000000080000000067ee614942000d02000000040000000100000000"
-	"42000f01000000c842005c05000000040000000a000000004200930800000008514c4b430100000042007f05"
-	"00000004000000000000000042007c01000000904200570500000004000000020000000042009407000000013"
-	"10000000000000042008f0100000068420040010000006042004205000000040000000100000000420045010"
-	"000002842004308000000200a65534a5852d45c27032b575cf2cc902548fc8c94aa8042a0d8858fe637c2004"
-	"200280500000004000000030000000042002a02000000040000010000000000";
+    "42007b010000012042007a0100000048420069010000002042006a0200000004000000010000000042006b02"
+    "00000004000000010000000042009209000000080000000067ee614942000d02000000040000000100000000"
+    "42000f01000000c842005c05000000040000000a000000004200930800000008514c4b430100000042007f05"
+    "00000004000000000000000042007c01000000904200570500000004000000020000000042009407000000013"
+    "10000000000000042008f0100000068420040010000006042004205000000040000000100000000420045010"
+    "000002842004308000000200a65534a5852d45c27032b575cf2cc902548fc8c94aa8042a0d8858fe637c2004"
+    "200280500000004000000030000000042002a02000000040000010000000000";
 
 static void test_tree_round_trip(void **state)
 {
@@ -317,8 +320,9 @@ static void test_tree_round_trip(void **state)
 static void test_tree_rejects_two_items(void **state)
 {
 	uint8_t in[64];
-	size_t len = unhex("42000102 00000004 0000000a 00000000 42000102 00000004 0000000a 00000000",
-			   in, sizeof(in));
+	size_t len =
+	    unhex("42000102 00000004 0000000a 00000000 42000102 00000004 0000000a 00000000", in,
+		  sizeof(in));
 	struct kmip_arena arena;
 	struct kmip_node *root;
 
@@ -349,24 +353,24 @@ static void test_arena_grows_and_wipes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_valid_items),
-		cmocka_unit_test(test_truncated),
-		cmocka_unit_test(test_length_overflow),
-		cmocka_unit_test(test_wrong_fixed_length),
-		cmocka_unit_test(test_bad_tag_and_type),
-		cmocka_unit_test(test_nonzero_padding),
-		cmocka_unit_test(test_bad_boolean),
-		cmocka_unit_test(test_invalid_utf8),
-		cmocka_unit_test(test_trailing_bytes),
-		cmocka_unit_test(test_depth_bomb),
-		cmocka_unit_test(test_size_limit),
-		cmocka_unit_test(test_structure_must_be_consumed),
-		cmocka_unit_test(test_failed_read_leaves_cursor),
-		cmocka_unit_test(test_writer_round_trip),
-		cmocka_unit_test(test_writer_sticky_error),
-		cmocka_unit_test(test_tree_round_trip),
-		cmocka_unit_test(test_tree_rejects_two_items),
-		cmocka_unit_test(test_arena_grows_and_wipes),
+	    cmocka_unit_test(test_valid_items),
+	    cmocka_unit_test(test_truncated),
+	    cmocka_unit_test(test_length_overflow),
+	    cmocka_unit_test(test_wrong_fixed_length),
+	    cmocka_unit_test(test_bad_tag_and_type),
+	    cmocka_unit_test(test_nonzero_padding),
+	    cmocka_unit_test(test_bad_boolean),
+	    cmocka_unit_test(test_invalid_utf8),
+	    cmocka_unit_test(test_trailing_bytes),
+	    cmocka_unit_test(test_depth_bomb),
+	    cmocka_unit_test(test_size_limit),
+	    cmocka_unit_test(test_structure_must_be_consumed),
+	    cmocka_unit_test(test_failed_read_leaves_cursor),
+	    cmocka_unit_test(test_writer_round_trip),
+	    cmocka_unit_test(test_writer_sticky_error),
+	    cmocka_unit_test(test_tree_round_trip),
+	    cmocka_unit_test(test_tree_rejects_two_items),
+	    cmocka_unit_test(test_arena_grows_and_wipes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
