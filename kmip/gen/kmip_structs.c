@@ -2659,6 +2659,355 @@ const struct kmip_struct_desc kmip_hash_response_desc = {
     kmip_hash_response_fields,
 };
 
+static const struct kmip_field_desc kmip_re_key_key_pair_request_fields[] = {
+    {KMIP_TAG_PRIVATE_KEY_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7e /* 1.1+ */,
+     offsetof(struct kmip_re_key_key_pair_request, private_key_unique_identifier),
+     offsetof(struct kmip_re_key_key_pair_request, private_key_unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
+    {KMIP_TAG_OFFSET, KMIP_TYPE_INTERVAL, KMIP_OPTIONAL, 0x7e /* 1.1+ */,
+     offsetof(struct kmip_re_key_key_pair_request, offset),
+     offsetof(struct kmip_re_key_key_pair_request, has_offset), KMIP_FIELD_HAS, 1, NULL},
+    {KMIP_TAG_COMMON_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x1e /* 1.1-1.4 */,
+     offsetof(struct kmip_re_key_key_pair_request, common_template_attribute), 0, KMIP_FIELD_PTR, 1,
+     &kmip_template_attribute_desc},
+    {KMIP_TAG_PRIVATE_KEY_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL,
+     0x1e /* 1.1-1.4 */,
+     offsetof(struct kmip_re_key_key_pair_request, private_key_template_attribute), 0,
+     KMIP_FIELD_PTR, 1, &kmip_template_attribute_desc},
+    {KMIP_TAG_PUBLIC_KEY_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x1e /* 1.1-1.4 */,
+     offsetof(struct kmip_re_key_key_pair_request, public_key_template_attribute), 0,
+     KMIP_FIELD_PTR, 1, &kmip_template_attribute_desc},
+    {KMIP_TAG_COMMON_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_re_key_key_pair_request, common_attributes), 0, KMIP_FIELD_PTR, 1,
+     &kmip_attributes_desc},
+    {KMIP_TAG_PRIVATE_KEY_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_re_key_key_pair_request, private_key_attributes), 0, KMIP_FIELD_PTR, 1,
+     &kmip_attributes_desc},
+    {KMIP_TAG_PUBLIC_KEY_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_re_key_key_pair_request, public_key_attributes), 0, KMIP_FIELD_PTR, 1,
+     &kmip_attributes_desc},
+    {KMIP_TAG_COMMON_PROTECTION_STORAGE_MASKS, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_re_key_key_pair_request, common_protection_storage_masks), 0,
+     KMIP_FIELD_PTR, 1, NULL},
+    {KMIP_TAG_PRIVATE_PROTECTION_STORAGE_MASKS, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_re_key_key_pair_request, private_protection_storage_masks), 0,
+     KMIP_FIELD_PTR, 1, NULL},
+    {KMIP_TAG_PUBLIC_PROTECTION_STORAGE_MASKS, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_re_key_key_pair_request, public_protection_storage_masks), 0,
+     KMIP_FIELD_PTR, 1, NULL},
+};
+
+const struct kmip_struct_desc kmip_re_key_key_pair_request_desc = {
+    "ReKeyKeyPairRequest",
+    "1.4 §4.5, 2.0 §6.1",
+    KMIP_TAG_REQUEST_PAYLOAD,
+    sizeof(struct kmip_re_key_key_pair_request),
+    sizeof(kmip_re_key_key_pair_request_fields) / sizeof(kmip_re_key_key_pair_request_fields[0]),
+    kmip_re_key_key_pair_request_fields,
+};
+
+static const struct kmip_field_desc kmip_derivation_parameters_fields[] = {
+    {KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_derivation_parameters, cryptographic_parameters), 0, KMIP_FIELD_PTR, 1,
+     &kmip_cryptographic_parameters_desc},
+    {KMIP_TAG_INITIALIZATION_VECTOR, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_derivation_parameters, initialization_vector),
+     offsetof(struct kmip_derivation_parameters, initialization_vector_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
+    {KMIP_TAG_DERIVATION_DATA, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_derivation_parameters, derivation_data),
+     offsetof(struct kmip_derivation_parameters, derivation_data_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
+    {KMIP_TAG_SALT, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_derivation_parameters, salt),
+     offsetof(struct kmip_derivation_parameters, salt_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1,
+     NULL},
+    {KMIP_TAG_ITERATION_COUNT, KMIP_TYPE_INTEGER, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_derivation_parameters, iteration_count),
+     offsetof(struct kmip_derivation_parameters, has_iteration_count), KMIP_FIELD_HAS, 1, NULL},
+};
+
+const struct kmip_struct_desc kmip_derivation_parameters_desc = {
+    "DerivationParameters",
+    "1.4 §4.6 Table 197",
+    KMIP_TAG_DERIVATION_PARAMETERS,
+    sizeof(struct kmip_derivation_parameters),
+    sizeof(kmip_derivation_parameters_fields) / sizeof(kmip_derivation_parameters_fields[0]),
+    kmip_derivation_parameters_fields,
+};
+
+static const struct kmip_field_desc kmip_derive_key_request_fields[] = {
+    {KMIP_TAG_OBJECT_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_derive_key_request, object_type), 0, KMIP_FIELD_REQUIRED, 1, NULL},
+    {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_AT_LEAST_ONE, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_derive_key_request, unique_identifiers),
+     offsetof(struct kmip_derive_key_request, num_unique_identifiers),
+     KMIP_FIELD_REPEATED | KMIP_FIELD_REQUIRED, 1, NULL},
+    {KMIP_TAG_DERIVATION_METHOD, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_derive_key_request, derivation_method), 0, KMIP_FIELD_REQUIRED, 1, NULL},
+    {KMIP_TAG_DERIVATION_PARAMETERS, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_derive_key_request, derivation_parameters), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_derivation_parameters_desc},
+    {KMIP_TAG_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x1f /* 1.0-1.4 */,
+     offsetof(struct kmip_derive_key_request, template_attribute), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, &kmip_template_attribute_desc},
+    {KMIP_TAG_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_REQUIRED, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_derive_key_request, attributes), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED,
+     1, &kmip_attributes_desc},
+};
+
+const struct kmip_struct_desc kmip_derive_key_request_desc = {
+    "DeriveKeyRequest",
+    "1.4 §4.6, 2.0 §6.1",
+    KMIP_TAG_REQUEST_PAYLOAD,
+    sizeof(struct kmip_derive_key_request),
+    sizeof(kmip_derive_key_request_fields) / sizeof(kmip_derive_key_request_fields[0]),
+    kmip_derive_key_request_fields,
+};
+
+static const struct kmip_field_desc kmip_certify_request_fields[] = {
+    {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_certify_request, unique_identifier),
+     offsetof(struct kmip_certify_request, unique_identifier_len), KMIP_FIELD_LEN | KMIP_FIELD_PTR,
+     1, NULL},
+    {KMIP_TAG_CERTIFICATE_REQUEST_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL,
+     0x60 /* 2.0+ */, offsetof(struct kmip_certify_request, certificate_request_unique_identifier),
+     offsetof(struct kmip_certify_request, certificate_request_unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
+    {KMIP_TAG_CERTIFICATE_REQUEST_TYPE, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_certify_request, certificate_request_type),
+     offsetof(struct kmip_certify_request, has_certificate_request_type), KMIP_FIELD_HAS, 1, NULL},
+    {KMIP_TAG_CERTIFICATE_REQUEST, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x1f /* 1.0-1.4 */,
+     offsetof(struct kmip_certify_request, certificate_request),
+     offsetof(struct kmip_certify_request, certificate_request_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
+    {KMIP_TAG_CERTIFICATE_REQUEST_VALUE, KMIP_TYPE_BYTE_STRING, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_certify_request, certificate_request_value),
+     offsetof(struct kmip_certify_request, certificate_request_value_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
+    {KMIP_TAG_OFFSET, KMIP_TYPE_INTERVAL, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_certify_request, offset),
+     offsetof(struct kmip_certify_request, has_offset), KMIP_FIELD_HAS, 1, NULL},
+    {KMIP_TAG_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x1f /* 1.0-1.4 */,
+     offsetof(struct kmip_certify_request, template_attribute), 0, KMIP_FIELD_PTR, 1,
+     &kmip_template_attribute_desc},
+    {KMIP_TAG_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_certify_request, attributes), 0, KMIP_FIELD_PTR, 1,
+     &kmip_attributes_desc},
+    {KMIP_TAG_PROTECTION_STORAGE_MASKS, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_certify_request, protection_storage_masks), 0, KMIP_FIELD_PTR, 1, NULL},
+};
+
+const struct kmip_struct_desc kmip_certify_request_desc = {
+    "CertifyRequest",
+    "1.4 §4.7, §4.8, 2.0 §6.1",
+    KMIP_TAG_REQUEST_PAYLOAD,
+    sizeof(struct kmip_certify_request),
+    sizeof(kmip_certify_request_fields) / sizeof(kmip_certify_request_fields[0]),
+    kmip_certify_request_fields,
+};
+
+static const struct kmip_field_desc kmip_rng_seed_request_fields[] = {
+    {KMIP_TAG_DATA, KMIP_TYPE_BYTE_STRING, KMIP_REQUIRED, 0x7c /* 1.2+ */,
+     offsetof(struct kmip_rng_seed_request, data), offsetof(struct kmip_rng_seed_request, data_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
+};
+
+const struct kmip_struct_desc kmip_rng_seed_request_desc = {
+    "RNGSeedRequest",
+    "1.4 §4.36, 2.0 §6.1",
+    KMIP_TAG_REQUEST_PAYLOAD,
+    sizeof(struct kmip_rng_seed_request),
+    sizeof(kmip_rng_seed_request_fields) / sizeof(kmip_rng_seed_request_fields[0]),
+    kmip_rng_seed_request_fields,
+};
+
+static const struct kmip_field_desc kmip_rng_seed_response_fields[] = {
+    {KMIP_TAG_DATA_LENGTH, KMIP_TYPE_INTEGER, KMIP_REQUIRED, 0x7c /* 1.2+ */,
+     offsetof(struct kmip_rng_seed_response, data_length), 0, KMIP_FIELD_REQUIRED, 1, NULL},
+};
+
+const struct kmip_struct_desc kmip_rng_seed_response_desc = {
+    "RNGSeedResponse",
+    "1.4 §4.36, 2.0 §6.1",
+    KMIP_TAG_RESPONSE_PAYLOAD,
+    sizeof(struct kmip_rng_seed_response),
+    sizeof(kmip_rng_seed_response_fields) / sizeof(kmip_rng_seed_response_fields[0]),
+    kmip_rng_seed_response_fields,
+};
+
+static const struct kmip_field_desc kmip_create_split_key_request_fields[] = {
+    {KMIP_TAG_OBJECT_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7c /* 1.2+ */,
+     offsetof(struct kmip_create_split_key_request, object_type), 0, KMIP_FIELD_REQUIRED, 1, NULL},
+    {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
+     offsetof(struct kmip_create_split_key_request, unique_identifier),
+     offsetof(struct kmip_create_split_key_request, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
+    {KMIP_TAG_SPLIT_KEY_PARTS, KMIP_TYPE_INTEGER, KMIP_REQUIRED, 0x7c /* 1.2+ */,
+     offsetof(struct kmip_create_split_key_request, split_key_parts), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
+    {KMIP_TAG_SPLIT_KEY_THRESHOLD, KMIP_TYPE_INTEGER, KMIP_REQUIRED, 0x7c /* 1.2+ */,
+     offsetof(struct kmip_create_split_key_request, split_key_threshold), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
+    {KMIP_TAG_SPLIT_KEY_METHOD, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7c /* 1.2+ */,
+     offsetof(struct kmip_create_split_key_request, split_key_method), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
+    {KMIP_TAG_PRIME_FIELD_SIZE, KMIP_TYPE_BIG_INTEGER, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
+     offsetof(struct kmip_create_split_key_request, prime_field_size),
+     offsetof(struct kmip_create_split_key_request, prime_field_size_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
+    {KMIP_TAG_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x1c /* 1.2-1.4 */,
+     offsetof(struct kmip_create_split_key_request, template_attribute), 0, KMIP_FIELD_PTR, 1,
+     &kmip_template_attribute_desc},
+    {KMIP_TAG_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_create_split_key_request, attributes), 0, KMIP_FIELD_PTR, 1,
+     &kmip_attributes_desc},
+    {KMIP_TAG_PROTECTION_STORAGE_MASKS, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_create_split_key_request, protection_storage_masks), 0, KMIP_FIELD_PTR, 1,
+     NULL},
+};
+
+const struct kmip_struct_desc kmip_create_split_key_request_desc = {
+    "CreateSplitKeyRequest",
+    "1.4 §4.38, 2.0 §6.1",
+    KMIP_TAG_REQUEST_PAYLOAD,
+    sizeof(struct kmip_create_split_key_request),
+    sizeof(kmip_create_split_key_request_fields) / sizeof(kmip_create_split_key_request_fields[0]),
+    kmip_create_split_key_request_fields,
+};
+
+static const struct kmip_field_desc kmip_create_split_key_response_fields[] = {
+    {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_AT_LEAST_ONE, 0x7c /* 1.2+ */,
+     offsetof(struct kmip_create_split_key_response, unique_identifiers),
+     offsetof(struct kmip_create_split_key_response, num_unique_identifiers),
+     KMIP_FIELD_REPEATED | KMIP_FIELD_REQUIRED, 1, NULL},
+};
+
+const struct kmip_struct_desc kmip_create_split_key_response_desc = {
+    "CreateSplitKeyResponse",
+    "1.4 §4.38, 2.0 §6.1",
+    KMIP_TAG_RESPONSE_PAYLOAD,
+    sizeof(struct kmip_create_split_key_response),
+    sizeof(kmip_create_split_key_response_fields) /
+	sizeof(kmip_create_split_key_response_fields[0]),
+    kmip_create_split_key_response_fields,
+};
+
+static const struct kmip_field_desc kmip_join_split_key_request_fields[] = {
+    {KMIP_TAG_OBJECT_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7c /* 1.2+ */,
+     offsetof(struct kmip_join_split_key_request, object_type), 0, KMIP_FIELD_REQUIRED, 1, NULL},
+    {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_AT_LEAST_ONE, 0x7c /* 1.2+ */,
+     offsetof(struct kmip_join_split_key_request, unique_identifiers),
+     offsetof(struct kmip_join_split_key_request, num_unique_identifiers),
+     KMIP_FIELD_REPEATED | KMIP_FIELD_REQUIRED, 1, NULL},
+    {KMIP_TAG_SECRET_DATA_TYPE, KMIP_TYPE_ENUMERATION, KMIP_OPTIONAL, 0x7c /* 1.2+ */,
+     offsetof(struct kmip_join_split_key_request, secret_data_type),
+     offsetof(struct kmip_join_split_key_request, has_secret_data_type), KMIP_FIELD_HAS, 1, NULL},
+    {KMIP_TAG_TEMPLATE_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x1c /* 1.2-1.4 */,
+     offsetof(struct kmip_join_split_key_request, template_attribute), 0, KMIP_FIELD_PTR, 1,
+     &kmip_template_attribute_desc},
+    {KMIP_TAG_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_join_split_key_request, attributes), 0, KMIP_FIELD_PTR, 1,
+     &kmip_attributes_desc},
+    {KMIP_TAG_PROTECTION_STORAGE_MASKS, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_join_split_key_request, protection_storage_masks), 0, KMIP_FIELD_PTR, 1,
+     NULL},
+};
+
+const struct kmip_struct_desc kmip_join_split_key_request_desc = {
+    "JoinSplitKeyRequest",
+    "1.4 §4.39, 2.0 §6.1",
+    KMIP_TAG_REQUEST_PAYLOAD,
+    sizeof(struct kmip_join_split_key_request),
+    sizeof(kmip_join_split_key_request_fields) / sizeof(kmip_join_split_key_request_fields[0]),
+    kmip_join_split_key_request_fields,
+};
+
+static const struct kmip_field_desc kmip_notify_request_fields[] = {
+    {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_notify_request, unique_identifier),
+     offsetof(struct kmip_notify_request, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
+    {KMIP_TAG_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REPEATED, 0x1f /* 1.0-1.4 */,
+     offsetof(struct kmip_notify_request, attribute),
+     offsetof(struct kmip_notify_request, num_attribute), KMIP_FIELD_REPEATED, 1,
+     &kmip_attribute_desc},
+    {KMIP_TAG_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_notify_request, attributes), 0, KMIP_FIELD_PTR, 1, &kmip_attributes_desc},
+};
+
+const struct kmip_struct_desc kmip_notify_request_desc = {
+    "NotifyRequest",
+    "1.4 §5.1",
+    KMIP_TAG_REQUEST_PAYLOAD,
+    sizeof(struct kmip_notify_request),
+    sizeof(kmip_notify_request_fields) / sizeof(kmip_notify_request_fields[0]),
+    kmip_notify_request_fields,
+};
+
+static const struct kmip_field_desc kmip_put_request_fields[] = {
+    {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_REQUIRED, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_put_request, unique_identifier),
+     offsetof(struct kmip_put_request, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
+    {KMIP_TAG_PUT_FUNCTION, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_put_request, put_function), 0, KMIP_FIELD_REQUIRED, 1, NULL},
+    {KMIP_TAG_REPLACED_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_put_request, replaced_unique_identifier),
+     offsetof(struct kmip_put_request, replaced_unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
+    {KMIP_TAG_CERTIFICATE, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_put_request, certificate), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 9,
+     &kmip_certificate_desc},
+    {KMIP_TAG_SYMMETRIC_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_put_request, symmetric_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 8,
+     &kmip_symmetric_key_desc},
+    {KMIP_TAG_PUBLIC_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_put_request, public_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 7,
+     &kmip_public_key_desc},
+    {KMIP_TAG_PRIVATE_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_put_request, private_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 6,
+     &kmip_private_key_desc},
+    {KMIP_TAG_SPLIT_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_put_request, split_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 5,
+     &kmip_split_key_desc},
+    {KMIP_TAG_TEMPLATE, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x1f /* 1.0-1.4 */,
+     offsetof(struct kmip_put_request, template), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 4,
+     &kmip_template_desc},
+    {KMIP_TAG_SECRET_DATA, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_put_request, secret_data), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 3,
+     &kmip_secret_data_desc},
+    {KMIP_TAG_OPAQUE_OBJECT, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7f /* 1.0+ */,
+     offsetof(struct kmip_put_request, opaque_object), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 2,
+     &kmip_opaque_object_desc},
+    {KMIP_TAG_PGP_KEY, KMIP_TYPE_STRUCTURE, KMIP_ONEOF, 0x7c /* 1.2+ */,
+     offsetof(struct kmip_put_request, pgp_key), 0, KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1,
+     &kmip_pgp_key_desc},
+    {KMIP_TAG_ATTRIBUTE, KMIP_TYPE_STRUCTURE, KMIP_REPEATED, 0x1f /* 1.0-1.4 */,
+     offsetof(struct kmip_put_request, attribute), offsetof(struct kmip_put_request, num_attribute),
+     KMIP_FIELD_REPEATED, 1, &kmip_attribute_desc},
+    {KMIP_TAG_ATTRIBUTES, KMIP_TYPE_STRUCTURE, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_put_request, attributes), 0, KMIP_FIELD_PTR, 1, &kmip_attributes_desc},
+};
+
+const struct kmip_struct_desc kmip_put_request_desc = {
+    "PutRequest",
+    "1.4 §5.2",
+    KMIP_TAG_REQUEST_PAYLOAD,
+    sizeof(struct kmip_put_request),
+    sizeof(kmip_put_request_fields) / sizeof(kmip_put_request_fields[0]),
+    kmip_put_request_fields,
+};
+
+const struct kmip_struct_desc kmip_empty_response_desc = {
+    "EmptyResponse",
+    "1.4 §5.1, §5.2",
+    KMIP_TAG_RESPONSE_PAYLOAD,
+    sizeof(struct kmip_empty_response),
+    0,
+    NULL,
+};
+
 const struct kmip_operation_desc kmip_operation_descs[] = {
     [KMIP_OPERATION_CREATE] = {KMIP_OPERATION_CREATE, 0x7f, &kmip_create_request_desc,
 			       &kmip_create_response_desc},
@@ -2738,6 +3087,27 @@ const struct kmip_operation_desc kmip_operation_descs[] = {
     [KMIP_OPERATION_SET_ATTRIBUTE] = {KMIP_OPERATION_SET_ATTRIBUTE, 0x60,
 				      &kmip_set_attribute_request_desc,
 				      &kmip_unique_identifier_response_desc},
+    [KMIP_OPERATION_RE_KEY_KEY_PAIR] = {KMIP_OPERATION_RE_KEY_KEY_PAIR, 0x7e,
+					&kmip_re_key_key_pair_request_desc,
+					&kmip_create_key_pair_response_desc},
+    [KMIP_OPERATION_DERIVE_KEY] = {KMIP_OPERATION_DERIVE_KEY, 0x7f, &kmip_derive_key_request_desc,
+				   &kmip_unique_identifier_response_desc},
+    [KMIP_OPERATION_CERTIFY] = {KMIP_OPERATION_CERTIFY, 0x7f, &kmip_certify_request_desc,
+				&kmip_unique_identifier_response_desc},
+    [KMIP_OPERATION_RE_CERTIFY] = {KMIP_OPERATION_RE_CERTIFY, 0x7f, &kmip_certify_request_desc,
+				   &kmip_unique_identifier_response_desc},
+    [KMIP_OPERATION_RNG_SEED] = {KMIP_OPERATION_RNG_SEED, 0x7c, &kmip_rng_seed_request_desc,
+				 &kmip_rng_seed_response_desc},
+    [KMIP_OPERATION_CREATE_SPLIT_KEY] = {KMIP_OPERATION_CREATE_SPLIT_KEY, 0x7c,
+					 &kmip_create_split_key_request_desc,
+					 &kmip_create_split_key_response_desc},
+    [KMIP_OPERATION_JOIN_SPLIT_KEY] = {KMIP_OPERATION_JOIN_SPLIT_KEY, 0x7c,
+				       &kmip_join_split_key_request_desc,
+				       &kmip_unique_identifier_response_desc},
+    [KMIP_OPERATION_NOTIFY] = {KMIP_OPERATION_NOTIFY, 0x7f, &kmip_notify_request_desc,
+			       &kmip_empty_response_desc},
+    [KMIP_OPERATION_PUT] = {KMIP_OPERATION_PUT, 0x7f, &kmip_put_request_desc,
+			    &kmip_empty_response_desc},
 };
 
 const size_t kmip_num_operation_descs =

@@ -1127,6 +1127,149 @@ struct kmip_hash_response {
 	size_t correlation_value_len; /* 1.3+ */
 };
 
+/* ReKeyKeyPairRequest: 1.4 §4.5, 2.0 §6.1 */
+struct kmip_re_key_key_pair_request {
+	const char *private_key_unique_identifier;
+	size_t private_key_unique_identifier_len;			/* 1.1+ */
+	uint32_t offset;						/* 1.1+ */
+	struct kmip_template_attribute *common_template_attribute;	/* 1.1-1.4 */
+	struct kmip_template_attribute *private_key_template_attribute; /* 1.1-1.4 */
+	struct kmip_template_attribute *public_key_template_attribute;	/* 1.1-1.4 */
+	struct kmip_attributes *common_attributes;			/* 2.0+ */
+	struct kmip_attributes *private_key_attributes;			/* 2.0+ */
+	struct kmip_attributes *public_key_attributes;			/* 2.0+ */
+	const struct kmip_node *common_protection_storage_masks;	/* 2.0+ */
+	const struct kmip_node *private_protection_storage_masks;	/* 2.0+ */
+	const struct kmip_node *public_protection_storage_masks;	/* 2.0+ */
+	/* which optional scalars are present */
+	bool has_offset;
+};
+
+/* DerivationParameters: 1.4 §4.6 Table 197 */
+struct kmip_derivation_parameters {
+	struct kmip_cryptographic_parameters *cryptographic_parameters;
+	const uint8_t *initialization_vector;
+	size_t initialization_vector_len;
+	const uint8_t *derivation_data;
+	size_t derivation_data_len;
+	const uint8_t *salt;
+	size_t salt_len;
+	int32_t iteration_count;
+	/* which optional scalars are present */
+	bool has_iteration_count;
+};
+
+/* DeriveKeyRequest: 1.4 §4.6, 2.0 §6.1 */
+struct kmip_derive_key_request {
+	uint32_t object_type;
+	struct kmip_text *unique_identifiers;
+	size_t num_unique_identifiers;
+	uint32_t derivation_method;
+	struct kmip_derivation_parameters *derivation_parameters;
+	struct kmip_template_attribute *template_attribute; /* 1.0-1.4 */
+	struct kmip_attributes *attributes;		    /* 2.0+ */
+};
+
+/* CertifyRequest: 1.4 §4.7, §4.8, 2.0 §6.1 */
+struct kmip_certify_request {
+	const char *unique_identifier;
+	size_t unique_identifier_len;
+	const char *certificate_request_unique_identifier;
+	size_t certificate_request_unique_identifier_len; /* 2.0+ */
+	uint32_t certificate_request_type;
+	const uint8_t *certificate_request;
+	size_t certificate_request_len; /* 1.0-1.4 */
+	const uint8_t *certificate_request_value;
+	size_t certificate_request_value_len; /* 2.0+ */
+	uint32_t offset;
+	struct kmip_template_attribute *template_attribute; /* 1.0-1.4 */
+	struct kmip_attributes *attributes;		    /* 2.0+ */
+	const struct kmip_node *protection_storage_masks;   /* 2.0+ */
+	/* which optional scalars are present */
+	bool has_certificate_request_type;
+	bool has_offset;
+};
+
+/* RNGSeedRequest: 1.4 §4.36, 2.0 §6.1 */
+struct kmip_rng_seed_request {
+	const uint8_t *data;
+	size_t data_len; /* 1.2+ */
+};
+
+/* RNGSeedResponse: 1.4 §4.36, 2.0 §6.1 */
+struct kmip_rng_seed_response {
+	int32_t data_length; /* 1.2+ */
+};
+
+/* CreateSplitKeyRequest: 1.4 §4.38, 2.0 §6.1 */
+struct kmip_create_split_key_request {
+	uint32_t object_type; /* 1.2+ */
+	const char *unique_identifier;
+	size_t unique_identifier_len; /* 1.2+ */
+	int32_t split_key_parts;      /* 1.2+ */
+	int32_t split_key_threshold;  /* 1.2+ */
+	uint32_t split_key_method;    /* 1.2+ */
+	const uint8_t *prime_field_size;
+	size_t prime_field_size_len;			    /* 1.2+ */
+	struct kmip_template_attribute *template_attribute; /* 1.2-1.4 */
+	struct kmip_attributes *attributes;		    /* 2.0+ */
+	const struct kmip_node *protection_storage_masks;   /* 2.0+ */
+};
+
+/* CreateSplitKeyResponse: 1.4 §4.38, 2.0 §6.1 */
+struct kmip_create_split_key_response {
+	struct kmip_text *unique_identifiers;
+	size_t num_unique_identifiers; /* 1.2+ */
+};
+
+/* JoinSplitKeyRequest: 1.4 §4.39, 2.0 §6.1 */
+struct kmip_join_split_key_request {
+	uint32_t object_type; /* 1.2+ */
+	struct kmip_text *unique_identifiers;
+	size_t num_unique_identifiers;			    /* 1.2+ */
+	uint32_t secret_data_type;			    /* 1.2+ */
+	struct kmip_template_attribute *template_attribute; /* 1.2-1.4 */
+	struct kmip_attributes *attributes;		    /* 2.0+ */
+	const struct kmip_node *protection_storage_masks;   /* 2.0+ */
+	/* which optional scalars are present */
+	bool has_secret_data_type;
+};
+
+/* NotifyRequest: 1.4 §5.1 */
+struct kmip_notify_request {
+	const char *unique_identifier;
+	size_t unique_identifier_len;
+	struct kmip_attribute *attribute;
+	size_t num_attribute;		    /* 1.0-1.4 */
+	struct kmip_attributes *attributes; /* 2.0+ */
+};
+
+/* PutRequest: 1.4 §5.2 */
+struct kmip_put_request {
+	const char *unique_identifier;
+	size_t unique_identifier_len;
+	uint32_t put_function;
+	const char *replaced_unique_identifier;
+	size_t replaced_unique_identifier_len;
+	struct kmip_certificate *certificate;
+	struct kmip_symmetric_key *symmetric_key;
+	struct kmip_public_key *public_key;
+	struct kmip_private_key *private_key;
+	struct kmip_split_key *split_key;
+	struct kmip_template *template; /* 1.0-1.4 */
+	struct kmip_secret_data *secret_data;
+	struct kmip_opaque_object *opaque_object;
+	struct kmip_pgp_key *pgp_key; /* 1.2+ */
+	struct kmip_attribute *attribute;
+	size_t num_attribute;		    /* 1.0-1.4 */
+	struct kmip_attributes *attributes; /* 2.0+ */
+};
+
+/* EmptyResponse: 1.4 §5.1, §5.2 */
+struct kmip_empty_response {
+	char unused;
+};
+
 extern const struct kmip_struct_desc kmip_request_message_desc;
 extern const struct kmip_struct_desc kmip_response_message_desc;
 extern const struct kmip_struct_desc kmip_request_header_desc;
@@ -1234,6 +1377,18 @@ extern const struct kmip_struct_desc kmip_rng_retrieve_request_desc;
 extern const struct kmip_struct_desc kmip_rng_retrieve_response_desc;
 extern const struct kmip_struct_desc kmip_hash_request_desc;
 extern const struct kmip_struct_desc kmip_hash_response_desc;
+extern const struct kmip_struct_desc kmip_re_key_key_pair_request_desc;
+extern const struct kmip_struct_desc kmip_derivation_parameters_desc;
+extern const struct kmip_struct_desc kmip_derive_key_request_desc;
+extern const struct kmip_struct_desc kmip_certify_request_desc;
+extern const struct kmip_struct_desc kmip_rng_seed_request_desc;
+extern const struct kmip_struct_desc kmip_rng_seed_response_desc;
+extern const struct kmip_struct_desc kmip_create_split_key_request_desc;
+extern const struct kmip_struct_desc kmip_create_split_key_response_desc;
+extern const struct kmip_struct_desc kmip_join_split_key_request_desc;
+extern const struct kmip_struct_desc kmip_notify_request_desc;
+extern const struct kmip_struct_desc kmip_put_request_desc;
+extern const struct kmip_struct_desc kmip_empty_response_desc;
 
 /* Operations with payload descriptors, indexed by operation. */
 extern const struct kmip_operation_desc kmip_operation_descs[];
