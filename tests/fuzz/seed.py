@@ -50,6 +50,26 @@ def oasis_messages():
                 yield f"{f}-{i}", m.group(0)
 
 
+def oasis_as_ttlv(limit=400):
+    """The first messages of the OASIS files as TTLV, through the built keelctl.
+
+    Messages with placeholders ($NOW) have no TTLV form and are left out."""
+    keelctl = os.path.join(ROOT, "build-fuzz", "tools", "keelctl", "keelctl")
+    if not os.path.exists(keelctl):
+        return
+    import subprocess
+    seen = set()
+    for name, text in oasis_messages():
+        base = name.rsplit("-", 1)[0]
+        if base in seen or len(seen) >= limit:
+            continue
+        seen.add(base)
+        r = subprocess.run([keelctl, "ttlv", "convert", "--from", "xml", "--to", "bin"],
+                           input=text.encode(), capture_output=True)
+        if r.returncode == 0:
+            yield name, r.stdout
+
+
 def to_json(elem):
     """The KMIP JSON profile's form of one XML element."""
     out = {"tag": elem.tag}
@@ -71,9 +91,11 @@ def main():
     if os.path.isdir(kept):
         for f in os.listdir(kept):
             shutil.copy(os.path.join(kept, f), os.path.join(corpus, "kept-" + f))
-    if harness == "fuzz_ttlv" or harness == "fuzz_request":
+    if harness in ("fuzz_ttlv", "fuzz_request"):
         for name, data in vcenter_messages():
             open(os.path.join(corpus, "vcenter-" + name), "wb").write(data)
+        for name, data in oasis_as_ttlv():
+            open(os.path.join(corpus, name + ".ttlv"), "wb").write(data)
     elif harness == "fuzz_xml":
         for name, text in oasis_messages():
             open(os.path.join(corpus, name), "w", encoding="utf-8").write(text)
