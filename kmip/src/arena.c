@@ -12,6 +12,7 @@
 struct kmip_arena_block {
 	struct kmip_arena_block *next;
 	size_t cap;
+	size_t used; /* high-water mark, recorded when a newer block takes over */
 	alignas(max_align_t) uint8_t data[];
 };
 
@@ -27,17 +28,24 @@ void kmip_arena_init(struct kmip_arena *a, void *storage, size_t storage_len)
 	a->cap = a->storage_len;
 }
 
+/*
+ * Wipes what was handed out (the bytes past each block's high-water mark were
+ * never written) and frees the heap blocks.
+ */
 void kmip_arena_cleanup(struct kmip_arena *a)
 {
 	struct kmip_arena_block *b = a->blocks;
 
 	if (a->storage != NULL) {
-		explicit_bzero(a->storage, a->storage_len);
+		explicit_bzero(a->storage, b == NULL ? a->used : a->storage_used);
+	}
+	if (b != NULL) {
+		b->used = a->used;
 	}
 	while (b != NULL) {
 		struct kmip_arena_block *next = b->next;
 
-		explicit_bzero(b->data, b->cap);
+		explicit_bzero(b->data, b->used);
 		free(b);
 		b = next;
 	}
@@ -45,6 +53,7 @@ void kmip_arena_cleanup(struct kmip_arena *a)
 	a->base = a->storage;
 	a->cap = a->storage_len;
 	a->used = 0;
+	a->storage_used = 0;
 }
 
 /* Starts a heap block big enough for |n| bytes, at least double the last one. */
@@ -62,7 +71,13 @@ static int grow(struct kmip_arena *a, size_t n)
 	if ((b = malloc(sizeof(*b) + cap)) == NULL) {
 		return KMIP_E_NOMEM;
 	}
+	if (a->blocks == NULL) {
+		a->storage_used = a->used;
+	} else {
+		a->blocks->used = a->used;
+	}
 	b->cap = cap;
+	b->used = 0;
 	b->next = a->blocks;
 	a->blocks = b;
 	a->base = b->data;
@@ -90,6 +105,17 @@ void *kmip_arena_alloc(struct kmip_arena *a, size_t n)
 	p = a->base + start;
 	a->used = start + n;
 	return p;
+}
+
+int kmip_arena_reserve(struct kmip_arena *a, size_t n)
+{
+	uintptr_t cur = (uintptr_t)a->base + a->used;
+	size_t start = (size_t)(((cur + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1)) - (uintptr_t)a->base);
+
+	if (a->base != NULL && start <= a->cap && n <= a->cap - start) {
+		return 0;
+	}
+	return grow(a, n);
 }
 
 char *kmip_arena_strndup(struct kmip_arena *a, const char *s, size_t len)

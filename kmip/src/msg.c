@@ -622,14 +622,15 @@ static uint16_t peek_version(const struct kmip_reader *msg, uint32_t header_tag)
  * (the tests check num_allocs); a larger message still decodes, with a
  * second block.
  */
-static void reserve(struct kmip_arena *a, size_t len)
+static int reserve(struct kmip_arena *a, size_t len)
 {
-	if (a->cap != 0 || len > (SIZE_MAX - 1024) / 4) {
-		return;
+	if (a->cap != 0) {
+		return 0; /* the caller gave storage, or a block exists */
 	}
-	if (kmip_arena_alloc(a, len * 4 + 1024) != NULL) {
-		a->used = 0; /* keep the block, give back its space */
+	if (len > (SIZE_MAX - 1024) / 4) {
+		return KMIP_E_TOO_BIG;
 	}
+	return kmip_arena_reserve(a, len * 4 + 1024);
 }
 
 /* Batch Count must equal the number of Batch Items (KMIP 1.4 §6.14). */
@@ -660,9 +661,8 @@ static int decode_message(const uint8_t *data, size_t len, const struct kmip_lim
 	d->err->err = 0;
 	d->err->tag = 0;
 	d->err->batch_index = -1;
-	reserve(d->arena, len);
 	if ((err = kmip_reader_init(&r, data, len, lim)) != 0 ||
-	    (err = kmip_reader_peek(&r, &tag, &type)) != 0 ||
+	    (err = reserve(d->arena, len)) != 0 || (err = kmip_reader_peek(&r, &tag, &type)) != 0 ||
 	    (err = kmip_read_struct(&r, desc->tag, &c.r)) != 0 ||
 	    (err = kmip_reader_finish(&r)) != 0) {
 		return fail(d, err, tag);

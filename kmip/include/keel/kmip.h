@@ -195,6 +195,7 @@ struct kmip_arena_block;
 struct kmip_arena {
 	uint8_t *storage; /* caller storage, wiped but not freed */
 	size_t storage_len;
+	size_t storage_used; /* high-water mark in storage once heap blocks took over */
 	uint8_t *base;
 	size_t used;
 	size_t cap;
@@ -206,6 +207,11 @@ void kmip_arena_init(struct kmip_arena *a, void *storage, size_t storage_len);
 void kmip_arena_cleanup(struct kmip_arena *a);
 /* |n| bytes aligned for any item type, or NULL. */
 void *kmip_arena_alloc(struct kmip_arena *a, size_t n);
+/*
+ * Makes sure the next |n| bytes can be allocated without another heap
+ * allocation, starting a block of that size now if needed. 0 or KMIP_E_NOMEM.
+ */
+int kmip_arena_reserve(struct kmip_arena *a, size_t n) KMIP_WUR;
 /* A copy of |len| bytes followed by a NUL, or NULL. */
 char *kmip_arena_strndup(struct kmip_arena *a, const char *s, size_t len);
 

@@ -335,18 +335,23 @@ static void test_arena_grows_and_wipes(void **state)
 {
 	uint8_t storage[64];
 	struct kmip_arena arena;
+	uint8_t *p;
 	char *s;
 
 	kmip_arena_init(&arena, storage, sizeof(storage));
-	assert_non_null(kmip_arena_alloc(&arena, 40));
+	assert_non_null(p = kmip_arena_alloc(&arena, 40));
+	memset(p, 0x5a, 40);
 	assert_int_equal(arena.num_allocs, 0);
 	assert_non_null(s = kmip_arena_strndup(&arena, "secret-secret-secret-secret", 27));
 	assert_int_equal(arena.num_allocs, 1);
 	assert_string_equal(s, "secret-secret-secret-secret");
-	memset(storage, 0x5a, sizeof(storage));
+	assert_int_equal(kmip_arena_reserve(&arena, 8), 0); /* room left in the block */
+	assert_int_equal(arena.num_allocs, 1);
+	assert_int_equal(kmip_arena_reserve(&arena, 1 << 20), 0);
+	assert_int_equal(arena.num_allocs, 2);
 	kmip_arena_cleanup(&arena);
-	for (size_t i = 0; i < sizeof(storage); i++) {
-		assert_int_equal(storage[i], 0);
+	for (size_t i = 0; i < 40; i++) {
+		assert_int_equal(storage[i], 0); /* what was handed out is wiped */
 	}
 }
 
