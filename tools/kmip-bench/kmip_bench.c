@@ -1,6 +1,6 @@
 /*
  * kmip-bench: decode + encode of typed KMIP messages, in ns/message and heap
- * allocations/message, printed as a markdown table (docs/benchmarks-kmip.md).
+ * allocations/message, printed as a markdown table (docs/benchmarks.md).
  *
  *   kmip-bench [ITERATIONS [RUNS [get|locate]]]
  *
