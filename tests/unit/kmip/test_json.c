@@ -14,36 +14,12 @@
 
 static const struct kmip_limits limits = {.max_message_len = 4096, .max_depth = 4};
 
-struct fixture {
-	struct kmip_arena arena;
-	struct kmip_text_buf out;
-};
-
-static int setup(void **state)
-{
-	static struct fixture f;
-
-	kmip_arena_init(&f.arena, NULL, 0);
-	kmip_text_buf_init(&f.out, 1 << 20);
-	*state = &f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	kmip_arena_cleanup(&f->arena);
-	kmip_text_buf_cleanup(&f->out);
-	return 0;
-}
-
-static int decode(struct fixture *f, const char *json, struct kmip_node **out)
+static int decode(struct tu_fixture *f, const char *json, struct kmip_node **out)
 {
 	return kmip_json_decode(json, strlen(json), &limits, &f->arena, out);
 }
 
-static struct kmip_node *decode_ok(struct fixture *f, const char *json)
+static struct kmip_node *decode_ok(struct tu_fixture *f, const char *json)
 {
 	struct kmip_node *n;
 	int err = decode(f, json, &n);
@@ -54,7 +30,7 @@ static struct kmip_node *decode_ok(struct fixture *f, const char *json)
 	return n;
 }
 
-static const char *encode(struct fixture *f, const struct kmip_node *n)
+static const char *encode(struct tu_fixture *f, const struct kmip_node *n)
 {
 	kmip_text_buf_reset(&f->out);
 	assert_int_equal(kmip_json_encode(&f->out, n), 0);
@@ -62,7 +38,7 @@ static const char *encode(struct fixture *f, const struct kmip_node *n)
 }
 
 /* Decodes |in|, checks it encodes as |out|, and that |out| decodes to the same tree. */
-static void assert_json(struct fixture *f, const char *in, const char *out)
+static void assert_json(struct tu_fixture *f, const char *in, const char *out)
 {
 	struct kmip_node *n = decode_ok(f, in);
 	struct kmip_node *back;
@@ -77,7 +53,7 @@ static void assert_json(struct fixture *f, const char *in, const char *out)
 
 static void test_every_type(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	static const struct {
 		const char *in, *out;
 	} cases[] = {
@@ -126,7 +102,7 @@ static void test_every_type(void **state)
 
 static void test_masks_and_attributes(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 
 	assert_json(f, "{\"tag\":\"CryptographicUsageMask\",\"type\":\"Integer\",\"value\":12}",
 		    "{\"tag\":\"CryptographicUsageMask\",\"type\":\"Integer\","
@@ -149,7 +125,7 @@ static void test_masks_and_attributes(void **state)
 
 static void test_placeholders_and_escaping(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	struct kmip_node *n;
 
 	n = decode_ok(f, "{\"tag\":\"TimeStamp\",\"type\":\"DateTime\",\"value\":\"$NOW+60\"}");
@@ -164,7 +140,7 @@ static void test_placeholders_and_escaping(void **state)
 
 static void test_malformed(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	struct kmip_node *n;
 	static const struct {
 		const char *json;
@@ -210,10 +186,10 @@ static void test_malformed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_every_type, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_masks_and_attributes, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_placeholders_and_escaping, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_every_type, tu_setup, tu_teardown),
+	    cmocka_unit_test_setup_teardown(test_masks_and_attributes, tu_setup, tu_teardown),
+	    cmocka_unit_test_setup_teardown(test_placeholders_and_escaping, tu_setup, tu_teardown),
+	    cmocka_unit_test_setup_teardown(test_malformed, tu_setup, tu_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -15,37 +15,13 @@
 
 static const struct kmip_limits limits = {.max_message_len = 4096, .max_depth = 4};
 
-struct fixture {
-	struct kmip_arena arena;
-	struct kmip_text_buf out;
-};
-
-static int setup(void **state)
-{
-	static struct fixture f;
-
-	kmip_arena_init(&f.arena, NULL, 0);
-	kmip_text_buf_init(&f.out, 1 << 20);
-	*state = &f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	kmip_arena_cleanup(&f->arena);
-	kmip_text_buf_cleanup(&f->out);
-	return 0;
-}
-
-static int decode(struct fixture *f, const char *xml, struct kmip_node **out)
+static int decode(struct tu_fixture *f, const char *xml, struct kmip_node **out)
 {
 	return kmip_xml_decode(xml, strlen(xml), &limits, &f->arena, out);
 }
 
 /* Wraps one item in a request message and decodes it; returns the item. */
-static struct kmip_node *decode_item(struct fixture *f, const char *item)
+static struct kmip_node *decode_item(struct tu_fixture *f, const char *item)
 {
 	char xml[1024];
 	struct kmip_node *msg;
@@ -56,7 +32,7 @@ static struct kmip_node *decode_item(struct fixture *f, const char *item)
 	return msg->v.child;
 }
 
-static int item_error(struct fixture *f, const char *item)
+static int item_error(struct tu_fixture *f, const char *item)
 {
 	char xml[1024];
 	struct kmip_node *msg;
@@ -66,14 +42,14 @@ static int item_error(struct fixture *f, const char *item)
 }
 
 /* Encodes |n| alone and returns the text (valid until the next call). */
-static const char *encode(struct fixture *f, const struct kmip_node *n)
+static const char *encode(struct tu_fixture *f, const struct kmip_node *n)
 {
 	kmip_text_buf_reset(&f->out);
 	assert_int_equal(kmip_xml_encode(&f->out, n), 0);
 	return f->out.data;
 }
 
-static void assert_xml_round_trip(struct fixture *f, const struct kmip_node *n)
+static void assert_xml_round_trip(struct tu_fixture *f, const struct kmip_node *n)
 {
 	const char *text = encode(f, n);
 	struct kmip_node *back;
@@ -87,7 +63,7 @@ static void assert_xml_round_trip(struct fixture *f, const struct kmip_node *n)
 
 static void test_every_type(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	struct kmip_node *n;
 
 	n = decode_item(f, "<TTLV tag=\"0x540001\" type=\"Integer\" value=\"-5\"/>");
@@ -124,7 +100,7 @@ static void test_every_type(void **state)
 
 static void test_canonical_output(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	static const struct {
 		const char *in, *out;
 	} cases[] = {
@@ -152,7 +128,7 @@ static void test_canonical_output(void **state)
 
 static void test_enumerations(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	struct kmip_node *n;
 
 	n = decode_item(f, "<Operation type=\"Enumeration\" value=\"Create\"/>");
@@ -174,7 +150,7 @@ static void test_enumerations(void **state)
 
 static void test_masks(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	struct kmip_node *n;
 
 	n = decode_item(f,
@@ -198,7 +174,7 @@ static void test_masks(void **state)
 /* Attribute Values take their names from the sibling Attribute Name (KMIP 1.4 §2.1.1). */
 static void test_attribute_values(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	const char *attrs =
 	    "<Attribute>"
 	    "<AttributeName type=\"TextString\" value=\"Cryptographic Usage Mask\"/>"
@@ -228,7 +204,7 @@ static void test_attribute_values(void **state)
 
 static void test_placeholders(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	const char *msg = "<RequestMessage>"
 			  "<TimeStamp type=\"DateTime\" value=\"$NOW-3600\"/>"
 			  "<UniqueIdentifier type=\"TextString\" value=\"$UNIQUE_IDENTIFIER_0\"/>"
@@ -258,7 +234,7 @@ static void test_placeholders(void **state)
 
 static void test_escaping(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	struct kmip_node *n;
 	struct kmip_node bad = {.tag = 0x540001, .type = KMIP_TYPE_TEXT_STRING};
 
@@ -278,7 +254,7 @@ static void test_escaping(void **state)
 
 static void test_malformed(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	struct kmip_node *n;
 	static const struct {
 		const char *item;
@@ -332,7 +308,7 @@ static void test_malformed(void **state)
 /* Entities cannot be declared, so none can expand (billion laughs, XXE). */
 static void test_no_entities(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	struct kmip_node *n;
 	const char *laughs = "<?xml version=\"1.0\"?><!DOCTYPE r [<!ENTITY a \"aaaaaaaa\">"
 			     "<!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;\">]>"
@@ -347,7 +323,7 @@ static void test_no_entities(void **state)
 
 static void test_limits(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	struct kmip_node *n;
 	char big[9000];
 
@@ -372,7 +348,7 @@ static void test_limits(void **state)
 
 static void test_decode_all(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	const char *file =
 	    "<?xml version=\"1.0\"?>\n<!-- a test case -->\n<KMIP>\n# TIME 0\n"
 	    "<RequestMessage><BatchCount type=\"Integer\" value=\"1\"/></RequestMessage>\n"
@@ -391,7 +367,7 @@ static void test_decode_all(void **state)
 
 static void test_text_buf_limit(void **state)
 {
-	struct fixture *f = *state;
+	struct tu_fixture *f = *state;
 	struct kmip_text_buf small;
 	struct kmip_node *n = decode_item(f, "<BatchCount type=\"Integer\" value=\"1\"/>");
 
@@ -441,18 +417,18 @@ static void test_table_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_every_type, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_canonical_output, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_enumerations, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_masks, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_attribute_values, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_placeholders, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_escaping, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_no_entities, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_limits, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_decode_all, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_text_buf_limit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_every_type, tu_setup, tu_teardown),
+	    cmocka_unit_test_setup_teardown(test_canonical_output, tu_setup, tu_teardown),
+	    cmocka_unit_test_setup_teardown(test_enumerations, tu_setup, tu_teardown),
+	    cmocka_unit_test_setup_teardown(test_masks, tu_setup, tu_teardown),
+	    cmocka_unit_test_setup_teardown(test_attribute_values, tu_setup, tu_teardown),
+	    cmocka_unit_test_setup_teardown(test_placeholders, tu_setup, tu_teardown),
+	    cmocka_unit_test_setup_teardown(test_escaping, tu_setup, tu_teardown),
+	    cmocka_unit_test_setup_teardown(test_malformed, tu_setup, tu_teardown),
+	    cmocka_unit_test_setup_teardown(test_no_entities, tu_setup, tu_teardown),
+	    cmocka_unit_test_setup_teardown(test_limits, tu_setup, tu_teardown),
+	    cmocka_unit_test_setup_teardown(test_decode_all, tu_setup, tu_teardown),
+	    cmocka_unit_test_setup_teardown(test_text_buf_limit, tu_setup, tu_teardown),
 	    cmocka_unit_test(test_table_names),
 	};
 

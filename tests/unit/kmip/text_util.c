@@ -228,3 +228,22 @@ char *tu_read_file(const char *path, size_t *out_len)
 	fclose(f);
 	return buf;
 }
+
+int tu_setup(void **state)
+{
+	static struct tu_fixture f;
+
+	kmip_arena_init(&f.arena, NULL, 0);
+	kmip_text_buf_init(&f.out, 1 << 20);
+	*state = &f;
+	return 0;
+}
+
+int tu_teardown(void **state)
+{
+	struct tu_fixture *f = *state;
+
+	kmip_arena_cleanup(&f->arena);
+	kmip_text_buf_cleanup(&f->out);
+	return 0;
+}

@@ -46,6 +46,15 @@ int tu_restore_placeholders(struct kmip_node *root, const struct tu_placeholders
 
 void tu_placeholders_free(struct tu_placeholders *map);
 
+/* A decoding arena and an output buffer: cmocka setup/teardown for one test. */
+struct tu_fixture {
+	struct kmip_arena arena;
+	struct kmip_text_buf out;
+};
+
+int tu_setup(void **state);
+int tu_teardown(void **state);
+
 /* Reads a whole file into a NUL-terminated heap buffer; NULL on failure. */
 char *tu_read_file(const char *path, size_t *out_len);
 
