@@ -17,6 +17,8 @@
 #include "keel/hsm.h"
 #include "keelctl.h"
 
+#define KEY_HEX_LEN ((size_t)2 * HSM_CRK_KEY_LEN)
+
 struct hsm_opts {
 	struct hsm_config cfg;
 	bool json;
@@ -225,7 +227,7 @@ static int init_crk(struct hsm *h, const struct hsm_opts *o)
 		keelctl_err("cannot generate a CRK: %s", hsm_strerror(err));
 		return exit_code(err);
 	}
-	if ((err = hsm_crk_kcv(h, version, kcv)) != 0) {
+	if (hsm_crk_kcv(h, version, kcv) != 0) {
 		memset(kcv, 0, sizeof(kcv));
 	}
 	if (o->json) {
@@ -260,13 +262,13 @@ static int parse_key(const uint8_t *buf, size_t len, uint8_t key[static HSM_CRK_
 			}
 			return -1;
 		}
-		if (n >= 2 * HSM_CRK_KEY_LEN) {
+		if (n >= KEY_HEX_LEN) {
 			return -1;
 		}
 		key[n / 2] = (uint8_t)(n % 2 == 0 ? v << 4 : key[n / 2] | v);
 		n++;
 	}
-	return n == 2 * HSM_CRK_KEY_LEN ? 0 : -1;
+	return n == KEY_HEX_LEN ? 0 : -1;
 }
 
 /* Reads the key file, refusing one that others can read. */
