@@ -46,6 +46,10 @@ enum eng_err {
 	ENG_E_DESTROYED = -114, /* key material gone */
 	ENG_E_INVALID_MESSAGE = -115,
 	ENG_E_TOO_LARGE = -116, /* response over the limit */
+	ENG_E_USAGE_MASK = -117,	 /* usage mask forbids the operation (KMIP 1.4 §3.19) */
+	ENG_E_BAD_PARAMS = -118,	 /* Cryptographic Parameters that do not fit */
+	ENG_E_UNSUPPORTED_PARAMS = -119, /* Cryptographic Parameters we do not serve */
+	ENG_E_MULTI_VALUED = -120,	 /* Set Attribute on several instances (2.0 §6.1.52) */
 };
 
 /* What one batch item left for the audit trail. */
@@ -189,6 +193,40 @@ int op_revoke(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_destroy(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_locate(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_check(struct eng_req *r, const void *req, void **out) ENG_WUR;
+
+/* ---- usage.c: keys for the cryptographic operations ---------------------- */
+
+/* What an operation does with a key: the usage mask bit, and whether it protects. */
+struct eng_key_use {
+	uint32_t mask;
+	bool protect; /* Encrypt, Sign, MAC: Active keys only (KMIP 1.4 §3.22) */
+};
+
+/* A key opened for one operation; its plaintext lives until eng_key_close. */
+struct eng_key {
+	struct keel_store_object o;
+	struct hsm_secret *secret;
+	uint32_t algorithm; /* Cryptographic Algorithm, 0 if none */
+};
+
+/* Loads |uid| for |use|: type, state and usage mask checked, material unwrapped. */
+int eng_key_open(struct eng_req *r, const char *uid, size_t uid_len, const struct eng_key_use *use,
+		 struct eng_key *out) ENG_WUR;
+/* Wipes the plaintext and frees the row; safe on a key eng_key_open refused. */
+void eng_key_close(struct eng_key *k);
+/* Fails with Feature Not Supported unless the request is single-shot (no streaming). */
+int eng_single_shot(struct eng_req *r, size_t correlation_len, bool has_init, bool init,
+		    bool has_final, bool final) ENG_WUR;
+
+/* ---- ops_crypto.c, ops_attr.c (Set Attribute): handlers ---------------------- */
+
+int op_encrypt(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_decrypt(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_mac(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_mac_verify(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_rng_retrieve(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_hash(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_set_attribute(struct eng_req *r, const void *req, void **out) ENG_WUR;
 
 /* Allocates a zeroed response payload of |size| bytes in the arena. */
 void *eng_alloc(struct eng_req *r, size_t size);

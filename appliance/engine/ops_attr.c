@@ -101,6 +101,90 @@ out:
 	return err;
 }
 
+/* 1.x answers Attribute Names, once each though an attribute may have several instances. */
+static int list_names(struct eng_req *r, const struct eng_attr_out *ao,
+		      struct kmip_get_attribute_list_response *p)
+{
+	p->attribute_names = eng_alloc(r, (ao->num + 1) * sizeof(*p->attribute_names));
+	if (p->attribute_names == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	for (size_t i = 0; i < ao->num; i++) {
+		if (i > 0 && strcmp(ao->v1[i].attribute_name, ao->v1[i - 1].attribute_name) == 0) {
+			continue;
+		}
+		p->attribute_names[p->num_attribute_names].s = ao->v1[i].attribute_name;
+		p->attribute_names[p->num_attribute_names++].len = ao->v1[i].attribute_name_len;
+	}
+	return 0;
+}
+
+/* Whether two emitted 2.x attributes are instances of the same attribute. */
+static bool same_attribute(const struct kmip_node *a, const struct kmip_node *b)
+{
+	const struct kmip_node *an, *bn;
+
+	if (a->tag != b->tag) {
+		return false;
+	}
+	if (a->tag != KMIP_TAG_ATTRIBUTE) {
+		return true;
+	}
+	an = kmip_node_find(a, KMIP_TAG_ATTRIBUTE_NAME);
+	bn = kmip_node_find(b, KMIP_TAG_ATTRIBUTE_NAME);
+	return an != NULL && bn != NULL && an->len == bn->len &&
+	       memcmp(an->v.text, bn->v.text, an->len) == 0;
+}
+
+/* The Attribute Reference of an emitted 2.x attribute (2.0 §7.4): its tag, or vendor + name. */
+static const struct kmip_node *reference_of(struct eng_req *r, const struct kmip_node *a)
+{
+	struct kmip_node *ref, *vid, *an;
+
+	if (a->tag != KMIP_TAG_ATTRIBUTE) {
+		if ((ref = eng_node(r, KMIP_TAG_ATTRIBUTE_REFERENCE, KMIP_TYPE_ENUMERATION)) !=
+		    NULL) {
+			ref->v.u32 = a->tag;
+		}
+		return ref;
+	}
+	ref = eng_node(r, KMIP_TAG_ATTRIBUTE_REFERENCE, KMIP_TYPE_STRUCTURE);
+	vid = eng_node(r, 0, 0);
+	an = eng_node(r, 0, 0);
+	if (ref == NULL || vid == NULL || an == NULL) {
+		return NULL;
+	}
+	*vid = *kmip_node_find(a, KMIP_TAG_VENDOR_IDENTIFICATION);
+	*an = *kmip_node_find(a, KMIP_TAG_ATTRIBUTE_NAME);
+	vid->next = an;
+	an->next = NULL;
+	ref->v.child = vid;
+	ref->len = 2;
+	return ref;
+}
+
+/* 2.x answers Attribute References (2.0 §6.1.20), once per attribute. */
+static int list_references(struct eng_req *r, const struct eng_attr_out *ao,
+			   struct kmip_get_attribute_list_response *p)
+{
+	p->attribute_references = eng_alloc(r, (ao->num + 1) * sizeof(*p->attribute_references));
+	if (p->attribute_references == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	for (size_t i = 0; i < ao->num; i++) {
+		const struct kmip_node *ref;
+
+		if (i > 0 && same_attribute(ao->v2[i], ao->v2[i - 1])) {
+			continue;
+		}
+		if ((ref = reference_of(r, ao->v2[i])) == NULL) {
+			return ENG_E_INTERNAL;
+		}
+		p->attribute_references[p->num_attribute_references++] = ref;
+	}
+	return 0;
+}
+
 int op_get_attribute_list(struct eng_req *r, const void *req, void **out)
 {
 	const struct kmip_get_attribute_list_request *q = req;
@@ -117,23 +201,8 @@ int op_get_attribute_list(struct eng_req *r, const void *req, void **out)
 	    (err = attr_emit_stored(r, &ao, o.uid, NULL)) != 0) {
 		goto out;
 	}
-	if (r->v2) {
-		err =
-		    eng_fail(r, ENG_E_FEATURE, "Get Attribute List in KMIP 2.x not supported yet");
+	if ((err = r->v2 ? list_references(r, &ao, p) : list_names(r, &ao, p)) != 0) {
 		goto out;
-	}
-	p->attribute_names = eng_alloc(r, (ao.num + 1) * sizeof(*p->attribute_names));
-	if (p->attribute_names == NULL) {
-		err = ENG_E_INTERNAL;
-		goto out;
-	}
-	/* Names, once each, though an attribute may have several instances. */
-	for (size_t i = 0; i < ao.num; i++) {
-		if (i > 0 && strcmp(ao.v1[i].attribute_name, ao.v1[i - 1].attribute_name) == 0) {
-			continue;
-		}
-		p->attribute_names[p->num_attribute_names].s = ao.v1[i].attribute_name;
-		p->attribute_names[p->num_attribute_names++].len = ao.v1[i].attribute_name_len;
 	}
 	p->unique_identifier = eng_strdup(r, o.uid, strlen(o.uid));
 	p->unique_identifier_len = strlen(o.uid);
@@ -254,6 +323,75 @@ out:
 	return err;
 }
 
+/* The index of the stored instance of |a->name| whose value is |a->value|, or -1. */
+static int find_instance(struct eng_req *r, const char *uid, const struct eng_attr *a,
+			 int32_t *out_index)
+{
+	struct keel_store_attr *sa = NULL;
+	const char *text;
+	uint8_t *want = NULL;
+	size_t n = 0, want_len = 0;
+	int err;
+
+	*out_index = -1;
+	if ((err = attr_encode_value(r, a->value, &want, &want_len, &text)) != 0) {
+		return err;
+	}
+	if ((err = keel_store_attr_list(r->txn, uid, a->name, &sa, &n)) != 0) {
+		err = eng_store_err(r, err, "listing attributes");
+	}
+	for (size_t i = 0; i < n && *out_index < 0; i++) {
+		if (sa[i].value_len == want_len && memcmp(sa[i].value, want, want_len) == 0) {
+			*out_index = sa[i].index;
+		}
+	}
+	free(want);
+	keel_store_attrs_free(sa, n);
+	return err;
+}
+
+/*
+ * 2.x Delete Attribute (2.0 §6.1.13): Current Attribute names one instance by
+ * its value; an Attribute Reference alone deletes every instance.
+ */
+static int delete_v2(struct eng_req *r, const struct kmip_delete_attribute_request *q,
+		     struct keel_store_object *o, void **out)
+{
+	struct eng_attr a = {0};
+	int32_t index = -1;
+	int err;
+
+	if (q->current_attribute != NULL && q->current_attribute->attribute != NULL) {
+		if ((err = attr_from_v2(r, q->current_attribute->attribute, &a)) != 0 ||
+		    (err = client_may_change(r, &a)) != 0 ||
+		    (err = find_instance(r, o->uid, &a, &index)) != 0) {
+			return err;
+		}
+		if (index < 0) {
+			return eng_fail(r, ENG_E_ATTR_NOT_FOUND, NULL);
+		}
+	} else if (q->attribute_reference != NULL) {
+		a.name = reference_name(r, q->attribute_reference);
+		if ((a.rule = attr_rule_by_name(a.name, strlen(a.name))) == NULL) {
+			return eng_fail(r, ENG_E_ATTR_NOT_FOUND, NULL);
+		}
+		if ((err = client_may_change(r, &a)) != 0) {
+			return err;
+		}
+	} else {
+		return eng_fail(r, ENG_E_MISSING_DATA, "Current Attribute or Attribute Reference");
+	}
+	err = keel_store_attr_delete(r->txn, o->uid, a.name, index);
+	if (err != 0) {
+		return err == KEEL_STORE_E_NOT_FOUND ? eng_fail(r, ENG_E_ATTR_NOT_FOUND, NULL)
+						     : eng_store_err(r, err, "deleting attribute");
+	}
+	if ((err = eng_save(r, o)) != 0) {
+		return err;
+	}
+	return attr_response(r, o, &a, 0, out);
+}
+
 int op_delete_attribute(struct eng_req *r, const void *req, void **out)
 {
 	const struct kmip_delete_attribute_request *q = req;
@@ -266,8 +404,12 @@ int op_delete_attribute(struct eng_req *r, const void *req, void **out)
 	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) != 0) {
 		goto out;
 	}
-	if (r->v2 || q->attribute_name == NULL) {
-		err = eng_fail(r, ENG_E_FEATURE, "Delete Attribute in KMIP 2.x not supported yet");
+	if (r->v2) {
+		err = delete_v2(r, q, &o, out);
+		goto out;
+	}
+	if (q->attribute_name == NULL) {
+		err = eng_fail(r, ENG_E_MISSING_DATA, "Attribute Name missing");
 		goto out;
 	}
 	a.name = eng_strdup(r, q->attribute_name, q->attribute_name_len);
@@ -295,6 +437,56 @@ int op_delete_attribute(struct eng_req *r, const void *req, void **out)
 		err = eng_store_err(r, err, "deleting attribute");
 	} else if ((err = eng_save(r, &o)) == 0) {
 		err = attr_response(r, &o, &a, a.index, out);
+	}
+out:
+	keel_store_attrs_free(sa, n);
+	keel_store_object_cleanup(&o);
+	return err;
+}
+
+/* Set Attribute answers the Unique Identifier alone. */
+static int uid_only(struct eng_req *r, const struct keel_store_object *o, void **out)
+{
+	struct kmip_unique_identifier_response *p = eng_alloc(r, sizeof(*p));
+
+	if (p == NULL || (p->unique_identifier = eng_strdup(r, o->uid, strlen(o->uid))) == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	p->unique_identifier_len = strlen(o->uid);
+	*out = p;
+	return 0;
+}
+
+/*
+ * Set Attribute (KMIP 2.0 §6.1.52): adds the attribute if the object has no
+ * instance, replaces it if it has one; several instances are an error, and
+ * read-only attributes are refused as in Add and Modify.
+ */
+int op_set_attribute(struct eng_req *r, const void *req, void **out)
+{
+	const struct kmip_set_attribute_request *q = req;
+	struct keel_store_object o = {0};
+	struct keel_store_attr *sa = NULL;
+	struct eng_attr a;
+	size_t n = 0;
+	int err;
+
+	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) != 0 ||
+	    (err = request_attr(r, NULL, q->new_attribute, &a)) != 0 ||
+	    (err = client_may_change(r, &a)) != 0) {
+		goto out;
+	}
+	if ((err = keel_store_attr_list(r->txn, o.uid, a.name, &sa, &n)) != 0) {
+		err = eng_store_err(r, err, "listing attributes");
+		goto out;
+	}
+	if (n > 1) {
+		err = eng_fail(r, ENG_E_MULTI_VALUED, NULL);
+		goto out;
+	}
+	if ((err = attr_save(r, o.uid, &a, n == 1 ? sa[0].index : 0, n == 1)) == 0 &&
+	    (err = eng_save(r, &o)) == 0) {
+		err = uid_only(r, &o, out);
 	}
 out:
 	keel_store_attrs_free(sa, n);

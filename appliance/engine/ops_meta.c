@@ -24,6 +24,13 @@ const struct eng_op eng_ops[] = {
     {KMIP_OPERATION_DESTROY, op_destroy, 0},
     {KMIP_OPERATION_LOCATE, op_locate, 0},
     {KMIP_OPERATION_CHECK, op_check, 0},
+    {KMIP_OPERATION_ENCRYPT, op_encrypt, 0},
+    {KMIP_OPERATION_DECRYPT, op_decrypt, 0},
+    {KMIP_OPERATION_MAC, op_mac, 0},
+    {KMIP_OPERATION_MAC_VERIFY, op_mac_verify, 0},
+    {KMIP_OPERATION_RNG_RETRIEVE, op_rng_retrieve, 0},
+    {KMIP_OPERATION_HASH, op_hash, 0},
+    {KMIP_OPERATION_SET_ATTRIBUTE, op_set_attribute, 0},
 };
 const size_t eng_num_ops = sizeof(eng_ops) / sizeof(eng_ops[0]);
 

@@ -50,6 +50,15 @@ static const struct result_row rows[] = {
      "invalid message"},
     {ENG_E_TOO_LARGE, KMIP_RESULT_REASON_RESPONSE_TOO_LARGE, KMIP_RESULT_REASON_RESPONSE_TOO_LARGE,
      "response too large"},
+    {ENG_E_USAGE_MASK, KMIP_RESULT_REASON_PERMISSION_DENIED,
+     KMIP_RESULT_REASON_INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK, "not permitted by the usage mask"},
+    {ENG_E_BAD_PARAMS, KMIP_RESULT_REASON_INVALID_FIELD,
+     KMIP_RESULT_REASON_BAD_CRYPTOGRAPHIC_PARAMETERS, "bad cryptographic parameters"},
+    {ENG_E_UNSUPPORTED_PARAMS, KMIP_RESULT_REASON_INVALID_FIELD,
+     KMIP_RESULT_REASON_UNSUPPORTED_CRYPTOGRAPHIC_PARAMETERS,
+     "cryptographic parameters not supported"},
+    {ENG_E_MULTI_VALUED, KMIP_RESULT_REASON_PERMISSION_DENIED,
+     KMIP_RESULT_REASON_MULTI_VALUED_ATTRIBUTE, "attribute has several instances"},
 };
 
 void eng_result(int err, uint16_t version, struct eng_result *out)

@@ -1,0 +1,91 @@
+/*
+ * The keys that cryptographic operations use (KMIP 1.4 §4.29-§4.34): the
+ * object must be the requester's, hold key material, allow the operation in
+ * its Cryptographic Usage Mask (§3.19) and be in a state that permits it
+ * (§3.22: only an Active key protects; Deactivated and Compromised keys may
+ * still decrypt and verify what they protected). The material is unwrapped
+ * into locked memory for the length of one operation.
+ */
+#include "engine_int.h"
+
+#include <string.h>
+
+#include "log.h"
+
+/* §3.22 with §4.29-§4.34: protecting needs Active; processing also Deactivated/Compromised. */
+static int check_state(struct eng_req *r, const struct keel_store_object *o, bool protect)
+{
+	if (o->blob == NULL) {
+		return eng_fail(r, ENG_E_DESTROYED, NULL);
+	}
+	if (o->state == KMIP_STATE_ACTIVE) {
+		return 0;
+	}
+	if (!protect &&
+	    (o->state == KMIP_STATE_DEACTIVATED || o->state == KMIP_STATE_COMPROMISED)) {
+		return 0;
+	}
+	return eng_fail(r, ENG_E_WRONG_STATE,
+			protect ? "key is not Active"
+				: "key is not Active, Deactivated or Compromised");
+}
+
+/* §3.19: the operation's bit must be set; a key without a mask allows nothing. */
+static int check_mask(struct eng_req *r, const struct keel_store_object *o, uint32_t need)
+{
+	uint32_t mask = (uint32_t)eng_stored_int(r, o->uid, "Cryptographic Usage Mask");
+
+	if ((mask & need) != need) {
+		keel_debug("engine: %s: usage mask 0x%x lacks 0x%x", o->uid, mask, need);
+		return eng_fail(r, ENG_E_USAGE_MASK,
+				"Cryptographic Usage Mask does not allow this");
+	}
+	return 0;
+}
+
+int eng_key_open(struct eng_req *r, const char *uid, size_t uid_len, const struct eng_key_use *use,
+		 struct eng_key *out)
+{
+	int err;
+
+	memset(out, 0, sizeof(*out));
+	if ((err = eng_load(r, uid, uid_len, &out->o)) != 0) {
+		goto out;
+	}
+	if (out->o.object_type != KMIP_OBJECT_TYPE_SYMMETRIC_KEY) {
+		err = eng_fail(r, ENG_E_OBJECT_TYPE, NULL);
+		goto out;
+	}
+	if ((err = check_state(r, &out->o, use->protect)) != 0 ||
+	    (err = check_mask(r, &out->o, use->mask)) != 0) {
+		goto out;
+	}
+	out->algorithm = (uint32_t)eng_stored_int(r, out->o.uid, "Cryptographic Algorithm");
+	if ((err = hsm_unwrap(r->e->hsm, (const uint8_t *)out->o.uid, strlen(out->o.uid),
+			      out->o.blob, out->o.blob_len, &out->secret)) != 0) {
+		keel_err("engine: unwrapping %s: %s", out->o.uid, hsm_strerror(err));
+		err = eng_fail(r, ENG_E_CRYPTO, NULL);
+	}
+out:
+	if (err != 0) {
+		eng_key_close(out);
+	}
+	return err;
+}
+
+void eng_key_close(struct eng_key *k)
+{
+	hsm_secret_free(k->secret);
+	k->secret = NULL;
+	keel_store_object_cleanup(&k->o);
+}
+
+/* Streaming (Correlation Value, Init/Final Indicator, §4.29) is not served: single shot only. */
+int eng_single_shot(struct eng_req *r, size_t correlation_len, bool has_init, bool init,
+		    bool has_final, bool final)
+{
+	bool streaming = correlation_len > 0 || (has_init && !(init && has_final && final)) ||
+			 (has_final && !final);
+
+	return streaming ? eng_fail(r, ENG_E_FEATURE, "streaming operations are not supported") : 0;
+}

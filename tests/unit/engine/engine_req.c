@@ -1,0 +1,157 @@
+/* See engine_req.h. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include "engine_req.h"
+
+#include <string.h>
+
+void req_begin(struct kmip_writer *w, int major, int minor, int count)
+{
+	kmip_writer_init(w, 1u << 20);
+	kmip_write_begin(w, KMIP_TAG_REQUEST_MESSAGE);
+	kmip_write_begin(w, KMIP_TAG_REQUEST_HEADER);
+	kmip_write_begin(w, KMIP_TAG_PROTOCOL_VERSION);
+	kmip_write_int(w, KMIP_TAG_PROTOCOL_VERSION_MAJOR, major);
+	kmip_write_int(w, KMIP_TAG_PROTOCOL_VERSION_MINOR, minor);
+	kmip_write_end(w);
+	kmip_write_int(w, KMIP_TAG_BATCH_COUNT, count);
+	kmip_write_end(w);
+}
+
+void req_item_begin(struct kmip_writer *w, uint32_t operation)
+{
+	kmip_write_begin(w, KMIP_TAG_BATCH_ITEM);
+	kmip_write_enum(w, KMIP_TAG_OPERATION, operation);
+	kmip_write_begin(w, KMIP_TAG_REQUEST_PAYLOAD);
+}
+
+void req_item_end(struct kmip_writer *w)
+{
+	kmip_write_end(w);
+	kmip_write_end(w);
+}
+
+void req_uid(struct kmip_writer *w, const char *uid)
+{
+	kmip_write_text(w, KMIP_TAG_UNIQUE_IDENTIFIER, uid, strlen(uid));
+}
+
+void req_attr_int(struct kmip_writer *w, const char *name, bool is_enum, int32_t v)
+{
+	kmip_write_begin(w, KMIP_TAG_ATTRIBUTE);
+	kmip_write_text(w, KMIP_TAG_ATTRIBUTE_NAME, name, strlen(name));
+	if (is_enum) {
+		kmip_write_enum(w, KMIP_TAG_ATTRIBUTE_VALUE, (uint32_t)v);
+	} else {
+		kmip_write_int(w, KMIP_TAG_ATTRIBUTE_VALUE, v);
+	}
+	kmip_write_end(w);
+}
+
+void req_send(struct engine_fx *f, const struct keel_client_identity *who, struct kmip_writer *w)
+{
+	const uint8_t *p;
+	size_t n;
+
+	kmip_write_end(w);
+	assert_int_equal(kmip_writer_finish(w, &p, &n), 0);
+	engine_fx_send(f, who, p, n);
+	kmip_writer_cleanup(w);
+}
+
+const struct kmip_response_batch_item *req_item(struct engine_fx *f, size_t i)
+{
+	assert_true(i < f->msg->num_batch_items);
+	return &f->msg->batch_items[i];
+}
+
+void req_expect_ok(struct engine_fx *f, size_t i)
+{
+	const struct kmip_response_batch_item *bi = req_item(f, i);
+
+	if (bi->result_status != KMIP_RESULT_STATUS_SUCCESS) {
+		print_error("item %zu: status %u reason %u: %.*s\n", i, bi->result_status,
+			    bi->result_reason, (int)bi->result_message_len, bi->result_message);
+	}
+	assert_int_equal(bi->result_status, KMIP_RESULT_STATUS_SUCCESS);
+	assert_non_null(bi->response_payload);
+}
+
+void req_expect_fail(struct engine_fx *f, size_t i, uint32_t reason)
+{
+	const struct kmip_response_batch_item *bi = req_item(f, i);
+
+	assert_int_equal(bi->result_status, KMIP_RESULT_STATUS_OPERATION_FAILED);
+	assert_true(bi->has_result_reason);
+	assert_int_equal(bi->result_reason, reason);
+}
+
+void req_create_aes(struct engine_fx *f, int bits, int32_t mask, bool active, char uid[static 129])
+{
+	struct kmip_writer w;
+	const struct kmip_create_response *p;
+
+	req_begin(&w, 1, 4, active ? 2 : 1);
+	req_item_begin(&w, KMIP_OPERATION_CREATE);
+	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+	req_attr_int(&w, "Cryptographic Algorithm", true, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+	req_attr_int(&w, "Cryptographic Length", false, bits);
+	req_attr_int(&w, "Cryptographic Usage Mask", false, mask);
+	kmip_write_end(&w);
+	req_item_end(&w);
+	if (active) {
+		/* ID Placeholder: the key just created (KMIP 1.4 §6.19.1). */
+		req_item_begin(&w, KMIP_OPERATION_ACTIVATE);
+		req_item_end(&w);
+	}
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+	if (active) {
+		req_expect_ok(f, 1);
+	}
+	p = req_item(f, 0)->response_payload;
+	assert_true(p->unique_identifier_len < 129);
+	memcpy(uid, p->unique_identifier, p->unique_identifier_len);
+	uid[p->unique_identifier_len] = '\0';
+}
+
+size_t req_get_key(struct engine_fx *f, const char *uid, uint8_t out[static 64])
+{
+	struct kmip_writer w;
+	const struct kmip_get_response *g;
+	const struct kmip_key_value *kv;
+
+	req_begin(&w, 1, 4, 1);
+	req_item_begin(&w, KMIP_OPERATION_GET);
+	req_uid(&w, uid);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+	g = req_item(f, 0)->response_payload;
+	assert_non_null(g->symmetric_key);
+	kv = g->symmetric_key->key_block->key_value;
+	assert_true(kv->key_material_len <= 64);
+	memcpy(out, kv->key_material, kv->key_material_len);
+	return kv->key_material_len;
+}
+
+void req_revoke(struct engine_fx *f, const char *uid, uint32_t reason)
+{
+	struct kmip_writer w;
+
+	req_begin(&w, 1, 4, 1);
+	req_item_begin(&w, KMIP_OPERATION_REVOKE);
+	req_uid(&w, uid);
+	kmip_write_begin(&w, KMIP_TAG_REVOCATION_REASON);
+	kmip_write_enum(&w, KMIP_TAG_REVOCATION_REASON_CODE, reason);
+	kmip_write_end(&w);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+}

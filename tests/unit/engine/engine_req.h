@@ -1,0 +1,32 @@
+/* Request builders and response checks for the engine's cryptographic tests. */
+#ifndef KEEL_ENGINE_REQ_H
+#define KEEL_ENGINE_REQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "engine_fixture.h"
+
+/* Starts a request of |count| items in KMIP |major|.|minor|. */
+void req_begin(struct kmip_writer *w, int major, int minor, int count);
+void req_item_begin(struct kmip_writer *w, uint32_t operation);
+void req_item_end(struct kmip_writer *w);
+void req_uid(struct kmip_writer *w, const char *uid);
+/* A 1.x Attribute with an Integer or Enumeration value. */
+void req_attr_int(struct kmip_writer *w, const char *name, bool is_enum, int32_t v);
+/* Ends the message, sends it as |who| and frees the writer. */
+void req_send(struct engine_fx *f, const struct keel_client_identity *who, struct kmip_writer *w);
+
+const struct kmip_response_batch_item *req_item(struct engine_fx *f, size_t i);
+void req_expect_ok(struct engine_fx *f, size_t i);
+void req_expect_fail(struct engine_fx *f, size_t i, uint32_t reason);
+
+/* Creates an AES key of |bits| with usage |mask| as alice, Active if |active|. */
+void req_create_aes(struct engine_fx *f, int bits, int32_t mask, bool active, char uid[static 129]);
+/* Get's key material of |uid| into |out| (64 bytes); returns its length. */
+size_t req_get_key(struct engine_fx *f, const char *uid, uint8_t out[static 64]);
+/* Revokes |uid| with |reason| (KMIP 1.4 §4.20). */
+void req_revoke(struct engine_fx *f, const char *uid, uint32_t reason);
+
+#endif
