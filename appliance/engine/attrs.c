@@ -38,6 +38,15 @@ static const struct attr_rule rules[] = {
     {"Contact Information", KMIP_TAG_CONTACT_INFORMATION, KMIP_TYPE_TEXT_STRING,
      ATTR_CREATE | ATTR_MODIFY},
     {"Last Change Date", KMIP_TAG_LAST_CHANGE_DATE, KMIP_TYPE_DATE_TIME, ATTR_OBJECT},
+    /* Set by client or server, changeable, several instances (§3.35). */
+    {"Link", KMIP_TAG_LINK, KMIP_TYPE_STRUCTURE, ATTR_CREATE | ATTR_MODIFY | ATTR_MULTI},
+    /* Derived by the server from a registered certificate (§3.8-3.11, §3.17). */
+    {"Certificate Type", KMIP_TAG_CERTIFICATE_TYPE, KMIP_TYPE_ENUMERATION, 0},
+    {"Certificate Length", KMIP_TAG_CERTIFICATE_LENGTH, KMIP_TYPE_INTEGER, 0},
+    {"Certificate Identifier", KMIP_TAG_CERTIFICATE_IDENTIFIER, KMIP_TYPE_STRUCTURE, 0},
+    {"Certificate Subject", KMIP_TAG_CERTIFICATE_SUBJECT, KMIP_TYPE_STRUCTURE, 0},
+    {"Certificate Issuer", KMIP_TAG_CERTIFICATE_ISSUER, KMIP_TYPE_STRUCTURE, 0},
+    {"Digest", KMIP_TAG_DIGEST, KMIP_TYPE_STRUCTURE, ATTR_MULTI},
 };
 #define NUM_RULES (sizeof(rules) / sizeof(rules[0]))
 

@@ -231,4 +231,30 @@ int op_set_attribute(struct eng_req *r, const void *req, void **out) ENG_WUR;
 /* Allocates a zeroed response payload of |size| bytes in the arena. */
 void *eng_alloc(struct eng_req *r, size_t size);
 
+/* ---- object operations (ops_object.c, ops_register.c, ops_get.c) --------- */
+
+/* What a new object is made of, whichever operation makes it. */
+struct eng_new_object {
+	uint32_t object_type;
+	const uint8_t *material;
+	size_t material_len;
+	struct eng_attr *attrs;
+	size_t num_attrs;
+	int64_t activation_date;
+};
+
+/* Rejects attributes a client may not set at creation (KMIP 1.4 §3); notes Activation Date. */
+int eng_check_create_attrs(struct eng_req *r, struct eng_new_object *no) ENG_WUR;
+/* Wraps the material under the CRK (UID as AAD), writes the object and its attributes. */
+int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_uid) ENG_WUR;
+/* A stored Integer or Enumeration attribute's first instance; 0 if absent. */
+int32_t eng_stored_int(struct eng_req *r, const char *uid, const char *name);
+/* Keeps a copy of |len| bytes of key material (for NULL |data|, zeroed room to fill)
+ * until the response is written, then wipes it. */
+int eng_keep_secret(struct eng_req *r, const uint8_t *data, size_t len,
+		    const uint8_t **out) ENG_WUR;
+
+int op_register(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_create_key_pair(struct eng_req *r, const void *req, void **out) ENG_WUR;
+
 #endif

@@ -31,6 +31,8 @@ const struct eng_op eng_ops[] = {
     {KMIP_OPERATION_RNG_RETRIEVE, op_rng_retrieve, 0},
     {KMIP_OPERATION_HASH, op_hash, 0},
     {KMIP_OPERATION_SET_ATTRIBUTE, op_set_attribute, 0},
+    {KMIP_OPERATION_REGISTER, op_register, 0},
+    {KMIP_OPERATION_CREATE_KEY_PAIR, op_create_key_pair, 0},
 };
 const size_t eng_num_ops = sizeof(eng_ops) / sizeof(eng_ops[0]);
 
@@ -83,9 +85,10 @@ static int query_operations(struct eng_req *r, struct kmip_query_response *p)
 
 static int query_objects(struct eng_req *r, struct kmip_query_response *p)
 {
-	static const uint32_t types[] = {KMIP_OBJECT_TYPE_SYMMETRIC_KEY,
-					 KMIP_OBJECT_TYPE_SECRET_DATA,
-					 KMIP_OBJECT_TYPE_OPAQUE_OBJECT};
+	static const uint32_t types[] = {
+	    KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_OBJECT_TYPE_SECRET_DATA,
+	    KMIP_OBJECT_TYPE_OPAQUE_OBJECT, KMIP_OBJECT_TYPE_CERTIFICATE,
+	    KMIP_OBJECT_TYPE_PUBLIC_KEY,    KMIP_OBJECT_TYPE_PRIVATE_KEY};
 
 	if ((p->object_types = eng_alloc(r, sizeof(types))) == NULL) {
 		return ENG_E_INTERNAL;

@@ -1,9 +1,9 @@
 /*
- * Operations on whole objects: Create (KMIP 1.4 §4.1), Register (§4.3),
- * Get (§4.11), Activate (§4.19), Revoke (§4.20), Destroy (§4.21), Check
- * (§4.10). Key material is drawn from the token's RNG, stored only wrapped
- * by the CRK with the UID as AAD, and unwrapped per Get into locked memory
- * that is wiped once the response is written.
+ * Operations on whole objects: Create (KMIP 1.4 §4.1), Activate (§4.19),
+ * Revoke (§4.20), Destroy (§4.21), Check (§4.10), and the storing path that
+ * Register and Create Key Pair share (ops_register.c); Get is in ops_get.c.
+ * Key material is drawn from the token's RNG, stored only wrapped by the CRK
+ * with the UID as AAD.
  */
 #include "engine_int.h"
 
@@ -12,16 +12,6 @@
 #include <string.h>
 
 #include "log.h"
-
-/* What a new object is made of, whichever operation makes it. */
-struct new_object {
-	uint32_t object_type;
-	const uint8_t *material;
-	size_t material_len;
-	struct eng_attr *attrs;
-	size_t num_attrs;
-	int64_t activation_date;
-};
 
 /* A random version-4 UUID from the token's RNG (RFC 4122 §4.4). */
 static int new_uid(struct eng_req *r, char *out, size_t out_len)
@@ -43,7 +33,7 @@ static int new_uid(struct eng_req *r, char *out, size_t out_len)
 }
 
 /* Client attributes: only those a client may set at creation (KMIP 1.4 §3). */
-static int check_create_attrs(struct eng_req *r, struct new_object *no)
+int eng_check_create_attrs(struct eng_req *r, struct eng_new_object *no)
 {
 	for (size_t i = 0; i < no->num_attrs; i++) {
 		const struct eng_attr *a = &no->attrs[i];
@@ -59,7 +49,7 @@ static int check_create_attrs(struct eng_req *r, struct new_object *no)
 }
 
 /* Stores the attributes, each name's instances indexed from 0 (§2.1.1). */
-static int save_attrs(struct eng_req *r, const char *uid, const struct new_object *no)
+static int save_attrs(struct eng_req *r, const char *uid, const struct eng_new_object *no)
 {
 	int err = 0;
 
@@ -78,7 +68,7 @@ static int save_attrs(struct eng_req *r, const char *uid, const struct new_objec
 }
 
 /* Wraps the material under the active CRK and writes the object and its attributes. */
-static int store_object(struct eng_req *r, const struct new_object *no, char *out_uid)
+int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_uid)
 {
 	struct keel_store_object o = {
 	    .object_type = no->object_type, .initial_date = r->now, .last_change_date = r->now};
@@ -113,7 +103,7 @@ static int store_object(struct eng_req *r, const struct new_object *no, char *ou
 }
 
 /* Cryptographic Algorithm and Length of a new symmetric key (§3.4, §3.5). */
-static int key_params(struct eng_req *r, const struct new_object *no, int32_t *out_bits)
+static int key_params(struct eng_req *r, const struct eng_new_object *no, int32_t *out_bits)
 {
 	bool aes = false;
 
@@ -140,7 +130,7 @@ int op_create(struct eng_req *r, const void *req, void **out)
 {
 	const struct kmip_create_request *q = req;
 	struct kmip_create_response *p = eng_alloc(r, sizeof(*p));
-	struct new_object no = {.object_type = q->object_type};
+	struct eng_new_object no = {.object_type = q->object_type};
 	struct hsm_secret *key = NULL;
 	char *uid = eng_alloc(r, KEEL_STORE_UID_MAX + 1);
 	int32_t bits;
@@ -154,7 +144,7 @@ int op_create(struct eng_req *r, const void *req, void **out)
 	}
 	if ((err = attr_collect(r, q->template_attribute, q->attributes, &no.attrs,
 				&no.num_attrs)) != 0 ||
-	    (err = check_create_attrs(r, &no)) != 0 || (err = key_params(r, &no, &bits)) != 0) {
+	    (err = eng_check_create_attrs(r, &no)) != 0 || (err = key_params(r, &no, &bits)) != 0) {
 		return err;
 	}
 	if (hsm_secret_new((size_t)bits / 8, &key) != 0 ||
@@ -165,7 +155,7 @@ int op_create(struct eng_req *r, const void *req, void **out)
 	}
 	no.material = hsm_secret_data(key);
 	no.material_len = hsm_secret_len(key);
-	if ((err = store_object(r, &no, uid)) != 0) {
+	if ((err = eng_store_new(r, &no, uid)) != 0) {
 		goto out;
 	}
 	p->object_type = q->object_type;
@@ -178,7 +168,7 @@ out:
 }
 
 /* Reads a stored Integer or Enumeration attribute; 0 if absent. */
-static int32_t stored_int(struct eng_req *r, const char *uid, const char *name)
+int32_t eng_stored_int(struct eng_req *r, const char *uid, const char *name)
 {
 	struct keel_store_attr *sa = NULL;
 	const struct kmip_node *v;
@@ -191,86 +181,6 @@ static int32_t stored_int(struct eng_req *r, const char *uid, const char *name)
 	}
 	keel_store_attrs_free(sa, n);
 	return val;
-}
-
-/* The Key Block of a symmetric key in Raw format (§2.1.3, §9.1.3.2.3). */
-static int symmetric_key(struct eng_req *r, const struct keel_store_object *o,
-			 struct hsm_secret *key, struct kmip_get_response *p)
-{
-	struct kmip_symmetric_key *sk = eng_alloc(r, sizeof(*sk));
-	struct kmip_key_block *kb = eng_alloc(r, sizeof(*kb));
-	struct kmip_key_value *kv = eng_alloc(r, sizeof(*kv));
-
-	if (sk == NULL || kb == NULL || kv == NULL) {
-		return ENG_E_INTERNAL;
-	}
-	kv->key_material = hsm_secret_data(key);
-	kv->key_material_len = hsm_secret_len(key);
-	kb->key_format_type = KMIP_KEY_FORMAT_TYPE_RAW;
-	kb->key_value = kv;
-	kb->has_cryptographic_algorithm = true;
-	kb->cryptographic_algorithm = (uint32_t)stored_int(r, o->uid, "Cryptographic Algorithm");
-	kb->has_cryptographic_length = true;
-	kb->cryptographic_length = stored_int(r, o->uid, "Cryptographic Length");
-	sk->key_block = kb;
-	p->symmetric_key = sk;
-	return 0;
-}
-
-static int check_get_request(struct eng_req *r, const struct kmip_get_request *q)
-{
-	if (q->has_key_format_type && q->key_format_type != KMIP_KEY_FORMAT_TYPE_RAW) {
-		return eng_fail(r, ENG_E_KEY_FORMAT, NULL);
-	}
-	if (q->has_key_compression_type) {
-		return eng_fail(r, ENG_E_KEY_COMPRESSION, NULL);
-	}
-	if (q->key_wrapping_specification != NULL || q->has_key_wrap_type) {
-		return eng_fail(r, ENG_E_FEATURE, "key wrapping is not supported yet");
-	}
-	return 0;
-}
-
-int op_get(struct eng_req *r, const void *req, void **out)
-{
-	const struct kmip_get_request *q = req;
-	struct kmip_get_response *p = eng_alloc(r, sizeof(*p));
-	struct keel_store_object o = {0};
-	struct hsm_secret *key = NULL;
-	int err;
-
-	if (p == NULL) {
-		return ENG_E_INTERNAL;
-	}
-	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) != 0 ||
-	    (err = check_get_request(r, q)) != 0) {
-		goto out;
-	}
-	if (o.blob == NULL) {
-		err = eng_fail(r, ENG_E_DESTROYED, NULL);
-		goto out;
-	}
-	if (o.object_type != KMIP_OBJECT_TYPE_SYMMETRIC_KEY || r->num_secrets == ENG_MAX_SECRETS) {
-		err = eng_fail(r, ENG_E_OBJECT_TYPE, NULL);
-		goto out;
-	}
-	if ((err = hsm_unwrap(r->e->hsm, (const uint8_t *)o.uid, strlen(o.uid), o.blob, o.blob_len,
-			      &key)) != 0) {
-		keel_err("engine: unwrapping %s: %s", o.uid, hsm_strerror(err));
-		err = eng_fail(r, ENG_E_CRYPTO, NULL);
-		goto out;
-	}
-	/* Wiped after the response is written (keel_engine_handle). */
-	r->secrets[r->num_secrets++] = key;
-	p->object_type = o.object_type;
-	p->unique_identifier = eng_strdup(r, o.uid, strlen(o.uid));
-	p->unique_identifier_len = strlen(o.uid);
-	if ((err = symmetric_key(r, &o, key, p)) == 0) {
-		*out = p;
-	}
-out:
-	keel_store_object_cleanup(&o);
-	return err;
 }
 
 /* Answers the operations whose response is the Unique Identifier alone. */
@@ -370,7 +280,7 @@ int op_check(struct eng_req *r, const void *req, void **out)
 		goto out;
 	}
 	if (q->has_cryptographic_usage_mask &&
-	    (q->cryptographic_usage_mask & ~stored_int(r, o.uid, "Cryptographic Usage Mask")) !=
+	    (q->cryptographic_usage_mask & ~eng_stored_int(r, o.uid, "Cryptographic Usage Mask")) !=
 		0) {
 		p->has_cryptographic_usage_mask = true;
 		p->cryptographic_usage_mask = q->cryptographic_usage_mask;

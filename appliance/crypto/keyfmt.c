@@ -1,0 +1,207 @@
+/*
+ * Key format conversions (KMIP 1.4 §9.1.3.2.3 Key Format Type). Keys are
+ * stored in one form per object type, PKCS#8 for private keys and
+ * SubjectPublicKeyInfo for public keys, and converted per Get.
+ */
+#include "keel/crypto.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "keel/kmip.h"
+#include "keyobj_int.h"
+
+void kc_buf_free(struct kc_buf *b)
+{
+	if (b != NULL && b->data != NULL) {
+		OPENSSL_cleanse(b->data, b->len);
+		free(b->data);
+	}
+	if (b != NULL) {
+		b->data = NULL;
+		b->len = 0;
+	}
+}
+
+int kc_buf_set(struct kc_buf *b, const uint8_t *p, size_t len)
+{
+	if ((b->data = malloc(len != 0 ? len : 1)) == NULL) {
+		return KC_KEY_E_NOMEM;
+	}
+	memcpy(b->data, p, len);
+	b->len = len;
+	return 0;
+}
+
+/* Takes the i2d output |der| (OpenSSL-allocated) into |out|, wiping the original. */
+static int take_der(unsigned char *der, int len, struct kc_buf *out)
+{
+	int r;
+
+	if (len <= 0 || der == NULL) {
+		return KC_KEY_E_OPENSSL;
+	}
+	r = kc_buf_set(out, der, (size_t)len);
+	OPENSSL_clear_free(der, (size_t)len);
+	return r;
+}
+
+int kc_pkey_to_pkcs8(EVP_PKEY *pk, struct kc_buf *out)
+{
+	PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(pk);
+	unsigned char *der = NULL;
+	int len;
+
+	if (p8 == NULL) {
+		return KC_KEY_E_OPENSSL;
+	}
+	len = i2d_PKCS8_PRIV_KEY_INFO(p8, &der);
+	PKCS8_PRIV_KEY_INFO_free(p8);
+	return take_der(der, len, out);
+}
+
+int kc_pkey_to_spki(EVP_PKEY *pk, struct kc_buf *out)
+{
+	unsigned char *der = NULL;
+	int len = i2d_PUBKEY(pk, &der);
+
+	return take_der(der, len, out);
+}
+
+int kc_pkey_info(const EVP_PKEY *pk, struct kc_key_info *out)
+{
+	if (EVP_PKEY_is_a(pk, "RSA")) {
+		out->algorithm = KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA;
+	} else if (EVP_PKEY_is_a(pk, "EC")) {
+		out->algorithm = KMIP_CRYPTOGRAPHIC_ALGORITHM_EC;
+	} else {
+		return KC_KEY_E_UNSUPPORTED;
+	}
+	out->bits = EVP_PKEY_get_bits(pk);
+	return 0;
+}
+
+/* Parses a private key; the whole input must be consumed. */
+static EVP_PKEY *parse_private(uint32_t format, const uint8_t *in, size_t in_len)
+{
+	const unsigned char *p = in;
+	EVP_PKEY *pk = NULL;
+	PKCS8_PRIV_KEY_INFO *p8;
+
+	if (in_len > (size_t)LONG_MAX) {
+		return NULL;
+	}
+	if (format == KMIP_KEY_FORMAT_TYPE_PKCS_1) {
+		pk = d2i_PrivateKey(EVP_PKEY_RSA, NULL, &p, (long)in_len);
+	} else if (format == KMIP_KEY_FORMAT_TYPE_PKCS_8 &&
+		   (p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)in_len)) != NULL) {
+		pk = EVP_PKCS82PKEY(p8);
+		PKCS8_PRIV_KEY_INFO_free(p8);
+	}
+	if (pk != NULL && p != in + in_len) {
+		EVP_PKEY_free(pk);
+		pk = NULL;
+	}
+	return pk;
+}
+
+static EVP_PKEY *parse_public(uint32_t format, const uint8_t *in, size_t in_len)
+{
+	const unsigned char *p = in;
+	EVP_PKEY *pk = NULL;
+
+	if (in_len > (size_t)LONG_MAX) {
+		return NULL;
+	}
+	if (format == KMIP_KEY_FORMAT_TYPE_PKCS_1) {
+		pk = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, (long)in_len);
+	} else if (format == KMIP_KEY_FORMAT_TYPE_X_509) {
+		pk = d2i_PUBKEY(NULL, &p, (long)in_len);
+	}
+	if (pk != NULL && p != in + in_len) {
+		EVP_PKEY_free(pk);
+		pk = NULL;
+	}
+	return pk;
+}
+
+static bool importable(bool is_private, uint32_t format)
+{
+	return format == KMIP_KEY_FORMAT_TYPE_PKCS_1 ||
+	       format == (is_private ? KMIP_KEY_FORMAT_TYPE_PKCS_8 : KMIP_KEY_FORMAT_TYPE_X_509);
+}
+
+/* The stored form of |pk| and what it is. */
+static int store_form(bool is_private, EVP_PKEY *pk, struct kc_buf *out,
+		      struct kc_key_info *out_info)
+{
+	int r;
+
+	if ((r = kc_pkey_info(pk, out_info)) != 0) {
+		return r;
+	}
+	return is_private ? kc_pkey_to_pkcs8(pk, out) : kc_pkey_to_spki(pk, out);
+}
+
+int kc_key_import(bool is_private, uint32_t format, const uint8_t *in, size_t in_len,
+		  struct kc_buf *out, struct kc_key_info *out_info)
+{
+	EVP_PKEY *pk;
+	int r;
+
+	if (!importable(is_private, format)) {
+		return KC_KEY_E_UNSUPPORTED;
+	}
+	pk = is_private ? parse_private(format, in, in_len) : parse_public(format, in, in_len);
+	if (pk == NULL) {
+		return KC_KEY_E_INVALID;
+	}
+	r = store_form(is_private, pk, out, out_info);
+	EVP_PKEY_free(pk);
+	return r;
+}
+
+/* Reads a stored key (PKCS#8 or SubjectPublicKeyInfo). */
+static EVP_PKEY *load_stored(bool is_private, const uint8_t *der, size_t der_len)
+{
+	return is_private ? parse_private(KMIP_KEY_FORMAT_TYPE_PKCS_8, der, der_len)
+			  : parse_public(KMIP_KEY_FORMAT_TYPE_X_509, der, der_len);
+}
+
+/* PKCS#1 RSAPrivateKey / RSAPublicKey (RFC 8017 A.1): RSA keys only. */
+static int export_pkcs1(bool is_private, EVP_PKEY *pk, struct kc_buf *out)
+{
+	unsigned char *der = NULL;
+	int len;
+
+	if (!EVP_PKEY_is_a(pk, "RSA")) {
+		return KC_KEY_E_UNSUPPORTED;
+	}
+	len = is_private ? i2d_PrivateKey(pk, &der) : i2d_PublicKey(pk, &der);
+	return take_der(der, len, out);
+}
+
+int kc_key_export(bool is_private, const uint8_t *der, size_t der_len, uint32_t format,
+		  struct kc_buf *out)
+{
+	EVP_PKEY *pk = NULL;
+	int r;
+
+	if (!importable(is_private, format)) {
+		return KC_KEY_E_UNSUPPORTED;
+	}
+	if (format != KMIP_KEY_FORMAT_TYPE_PKCS_1) {
+		return kc_buf_set(out, der, der_len); /* the stored form itself */
+	}
+	if ((pk = load_stored(is_private, der, der_len)) == NULL) {
+		return KC_KEY_E_INVALID;
+	}
+	r = export_pkcs1(is_private, pk, out);
+	EVP_PKEY_free(pk);
+	return r;
+}
