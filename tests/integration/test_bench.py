@@ -1,0 +1,97 @@
+#!/usr/bin/python3
+"""keel-bench against a real `keeld --dev` on loopback: a short run of each
+scenario CI can afford, asserting zero errors and the JSON report's fields,
+never speed (the machine is shared).
+
+Run one test:  test_bench.py BenchTest.test_get_json
+Environment:   KEEL_KEELD, KEEL_BENCH (set by CTest).
+"""
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+from test_dev import Keeld
+
+KEELD = os.environ.get("KEEL_KEELD", "")
+BENCH = os.environ.get("KEEL_BENCH", "")
+RUN_GUARD = 120  # seconds: fails a stuck run, not a slow one
+FIELDS = ("ops_per_sec", "errors", "p50_ms", "p90_ms", "p99_ms", "p999_ms", "ops",
+          "elapsed_s", "errors_by_reason")
+
+
+@unittest.skipUnless(KEELD and BENCH, "KEEL_KEELD and KEEL_BENCH not set")
+class BenchTest(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="keel-bench-test-")
+        self.keeld = Keeld(os.path.join(self.dir, "dev")).ready()
+
+    def tearDown(self):
+        self.keeld.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def bench(self, *args):
+        certs = os.path.join(self.dir, "dev", "certs")
+        cmd = [BENCH, *args, "--target", "127.0.0.1:%d" % self.keeld.port,
+               "--ca", os.path.join(certs, "ca.crt"), "--cert", os.path.join(certs, "client.crt"),
+               "--key", os.path.join(certs, "client.key")]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_GUARD)
+
+    def bench_json(self, *args):
+        r = self.bench(*args, "--json")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        report = json.loads(r.stdout)
+        for field in FIELDS:
+            self.assertIn(field, report)
+        self.assertEqual(report["errors"], 0, report)
+        self.assertEqual(report["errors_by_reason"], {})
+        return report
+
+    def test_get_json(self):
+        report = self.bench_json("get", "--count", "200", "--concurrency", "4")
+        self.assertEqual(report["ops"], 200)
+        self.assertEqual(report["handshakes"], 4)
+
+    def test_vcenter_task(self):
+        report = self.bench_json("vcenter-task", "--count", "50")
+        self.assertEqual(report["ops"], 50)
+        self.assertEqual(report["handshakes"], 50)
+
+    def test_vcenter_task_text_report(self):
+        r = self.bench("vcenter-task", "--count", "10", "--tls", "1.2", "--no-resumption")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("errors     0", r.stdout)
+        self.assertIn("(0 resumed)", r.stdout)
+
+    def test_other_scenarios(self):
+        for args in (("create", "--count", "20", "--concurrency", "2"),
+                     ("mixed", "--count", "40", "--ratio", "1:1"),
+                     ("locate", "--count", "20", "--objects", "10", "--kmip-version", "2.0"),
+                     ("boot-storm", "--hosts", "8", "--keys", "2")):
+            with self.subTest(args=args):
+                self.bench_json(*args)
+
+    def test_failures_counted_in_exit_status(self):
+        """A server that is gone: setup fails, exit status 3, the reason said."""
+        port = self.keeld.port
+        self.keeld.stop()
+        certs = os.path.join(self.dir, "dev", "certs")
+        r = subprocess.run([BENCH, "get", "--count", "1", "--target", "127.0.0.1:%d" % port,
+                            "--ca", os.path.join(certs, "ca.crt"),
+                            "--cert", os.path.join(certs, "client.crt"),
+                            "--key", os.path.join(certs, "client.key")],
+                           capture_output=True, text=True, timeout=RUN_GUARD)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("setup failed", r.stderr)
+
+    def test_usage_error(self):
+        r = subprocess.run([BENCH, "get", "--count", "0"], capture_output=True, text=True,
+                           timeout=RUN_GUARD)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("usage:", r.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
