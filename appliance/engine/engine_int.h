@@ -254,7 +254,15 @@ int32_t eng_stored_int(struct eng_req *r, const char *uid, const char *name);
 int eng_keep_secret(struct eng_req *r, const uint8_t *data, size_t len,
 		    const uint8_t **out) ENG_WUR;
 
+/* The rule of the engine's bookkeeping attributes ("_" names): stored, never shown. */
+extern const struct attr_rule eng_internal_rule;
+/* A Link value {Link Type, Linked Object Identifier |uid|} (KMIP 1.4 §3.35); NULL on no memory. */
+struct kmip_node *eng_link_value(struct eng_req *r, uint32_t type, const char *uid);
+/* Adds a Link of |type| to |other| as |uid|'s next Link instance. */
+int eng_add_link(struct eng_req *r, const char *uid, uint32_t type, const char *other) ENG_WUR;
+
 int op_register(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_create_key_pair(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_rekey(struct eng_req *r, const void *req, void **out) ENG_WUR;
 
 #endif

@@ -33,6 +33,7 @@ const struct eng_op eng_ops[] = {
     {KMIP_OPERATION_SET_ATTRIBUTE, op_set_attribute, 0},
     {KMIP_OPERATION_REGISTER, op_register, 0},
     {KMIP_OPERATION_CREATE_KEY_PAIR, op_create_key_pair, 0},
+    {KMIP_OPERATION_RE_KEY, op_rekey, 0},
 };
 const size_t eng_num_ops = sizeof(eng_ops) / sizeof(eng_ops[0]);
 

@@ -17,8 +17,7 @@
 
 #define MAX_DERIVED 12
 
-/* The engine's bookkeeping attributes ("_" names): stored, never shown (attrs.c). */
-static const struct attr_rule internal_rule = {"_", 0, 0, 0};
+const struct attr_rule eng_internal_rule = {"_", 0, 0, 0};
 
 /* A new object being put together: its material and the attributes the server derives. */
 struct reg {
@@ -36,7 +35,7 @@ static struct kmip_node *derive(struct reg *g, const char *name, uint32_t tag, u
 {
 	struct kmip_node *v = eng_node(g->r, tag, type);
 	const struct attr_rule *rule =
-	    name[0] == '_' ? &internal_rule : attr_rule_by_name(name, strlen(name));
+	    name[0] == '_' ? &eng_internal_rule : attr_rule_by_name(name, strlen(name));
 
 	if (v == NULL || rule == NULL || g->num_derived == MAX_DERIVED) {
 		return NULL;
@@ -458,18 +457,52 @@ static void pair_params(const struct eng_new_object *no, uint32_t *alg, int32_t 
 	}
 }
 
-/* A Link {Link Type, Linked Object Identifier} to |uid| (§3.35). */
-static int derive_link(struct reg *g, uint32_t type, const char *uid)
+struct kmip_node *eng_link_value(struct eng_req *r, uint32_t type, const char *uid)
 {
-	struct kmip_node *lt = eng_node(g->r, KMIP_TAG_LINK_TYPE, KMIP_TYPE_ENUMERATION);
+	struct kmip_node *l = eng_node(r, KMIP_TAG_LINK, KMIP_TYPE_STRUCTURE);
+	struct kmip_node *lt = eng_node(r, KMIP_TAG_LINK_TYPE, KMIP_TYPE_ENUMERATION);
 
-	if (lt == NULL) {
-		return ENG_E_INTERNAL;
+	if (l == NULL || lt == NULL ||
+	    (lt->next = text_node(r, KMIP_TAG_LINKED_OBJECT_IDENTIFIER, uid, NULL)) == NULL) {
+		return NULL;
 	}
 	lt->v.u32 = type;
-	lt->next = text_node(g->r, KMIP_TAG_LINKED_OBJECT_IDENTIFIER, uid, NULL);
-	return set_children(derive(g, "Link", KMIP_TAG_LINK, KMIP_TYPE_STRUCTURE),
-			    lt->next != NULL ? lt : NULL);
+	return set_children(l, lt) == 0 ? l : NULL;
+}
+
+int eng_add_link(struct eng_req *r, const char *uid, uint32_t type, const char *other)
+{
+	struct eng_attr a = {.rule = attr_rule_by_tag(KMIP_TAG_LINK), .name = "Link"};
+	struct keel_store_attr *sa = NULL;
+	size_t n = 0;
+	int32_t index = 0;
+	int err;
+
+	if ((a.value = eng_link_value(r, type, other)) == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	if ((err = keel_store_attr_list(r->txn, uid, "Link", &sa, &n)) != 0) {
+		return eng_store_err(r, err, "listing links");
+	}
+	/* The next free instance index (§2.1.1). */
+	for (size_t i = 0; i < n; i++) {
+		index = sa[i].index >= index ? sa[i].index + 1 : index;
+	}
+	keel_store_attrs_free(sa, n);
+	return attr_save(r, uid, &a, index, false);
+}
+
+/* A Link to |uid| among the derived attributes. */
+static int derive_link(struct reg *g, uint32_t type, const char *uid)
+{
+	struct kmip_node *v = eng_link_value(g->r, type, uid);
+
+	if (v == NULL || g->num_derived == MAX_DERIVED) {
+		return ENG_E_INTERNAL;
+	}
+	g->derived[g->num_derived++] =
+	    (struct eng_attr){.rule = attr_rule_by_tag(KMIP_TAG_LINK), .name = "Link", .value = v};
+	return 0;
 }
 
 /* Derived attributes of one half: algorithm, length, default Get format. */
@@ -509,7 +542,6 @@ static int pair_make(struct eng_req *r, struct half *priv, struct half *pub)
 {
 	uint32_t alg = 0, format;
 	int32_t bits = 0;
-	struct eng_attr link;
 	int err;
 
 	pair_params(&priv->no, &alg, &bits);
@@ -532,12 +564,7 @@ static int pair_make(struct eng_req *r, struct half *priv, struct half *pub)
 		return err;
 	}
 	/* The private key's Link names the public key, known only now. */
-	priv->g.num_derived = 0;
-	if ((err = derive_link(&priv->g, KMIP_LINK_TYPE_PUBLIC_KEY_LINK, pub->uid)) != 0) {
-		return err;
-	}
-	link = priv->g.derived[0];
-	return attr_save(r, priv->uid, &link, 0, false);
+	return eng_add_link(r, priv->uid, KMIP_LINK_TYPE_PUBLIC_KEY_LINK, pub->uid);
 }
 
 int op_create_key_pair(struct eng_req *r, const void *req, void **out)
