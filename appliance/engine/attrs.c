@@ -47,6 +47,9 @@ static const struct attr_rule rules[] = {
     {"Certificate Subject", KMIP_TAG_CERTIFICATE_SUBJECT, KMIP_TYPE_STRUCTURE, 0},
     {"Certificate Issuer", KMIP_TAG_CERTIFICATE_ISSUER, KMIP_TYPE_STRUCTURE, 0},
     {"Digest", KMIP_TAG_DIGEST, KMIP_TYPE_STRUCTURE, ATTR_MULTI},
+    /* Usage Limits (§3.21): a client may set them; Get Usage Allocation spends them. */
+    {"Usage Limits", KMIP_TAG_USAGE_LIMITS, KMIP_TYPE_STRUCTURE, ATTR_CREATE | ATTR_MODIFY},
+    {"Archive Date", KMIP_TAG_ARCHIVE_DATE, KMIP_TYPE_DATE_TIME, 0},
 };
 #define NUM_RULES (sizeof(rules) / sizeof(rules[0]))
 

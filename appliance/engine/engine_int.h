@@ -264,5 +264,11 @@ int eng_add_link(struct eng_req *r, const char *uid, uint32_t type, const char *
 int op_register(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_create_key_pair(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_rekey(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_archive(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_recover(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_obtain_lease(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_get_usage_allocation(struct eng_req *r, const void *req, void **out) ENG_WUR;
+/* Answers with |o|'s Unique Identifier alone (Activate, Destroy, Archive, ...). */
+int eng_uid_response(struct eng_req *r, const struct keel_store_object *o, void **out) ENG_WUR;
 
 #endif

@@ -34,6 +34,10 @@ const struct eng_op eng_ops[] = {
     {KMIP_OPERATION_REGISTER, op_register, 0},
     {KMIP_OPERATION_CREATE_KEY_PAIR, op_create_key_pair, 0},
     {KMIP_OPERATION_RE_KEY, op_rekey, 0},
+    {KMIP_OPERATION_ARCHIVE, op_archive, 0},
+    {KMIP_OPERATION_RECOVER, op_recover, 0},
+    {KMIP_OPERATION_OBTAIN_LEASE, op_obtain_lease, 0},
+    {KMIP_OPERATION_GET_USAGE_ALLOCATION, op_get_usage_allocation, 0},
 };
 const size_t eng_num_ops = sizeof(eng_ops) / sizeof(eng_ops[0]);
 

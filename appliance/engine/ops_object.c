@@ -184,7 +184,7 @@ int32_t eng_stored_int(struct eng_req *r, const char *uid, const char *name)
 }
 
 /* Answers the operations whose response is the Unique Identifier alone. */
-static int uid_response(struct eng_req *r, const struct keel_store_object *o, void **out)
+int eng_uid_response(struct eng_req *r, const struct keel_store_object *o, void **out)
 {
 	struct kmip_unique_identifier_response *p = eng_alloc(r, sizeof(*p));
 
@@ -204,7 +204,7 @@ int op_activate(struct eng_req *r, const void *req, void **out)
 
 	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) == 0 &&
 	    (err = eng_activate(r, &o)) == 0) {
-		err = uid_response(r, &o, out);
+		err = eng_uid_response(r, &o, out);
 	}
 	keel_store_object_cleanup(&o);
 	return err;
@@ -245,7 +245,7 @@ int op_revoke(struct eng_req *r, const void *req, void **out)
 			      q->has_compromise_occurrence_date ? q->compromise_occurrence_date
 								: 0)) == 0 &&
 	    (err = save_reason(r, o.uid, q->revocation_reason)) == 0) {
-		err = uid_response(r, &o, out);
+		err = eng_uid_response(r, &o, out);
 	}
 	keel_store_object_cleanup(&o);
 	return err;
@@ -259,7 +259,7 @@ int op_destroy(struct eng_req *r, const void *req, void **out)
 
 	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) == 0 &&
 	    (err = eng_destroy(r, &o)) == 0) {
-		err = uid_response(r, &o, out);
+		err = eng_uid_response(r, &o, out);
 	}
 	keel_store_object_cleanup(&o);
 	return err;
