@@ -254,6 +254,8 @@ int32_t eng_stored_int(struct eng_req *r, const char *uid, const char *name);
 int eng_keep_secret(struct eng_req *r, const uint8_t *data, size_t len,
 		    const uint8_t **out) ENG_WUR;
 
+/* The KMIP tag of each Transparent RSA component, in KC_RSA_* order (keel/crypto.h). */
+extern const uint32_t eng_rsa_tags[8];
 /* The rule of the engine's bookkeeping attributes ("_" names): stored, never shown. */
 extern const struct attr_rule eng_internal_rule;
 /* A Link value {Link Type, Linked Object Identifier |uid|} (KMIP 1.4 §3.35); NULL on no memory. */

@@ -75,15 +75,15 @@ static struct kmip_node *big_int(struct eng_req *r, uint32_t tag, const struct k
 	return n;
 }
 
-/* The KMIP tag of each KC_RSA_* component. */
-static const uint32_t rsa_tags[KC_RSA_NUM] = {KMIP_TAG_MODULUS,
-					      KMIP_TAG_PUBLIC_EXPONENT,
-					      KMIP_TAG_PRIVATE_EXPONENT,
-					      KMIP_TAG_P,
-					      KMIP_TAG_Q,
-					      KMIP_TAG_PRIME_EXPONENT_P,
-					      KMIP_TAG_PRIME_EXPONENT_Q,
-					      KMIP_TAG_CRT_COEFFICIENT};
+const uint32_t eng_rsa_tags[8] = {KMIP_TAG_MODULUS,
+				  KMIP_TAG_PUBLIC_EXPONENT,
+				  KMIP_TAG_PRIVATE_EXPONENT,
+				  KMIP_TAG_P,
+				  KMIP_TAG_Q,
+				  KMIP_TAG_PRIME_EXPONENT_P,
+				  KMIP_TAG_PRIME_EXPONENT_Q,
+				  KMIP_TAG_CRT_COEFFICIENT};
+_Static_assert(KC_RSA_NUM == 8, "eng_rsa_tags follows KC_RSA_*");
 
 /* Key Material of a Transparent RSA Public/Private Key (§2.1.7.6, §2.1.7.7). */
 static int transparent_rsa(struct eng_req *r, bool priv, const struct hsm_secret *stored,
@@ -119,7 +119,7 @@ static int transparent_rsa(struct eng_req *r, bool priv, const struct hsm_secret
 	}
 	at = (uint8_t *)kept;
 	for (size_t i = num; i-- > 0 && err == 0;) {
-		first = big_int(r, rsa_tags[order[i]], &parts.v[order[i]], &at, first);
+		first = big_int(r, eng_rsa_tags[order[i]], &parts.v[order[i]], &at, first);
 		err = first == NULL ? ENG_E_INTERNAL : 0;
 	}
 out:

@@ -249,17 +249,8 @@ static int take_secret_data(struct reg *g, const struct kmip_secret_data *sd)
 static int rsa_parts_from(struct reg *g, bool priv, const struct kmip_node *km,
 			  struct kc_rsa_parts *parts)
 {
-	static const uint32_t tags[KC_RSA_NUM] = {KMIP_TAG_MODULUS,
-						  KMIP_TAG_PUBLIC_EXPONENT,
-						  KMIP_TAG_PRIVATE_EXPONENT,
-						  KMIP_TAG_P,
-						  KMIP_TAG_Q,
-						  KMIP_TAG_PRIME_EXPONENT_P,
-						  KMIP_TAG_PRIME_EXPONENT_Q,
-						  KMIP_TAG_CRT_COEFFICIENT};
-
 	for (size_t i = 0; i < (priv ? KC_RSA_NUM : 2); i++) {
-		const struct kmip_node *n = kmip_node_find(km, tags[i]);
+		const struct kmip_node *n = kmip_node_find(km, eng_rsa_tags[i]);
 
 		if (n == NULL || n->type != KMIP_TYPE_BIG_INTEGER) {
 			return eng_fail(g->r, ENG_E_INVALID_FIELD, "RSA key component missing");
