@@ -176,7 +176,7 @@ class Case:
                 raise Mismatch("%s: expected %d bytes, got %d" % (where, len(e) // 2,
                                                                  len(a or "") // 2))
             return
-        raise Mismatch("%s: expected %s, got %s" % (where, e, a))
+        raise Mismatch("%s: expected %s, got %s" % (where, short(e), short(a)))
 
     def compare_children(self, exp, act, path):
         exp = [c for c in exp if c.tag not in IGNORED_WHOLE]
@@ -200,7 +200,8 @@ class Case:
         if exp and all(c.tag == "ProtocolVersion" for c in exp + act):
             known = {version_of(c) for c in exp}
             act = [c for c in act if version_of(c) in known]
-        for tag in {c.tag for c in exp if c.tag in UNORDERED}:
+        for tag in {c.tag for c in exp if c.tag in UNORDERED
+                    and sum(x.tag == c.tag for x in exp + act) > 2}:
             want = [c for c in exp if c.tag == tag]
             have, rest = self.reorder(want, [c for c in act if c.tag == tag])
             if rest or len(have) != len(want):
@@ -230,6 +231,10 @@ class Case:
                 unmatched.append(e)
         want[:] = [e for e in want if e not in unmatched] + unmatched
         return out, rest
+
+
+def short(v):
+    return v if v is None or len(v) <= 40 else v[:32] + "...(%d)" % len(v)
 
 
 def version_of(el):
@@ -487,6 +492,17 @@ def report(cases, seconds, path):
         "length), Vendor Identification, Server Information, Result Message text, and",
         "the order of attributes. Everything else must match: result status and",
         "reason, operations, batch items, object types, attributes and their values.",
+        "",
+        "How it runs: one `keeld --dev` for the whole run (the fixture of",
+        "tests/integration/test_dev.py); every file gets a client certificate of its",
+        "own, issued by the dev CA and registered before keeld starts, so keeld's",
+        "ownership rules give it an empty object space (the three SASED files are one",
+        "scenario and share one). Measured on the 2-core dev box: issuing the 410",
+        "identities takes about 1 s; the alternative, a copied fresh DIR and a keeld",
+        "restart per file, costs about 30 ms a file but serialises the files behind",
+        "restarts. Two files run at once. Messages go through `keelctl ttlv convert`",
+        "(about 6 ms a call, two calls a request), which keeps the runner a short",
+        "Python script on the project's own codec rather than a second C client.",
         "",
         "## Results (passed/total, %d files, run %s in %.0f s)" % (
             len(cases), time.strftime("%Y-%m-%d"), seconds),
