@@ -21,6 +21,8 @@
  * cannot hold a connection open).
  */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,6 +461,14 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	c->srv = srv;
 	peer_text(sa, c->peer, sizeof(c->peer));
+	/*
+	 * Replies are whole messages written at once: waiting to coalesce them
+	 * only adds a delayed-ACK round (40 ms on Linux) when TLS 1.3 sends its
+	 * session tickets just before the first reply.
+	 */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int)) != 0) {
+		keel_debug("%s: cannot set TCP_NODELAY: %s", c->peer, strerror(errno));
+	}
 	c->next = srv->conns;
 	if (srv->conns != NULL) {
 		srv->conns->prev = c;
