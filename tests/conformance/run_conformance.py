@@ -396,30 +396,37 @@ def start_keeld(d):
 def run_all(cases, jobs):
     """One keeld --dev for the run; files in parallel on their own identities."""
     tmp = tempfile.mkdtemp(prefix="keel-conf-")
-    d = os.path.join(tmp, "dev")
-    k = start_keeld(d)  # first start makes the appliance
-    if k.stop() != 0:
-        raise SystemExit("keeld --dev exited badly on SIGTERM:\n" + k.stderr_text())
-    ids = Identities(d, sorted({c.group for c in cases}))
-    k = start_keeld(d)
+    d, ids = os.path.join(tmp, "dev"), None
     try:
-        groups = collections.defaultdict(list)
-        for c in cases:
-            groups[c.group].append(c)
-        with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-            futures = [pool.submit(run_group, g, k.port, ids.context(d, name))
-                       for name, g in groups.items()]
-            for f in futures:
-                f.result()
-        if k.proc.poll() is not None:
-            raise SystemExit("keeld died during the run (status %s):\n%s" % (
-                k.proc.returncode, k.stderr_text()[-4000:]))
+        k = start_keeld(d)  # first start makes the appliance
+        if k.stop() != 0:
+            raise SystemExit("keeld --dev exited badly on SIGTERM:\n" + k.stderr_text())
+        ids = Identities(d, sorted({c.group for c in cases}))
+        k = start_keeld(d)
+        try:
+            serve(k, d, ids, cases, jobs)
+        finally:
+            status = k.stop()
+        if status != 0:
+            raise SystemExit("keeld exited with %s:\n%s" % (status, k.stderr_text()[-4000:]))
     finally:
-        status = k.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(ids.keys, ignore_errors=True)
-    if status != 0:
-        raise SystemExit("keeld exited with %s:\n%s" % (status, k.stderr_text()[-4000:]))
+        if ids is not None:
+            shutil.rmtree(ids.keys, ignore_errors=True)
+
+
+def serve(k, d, ids, cases, jobs):
+    groups = collections.defaultdict(list)
+    for c in cases:
+        groups[c.group].append(c)
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(run_group, g, k.port, ids.context(d, name))
+                   for name, g in groups.items()]
+        for f in futures:
+            f.result()
+    if k.proc.poll() is not None:
+        raise SystemExit("keeld died during the run (status %s):\n%s" % (
+            k.proc.returncode, k.stderr_text()[-4000:]))
 
 
 def case_id(c):
