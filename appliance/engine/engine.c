@@ -343,6 +343,26 @@ static int answer(struct eng_req *r, const struct kmip_request_message *q,
 	return 0;
 }
 
+int eng_track_secret(struct eng_req *r, struct hsm_secret *s)
+{
+	if (r->num_secrets == r->cap_secrets) {
+		size_t cap = r->cap_secrets == 0 ? 8 : r->cap_secrets * 2;
+		struct hsm_secret **grown = kmip_arena_alloc(r->arena, cap * sizeof(*grown));
+
+		if (grown == NULL) {
+			hsm_secret_free(s);
+			return eng_fail(r, ENG_E_INTERNAL, NULL);
+		}
+		if (r->num_secrets > 0) {
+			memcpy(grown, r->secrets, r->num_secrets * sizeof(*grown));
+		}
+		r->secrets = grown;
+		r->cap_secrets = cap;
+	}
+	r->secrets[r->num_secrets++] = s;
+	return 0;
+}
+
 static void wipe_secrets(struct eng_req *r)
 {
 	for (size_t i = 0; i < r->num_secrets; i++) {

@@ -15,8 +15,7 @@
 #include "keel/kmip.h"
 #include "store.h"
 
-#define ENG_WUR		__attribute__((warn_unused_result))
-#define ENG_MAX_SECRETS 8
+#define ENG_WUR __attribute__((warn_unused_result))
 
 struct keel_engine {
 	struct keel_store *store;
@@ -45,7 +44,7 @@ enum eng_err {
 	ENG_E_OP_NOT_SUPPORTED = -113,
 	ENG_E_DESTROYED = -114, /* key material gone */
 	ENG_E_INVALID_MESSAGE = -115,
-	ENG_E_TOO_LARGE = -116, /* response over the limit */
+	ENG_E_TOO_LARGE = -116,		 /* response over the limit */
 	ENG_E_USAGE_MASK = -117,	 /* usage mask forbids the operation (KMIP 1.4 §3.19) */
 	ENG_E_BAD_PARAMS = -118,	 /* Cryptographic Parameters that do not fit */
 	ENG_E_UNSUPPORTED_PARAMS = -119, /* Cryptographic Parameters we do not serve */
@@ -71,9 +70,16 @@ struct eng_req {
 	char placeholder[KEEL_STORE_UID_MAX + 1]; /* ID Placeholder (KMIP 1.4 §6.19.1) */
 	char uid[KEEL_STORE_UID_MAX + 1];	  /* object the current item touched */
 	const char *msg;			  /* Result Message of the current item's failure */
-	struct hsm_secret *secrets[ENG_MAX_SECRETS]; /* plaintext to wipe after encoding */
+	struct hsm_secret **secrets; /* plaintext to wipe after encoding (arena array) */
 	size_t num_secrets;
+	size_t cap_secrets;
 };
+
+/*
+ * Hands |s| to the request, which frees (wipes) it once the response is
+ * written. On failure |s| is freed at once and ENG_E_INTERNAL returned.
+ */
+int eng_track_secret(struct eng_req *r, struct hsm_secret *s);
 
 /* ---- result.c ----------------------------------------------------------- */
 

@@ -17,15 +17,14 @@ int eng_keep_secret(struct eng_req *r, const uint8_t *data, size_t len, const ui
 {
 	struct hsm_secret *s = NULL;
 
-	if (r->num_secrets == ENG_MAX_SECRETS || hsm_secret_new(len != 0 ? len : 1, &s) != 0) {
+	if (hsm_secret_new(len != 0 ? len : 1, &s) != 0) {
 		return eng_fail(r, ENG_E_INTERNAL, NULL);
 	}
 	if (data != NULL) {
 		memcpy(hsm_secret_data(s), data, len);
 	}
-	r->secrets[r->num_secrets++] = s;
 	*out = hsm_secret_data(s);
-	return 0;
+	return eng_track_secret(r, s);
 }
 
 /* Takes a converted key into kept memory and wipes the conversion's buffer. */
@@ -404,16 +403,12 @@ static int unwrap_object(struct eng_req *r, const struct keel_store_object *o,
 	if (o->blob == NULL) {
 		return eng_fail(r, ENG_E_DESTROYED, NULL);
 	}
-	if (r->num_secrets == ENG_MAX_SECRETS) {
-		return eng_fail(r, ENG_E_INTERNAL, NULL);
-	}
 	if ((err = hsm_unwrap(r->e->hsm, (const uint8_t *)o->uid, strlen(o->uid), o->blob,
 			      o->blob_len, out)) != 0) {
 		keel_err("engine: unwrapping %s: %s", o->uid, hsm_strerror(err));
 		return eng_fail(r, ENG_E_CRYPTO, NULL);
 	}
-	r->secrets[r->num_secrets++] = *out;
-	return 0;
+	return eng_track_secret(r, *out);
 }
 
 /* The object member of the response, wrapped when the request asks (§2.1.5). */

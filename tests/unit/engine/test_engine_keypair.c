@@ -243,6 +243,34 @@ static void test_refused(void **state)
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_ITEM_NOT_FOUND);
 }
 
+/*
+ * A full batch of Gets whose answers each hold several plaintext buffers
+ * (Transparent RSA: the private exponent, primes...): every one of them must
+ * be kept until the response is written, however many there are.
+ */
+static void test_batch_of_transparent_gets(void **state)
+{
+	struct engine_fx *f = *state;
+	struct pair kp;
+	struct kmip_writer w;
+
+	assert_int_equal(create_pair(f, 1, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, &kp),
+			 KMIP_RESULT_STATUS_SUCCESS);
+	req_begin(&w, 1, 4, 8);
+	for (int i = 0; i < 8; i++) {
+		req_item_begin(&w, KMIP_OPERATION_GET);
+		req_uid(&w, kp.priv);
+		kmip_write_enum(&w, KMIP_TAG_KEY_FORMAT_TYPE,
+				KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY);
+		req_item_end(&w);
+	}
+	req_send(f, &f->alice, &w);
+	assert_int_equal(f->msg->num_batch_items, 8);
+	for (size_t i = 0; i < 8; i++) {
+		req_expect_ok(f, i);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -250,6 +278,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rsa_sizes_v2, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ec, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batch_of_transparent_gets, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
