@@ -359,8 +359,13 @@ static int emit_scalar(struct eng_req *r, struct eng_attr_out *out, const struct
 		return ENG_E_INTERNAL;
 	}
 	if (rule->type == KMIP_TYPE_TEXT_STRING) {
-		v->v.text = text;
-		v->len = (uint32_t)strlen(text);
+		/* The response is encoded after the object is gone: copy the text. */
+		size_t len = strlen(text);
+
+		if ((v->v.text = kmip_arena_strndup(r->arena, text, len)) == NULL) {
+			return ENG_E_INTERNAL;
+		}
+		v->len = (uint32_t)len;
 	} else if (rule->type == KMIP_TYPE_ENUMERATION) {
 		v->v.u32 = (uint32_t)i64;
 	} else {

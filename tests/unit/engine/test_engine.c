@@ -162,7 +162,8 @@ static void simple_op(struct engine_fx *f, const struct keel_client_identity *wh
 	send(f, who, &w);
 }
 
-static void get_state(struct engine_fx *f, const char *uid, uint32_t want)
+/* The value of the one attribute |name| of |uid|, as alice sees it. */
+static const struct kmip_node *get_attr(struct engine_fx *f, const char *uid, const char *name)
 {
 	struct kmip_writer w;
 	const struct kmip_get_attributes_response *p;
@@ -170,13 +171,28 @@ static void get_state(struct engine_fx *f, const char *uid, uint32_t want)
 	req_begin(&w, 1, 1, 1);
 	item_begin(&w, KMIP_OPERATION_GET_ATTRIBUTES, NULL);
 	write_uid(&w, uid);
-	kmip_write_text(&w, KMIP_TAG_ATTRIBUTE_NAME, "State", 5);
+	kmip_write_text(&w, KMIP_TAG_ATTRIBUTE_NAME, name, strlen(name));
 	item_end(&w);
 	send(f, &f->alice, &w);
 	expect_ok(f, 0);
 	p = item(f, 0)->response_payload;
 	assert_int_equal(p->num_attribute, 1);
-	assert_int_equal(p->attribute[0].attribute_value->v.u32, want);
+	return p->attribute[0].attribute_value;
+}
+
+static void get_state(struct engine_fx *f, const char *uid, uint32_t want)
+{
+	assert_int_equal(get_attr(f, uid, "State")->v.u32, want);
+}
+
+/* Unique Identifier is answered from the object itself, as text (KMIP 1.4 §3.1). */
+static void expect_uid_attribute(struct engine_fx *f, const char *uid)
+{
+	const struct kmip_node *v = get_attr(f, uid, "Unique Identifier");
+
+	assert_int_equal(v->type, KMIP_TYPE_TEXT_STRING);
+	assert_int_equal(v->len, strlen(uid));
+	assert_memory_equal(v->v.text, uid, v->len);
 }
 
 static void test_discover_versions(void **state)
@@ -244,6 +260,7 @@ static void test_key_lifecycle(void **state)
 
 	create_key(f, &f->alice, 256, uid, sizeof(uid));
 	get_state(f, uid, KMIP_STATE_PRE_ACTIVE);
+	expect_uid_attribute(f, uid);
 	simple_op(f, &f->alice, KMIP_OPERATION_GET, uid);
 	expect_ok(f, 0);
 	g = item(f, 0)->response_payload;
