@@ -11,7 +11,6 @@ Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
 """
 import hashlib
 import os
-import re
 import shutil
 import signal
 import socket
@@ -19,10 +18,10 @@ import ssl
 import stat
 import subprocess
 import tempfile
-import threading
 import unittest
 
-from test_server import GUARD, frame, wait_closed
+from procwatch import GUARD, Process
+from test_server import frame, wait_closed
 
 KEELD = os.environ.get("KEEL_KEELD", "")
 KEELCTL = os.environ.get("KEEL_KEELCTL", "")
@@ -32,55 +31,17 @@ CERTS = ["certs/ca.crt", "certs/server.crt", "certs/server.key", "certs/client.c
          "clients/client.crt", "keeld.conf"]
 
 
-class Keeld:
-    """keeld --dev DIR --listen 127.0.0.1:0 with stdout and stderr collected."""
+class Keeld(Process):
+    """keeld --dev DIR --listen 127.0.0.1:0; tests wait on its lines."""
 
     def __init__(self, d, extra=()):
-        self.cv = threading.Condition()
-        self.out, self.err = [], []
-        self.proc = subprocess.Popen(
-            [KEELD, "--dev", d, "--listen", "127.0.0.1:0", "--log-level", "debug", *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-            threading.Thread(target=self._pump, args=(stream, sink), daemon=True).start()
+        super().__init__([KEELD, "--dev", d, "--listen", "127.0.0.1:0", "--log-level", "debug",
+                          *extra])
         self.port = None
-
-    def _pump(self, stream, sink):
-        for raw in stream:
-            with self.cv:
-                sink.append(raw.decode(errors="replace").rstrip("\n"))
-                self.cv.notify_all()
-        with self.cv:
-            sink.append(None)
-            self.cv.notify_all()
-
-    def wait_line(self, sink, pattern, start=0):
-        rx = re.compile(pattern)
-        with self.cv:
-            i = start
-            while True:
-                while i < len(sink):
-                    if sink[i] is None:
-                        raise AssertionError("stream ended before /%s/; stderr:\n%s" % (
-                            pattern, "\n".join(l for l in self.err if l)))
-                    m = rx.search(sink[i])
-                    if m:
-                        return m
-                    i += 1
-                if not self.cv.wait(GUARD):
-                    raise AssertionError("no line /%s/ within %d s" % (pattern, GUARD))
 
     def ready(self):
         self.port = int(self.wait_line(self.out, r"^READY (\d+)$").group(1))
         return self
-
-    def mark(self):
-        with self.cv:
-            return len(self.err)
-
-    def stderr_text(self):
-        with self.cv:
-            return "\n".join(l for l in self.err if l)
 
     def stop(self):
         """SIGTERM; returns the exit status once both streams are read."""

@@ -19,12 +19,10 @@ import socket
 import ssl
 import struct
 import subprocess
-import sys
 import tempfile
-import threading
 import unittest
 
-GUARD = 60  # seconds before a stuck test gives up
+from procwatch import GUARD, Process  # noqa: F401  (GUARD is imported from here too)
 
 ECHO = os.environ.get("KEEL_ECHO_SERVER", "")
 KEELD = os.environ.get("KEEL_KEELD", "")
@@ -88,9 +86,8 @@ class Pki:
         return os.path.join(cls.dir(), name)
 
 
-class Server:
-    """A server process with its own config; stdout and stderr read by threads
-    into line lists that tests wait on."""
+class Server(Process):
+    """A server process with its own config; tests wait on its lines."""
 
     def __init__(self, binary=None, cert="server-chain.pem", key="server.key",
                  clients_dir=True, ca_file=None, limits=None, listen=None, extra=""):
@@ -113,41 +110,10 @@ class Server:
         self.conf = os.path.join(self.dir, "keeld.conf")
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
-        self.cv = threading.Condition()
-        self.out, self.err = [], []
         binary = binary or ECHO
-        self.proc = subprocess.Popen([binary, "--config", self.conf] if binary == KEELD else [binary, self.conf],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-            threading.Thread(target=self._pump, args=(stream, sink), daemon=True).start()
+        super().__init__([binary, "--config", self.conf] if binary == KEELD else [binary, self.conf],
+                         stdin=subprocess.PIPE)
         self.ports = []
-
-    def _pump(self, stream, sink):
-        for raw in stream:
-            with self.cv:
-                sink.append(raw.decode(errors="replace").rstrip("\n"))
-                self.cv.notify_all()
-        with self.cv:
-            sink.append(None)  # end of stream
-            self.cv.notify_all()
-
-    def wait_line(self, sink, pattern, start=0):
-        """Waits for a line matching |pattern| at index >= start; returns its match."""
-        rx = re.compile(pattern)
-        with self.cv:
-            i = start
-            while True:
-                while i < len(sink):
-                    if sink[i] is None:
-                        raise AssertionError("stream ended before /%s/; stderr:\n%s" % (
-                            pattern, "\n".join(l for l in self.err if l)))
-                    m = rx.search(sink[i])
-                    if m:
-                        return m
-                    i += 1
-                if not self.cv.wait(GUARD):
-                    raise AssertionError("no line /%s/ within %d s" % (pattern, GUARD))
 
     def ready(self):
         m = self.wait_line(self.out, r"^READY((?: \d+)+)$")
@@ -158,10 +124,6 @@ class Server:
         m = self.wait_line(self.err, r"listening on \S+ \(port (\d+)\)")
         self.ports = [int(m.group(1))]
         return self
-
-    def mark(self):
-        with self.cv:
-            return len(self.err)
 
     def stop(self):
         if self.proc.poll() is None:

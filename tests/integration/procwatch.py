@@ -1,0 +1,57 @@
+"""A process under test whose stdout and stderr lines are collected by
+threads, so that tests wait on what it prints (READY lines, log lines, the end
+of a stream) instead of sleeping. Timeouts are guards that fail a stuck test,
+never a way to wait for something."""
+import re
+import subprocess
+import threading
+
+GUARD = 60  # seconds before a stuck test gives up
+
+
+class Process:
+    """argv started with stdout and stderr piped into self.out / self.err
+    (lists of lines; None marks the end of a stream)."""
+
+    def __init__(self, argv, stdin=None):
+        self.cv = threading.Condition()
+        self.out, self.err = [], []
+        self.proc = subprocess.Popen(argv, stdin=stdin, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+        for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
+            threading.Thread(target=self._pump, args=(stream, sink), daemon=True).start()
+
+    def _pump(self, stream, sink):
+        for raw in stream:
+            with self.cv:
+                sink.append(raw.decode(errors="replace").rstrip("\n"))
+                self.cv.notify_all()
+        with self.cv:
+            sink.append(None)  # end of stream
+            self.cv.notify_all()
+
+    def wait_line(self, sink, pattern, start=0):
+        """Waits for a line matching |pattern| at index >= start; returns its match."""
+        rx = re.compile(pattern)
+        with self.cv:
+            i = start
+            while True:
+                while i < len(sink):
+                    if sink[i] is None:
+                        raise AssertionError("stream ended before /%s/; stderr:\n%s" % (
+                            pattern, "\n".join(l for l in self.err if l)))
+                    m = rx.search(sink[i])
+                    if m:
+                        return m
+                    i += 1
+                if not self.cv.wait(GUARD):
+                    raise AssertionError("no line /%s/ within %d s" % (pattern, GUARD))
+
+    def mark(self):
+        """The index of the next stderr line, to wait for lines after now."""
+        with self.cv:
+            return len(self.err)
+
+    def stderr_text(self):
+        with self.cv:
+            return "\n".join(l for l in self.err if l)
