@@ -27,7 +27,9 @@ static const struct attr_rule rules[] = {
     {"State", KMIP_TAG_STATE, KMIP_TYPE_ENUMERATION, ATTR_OBJECT},
     {"Initial Date", KMIP_TAG_INITIAL_DATE, KMIP_TYPE_DATE_TIME, ATTR_OBJECT},
     {"Activation Date", KMIP_TAG_ACTIVATION_DATE, KMIP_TYPE_DATE_TIME, ATTR_OBJECT | ATTR_CREATE},
-    {"Deactivation Date", KMIP_TAG_DEACTIVATION_DATE, KMIP_TYPE_DATE_TIME, ATTR_OBJECT},
+    /* A client may schedule deactivation at creation (§3.27). */
+    {"Deactivation Date", KMIP_TAG_DEACTIVATION_DATE, KMIP_TYPE_DATE_TIME,
+     ATTR_OBJECT | ATTR_CREATE},
     {"Destroy Date", KMIP_TAG_DESTROY_DATE, KMIP_TYPE_DATE_TIME, ATTR_OBJECT},
     {"Compromise Occurrence Date", KMIP_TAG_COMPROMISE_OCCURRENCE_DATE, KMIP_TYPE_DATE_TIME,
      ATTR_OBJECT},
@@ -50,6 +52,39 @@ static const struct attr_rule rules[] = {
     /* Usage Limits (§3.21): a client may set them; Get Usage Allocation spends them. */
     {"Usage Limits", KMIP_TAG_USAGE_LIMITS, KMIP_TYPE_STRUCTURE, ATTR_CREATE | ATTR_MODIFY},
     {"Archive Date", KMIP_TAG_ARCHIVE_DATE, KMIP_TYPE_DATE_TIME, 0},
+    /* Set by the client at creation, some changeable later (§3.6, §3.7, §3.18, §3.25,
+     * §3.26, §3.36, §3.40, §3.42, §3.44, §3.45, §3.48-§3.51, §3.53). Operation Policy
+     * Name is kept as given: Keel has no policy engine, ownership decides access. */
+    {"Cryptographic Parameters", KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS, KMIP_TYPE_STRUCTURE,
+     ATTR_CREATE | ATTR_MODIFY | ATTR_MULTI},
+    {"Cryptographic Domain Parameters", KMIP_TAG_CRYPTOGRAPHIC_DOMAIN_PARAMETERS,
+     KMIP_TYPE_STRUCTURE, ATTR_CREATE},
+    {"Operation Policy Name", KMIP_TAG_OPERATION_POLICY_NAME, KMIP_TYPE_TEXT_STRING,
+     ATTR_CREATE | ATTR_MODIFY},
+    {"Process Start Date", KMIP_TAG_PROCESS_START_DATE, KMIP_TYPE_DATE_TIME,
+     ATTR_CREATE | ATTR_MODIFY},
+    {"Protect Stop Date", KMIP_TAG_PROTECT_STOP_DATE, KMIP_TYPE_DATE_TIME,
+     ATTR_CREATE | ATTR_MODIFY},
+    {"Application Specific Information", KMIP_TAG_APPLICATION_SPECIFIC_INFORMATION,
+     KMIP_TYPE_STRUCTURE, ATTR_CREATE | ATTR_MODIFY | ATTR_MULTI},
+    {"Alternative Name", KMIP_TAG_ALTERNATIVE_NAME, KMIP_TYPE_STRUCTURE,
+     ATTR_CREATE | ATTR_MODIFY | ATTR_MULTI},
+    {"Key Value Location", KMIP_TAG_KEY_VALUE_LOCATION, KMIP_TYPE_STRUCTURE,
+     ATTR_CREATE | ATTR_MULTI},
+    {"Original Creation Date", KMIP_TAG_ORIGINAL_CREATION_DATE, KMIP_TYPE_DATE_TIME, ATTR_CREATE},
+    {"Random Number Generator", KMIP_TAG_RANDOM_NUMBER_GENERATOR, KMIP_TYPE_STRUCTURE, ATTR_CREATE},
+    {"PKCS#12 Friendly Name", KMIP_TAG_PKCS_12_FRIENDLY_NAME, KMIP_TYPE_TEXT_STRING,
+     ATTR_CREATE | ATTR_MODIFY},
+    {"Description", KMIP_TAG_DESCRIPTION, KMIP_TYPE_TEXT_STRING, ATTR_CREATE | ATTR_MODIFY},
+    {"Comment", KMIP_TAG_COMMENT, KMIP_TYPE_TEXT_STRING, ATTR_CREATE | ATTR_MODIFY},
+    {"Sensitive", KMIP_TAG_SENSITIVE, KMIP_TYPE_BOOLEAN, ATTR_CREATE | ATTR_MODIFY},
+    {"Extractable", KMIP_TAG_EXTRACTABLE, KMIP_TYPE_BOOLEAN, ATTR_CREATE | ATTR_MODIFY},
+    /* Fresh may come from the client at creation (§3.34); the rest are the server's. */
+    {"Fresh", KMIP_TAG_FRESH, KMIP_TYPE_BOOLEAN, ATTR_CREATE},
+    {"Lease Time", KMIP_TAG_LEASE_TIME, KMIP_TYPE_INTERVAL, 0},
+    {"Key Value Present", KMIP_TAG_KEY_VALUE_PRESENT, KMIP_TYPE_BOOLEAN, 0},
+    {"Always Sensitive", KMIP_TAG_ALWAYS_SENSITIVE, KMIP_TYPE_BOOLEAN, 0},
+    {"Never Extractable", KMIP_TAG_NEVER_EXTRACTABLE, KMIP_TYPE_BOOLEAN, 0},
 };
 #define NUM_RULES (sizeof(rules) / sizeof(rules[0]))
 

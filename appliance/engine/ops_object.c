@@ -67,6 +67,17 @@ static int save_attrs(struct eng_req *r, const char *uid, const struct eng_new_o
 	return err;
 }
 
+/* The client's value of an object-row date given at creation (§3.27), 0 if none. */
+static int64_t create_date(const struct eng_new_object *no, uint32_t tag)
+{
+	for (size_t i = 0; i < no->num_attrs; i++) {
+		if (no->attrs[i].rule->tag == tag) {
+			return no->attrs[i].value->v.i64;
+		}
+	}
+	return 0;
+}
+
 /* Wraps the material under the active CRK and writes the object and its attributes. */
 int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_uid)
 {
@@ -84,6 +95,7 @@ int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_
 		o.state = KMIP_STATE_ACTIVE;
 	}
 	o.activation_date = no->activation_date;
+	o.deactivation_date = create_date(no, KMIP_TAG_DEACTIVATION_DATE);
 	if ((err = hsm_wrap(r->e->hsm, (const uint8_t *)o.uid, strlen(o.uid), no->material,
 			    no->material_len, &o.blob, &o.blob_len)) != 0 ||
 	    (err = hsm_blob_crk_version(o.blob, o.blob_len, &o.crk_version)) != 0) {

@@ -1,0 +1,163 @@
+/*
+ * Create and Register with the attributes KMIP 1.4 §3 lets a client set at
+ * creation, symmetric keys of the algorithms Keel generates (§3.4, §3.5).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "engine_req.h"
+
+static int setup(void **state)
+{
+	*state = engine_fx_new();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	engine_fx_free(*state);
+	return 0;
+}
+
+/* Opens a 1.x Attribute named |name|; the caller writes the value and closes it. */
+static void attr_begin(struct kmip_writer *w, const char *name)
+{
+	kmip_write_begin(w, KMIP_TAG_ATTRIBUTE);
+	kmip_write_text(w, KMIP_TAG_ATTRIBUTE_NAME, name, strlen(name));
+}
+
+/* The attributes of §3 a client may give at creation, beyond algorithm and length. */
+static void client_attrs(struct kmip_writer *w)
+{
+	attr_begin(w, "Operation Policy Name");
+	kmip_write_text(w, KMIP_TAG_ATTRIBUTE_VALUE, "default", 7);
+	kmip_write_end(w);
+	attr_begin(w, "Sensitive");
+	kmip_write_bool(w, KMIP_TAG_ATTRIBUTE_VALUE, true);
+	kmip_write_end(w);
+	attr_begin(w, "Deactivation Date");
+	kmip_write_datetime(w, KMIP_TAG_ATTRIBUTE_VALUE, 4102444800); /* 2100-01-01 */
+	kmip_write_end(w);
+	attr_begin(w, "Cryptographic Parameters");
+	kmip_write_begin(w, KMIP_TAG_ATTRIBUTE_VALUE);
+	kmip_write_enum(w, KMIP_TAG_BLOCK_CIPHER_MODE, KMIP_BLOCK_CIPHER_MODE_CBC);
+	kmip_write_end(w);
+	kmip_write_end(w);
+	attr_begin(w, "Application Specific Information");
+	kmip_write_begin(w, KMIP_TAG_ATTRIBUTE_VALUE);
+	kmip_write_text(w, KMIP_TAG_APPLICATION_NAMESPACE, "ssl", 3);
+	kmip_write_text(w, KMIP_TAG_APPLICATION_DATA, "www.example.com", 15);
+	kmip_write_end(w);
+	kmip_write_end(w);
+}
+
+/* Sends Create of a symmetric key |alg|/|bits|, with client_attrs() when |extra|. */
+static void create_sym(struct engine_fx *f, uint32_t alg, int32_t bits, bool extra)
+{
+	struct kmip_writer w;
+
+	req_begin(&w, 1, 4, 1);
+	req_item_begin(&w, KMIP_OPERATION_CREATE);
+	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+	req_attr_int(&w, "Cryptographic Algorithm", true, (int32_t)alg);
+	req_attr_int(&w, "Cryptographic Length", false, bits);
+	req_attr_int(&w, "Cryptographic Usage Mask", false, 12);
+	if (extra) {
+		client_attrs(&w);
+	}
+	kmip_write_end(&w);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+}
+
+static void take_uid(struct engine_fx *f, char uid[static 129])
+{
+	const struct kmip_create_response *p = req_item(f, 0)->response_payload;
+
+	assert_true(p->unique_identifier_len < 129);
+	memcpy(uid, p->unique_identifier, p->unique_identifier_len);
+	uid[p->unique_identifier_len] = '\0';
+}
+
+/* The value of |uid|'s attribute |name| as Get Attributes returns it, or NULL. */
+static const struct kmip_node *get_attr(struct engine_fx *f, const char *uid, const char *name)
+{
+	const struct kmip_get_attributes_response *p;
+	struct kmip_writer w;
+
+	req_begin(&w, 1, 4, 1);
+	req_item_begin(&w, KMIP_OPERATION_GET_ATTRIBUTES);
+	req_uid(&w, uid);
+	kmip_write_text(&w, KMIP_TAG_ATTRIBUTE_NAME, name, strlen(name));
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+	p = req_item(f, 0)->response_payload;
+	return p->num_attribute != 0 ? p->attribute[0].attribute_value : NULL;
+}
+
+/* KMIP 1.4 §3: every attribute a client may set at creation is accepted and kept. */
+static void test_create_client_attributes(void **state)
+{
+	struct engine_fx *f = *state;
+	const struct kmip_node *v;
+	char uid[129];
+
+	create_sym(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, true);
+	req_expect_ok(f, 0);
+	take_uid(f, uid);
+	v = get_attr(f, uid, "Operation Policy Name");
+	assert_non_null(v);
+	assert_int_equal(v->len, 7);
+	assert_memory_equal(v->v.text, "default", 7);
+	v = get_attr(f, uid, "Sensitive");
+	assert_non_null(v);
+	assert_true(v->v.b);
+	v = get_attr(f, uid, "Deactivation Date");
+	assert_non_null(v);
+	assert_int_equal(v->v.i64, 4102444800);
+	v = get_attr(f, uid, "Cryptographic Parameters");
+	assert_non_null(v);
+	v = kmip_node_find(v, KMIP_TAG_BLOCK_CIPHER_MODE);
+	assert_non_null(v);
+	assert_int_equal(v->v.u32, KMIP_BLOCK_CIPHER_MODE_CBC);
+	assert_non_null(get_attr(f, uid, "Application Specific Information"));
+}
+
+/* Attributes only the server sets are still refused at creation (§3.41). */
+static void test_create_server_attribute_refused(void **state)
+{
+	struct engine_fx *f = *state;
+	struct kmip_writer w;
+
+	req_begin(&w, 1, 4, 1);
+	req_item_begin(&w, KMIP_OPERATION_CREATE);
+	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+	req_attr_int(&w, "Cryptographic Algorithm", true, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+	req_attr_int(&w, "Cryptographic Length", false, 128);
+	attr_begin(&w, "Key Value Present");
+	kmip_write_bool(&w, KMIP_TAG_ATTRIBUTE_VALUE, true);
+	kmip_write_end(&w);
+	kmip_write_end(&w);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_PERMISSION_DENIED);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_create_client_attributes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_create_server_attribute_refused, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
