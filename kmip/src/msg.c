@@ -446,7 +446,7 @@ static int decode_repeated(struct dec *d, const struct kmip_field_desc *f, struc
 static int decode_payload(struct dec *d, const struct kmip_struct_desc *desc,
 			  const struct kmip_field_desc *f, struct cur *c, uint8_t *out)
 {
-	const struct kmip_struct_desc *pd = msg_payload_desc(desc, f, out);
+	const struct kmip_struct_desc *pd = msg_payload_desc(desc, f, out, d->version);
 	struct item it;
 	void *typed;
 	int err;

@@ -133,7 +133,7 @@ static void encode_payload(struct enc *e, const struct kmip_struct_desc *desc,
 {
 	const uint8_t *typed = msg_load_ptr(in + f->offset);
 	const struct kmip_node *node = msg_load_ptr(in + f->aux);
-	const struct kmip_struct_desc *pd = msg_payload_desc(desc, f, in);
+	const struct kmip_struct_desc *pd = msg_payload_desc(desc, f, in, e->version);
 
 	if (typed != NULL && pd != NULL) {
 		kmip_write_begin(e->w, f->tag);

@@ -104,12 +104,14 @@ static inline size_t msg_elem_size(const struct kmip_field_desc *f)
 /*
  * The descriptor of a batch item's payload, chosen by the item's Operation
  * (KMIP 1.4 §7.2), on the request or response side by the payload's tag.
- * NULL when the operation is absent or has no descriptor. The Operation
- * comes first in a batch item, so a decoder has it before the payload.
+ * NULL when the operation is absent, has no descriptor, or does not exist in
+ * |version| (a KMIP_V* bit, or 0 for any): decode and encode then both keep
+ * the payload as a node. The Operation comes first in a batch item, so a
+ * decoder has it before the payload.
  */
 static inline const struct kmip_struct_desc *msg_payload_desc(const struct kmip_struct_desc *item,
 							      const struct kmip_field_desc *payload,
-							      const uint8_t *in)
+							      const uint8_t *in, uint16_t version)
 {
 	const struct kmip_operation_desc *od;
 
@@ -122,7 +124,8 @@ static inline const struct kmip_struct_desc *msg_payload_desc(const struct kmip_
 		if (msg_has_flag(f) && in[f->aux] == 0) {
 			return NULL;
 		}
-		if ((od = kmip_operation_desc(msg_load_u32(in + f->offset))) == NULL) {
+		if ((od = kmip_operation_desc(msg_load_u32(in + f->offset))) == NULL ||
+		    (version != 0 && (od->versions & version) == 0)) {
 			return NULL;
 		}
 		return payload->tag == KMIP_TAG_REQUEST_PAYLOAD ? od->request : od->response;
