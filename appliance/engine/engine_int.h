@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "keel/crypto_ops.h"
 #include "keel/hsm.h"
 #include "keel/kmip.h"
 #include "store.h"
@@ -205,7 +206,8 @@ int op_check(struct eng_req *r, const void *req, void **out) ENG_WUR;
 /* What an operation does with a key: the usage mask bit, and whether it protects. */
 struct eng_key_use {
 	uint32_t mask;
-	bool protect; /* Encrypt, Sign, MAC: Active keys only (KMIP 1.4 §3.22) */
+	bool protect;	      /* Encrypt, Sign, MAC: Active keys only (KMIP 1.4 §3.22) */
+	uint32_t object_type; /* the Object Type the operation takes */
 };
 
 /* A key opened for one operation; its plaintext lives until eng_key_close. */
@@ -233,6 +235,12 @@ int op_mac_verify(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_rng_retrieve(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_hash(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_set_attribute(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_sign(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_signature_verify(struct eng_req *r, const void *req, void **out) ENG_WUR;
+/* The keel_crypto hash of a Hashing Algorithm (|hmac| false) or HMAC algorithm (|hmac| true). */
+int eng_find_hash(uint32_t value, bool hmac, enum kc_hash *out) ENG_WUR;
+/* keel_crypto's errors as KMIP results (ops_crypto.c). */
+int eng_crypto_err(struct eng_req *r, int err) ENG_WUR;
 
 /* Allocates a zeroed response payload of |size| bytes in the arena. */
 void *eng_alloc(struct eng_req *r, size_t size);

@@ -34,7 +34,7 @@ static const struct {
 #define NUM_HASHES (sizeof(hashes) / sizeof(hashes[0]))
 
 /* The hash of a Hashing Algorithm (|hmac| false) or an HMAC algorithm (|hmac| true). */
-static int find_hash(uint32_t value, bool hmac, enum kc_hash *out)
+int eng_find_hash(uint32_t value, bool hmac, enum kc_hash *out)
 {
 	for (size_t i = 0; i < NUM_HASHES; i++) {
 		if ((hmac ? hashes[i].hmac : hashes[i].hash) == value) {
@@ -46,7 +46,7 @@ static int find_hash(uint32_t value, bool hmac, enum kc_hash *out)
 }
 
 /* keel_crypto's errors as KMIP results; the detail was logged there. */
-static int crypto_err(struct eng_req *r, int err)
+int eng_crypto_err(struct eng_req *r, int err)
 {
 	switch (err) {
 	case KC_OK:
@@ -166,7 +166,7 @@ static int run_cipher(struct eng_req *r, const struct cipher_req *q, bool encryp
 {
 	const struct eng_key_use use = {encrypt ? KMIP_CRYPTOGRAPHIC_USAGE_MASK_ENCRYPT
 						: KMIP_CRYPTOGRAPHIC_USAGE_MASK_DECRYPT,
-					encrypt};
+					encrypt, KMIP_OBJECT_TYPE_SYMMETRIC_KEY};
 	struct kc_cipher c = {
 	    .iv = q->iv, .iv_len = q->iv_len, .aad = q->aad, .aad_len = q->aad_len};
 	struct eng_key k;
@@ -202,9 +202,9 @@ static int run_cipher(struct eng_req *r, const struct cipher_req *q, bool encryp
 	if (err != 0) {
 		goto out;
 	}
-	err = crypto_err(r, kc_cipher_run(&c, encrypt, hsm_secret_data(k.secret),
-					  hsm_secret_len(k.secret), q->data, q->data_len, out->data,
-					  &out->data_len));
+	err = eng_crypto_err(r, kc_cipher_run(&c, encrypt, hsm_secret_data(k.secret),
+					      hsm_secret_len(k.secret), q->data, q->data_len,
+					      out->data, &out->data_len));
 	out->tag_len = encrypt && c.mode == KC_MODE_GCM ? c.tag_len : 0;
 out:
 	eng_key_close(&k);
@@ -309,12 +309,12 @@ static int key_mac(struct eng_req *r, const struct eng_key *k, const struct mac_
 		return eng_fail(r, ENG_E_BAD_PARAMS, "Cryptographic Algorithm is not the key's");
 	}
 	if (k->algorithm == KMIP_CRYPTOGRAPHIC_ALGORITHM_AES) {
-		return crypto_err(r, kc_cmac(key, key_len, q->data, q->data_len, out, out_len));
+		return eng_crypto_err(r, kc_cmac(key, key_len, q->data, q->data_len, out, out_len));
 	}
-	if (find_hash(k->algorithm, true, &h) != 0) {
+	if (eng_find_hash(k->algorithm, true, &h) != 0) {
 		return eng_fail(r, ENG_E_BAD_PARAMS, "key is not a MAC key");
 	}
-	return crypto_err(r, kc_hmac(h, key, key_len, q->data, q->data_len, out, out_len));
+	return eng_crypto_err(r, kc_hmac(h, key, key_len, q->data, q->data_len, out, out_len));
 }
 
 /* Computes the MAC of |q| into |out| (KC_MAX_DIGEST bytes) for MAC or MAC Verify. */
@@ -323,7 +323,7 @@ static int run_mac(struct eng_req *r, const struct mac_req *q, bool verify, char
 {
 	const struct eng_key_use use = {verify ? KMIP_CRYPTOGRAPHIC_USAGE_MASK_MAC_VERIFY
 					       : KMIP_CRYPTOGRAPHIC_USAGE_MASK_MAC_GENERATE,
-					!verify};
+					!verify, KMIP_OBJECT_TYPE_SYMMETRIC_KEY};
 	struct eng_key k;
 	int err;
 
@@ -450,10 +450,11 @@ int op_hash(struct eng_req *r, const void *req, void **out)
 	if (cp == NULL || !cp->has_hashing_algorithm || q->data == NULL) {
 		return eng_fail(r, ENG_E_MISSING_DATA, "Hashing Algorithm and Data required");
 	}
-	if (find_hash(cp->hashing_algorithm, false, &h) != 0) {
+	if (eng_find_hash(cp->hashing_algorithm, false, &h) != 0) {
 		return eng_fail(r, ENG_E_UNSUPPORTED_PARAMS, "Hashing Algorithm not supported");
 	}
-	if ((err = crypto_err(r, kc_digest(h, q->data, q->data_len, digest, &p->data_len))) != 0) {
+	err = eng_crypto_err(r, kc_digest(h, q->data, q->data_len, digest, &p->data_len));
+	if (err != 0) {
 		return err;
 	}
 	p->data = digest;

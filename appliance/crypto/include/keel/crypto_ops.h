@@ -75,4 +75,32 @@ bool kc_mac_equal(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len
 int kc_digest(enum kc_hash hash, const uint8_t *data, size_t data_len, uint8_t *out,
 	      size_t *out_len) KC_WUR;
 
+/* ---- sign.c: Sign, Signature Verify (KMIP 1.4 §4.31, §4.32) ------------ */
+
+#define KC_MAX_SIGNATURE 1024 /* RSA-8192 */
+
+/* How to sign: RSA padding, or KC_SIG_ECDSA for an EC key. */
+enum kc_sig_padding { KC_SIG_PKCS1, KC_SIG_PSS, KC_SIG_ECDSA };
+
+/* One signature over |data|, or over |digest| (already hashed with |hash|) when |data| is NULL. */
+struct kc_sig {
+	enum kc_hash hash;
+	enum kc_sig_padding padding;
+	int salt_len; /* PSS salt in bytes; negative: the digest's length to sign, any to verify */
+	const uint8_t *data, *digest;
+	size_t data_len, digest_len;
+};
+
+/*
+ * Signs with a stored private key (PKCS#8 DER) into |out| (KC_MAX_SIGNATURE
+ * bytes): the RSA signature, or ECDSA's DER Ecdsa-Sig-Value. KC_E_INVALID
+ * when the padding does not fit the key or the digest is not the hash's size.
+ */
+int kc_sign(const struct kc_sig *s, const uint8_t *pkcs8, size_t pkcs8_len, uint8_t *out,
+	    size_t *out_len) KC_WUR;
+/* Verifies |sig| with a stored public key (SubjectPublicKeyInfo DER); a bad
+ * signature is *out_valid false and a 0 return. */
+int kc_verify(const struct kc_sig *s, const uint8_t *spki, size_t spki_len, const uint8_t *sig,
+	      size_t sig_len, bool *out_valid) KC_WUR;
+
 #endif
