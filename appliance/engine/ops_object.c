@@ -114,26 +114,98 @@ int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_
 	return save_attrs(r, o.uid, no);
 }
 
-/* Cryptographic Algorithm and Length of a new symmetric key (§3.4, §3.5). */
-static int key_params(struct eng_req *r, const struct eng_new_object *no, int32_t *out_bits)
-{
-	bool aes = false;
+/*
+ * The symmetric algorithms Create generates (KMIP 1.4 §3.4, §9.1.3.2.13), with
+ * the Cryptographic Lengths (§3.5) each allows: min..max in steps of |step| bits.
+ * Key bytes are bits / 8, except where the length does not count every key bit:
+ * DES keys carry a parity bit per byte (FIPS 46-3), so DES 56 and 3DES 112/168
+ * are 8, 16 and 24 bytes; a length counted with the parity bits (DES 64,
+ * 3DES 128/192) names the same key.
+ */
+struct sym_alg {
+	uint32_t algorithm;
+	int16_t min_bits, max_bits, step;
+	bool des_parity;
+};
 
-	*out_bits = 0;
+static const struct sym_alg sym_algs[] = {
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, 256, 64, false},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_DES, 56, 56, 56, true},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_DES3, 112, 168, 56, true},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_SKIPJACK, 80, 80, 8, false},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_BLOWFISH, 32, 448, 8, false},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_CAMELLIA, 128, 256, 64, false},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_RC4, 40, 2048, 8, false},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_CHA_CHA20, 256, 256, 8, false},
+    /* HMAC keys: any whole number of bytes (RFC 2104 §3), at least 64 bits. */
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA1, 64, 4096, 8, false},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA224, 64, 4096, 8, false},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256, 64, 4096, 8, false},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA384, 64, 4096, 8, false},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA512, 64, 4096, 8, false},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_MD5, 64, 4096, 8, false},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA3_224, 64, 4096, 8, false},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA3_256, 64, 4096, 8, false},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA3_384, 64, 4096, 8, false},
+    {KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA3_512, 64, 4096, 8, false},
+};
+
+/* Key bytes for |bits| of |a|, or 0 when the length does not fit the algorithm. */
+static size_t sym_key_len(const struct sym_alg *a, int32_t bits)
+{
+	int32_t key_bits = bits;
+
+	if (a->des_parity && bits % 64 == 0) {
+		key_bits = bits / 8 * 7; /* counted with parity */
+	}
+	if (key_bits < a->min_bits || key_bits > a->max_bits ||
+	    (key_bits - a->min_bits) % a->step != 0) {
+		return 0;
+	}
+	return a->des_parity ? (size_t)key_bits / 7 : (size_t)bits / 8;
+}
+
+/* Odd parity in the low bit of every byte, as DES keys carry it (FIPS 46-3 §1). */
+static void des_set_parity(uint8_t *key, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		uint8_t b = key[i] & 0xfe;
+		uint8_t ones = (uint8_t)__builtin_popcount(b);
+
+		key[i] = (uint8_t)(b | ((ones & 1) == 0));
+	}
+}
+
+/* Cryptographic Algorithm and Length of a new symmetric key (§3.4, §3.5). */
+static int key_params(struct eng_req *r, const struct eng_new_object *no,
+		      const struct sym_alg **out_alg, size_t *out_len)
+{
+	uint32_t alg = 0;
+	int32_t bits = 0;
+
 	for (size_t i = 0; i < no->num_attrs; i++) {
 		uint32_t tag = no->attrs[i].rule->tag;
 
 		if (tag == KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM) {
-			aes = no->attrs[i].value->v.u32 == KMIP_CRYPTOGRAPHIC_ALGORITHM_AES;
+			alg = no->attrs[i].value->v.u32;
 		} else if (tag == KMIP_TAG_CRYPTOGRAPHIC_LENGTH) {
-			*out_bits = no->attrs[i].value->v.i32;
+			bits = no->attrs[i].value->v.i32;
 		}
 	}
-	if (!aes) {
-		return eng_fail(r, ENG_E_INVALID_FIELD, "Cryptographic Algorithm: AES required");
+	*out_alg = NULL;
+	for (size_t i = 0; i < sizeof(sym_algs) / sizeof(sym_algs[0]); i++) {
+		if (sym_algs[i].algorithm == alg) {
+			*out_alg = &sym_algs[i];
+		}
 	}
-	if (*out_bits != 128 && *out_bits != 192 && *out_bits != 256) {
-		return eng_fail(r, ENG_E_INVALID_FIELD, "Cryptographic Length: 128, 192 or 256");
+	if (*out_alg == NULL) {
+		return eng_fail(
+		    r, ENG_E_INVALID_FIELD,
+		    "Cryptographic Algorithm: not a symmetric algorithm Keel generates");
+	}
+	if ((*out_len = sym_key_len(*out_alg, bits)) == 0) {
+		return eng_fail(r, ENG_E_INVALID_FIELD,
+				"Cryptographic Length: not a length of this algorithm");
 	}
 	return 0;
 }
@@ -145,7 +217,8 @@ int op_create(struct eng_req *r, const void *req, void **out)
 	struct eng_new_object no = {.object_type = q->object_type};
 	struct hsm_secret *key = NULL;
 	char *uid = eng_alloc(r, KEEL_STORE_UID_MAX + 1);
-	int32_t bits;
+	const struct sym_alg *alg;
+	size_t len;
 	int err;
 
 	if (p == NULL || uid == NULL) {
@@ -156,14 +229,18 @@ int op_create(struct eng_req *r, const void *req, void **out)
 	}
 	if ((err = attr_collect(r, q->template_attribute, q->attributes, &no.attrs,
 				&no.num_attrs)) != 0 ||
-	    (err = eng_check_create_attrs(r, &no)) != 0 || (err = key_params(r, &no, &bits)) != 0) {
+	    (err = eng_check_create_attrs(r, &no)) != 0 ||
+	    (err = key_params(r, &no, &alg, &len)) != 0) {
 		return err;
 	}
-	if (hsm_secret_new((size_t)bits / 8, &key) != 0 ||
+	if (hsm_secret_new(len, &key) != 0 ||
 	    hsm_random(r->e->hsm, hsm_secret_data(key), hsm_secret_len(key)) != 0) {
 		keel_err("engine: no key material from the token");
 		err = eng_fail(r, ENG_E_CRYPTO, NULL);
 		goto out;
+	}
+	if (alg->des_parity) {
+		des_set_parity(hsm_secret_data(key), len);
 	}
 	no.material = hsm_secret_data(key);
 	no.material_len = hsm_secret_len(key);

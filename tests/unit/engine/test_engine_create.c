@@ -152,11 +152,60 @@ static void test_create_server_attribute_refused(void **state)
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_PERMISSION_DENIED);
 }
 
+/* Creates |alg|/|bits| and returns the length of the key Get gives back. */
+static size_t created_len(struct engine_fx *f, uint32_t alg, int32_t bits, uint8_t key[static 64])
+{
+	char uid[129];
+
+	create_sym(f, alg, bits, false);
+	req_expect_ok(f, 0);
+	take_uid(f, uid);
+	return req_get_key(f, uid, key);
+}
+
+/* KMIP 1.4 §3.4, §3.5: the symmetric algorithms and their key sizes. */
+static void test_create_algorithms(void **state)
+{
+	struct engine_fx *f = *state;
+	uint8_t key[64];
+
+	assert_int_equal(created_len(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_DES3, 112, key), 16);
+	assert_int_equal(created_len(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_DES3, 192, key), 24);
+	assert_int_equal(created_len(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_DES, 56, key), 8);
+	assert_int_equal(created_len(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_SKIPJACK, 80, key), 10);
+	assert_int_equal(created_len(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_CAMELLIA, 192, key), 24);
+	assert_int_equal(created_len(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_BLOWFISH, 40, key), 5);
+	assert_int_equal(created_len(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_CHA_CHA20, 256, key), 32);
+	assert_int_equal(created_len(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256, 256, key), 32);
+	/* DES keys carry odd parity in every byte (FIPS 46-3). */
+	assert_int_equal(created_len(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_DES3, 168, key), 24);
+	for (size_t i = 0; i < 24; i++) {
+		assert_int_equal(__builtin_popcount(key[i]) % 2, 1);
+	}
+}
+
+/* A length the algorithm does not have, or an algorithm that is not symmetric. */
+static void test_create_bad_lengths(void **state)
+{
+	struct engine_fx *f = *state;
+
+	create_sym(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 100, false);
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_INVALID_FIELD);
+	create_sym(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_DES3, 128 + 8, false);
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_INVALID_FIELD);
+	create_sym(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_SKIPJACK, 128, false);
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_INVALID_FIELD);
+	create_sym(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, false);
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_INVALID_FIELD);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_create_client_attributes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_create_server_attribute_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_create_algorithms, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_create_bad_lengths, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
