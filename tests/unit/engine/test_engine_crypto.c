@@ -415,6 +415,103 @@ static void test_cmac(void **state)
 	assert_int_equal(v->validity_indicator, KMIP_VALIDITY_INDICATOR_VALID);
 }
 
+/* Registers (2.0) an HMAC key of |alg| with |key| as its Raw material, then Activates it. */
+static void register_hmac(struct engine_fx *f, uint32_t alg, const uint8_t *key, size_t len,
+			  char uid[static 129])
+{
+	const struct kmip_register_response *p;
+	struct kmip_writer w;
+
+	req_begin(&w, 2, 0, 2);
+	req_item_begin(&w, KMIP_OPERATION_REGISTER);
+	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTES);
+	kmip_write_int(&w, KMIP_TAG_CRYPTOGRAPHIC_USAGE_MASK, MASK_MAC);
+	kmip_write_end(&w);
+	kmip_write_begin(&w, KMIP_TAG_SYMMETRIC_KEY);
+	kmip_write_begin(&w, KMIP_TAG_KEY_BLOCK);
+	kmip_write_enum(&w, KMIP_TAG_KEY_FORMAT_TYPE, KMIP_KEY_FORMAT_TYPE_RAW);
+	kmip_write_begin(&w, KMIP_TAG_KEY_VALUE);
+	kmip_write_bytes(&w, KMIP_TAG_KEY_MATERIAL, key, len);
+	kmip_write_end(&w);
+	kmip_write_enum(&w, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, alg);
+	kmip_write_int(&w, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, (int32_t)len * 8);
+	kmip_write_end(&w);
+	kmip_write_end(&w);
+	req_item_end(&w);
+	/* ID Placeholder: the key just registered (2.0 §6.1.1). */
+	req_item_begin(&w, KMIP_OPERATION_ACTIVATE);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+	req_expect_ok(f, 1);
+	p = req_item(f, 0)->response_payload;
+	assert_true(p->unique_identifier_len < 129);
+	memcpy(uid, p->unique_identifier, p->unique_identifier_len);
+	uid[p->unique_identifier_len] = '\0';
+}
+
+/* MAC of |plain| under |uid| equals OpenSSL's HMAC with |digest|; MAC Verify agrees. */
+static void check_hmac(struct engine_fx *f, const char *uid, const char *digest, const uint8_t *key,
+		       size_t key_len)
+{
+	const struct kmip_mac_response *m;
+	const struct kmip_mac_verify_response *v;
+	uint8_t want[64];
+	size_t n = ref_mac("HMAC", OSSL_MAC_PARAM_DIGEST, digest, key, key_len, plain,
+			   sizeof(plain), want);
+
+	mac_op(f, false, uid, NULL, 0);
+	req_expect_ok(f, 0);
+	m = req_item(f, 0)->response_payload;
+	assert_int_equal(m->mac_data_len, n);
+	assert_memory_equal(m->mac_data, want, n);
+	mac_op(f, true, uid, want, n);
+	req_expect_ok(f, 0);
+	v = req_item(f, 0)->response_payload;
+	assert_int_equal(v->validity_indicator, KMIP_VALIDITY_INDICATOR_VALID);
+	want[n - 1] ^= 0x01;
+	mac_op(f, false, uid, want, n);
+	req_expect_ok(f, 0);
+	v = req_item(f, 0)->response_payload;
+	assert_int_equal(v->validity_indicator, KMIP_VALIDITY_INDICATOR_INVALID);
+}
+
+/* HMAC end to end (§4.33, §4.34): a registered HMAC-SHA256 key and a created HMAC-SHA512 one. */
+static void test_hmac(void **state)
+{
+	struct engine_fx *f = *state;
+	uint8_t key[64];
+	size_t key_len;
+	char uid[129];
+	struct kmip_writer w;
+
+	for (size_t i = 0; i < 32; i++) {
+		key[i] = (uint8_t)(0xa0 + i);
+	}
+	register_hmac(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256, key, 32, uid);
+	check_hmac(f, uid, "SHA256", key, 32);
+	req_begin(&w, 1, 4, 2);
+	req_item_begin(&w, KMIP_OPERATION_CREATE);
+	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+	req_attr_int(&w, "Cryptographic Algorithm", true, KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA512);
+	req_attr_int(&w, "Cryptographic Length", false, 512);
+	req_attr_int(&w, "Cryptographic Usage Mask", false, MASK_MAC);
+	kmip_write_end(&w);
+	req_item_end(&w);
+	req_item_begin(&w, KMIP_OPERATION_ACTIVATE);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 1);
+	const struct kmip_create_response *c = req_item(f, 0)->response_payload;
+	memcpy(uid, c->unique_identifier, c->unique_identifier_len);
+	uid[c->unique_identifier_len] = '\0';
+	key_len = req_get_key(f, uid, key);
+	assert_int_equal(key_len, 64);
+	check_hmac(f, uid, "SHA512", key, key_len);
+}
+
 /* ---- RNG Retrieve, Hash ------------------------------------------------------------------ */
 
 static void rng(struct engine_fx *f, int32_t len)
@@ -509,6 +606,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_gcm, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cipher_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cmac, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hmac, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rng_retrieve, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hash, setup, teardown),
 	};
