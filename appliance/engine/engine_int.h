@@ -237,6 +237,9 @@ int op_hash(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_set_attribute(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_sign(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_signature_verify(struct eng_req *r, const void *req, void **out) ENG_WUR;
+int op_adjust_attribute(struct eng_req *r, const void *req, void **out) ENG_WUR;
+/* The attribute name a 2.x Attribute Reference designates (2.0 §7.4); "" if none. */
+const char *eng_reference_name(struct eng_req *r, const struct kmip_node *ref);
 /* The keel_crypto hash of a Hashing Algorithm (|hmac| false) or HMAC algorithm (|hmac| true). */
 int eng_find_hash(uint32_t value, bool hmac, enum kc_hash *out) ENG_WUR;
 /* keel_crypto's errors as KMIP results (ops_crypto.c). */

@@ -24,7 +24,7 @@ static int emit_named(struct eng_req *r, struct eng_attr_out *out,
 }
 
 /* The name a 2.x Attribute Reference designates (2.0 §7.4): a tag, or vendor + name. */
-static const char *reference_name(struct eng_req *r, const struct kmip_node *ref)
+const char *eng_reference_name(struct eng_req *r, const struct kmip_node *ref)
 {
 	const struct kmip_tag_def *def;
 
@@ -79,7 +79,7 @@ int op_get_attributes(struct eng_req *r, const void *req, void **out)
 	}
 	for (size_t i = 0; i < num && err == 0; i++) {
 		const char *name =
-		    r->v2 ? reference_name(r, q->attribute_references[i])
+		    r->v2 ? eng_reference_name(r, q->attribute_references[i])
 			  : eng_strdup(r, q->attribute_names[i].s, q->attribute_names[i].len);
 
 		err = name != NULL ? emit_named(r, &ao, &o, name) : ENG_E_INTERNAL;
@@ -371,7 +371,7 @@ static int delete_v2(struct eng_req *r, const struct kmip_delete_attribute_reque
 			return eng_fail(r, ENG_E_ATTR_NOT_FOUND, NULL);
 		}
 	} else if (q->attribute_reference != NULL) {
-		a.name = reference_name(r, q->attribute_reference);
+		a.name = eng_reference_name(r, q->attribute_reference);
 		if ((a.rule = attr_rule_by_name(a.name, strlen(a.name))) == NULL) {
 			return eng_fail(r, ENG_E_ATTR_NOT_FOUND, NULL);
 		}

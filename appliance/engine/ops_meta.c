@@ -33,6 +33,7 @@ const struct eng_op eng_ops[] = {
     {KMIP_OPERATION_SIGN, op_sign, 0},
     {KMIP_OPERATION_SIGNATURE_VERIFY, op_signature_verify, 0},
     {KMIP_OPERATION_SET_ATTRIBUTE, op_set_attribute, 0},
+    {KMIP_OPERATION_ADJUST_ATTRIBUTE, op_adjust_attribute, 0},
     {KMIP_OPERATION_REGISTER, op_register, 0},
     {KMIP_OPERATION_CREATE_KEY_PAIR, op_create_key_pair, 0},
     {KMIP_OPERATION_RE_KEY, op_rekey, 0},

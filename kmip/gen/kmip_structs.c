@@ -1873,6 +1873,30 @@ const struct kmip_struct_desc kmip_set_attribute_request_desc = {
     kmip_set_attribute_request_fields,
 };
 
+static const struct kmip_field_desc kmip_adjust_attribute_request_fields[] = {
+    {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_adjust_attribute_request, unique_identifier),
+     offsetof(struct kmip_adjust_attribute_request, unique_identifier_len),
+     KMIP_FIELD_LEN | KMIP_FIELD_PTR, 1, NULL},
+    {KMIP_TAG_ATTRIBUTE_REFERENCE, KMIP_KIND_ANY, KMIP_REQUIRED, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_adjust_attribute_request, attribute_reference), 0,
+     KMIP_FIELD_PTR | KMIP_FIELD_REQUIRED, 1, NULL},
+    {KMIP_TAG_ADJUSTMENT_TYPE, KMIP_TYPE_ENUMERATION, KMIP_REQUIRED, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_adjust_attribute_request, adjustment_type), 0, KMIP_FIELD_REQUIRED, 1,
+     NULL},
+    {KMIP_TAG_ADJUSTMENT_VALUE, KMIP_KIND_ANY, KMIP_OPTIONAL, 0x60 /* 2.0+ */,
+     offsetof(struct kmip_adjust_attribute_request, adjustment_value), 0, KMIP_FIELD_PTR, 1, NULL},
+};
+
+const struct kmip_struct_desc kmip_adjust_attribute_request_desc = {
+    "AdjustAttributeRequest",
+    "2.0 §6.1.3, 2.1 §6.1.3",
+    KMIP_TAG_REQUEST_PAYLOAD,
+    sizeof(struct kmip_adjust_attribute_request),
+    sizeof(kmip_adjust_attribute_request_fields) / sizeof(kmip_adjust_attribute_request_fields[0]),
+    kmip_adjust_attribute_request_fields,
+};
+
 static const struct kmip_field_desc kmip_unique_identifier_request_fields[] = {
     {KMIP_TAG_UNIQUE_IDENTIFIER, KMIP_TYPE_TEXT_STRING, KMIP_OPTIONAL, 0x7f /* 1.0+ */,
      offsetof(struct kmip_unique_identifier_request, unique_identifier),
@@ -3087,6 +3111,9 @@ const struct kmip_operation_desc kmip_operation_descs[] = {
     [KMIP_OPERATION_SET_ATTRIBUTE] = {KMIP_OPERATION_SET_ATTRIBUTE, 0x60,
 				      &kmip_set_attribute_request_desc,
 				      &kmip_unique_identifier_response_desc},
+    [KMIP_OPERATION_ADJUST_ATTRIBUTE] = {KMIP_OPERATION_ADJUST_ATTRIBUTE, 0x60,
+					 &kmip_adjust_attribute_request_desc,
+					 &kmip_unique_identifier_response_desc},
     [KMIP_OPERATION_RE_KEY_KEY_PAIR] = {KMIP_OPERATION_RE_KEY_KEY_PAIR, 0x7e,
 					&kmip_re_key_key_pair_request_desc,
 					&kmip_create_key_pair_response_desc},

@@ -778,6 +778,15 @@ struct kmip_set_attribute_request {
 	struct kmip_attribute_holder *new_attribute; /* 2.0+ */
 };
 
+/* AdjustAttributeRequest: 2.0 §6.1.3, 2.1 §6.1.3 */
+struct kmip_adjust_attribute_request {
+	const char *unique_identifier;
+	size_t unique_identifier_len;		     /* 2.0+ */
+	const struct kmip_node *attribute_reference; /* 2.0+ */
+	uint32_t adjustment_type;		     /* 2.0+ */
+	const struct kmip_node *adjustment_value;    /* 2.0+ */
+};
+
 /* UniqueIdentifierRequest: 1.4 §4.17, §4.19, §4.21, §4.22, §4.23 */
 struct kmip_unique_identifier_request {
 	const char *unique_identifier;
@@ -1346,6 +1355,7 @@ extern const struct kmip_struct_desc kmip_modify_attribute_response_desc;
 extern const struct kmip_struct_desc kmip_delete_attribute_request_desc;
 extern const struct kmip_struct_desc kmip_delete_attribute_response_desc;
 extern const struct kmip_struct_desc kmip_set_attribute_request_desc;
+extern const struct kmip_struct_desc kmip_adjust_attribute_request_desc;
 extern const struct kmip_struct_desc kmip_unique_identifier_request_desc;
 extern const struct kmip_struct_desc kmip_unique_identifier_response_desc;
 extern const struct kmip_struct_desc kmip_obtain_lease_response_desc;

@@ -590,7 +590,7 @@ static void test_descriptor_table(void **state)
 		assert_int_equal(od->request->tag, KMIP_TAG_REQUEST_PAYLOAD);
 		assert_true(od->response == NULL || od->response->tag == KMIP_TAG_RESPONSE_PAYLOAD);
 	}
-	assert_int_equal(num_ops, 42);
+	assert_int_equal(num_ops, 43);
 	assert_int_equal(kmip_version_bit(1, 0), KMIP_V1_0);
 	assert_int_equal(kmip_version_bit(2, 1), KMIP_V2_1);
 	assert_int_equal(kmip_version_bit(3, 0), 0);
