@@ -665,27 +665,54 @@ static int sq_attr_delete(struct keel_store_txn *tb, const char *uid, const char
 	return r;
 }
 
+/* Object-row date columns, in enum keel_store_date order. */
+static const char *const date_columns[] = {"initial_date",	"activation_date",
+					   "deactivation_date", "destroy_date",
+					   "compromise_date",	"compromise_occurrence_date",
+					   "last_change_date"};
+#define NUM_DATE_COLUMNS (sizeof(date_columns) / sizeof(date_columns[0]))
+
+static int bind_filter(sqlite3_stmt *st, int *i, const struct keel_store_filter *f)
+{
+	int rc = sqlite3_bind_text(st, (*i)++, f->name, -1, SQLITE_STATIC);
+
+	if (rc != SQLITE_OK || f->match == KEEL_STORE_MATCH_PRESENT ||
+	    f->match == KEEL_STORE_MATCH_ABSENT) {
+		return rc;
+	}
+	if (f->match == KEEL_STORE_MATCH_EQUAL && f->text != NULL) {
+		return sqlite3_bind_text(st, (*i)++, f->text, -1, SQLITE_STATIC);
+	}
+	rc = sqlite3_bind_blob64(st, (*i)++, f->value, f->value_len, SQLITE_STATIC);
+	if (rc == SQLITE_OK && f->match == KEEL_STORE_MATCH_RANGE) {
+		rc = sqlite3_bind_blob64(st, (*i)++, f->value_hi, f->value_hi_len, SQLITE_STATIC);
+	}
+	return rc;
+}
+
 /* Binds a Locate query's parameters in the order locate_sql wrote them. */
 static int bind_query(sqlite3_stmt *st, const struct keel_store_query *q)
 {
 	int i = 1, rc = sqlite3_bind_text(st, i++, q->owner, -1, SQLITE_STATIC);
 
+	if (rc == SQLITE_OK && q->uid != NULL) {
+		rc = sqlite3_bind_text(st, i++, q->uid, -1, SQLITE_STATIC);
+	}
 	if (rc == SQLITE_OK && q->has_object_type) {
 		rc = sqlite3_bind_int64(st, i++, q->object_type);
 	}
 	if (rc == SQLITE_OK && q->has_state) {
 		rc = sqlite3_bind_int64(st, i++, q->state);
 	}
-	for (size_t k = 0; k < q->num_filters && rc == SQLITE_OK; k++) {
-		const struct keel_store_filter *f = &q->filters[k];
-
-		rc = sqlite3_bind_text(st, i++, f->name, -1, SQLITE_STATIC);
-		if (rc == SQLITE_OK) {
-			rc = f->text != NULL
-				 ? sqlite3_bind_text(st, i++, f->text, -1, SQLITE_STATIC)
-				 : sqlite3_bind_blob64(st, i++, f->value, f->value_len,
-						       SQLITE_STATIC);
+	for (size_t k = 0; k < q->num_dates && rc == SQLITE_OK; k++) {
+		if (q->dates[k].unset) {
+			continue;
 		}
+		rc = sqlite3_bind_int64(st, i++, q->dates[k].lo);
+		rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, i++, q->dates[k].hi);
+	}
+	for (size_t k = 0; k < q->num_filters && rc == SQLITE_OK; k++) {
+		rc = bind_filter(st, &i, &q->filters[k]);
 	}
 	rc = rc != SQLITE_OK
 		 ? rc
@@ -693,24 +720,56 @@ static int bind_query(sqlite3_stmt *st, const struct keel_store_query *q)
 	return rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, i, (int64_t)q->offset);
 }
 
-/* The Locate statement: each filter is an indexed EXISTS on attributes. */
+/* One filter's condition: an indexed EXISTS on attributes (NOT EXISTS for ABSENT). */
+static const char *filter_sql(const struct keel_store_filter *f)
+{
+	switch (f->match) {
+	case KEEL_STORE_MATCH_ABSENT:
+		return " AND NOT EXISTS (SELECT 1 FROM attributes a WHERE a.uid = o.uid"
+		       " AND a.name = ?)";
+	case KEEL_STORE_MATCH_PRESENT:
+		return " AND EXISTS (SELECT 1 FROM attributes a WHERE a.uid = o.uid"
+		       " AND a.name = ?)";
+	case KEEL_STORE_MATCH_RANGE:
+		return " AND EXISTS (SELECT 1 FROM attributes a WHERE a.uid = o.uid"
+		       " AND a.name = ? AND a.value BETWEEN ? AND ?)";
+	default:
+		break;
+	}
+	if (f->text != NULL) {
+		return " AND EXISTS (SELECT 1 FROM attributes a WHERE a.uid = o.uid"
+		       " AND a.name = ? AND a.text_value = ?)";
+	}
+	return " AND EXISTS (SELECT 1 FROM attributes a WHERE a.uid = o.uid"
+	       " AND a.name = ? AND a.value = ?)";
+}
+
+/* The Locate statement; column names come from date_columns, values are bound. */
 static char *locate_sql(const struct keel_store_query *q)
 {
-	size_t cap = 256 + q->num_filters * 128;
+	size_t cap = 256 + q->num_filters * 128 + q->num_dates * 128;
 	char *sql = malloc(cap);
 	size_t n;
 
 	if (sql == NULL) {
 		return NULL;
 	}
-	n = (size_t)snprintf(sql, cap, "SELECT uid FROM objects o WHERE owner = ?%s%s",
+	n = (size_t)snprintf(sql, cap, "SELECT uid FROM objects o WHERE owner = ?%s%s%s",
+			     q->uid != NULL ? " AND uid = ?" : "",
 			     q->has_object_type ? " AND object_type = ?" : "",
 			     q->has_state ? " AND state = ?" : "");
+	for (size_t k = 0; k < q->num_dates && n < cap; k++) {
+		const char *col = date_columns[q->dates[k].date];
+
+		if (q->dates[k].unset) {
+			n += (size_t)snprintf(sql + n, cap - n, " AND o.%s = 0", col);
+			continue;
+		}
+		n += (size_t)snprintf(sql + n, cap - n, " AND o.%s <> 0 AND o.%s BETWEEN ? AND ?",
+				      col, col);
+	}
 	for (size_t k = 0; k < q->num_filters && n < cap; k++) {
-		n += (size_t)snprintf(sql + n, cap - n,
-				      " AND EXISTS (SELECT 1 FROM attributes a WHERE a.uid = o.uid"
-				      " AND a.name = ? AND a.%s = ?)",
-				      q->filters[k].text != NULL ? "text_value" : "value");
+		n += (size_t)snprintf(sql + n, cap - n, "%s", filter_sql(&q->filters[k]));
 	}
 	if (n < cap) {
 		snprintf(sql + n, cap - n, " ORDER BY o.rowid LIMIT ? OFFSET ?");
@@ -742,10 +801,16 @@ static int sq_locate(struct keel_store_txn *tb, const struct keel_store_query *q
 {
 	sqlite3 *db = ((struct sq_txn *)tb)->db;
 	sqlite3_stmt *st = NULL;
-	char *sql = locate_sql(q), **arr = NULL;
+	char *sql = NULL, **arr = NULL;
 	size_t num = 0, cap = 0;
 	int r = KEEL_STORE_E_NOMEM, rc = SQLITE_DONE;
 
+	for (size_t k = 0; k < q->num_dates; k++) {
+		if ((size_t)q->dates[k].date >= NUM_DATE_COLUMNS) {
+			return KEEL_STORE_E_INVAL;
+		}
+	}
+	sql = locate_sql(q);
 	if (sql == NULL || (r = prepare(db, sql, &st)) != 0 ||
 	    (r = sq_err(db, bind_query(st, q), "bind")) != 0) {
 		goto out;

@@ -71,20 +71,52 @@ struct keel_store_attr {
 /* Frees an array from keel_store_attr_list. Accepts NULL. */
 void keel_store_attrs_free(struct keel_store_attr *attrs, size_t num);
 
-/* A Locate filter: an attribute |name| whose text or (if text is NULL) value equals. */
+/* How a Locate filter matches attribute |name| (KMIP 1.4 §4.9). */
+enum keel_store_match {
+	KEEL_STORE_MATCH_EQUAL,	  /* text equals |text|, or (text NULL) value equals |value| */
+	KEEL_STORE_MATCH_RANGE,	  /* value in [value, value_hi]: same-length encodings as bytes */
+	KEEL_STORE_MATCH_PRESENT, /* any instance */
+	KEEL_STORE_MATCH_ABSENT,  /* no instance */
+};
+
 struct keel_store_filter {
 	const char *name;
+	enum keel_store_match match;
 	const char *text;
 	const uint8_t *value;
 	size_t value_len;
+	const uint8_t *value_hi;
+	size_t value_hi_len;
+};
+
+/* The object row's dates, for ranges in a Locate. */
+enum keel_store_date {
+	KEEL_STORE_DATE_INITIAL,
+	KEEL_STORE_DATE_ACTIVATION,
+	KEEL_STORE_DATE_DEACTIVATION,
+	KEEL_STORE_DATE_DESTROY,
+	KEEL_STORE_DATE_COMPROMISE,
+	KEEL_STORE_DATE_COMPROMISE_OCCURRENCE,
+	KEEL_STORE_DATE_LAST_CHANGE,
+};
+
+/* Objects whose |date| lies in [lo, hi] (an unset date, 0 in the row, never does),
+ * or, with |unset|, objects whose |date| is not set. */
+struct keel_store_date_range {
+	enum keel_store_date date;
+	int64_t lo, hi;
+	bool unset;
 };
 
 struct keel_store_query {
 	const char *owner; /* required: a client only ever finds its own objects */
+	const char *uid;   /* NULL: any */
 	bool has_object_type, has_state;
 	uint32_t object_type, state;
 	const struct keel_store_filter *filters;
 	size_t num_filters;
+	const struct keel_store_date_range *dates;
+	size_t num_dates;
 	size_t offset;	  /* Offset Items */
 	size_t max_items; /* 0: no limit */
 };

@@ -1,6 +1,7 @@
 /*
  * Create and Register with the attributes KMIP 1.4 §3 lets a client set at
- * creation, symmetric keys of the algorithms Keel generates (§3.4, §3.5).
+ * creation, symmetric keys of the algorithms Keel generates (§3.4, §3.5), and
+ * Locate by those attributes (§4.9).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -199,6 +200,112 @@ static void test_create_bad_lengths(void **state)
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_INVALID_FIELD);
 }
 
+/* Creates an AES key with Activation Date |act| (in the future: Pre-Active). */
+static void create_dated(struct engine_fx *f, int64_t act, char uid[static 129])
+{
+	struct kmip_writer w;
+
+	req_begin(&w, 1, 4, 1);
+	req_item_begin(&w, KMIP_OPERATION_CREATE);
+	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+	req_attr_int(&w, "Cryptographic Algorithm", true, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+	req_attr_int(&w, "Cryptographic Length", false, 128);
+	attr_begin(&w, "Activation Date");
+	kmip_write_datetime(&w, KMIP_TAG_ATTRIBUTE_VALUE, act);
+	kmip_write_end(&w);
+	kmip_write_end(&w);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+	take_uid(f, uid);
+}
+
+/* A Locate: Activation Date range [lo, hi] (both 0: none), |uid| (may be NULL),
+ * State, Maximum Items, Offset Items, Storage Status Mask (0: none). */
+struct loc_req {
+	int64_t lo, hi;
+	const char *uid;
+	uint32_t state;
+	int32_t max, offset, mask;
+};
+
+/* Sends |l| as alice; returns how many objects it found. */
+static size_t locate(struct engine_fx *f, const struct loc_req *l)
+{
+	const struct kmip_locate_response *p;
+	struct kmip_writer w;
+
+	req_begin(&w, 1, 4, 1);
+	req_item_begin(&w, KMIP_OPERATION_LOCATE);
+	if (l->max != 0) {
+		kmip_write_int(&w, KMIP_TAG_MAXIMUM_ITEMS, l->max);
+	}
+	if (l->offset != 0) {
+		kmip_write_int(&w, KMIP_TAG_OFFSET_ITEMS, l->offset);
+	}
+	if (l->mask != 0) {
+		kmip_write_int(&w, KMIP_TAG_STORAGE_STATUS_MASK, l->mask);
+	}
+	for (int i = 0; i < 2 && l->lo != 0; i++) {
+		attr_begin(&w, "Activation Date");
+		kmip_write_datetime(&w, KMIP_TAG_ATTRIBUTE_VALUE, i == 0 ? l->hi : l->lo);
+		kmip_write_end(&w);
+	}
+	if (l->uid != NULL) {
+		attr_begin(&w, "Unique Identifier");
+		kmip_write_text(&w, KMIP_TAG_ATTRIBUTE_VALUE, l->uid, strlen(l->uid));
+		kmip_write_end(&w);
+	}
+	if (l->state != 0) {
+		req_attr_int(&w, "State", true, (int32_t)l->state);
+	}
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+	p = req_item(f, 0)->response_payload;
+	return p->num_unique_identifiers;
+}
+
+/* §4.9: two dates are a range; Unique Identifier, State, Maximum and Offset Items;
+ * a destroyed object is found only when asked for by State. */
+static void test_locate_ranges(void **state)
+{
+	struct engine_fx *f = *state;
+	const int64_t t0 = 4102444800; /* 2100-01-01 */
+	char uid[3][129];
+	struct kmip_writer w;
+
+	for (int i = 0; i < 3; i++) {
+		create_dated(f, t0 + i * 86400, uid[i]);
+	}
+	assert_int_equal(locate(f, &(struct loc_req){.lo = t0, .hi = t0 + 86400}), 2);
+	assert_int_equal(locate(f, &(struct loc_req){.lo = t0 + 1, .hi = t0 + 3 * 86400}), 2);
+	assert_int_equal(locate(f, &(struct loc_req){.lo = t0 - 10, .hi = t0 - 1}), 0);
+	assert_int_equal(locate(f, &(struct loc_req){.uid = uid[1]}), 1);
+	assert_int_equal(locate(f, &(struct loc_req){.max = 2}), 2);
+	assert_int_equal(locate(f, &(struct loc_req){.offset = 2}), 1);
+	req_begin(&w, 1, 4, 1);
+	req_item_begin(&w, KMIP_OPERATION_DESTROY);
+	req_uid(&w, uid[0]);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+	assert_int_equal(locate(f, &(struct loc_req){.uid = uid[0]}), 0);
+	assert_int_equal(locate(f, &(struct loc_req){0}), 2);
+	assert_int_equal(locate(f, &(struct loc_req){.state = KMIP_STATE_DESTROYED}), 1);
+	/* Archived objects only when the Storage Status Mask asks (§9.1.3.3.2). */
+	req_begin(&w, 1, 4, 1);
+	req_item_begin(&w, KMIP_OPERATION_ARCHIVE);
+	req_uid(&w, uid[1]);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+	assert_int_equal(locate(f, &(struct loc_req){0}), 1);
+	assert_int_equal(locate(f, &(struct loc_req){.mask = 2}), 1);
+	assert_int_equal(locate(f, &(struct loc_req){.mask = 3}), 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -206,6 +313,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_create_server_attribute_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_create_algorithms, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_create_bad_lengths, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_locate_ranges, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
