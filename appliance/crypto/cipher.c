@@ -3,7 +3,7 @@
  * Decrypt (KMIP 1.4 §4.29, §4.30). One EVP path serves all four modes; GCM
  * adds the AAD before the data and the tag after it (SP 800-38D).
  */
-#include "keel/crypto_ops.h"
+#include "keel/crypto.h"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>

@@ -4,7 +4,7 @@
 
 #include <openssl/evp.h>
 
-#include "keel/crypto_ops.h"
+#include "keel/crypto.h"
 
 /* The OpenSSL digest of |hash|; NULL if unknown. */
 const EVP_MD *kc_md(enum kc_hash hash);

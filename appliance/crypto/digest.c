@@ -1,5 +1,5 @@
 /* Digests for Hash (KMIP 1.4 §4.37) and the hash table HMAC shares. */
-#include "keel/crypto_ops.h"
+#include "keel/crypto.h"
 
 #include <openssl/evp.h>
 

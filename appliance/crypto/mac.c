@@ -2,7 +2,7 @@
  * MAC and MAC Verify (KMIP 1.4 §4.33, §4.34): HMAC (RFC 2104) with the SHA-1,
  * SHA-2 and SHA-3 families and AES-CMAC (SP 800-38B), through EVP_MAC.
  */
-#include "keel/crypto_ops.h"
+#include "keel/crypto.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>

@@ -6,7 +6,7 @@
  * SubjectPublicKeyInfo for public keys. The EVP_PKEY holding a private key
  * is freed (OpenSSL clears its numbers) before returning.
  */
-#include "keel/crypto_ops.h"
+#include "keel/crypto.h"
 
 #include <limits.h>
 #include <string.h>

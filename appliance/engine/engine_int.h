@@ -11,7 +11,7 @@
 #include <stdint.h>
 
 #include "engine.h"
-#include "keel/crypto_ops.h"
+#include "keel/crypto.h"
 #include "keel/hsm.h"
 #include "keel/kmip.h"
 #include "store.h"

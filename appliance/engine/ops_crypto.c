@@ -9,7 +9,7 @@
 
 #include <string.h>
 
-#include "keel/crypto_ops.h"
+#include "keel/crypto.h"
 #include "log.h"
 
 /* RNG Retrieve's ceiling per request: a client wanting more asks again. */

@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-#include "keel/crypto_ops.h"
+#include "keel/crypto.h"
 
 /* Digital Signature Algorithm (§9.1.3.2.7) as a hash and padding; RSASSA-PSS names no hash. */
 static const struct {
