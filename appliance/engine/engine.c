@@ -75,16 +75,17 @@ static void peek_version(const uint8_t *req, size_t len, const struct kmip_limit
 	out->protocol_version_minor = minor;
 }
 
-/* Encodes |resp|, replies, and wipes the encoding (it may hold key material). */
-static int send_response(struct keel_engine *e, struct kmip_response_message *resp,
-			 keel_reply_fn reply, void *reply_ctx)
+/* Encodes |resp| in at most |max_len| bytes, replies, and wipes the encoding
+ * (it may hold key material). KMIP_E_TOO_BIG when it does not fit. */
+static int send_response(size_t max_len, struct kmip_response_message *resp, keel_reply_fn reply,
+			 void *reply_ctx)
 {
 	struct kmip_writer w;
 	const uint8_t *p;
 	size_t n;
 	int err;
 
-	kmip_writer_init(&w, e->lim.max_message_len);
+	kmip_writer_init(&w, max_len);
 	if ((err = kmip_response_encode(&w, resp)) == 0 &&
 	    (err = kmip_writer_finish(&w, &p, &n)) == 0) {
 		reply(reply_ctx, p, n);
@@ -149,7 +150,7 @@ static void answer_invalid(struct eng_req *r, const uint8_t *req, size_t len,
 		  de->batch_index);
 	set_failure(&m->batch_items[0], code,
 		    kmip_version_bit(pv.protocol_version_major, pv.protocol_version_minor), msg);
-	if (send_response(r->e, m, reply, reply_ctx) != 0) {
+	if (send_response(r->e->lim.max_message_len, m, reply, reply_ctx) != 0) {
 		reply(reply_ctx, NULL, 0);
 	}
 }
@@ -371,6 +372,21 @@ static void wipe_secrets(struct eng_req *r)
 	r->num_secrets = 0;
 }
 
+/*
+ * The largest response the client takes: its Maximum Response Size (KMIP 1.4
+ * §6.3), within the server's own limit. A larger one answers Response Too Large.
+ */
+static size_t response_limit(const struct keel_engine *e, const struct kmip_request_message *q)
+{
+	const struct kmip_request_header *h = q->request_header;
+
+	if (h->has_maximum_response_size && h->maximum_response_size > 0 &&
+	    (size_t)h->maximum_response_size < e->lim.max_message_len) {
+		return (size_t)h->maximum_response_size;
+	}
+	return e->lim.max_message_len;
+}
+
 void keel_engine_handle(void *ctx, const struct keel_client_identity *who, const uint8_t *req,
 			size_t req_len, keel_reply_fn reply, void *reply_ctx)
 {
@@ -391,11 +407,15 @@ void keel_engine_handle(void *ctx, const struct keel_client_identity *who, const
 		reply(reply_ctx, NULL, 0);
 		goto out;
 	}
-	if ((err = send_response(r.e, m, reply, reply_ctx)) != 0) {
-		keel_err("engine: client %s: response not encodable: %s", who->subject,
-			 kmip_strerror(err));
+	if ((err = send_response(response_limit(r.e, q), m, reply, reply_ctx)) != 0) {
+		if (err == KMIP_E_TOO_BIG) {
+			keel_info("engine: client %s: response over its limit", who->subject);
+		} else {
+			keel_err("engine: client %s: response not encodable: %s", who->subject,
+				 kmip_strerror(err));
+		}
 		fail_all(m, err == KMIP_E_TOO_BIG ? ENG_E_TOO_LARGE : ENG_E_INTERNAL, r.version);
-		if (send_response(r.e, m, reply, reply_ctx) != 0) {
+		if (send_response(r.e->lim.max_message_len, m, reply, reply_ctx) != 0) {
 			reply(reply_ctx, NULL, 0);
 		}
 	}

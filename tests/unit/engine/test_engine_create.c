@@ -1,7 +1,8 @@
 /*
  * Create and Register with the attributes KMIP 1.4 §3 lets a client set at
  * creation, symmetric keys of the algorithms Keel generates (§3.4, §3.5), and
- * Locate by those attributes (§4.9).
+ * Locate by those attributes (§4.9); a response over the client's Maximum
+ * Response Size (§6.3).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -306,6 +307,38 @@ static void test_locate_ranges(void **state)
 	assert_int_equal(locate(f, &(struct loc_req){.mask = 3}), 2);
 }
 
+/* Query Operations with Maximum Response Size |max| in the header (KMIP 1.4 §6.3). */
+static void query_limited(struct engine_fx *f, int32_t max)
+{
+	struct kmip_writer w;
+
+	kmip_writer_init(&w, 1u << 20);
+	kmip_write_begin(&w, KMIP_TAG_REQUEST_MESSAGE);
+	kmip_write_begin(&w, KMIP_TAG_REQUEST_HEADER);
+	kmip_write_begin(&w, KMIP_TAG_PROTOCOL_VERSION);
+	kmip_write_int(&w, KMIP_TAG_PROTOCOL_VERSION_MAJOR, 1);
+	kmip_write_int(&w, KMIP_TAG_PROTOCOL_VERSION_MINOR, 4);
+	kmip_write_end(&w);
+	kmip_write_int(&w, KMIP_TAG_MAXIMUM_RESPONSE_SIZE, max);
+	kmip_write_int(&w, KMIP_TAG_BATCH_COUNT, 1);
+	kmip_write_end(&w);
+	req_item_begin(&w, KMIP_OPERATION_QUERY);
+	kmip_write_enum(&w, KMIP_TAG_QUERY_FUNCTION, KMIP_QUERY_FUNCTION_QUERY_OPERATIONS);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+}
+
+/* §6.3: a response larger than Maximum Response Size answers Response Too Large. */
+static void test_response_too_large(void **state)
+{
+	struct engine_fx *f = *state;
+
+	query_limited(f, 256);
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_RESPONSE_TOO_LARGE);
+	query_limited(f, 1 << 16);
+	req_expect_ok(f, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -314,6 +347,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_create_algorithms, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_create_bad_lengths, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_locate_ranges, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_response_too_large, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
