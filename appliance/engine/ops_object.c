@@ -176,9 +176,56 @@ static void des_set_parity(uint8_t *key, size_t len)
 	}
 }
 
+/* An HMAC key without a Cryptographic Length is as long as its hash's output
+ * (RFC 2104 §3, SP 800-107 §5.3.4); other algorithms have no default. */
+static int32_t default_bits(uint32_t alg)
+{
+	switch (alg) {
+	case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_MD5:
+		return 128;
+	case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA1:
+		return 160;
+	case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA224:
+	case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA3_224:
+		return 224;
+	case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256:
+	case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA3_256:
+		return 256;
+	case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA384:
+	case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA3_384:
+		return 384;
+	case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA512:
+	case KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA3_512:
+		return 512;
+	default:
+		return 0;
+	}
+}
+
+/* Appends the Cryptographic Length the server chose (§3.5) to |no|'s attributes. */
+static int add_length(struct eng_req *r, struct eng_new_object *no, int32_t bits)
+{
+	struct eng_attr *a = eng_alloc(r, (no->num_attrs + 1) * sizeof(*a));
+	struct kmip_node *v = eng_node(r, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, KMIP_TYPE_INTEGER);
+
+	if (a == NULL || v == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	for (size_t i = 0; i < no->num_attrs; i++) {
+		a[i] = no->attrs[i];
+	}
+	v->v.i32 = bits;
+	a[no->num_attrs].rule = attr_rule_by_tag(KMIP_TAG_CRYPTOGRAPHIC_LENGTH);
+	a[no->num_attrs].name = a[no->num_attrs].rule->name;
+	a[no->num_attrs].value = v;
+	no->attrs = a;
+	no->num_attrs++;
+	return 0;
+}
+
 /* Cryptographic Algorithm and Length of a new symmetric key (§3.4, §3.5). */
-static int key_params(struct eng_req *r, const struct eng_new_object *no,
-		      const struct sym_alg **out_alg, size_t *out_len)
+static int key_params(struct eng_req *r, struct eng_new_object *no, const struct sym_alg **out_alg,
+		      size_t *out_len)
 {
 	uint32_t alg = 0;
 	int32_t bits = 0;
@@ -202,6 +249,9 @@ static int key_params(struct eng_req *r, const struct eng_new_object *no,
 		return eng_fail(
 		    r, ENG_E_INVALID_FIELD,
 		    "Cryptographic Algorithm: not a symmetric algorithm Keel generates");
+	}
+	if (bits == 0 && (bits = default_bits(alg)) != 0 && add_length(r, no, bits) != 0) {
+		return ENG_E_INTERNAL;
 	}
 	if ((*out_len = sym_key_len(*out_alg, bits)) == 0) {
 		return eng_fail(r, ENG_E_INVALID_FIELD,

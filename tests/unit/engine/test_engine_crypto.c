@@ -477,7 +477,7 @@ static void check_hmac(struct engine_fx *f, const char *uid, const char *digest,
 	assert_int_equal(v->validity_indicator, KMIP_VALIDITY_INDICATOR_INVALID);
 }
 
-/* HMAC end to end (§4.33, §4.34): a registered HMAC-SHA256 key and a created HMAC-SHA512 one. */
+/* HMAC end to end (§4.33, §4.34): a registered HMAC-SHA256 key, created HMAC-SHA512/384 ones. */
 static void test_hmac(void **state)
 {
 	struct engine_fx *f = *state;
@@ -485,6 +485,7 @@ static void test_hmac(void **state)
 	size_t key_len;
 	char uid[129];
 	struct kmip_writer w;
+	const struct kmip_create_response *c;
 
 	for (size_t i = 0; i < 32; i++) {
 		key[i] = (uint8_t)(0xa0 + i);
@@ -504,12 +505,33 @@ static void test_hmac(void **state)
 	req_item_end(&w);
 	req_send(f, &f->alice, &w);
 	req_expect_ok(f, 1);
-	const struct kmip_create_response *c = req_item(f, 0)->response_payload;
+	c = req_item(f, 0)->response_payload;
 	memcpy(uid, c->unique_identifier, c->unique_identifier_len);
 	uid[c->unique_identifier_len] = '\0';
 	key_len = req_get_key(f, uid, key);
 	assert_int_equal(key_len, 64);
 	check_hmac(f, uid, "SHA512", key, key_len);
+	/* Without a Cryptographic Length, an HMAC key is as long as the hash's output. */
+	req_begin(&w, 1, 4, 2);
+	req_item_begin(&w, KMIP_OPERATION_CREATE);
+	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+	req_attr_int(&w, "Cryptographic Algorithm", true, KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA384);
+	req_attr_int(&w, "Cryptographic Usage Mask", false, MASK_MAC);
+	kmip_write_end(&w);
+	req_item_end(&w);
+	req_item_begin(&w, KMIP_OPERATION_ACTIVATE);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 1);
+	c = req_item(f, 0)->response_payload;
+	memcpy(uid, c->unique_identifier, c->unique_identifier_len);
+	uid[c->unique_identifier_len] = '\0';
+	key_len = req_get_key(f, uid, key);
+	assert_int_equal(key_len, 48);
+	const struct kmip_get_response *g = req_item(f, 0)->response_payload;
+	assert_int_equal(g->symmetric_key->key_block->cryptographic_length, 384);
+	check_hmac(f, uid, "SHA384", key, key_len);
 }
 
 /* ---- RNG Retrieve, Hash ------------------------------------------------------------------ */
