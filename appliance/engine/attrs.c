@@ -352,6 +352,31 @@ static const struct kmip_node *vendor_node(struct eng_req *r, const char *name,
 	return a;
 }
 
+/* KMIP 1.0's Digest has no Key Format Type (added in 1.1, KMIP 1.4 §3.17): a copy without. */
+static int digest_for_v10(struct eng_req *r, struct kmip_node *v)
+{
+	struct kmip_node *head = NULL, **tail = &head;
+
+	v->len = 0;
+	for (const struct kmip_node *c = v->v.child; c != NULL; c = c->next) {
+		struct kmip_node *n;
+
+		if (c->tag == KMIP_TAG_KEY_FORMAT_TYPE) {
+			continue;
+		}
+		if ((n = eng_node(r, 0, 0)) == NULL) {
+			return ENG_E_INTERNAL;
+		}
+		*n = *c;
+		n->next = NULL;
+		*tail = n;
+		tail = &n->next;
+		v->len++;
+	}
+	v->v.child = head;
+	return 0;
+}
+
 int attr_emit(struct eng_req *r, struct eng_attr_out *out, const char *name, int32_t index,
 	      const struct kmip_node *value)
 {
@@ -364,6 +389,10 @@ int attr_emit(struct eng_req *r, struct eng_attr_out *out, const char *name, int
 	}
 	*v = *value;
 	v->next = NULL;
+	if (r->version == KMIP_V1_0 && rule != NULL && rule->tag == KMIP_TAG_DIGEST &&
+	    v->type == KMIP_TYPE_STRUCTURE && (err = digest_for_v10(r, v)) != 0) {
+		return err;
+	}
 	if (!r->v2) {
 		struct kmip_attribute *a = &out->v1[out->num];
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keel/crypto.h"
 #include "log.h"
 
 /* A random version-4 UUID from the token's RNG (RFC 4122 §4.4). */
@@ -78,6 +79,89 @@ static int64_t create_date(const struct eng_new_object *no, uint32_t tag)
 	return 0;
 }
 
+/*
+ * The Key Format Type a new key's Digest is computed over (KMIP 1.4 §3.17):
+ * Raw for symmetric keys and secret data, an asymmetric key's default Get
+ * format. 0: no Digest (other object types, or one the request already has).
+ */
+static uint32_t digest_format(const struct eng_new_object *no)
+{
+	uint32_t format = 0;
+
+	for (size_t i = 0; i < no->num_attrs; i++) {
+		if (no->attrs[i].rule->tag == KMIP_TAG_DIGEST) {
+			return 0; /* a certificate's, derived at Register */
+		}
+		if (strcmp(no->attrs[i].name, "_key_format") == 0) {
+			format = no->attrs[i].value->v.u32;
+		}
+	}
+	switch (no->object_type) {
+	case KMIP_OBJECT_TYPE_SYMMETRIC_KEY:
+	case KMIP_OBJECT_TYPE_SECRET_DATA:
+		return KMIP_KEY_FORMAT_TYPE_RAW;
+	case KMIP_OBJECT_TYPE_PRIVATE_KEY:
+	case KMIP_OBJECT_TYPE_PUBLIC_KEY:
+		return format;
+	default:
+		return 0;
+	}
+}
+
+/* SHA-256 of the material in |format|; the converted copy is wiped. */
+static int material_sha256(const struct eng_new_object *no, uint32_t format,
+			   uint8_t out[static KC_MAX_DIGEST])
+{
+	struct kc_buf conv = {0};
+	size_t len;
+	int err = 0;
+
+	if (format != KMIP_KEY_FORMAT_TYPE_RAW) {
+		err = kc_key_export(no->object_type == KMIP_OBJECT_TYPE_PRIVATE_KEY, no->material,
+				    no->material_len, format, &conv);
+	}
+	if (err == 0) {
+		err = format == KMIP_KEY_FORMAT_TYPE_RAW
+			  ? kc_digest(KC_SHA256, no->material, no->material_len, out, &len)
+			  : kc_digest(KC_SHA256, conv.data, conv.len, out, &len);
+	}
+	kc_buf_free(&conv);
+	return err;
+}
+
+/* Digest {SHA-256, value, Key Format Type} of a new key (§3.17), stored as instance 0. */
+static int save_digest(struct eng_req *r, const char *uid, const struct eng_new_object *no)
+{
+	struct eng_attr a = {.rule = attr_rule_by_tag(KMIP_TAG_DIGEST), .name = "Digest"};
+	struct kmip_node *d = eng_node(r, KMIP_TAG_DIGEST, KMIP_TYPE_STRUCTURE);
+	struct kmip_node *alg = eng_node(r, KMIP_TAG_HASHING_ALGORITHM, KMIP_TYPE_ENUMERATION);
+	struct kmip_node *val = eng_node(r, KMIP_TAG_DIGEST_VALUE, KMIP_TYPE_BYTE_STRING);
+	struct kmip_node *kft = eng_node(r, KMIP_TAG_KEY_FORMAT_TYPE, KMIP_TYPE_ENUMERATION);
+	uint8_t *sum = eng_alloc(r, KC_MAX_DIGEST);
+	uint32_t format = digest_format(no);
+
+	if (format == 0) {
+		return 0;
+	}
+	if (d == NULL || alg == NULL || val == NULL || kft == NULL || sum == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	if (material_sha256(no, format, sum) != 0) {
+		keel_info("engine: no Digest for a key in Key Format Type %u", format);
+		return 0; /* a key we cannot convert keeps no Digest rather than a wrong one */
+	}
+	alg->v.u32 = KMIP_HASHING_ALGORITHM_SHA_256;
+	val->v.bytes = sum;
+	val->len = 32;
+	kft->v.u32 = format;
+	alg->next = val;
+	val->next = kft;
+	d->v.child = alg;
+	d->len = 3;
+	a.value = d;
+	return attr_save(r, uid, &a, 0, false);
+}
+
 /* Wraps the material under the active CRK and writes the object and its attributes. */
 int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_uid)
 {
@@ -111,7 +195,10 @@ int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_
 	snprintf(r->uid, sizeof(r->uid), "%s", o.uid);
 	snprintf(r->placeholder, sizeof(r->placeholder), "%s", o.uid);
 	memcpy(out_uid, o.uid, sizeof(o.uid));
-	return save_attrs(r, o.uid, no);
+	if ((err = save_attrs(r, o.uid, no)) != 0) {
+		return err;
+	}
+	return save_digest(r, o.uid, no);
 }
 
 /*

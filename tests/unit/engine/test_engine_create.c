@@ -2,7 +2,7 @@
  * Create and Register with the attributes KMIP 1.4 §3 lets a client set at
  * creation, symmetric keys of the algorithms Keel generates (§3.4, §3.5), and
  * Locate by those attributes (§4.9); a response over the client's Maximum
- * Response Size (§6.3).
+ * Response Size (§6.3); the Digest of a new key (§3.17).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <openssl/sha.h>
 #include <string.h>
 
 #include "engine_req.h"
@@ -339,6 +340,60 @@ static void test_response_too_large(void **state)
 	req_expect_ok(f, 0);
 }
 
+/* §3.17: a new key's Digest is SHA-256 of its Raw key material; 1.0 has no Key Format Type. */
+static void test_digest_of_created_key(void **state)
+{
+	struct engine_fx *f = *state;
+	const struct kmip_node *d, *c;
+	uint8_t key[64], sum[SHA256_DIGEST_LENGTH];
+	char uid[129];
+	size_t len;
+
+	create_sym(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 256, false);
+	req_expect_ok(f, 0);
+	take_uid(f, uid);
+	len = req_get_key(f, uid, key);
+	SHA256(key, len, sum);
+	d = get_attr(f, uid, "Digest");
+	assert_non_null(d);
+	c = kmip_node_find(d, KMIP_TAG_HASHING_ALGORITHM);
+	assert_non_null(c);
+	assert_int_equal(c->v.u32, KMIP_HASHING_ALGORITHM_SHA_256);
+	c = kmip_node_find(d, KMIP_TAG_DIGEST_VALUE);
+	assert_non_null(c);
+	assert_int_equal(c->len, sizeof(sum));
+	assert_memory_equal(c->v.bytes, sum, sizeof(sum));
+	c = kmip_node_find(d, KMIP_TAG_KEY_FORMAT_TYPE);
+	assert_non_null(c);
+	assert_int_equal(c->v.u32, KMIP_KEY_FORMAT_TYPE_RAW);
+}
+
+/* The same Digest read in KMIP 1.0, whose Digest has no Key Format Type. */
+static void test_digest_v10(void **state)
+{
+	struct engine_fx *f = *state;
+	const struct kmip_get_attributes_response *p;
+	const struct kmip_node *d;
+	struct kmip_writer w;
+	char uid[129];
+
+	create_sym(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, false);
+	req_expect_ok(f, 0);
+	take_uid(f, uid);
+	req_begin(&w, 1, 0, 1);
+	req_item_begin(&w, KMIP_OPERATION_GET_ATTRIBUTES);
+	req_uid(&w, uid);
+	kmip_write_text(&w, KMIP_TAG_ATTRIBUTE_NAME, "Digest", 6);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+	p = req_item(f, 0)->response_payload;
+	assert_int_equal(p->num_attribute, 1);
+	d = p->attribute[0].attribute_value;
+	assert_non_null(kmip_node_find(d, KMIP_TAG_DIGEST_VALUE));
+	assert_null(kmip_node_find(d, KMIP_TAG_KEY_FORMAT_TYPE));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -348,6 +403,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_create_bad_lengths, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_locate_ranges, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_response_too_large, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_digest_of_created_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_digest_v10, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
