@@ -81,7 +81,7 @@ static const struct attr_rule rules[] = {
     {"Extractable", KMIP_TAG_EXTRACTABLE, KMIP_TYPE_BOOLEAN, ATTR_CREATE | ATTR_MODIFY},
     /* Fresh may come from the client at creation (§3.34); the rest are the server's. */
     {"Fresh", KMIP_TAG_FRESH, KMIP_TYPE_BOOLEAN, ATTR_CREATE},
-    {"Lease Time", KMIP_TAG_LEASE_TIME, KMIP_TYPE_INTERVAL, 0},
+    {"Lease Time", KMIP_TAG_LEASE_TIME, KMIP_TYPE_INTERVAL, ATTR_OBJECT},
     {"Key Value Present", KMIP_TAG_KEY_VALUE_PRESENT, KMIP_TYPE_BOOLEAN, 0},
     {"Always Sensitive", KMIP_TAG_ALWAYS_SENSITIVE, KMIP_TYPE_BOOLEAN, 0},
     {"Never Extractable", KMIP_TAG_NEVER_EXTRACTABLE, KMIP_TYPE_BOOLEAN, 0},
@@ -430,7 +430,7 @@ static int emit_scalar(struct eng_req *r, struct eng_attr_out *out, const struct
 			return ENG_E_INTERNAL;
 		}
 		v->len = (uint32_t)len;
-	} else if (rule->type == KMIP_TYPE_ENUMERATION) {
+	} else if (rule->type == KMIP_TYPE_ENUMERATION || rule->type == KMIP_TYPE_INTERVAL) {
 		v->v.u32 = (uint32_t)i64;
 	} else {
 		v->v.i64 = i64;
@@ -450,7 +450,8 @@ int attr_emit_object(struct eng_req *r, struct eng_attr_out *out, const struct k
 				o->destroy_date,
 				o->compromise_occurrence_date,
 				o->compromise_date,
-				o->last_change_date};
+				o->last_change_date,
+				ENG_LEASE_SECONDS};
 	const uint32_t tags[] = {KMIP_TAG_UNIQUE_IDENTIFIER,
 				 KMIP_TAG_OBJECT_TYPE,
 				 KMIP_TAG_STATE,
@@ -460,7 +461,8 @@ int attr_emit_object(struct eng_req *r, struct eng_attr_out *out, const struct k
 				 KMIP_TAG_DESTROY_DATE,
 				 KMIP_TAG_COMPROMISE_OCCURRENCE_DATE,
 				 KMIP_TAG_COMPROMISE_DATE,
-				 KMIP_TAG_LAST_CHANGE_DATE};
+				 KMIP_TAG_LAST_CHANGE_DATE,
+				 KMIP_TAG_LEASE_TIME};
 	int err = 0;
 
 	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]) && err == 0; i++) {

@@ -161,6 +161,13 @@ int attr_load_value(struct eng_req *r, const struct keel_store_attr *sa,
 int attr_encode_value(struct eng_req *r, const struct kmip_node *value, uint8_t **out,
 		      size_t *out_len, const char **out_text) ENG_WUR;
 
+/*
+ * The lease a client gets (Obtain Lease, KMIP 1.4 §4.17) and every object's
+ * Lease Time attribute (§3.20): an hour, our policy until a setting asks for
+ * another.
+ */
+#define ENG_LEASE_SECONDS 3600u
+
 /* ---- lifecycle.c -------------------------------------------------------- */
 
 /* Loads |uid| (or the ID Placeholder when uid is NULL) owned by the requester. */

@@ -8,9 +8,6 @@
 
 #include <string.h>
 
-/* The lease a client gets: a day, our policy until a setting asks for another. */
-#define ENG_LEASE_SECONDS 86400u
-
 /* Removes every instance of |name|; absent is fine. */
 static int drop_attr(struct eng_req *r, const char *uid, const char *name)
 {

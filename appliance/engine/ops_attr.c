@@ -254,6 +254,43 @@ static int client_may_change(struct eng_req *r, const struct eng_attr *a)
 	return 0;
 }
 
+/*
+ * The row dates a client may set after creation: Activation Date while the
+ * object is Pre-Active (KMIP 1.4 §3.24), Deactivation Date while Pre-Active
+ * or Active (§3.27). A date not in the future moves the state on (§3.22).
+ * |adding|: Add Attribute, which needs the date unset (single-valued).
+ */
+static int set_row_date(struct eng_req *r, struct keel_store_object *o, const struct eng_attr *a,
+			bool adding)
+{
+	bool act = a->rule->tag == KMIP_TAG_ACTIVATION_DATE;
+	int64_t *date = act ? &o->activation_date : &o->deactivation_date;
+	int64_t v = a->value->v.i64;
+
+	if (o->state != KMIP_STATE_PRE_ACTIVE && (act || o->state != KMIP_STATE_ACTIVE)) {
+		return eng_fail(r, ENG_E_WRONG_STATE, "date may not change in this state");
+	}
+	if (adding && *date != 0) {
+		return eng_fail(r, ENG_E_SINGLE_VALUED, NULL);
+	}
+	if (!adding && *date == 0) {
+		return eng_fail(r, ENG_E_ATTR_NOT_FOUND, NULL);
+	}
+	*date = v;
+	if (act && v <= r->now) {
+		o->state = KMIP_STATE_ACTIVE;
+	} else if (!act && v <= r->now) {
+		o->state = KMIP_STATE_DEACTIVATED;
+	}
+	return eng_save(r, o);
+}
+
+static bool is_row_date(const struct eng_attr *a)
+{
+	return a->rule->tag == KMIP_TAG_ACTIVATION_DATE ||
+	       a->rule->tag == KMIP_TAG_DEACTIVATION_DATE;
+}
+
 /* The 1.x response echoes the attribute as stored, index included. */
 static int attr_response(struct eng_req *r, const struct keel_store_object *o,
 			 const struct eng_attr *a, int32_t index, void **out)
@@ -286,8 +323,16 @@ int op_add_attribute(struct eng_req *r, const void *req, void **out)
 	int err;
 
 	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) != 0 ||
-	    (err = request_attr(r, q->attribute, q->new_attribute, &a)) != 0 ||
-	    (err = client_may_change(r, &a)) != 0) {
+	    (err = request_attr(r, q->attribute, q->new_attribute, &a)) != 0) {
+		goto out;
+	}
+	if (is_row_date(&a)) {
+		if ((err = set_row_date(r, &o, &a, true)) == 0) {
+			err = attr_response(r, &o, &a, 0, out);
+		}
+		goto out;
+	}
+	if ((err = client_may_change(r, &a)) != 0) {
 		goto out;
 	}
 	if ((a.rule->flags & ATTR_MULTI) != 0 &&
@@ -310,8 +355,16 @@ int op_modify_attribute(struct eng_req *r, const void *req, void **out)
 	int err;
 
 	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) != 0 ||
-	    (err = request_attr(r, q->attribute, q->new_attribute, &a)) != 0 ||
-	    (err = client_may_change(r, &a)) != 0) {
+	    (err = request_attr(r, q->attribute, q->new_attribute, &a)) != 0) {
+		goto out;
+	}
+	if (is_row_date(&a)) {
+		if ((err = set_row_date(r, &o, &a, false)) == 0) {
+			err = attr_response(r, &o, &a, 0, out);
+		}
+		goto out;
+	}
+	if ((err = client_may_change(r, &a)) != 0) {
 		goto out;
 	}
 	if ((err = attr_save(r, o.uid, &a, a.has_index ? a.index : 0, true)) == 0 &&

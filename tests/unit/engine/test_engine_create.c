@@ -2,7 +2,8 @@
  * Create and Register with the attributes KMIP 1.4 §3 lets a client set at
  * creation, symmetric keys of the algorithms Keel generates (§3.4, §3.5), and
  * Locate by those attributes (§4.9); a response over the client's Maximum
- * Response Size (§6.3); the Digest of a new key (§3.17).
+ * Response Size (§6.3); the Digest of a new key (§3.17), its Lease Time
+ * (§3.20), and Activation Date added later (§3.24).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -394,6 +395,46 @@ static void test_digest_v10(void **state)
 	assert_null(kmip_node_find(d, KMIP_TAG_KEY_FORMAT_TYPE));
 }
 
+/* §3.24, §3.20: a client adds the Activation Date of a Pre-Active key, which
+ * makes it Active when the date has come; every object shows its Lease Time. */
+static void test_add_activation_date(void **state)
+{
+	struct engine_fx *f = *state;
+	const struct kmip_node *v;
+	struct kmip_writer w;
+	char uid[129];
+
+	create_sym(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, false);
+	req_expect_ok(f, 0);
+	take_uid(f, uid);
+	v = get_attr(f, uid, "Lease Time");
+	assert_non_null(v);
+	assert_int_equal(v->type, KMIP_TYPE_INTERVAL);
+	assert_true(v->v.u32 > 0);
+	for (int i = 0; i < 2; i++) {
+		req_begin(&w, 1, 4, 1);
+		req_item_begin(&w, KMIP_OPERATION_ADD_ATTRIBUTE);
+		req_uid(&w, uid);
+		attr_begin(&w, "Activation Date");
+		kmip_write_datetime(&w, KMIP_TAG_ATTRIBUTE_VALUE, 1000000000);
+		kmip_write_end(&w);
+		req_item_end(&w);
+		req_send(f, &f->alice, &w);
+		if (i == 0) {
+			req_expect_ok(f, 0);
+		} else {
+			/* Active now: the date may no longer change. */
+			req_expect_fail(f, 0, KMIP_RESULT_REASON_PERMISSION_DENIED);
+		}
+	}
+	v = get_attr(f, uid, "State");
+	assert_non_null(v);
+	assert_int_equal(v->v.u32, KMIP_STATE_ACTIVE);
+	v = get_attr(f, uid, "Activation Date");
+	assert_non_null(v);
+	assert_int_equal(v->v.i64, 1000000000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -405,6 +446,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_response_too_large, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_digest_of_created_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_digest_v10, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_activation_date, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
