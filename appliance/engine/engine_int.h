@@ -229,6 +229,11 @@ int eng_key_open(struct eng_req *r, const char *uid, size_t uid_len, const struc
 		 struct eng_key *out) ENG_WUR;
 /* Wipes the plaintext and frees the row; safe on a key eng_key_open refused. */
 void eng_key_close(struct eng_key *k);
+/* The Cryptographic Parameters an operation uses (KMIP 1.4 §4.29-§4.34): |given| (the
+ * request's), else the key's own attribute (§3.6, first instance), else NULL. */
+int eng_key_params(struct eng_req *r, const struct eng_key *k,
+		   const struct kmip_cryptographic_parameters *given,
+		   const struct kmip_cryptographic_parameters **out) ENG_WUR;
 /* Fails with Feature Not Supported unless the request is single-shot (no streaming). */
 int eng_single_shot(struct eng_req *r, size_t correlation_len, bool has_init, bool init,
 		    bool has_final, bool final) ENG_WUR;

@@ -296,23 +296,35 @@ struct mac_req {
 	size_t data_len;
 };
 
-/* §4.33: HMAC with the hash the key's algorithm names, or AES-CMAC for an AES key. */
+/*
+ * §4.33: the MAC algorithm is the Cryptographic Parameters' Cryptographic
+ * Algorithm (the request's, else the key's attribute), else the key's own:
+ * HMAC with the hash an HMAC algorithm names over the key bytes, whatever
+ * the key's algorithm (the OASIS CS-AC cases MAC with an AES key so), or
+ * AES-CMAC.
+ */
 static int key_mac(struct eng_req *r, const struct eng_key *k, const struct mac_req *q,
 		   uint8_t *out, size_t *out_len)
 {
 	const uint8_t *key = hsm_secret_data(k->secret);
 	size_t key_len = hsm_secret_len(k->secret);
+	const struct kmip_cryptographic_parameters *cp = NULL;
+	uint32_t alg = k->algorithm;
 	enum kc_hash h;
+	int err;
 
-	if (q->cp != NULL && q->cp->has_cryptographic_algorithm &&
-	    q->cp->cryptographic_algorithm != k->algorithm) {
-		return eng_fail(r, ENG_E_BAD_PARAMS, "Cryptographic Algorithm is not the key's");
+	if ((err = eng_key_params(r, k, q->cp, &cp)) != 0) {
+		return err;
 	}
-	if (k->algorithm == KMIP_CRYPTOGRAPHIC_ALGORITHM_AES) {
+	if (cp != NULL && cp->has_cryptographic_algorithm) {
+		alg = cp->cryptographic_algorithm;
+	}
+	if (alg == KMIP_CRYPTOGRAPHIC_ALGORITHM_AES &&
+	    k->algorithm == KMIP_CRYPTOGRAPHIC_ALGORITHM_AES) {
 		return eng_crypto_err(r, kc_cmac(key, key_len, q->data, q->data_len, out, out_len));
 	}
-	if (eng_find_hash(k->algorithm, true, &h) != 0) {
-		return eng_fail(r, ENG_E_BAD_PARAMS, "key is not a MAC key");
+	if (eng_find_hash(alg, true, &h) != 0) {
+		return eng_fail(r, ENG_E_BAD_PARAMS, "not a MAC algorithm for this key");
 	}
 	return eng_crypto_err(r, kc_hmac(h, key, key_len, q->data, q->data_len, out, out_len));
 }

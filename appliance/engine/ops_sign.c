@@ -4,7 +4,8 @@
  * usage mask bit (§3.19) and state rule (§3.22: Sign needs an Active key;
  * Verify also takes a Deactivated or Compromised one). RSA with PKCS#1 v1.5
  * or PSS, ECDSA; the hash comes from the Cryptographic Parameters (§3.6):
- * Digital Signature Algorithm, or Hashing Algorithm with Padding Method.
+ * Digital Signature Algorithm, or Hashing Algorithm with Padding Method and
+ * Salt Length; the request's parameters, else the key's own attribute.
  * Single-shot only: streaming answers Feature Not Supported.
  */
 #include "engine_int.h"
@@ -116,6 +117,11 @@ static int sig_params(struct eng_req *r, const struct kmip_cryptographic_paramet
 	if (hash == 0) {
 		return eng_fail(r, ENG_E_MISSING_DATA, "Hashing Algorithm required");
 	}
+	/* Salt Length (§3.6) in bytes; without it, the digest's length to sign, any to verify. */
+	if (cp->has_salt_length && cp->salt_length < 0) {
+		return eng_fail(r, ENG_E_BAD_PARAMS, "Salt Length");
+	}
+	s->salt_len = cp->has_salt_length ? cp->salt_length : -1;
 	if (eng_find_hash(hash, false, &s->hash) != 0) {
 		return eng_fail(r, ENG_E_UNSUPPORTED_PARAMS, "Hashing Algorithm not supported");
 	}
@@ -129,6 +135,7 @@ static int sig_open(struct eng_req *r, const struct sig_req *q, bool sign, struc
 	const struct eng_key_use use = {
 	    sign ? KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN : KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, sign,
 	    sign ? KMIP_OBJECT_TYPE_PRIVATE_KEY : KMIP_OBJECT_TYPE_PUBLIC_KEY};
+	const struct kmip_cryptographic_parameters *cp = NULL;
 	int err;
 
 	/* §4.31: Data or Digested Data, exactly one. */
@@ -138,12 +145,12 @@ static int sig_open(struct eng_req *r, const struct sig_req *q, bool sign, struc
 	if ((err = eng_key_open(r, q->uid, q->uid_len, &use, k)) != 0) {
 		return err;
 	}
-	s->salt_len = -1; /* Salt Length (§3.6) not taken: the digest's length, as is usual */
 	s->data = q->data;
 	s->data_len = q->data_len;
 	s->digest = q->digest;
 	s->digest_len = q->digest_len;
-	if ((err = sig_params(r, q->cp, k->algorithm, s)) != 0) {
+	if ((err = eng_key_params(r, k, q->cp, &cp)) != 0 ||
+	    (err = sig_params(r, cp, k->algorithm, s)) != 0) {
 		eng_key_close(k);
 	}
 	return err;

@@ -80,6 +80,39 @@ void eng_key_close(struct eng_key *k)
 	keel_store_object_cleanup(&k->o);
 }
 
+int eng_key_params(struct eng_req *r, const struct eng_key *k,
+		   const struct kmip_cryptographic_parameters *given,
+		   const struct kmip_cryptographic_parameters **out)
+{
+	struct kmip_cryptographic_parameters *cp = NULL;
+	struct keel_store_attr *sa = NULL;
+	const struct kmip_node *v = NULL;
+	size_t n = 0;
+	int err;
+
+	*out = given;
+	if (given != NULL) {
+		return 0;
+	}
+	if ((err = keel_store_attr_list(r->txn, k->o.uid, "Cryptographic Parameters", &sa, &n)) !=
+	    0) {
+		return eng_store_err(r, err, "listing attributes");
+	}
+	if (n > 0 && (err = attr_load_value(r, &sa[0], &v)) == 0) {
+		if ((cp = eng_alloc(r, sizeof(*cp))) == NULL) {
+			err = ENG_E_INTERNAL;
+		} else if (kmip_struct_decode(&kmip_cryptographic_parameters_desc, v, 0, r->arena,
+					      cp, NULL) != 0) {
+			keel_err("engine: %s: stored Cryptographic Parameters do not decode",
+				 k->o.uid);
+			err = eng_fail(r, ENG_E_INTERNAL, NULL);
+		}
+	}
+	keel_store_attrs_free(sa, n);
+	*out = err == 0 ? cp : NULL;
+	return err;
+}
+
 /* Streaming (Correlation Value, Init/Final Indicator, §4.29) is not served: single shot only. */
 int eng_single_shot(struct eng_req *r, size_t correlation_len, bool has_init, bool init,
 		    bool has_final, bool final)

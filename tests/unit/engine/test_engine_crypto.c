@@ -532,6 +532,34 @@ static void test_hmac(void **state)
 	const struct kmip_get_response *g = req_item(f, 0)->response_payload;
 	assert_int_equal(g->symmetric_key->key_block->cryptographic_length, 384);
 	check_hmac(f, uid, "SHA384", key, key_len);
+	/* An AES key whose Cryptographic Parameters name HMAC-SHA256 MACs with HMAC (the OASIS
+	 * CS-AC-M-4 case). */
+	req_begin(&w, 1, 4, 2);
+	req_item_begin(&w, KMIP_OPERATION_CREATE);
+	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+	req_attr_int(&w, "Cryptographic Algorithm", true, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+	req_attr_int(&w, "Cryptographic Length", false, 128);
+	req_attr_int(&w, "Cryptographic Usage Mask", false, MASK_MAC);
+	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE);
+	kmip_write_text(&w, KMIP_TAG_ATTRIBUTE_NAME, "Cryptographic Parameters", 24);
+	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE_VALUE);
+	kmip_write_enum(&w, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM,
+			KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256);
+	kmip_write_end(&w);
+	kmip_write_end(&w);
+	kmip_write_end(&w);
+	req_item_end(&w);
+	req_item_begin(&w, KMIP_OPERATION_ACTIVATE);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 1);
+	c = req_item(f, 0)->response_payload;
+	memcpy(uid, c->unique_identifier, c->unique_identifier_len);
+	uid[c->unique_identifier_len] = '\0';
+	key_len = req_get_key(f, uid, key);
+	assert_int_equal(key_len, 16);
+	check_hmac(f, uid, "SHA256", key, key_len);
 }
 
 /* ---- RNG Retrieve, Hash ------------------------------------------------------------------ */

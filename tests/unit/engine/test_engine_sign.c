@@ -46,9 +46,13 @@ static void copy_uid(char out[static 129], const char *uid, size_t len)
 	out[len] = '\0';
 }
 
-/* Create Key Pair (2.0) with the usage masks given, then Activate both halves. */
-static void create_pair(struct engine_fx *f, uint32_t alg, int32_t bits, int32_t priv_mask,
-			int32_t pub_mask, struct pair *out)
+struct params;
+static void write_params(struct kmip_writer *w, const struct params *cp);
+
+/* Create Key Pair (2.0) with the usage masks given and, unless NULL, Cryptographic Parameters
+ * for both halves; then Activate both. */
+static void create_pair(struct engine_fx *f, const struct params *cp, uint32_t alg, int32_t bits,
+			int32_t priv_mask, int32_t pub_mask, struct pair *out)
 {
 	const struct kmip_create_key_pair_response *p;
 	struct kmip_writer w;
@@ -58,6 +62,7 @@ static void create_pair(struct engine_fx *f, uint32_t alg, int32_t bits, int32_t
 	kmip_write_begin(&w, KMIP_TAG_COMMON_ATTRIBUTES);
 	kmip_write_enum(&w, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, alg);
 	kmip_write_int(&w, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, bits);
+	write_params(&w, cp);
 	kmip_write_end(&w);
 	kmip_write_begin(&w, KMIP_TAG_PRIVATE_KEY_ATTRIBUTES);
 	kmip_write_int(&w, KMIP_TAG_CRYPTOGRAPHIC_USAGE_MASK, priv_mask);
@@ -116,6 +121,9 @@ struct params {
 
 static void write_params(struct kmip_writer *w, const struct params *cp)
 {
+	if (cp == NULL) {
+		return;
+	}
 	kmip_write_begin(w, KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS);
 	if (cp->padding != 0) {
 		kmip_write_enum(w, KMIP_TAG_PADDING_METHOD, cp->padding);
@@ -239,8 +247,8 @@ static void test_rsa_pkcs1(void **state)
 				   KMIP_HASHING_ALGORITHM_SHA_256};
 	struct pair kp;
 
-	create_pair(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN,
-		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
+	create_pair(f, NULL, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048,
+		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN, KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
 	round_trip(f, &kp, &dsa, false);
 	round_trip(f, &kp, &pad, false);
 }
@@ -253,8 +261,8 @@ static void test_rsa_pss(void **state)
 	const struct params pad = {0, KMIP_PADDING_METHOD_PSS, KMIP_HASHING_ALGORITHM_SHA_256};
 	struct pair kp;
 
-	create_pair(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN,
-		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
+	create_pair(f, NULL, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048,
+		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN, KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
 	round_trip(f, &kp, &dsa, true);
 	round_trip(f, &kp, &pad, true);
 	/* RSASSA-PSS names no hash: the parameters must. */
@@ -274,8 +282,8 @@ static void test_digested(void **state)
 	size_t sig_len;
 	struct pair kp;
 
-	create_pair(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_EC, 256, KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN,
-		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
+	create_pair(f, NULL, KMIP_CRYPTOGRAPHIC_ALGORITHM_EC, 256,
+		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN, KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
 	assert_int_equal(EVP_Digest(msg, sizeof(msg), dg, &dg_len, EVP_sha256(), NULL), 1);
 	send_sig(f, 1, kp.priv, &cp, dg, dg_len, true, NULL, 0);
 	req_expect_ok(f, 0);
@@ -301,8 +309,8 @@ static void test_ecdsa_p256(void **state)
 				   0};
 	struct pair kp;
 
-	create_pair(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_EC, 256, KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN,
-		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
+	create_pair(f, NULL, KMIP_CRYPTOGRAPHIC_ALGORITHM_EC, 256,
+		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN, KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
 	round_trip(f, &kp, &dsa, false);
 	round_trip(f, &kp, &hash, false);
 	/* An RSA algorithm with an EC key. */
@@ -318,8 +326,9 @@ static void test_usage_mask(void **state)
 	uint8_t sig[8] = {0};
 	struct pair kp;
 
-	create_pair(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_EC, 256, KMIP_CRYPTOGRAPHIC_USAGE_MASK_DECRYPT,
-		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_ENCRYPT, &kp);
+	create_pair(f, NULL, KMIP_CRYPTOGRAPHIC_ALGORITHM_EC, 256,
+		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_DECRYPT, KMIP_CRYPTOGRAPHIC_USAGE_MASK_ENCRYPT,
+		    &kp);
 	send_sig(f, 2, kp.priv, &cp, msg, sizeof(msg), false, NULL, 0);
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_INCOMPATIBLE_CRYPTOGRAPHIC_USAGE_MASK);
 	send_sig(f, 2, kp.pub, &cp, msg, sizeof(msg), false, sig, sizeof(sig));
@@ -338,14 +347,38 @@ static void test_deactivated(void **state)
 	size_t len;
 	struct pair kp;
 
-	create_pair(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048, KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN,
-		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
+	create_pair(f, NULL, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048,
+		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN, KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
 	len = engine_sign(f, kp.priv, &cp, sig);
 	req_revoke(f, kp.priv, KMIP_REVOCATION_REASON_CODE_CESSATION_OF_OPERATION);
 	req_revoke(f, kp.pub, KMIP_REVOCATION_REASON_CODE_CESSATION_OF_OPERATION);
 	send_sig(f, 2, kp.priv, &cp, msg, sizeof(msg), false, NULL, 0);
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_WRONG_KEY_LIFECYCLE_STATE);
 	assert_int_equal(engine_verify(f, 2, kp.pub, &cp, sig, len), KMIP_VALIDITY_INDICATOR_VALID);
+}
+
+/* Without parameters in the request, the key's Cryptographic Parameters attribute (§3.6). */
+static void test_stored_params(void **state)
+{
+	struct engine_fx *f = *state;
+	const struct params pss = {0, KMIP_PADDING_METHOD_PSS, KMIP_HASHING_ALGORITHM_SHA_256};
+	uint8_t sig[1024];
+	size_t len;
+	struct pair kp;
+
+	create_pair(f, &pss, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048,
+		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN, KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
+	len = engine_sign(f, kp.priv, NULL, sig);
+	EVP_PKEY *pub = get_key(f, kp.pub, false);
+	assert_true(ossl_verify(pub, true, sig, len));
+	EVP_PKEY_free(pub);
+	assert_int_equal(engine_verify(f, 1, kp.pub, NULL, sig, len),
+			 KMIP_VALIDITY_INDICATOR_VALID);
+	/* A key without the attribute needs them in the request. */
+	create_pair(f, NULL, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048,
+		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN, KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
+	send_sig(f, 1, kp.priv, NULL, msg, sizeof(msg), false, NULL, 0);
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_MISSING_DATA);
 }
 
 /* Streaming (§4.31 Correlation Value, Init Indicator) and missing inputs. */
@@ -356,8 +389,8 @@ static void test_refused(void **state)
 	struct kmip_writer w;
 	struct pair kp;
 
-	create_pair(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_EC, 256, KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN,
-		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
+	create_pair(f, NULL, KMIP_CRYPTOGRAPHIC_ALGORITHM_EC, 256,
+		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN, KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
 	req_begin(&w, 1, 4, 1);
 	req_item_begin(&w, KMIP_OPERATION_SIGN);
 	req_uid(&w, kp.priv);
@@ -394,6 +427,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_ecdsa_p256, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_usage_mask, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deactivated, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stored_params, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 	};
 
