@@ -382,8 +382,13 @@ int attr_emit(struct eng_req *r, struct eng_attr_out *out, const char *name, int
 {
 	const struct attr_rule *rule = attr_rule_by_name(name, strlen(name));
 	struct kmip_node *v = eng_node(r, 0, 0);
+	const struct kmip_tag_def *def;
 	int err;
 
+	if (rule != NULL && rule->tag != 0 && (def = kmip_tag_def(rule->tag)) != NULL &&
+	    (def->versions & r->version) == 0) {
+		return 0; /* an attribute the response's version does not have (Fresh in 1.0) */
+	}
 	if (v == NULL || (out->num == out->cap && (err = out_grow(r, out)) != 0)) {
 		return ENG_E_INTERNAL;
 	}

@@ -434,6 +434,26 @@ static int get_body(struct eng_req *r, const struct keel_store_object *o,
 	return keyed_body(r, o->object_type, sub, kb, p);
 }
 
+/* Fresh becomes false once the object has been served (KMIP 1.4 §3.34). */
+static int mark_served(struct eng_req *r, const char *uid)
+{
+	struct eng_attr a = {.rule = attr_rule_by_tag(KMIP_TAG_FRESH), .name = "Fresh"};
+	struct kmip_node *v = eng_node(r, KMIP_TAG_FRESH, KMIP_TYPE_BOOLEAN);
+	int err;
+
+	if (v == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	v->v.b = false;
+	a.value = v;
+	err = attr_save(r, uid, &a, 0, true);
+	if (err == ENG_E_ATTR_NOT_FOUND) {
+		r->msg = NULL; /* an object stored before Keel kept Fresh */
+		return 0;
+	}
+	return err;
+}
+
 int op_get(struct eng_req *r, const void *req, void **out)
 {
 	const struct kmip_get_request *q = req;
@@ -454,7 +474,7 @@ int op_get(struct eng_req *r, const void *req, void **out)
 	p->object_type = o.object_type;
 	p->unique_identifier = eng_strdup(r, o.uid, strlen(o.uid));
 	p->unique_identifier_len = strlen(o.uid);
-	if ((err = get_body(r, &o, q, format, key, p)) == 0) {
+	if ((err = get_body(r, &o, q, format, key, p)) == 0 && (err = mark_served(r, o.uid)) == 0) {
 		*out = p;
 	}
 out:

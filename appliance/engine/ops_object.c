@@ -162,6 +162,25 @@ static int save_digest(struct eng_req *r, const char *uid, const struct eng_new_
 	return attr_save(r, uid, &a, 0, false);
 }
 
+/* A new object is Fresh (KMIP 1.4 §3.34) until it is first served, unless the client said. */
+static int save_fresh(struct eng_req *r, const char *uid, const struct eng_new_object *no)
+{
+	struct eng_attr a = {.rule = attr_rule_by_tag(KMIP_TAG_FRESH), .name = "Fresh"};
+	struct kmip_node *v = eng_node(r, KMIP_TAG_FRESH, KMIP_TYPE_BOOLEAN);
+
+	for (size_t i = 0; i < no->num_attrs; i++) {
+		if (no->attrs[i].rule == a.rule) {
+			return 0;
+		}
+	}
+	if (v == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	v->v.b = true;
+	a.value = v;
+	return attr_save(r, uid, &a, 0, false);
+}
+
 /* Wraps the material under the active CRK and writes the object and its attributes. */
 int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_uid)
 {
@@ -195,7 +214,7 @@ int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_
 	snprintf(r->uid, sizeof(r->uid), "%s", o.uid);
 	snprintf(r->placeholder, sizeof(r->placeholder), "%s", o.uid);
 	memcpy(out_uid, o.uid, sizeof(o.uid));
-	if ((err = save_attrs(r, o.uid, no)) != 0) {
+	if ((err = save_attrs(r, o.uid, no)) != 0 || (err = save_fresh(r, o.uid, no)) != 0) {
 		return err;
 	}
 	return save_digest(r, o.uid, no);

@@ -3,7 +3,7 @@
  * creation, symmetric keys of the algorithms Keel generates (§3.4, §3.5), and
  * Locate by those attributes (§4.9); a response over the client's Maximum
  * Response Size (§6.3); the Digest of a new key (§3.17), its Lease Time
- * (§3.20), and Activation Date added later (§3.24).
+ * (§3.20), Fresh (§3.34), and Activation Date added later (§3.24).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -435,6 +435,37 @@ static void test_add_activation_date(void **state)
 	assert_int_equal(v->v.i64, 1000000000);
 }
 
+/* §3.34: Fresh until first served by Get; KMIP 1.0, which has no Fresh, does not show it. */
+static void test_fresh(void **state)
+{
+	struct engine_fx *f = *state;
+	const struct kmip_get_attributes_response *p;
+	const struct kmip_node *v;
+	struct kmip_writer w;
+	uint8_t key[64];
+	char uid[129];
+
+	create_sym(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, false);
+	req_expect_ok(f, 0);
+	take_uid(f, uid);
+	v = get_attr(f, uid, "Fresh");
+	assert_non_null(v);
+	assert_true(v->v.b);
+	req_begin(&w, 1, 0, 1);
+	req_item_begin(&w, KMIP_OPERATION_GET_ATTRIBUTES);
+	req_uid(&w, uid);
+	kmip_write_text(&w, KMIP_TAG_ATTRIBUTE_NAME, "Fresh", 5);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+	p = req_item(f, 0)->response_payload;
+	assert_int_equal(p->num_attribute, 0);
+	assert_int_equal(req_get_key(f, uid, key), 16);
+	v = get_attr(f, uid, "Fresh");
+	assert_non_null(v);
+	assert_false(v->v.b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -447,6 +478,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_digest_of_created_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_digest_v10, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_activation_date, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fresh, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
