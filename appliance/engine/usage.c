@@ -3,7 +3,8 @@
  * object must be the requester's, hold key material, allow the operation in
  * its Cryptographic Usage Mask (§3.19) and be in a state that permits it
  * (§3.22: only an Active key protects; Deactivated and Compromised keys may
- * still decrypt and verify what they protected). The material is unwrapped
+ * still decrypt and verify what they protected) and its dates (§3.25, §3.26:
+ * Process Start Date, Protect Stop Date). The material is unwrapped
  * into locked memory for the length of one operation.
  */
 #include "engine_int.h"
@@ -28,6 +29,36 @@ static int check_state(struct eng_req *r, const struct keel_store_object *o, boo
 	return eng_fail(r, ENG_E_WRONG_STATE,
 			protect ? "key is not Active"
 				: "key is not Active, Deactivated or Compromised");
+}
+
+/* A stored Date-Time attribute of |uid|; 0 if absent. */
+static int64_t stored_date(struct eng_req *r, const char *uid, const char *name)
+{
+	struct keel_store_attr *sa = NULL;
+	const struct kmip_node *v = NULL;
+	size_t n = 0;
+	int64_t t = 0;
+
+	if (keel_store_attr_list(r->txn, uid, name, &sa, &n) == 0 && n > 0 &&
+	    attr_load_value(r, &sa[0], &v) == 0 && v->type == KMIP_TYPE_DATE_TIME) {
+		t = v->v.i64;
+	}
+	keel_store_attrs_free(sa, n);
+	return t;
+}
+
+/* §3.25, §3.26: no protecting from the Protect Stop Date on, no processing before the Process
+ * Start Date (the OASIS CS-AC-M-8 and CS-BC-M-14 cases). */
+static int check_dates(struct eng_req *r, const struct keel_store_object *o, bool protect)
+{
+	int64_t t = stored_date(r, o->uid, protect ? "Protect Stop Date" : "Process Start Date");
+
+	if (t != 0 && (protect ? r->now >= t : r->now < t)) {
+		return eng_fail(r, ENG_E_WRONG_STATE,
+				protect ? "past the key's Protect Stop Date"
+					: "before the key's Process Start Date");
+	}
+	return 0;
 }
 
 /* §3.19: the operation's bit must be set; a key without a mask allows nothing. */
@@ -57,6 +88,7 @@ int eng_key_open(struct eng_req *r, const char *uid, size_t uid_len, const struc
 		goto out;
 	}
 	if ((err = check_state(r, &out->o, use->protect)) != 0 ||
+	    (err = check_dates(r, &out->o, use->protect)) != 0 ||
 	    (err = check_mask(r, &out->o, use->mask)) != 0) {
 		goto out;
 	}

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <string.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
@@ -381,6 +382,50 @@ static void test_stored_params(void **state)
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_MISSING_DATA);
 }
 
+/* Set Attribute (2.0 §6.1.52) of a Date-Time attribute |tag| of |uid| to |t|. */
+static void set_date(struct engine_fx *f, const char *uid, uint32_t tag, int64_t t)
+{
+	struct kmip_writer w;
+
+	req_begin(&w, 2, 0, 1);
+	req_item_begin(&w, KMIP_OPERATION_SET_ATTRIBUTE);
+	req_uid(&w, uid);
+	kmip_write_begin(&w, KMIP_TAG_NEW_ATTRIBUTE);
+	kmip_write_datetime(&w, tag, t);
+	kmip_write_end(&w);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+}
+
+/* §3.26: no Sign from the Protect Stop Date on; §3.25: no Verify before the Process Start Date. */
+static void test_dates(void **state)
+{
+	struct engine_fx *f = *state;
+	const struct params cp = {KMIP_DIGITAL_SIGNATURE_ALGORITHM_ECDSA_WITH_SHA256, 0, 0};
+	const int64_t now = (int64_t)time(NULL);
+	uint8_t sig[1024];
+	size_t len;
+	struct pair kp;
+
+	create_pair(f, NULL, KMIP_CRYPTOGRAPHIC_ALGORITHM_EC, 256,
+		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN, KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
+	/* Before its Protect Stop Date the private key signs. */
+	set_date(f, kp.priv, KMIP_TAG_PROTECT_STOP_DATE, now + 3600);
+	len = engine_sign(f, kp.priv, &cp, sig);
+	set_date(f, kp.priv, KMIP_TAG_PROTECT_STOP_DATE, now - 3600);
+	send_sig(f, 2, kp.priv, &cp, msg, sizeof(msg), false, NULL, 0);
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_WRONG_KEY_LIFECYCLE_STATE);
+	/* Processing is not protecting: the public key still verifies... */
+	assert_int_equal(engine_verify(f, 2, kp.pub, &cp, sig, len), KMIP_VALIDITY_INDICATOR_VALID);
+	set_date(f, kp.pub, KMIP_TAG_PROCESS_START_DATE, now - 3600);
+	assert_int_equal(engine_verify(f, 2, kp.pub, &cp, sig, len), KMIP_VALIDITY_INDICATOR_VALID);
+	/* ...until its Process Start Date is in the future. */
+	set_date(f, kp.pub, KMIP_TAG_PROCESS_START_DATE, now + 3600);
+	send_sig(f, 2, kp.pub, &cp, msg, sizeof(msg), false, sig, len);
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_WRONG_KEY_LIFECYCLE_STATE);
+}
+
 /* Streaming (§4.31 Correlation Value, Init Indicator) and missing inputs. */
 static void test_refused(void **state)
 {
@@ -428,6 +473,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_usage_mask, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deactivated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stored_params, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 	};
 
