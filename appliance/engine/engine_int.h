@@ -270,6 +270,7 @@ struct eng_new_object {
 	struct eng_attr *attrs;
 	size_t num_attrs;
 	int64_t activation_date;
+	bool generated; /* made by the server (Create, Create Key Pair, Re-key), not registered */
 };
 
 /* Rejects attributes a client may not set at creation (KMIP 1.4 §3); notes Activation Date. */

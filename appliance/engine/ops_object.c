@@ -162,16 +162,44 @@ static int save_digest(struct eng_req *r, const char *uid, const struct eng_new_
 	return attr_save(r, uid, &a, 0, false);
 }
 
+/* Whether the client gave attribute |tag| at creation. */
+static bool given(const struct eng_new_object *no, uint32_t tag)
+{
+	for (size_t i = 0; i < no->num_attrs; i++) {
+		if (no->attrs[i].rule->tag == tag) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* An object the server generates was originally created now (KMIP 1.4 §3.44); a
+ * registered one has an Original Creation Date only if its client gave one. */
+static int save_original_date(struct eng_req *r, const char *uid, const struct eng_new_object *no)
+{
+	struct eng_attr a = {.rule = attr_rule_by_tag(KMIP_TAG_ORIGINAL_CREATION_DATE),
+			     .name = "Original Creation Date"};
+	struct kmip_node *v;
+
+	if (!no->generated || given(no, KMIP_TAG_ORIGINAL_CREATION_DATE)) {
+		return 0;
+	}
+	if ((v = eng_node(r, KMIP_TAG_ORIGINAL_CREATION_DATE, KMIP_TYPE_DATE_TIME)) == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	v->v.i64 = r->now;
+	a.value = v;
+	return attr_save(r, uid, &a, 0, false);
+}
+
 /* A new object is Fresh (KMIP 1.4 §3.34) until it is first served, unless the client said. */
 static int save_fresh(struct eng_req *r, const char *uid, const struct eng_new_object *no)
 {
 	struct eng_attr a = {.rule = attr_rule_by_tag(KMIP_TAG_FRESH), .name = "Fresh"};
 	struct kmip_node *v = eng_node(r, KMIP_TAG_FRESH, KMIP_TYPE_BOOLEAN);
 
-	for (size_t i = 0; i < no->num_attrs; i++) {
-		if (no->attrs[i].rule == a.rule) {
-			return 0;
-		}
+	if (given(no, KMIP_TAG_FRESH)) {
+		return 0;
 	}
 	if (v == NULL) {
 		return ENG_E_INTERNAL;
@@ -214,7 +242,8 @@ int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_
 	snprintf(r->uid, sizeof(r->uid), "%s", o.uid);
 	snprintf(r->placeholder, sizeof(r->placeholder), "%s", o.uid);
 	memcpy(out_uid, o.uid, sizeof(o.uid));
-	if ((err = save_attrs(r, o.uid, no)) != 0 || (err = save_fresh(r, o.uid, no)) != 0) {
+	if ((err = save_attrs(r, o.uid, no)) != 0 || (err = save_fresh(r, o.uid, no)) != 0 ||
+	    (err = save_original_date(r, o.uid, no)) != 0) {
 		return err;
 	}
 	return save_digest(r, o.uid, no);
@@ -370,7 +399,7 @@ int op_create(struct eng_req *r, const void *req, void **out)
 {
 	const struct kmip_create_request *q = req;
 	struct kmip_create_response *p = eng_alloc(r, sizeof(*p));
-	struct eng_new_object no = {.object_type = q->object_type};
+	struct eng_new_object no = {.object_type = q->object_type, .generated = true};
 	struct hsm_secret *key = NULL;
 	char *uid = eng_alloc(r, KEEL_STORE_UID_MAX + 1);
 	const struct sym_alg *alg;

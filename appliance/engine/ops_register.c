@@ -572,6 +572,7 @@ int op_create_key_pair(struct eng_req *r, const void *req, void **out)
 	priv->g.r = pub->g.r = r;
 	priv->no.object_type = priv->g.object_type = KMIP_OBJECT_TYPE_PRIVATE_KEY;
 	pub->no.object_type = pub->g.object_type = KMIP_OBJECT_TYPE_PUBLIC_KEY;
+	priv->no.generated = pub->no.generated = true;
 	if ((err = pair_collect(r, q, priv, pub)) != 0 || (err = pair_make(r, priv, pub)) != 0) {
 		goto out;
 	}

@@ -108,7 +108,7 @@ static int new_material(struct eng_req *r, const char *uid, struct hsm_secret **
 static int rekey_store(struct eng_req *r, const struct kmip_re_key_request *q,
 		       const struct keel_store_object *old, char *uid)
 {
-	struct eng_new_object no = {.object_type = old->object_type};
+	struct eng_new_object no = {.object_type = old->object_type, .generated = true};
 	struct hsm_secret *key = NULL;
 	int err;
 

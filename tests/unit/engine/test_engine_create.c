@@ -3,7 +3,8 @@
  * creation, symmetric keys of the algorithms Keel generates (§3.4, §3.5), and
  * Locate by those attributes (§4.9); a response over the client's Maximum
  * Response Size (§6.3); the Digest of a new key (§3.17), its Lease Time
- * (§3.20), Fresh (§3.34), and Activation Date added later (§3.24).
+ * (§3.20), Fresh (§3.34), Original Creation Date (§3.44), and Activation
+ * Date added later (§3.24).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -466,6 +467,25 @@ static void test_fresh(void **state)
 	assert_false(v->v.b);
 }
 
+/* §3.44: a key the server generates was originally created at its Initial Date. */
+static void test_original_creation_date(void **state)
+{
+	struct engine_fx *f = *state;
+	const struct kmip_node *v;
+	int64_t initial;
+	char uid[129];
+
+	create_sym(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, 128, false);
+	req_expect_ok(f, 0);
+	take_uid(f, uid);
+	v = get_attr(f, uid, "Initial Date");
+	assert_non_null(v);
+	initial = v->v.i64;
+	v = get_attr(f, uid, "Original Creation Date");
+	assert_non_null(v);
+	assert_int_equal(v->v.i64, initial);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -479,6 +499,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_digest_v10, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_activation_date, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fresh, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_original_creation_date, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
