@@ -1,7 +1,7 @@
 /*
  * Sign (KMIP 1.4 §4.31) and Signature Verify (§4.32) through
  * keel_engine_handle, checked against OpenSSL with the keys Get returns:
- * RSA-2048 with PKCS#1 v1.5 and PSS, ECDSA P-256; Data and Digested Data;
+ * RSA-2048 with PKCS#1 v1.5 and PSS, ECDSA P-256 and P-384; Data and Digested Data;
  * bad signatures (Validity Indicator Invalid), usage masks (§3.19), states
  * (§3.22) and streaming (Feature Not Supported).
  */
@@ -301,7 +301,7 @@ static void test_digested(void **state)
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_INVALID_FIELD);
 }
 
-static void test_ecdsa_p256(void **state)
+static void test_ecdsa(void **state)
 {
 	struct engine_fx *f = *state;
 	const struct params dsa = {KMIP_DIGITAL_SIGNATURE_ALGORITHM_ECDSA_WITH_SHA256, 0, 0};
@@ -314,6 +314,21 @@ static void test_ecdsa_p256(void **state)
 		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN, KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, &kp);
 	round_trip(f, &kp, &dsa, false);
 	round_trip(f, &kp, &hash, false);
+	/* P-384, with OpenSSL (SHA-256) and with SHA-384 engine to engine. */
+	const struct params sha384 = {KMIP_DIGITAL_SIGNATURE_ALGORITHM_ECDSA_WITH_SHA384, 0, 0};
+	struct pair p384;
+	uint8_t sig[1024];
+	size_t len;
+
+	create_pair(f, NULL, KMIP_CRYPTOGRAPHIC_ALGORITHM_EC, 384,
+		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN, KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY,
+		    &p384);
+	round_trip(f, &p384, &dsa, false);
+	len = engine_sign(f, p384.priv, &sha384, sig);
+	assert_int_equal(engine_verify(f, 2, p384.pub, &sha384, sig, len),
+			 KMIP_VALIDITY_INDICATOR_VALID);
+	assert_int_equal(engine_verify(f, 2, p384.pub, &dsa, sig, len),
+			 KMIP_VALIDITY_INDICATOR_INVALID);
 	/* An RSA algorithm with an EC key. */
 	send_sig(f, 2, kp.priv, &rsa, msg, sizeof(msg), false, NULL, 0);
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_BAD_CRYPTOGRAPHIC_PARAMETERS);
@@ -469,7 +484,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rsa_pkcs1, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rsa_pss, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_digested, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_ecdsa_p256, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ecdsa, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_usage_mask, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_deactivated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stored_params, setup, teardown),
