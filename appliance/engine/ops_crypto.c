@@ -102,9 +102,8 @@ static int block_mode(struct eng_req *r, uint32_t mode, enum kc_mode *out)
 
 /*
  * Cryptographic Parameters (§3.6) for AES: a mode, PKCS#5 padding for ECB
- * and CBC only, a GCM tag of Tag Length bytes (16 when absent). The object's
- * own Cryptographic Parameters attribute is not kept yet, so the request
- * must name the mode.
+ * and CBC only, a GCM tag of Tag Length bytes (16 when absent). |cp| is the
+ * request's parameters, else the key's own attribute (eng_key_params).
  */
 static int cipher_params(struct eng_req *r, const struct kmip_cryptographic_parameters *cp,
 			 struct kc_cipher *c)
@@ -169,15 +168,19 @@ static int run_cipher(struct eng_req *r, const struct cipher_req *q, bool encryp
 					encrypt, KMIP_OBJECT_TYPE_SYMMETRIC_KEY};
 	struct kc_cipher c = {
 	    .iv = q->iv, .iv_len = q->iv_len, .aad = q->aad, .aad_len = q->aad_len};
+	const struct kmip_cryptographic_parameters *cp = NULL;
 	struct eng_key k;
 	int err;
 
 	if (q->data == NULL) {
 		return eng_fail(r, ENG_E_MISSING_DATA, "Data required");
 	}
-	if ((err = cipher_params(r, q->cp, &c)) != 0 ||
-	    (err = eng_key_open(r, q->uid, q->uid_len, &use, &k)) != 0) {
+	if ((err = eng_key_open(r, q->uid, q->uid_len, &use, &k)) != 0) {
 		return err;
+	}
+	if ((err = eng_key_params(r, &k, q->cp, &cp)) != 0 ||
+	    (err = cipher_params(r, cp, &c)) != 0) {
+		goto out;
 	}
 	if (k.algorithm != KMIP_CRYPTOGRAPHIC_ALGORITHM_AES) {
 		err = eng_fail(r, ENG_E_BAD_PARAMS, "key is not an AES key");
@@ -191,7 +194,7 @@ static int run_cipher(struct eng_req *r, const struct cipher_req *q, bool encryp
 		goto out;
 	}
 	if (encrypt) {
-		err = encrypt_iv(r, q->cp, &c, out);
+		err = encrypt_iv(r, cp, &c, out);
 	} else if (c.mode == KC_MODE_GCM && q->tag == NULL) {
 		err = eng_fail(r, ENG_E_MISSING_DATA, "Authenticated Encryption Tag required");
 	} else {

@@ -80,13 +80,18 @@ int op_discover_versions(struct eng_req *r, const void *req, void **out)
 	return 0;
 }
 
+/* The operations served in the request's version: Set Attribute is no 1.x operation (§4.25). */
 static int query_operations(struct eng_req *r, struct kmip_query_response *p)
 {
 	if ((p->operations = eng_alloc(r, eng_num_ops * sizeof(uint32_t))) == NULL) {
 		return ENG_E_INTERNAL;
 	}
 	for (size_t i = 0; i < eng_num_ops; i++) {
-		p->operations[p->num_operations++] = eng_ops[i].operation;
+		const struct kmip_operation_desc *od = kmip_operation_desc(eng_ops[i].operation);
+
+		if (od != NULL && (od->versions & r->version) != 0) {
+			p->operations[p->num_operations++] = eng_ops[i].operation;
+		}
 	}
 	return 0;
 }

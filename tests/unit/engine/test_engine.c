@@ -250,6 +250,22 @@ static void test_query(void **state)
 	assert_int_equal(p->num_object_types, 6);
 	assert_true(p->vendor_identification_len > 5);
 	assert_memory_equal(p->vendor_identification, "Keel ", 5);
+	/* Each version lists only its own operations: Set Attribute is 2.x only. */
+	for (size_t i = 0; i < p->num_operations; i++) {
+		assert_int_not_equal(p->operations[i], KMIP_OPERATION_SET_ATTRIBUTE);
+	}
+	req_begin(&w, 2, 0, 1);
+	item_begin(&w, KMIP_OPERATION_QUERY, NULL);
+	kmip_write_enum(&w, KMIP_TAG_QUERY_FUNCTION, KMIP_QUERY_FUNCTION_QUERY_OPERATIONS);
+	item_end(&w);
+	send(f, &f->alice, &w);
+	expect_ok(f, 0);
+	p = item(f, 0)->response_payload;
+	bool has_set = false;
+	for (size_t i = 0; i < p->num_operations; i++) {
+		has_set |= p->operations[i] == KMIP_OPERATION_SET_ATTRIBUTE;
+	}
+	assert_true(has_set);
 }
 
 static void test_key_lifecycle(void **state)

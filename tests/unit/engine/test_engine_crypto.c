@@ -46,10 +46,14 @@ struct cipher_args {
 	const uint8_t *iv, *aad, *tag;
 	size_t iv_len, aad_len, tag_bytes;
 	const uint8_t *corr; /* a Correlation Value: streaming */
+	bool key_params;     /* the request names no parameters: the key's own apply */
 };
 
 static void write_params(struct kmip_writer *w, const struct cipher_args *a)
 {
+	if (a->key_params) {
+		return;
+	}
 	kmip_write_begin(w, KMIP_TAG_CRYPTOGRAPHIC_PARAMETERS);
 	kmip_write_enum(w, KMIP_TAG_BLOCK_CIPHER_MODE, a->mode);
 	if (a->padding != 0) {
@@ -269,6 +273,54 @@ static void test_aes_modes(void **state)
 		   20);
 	round_trip(f, k256, EVP_aes_256_ctr(),
 		   (struct cipher_args){.mode = KMIP_BLOCK_CIPHER_MODE_CTR, .iv = iv, .iv_len = 16},
+		   sizeof(plain));
+}
+
+/* An Active AES-256 key for Encrypt/Decrypt whose Cryptographic Parameters say CBC, PKCS#5. */
+static void create_aes_cbc_key(struct engine_fx *f, char uid[static 129])
+{
+	const struct kmip_create_response *c;
+	struct kmip_writer w;
+
+	req_begin(&w, 1, 4, 2);
+	req_item_begin(&w, KMIP_OPERATION_CREATE);
+	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+	req_attr_int(&w, "Cryptographic Algorithm", true, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+	req_attr_int(&w, "Cryptographic Length", false, 256);
+	req_attr_int(&w, "Cryptographic Usage Mask", false, MASK_ENC_DEC);
+	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE);
+	kmip_write_text(&w, KMIP_TAG_ATTRIBUTE_NAME, "Cryptographic Parameters", 24);
+	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE_VALUE);
+	kmip_write_enum(&w, KMIP_TAG_BLOCK_CIPHER_MODE, KMIP_BLOCK_CIPHER_MODE_CBC);
+	kmip_write_enum(&w, KMIP_TAG_PADDING_METHOD, KMIP_PADDING_METHOD_PKCS5);
+	kmip_write_end(&w);
+	kmip_write_end(&w);
+	kmip_write_end(&w);
+	req_item_end(&w);
+	req_item_begin(&w, KMIP_OPERATION_ACTIVATE);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 1);
+	c = req_item(f, 0)->response_payload;
+	memcpy(uid, c->unique_identifier, c->unique_identifier_len);
+	uid[c->unique_identifier_len] = '\0';
+}
+
+/* Without Cryptographic Parameters in the request, the key's own apply (KMIP 1.4 §3.6). */
+static void test_key_parameters(void **state)
+{
+	struct engine_fx *f = *state;
+	static const uint8_t iv[16] = {15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0};
+	char uid[129];
+
+	create_aes_cbc_key(f, uid);
+	round_trip(f, uid, EVP_aes_256_cbc(),
+		   (struct cipher_args){.mode = KMIP_BLOCK_CIPHER_MODE_CBC,
+					.padding = KMIP_PADDING_METHOD_PKCS5,
+					.iv = iv,
+					.iv_len = 16,
+					.key_params = true},
 		   sizeof(plain));
 }
 
@@ -653,6 +705,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_usage_mask, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lifecycle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_aes_modes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_key_parameters, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gcm, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cipher_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cmac, setup, teardown),
