@@ -98,6 +98,9 @@ static EVP_PKEY *parse_private(uint32_t format, const uint8_t *in, size_t in_len
 	}
 	if (format == KMIP_KEY_FORMAT_TYPE_PKCS_1) {
 		pk = d2i_PrivateKey(EVP_PKEY_RSA, NULL, &p, (long)in_len);
+	} else if (format == KMIP_KEY_FORMAT_TYPE_EC_PRIVATE_KEY) {
+		/* SEC 1 ECPrivateKey (RFC 5915 §3), named curve in its parameters */
+		pk = d2i_PrivateKey(EVP_PKEY_EC, NULL, &p, (long)in_len);
 	} else if (format == KMIP_KEY_FORMAT_TYPE_PKCS_8 &&
 		   (p8 = d2i_PKCS8_PRIV_KEY_INFO(NULL, &p, (long)in_len)) != NULL) {
 		pk = EVP_PKCS82PKEY(p8);
@@ -130,9 +133,11 @@ static EVP_PKEY *parse_public(uint32_t format, const uint8_t *in, size_t in_len)
 	return pk;
 }
 
+/* KMIP 1.4 §9.1.3.2.3: EC Private Key is the SEC 1 form of a private key only. */
 static bool importable(bool is_private, uint32_t format)
 {
 	return format == KMIP_KEY_FORMAT_TYPE_PKCS_1 ||
+	       (is_private && format == KMIP_KEY_FORMAT_TYPE_EC_PRIVATE_KEY) ||
 	       format == (is_private ? KMIP_KEY_FORMAT_TYPE_PKCS_8 : KMIP_KEY_FORMAT_TYPE_X_509);
 }
 
@@ -173,13 +178,16 @@ static EVP_PKEY *load_stored(bool is_private, const uint8_t *der, size_t der_len
 			  : parse_public(KMIP_KEY_FORMAT_TYPE_X_509, der, der_len);
 }
 
-/* PKCS#1 RSAPrivateKey / RSAPublicKey (RFC 8017 A.1): RSA keys only. */
-static int export_pkcs1(bool is_private, EVP_PKEY *pk, struct kc_buf *out)
+/*
+ * PKCS#1 RSAPrivateKey / RSAPublicKey (RFC 8017 A.1) for RSA keys, SEC 1
+ * ECPrivateKey (RFC 5915 §3) for EC private keys: the key type's own form.
+ */
+static int export_native(bool is_private, uint32_t format, EVP_PKEY *pk, struct kc_buf *out)
 {
 	unsigned char *der = NULL;
 	int len;
 
-	if (!EVP_PKEY_is_a(pk, "RSA")) {
+	if (!EVP_PKEY_is_a(pk, format == KMIP_KEY_FORMAT_TYPE_PKCS_1 ? "RSA" : "EC")) {
 		return KC_KEY_E_UNSUPPORTED;
 	}
 	len = is_private ? i2d_PrivateKey(pk, &der) : i2d_PublicKey(pk, &der);
@@ -195,13 +203,14 @@ int kc_key_export(bool is_private, const uint8_t *der, size_t der_len, uint32_t 
 	if (!importable(is_private, format)) {
 		return KC_KEY_E_UNSUPPORTED;
 	}
-	if (format != KMIP_KEY_FORMAT_TYPE_PKCS_1) {
+	if (format != KMIP_KEY_FORMAT_TYPE_PKCS_1 &&
+	    format != KMIP_KEY_FORMAT_TYPE_EC_PRIVATE_KEY) {
 		return kc_buf_set(out, der, der_len); /* the stored form itself */
 	}
 	if ((pk = load_stored(is_private, der, der_len)) == NULL) {
 		return KC_KEY_E_INVALID;
 	}
-	r = export_pkcs1(is_private, pk, out);
+	r = export_native(is_private, format, pk, out);
 	EVP_PKEY_free(pk);
 	return r;
 }

@@ -115,6 +115,22 @@ static void register_key(struct engine_fx *f, int major, uint32_t type, uint32_t
 	register_end(f, &w, uid);
 }
 
+/* Registers a private or public key that must be refused with |reason|. */
+static void register_key_fails(struct engine_fx *f, uint32_t type, uint32_t format,
+			       const uint8_t *m, size_t len, uint32_t reason)
+{
+	struct kmip_writer w;
+
+	register_begin(&w, 1, type);
+	kmip_write_begin(&w, type == KMIP_OBJECT_TYPE_PRIVATE_KEY ? KMIP_TAG_PRIVATE_KEY
+								  : KMIP_TAG_PUBLIC_KEY);
+	key_block(&w, format, 0, m, len);
+	kmip_write_end(&w);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_fail(f, 0, reason);
+}
+
 /* Get in |format| (0: the default); returns the payload. */
 static const struct kmip_get_response *get(struct engine_fx *f, const char *uid, uint32_t format)
 {
@@ -431,6 +447,46 @@ static void test_rsa_formats(void **state)
 	EVP_PKEY_free(pk);
 }
 
+/* A SEC 1 EC Private Key (KMIP 1.4 §9.1.3.2.3, RFC 5915) registered and got back in each form. */
+static void test_ec_private_key_format(void **state)
+{
+	struct engine_fx *f = *state;
+	EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	struct der sec1, p8, spki;
+	char priv[129], pub[129];
+	const struct kmip_node *v;
+
+	assert_non_null(pk);
+	sec1 = der_of(i2d_PrivateKey, pk);
+	p8 = der_pkcs8(pk);
+	spki = der_of(i2d_pubkey, pk);
+	register_key(f, 1, KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_EC_PRIVATE_KEY,
+		     sec1.p, (size_t)sec1.len, priv);
+	register_key(f, 1, KMIP_OBJECT_TYPE_PUBLIC_KEY, KMIP_KEY_FORMAT_TYPE_X_509, spki.p,
+		     (size_t)spki.len, pub);
+	expect_material(get(f, priv, 0), sec1.p, (size_t)sec1.len);
+	expect_material(get(f, priv, KMIP_KEY_FORMAT_TYPE_PKCS_8), p8.p, (size_t)p8.len);
+	assert_null(get(f, priv, KMIP_KEY_FORMAT_TYPE_PKCS_1));
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
+	/* EC Private Key names a private key only. */
+	assert_null(get(f, pub, KMIP_KEY_FORMAT_TYPE_EC_PRIVATE_KEY));
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
+	assert_non_null(v = attr_value(f, priv, "Cryptographic Algorithm"));
+	assert_int_equal(v->v.u32, KMIP_CRYPTOGRAPHIC_ALGORITHM_EC);
+	assert_non_null(v = attr_value(f, priv, "Cryptographic Length"));
+	assert_int_equal(v->v.i32, 256);
+	/* A public key in EC Private Key format; a SEC 1 key cut short. */
+	register_key_fails(f, KMIP_OBJECT_TYPE_PUBLIC_KEY, KMIP_KEY_FORMAT_TYPE_EC_PRIVATE_KEY,
+			   sec1.p, (size_t)sec1.len,
+			   KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
+	register_key_fails(f, KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_EC_PRIVATE_KEY,
+			   sec1.p, (size_t)sec1.len - 1, KMIP_RESULT_REASON_INVALID_FIELD);
+	OPENSSL_clear_free(sec1.p, (size_t)sec1.len);
+	OPENSSL_clear_free(p8.p, (size_t)p8.len);
+	OPENSSL_free(spki.p);
+	EVP_PKEY_free(pk);
+}
+
 /* A Transparent RSA Public Key registered from its components (§2.1.7.6). */
 static void test_rsa_transparent_register(void **state)
 {
@@ -476,13 +532,8 @@ static void test_register_refusals(void **state)
 	static const uint8_t junk[] = {0x30, 0x03, 0x02, 0x01, 0x05, 0xff};
 
 	/* Key material that does not parse in its format. */
-	register_begin(&w, 1, KMIP_OBJECT_TYPE_PRIVATE_KEY);
-	kmip_write_begin(&w, KMIP_TAG_PRIVATE_KEY);
-	key_block(&w, KMIP_KEY_FORMAT_TYPE_PKCS_8, 0, junk, sizeof(junk));
-	kmip_write_end(&w);
-	req_item_end(&w);
-	req_send(f, &f->alice, &w);
-	req_expect_fail(f, 0, KMIP_RESULT_REASON_INVALID_FIELD);
+	register_key_fails(f, KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_PKCS_8, junk,
+			   sizeof(junk), KMIP_RESULT_REASON_INVALID_FIELD);
 	/* A certificate that is not one. */
 	register_begin(&w, 1, KMIP_OBJECT_TYPE_CERTIFICATE);
 	kmip_write_begin(&w, KMIP_TAG_CERTIFICATE);
@@ -515,6 +566,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_secret_data_and_opaque, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_certificate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rsa_formats, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ec_private_key_format, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rsa_transparent_register, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_register_refusals, setup, teardown),
 	};
