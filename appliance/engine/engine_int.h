@@ -195,6 +195,9 @@ extern const size_t eng_num_ops;
 
 int op_discover_versions(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_query(struct eng_req *r, const void *req, void **out) ENG_WUR;
+/* Adds the answer to capability query |function| (1.1+ functions) to |p| (ops_query.c). */
+int eng_query_capability(struct eng_req *r, uint32_t function,
+			 struct kmip_query_response *p) ENG_WUR;
 int op_create(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_get(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_get_attributes(struct eng_req *r, const void *req, void **out) ENG_WUR;

@@ -134,6 +134,7 @@ int op_query(struct eng_req *r, const void *req, void **out)
 			p->vendor_identification_len = strlen(p->vendor_identification);
 			break;
 		default:
+			err = eng_query_capability(r, q->query_functions[i], p);
 			break;
 		}
 	}
