@@ -9,8 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/obj_mac.h>
+#include <openssl/objects.h>
 #include <openssl/x509.h>
 
 #include "keel/kmip.h"
@@ -213,4 +216,87 @@ int kc_key_export(bool is_private, const uint8_t *der, size_t der_len, uint32_t 
 	r = export_native(is_private, format, pk, out);
 	EVP_PKEY_free(pk);
 	return r;
+}
+
+/* KMIP Recommended Curves (§9.1.3.2.5) OpenSSL knows by name. */
+static const struct {
+	int nid;
+	uint32_t curve;
+} curves[] = {
+    {NID_X9_62_prime192v1, KMIP_RECOMMENDED_CURVE_P_192},
+    {NID_secp224r1, KMIP_RECOMMENDED_CURVE_P_224},
+    {NID_X9_62_prime256v1, KMIP_RECOMMENDED_CURVE_P_256},
+    {NID_secp384r1, KMIP_RECOMMENDED_CURVE_P_384},
+    {NID_secp521r1, KMIP_RECOMMENDED_CURVE_P_521},
+    {NID_secp256k1, KMIP_RECOMMENDED_CURVE_SECP256_K1},
+};
+
+static int curve_of(const EVP_PKEY *pk, uint32_t *out)
+{
+	char name[64];
+	int nid;
+
+	if (!EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, name, sizeof(name),
+					    NULL)) {
+		return KC_KEY_E_UNSUPPORTED;
+	}
+	nid = OBJ_sn2nid(name);
+	for (size_t i = 0; i < sizeof(curves) / sizeof(curves[0]); i++) {
+		if (curves[i].nid == nid) {
+			*out = curves[i].curve;
+			return 0;
+		}
+	}
+	return KC_KEY_E_UNSUPPORTED;
+}
+
+/* D as a Big Integer, or Q as its encoded point (SEC 1 §2.3.3, uncompressed). */
+static int ec_value(bool is_private, const EVP_PKEY *pk, struct kc_buf *out)
+{
+	BIGNUM *d = NULL;
+	size_t len = 0;
+	int r;
+
+	if (is_private) {
+		if (!EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_PRIV_KEY, &d)) {
+			return KC_KEY_E_OPENSSL;
+		}
+		r = kc_bn_out(d, out);
+		BN_clear_free(d);
+		return r;
+	}
+	if (!EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_PUB_KEY, NULL, 0, &len) ||
+	    (out->data = malloc(len != 0 ? len : 1)) == NULL) {
+		return KC_KEY_E_OPENSSL;
+	}
+	out->len = len;
+	return EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_PUB_KEY, out->data, len, &len)
+		   ? 0
+		   : KC_KEY_E_OPENSSL;
+}
+
+int kc_ec_parts_get(bool is_private, const uint8_t *der, size_t der_len, struct kc_ec_parts *out)
+{
+	EVP_PKEY *pk = load_stored(is_private, der, der_len);
+	int r;
+
+	if (pk == NULL) {
+		return KC_KEY_E_INVALID;
+	}
+	r = EVP_PKEY_is_a(pk, "EC") ? curve_of(pk, &out->curve) : KC_KEY_E_UNSUPPORTED;
+	if (r == 0) {
+		r = ec_value(is_private, pk, &out->value);
+	}
+	if (r != 0) {
+		kc_ec_parts_cleanup(out);
+	}
+	EVP_PKEY_free(pk);
+	return r;
+}
+
+void kc_ec_parts_cleanup(struct kc_ec_parts *p)
+{
+	if (p != NULL) {
+		kc_buf_free(&p->value);
+	}
 }

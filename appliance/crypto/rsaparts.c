@@ -32,7 +32,7 @@ void kc_rsa_parts_cleanup(struct kc_rsa_parts *p)
 }
 
 /* A KMIP Big Integer (§9.1.1.4): two's complement, big-endian, a multiple of 8 bytes. */
-static int bn_out(const BIGNUM *bn, struct kc_buf *out)
+int kc_bn_out(const BIGNUM *bn, struct kc_buf *out)
 {
 	size_t len = ((size_t)BN_num_bits(bn) / 8 + 1 + 7) / 8 * 8;
 
@@ -54,7 +54,7 @@ static int parts_from_pkey(const EVP_PKEY *pk, size_t num, struct kc_rsa_parts *
 			r = KC_KEY_E_OPENSSL;
 			break;
 		}
-		r = bn_out(bn, &out->v[i]);
+		r = kc_bn_out(bn, &out->v[i]);
 		BN_clear_free(bn);
 	}
 	if (r != 0) {

@@ -129,6 +129,40 @@ out:
 	return err;
 }
 
+/* Key Material of a Transparent EC Private/Public Key (§2.1.7.9, §2.1.7.10, 1.3+). */
+static int transparent_ec(struct eng_req *r, bool priv, const struct hsm_secret *stored,
+			  struct kmip_key_value *kv)
+{
+	struct kc_ec_parts parts = {0};
+	struct kmip_node *km = eng_node(r, KMIP_TAG_KEY_MATERIAL, KMIP_TYPE_STRUCTURE);
+	struct kmip_node *curve = eng_node(r, KMIP_TAG_RECOMMENDED_CURVE, KMIP_TYPE_ENUMERATION);
+	struct kmip_node *v = eng_node(r, priv ? KMIP_TAG_D : KMIP_TAG_Q_STRING,
+				       priv ? KMIP_TYPE_BIG_INTEGER : KMIP_TYPE_BYTE_STRING);
+	const uint8_t *kept;
+	size_t len;
+	int err;
+
+	if (km == NULL || curve == NULL || v == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	if ((err = kc_ec_parts_get(priv, hsm_secret_data((struct hsm_secret *)stored),
+				   hsm_secret_len(stored), &parts)) != 0) {
+		return eng_fail(r, err == KC_KEY_E_UNSUPPORTED ? ENG_E_KEY_FORMAT : ENG_E_CRYPTO,
+				NULL);
+	}
+	curve->v.u32 = parts.curve;
+	curve->next = v;
+	if ((err = keep_buf(r, &parts.value, &kept, &len)) != 0) {
+		return err;
+	}
+	v->v.bytes = kept;
+	v->len = (uint32_t)len;
+	km->v.child = curve;
+	km->len = 2;
+	kv->key_material_structure = km;
+	return 0;
+}
+
 /* Key Material of a symmetric key: Raw bytes or Transparent Symmetric Key {Key} (§2.1.7.1). */
 static int symmetric_value(struct eng_req *r, uint32_t format, struct hsm_secret *key,
 			   struct kmip_key_value *kv)
@@ -156,7 +190,8 @@ static int symmetric_value(struct eng_req *r, uint32_t format, struct hsm_secret
 	return 0;
 }
 
-/* Key Material of a private or public key in |format| (PKCS#1, PKCS#8, X.509, Transparent RSA). */
+/* Key Material of a private or public key in |format| (PKCS#1, PKCS#8, X.509, EC Private
+ * Key, Transparent RSA or EC). */
 static int asymmetric_value(struct eng_req *r, bool priv, uint32_t format, struct hsm_secret *key,
 			    struct kmip_key_value *kv)
 {
@@ -166,6 +201,10 @@ static int asymmetric_value(struct eng_req *r, bool priv, uint32_t format, struc
 	if (format == (priv ? KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PRIVATE_KEY
 			    : KMIP_KEY_FORMAT_TYPE_TRANSPARENT_RSA_PUBLIC_KEY)) {
 		return transparent_rsa(r, priv, key, kv);
+	}
+	if (format == (priv ? KMIP_KEY_FORMAT_TYPE_TRANSPARENT_EC_PRIVATE_KEY
+			    : KMIP_KEY_FORMAT_TYPE_TRANSPARENT_EC_PUBLIC_KEY)) {
+		return transparent_ec(r, priv, key, kv);
 	}
 	err = kc_key_export(priv, hsm_secret_data(key), hsm_secret_len(key), format, &b);
 	if (err == KC_KEY_E_UNSUPPORTED) {

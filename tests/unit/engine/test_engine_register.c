@@ -418,6 +418,8 @@ static void test_rsa_formats(void **state)
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
 	assert_null(get(f, priv, KMIP_KEY_FORMAT_TYPE_RAW));
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
+	assert_null(get(f, pub, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_EC_PUBLIC_KEY));
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
 	assert_non_null(v = attr_value(f, priv, "Cryptographic Length"));
 	assert_int_equal(v->v.i32, 2048);
 	assert_non_null(v = attr_value(f, pub, "Cryptographic Algorithm"));
@@ -445,6 +447,41 @@ static void test_rsa_formats(void **state)
 	OPENSSL_free(spki.p);
 	OPENSSL_free(pub1.p);
 	EVP_PKEY_free(pk);
+}
+
+/* Transparent EC Private/Public Key (§2.1.7.9, §2.1.7.10): P-256 and D or Q String. */
+static void expect_transparent_ec(struct engine_fx *f, EVP_PKEY *pk, const char *priv,
+				  const char *pub)
+{
+	const struct kmip_get_response *g;
+	const struct kmip_node *km, *n;
+	uint8_t want[65], d[40];
+	size_t want_len = 0, d_len;
+	BIGNUM *bn = NULL;
+
+	assert_non_null(g = get(f, priv, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_EC_PRIVATE_KEY));
+	km = key_value_of(g)->key_material_structure;
+	assert_non_null(n = kmip_node_find(km, KMIP_TAG_RECOMMENDED_CURVE));
+	assert_int_equal(n->v.u32, KMIP_RECOMMENDED_CURVE_P_256);
+	/* Its bits and a sign bit, padded to a multiple of 8 bytes (§9.1.1.4): 40 for most. */
+	assert_true(EVP_PKEY_get_bn_param(pk, "priv", &bn));
+	d_len = ((size_t)BN_num_bits(bn) / 8 + 1 + 7) / 8 * 8;
+	assert_int_equal(BN_bn2binpad(bn, d, (int)d_len), d_len);
+	BN_clear_free(bn);
+	assert_non_null(n = kmip_node_find(km, KMIP_TAG_D));
+	assert_int_equal(n->len, d_len);
+	assert_memory_equal(n->v.bytes, d, d_len);
+	OPENSSL_cleanse(d, sizeof(d));
+	assert_non_null(g = get(f, pub, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_EC_PUBLIC_KEY));
+	km = key_value_of(g)->key_material_structure;
+	assert_true(EVP_PKEY_get_octet_string_param(pk, "pub", want, sizeof(want), &want_len));
+	assert_non_null(n = kmip_node_find(km, KMIP_TAG_Q_STRING));
+	assert_int_equal(n->len, want_len);
+	assert_memory_equal(n->v.bytes, want, want_len);
+	assert_null(kmip_node_find(km, KMIP_TAG_D));
+	/* The private form of a public key is not there to give. */
+	assert_null(get(f, pub, KMIP_KEY_FORMAT_TYPE_TRANSPARENT_EC_PRIVATE_KEY));
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
 }
 
 /* A SEC 1 EC Private Key (KMIP 1.4 §9.1.3.2.3, RFC 5915) registered and got back in each form. */
@@ -475,6 +512,7 @@ static void test_ec_private_key_format(void **state)
 	assert_int_equal(v->v.u32, KMIP_CRYPTOGRAPHIC_ALGORITHM_EC);
 	assert_non_null(v = attr_value(f, priv, "Cryptographic Length"));
 	assert_int_equal(v->v.i32, 256);
+	expect_transparent_ec(f, pk, priv, pub);
 	/* A public key in EC Private Key format; a SEC 1 key cut short. */
 	register_key_fails(f, KMIP_OBJECT_TYPE_PUBLIC_KEY, KMIP_KEY_FORMAT_TYPE_EC_PRIVATE_KEY,
 			   sec1.p, (size_t)sec1.len,

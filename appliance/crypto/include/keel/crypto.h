@@ -59,7 +59,8 @@ int kc_keypair_generate(uint32_t algorithm, int32_t bits, struct kc_buf *out_pri
 
 /*
  * Reads a private (|is_private|) or public key given in KMIP Key Format Type
- * |format| (PKCS#1, PKCS#8 / X.509 SubjectPublicKeyInfo) and writes it in the
+ * |format| (PKCS#1, PKCS#8 / X.509 SubjectPublicKeyInfo, SEC 1 EC Private Key)
+ * and writes it in the
  * stored form: PKCS#8 DER for private keys, SubjectPublicKeyInfo DER for
  * public ones. |out_info| says what the key is.
  */
@@ -97,6 +98,20 @@ int kc_rsa_parts_get(bool is_private, const uint8_t *der, size_t der_len,
 int kc_rsa_parts_import(bool is_private, const struct kc_rsa_parts *parts, struct kc_buf *out,
 			struct kc_key_info *out_info) KC_WUR;
 void kc_rsa_parts_cleanup(struct kc_rsa_parts *p);
+
+/*
+ * Transparent EC Private/Public Key (KMIP 1.4 §2.1.7.9, §2.1.7.10): the
+ * Recommended Curve and D (a KMIP Big Integer) or Q String (the encoded point).
+ */
+struct kc_ec_parts {
+	uint32_t curve; /* KMIP Recommended Curve */
+	struct kc_buf value;
+};
+
+/* The parts of a stored EC key; KC_KEY_E_UNSUPPORTED for other keys and unnamed curves. */
+int kc_ec_parts_get(bool is_private, const uint8_t *der, size_t der_len,
+		    struct kc_ec_parts *out) KC_WUR;
+void kc_ec_parts_cleanup(struct kc_ec_parts *p);
 
 /* ---- cert.c -------------------------------------------------------------- */
 
