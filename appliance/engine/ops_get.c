@@ -228,7 +228,7 @@ static int key_value(struct eng_req *r, uint32_t type, uint32_t format, struct h
 	case KMIP_OBJECT_TYPE_PUBLIC_KEY:
 		return asymmetric_value(r, type == KMIP_OBJECT_TYPE_PRIVATE_KEY, format, key, kv);
 	default:
-		/* Secret Data: the bytes as registered, in their own format only. */
+		/* Secret Data, PGP Key: the bytes as registered, in their own format only. */
 		kv->key_material = hsm_secret_data(key);
 		kv->key_material_len = hsm_secret_len(key);
 		return 0;
@@ -399,6 +399,10 @@ static int keyed_body(struct eng_req *r, uint32_t type, uint32_t sub, struct kmi
 	} else if (type == KMIP_OBJECT_TYPE_PUBLIC_KEY &&
 		   (p->public_key = eng_alloc(r, sizeof(*p->public_key))) != NULL) {
 		p->public_key->key_block = kb;
+	} else if (type == KMIP_OBJECT_TYPE_PGP_KEY &&
+		   (p->pgp_key = eng_alloc(r, sizeof(*p->pgp_key))) != NULL) {
+		p->pgp_key->pgp_key_version = (int32_t)sub; /* §2.2.9 */
+		p->pgp_key->key_block = kb;
 	} else {
 		return ENG_E_INTERNAL;
 	}
@@ -408,7 +412,14 @@ static int keyed_body(struct eng_req *r, uint32_t type, uint32_t sub, struct kmi
 static bool has_key_block(uint32_t type)
 {
 	return type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY || type == KMIP_OBJECT_TYPE_PRIVATE_KEY ||
-	       type == KMIP_OBJECT_TYPE_PUBLIC_KEY || type == KMIP_OBJECT_TYPE_SECRET_DATA;
+	       type == KMIP_OBJECT_TYPE_PUBLIC_KEY || type == KMIP_OBJECT_TYPE_SECRET_DATA ||
+	       type == KMIP_OBJECT_TYPE_PGP_KEY;
+}
+
+/* Objects served only in the Key Format Type they were registered in. */
+static bool as_registered(uint32_t type)
+{
+	return type == KMIP_OBJECT_TYPE_SECRET_DATA || type == KMIP_OBJECT_TYPE_PGP_KEY;
 }
 
 /* The format to answer in; a format asked of an object without Key Block is refused (§4.11). */
@@ -426,7 +437,7 @@ static int pick_format(struct eng_req *r, const struct keel_store_object *o,
 		return 0;
 	}
 	if (!has_key_block(o->object_type) ||
-	    (o->object_type == KMIP_OBJECT_TYPE_SECRET_DATA && q->key_format_type != *out)) {
+	    (as_registered(o->object_type) && q->key_format_type != *out)) {
 		return eng_fail(r, ENG_E_KEY_FORMAT, NULL);
 	}
 	*out = q->key_format_type;

@@ -245,6 +245,34 @@ static int take_secret_data(struct reg *g, const struct kmip_secret_data *sd)
 			  sd->key_block->key_format_type);
 }
 
+/*
+ * PGP Key (KMIP 1.4 §2.2.9, 1.2+): the Key Block's bytes as registered, kept
+ * with its PGP Key Version; the algorithm and length are the client's.
+ */
+static int take_pgp_key(struct reg *g, const struct kmip_pgp_key *pk)
+{
+	const struct kmip_key_block *kb = pk->key_block;
+	const struct kmip_key_value *kv;
+	int err;
+
+	if ((err = plain_value(g, kb, &kv)) != 0) {
+		return err;
+	}
+	if (kv->key_material == NULL || kv->key_material_len == 0) {
+		return eng_fail(g->r, ENG_E_KEY_FORMAT, NULL);
+	}
+	g->material = kv->key_material;
+	g->material_len = kv->key_material_len;
+	if ((err = derive_int(g, "_data_type", 0, KMIP_TYPE_ENUMERATION, pk->pgp_key_version)) !=
+		0 ||
+	    (err = derive_int(g, "_key_format", 0, KMIP_TYPE_ENUMERATION, kb->key_format_type)) !=
+		0) {
+		return err;
+	}
+	return derive_key_info(g, kb->has_cryptographic_algorithm ? kb->cryptographic_algorithm : 0,
+			       kb->has_cryptographic_length ? kb->cryptographic_length : 0);
+}
+
 /* A Transparent RSA key's components, read in place (§2.1.7.6, §2.1.7.7). */
 static int rsa_parts_from(struct reg *g, bool priv, const struct kmip_node *km,
 			  struct kc_rsa_parts *parts)
@@ -317,6 +345,8 @@ static int take_object(struct reg *g, const struct kmip_register_request *q)
 	case KMIP_OBJECT_TYPE_PUBLIC_KEY:
 		return q->public_key != NULL ? take_asymmetric(g, false, q->public_key->key_block)
 					     : ENG_E_MISSING_DATA;
+	case KMIP_OBJECT_TYPE_PGP_KEY:
+		return q->pgp_key != NULL ? take_pgp_key(g, q->pgp_key) : ENG_E_MISSING_DATA;
 	case KMIP_OBJECT_TYPE_OPAQUE_OBJECT:
 		if (q->opaque_object == NULL) {
 			return ENG_E_MISSING_DATA;

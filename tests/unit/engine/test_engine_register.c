@@ -176,6 +176,7 @@ static const struct kmip_key_value *key_value_of(const struct kmip_get_response 
 					  : g->private_key ? g->private_key->key_block
 					  : g->public_key  ? g->public_key->key_block
 					  : g->secret_data ? g->secret_data->key_block
+					  : g->pgp_key	   ? g->pgp_key->key_block
 							   : NULL;
 
 	assert_non_null(kb);
@@ -326,6 +327,34 @@ static void test_secret_data_and_opaque(void **state)
 	assert_int_equal(g->opaque_object->opaque_data_value_len, sizeof(blob));
 	assert_memory_equal(g->opaque_object->opaque_data_value, blob, sizeof(blob));
 	assert_null(get(f, op_uid, KMIP_KEY_FORMAT_TYPE_RAW));
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
+}
+
+/* A PGP Key (§2.2.9) comes back with its version, bytes, format and algorithm. */
+static void test_pgp_key(void **state)
+{
+	struct engine_fx *f = *state;
+	struct kmip_writer w;
+	static const uint8_t pgp[] = {0x99, 0x01, 0x0d, 0x04, 0x5a, 0x1b, 0x2c, 0x3d};
+	char uid[129];
+	const struct kmip_get_response *g;
+	const struct kmip_node *v;
+
+	register_begin(&w, 1, KMIP_OBJECT_TYPE_PGP_KEY);
+	kmip_write_begin(&w, KMIP_TAG_PGP_KEY);
+	kmip_write_int(&w, KMIP_TAG_PGP_KEY_VERSION, 4);
+	key_block(&w, KMIP_KEY_FORMAT_TYPE_OPAQUE, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, pgp,
+		  sizeof(pgp));
+	kmip_write_end(&w);
+	register_end(f, &w, uid);
+	g = get(f, uid, 0);
+	expect_material(g, pgp, sizeof(pgp));
+	assert_int_equal(g->object_type, KMIP_OBJECT_TYPE_PGP_KEY);
+	assert_int_equal(g->pgp_key->pgp_key_version, 4);
+	assert_int_equal(g->pgp_key->key_block->key_format_type, KMIP_KEY_FORMAT_TYPE_OPAQUE);
+	assert_non_null(v = attr_value(f, uid, "Cryptographic Algorithm"));
+	assert_int_equal(v->v.u32, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA);
+	assert_null(get(f, uid, KMIP_KEY_FORMAT_TYPE_RAW));
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
 }
 
@@ -602,6 +631,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_symmetric_v1, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_symmetric_v2_transparent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_secret_data_and_opaque, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pgp_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_certificate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rsa_formats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ec_private_key_format, setup, teardown),
