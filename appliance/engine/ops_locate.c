@@ -7,6 +7,7 @@
  */
 #include "engine_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -172,6 +173,10 @@ static int build_response(struct eng_req *r, char **uids, size_t n, void **out)
 		p->unique_identifiers[i].len = strlen(uids[i]);
 	}
 	p->num_unique_identifiers = n;
+	/* One object found becomes the ID Placeholder for the batch's next items (§6.19.1). */
+	if (n == 1) {
+		snprintf(r->placeholder, sizeof(r->placeholder), "%s", uids[0]);
+	}
 	/* Located Items exists from 1.3 (§4.9). */
 	if ((r->version & (KMIP_V1_0 | KMIP_V1_1 | KMIP_V1_2)) == 0) {
 		p->has_located_items = true;
@@ -189,6 +194,46 @@ static void add_paging(struct loc *l, const struct kmip_locate_request *lq)
 		l->q.max_items = (size_t)lq->maximum_items;
 	}
 	l->q.offset = lq->has_offset_items && lq->offset_items > 0 ? (size_t)lq->offset_items : 0;
+}
+
+/*
+ * Object Group Member (KMIP 1.4 §4.9, 1.1+): Group Member Fresh finds only
+ * fresh objects (§3.34). Group Member Default finds the group's default object,
+ * which is server policy; Keel's is the oldest fresh one, else the oldest, so
+ * that serving them in turn goes round the group.
+ */
+static int add_fresh(struct loc *l)
+{
+	struct keel_store_filter *f = &l->filters[l->q.num_filters];
+	struct kmip_node *v = eng_node(l->r, KMIP_TAG_FRESH, KMIP_TYPE_BOOLEAN);
+	int err;
+
+	if (v == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	v->v.b = true;
+	if ((err = encode(l, v, &f->value, &f->value_len, &f->text)) != 0) {
+		return err;
+	}
+	f->name = "Fresh";
+	l->q.num_filters++;
+	return 0;
+}
+
+/* Runs the query; Group Member Default without a fresh match drops the Fresh filter. */
+static int run_locate(struct loc *l, const struct kmip_locate_request *lq, size_t fresh_at,
+		      char ***out_uids, size_t *out_num)
+{
+	int err = keel_store_locate(l->r->txn, &l->q, out_uids, out_num);
+
+	if (err == 0 && *out_num == 0 && lq->has_object_group_member &&
+	    lq->object_group_member == KMIP_OBJECT_GROUP_MEMBER_GROUP_MEMBER_DEFAULT) {
+		l->filters[fresh_at] = l->filters[--l->q.num_filters];
+		keel_store_uids_free(*out_uids, *out_num);
+		*out_uids = NULL;
+		err = keel_store_locate(l->r->txn, &l->q, out_uids, out_num);
+	}
+	return err != 0 ? eng_store_err(l->r, err, "locate") : 0;
 }
 
 static int add_attrs(struct loc *l, const struct eng_attr *attrs, size_t n)
@@ -211,15 +256,16 @@ int op_locate(struct eng_req *r, const void *req, void **out)
 	    .r = r, .q = {.owner = r->who->fingerprint_hex, .max_items = r->e->max_locate_items}};
 	struct eng_attr *attrs = NULL;
 	char **uids = NULL;
-	size_t n = 0, num_uids = 0;
+	size_t n = 0, num_uids = 0, fresh_at = 0;
 	int err;
 
 	if ((err = attr_collect(r, r->v2 ? NULL : &ta, lq->attributes, &attrs, &n)) != 0) {
 		return err;
 	}
-	l.filters = eng_alloc(r, (n + 1) * sizeof(*l.filters));
+	/* Room for Fresh (Object Group Member) and the Storage Status Mask. */
+	l.filters = eng_alloc(r, (n + 2) * sizeof(*l.filters));
 	l.dates = eng_alloc(r, (n + 2) * sizeof(*l.dates));
-	l.blobs = calloc(2 * n + 1, sizeof(*l.blobs));
+	l.blobs = calloc(2 * n + 2, sizeof(*l.blobs));
 	if (l.filters == NULL || l.dates == NULL || l.blobs == NULL) {
 		err = ENG_E_INTERNAL;
 		goto out;
@@ -227,11 +273,13 @@ int op_locate(struct eng_req *r, const void *req, void **out)
 	l.q.filters = l.filters;
 	l.q.dates = l.dates;
 	add_paging(&l, lq);
-	if ((err = add_attrs(&l, attrs, n)) == 0) {
+	if ((err = add_attrs(&l, attrs, n)) == 0 && lq->has_object_group_member) {
+		fresh_at = l.q.num_filters;
+		err = add_fresh(&l);
+	}
+	if (err == 0) {
 		add_storage_mask(&l, lq);
-		if ((err = keel_store_locate(r->txn, &l.q, &uids, &num_uids)) != 0) {
-			err = eng_store_err(r, err, "locate");
-		}
+		err = run_locate(&l, lq, fresh_at, &uids, &num_uids);
 	}
 	if (err == 0) {
 		err = build_response(r, uids, num_uids, out);
