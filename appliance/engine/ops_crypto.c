@@ -160,6 +160,24 @@ static int encrypt_iv(struct eng_req *r, const struct kmip_cryptographic_paramet
 	return 0;
 }
 
+/*
+ * What Decrypt needs beyond the data: the IV the mode uses, whose absence the
+ * CS-BC profile's cases (KMIP Profiles 1.4, CS-BC-M-11..13) answer with
+ * Invalid Message, and the GCM tag, which Decrypt reads rather than writes.
+ */
+static int decrypt_inputs(struct eng_req *r, const struct cipher_req *q, struct kc_cipher *c)
+{
+	if (q->iv == NULL && kc_cipher_iv_len(c->mode) > 0) {
+		return eng_fail(r, ENG_E_INVALID_MESSAGE, "IV/Counter/Nonce required");
+	}
+	if (c->mode == KC_MODE_GCM && q->tag == NULL) {
+		return eng_fail(r, ENG_E_MISSING_DATA, "Authenticated Encryption Tag required");
+	}
+	c->tag = (uint8_t *)q->tag;
+	c->tag_len = q->tag_len;
+	return 0;
+}
+
 static int run_cipher(struct eng_req *r, const struct cipher_req *q, bool encrypt,
 		      struct cipher_out *out)
 {
@@ -193,16 +211,7 @@ static int run_cipher(struct eng_req *r, const struct cipher_req *q, bool encryp
 		err = ENG_E_INTERNAL;
 		goto out;
 	}
-	if (encrypt) {
-		err = encrypt_iv(r, cp, &c, out);
-	} else if (c.mode == KC_MODE_GCM && q->tag == NULL) {
-		err = eng_fail(r, ENG_E_MISSING_DATA, "Authenticated Encryption Tag required");
-	} else {
-		/* Decrypt reads the tag it is given (kc_cipher_run writes it on encrypt only). */
-		c.tag = (uint8_t *)q->tag;
-		c.tag_len = q->tag_len;
-	}
-	if (err != 0) {
+	if ((err = encrypt ? encrypt_iv(r, cp, &c, out) : decrypt_inputs(r, q, &c)) != 0) {
 		goto out;
 	}
 	err = eng_crypto_err(r, kc_cipher_run(&c, encrypt, hsm_secret_data(k.secret),

@@ -383,6 +383,10 @@ static void test_cipher_errors(void **state)
 	    &(struct cipher_args){.mode = KMIP_BLOCK_CIPHER_MODE_CBC, .iv = plain, .iv_len = 8},
 	    plain, 16);
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_BAD_CRYPTOGRAPHIC_PARAMETERS);
+	/* Decrypt in CBC without the IV: Invalid Message, as CS-BC-M-11..13 expect. */
+	cipher_op(f, false, KMIP_OPERATION_DECRYPT, uid,
+		  &(struct cipher_args){.mode = KMIP_BLOCK_CIPHER_MODE_CBC}, plain, 16);
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_INVALID_MESSAGE);
 	/* A mode we do not serve. */
 	cipher_op(f, true, KMIP_OPERATION_ENCRYPT, uid,
 		  &(struct cipher_args){.mode = KMIP_BLOCK_CIPHER_MODE_CMAC}, plain, 16);
