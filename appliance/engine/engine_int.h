@@ -282,6 +282,8 @@ int eng_check_create_attrs(struct eng_req *r, struct eng_new_object *no) ENG_WUR
 int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_uid) ENG_WUR;
 /* A stored Integer or Enumeration attribute's first instance; 0 if absent. */
 int32_t eng_stored_int(struct eng_req *r, const char *uid, const char *name);
+/* A stored attribute's first instance (in the request's arena); NULL if absent. */
+const struct kmip_node *eng_stored_value(struct eng_req *r, const char *uid, const char *name);
 /* Keeps a copy of |len| bytes of key material (for NULL |data|, zeroed room to fill)
  * until the response is written, then wipes it. */
 int eng_keep_secret(struct eng_req *r, const uint8_t *data, size_t len,

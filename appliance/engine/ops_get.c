@@ -228,7 +228,8 @@ static int key_value(struct eng_req *r, uint32_t type, uint32_t format, struct h
 	case KMIP_OBJECT_TYPE_PUBLIC_KEY:
 		return asymmetric_value(r, type == KMIP_OBJECT_TYPE_PRIVATE_KEY, format, key, kv);
 	default:
-		/* Secret Data, PGP Key: the bytes as registered, in their own format only. */
+		/* Secret Data, PGP Key, Split Key: the bytes as registered, in their own format
+		 * only. */
 		kv->key_material = hsm_secret_data(key);
 		kv->key_material_len = hsm_secret_len(key);
 		return 0;
@@ -382,6 +383,29 @@ static int plain_body(struct eng_req *r, const struct keel_store_object *o, uint
 	return 0;
 }
 
+/* Split Key (§2.2.5): the part's fields as registered around |kb|. */
+static int split_key_body(struct eng_req *r, const char *uid, uint32_t method,
+			  struct kmip_key_block *kb, struct kmip_get_response *p)
+{
+	struct kmip_split_key *sk = eng_alloc(r, sizeof(*sk));
+	const struct kmip_node *prime = eng_stored_value(r, uid, "_split_prime");
+
+	if (sk == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	sk->split_key_parts = eng_stored_int(r, uid, "_split_parts");
+	sk->key_part_identifier = eng_stored_int(r, uid, "_split_id");
+	sk->split_key_threshold = eng_stored_int(r, uid, "_split_threshold");
+	sk->split_key_method = method;
+	if (prime != NULL && prime->type == KMIP_TYPE_BIG_INTEGER) {
+		sk->prime_field_size = prime->v.bytes;
+		sk->prime_field_size_len = prime->len;
+	}
+	sk->key_block = kb;
+	p->split_key = sk;
+	return 0;
+}
+
 /* Objects with a Key Block: the object member around |kb| (§2.2). */
 static int keyed_body(struct eng_req *r, uint32_t type, uint32_t sub, struct kmip_key_block *kb,
 		      struct kmip_get_response *p)
@@ -413,13 +437,14 @@ static bool has_key_block(uint32_t type)
 {
 	return type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY || type == KMIP_OBJECT_TYPE_PRIVATE_KEY ||
 	       type == KMIP_OBJECT_TYPE_PUBLIC_KEY || type == KMIP_OBJECT_TYPE_SECRET_DATA ||
-	       type == KMIP_OBJECT_TYPE_PGP_KEY;
+	       type == KMIP_OBJECT_TYPE_PGP_KEY || type == KMIP_OBJECT_TYPE_SPLIT_KEY;
 }
 
 /* Objects served only in the Key Format Type they were registered in. */
 static bool as_registered(uint32_t type)
 {
-	return type == KMIP_OBJECT_TYPE_SECRET_DATA || type == KMIP_OBJECT_TYPE_PGP_KEY;
+	return type == KMIP_OBJECT_TYPE_SECRET_DATA || type == KMIP_OBJECT_TYPE_PGP_KEY ||
+	       type == KMIP_OBJECT_TYPE_SPLIT_KEY;
 }
 
 /* The format to answer in; a format asked of an object without Key Block is refused (§4.11). */
@@ -480,6 +505,9 @@ static int get_body(struct eng_req *r, const struct keel_store_object *o,
 	    (q->key_wrapping_specification != NULL &&
 	     (err = wrap_block(r, q->key_wrapping_specification, kb)) != 0)) {
 		return err;
+	}
+	if (o->object_type == KMIP_OBJECT_TYPE_SPLIT_KEY) {
+		return split_key_body(r, o->uid, sub, kb, p);
 	}
 	return keyed_body(r, o->object_type, sub, kb, p);
 }

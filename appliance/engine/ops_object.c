@@ -441,20 +441,30 @@ out:
 	return err;
 }
 
+/* Reads a stored attribute's first instance into the arena; NULL if absent. */
+const struct kmip_node *eng_stored_value(struct eng_req *r, const char *uid, const char *name)
+{
+	struct keel_store_attr *sa = NULL;
+	const struct kmip_node *v = NULL;
+	size_t n = 0;
+
+	if (keel_store_attr_list(r->txn, uid, name, &sa, &n) != 0 || n == 0 ||
+	    attr_load_value(r, &sa[0], &v) != 0) {
+		v = NULL;
+	}
+	keel_store_attrs_free(sa, n);
+	return v;
+}
+
 /* Reads a stored Integer or Enumeration attribute; 0 if absent. */
 int32_t eng_stored_int(struct eng_req *r, const char *uid, const char *name)
 {
-	struct keel_store_attr *sa = NULL;
-	const struct kmip_node *v;
-	size_t n = 0;
-	int32_t val = 0;
+	const struct kmip_node *v = eng_stored_value(r, uid, name);
 
-	if (keel_store_attr_list(r->txn, uid, name, &sa, &n) == 0 && n > 0 &&
-	    attr_load_value(r, &sa[0], &v) == 0) {
-		val = v->type == KMIP_TYPE_ENUMERATION ? (int32_t)v->v.u32 : v->v.i32;
+	if (v == NULL) {
+		return 0;
 	}
-	keel_store_attrs_free(sa, n);
-	return val;
+	return v->type == KMIP_TYPE_ENUMERATION ? (int32_t)v->v.u32 : v->v.i32;
 }
 
 /* Answers the operations whose response is the Unique Identifier alone. */

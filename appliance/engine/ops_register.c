@@ -273,6 +273,73 @@ static int take_pgp_key(struct reg *g, const struct kmip_pgp_key *pk)
 			       kb->has_cryptographic_length ? kb->cryptographic_length : 0);
 }
 
+/* Split Key Parts, Key Part Identifier and Split Key Threshold agree (§2.2.5). */
+static bool split_counts_ok(const struct kmip_split_key *sk)
+{
+	return sk->split_key_parts >= 1 && sk->split_key_threshold >= 1 &&
+	       sk->split_key_threshold <= sk->split_key_parts && sk->key_part_identifier >= 1 &&
+	       sk->key_part_identifier <= sk->split_key_parts;
+}
+
+/* The Split Key's own fields as internal attributes; Prime Field Size when it has one. */
+static int derive_split(struct reg *g, const struct kmip_split_key *sk)
+{
+	struct kmip_node *prime;
+	int err;
+
+	if ((err = derive_int(g, "_split_parts", 0, KMIP_TYPE_INTEGER, sk->split_key_parts)) != 0 ||
+	    (err = derive_int(g, "_split_id", 0, KMIP_TYPE_INTEGER, sk->key_part_identifier)) !=
+		0 ||
+	    (err = derive_int(g, "_split_threshold", 0, KMIP_TYPE_INTEGER,
+			      sk->split_key_threshold)) != 0 ||
+	    (err = derive_int(g, "_data_type", 0, KMIP_TYPE_ENUMERATION, sk->split_key_method)) !=
+		0) {
+		return err;
+	}
+	if (sk->prime_field_size_len == 0) {
+		return 0;
+	}
+	if ((prime = derive(g, "_split_prime", 0, KMIP_TYPE_BIG_INTEGER)) == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	prime->v.bytes = sk->prime_field_size;
+	prime->len = (uint32_t)sk->prime_field_size_len;
+	return 0;
+}
+
+/*
+ * Split Key (KMIP 1.4 §2.2.5): one part's Key Block bytes as registered, with
+ * its parts, identifier, threshold, method and, for Polynomial Sharing Prime
+ * Field, Prime Field Size. Parts are not joined here.
+ */
+static int take_split_key(struct reg *g, const struct kmip_split_key *sk)
+{
+	const struct kmip_key_block *kb = sk->key_block;
+	const struct kmip_key_value *kv;
+	int err;
+
+	if (!split_counts_ok(sk) ||
+	    (sk->split_key_method == KMIP_SPLIT_KEY_METHOD_POLYNOMIAL_SHARING_PRIME_FIELD &&
+	     sk->prime_field_size_len == 0)) {
+		return eng_fail(g->r, ENG_E_INVALID_FIELD, "Split Key fields do not agree");
+	}
+	if ((err = plain_value(g, kb, &kv)) != 0) {
+		return err;
+	}
+	if (kv->key_material == NULL || kv->key_material_len == 0) {
+		return eng_fail(g->r, ENG_E_KEY_FORMAT, NULL);
+	}
+	g->material = kv->key_material;
+	g->material_len = kv->key_material_len;
+	if ((err = derive_split(g, sk)) != 0 ||
+	    (err = derive_int(g, "_key_format", 0, KMIP_TYPE_ENUMERATION, kb->key_format_type)) !=
+		0) {
+		return err;
+	}
+	return derive_key_info(g, kb->has_cryptographic_algorithm ? kb->cryptographic_algorithm : 0,
+			       kb->has_cryptographic_length ? kb->cryptographic_length : 0);
+}
+
 /* A Transparent RSA key's components, read in place (§2.1.7.6, §2.1.7.7). */
 static int rsa_parts_from(struct reg *g, bool priv, const struct kmip_node *km,
 			  struct kc_rsa_parts *parts)
@@ -345,6 +412,8 @@ static int take_object(struct reg *g, const struct kmip_register_request *q)
 	case KMIP_OBJECT_TYPE_PUBLIC_KEY:
 		return q->public_key != NULL ? take_asymmetric(g, false, q->public_key->key_block)
 					     : ENG_E_MISSING_DATA;
+	case KMIP_OBJECT_TYPE_SPLIT_KEY:
+		return q->split_key != NULL ? take_split_key(g, q->split_key) : ENG_E_MISSING_DATA;
 	case KMIP_OBJECT_TYPE_PGP_KEY:
 		return q->pgp_key != NULL ? take_pgp_key(g, q->pgp_key) : ENG_E_MISSING_DATA;
 	case KMIP_OBJECT_TYPE_OPAQUE_OBJECT:

@@ -115,6 +115,14 @@ static void register_key(struct engine_fx *f, int major, uint32_t type, uint32_t
 	register_end(f, &w, uid);
 }
 
+/* Ends the Register, sends it as alice and expects it refused with |reason|. */
+static void register_end_fails(struct engine_fx *f, struct kmip_writer *w, uint32_t reason)
+{
+	req_item_end(w);
+	req_send(f, &f->alice, w);
+	req_expect_fail(f, 0, reason);
+}
+
 /* Registers a private or public key that must be refused with |reason|. */
 static void register_key_fails(struct engine_fx *f, uint32_t type, uint32_t format,
 			       const uint8_t *m, size_t len, uint32_t reason)
@@ -126,9 +134,7 @@ static void register_key_fails(struct engine_fx *f, uint32_t type, uint32_t form
 								  : KMIP_TAG_PUBLIC_KEY);
 	key_block(&w, format, 0, m, len);
 	kmip_write_end(&w);
-	req_item_end(&w);
-	req_send(f, &f->alice, &w);
-	req_expect_fail(f, 0, reason);
+	register_end_fails(f, &w, reason);
 }
 
 /* Get in |format| (0: the default); returns the payload. */
@@ -177,6 +183,7 @@ static const struct kmip_key_value *key_value_of(const struct kmip_get_response 
 					  : g->public_key  ? g->public_key->key_block
 					  : g->secret_data ? g->secret_data->key_block
 					  : g->pgp_key	   ? g->pgp_key->key_block
+					  : g->split_key   ? g->split_key->key_block
 							   : NULL;
 
 	assert_non_null(kb);
@@ -356,6 +363,59 @@ static void test_pgp_key(void **state)
 	assert_int_equal(v->v.u32, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA);
 	assert_null(get(f, uid, KMIP_KEY_FORMAT_TYPE_RAW));
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
+}
+
+/* A Register of part |id| of a 3-part, threshold |threshold| Split Key (§2.2.5). */
+static void split_key_request(struct kmip_writer *w, int32_t id, int32_t threshold, uint32_t method,
+			      const uint8_t *prime, size_t prime_len, const uint8_t *m, size_t len)
+{
+	register_begin(w, 1, KMIP_OBJECT_TYPE_SPLIT_KEY);
+	kmip_write_begin(w, KMIP_TAG_SPLIT_KEY);
+	kmip_write_int(w, KMIP_TAG_SPLIT_KEY_PARTS, 3);
+	kmip_write_int(w, KMIP_TAG_KEY_PART_IDENTIFIER, id);
+	kmip_write_int(w, KMIP_TAG_SPLIT_KEY_THRESHOLD, threshold);
+	kmip_write_enum(w, KMIP_TAG_SPLIT_KEY_METHOD, method);
+	if (prime_len != 0) {
+		kmip_write_bigint(w, KMIP_TAG_PRIME_FIELD_SIZE, prime, prime_len);
+	}
+	key_block(w, KMIP_KEY_FORMAT_TYPE_RAW, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, m, len);
+	kmip_write_end(w);
+}
+
+/* A Split Key part comes back with its fields; fields that disagree are refused. */
+static void test_split_key(void **state)
+{
+	struct engine_fx *f = *state;
+	static const uint8_t part[16] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
+	static const uint8_t prime[8] = {0, 0, 0, 0, 0, 0x01, 0x00, 0x01};
+	struct kmip_writer w;
+	const struct kmip_split_key *sk;
+	const struct kmip_get_response *g;
+	char uid[129];
+
+	split_key_request(&w, 2, 2, KMIP_SPLIT_KEY_METHOD_POLYNOMIAL_SHARING_PRIME_FIELD, prime,
+			  sizeof(prime), part, sizeof(part));
+	register_end(f, &w, uid);
+	g = get(f, uid, 0);
+	expect_material(g, part, sizeof(part));
+	sk = g->split_key;
+	assert_int_equal(sk->split_key_parts, 3);
+	assert_int_equal(sk->key_part_identifier, 2);
+	assert_int_equal(sk->split_key_threshold, 2);
+	assert_int_equal(sk->split_key_method,
+			 KMIP_SPLIT_KEY_METHOD_POLYNOMIAL_SHARING_PRIME_FIELD);
+	assert_int_equal(sk->prime_field_size_len, sizeof(prime));
+	assert_memory_equal(sk->prime_field_size, prime, sizeof(prime));
+	assert_null(get(f, uid, KMIP_KEY_FORMAT_TYPE_OPAQUE));
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
+	/* Threshold above the parts; part 4 of 3; a prime field without its size. */
+	split_key_request(&w, 1, 4, KMIP_SPLIT_KEY_METHOD_XOR, NULL, 0, part, sizeof(part));
+	register_end_fails(f, &w, KMIP_RESULT_REASON_INVALID_FIELD);
+	split_key_request(&w, 4, 2, KMIP_SPLIT_KEY_METHOD_XOR, NULL, 0, part, sizeof(part));
+	register_end_fails(f, &w, KMIP_RESULT_REASON_INVALID_FIELD);
+	split_key_request(&w, 1, 2, KMIP_SPLIT_KEY_METHOD_POLYNOMIAL_SHARING_PRIME_FIELD, NULL, 0,
+			  part, sizeof(part));
+	register_end_fails(f, &w, KMIP_RESULT_REASON_INVALID_FIELD);
 }
 
 static void register_cert(struct engine_fx *f, int major, const struct der *d, char uid[static 129])
@@ -632,6 +692,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_symmetric_v2_transparent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_secret_data_and_opaque, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pgp_key, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_split_key, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_certificate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rsa_formats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ec_private_key_format, setup, teardown),
