@@ -96,18 +96,26 @@ static int query_operations(struct eng_req *r, struct kmip_query_response *p)
 	return 0;
 }
 
+/* The object types Register and Get serve, those the request's version has (§4.25). */
 static int query_objects(struct eng_req *r, struct kmip_query_response *p)
 {
 	static const uint32_t types[] = {
 	    KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_OBJECT_TYPE_SECRET_DATA,
 	    KMIP_OBJECT_TYPE_OPAQUE_OBJECT, KMIP_OBJECT_TYPE_CERTIFICATE,
-	    KMIP_OBJECT_TYPE_PUBLIC_KEY,    KMIP_OBJECT_TYPE_PRIVATE_KEY};
+	    KMIP_OBJECT_TYPE_PUBLIC_KEY,    KMIP_OBJECT_TYPE_PRIVATE_KEY,
+	    KMIP_OBJECT_TYPE_PGP_KEY};
 
 	if ((p->object_types = eng_alloc(r, sizeof(types))) == NULL) {
 		return ENG_E_INTERNAL;
 	}
-	memcpy(p->object_types, types, sizeof(types));
-	p->num_object_types = sizeof(types) / sizeof(types[0]);
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+		const struct kmip_enum_value *ev =
+		    kmip_enum_value(&kmip_enum_object_type, types[i]);
+
+		if (ev != NULL && (ev->versions & r->version) != 0) {
+			p->object_types[p->num_object_types++] = types[i];
+		}
+	}
 	return 0;
 }
 

@@ -139,6 +139,29 @@ static void test_registration_methods(void **state)
 	assert_int_equal(p->num_client_registration_methods, 0);
 }
 
+static bool has_type(const struct kmip_query_response *p, uint32_t type)
+{
+	for (size_t i = 0; i < p->num_object_types; i++) {
+		if (p->object_types[i] == type) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* PGP Key is a 1.2+ object type. */
+static void test_objects(void **state)
+{
+	const struct kmip_query_response *p =
+	    query(*state, 1, 1, KMIP_QUERY_FUNCTION_QUERY_OBJECTS);
+
+	assert_int_equal(p->num_object_types, 6);
+	assert_false(has_type(p, KMIP_OBJECT_TYPE_PGP_KEY));
+	p = query(*state, 1, 2, KMIP_QUERY_FUNCTION_QUERY_OBJECTS);
+	assert_int_equal(p->num_object_types, 7);
+	assert_true(has_type(p, KMIP_OBJECT_TYPE_PGP_KEY));
+}
+
 /* Functions with nothing to list, and functions the version or KMIP lacks. */
 static void test_empty_answers(void **state)
 {
@@ -175,6 +198,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_profiles, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_capabilities, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_registration_methods, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_objects, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_empty_answers, setup, teardown),
 	};
 
