@@ -103,7 +103,7 @@ static int query_objects(struct eng_req *r, struct kmip_query_response *p)
 	    KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_OBJECT_TYPE_SECRET_DATA,
 	    KMIP_OBJECT_TYPE_OPAQUE_OBJECT, KMIP_OBJECT_TYPE_CERTIFICATE,
 	    KMIP_OBJECT_TYPE_PUBLIC_KEY,    KMIP_OBJECT_TYPE_PRIVATE_KEY,
-	    KMIP_OBJECT_TYPE_PGP_KEY};
+	    KMIP_OBJECT_TYPE_SPLIT_KEY,	    KMIP_OBJECT_TYPE_PGP_KEY};
 
 	if ((p->object_types = eng_alloc(r, sizeof(types))) == NULL) {
 		return ENG_E_INTERNAL;

@@ -149,16 +149,17 @@ static bool has_type(const struct kmip_query_response *p, uint32_t type)
 	return false;
 }
 
-/* PGP Key is a 1.2+ object type. */
+/* Split Key is in every version, PGP Key from 1.2. */
 static void test_objects(void **state)
 {
 	const struct kmip_query_response *p =
 	    query(*state, 1, 1, KMIP_QUERY_FUNCTION_QUERY_OBJECTS);
 
-	assert_int_equal(p->num_object_types, 6);
+	assert_int_equal(p->num_object_types, 7);
+	assert_true(has_type(p, KMIP_OBJECT_TYPE_SPLIT_KEY));
 	assert_false(has_type(p, KMIP_OBJECT_TYPE_PGP_KEY));
 	p = query(*state, 1, 2, KMIP_QUERY_FUNCTION_QUERY_OBJECTS);
-	assert_int_equal(p->num_object_types, 7);
+	assert_int_equal(p->num_object_types, 8);
 	assert_true(has_type(p, KMIP_OBJECT_TYPE_PGP_KEY));
 }
 
