@@ -305,6 +305,8 @@ int op_archive(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_recover(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_obtain_lease(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_get_usage_allocation(struct eng_req *r, const void *req, void **out) ENG_WUR;
+/* Spends |bytes| (or one object) of |uid|'s Usage Limits, if any (ops_archive.c). */
+int eng_usage_spend(struct eng_req *r, const char *uid, size_t bytes) ENG_WUR;
 /* Answers with |o|'s Unique Identifier alone (Activate, Destroy, Archive, ...). */
 int eng_uid_response(struct eng_req *r, const struct keel_store_object *o, void **out) ENG_WUR;
 

@@ -6,6 +6,8 @@
  */
 #include "engine_int.h"
 
+#include <stdint.h>
+
 #include <string.h>
 
 /* Removes every instance of |name|; absent is fine. */
@@ -149,6 +151,39 @@ static struct kmip_node *limits_with(struct eng_req *r, const struct kmip_node *
 		s->len++;
 	}
 	return link != NULL ? s : NULL;
+}
+
+/*
+ * A cryptographic operation on |uid| spends its Usage Limits (KMIP 1.4 §3.21):
+ * Byte limits by |bytes|, Object limits by one. Without Usage Limits nothing is
+ * spent; an operation over what is left is denied.
+ */
+int eng_usage_spend(struct eng_req *r, const char *uid, size_t bytes)
+{
+	struct eng_attr a = {.rule = attr_rule_by_tag(KMIP_TAG_USAGE_LIMITS),
+			     .name = "Usage Limits"};
+	struct keel_store_attr *sa = NULL;
+	const struct kmip_node *limits, *unit;
+	int64_t left = 0, spend;
+	size_t n = 0;
+	int err;
+
+	if ((err = keel_store_attr_list(r->txn, uid, "Usage Limits", &sa, &n)) != 0) {
+		return eng_store_err(r, err, "loading Usage Limits");
+	}
+	keel_store_attrs_free(sa, n);
+	if (n == 0 || (err = load_limits(r, uid, &limits, &left)) != 0) {
+		return err;
+	}
+	unit = kmip_node_find(limits, KMIP_TAG_USAGE_LIMITS_UNIT);
+	spend = unit != NULL && unit->v.u32 == KMIP_USAGE_LIMITS_UNIT_OBJECT ? 1 : (int64_t)bytes;
+	if (bytes > INT64_MAX || spend > left) {
+		return eng_fail(r, ENG_E_WRONG_STATE, "usage limits exhausted");
+	}
+	if ((a.value = limits_with(r, limits, left - spend)) == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	return attr_save(r, uid, &a, 0, true);
 }
 
 /* Get Usage Allocation (§4.18): spends |count| of the object's Usage Limits. */

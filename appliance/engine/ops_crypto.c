@@ -217,6 +217,9 @@ static int run_cipher(struct eng_req *r, const struct cipher_req *q, bool encryp
 	err = eng_crypto_err(r, kc_cipher_run(&c, encrypt, hsm_secret_data(k.secret),
 					      hsm_secret_len(k.secret), q->data, q->data_len,
 					      out->data, &out->data_len));
+	if (err == 0) {
+		err = eng_usage_spend(r, k.o.uid, q->data_len);
+	}
 	out->tag_len = encrypt && c.mode == KC_MODE_GCM ? c.tag_len : 0;
 out:
 	eng_key_close(&k);

@@ -406,6 +406,61 @@ static void test_cipher_errors(void **state)
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_MISSING_DATA);
 }
 
+/* An Active AES-128 key with Usage Limits of |total| in |unit| (KMIP 1.4 §3.21). */
+static void create_limited(struct engine_fx *f, int64_t total, uint32_t unit, char uid[static 129])
+{
+	struct kmip_writer w;
+	const struct kmip_create_response *p;
+	static const char name[] = "Usage Limits";
+
+	req_begin(&w, 1, 4, 2);
+	req_item_begin(&w, KMIP_OPERATION_CREATE);
+	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+	req_attr_int(&w, "Cryptographic Algorithm", true, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
+	req_attr_int(&w, "Cryptographic Length", false, 128);
+	req_attr_int(&w, "Cryptographic Usage Mask", false, MASK_ENC_DEC);
+	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE);
+	kmip_write_text(&w, KMIP_TAG_ATTRIBUTE_NAME, name, sizeof(name) - 1);
+	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE_VALUE);
+	kmip_write_long(&w, KMIP_TAG_USAGE_LIMITS_TOTAL, total);
+	kmip_write_enum(&w, KMIP_TAG_USAGE_LIMITS_UNIT, unit);
+	kmip_write_end(&w);
+	kmip_write_end(&w);
+	kmip_write_end(&w);
+	req_item_end(&w);
+	req_item_begin(&w, KMIP_OPERATION_ACTIVATE);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+	req_expect_ok(f, 1);
+	p = req_item(f, 0)->response_payload;
+	memcpy(uid, p->unique_identifier, p->unique_identifier_len);
+	uid[p->unique_identifier_len] = '\0';
+}
+
+/* Encrypt and Decrypt spend Usage Limits; past them they are denied (CS-BC-M-7). */
+static void test_usage_limits(void **state)
+{
+	struct engine_fx *f = *state;
+	const struct cipher_args ecb = {.mode = KMIP_BLOCK_CIPHER_MODE_ECB};
+	char uid[129];
+
+	create_limited(f, 32, KMIP_USAGE_LIMITS_UNIT_BYTE, uid);
+	cipher_op(f, false, KMIP_OPERATION_ENCRYPT, uid, &ecb, plain, 16);
+	req_expect_ok(f, 0);
+	cipher_op(f, false, KMIP_OPERATION_DECRYPT, uid, &ecb, plain, 16);
+	req_expect_ok(f, 0);
+	cipher_op(f, false, KMIP_OPERATION_ENCRYPT, uid, &ecb, plain, 16);
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_PERMISSION_DENIED);
+	/* Object limits count operations, whatever their length. */
+	create_limited(f, 1, KMIP_USAGE_LIMITS_UNIT_OBJECT, uid);
+	cipher_op(f, false, KMIP_OPERATION_ENCRYPT, uid, &ecb, plain, 32);
+	req_expect_ok(f, 0);
+	cipher_op(f, false, KMIP_OPERATION_ENCRYPT, uid, &ecb, plain, 16);
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_PERMISSION_DENIED);
+}
+
 /* ---- MAC, MAC Verify -------------------------------------------------------------------- */
 
 /* Sends MAC (|mac| NULL) or MAC Verify of |mac|. */
@@ -712,6 +767,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_key_parameters, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gcm, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cipher_errors, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_usage_limits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cmac, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hmac, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rng_retrieve, setup, teardown),
