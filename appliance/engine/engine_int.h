@@ -307,6 +307,8 @@ int op_obtain_lease(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_get_usage_allocation(struct eng_req *r, const void *req, void **out) ENG_WUR;
 /* Spends |bytes| (or one object) of |uid|'s Usage Limits, if any (ops_archive.c). */
 int eng_usage_spend(struct eng_req *r, const char *uid, size_t bytes) ENG_WUR;
+/* Fills in Usage Limits Count (= Total) on Usage Limits a client sets (ops_archive.c). */
+int eng_usage_limits_init(struct eng_req *r, struct eng_attr *a) ENG_WUR;
 /* Answers with |o|'s Unique Identifier alone (Activate, Destroy, Archive, ...). */
 int eng_uid_response(struct eng_req *r, const struct keel_store_object *o, void **out) ENG_WUR;
 

@@ -154,6 +154,22 @@ static struct kmip_node *limits_with(struct eng_req *r, const struct kmip_node *
 }
 
 /*
+ * Usage Limits a client sets get their Usage Limits Count from the server,
+ * starting at the Total (KMIP 1.4 §3.21); other attributes pass unchanged.
+ */
+int eng_usage_limits_init(struct eng_req *r, struct eng_attr *a)
+{
+	const struct kmip_node *total;
+
+	if (a->rule->tag != KMIP_TAG_USAGE_LIMITS ||
+	    kmip_node_find(a->value, KMIP_TAG_USAGE_LIMITS_COUNT) != NULL ||
+	    (total = kmip_node_find(a->value, KMIP_TAG_USAGE_LIMITS_TOTAL)) == NULL) {
+		return 0;
+	}
+	return (a->value = limits_with(r, a->value, total->v.i64)) != NULL ? 0 : ENG_E_INTERNAL;
+}
+
+/*
  * A cryptographic operation on |uid| spends its Usage Limits (KMIP 1.4 §3.21):
  * Byte limits by |bytes|, Object limits by one. Without Usage Limits nothing is
  * spent; an operation over what is left is denied.

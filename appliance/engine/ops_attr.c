@@ -323,7 +323,8 @@ int op_add_attribute(struct eng_req *r, const void *req, void **out)
 	int err;
 
 	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) != 0 ||
-	    (err = request_attr(r, q->attribute, q->new_attribute, &a)) != 0) {
+	    (err = request_attr(r, q->attribute, q->new_attribute, &a)) != 0 ||
+	    (err = eng_usage_limits_init(r, &a)) != 0) {
 		goto out;
 	}
 	if (is_row_date(&a)) {
@@ -355,7 +356,8 @@ int op_modify_attribute(struct eng_req *r, const void *req, void **out)
 	int err;
 
 	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) != 0 ||
-	    (err = request_attr(r, q->attribute, q->new_attribute, &a)) != 0) {
+	    (err = request_attr(r, q->attribute, q->new_attribute, &a)) != 0 ||
+	    (err = eng_usage_limits_init(r, &a)) != 0) {
 		goto out;
 	}
 	if (is_row_date(&a)) {

@@ -439,6 +439,34 @@ static void create_limited(struct engine_fx *f, int64_t total, uint32_t unit, ch
 	uid[p->unique_identifier_len] = '\0';
 }
 
+/* Modify Attribute sets Usage Limits of |total| bytes; the server starts the Count at it. */
+static void modify_limits(struct engine_fx *f, const char *uid, int64_t total)
+{
+	struct kmip_writer w;
+	const struct kmip_modify_attribute_response *p;
+	const struct kmip_node *count;
+	static const char name[] = "Usage Limits";
+
+	req_begin(&w, 1, 4, 1);
+	req_item_begin(&w, KMIP_OPERATION_MODIFY_ATTRIBUTE);
+	req_uid(&w, uid);
+	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE);
+	kmip_write_text(&w, KMIP_TAG_ATTRIBUTE_NAME, name, sizeof(name) - 1);
+	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE_VALUE);
+	kmip_write_long(&w, KMIP_TAG_USAGE_LIMITS_TOTAL, total);
+	kmip_write_enum(&w, KMIP_TAG_USAGE_LIMITS_UNIT, KMIP_USAGE_LIMITS_UNIT_BYTE);
+	kmip_write_end(&w);
+	kmip_write_end(&w);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+	p = req_item(f, 0)->response_payload;
+	assert_non_null(p->attribute);
+	count = kmip_node_find(p->attribute->attribute_value, KMIP_TAG_USAGE_LIMITS_COUNT);
+	assert_non_null(count);
+	assert_int_equal(count->v.i64, total);
+}
+
 /* Encrypt and Decrypt spend Usage Limits; past them they are denied (CS-BC-M-7). */
 static void test_usage_limits(void **state)
 {
@@ -453,6 +481,9 @@ static void test_usage_limits(void **state)
 	req_expect_ok(f, 0);
 	cipher_op(f, false, KMIP_OPERATION_ENCRYPT, uid, &ecb, plain, 16);
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_PERMISSION_DENIED);
+	modify_limits(f, uid, 48);
+	cipher_op(f, false, KMIP_OPERATION_ENCRYPT, uid, &ecb, plain, 16);
+	req_expect_ok(f, 0);
 	/* Object limits count operations, whatever their length. */
 	create_limited(f, 1, KMIP_USAGE_LIMITS_UNIT_OBJECT, uid);
 	cipher_op(f, false, KMIP_OPERATION_ENCRYPT, uid, &ecb, plain, 32);
