@@ -91,34 +91,57 @@ void req_expect_fail(struct engine_fx *f, size_t i, uint32_t reason)
 	assert_int_equal(bi->result_reason, reason);
 }
 
-void req_create_aes(struct engine_fx *f, int bits, int32_t mask, bool active, char uid[static 129])
+void req_copy_uid(char uid[static 129], const char *p, size_t len)
+{
+	assert_true(len < 129);
+	memcpy(uid, p, len);
+	uid[len] = '\0';
+}
+
+void req_create_sym(struct engine_fx *f, const struct req_sym_spec *spec, char uid[static 129])
 {
 	struct kmip_writer w;
 	const struct kmip_create_response *p;
 
-	req_begin(&w, 1, 4, active ? 2 : 1);
+	req_begin(&w, 1, 4, spec->active ? 2 : 1);
 	req_item_begin(&w, KMIP_OPERATION_CREATE);
 	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
 	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
-	req_attr_int(&w, "Cryptographic Algorithm", true, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
-	req_attr_int(&w, "Cryptographic Length", false, bits);
-	req_attr_int(&w, "Cryptographic Usage Mask", false, mask);
+	req_attr_int(&w, "Cryptographic Algorithm", true, (int32_t)spec->algorithm);
+	if (spec->bits != 0) {
+		req_attr_int(&w, "Cryptographic Length", false, spec->bits);
+	}
+	req_attr_int(&w, "Cryptographic Usage Mask", false, spec->mask);
+	if (spec->params != NULL) {
+		kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE);
+		kmip_write_text(&w, KMIP_TAG_ATTRIBUTE_NAME, "Cryptographic Parameters", 24);
+		kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE_VALUE);
+		spec->params(&w);
+		kmip_write_end(&w);
+		kmip_write_end(&w);
+	}
 	kmip_write_end(&w);
 	req_item_end(&w);
-	if (active) {
+	if (spec->active) {
 		/* ID Placeholder: the key just created (KMIP 1.4 §6.19.1). */
 		req_item_begin(&w, KMIP_OPERATION_ACTIVATE);
 		req_item_end(&w);
 	}
 	req_send(f, &f->alice, &w);
 	req_expect_ok(f, 0);
-	if (active) {
+	if (spec->active) {
 		req_expect_ok(f, 1);
 	}
 	p = req_item(f, 0)->response_payload;
-	assert_true(p->unique_identifier_len < 129);
-	memcpy(uid, p->unique_identifier, p->unique_identifier_len);
-	uid[p->unique_identifier_len] = '\0';
+	req_copy_uid(uid, p->unique_identifier, p->unique_identifier_len);
+}
+
+void req_create_aes(struct engine_fx *f, int bits, int32_t mask, bool active, char uid[static 129])
+{
+	const struct req_sym_spec spec = {KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, bits, mask, active,
+					  NULL};
+
+	req_create_sym(f, &spec, uid);
 }
 
 size_t req_get_key(struct engine_fx *f, const char *uid, uint8_t out[static 64])

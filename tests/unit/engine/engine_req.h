@@ -22,8 +22,22 @@ const struct kmip_response_batch_item *req_item(struct engine_fx *f, size_t i);
 void req_expect_ok(struct engine_fx *f, size_t i);
 void req_expect_fail(struct engine_fx *f, size_t i, uint32_t reason);
 
+/* What req_create_sym makes: a symmetric key as alice. */
+struct req_sym_spec {
+	uint32_t algorithm;
+	int32_t bits; /* 0: no Cryptographic Length (the server's default) */
+	int32_t mask;
+	bool active; /* Activate it in the same batch */
+	/* The Cryptographic Parameters attribute's contents, written by this if not NULL. */
+	void (*params)(struct kmip_writer *w);
+};
+
+/* Creates the key |spec| describes (1.4, Template-Attribute) and copies its UID. */
+void req_create_sym(struct engine_fx *f, const struct req_sym_spec *spec, char uid[static 129]);
 /* Creates an AES key of |bits| with usage |mask| as alice, Active if |active|. */
 void req_create_aes(struct engine_fx *f, int bits, int32_t mask, bool active, char uid[static 129]);
+/* Copies a response's Unique Identifier into |uid| (asserting it fits). */
+void req_copy_uid(char uid[static 129], const char *p, size_t len);
 /* Get's key material of |uid| into |out| (64 bytes); returns its length. */
 size_t req_get_key(struct engine_fx *f, const char *uid, uint8_t out[static 64]);
 /* Revokes |uid| with |reason| (KMIP 1.4 §4.20). */

@@ -86,8 +86,7 @@ static void create_limited(struct engine_fx *f, int64_t total, char uid[static 1
 	req_send(f, &f->alice, &w);
 	req_expect_ok(f, 0);
 	p = req_item(f, 0)->response_payload;
-	memcpy(uid, p->unique_identifier, p->unique_identifier_len);
-	uid[p->unique_identifier_len] = '\0';
+	req_copy_uid(uid, p->unique_identifier, p->unique_identifier_len);
 }
 
 static void allocate(struct engine_fx *f, const char *uid, int64_t count)

@@ -87,8 +87,7 @@ static void take_uid(struct engine_fx *f, char uid[static 129])
 	const struct kmip_create_response *p = req_item(f, 0)->response_payload;
 
 	assert_true(p->unique_identifier_len < 129);
-	memcpy(uid, p->unique_identifier, p->unique_identifier_len);
-	uid[p->unique_identifier_len] = '\0';
+	req_copy_uid(uid, p->unique_identifier, p->unique_identifier_len);
 }
 
 /* The value of |uid|'s attribute |name| as Get Attributes returns it, or NULL. */

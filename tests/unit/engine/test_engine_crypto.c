@@ -276,35 +276,10 @@ static void test_aes_modes(void **state)
 		   sizeof(plain));
 }
 
-/* An Active AES-256 key for Encrypt/Decrypt whose Cryptographic Parameters say CBC, PKCS#5. */
-static void create_aes_cbc_key(struct engine_fx *f, char uid[static 129])
+static void cbc_pkcs5(struct kmip_writer *w)
 {
-	const struct kmip_create_response *c;
-	struct kmip_writer w;
-
-	req_begin(&w, 1, 4, 2);
-	req_item_begin(&w, KMIP_OPERATION_CREATE);
-	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
-	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
-	req_attr_int(&w, "Cryptographic Algorithm", true, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
-	req_attr_int(&w, "Cryptographic Length", false, 256);
-	req_attr_int(&w, "Cryptographic Usage Mask", false, MASK_ENC_DEC);
-	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE);
-	kmip_write_text(&w, KMIP_TAG_ATTRIBUTE_NAME, "Cryptographic Parameters", 24);
-	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE_VALUE);
-	kmip_write_enum(&w, KMIP_TAG_BLOCK_CIPHER_MODE, KMIP_BLOCK_CIPHER_MODE_CBC);
-	kmip_write_enum(&w, KMIP_TAG_PADDING_METHOD, KMIP_PADDING_METHOD_PKCS5);
-	kmip_write_end(&w);
-	kmip_write_end(&w);
-	kmip_write_end(&w);
-	req_item_end(&w);
-	req_item_begin(&w, KMIP_OPERATION_ACTIVATE);
-	req_item_end(&w);
-	req_send(f, &f->alice, &w);
-	req_expect_ok(f, 1);
-	c = req_item(f, 0)->response_payload;
-	memcpy(uid, c->unique_identifier, c->unique_identifier_len);
-	uid[c->unique_identifier_len] = '\0';
+	kmip_write_enum(w, KMIP_TAG_BLOCK_CIPHER_MODE, KMIP_BLOCK_CIPHER_MODE_CBC);
+	kmip_write_enum(w, KMIP_TAG_PADDING_METHOD, KMIP_PADDING_METHOD_PKCS5);
 }
 
 /* Without Cryptographic Parameters in the request, the key's own apply (KMIP 1.4 §3.6). */
@@ -314,7 +289,13 @@ static void test_key_parameters(void **state)
 	static const uint8_t iv[16] = {15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0};
 	char uid[129];
 
-	create_aes_cbc_key(f, uid);
+	req_create_sym(f,
+		       &(struct req_sym_spec){.algorithm = KMIP_CRYPTOGRAPHIC_ALGORITHM_AES,
+					      .bits = 256,
+					      .mask = MASK_ENC_DEC,
+					      .active = true,
+					      .params = cbc_pkcs5},
+		       uid);
 	round_trip(f, uid, EVP_aes_256_cbc(),
 		   (struct cipher_args){.mode = KMIP_BLOCK_CIPHER_MODE_CBC,
 					.padding = KMIP_PADDING_METHOD_PKCS5,
@@ -435,8 +416,7 @@ static void create_limited(struct engine_fx *f, int64_t total, uint32_t unit, ch
 	req_expect_ok(f, 0);
 	req_expect_ok(f, 1);
 	p = req_item(f, 0)->response_payload;
-	memcpy(uid, p->unique_identifier, p->unique_identifier_len);
-	uid[p->unique_identifier_len] = '\0';
+	req_copy_uid(uid, p->unique_identifier, p->unique_identifier_len);
 }
 
 /* Modify Attribute sets Usage Limits of |total| bytes; the server starts the Count at it. */
@@ -589,8 +569,7 @@ static void register_hmac(struct engine_fx *f, uint32_t alg, const uint8_t *key,
 	req_expect_ok(f, 1);
 	p = req_item(f, 0)->response_payload;
 	assert_true(p->unique_identifier_len < 129);
-	memcpy(uid, p->unique_identifier, p->unique_identifier_len);
-	uid[p->unique_identifier_len] = '\0';
+	req_copy_uid(uid, p->unique_identifier, p->unique_identifier_len);
 }
 
 /* MAC of |plain| under |uid| equals OpenSSL's HMAC with |digest|; MAC Verify agrees. */
@@ -619,6 +598,12 @@ static void check_hmac(struct engine_fx *f, const char *uid, const char *digest,
 	assert_int_equal(v->validity_indicator, KMIP_VALIDITY_INDICATOR_INVALID);
 }
 
+static void hmac_sha256(struct kmip_writer *w)
+{
+	kmip_write_enum(w, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM,
+			KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256);
+}
+
 /* HMAC end to end (§4.33, §4.34): a registered HMAC-SHA256 key, created HMAC-SHA512/384 ones. */
 static void test_hmac(void **state)
 {
@@ -626,79 +611,42 @@ static void test_hmac(void **state)
 	uint8_t key[64];
 	size_t key_len;
 	char uid[129];
-	struct kmip_writer w;
-	const struct kmip_create_response *c;
+	const struct kmip_get_response *g;
 
 	for (size_t i = 0; i < 32; i++) {
 		key[i] = (uint8_t)(0xa0 + i);
 	}
 	register_hmac(f, KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256, key, 32, uid);
 	check_hmac(f, uid, "SHA256", key, 32);
-	req_begin(&w, 1, 4, 2);
-	req_item_begin(&w, KMIP_OPERATION_CREATE);
-	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
-	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
-	req_attr_int(&w, "Cryptographic Algorithm", true, KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA512);
-	req_attr_int(&w, "Cryptographic Length", false, 512);
-	req_attr_int(&w, "Cryptographic Usage Mask", false, MASK_MAC);
-	kmip_write_end(&w);
-	req_item_end(&w);
-	req_item_begin(&w, KMIP_OPERATION_ACTIVATE);
-	req_item_end(&w);
-	req_send(f, &f->alice, &w);
-	req_expect_ok(f, 1);
-	c = req_item(f, 0)->response_payload;
-	memcpy(uid, c->unique_identifier, c->unique_identifier_len);
-	uid[c->unique_identifier_len] = '\0';
+	req_create_sym(f,
+		       &(struct req_sym_spec){.algorithm = KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA512,
+					      .bits = 512,
+					      .mask = MASK_MAC,
+					      .active = true},
+		       uid);
 	key_len = req_get_key(f, uid, key);
 	assert_int_equal(key_len, 64);
 	check_hmac(f, uid, "SHA512", key, key_len);
 	/* Without a Cryptographic Length, an HMAC key is as long as the hash's output. */
-	req_begin(&w, 1, 4, 2);
-	req_item_begin(&w, KMIP_OPERATION_CREATE);
-	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
-	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
-	req_attr_int(&w, "Cryptographic Algorithm", true, KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA384);
-	req_attr_int(&w, "Cryptographic Usage Mask", false, MASK_MAC);
-	kmip_write_end(&w);
-	req_item_end(&w);
-	req_item_begin(&w, KMIP_OPERATION_ACTIVATE);
-	req_item_end(&w);
-	req_send(f, &f->alice, &w);
-	req_expect_ok(f, 1);
-	c = req_item(f, 0)->response_payload;
-	memcpy(uid, c->unique_identifier, c->unique_identifier_len);
-	uid[c->unique_identifier_len] = '\0';
+	req_create_sym(f,
+		       &(struct req_sym_spec){.algorithm = KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA384,
+					      .mask = MASK_MAC,
+					      .active = true},
+		       uid);
 	key_len = req_get_key(f, uid, key);
 	assert_int_equal(key_len, 48);
-	const struct kmip_get_response *g = req_item(f, 0)->response_payload;
+	g = req_item(f, 0)->response_payload;
 	assert_int_equal(g->symmetric_key->key_block->cryptographic_length, 384);
 	check_hmac(f, uid, "SHA384", key, key_len);
 	/* An AES key whose Cryptographic Parameters name HMAC-SHA256 MACs with HMAC (the OASIS
 	 * CS-AC-M-4 case). */
-	req_begin(&w, 1, 4, 2);
-	req_item_begin(&w, KMIP_OPERATION_CREATE);
-	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
-	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
-	req_attr_int(&w, "Cryptographic Algorithm", true, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
-	req_attr_int(&w, "Cryptographic Length", false, 128);
-	req_attr_int(&w, "Cryptographic Usage Mask", false, MASK_MAC);
-	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE);
-	kmip_write_text(&w, KMIP_TAG_ATTRIBUTE_NAME, "Cryptographic Parameters", 24);
-	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE_VALUE);
-	kmip_write_enum(&w, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM,
-			KMIP_CRYPTOGRAPHIC_ALGORITHM_HMAC_SHA256);
-	kmip_write_end(&w);
-	kmip_write_end(&w);
-	kmip_write_end(&w);
-	req_item_end(&w);
-	req_item_begin(&w, KMIP_OPERATION_ACTIVATE);
-	req_item_end(&w);
-	req_send(f, &f->alice, &w);
-	req_expect_ok(f, 1);
-	c = req_item(f, 0)->response_payload;
-	memcpy(uid, c->unique_identifier, c->unique_identifier_len);
-	uid[c->unique_identifier_len] = '\0';
+	req_create_sym(f,
+		       &(struct req_sym_spec){.algorithm = KMIP_CRYPTOGRAPHIC_ALGORITHM_AES,
+					      .bits = 128,
+					      .mask = MASK_MAC,
+					      .active = true,
+					      .params = hmac_sha256},
+		       uid);
 	key_len = req_get_key(f, uid, key);
 	assert_int_equal(key_len, 16);
 	check_hmac(f, uid, "SHA256", key, key_len);

@@ -54,8 +54,7 @@ static void create_in(struct engine_fx *f, const char *group, char uid[static 12
 	req_expect_ok(f, 0);
 	p = req_item(f, 0)->response_payload;
 	assert_true(p->unique_identifier_len < 129);
-	memcpy(uid, p->unique_identifier, p->unique_identifier_len);
-	uid[p->unique_identifier_len] = '\0';
+	req_copy_uid(uid, p->unique_identifier, p->unique_identifier_len);
 }
 
 /* Locates one member of |group| by |member|; "" when none. */

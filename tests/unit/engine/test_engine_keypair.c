@@ -85,10 +85,10 @@ static uint32_t create_pair(struct engine_fx *f, int major, uint32_t alg, int32_
 	p = req_item(f, 0)->response_payload;
 	assert_true(p->private_key_unique_identifier_len < 129);
 	assert_true(p->public_key_unique_identifier_len < 129);
-	memcpy(out->priv, p->private_key_unique_identifier, p->private_key_unique_identifier_len);
-	out->priv[p->private_key_unique_identifier_len] = '\0';
-	memcpy(out->pub, p->public_key_unique_identifier, p->public_key_unique_identifier_len);
-	out->pub[p->public_key_unique_identifier_len] = '\0';
+	req_copy_uid(out->priv, p->private_key_unique_identifier,
+		     p->private_key_unique_identifier_len);
+	req_copy_uid(out->pub, p->public_key_unique_identifier,
+		     p->public_key_unique_identifier_len);
 	return KMIP_RESULT_STATUS_SUCCESS;
 }
 

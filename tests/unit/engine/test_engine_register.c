@@ -93,8 +93,7 @@ static void register_end(struct engine_fx *f, struct kmip_writer *w, char uid[st
 	req_expect_ok(f, 0);
 	p = req_item(f, 0)->response_payload;
 	assert_true(p->unique_identifier_len < 129);
-	memcpy(uid, p->unique_identifier, p->unique_identifier_len);
-	uid[p->unique_identifier_len] = '\0';
+	req_copy_uid(uid, p->unique_identifier, p->unique_identifier_len);
 }
 
 /* Registers a key object (symmetric, private, public) with byte-string material. */

@@ -74,8 +74,7 @@ static bool rekey(struct engine_fx *f, const struct keel_client_identity *who, c
 	}
 	p = req_item(f, 0)->response_payload;
 	assert_true(p->unique_identifier_len < 129);
-	memcpy(out, p->unique_identifier, p->unique_identifier_len);
-	out[p->unique_identifier_len] = '\0';
+	req_copy_uid(out, p->unique_identifier, p->unique_identifier_len);
 	return true;
 }
 
