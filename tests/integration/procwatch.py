@@ -47,6 +47,17 @@ class Process:
                 if not self.cv.wait(GUARD):
                     raise AssertionError("no line /%s/ within %d s" % (pattern, GUARD))
 
+    def wait_lines(self, sink, pattern, count, start=0):
+        """Waits until |count| lines at index >= start match |pattern|."""
+        rx = re.compile(pattern)
+        with self.cv:
+            while sum(1 for l in sink[start:] if l and rx.search(l)) < count:
+                if sink[-1:] == [None]:
+                    raise AssertionError("stream ended before %d lines /%s/" % (count, pattern))
+                if not self.cv.wait(GUARD):
+                    raise AssertionError("no %d lines /%s/ within %d s" % (count, pattern,
+                                                                          GUARD))
+
     def mark(self):
         """The index of the next stderr line, to wait for lines after now."""
         with self.cv:

@@ -428,6 +428,9 @@ class LimitsTest(Base):
         raw = socket.create_connection(("127.0.0.1", self.port), GUARD)
         self.assertEqual(raw.recv(1), b"")
         self.srv.wait_line(self.srv.err, r"limits.max_connections reached", mark)
+        for s in (a, d):  # the clients already in are still served
+            s.sendall(frame())
+            self.assertEqual(read_frame(s), frame())
         for s in (a, b, d):
             s.close()
 
@@ -448,6 +451,74 @@ class IdleTest(Base):
         raw = socket.create_connection(("127.0.0.1", self.port), GUARD)
         self.assertEqual(raw.recv(1), b"")  # we never sent a ClientHello
         self.srv.wait_line(self.srv.err, r"handshake timeout", mark)
+
+
+class SlowlorisTest(Base):
+    """Clients that send half a ClientHello and stall hold no slot for long,
+    and cost the others nothing meanwhile."""
+    server_args = {"limits": {"handshake_timeout_ms": 1000, "max_connections": 20,
+                              "max_connections_per_client": 20}}
+
+    def test_half_client_hello_closed_others_served(self):
+        out = ssl.MemoryBIO()
+        obj = client_ctx().wrap_bio(ssl.MemoryBIO(), out, server_hostname="localhost")
+        with self.assertRaises(ssl.SSLWantReadError):
+            obj.do_handshake()
+        hello = out.read()
+        self.assertEqual(hello[0], 0x16)  # a handshake record
+        mark = self.srv.mark()
+        stalled = []
+        for _ in range(10):
+            raw = socket.create_connection(("127.0.0.1", self.port), GUARD)
+            raw.sendall(hello[:len(hello) // 2])
+            stalled.append(raw)
+        # While they stall, ten of the twenty slots are theirs: the others serve.
+        for _ in range(3):
+            self.roundtrip()
+        for raw in stalled:
+            self.assertEqual(wait_closed(raw), b"")
+            raw.close()
+        self.srv.wait_lines(self.srv.err, r"handshake timeout", 10, mark)
+        self.roundtrip()
+
+
+class MessageSizeTest(Base):
+    server_args = {"limits": {"max_message_size": 4096}}
+
+    def test_max_message_size(self):
+        with connect(self.port, client_ctx()) as other:
+            other.sendall(frame())
+            self.assertEqual(read_frame(other), frame())
+            self.roundtrip(body=b"x" * (4096 - 8))  # exactly the limit, header included
+            # One byte over: closed on the header, the body never waited for.
+            self.assert_closed_by_server(frame(b"", length=4096 - 8 + 1),
+                                         r"over limits.max_message_size")
+            other.sendall(frame())  # a connection already open carries on
+            self.assertEqual(read_frame(other), frame())
+
+
+class IdleOthersServedTest(Base):
+    server_args = {"limits": {"idle_timeout_ms": 1000}}
+
+    def test_idle_closed_while_busy_one_served(self):
+        mark = self.srv.mark()
+        idle = connect(self.port, client_ctx())
+        busy = connect(self.port, client_ctx())
+        peer = "127.0.0.1:%d: idle timeout" % idle.getsockname()[1]
+        # The busy client asks again and again until the idle one is cut off:
+        # each request restarts its own timer, so it is never closed.
+        for n in range(100000):
+            busy.sendall(frame(b"BUSY-%011d" % n))
+            self.assertEqual(read_frame(busy), frame(b"BUSY-%011d" % n))
+            if any(l and peer in l for l in self.srv.err[mark:]):
+                break
+        else:
+            self.fail("the idle connection was never closed")
+        self.assertEqual(wait_closed(idle), b"")
+        busy.sendall(frame())
+        self.assertEqual(read_frame(busy), frame())
+        for s in (idle, busy):
+            s.close()
 
 
 @unittest.skipUnless(KEELD, "KEEL_KEELD not set")
