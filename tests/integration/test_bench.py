@@ -73,6 +73,21 @@ class BenchTest(unittest.TestCase):
             with self.subTest(args=args):
                 self.bench_json(*args)
 
+    def test_boot_storm_time_to_last_key(self):
+        report = self.bench_json("boot-storm", "--hosts", "16", "--keys", "4")
+        self.assertEqual(report["ops"], 16)
+        self.assertEqual(report["handshakes"], 16)
+        self.assertGreater(report["time_to_last_key_s"], 0)
+        self.assertEqual(report["time_to_last_key_s"], report["elapsed_s"])
+
+    def test_plots(self):
+        """--plot draws two PNG files through gnuplot."""
+        prefix = os.path.join(self.dir, "run")
+        self.bench_json("get", "--count", "100", "--concurrency", "2", "--plot", prefix)
+        for name in ("run-time.png", "run-cdf.png"):
+            with open(os.path.join(self.dir, name), "rb") as f:
+                self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)
+
     def test_failures_counted_in_exit_status(self):
         """A server that is gone: setup fails, exit status 3, the reason said."""
         port = self.keeld.port

@@ -50,6 +50,7 @@ struct kbench_worker {
 	_Atomic uint64_t done, failed; /* read by the progress line */
 	struct kbench_errors errors;
 	struct kbench_hist hist; /* latency of successful operations, ns */
+	struct kbench_series series;
 	pthread_t thread;
 };
 
@@ -77,9 +78,17 @@ uint64_t kbench_now_ns(void);
 struct kbench_totals {
 	struct kbench_hist hist;
 	struct kbench_errors errors;
+	struct kbench_series series;
 	uint64_t ops, failed, handshakes, resumed;
 	double elapsed_s;
 };
 void kbench_report(const struct kbench_opts *o, const struct kbench_totals *t);
+
+/*
+ * With --plot PREFIX, draws PREFIX-time.png (throughput and latency per
+ * 100 ms) and PREFIX-cdf.png (latency distribution) through gnuplot.
+ */
+int kbench_plot(const struct kbench_opts *o, const struct kbench_totals *t)
+    __attribute__((warn_unused_result));
 
 #endif /* KEEL_BENCH_INT_H */

@@ -6,6 +6,7 @@
  */
 #include "histogram.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 void kbench_hist_init(struct kbench_hist *h)
@@ -103,4 +104,69 @@ double kbench_hist_mean(const struct kbench_hist *h)
 		}
 	}
 	return sum / (double)h->total;
+}
+
+/* Makes room for slot |index|; false when memory runs out. */
+static bool series_reserve(struct kbench_series *s, size_t index)
+{
+	size_t cap = s->cap != 0 ? s->cap : 64;
+	struct kbench_slot *slots;
+
+	while (cap <= index) {
+		if (cap > SIZE_MAX / 2 / sizeof(*slots)) {
+			return false;
+		}
+		cap *= 2;
+	}
+	if (cap != s->cap) {
+		if ((slots = realloc(s->slots, cap * sizeof(*slots))) == NULL) {
+			return false;
+		}
+		memset(slots + s->cap, 0, (cap - s->cap) * sizeof(*slots));
+		s->slots = slots;
+		s->cap = cap;
+	}
+	s->num = index + 1 > s->num ? index + 1 : s->num;
+	return true;
+}
+
+void kbench_series_record(struct kbench_series *s, uint64_t at_ns, uint64_t latency_ns)
+{
+	uint64_t index = at_ns / KBENCH_SLOT_NS;
+	struct kbench_slot *slot;
+
+	if (index >= SIZE_MAX || !series_reserve(s, (size_t)index)) {
+		s->incomplete = true;
+		return;
+	}
+	slot = &s->slots[index];
+	slot->ops++;
+	slot->sum_ns += latency_ns;
+	slot->max_ns = latency_ns > slot->max_ns ? latency_ns : slot->max_ns;
+}
+
+void kbench_series_merge(struct kbench_series *dst, const struct kbench_series *src)
+{
+	dst->incomplete |= src->incomplete;
+	if (src->num == 0) {
+		return;
+	}
+	if (!series_reserve(dst, src->num - 1)) {
+		dst->incomplete = true;
+		return;
+	}
+	for (size_t i = 0; i < src->num; i++) {
+		struct kbench_slot *d = &dst->slots[i];
+		const struct kbench_slot *o = &src->slots[i];
+
+		d->ops += o->ops;
+		d->sum_ns += o->sum_ns;
+		d->max_ns = o->max_ns > d->max_ns ? o->max_ns : d->max_ns;
+	}
+}
+
+void kbench_series_cleanup(struct kbench_series *s)
+{
+	free(s->slots);
+	*s = (struct kbench_series){0};
 }

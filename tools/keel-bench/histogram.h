@@ -7,6 +7,8 @@
 #ifndef KEEL_BENCH_HISTOGRAM_H
 #define KEEL_BENCH_HISTOGRAM_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -41,5 +43,25 @@ double kbench_hist_mean(const struct kbench_hist *h);
 unsigned kbench_hist_index(uint64_t value);
 uint64_t kbench_hist_lowest(unsigned index);
 uint64_t kbench_hist_highest(unsigned index);
+
+#define KBENCH_SLOT_NS 100000000ull /* latency over time: 100 ms slots */
+
+/* Operations that ended in one time slot: enough for ops/s, mean and max. */
+struct kbench_slot {
+	uint64_t ops, sum_ns, max_ns;
+};
+
+/* Latency over time, kept only with --plot; grows as the run goes on. */
+struct kbench_series {
+	struct kbench_slot *slots;
+	size_t num, cap;
+	bool incomplete; /* a slot could not be allocated: the plot says so */
+};
+
+/* Counts an operation of |latency_ns| that ended |at_ns| after the start. */
+void kbench_series_record(struct kbench_series *s, uint64_t at_ns, uint64_t latency_ns);
+/* Adds |src| into |dst|, slot by slot. */
+void kbench_series_merge(struct kbench_series *dst, const struct kbench_series *src);
+void kbench_series_cleanup(struct kbench_series *s);
 
 #endif /* KEEL_BENCH_HISTOGRAM_H */

@@ -17,6 +17,7 @@
 #define EXIT_FAILED_OPS 1
 #define EXIT_USAGE	2
 #define EXIT_SETUP	3
+#define EXIT_PLOT	4
 #define THREAD_STACK	(256 * 1024)
 #define PROGRESS_NS	200000000ull
 #define NS_PER_S	1e9
@@ -68,7 +69,7 @@ static void *worker_main(void *arg)
 	struct kbench_worker *w = arg;
 	const struct kbench_scenario_def *def = kbench_scenario_def(w->sh->opts->scenario);
 	struct kmipc_result res;
-	uint64_t t0;
+	uint64_t t0, end;
 	int err;
 
 	/* Persistent connections are opened before the clock starts (a failure is retried). */
@@ -84,7 +85,11 @@ static void *worker_main(void *arg)
 			count_error(w, err, &res);
 			continue;
 		}
-		kbench_hist_record(&w->hist, kbench_now_ns() - t0);
+		end = kbench_now_ns();
+		kbench_hist_record(&w->hist, end - t0);
+		if (w->sh->opts->plot != NULL) {
+			kbench_series_record(&w->series, end - w->sh->start_ns, end - t0);
+		}
 		atomic_fetch_add_explicit(&w->done, 1, memory_order_relaxed);
 	}
 	w->end_ns = kbench_now_ns();
@@ -158,6 +163,7 @@ static void merge(const struct kbench_shared *sh, const struct kbench_worker *ws
 	kbench_hist_init(&t->hist);
 	for (unsigned i = 0; i < n; i++) {
 		kbench_hist_merge(&t->hist, &ws[i].hist);
+		kbench_series_merge(&t->series, &ws[i].series);
 		for (unsigned r = 0; r < KBENCH_REASONS; r++) {
 			t->errors.kmip[r] += ws[i].errors.kmip[r];
 		}
@@ -217,6 +223,7 @@ static int run(struct kbench_shared *sh, struct kbench_totals *out)
 	merge(sh, ws, n, out);
 	for (unsigned i = 0; i < n; i++) {
 		SSL_SESSION_free(ws[i].session);
+		kbench_series_cleanup(&ws[i].series);
 	}
 	pthread_barrier_destroy(&sh->start);
 	free(ws);
@@ -251,6 +258,7 @@ int main(int argc, char **argv)
 	struct kbench_shared sh = {.opts = &opts};
 	static struct kbench_totals totals; /* static: the histogram is large */
 	char msg[256];
+	bool plotted;
 
 	if (kbench_opts_parse(argc, argv, &opts, msg, sizeof(msg)) != 0) {
 		fprintf(stderr, "keel-bench: %s\n%s", msg, kbench_usage);
@@ -266,7 +274,12 @@ int main(int argc, char **argv)
 		return EXIT_SETUP;
 	}
 	kbench_report(&opts, &totals);
+	plotted = opts.plot == NULL || kbench_plot(&opts, &totals) == 0;
+	kbench_series_cleanup(&totals.series);
 	kmipc_ctx_free(sh.ctx);
 	free(sh.uids);
-	return totals.failed != 0 ? EXIT_FAILED_OPS : 0;
+	if (totals.failed != 0) {
+		return EXIT_FAILED_OPS;
+	}
+	return plotted ? 0 : EXIT_PLOT;
 }

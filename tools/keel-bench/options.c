@@ -18,6 +18,7 @@
 const char kbench_usage[] =
     "usage: keel-bench SCENARIO --target HOST:PORT --ca F --cert F --key F\n"
     "                  [--concurrency N] [--duration SECONDS | --count N] [--json]\n"
+    "                  [--plot PREFIX]\n"
     "                  [--tls 1.2|1.3] [--no-resumption] [--kmip-version 1.1|1.4|2.0|2.1]\n"
     "                  [--hosts N --keys M] [--ratio GET:CREATE] [--objects N]\n"
     "\n"
@@ -31,10 +32,15 @@ const char kbench_usage[] =
     "  locate        Locate by Name among --objects N (default 1000) made first\n"
     "  mixed         Get and Create on persistent connections, --ratio (default 9:1)\n"
     "\n"
+    "--plot PREFIX draws PREFIX-time.png (ops/s, mean and max latency per 100 ms)\n"
+    "and PREFIX-cdf.png (latency distribution) with gnuplot.\n"
+    "boot-storm reports the time from the start to the last host's last key.\n"
+    "\n"
     "Defaults: --concurrency 1, --duration 10, TLS 1.2 or 1.3, resumption on,\n"
     "KMIP 1.1 (as vCenter sends). --count N is the total over all connections.\n"
     "Exit status: 0 all operations succeeded; 1 some failed (counted by KMIP\n"
-    "Result Reason); 2 usage error; 3 setup failed (connection, TLS, first keys).\n";
+    "Result Reason); 2 usage error; 3 setup failed (connection, TLS, first keys);\n"
+    "4 the plots could not be drawn.\n";
 
 static const char *const scenario_names[KBENCH_NUM_SCENARIOS] = {
     [KBENCH_GET] = "get",
@@ -158,6 +164,13 @@ static int opt_json(struct kbench_opts *o, const char *v)
 	return 0;
 }
 
+static int opt_plot(struct kbench_opts *o, const char *v)
+{
+	/* The prefix goes into gnuplot's script between single quotes. */
+	o->plot = v;
+	return v[0] != '\0' && strpbrk(v, "'\n") == NULL ? 0 : KBENCH_E_USAGE;
+}
+
 static int opt_tls(struct kbench_opts *o, const char *v)
 {
 	if (strcmp(v, "1.2") == 0) {
@@ -242,6 +255,7 @@ static const struct option_def options[] = {
     {"--duration", true, opt_duration},
     {"--count", true, opt_count},
     {"--json", false, opt_json},
+    {"--plot", true, opt_plot},
     {"--tls", true, opt_tls},
     {"--no-resumption", false, opt_no_resumption},
     {"--kmip-version", true, opt_kmip_version},

@@ -33,7 +33,8 @@ struct kbench_opts {
 	double duration;	     /* seconds, when count is 0 */
 	uint64_t count;		     /* operations (tasks, for vcenter-task) in all */
 	bool json;
-	int tls_version; /* TLS1_2_VERSION, TLS1_3_VERSION, or 0 for either */
+	const char *plot; /* --plot PREFIX: PNG files PREFIX-time.png, PREFIX-cdf.png */
+	int tls_version;  /* TLS1_2_VERSION, TLS1_3_VERSION, or 0 for either */
 	bool resumption;
 	int kmip_major, kmip_minor;
 	unsigned hosts, keys;		  /* boot-storm */

@@ -74,6 +74,10 @@ static void report_text(const struct kbench_opts *o, const struct kbench_totals 
 	printf("  ops        %llu (%.1f/s)\n", (unsigned long long)t->ops, rate(t));
 	printf("  handshakes %llu (%llu resumed)\n", (unsigned long long)t->handshakes,
 	       (unsigned long long)t->resumed);
+	if (o->scenario == KBENCH_BOOT_STORM) {
+		printf("  time to last key %.3f s (%u hosts x %u keys)\n", t->elapsed_s, o->hosts,
+		       o->keys);
+	}
 	printf("  errors     %llu\n", (unsigned long long)t->failed);
 	each_error(&t->errors, print_error, stdout);
 	printf("  latency ms");
@@ -113,6 +117,10 @@ static json_t *report_json(const struct kbench_opts *o, const struct kbench_tota
 	}
 	json_object_set_new(j, "max_ms", json_real(ms(t->hist.max * (t->hist.total != 0))));
 	json_object_set_new(j, "resumed", json_integer((json_int_t)t->resumed));
+	if (o->scenario == KBENCH_BOOT_STORM) {
+		/* Every host starts at once: the run ends with the last host's last key. */
+		json_object_set_new(j, "time_to_last_key_s", json_real(t->elapsed_s));
+	}
 	each_error(&t->errors, json_error, errors);
 	json_object_set_new(j, "errors_by_reason", errors);
 	return j;

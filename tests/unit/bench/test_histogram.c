@@ -142,12 +142,48 @@ static void test_empty_and_one(void **state)
 	assert_int_equal(kbench_hist_percentile(&h, 100), 123456789);
 }
 
+/* Operations land in the slot of the time they ended; merging adds slot by slot. */
+static void test_series(void **state)
+{
+	struct kbench_series a = {0}, b = {0}, sum = {0};
+
+	(void)state;
+	kbench_series_record(&a, 0, 10);
+	kbench_series_record(&a, KBENCH_SLOT_NS - 1, 30);
+	kbench_series_record(&a, 5 * KBENCH_SLOT_NS, 7);
+	kbench_series_record(&b, KBENCH_SLOT_NS, 100);
+	kbench_series_record(&b, 1000 * KBENCH_SLOT_NS + 1, 1);
+	assert_int_equal(a.num, 6);
+	assert_int_equal(a.slots[0].ops, 2);
+	assert_int_equal(a.slots[0].sum_ns, 40);
+	assert_int_equal(a.slots[0].max_ns, 30);
+	assert_int_equal(a.slots[1].ops, 0);
+	assert_int_equal(a.slots[5].max_ns, 7);
+	assert_int_equal(b.num, 1001);
+
+	kbench_series_merge(&sum, &a);
+	kbench_series_merge(&sum, &b);
+	assert_int_equal(sum.num, 1001);
+	assert_int_equal(sum.slots[0].ops, 2);
+	assert_int_equal(sum.slots[1].ops, 1);
+	assert_int_equal(sum.slots[1].max_ns, 100);
+	assert_int_equal(sum.slots[5].ops, 1);
+	assert_int_equal(sum.slots[1000].ops, 1);
+	assert_false(sum.incomplete);
+
+	kbench_series_cleanup(&a);
+	kbench_series_cleanup(&b);
+	kbench_series_cleanup(&sum);
+	assert_null(sum.slots);
+	assert_int_equal(sum.num, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_log_uniform),	  cmocka_unit_test(test_small_values_exact),
 	    cmocka_unit_test(test_bucket_bounds), cmocka_unit_test(test_merge),
-	    cmocka_unit_test(test_empty_and_one),
+	    cmocka_unit_test(test_empty_and_one), cmocka_unit_test(test_series),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -36,6 +36,7 @@ static void test_defaults(void **state)
 	assert_int_equal(o.count, 0);
 	assert_true(o.resumption);
 	assert_false(o.json);
+	assert_null(o.plot);
 	assert_int_equal(o.tls_version, 0);
 	assert_int_equal(o.kmip_major, 1);
 	assert_int_equal(o.kmip_minor, 1);
@@ -66,7 +67,9 @@ static void test_every_option(void **state)
 			"--ratio",
 			"3:2",
 			"--objects",
-			"77"};
+			"77",
+			"--plot",
+			"/tmp/run"};
 	struct kbench_opts o;
 
 	(void)state;
@@ -85,6 +88,7 @@ static void test_every_option(void **state)
 	assert_int_equal(o.ratio_get, 3);
 	assert_int_equal(o.ratio_create, 2);
 	assert_int_equal(o.objects, 77);
+	assert_string_equal(o.plot, "/tmp/run");
 }
 
 static void test_boot_storm(void **state)
@@ -142,6 +146,8 @@ static void test_errors(void **state)
 	char *no_port[] = {"keel-bench", "get",	   "--target", "host",	"--ca",
 			   "a",		 "--cert", "c",	       "--key", "k"};
 	char *no_key[] = {"keel-bench", "get", "--target", "h:1", "--ca", "a", "--cert", "c"};
+	char *plot_quote[] = {BASE, "get", "--plot", "it's"};
+	char *plot_empty[] = {BASE, "get", "--plot", ""};
 
 	(void)state;
 	expect_usage(ARGC(no_scenario), no_scenario, "no scenario");
@@ -160,6 +166,8 @@ static void test_errors(void **state)
 	expect_usage(ARGC(port), port, "--target");
 	expect_usage(ARGC(no_port), no_port, "--target");
 	expect_usage(ARGC(no_key), no_key, "required");
+	expect_usage(ARGC(plot_quote), plot_quote, "--plot");
+	expect_usage(ARGC(plot_empty), plot_empty, "--plot");
 }
 
 int main(void)
