@@ -64,6 +64,15 @@ static const char *const migrations[] = {
     " result_status INTEGER NOT NULL,"
     " result_reason INTEGER NOT NULL);"
     "CREATE INDEX audit_uid ON audit(uid);",
+    /* 2: the progress of a CRK rotation, so that a restart resumes it. */
+    "CREATE TABLE crk_rotation ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " target INTEGER NOT NULL,"
+    " started INTEGER NOT NULL,"
+    " finished INTEGER NOT NULL,"
+    " total INTEGER NOT NULL,"
+    " done INTEGER NOT NULL,"
+    " cursor INTEGER NOT NULL);",
 };
 #define NUM_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -876,6 +885,338 @@ static int sq_audit_count(struct keel_store_txn *tb, int64_t *out_count)
 	return r;
 }
 
+/* Objects per CRK version on any connection (the live store or an image). */
+static int crk_counts_db(sqlite3 *db, struct keel_store_crk_count **out_counts, size_t *out_num)
+{
+	sqlite3_stmt *st = NULL;
+	struct keel_store_crk_count *arr = NULL, *grown;
+	size_t num = 0;
+	int r, rc = SQLITE_DONE;
+
+	if ((r = prepare(db,
+			 "SELECT crk_version, COUNT(*) FROM objects WHERE blob IS NOT NULL"
+			 " GROUP BY crk_version ORDER BY crk_version",
+			 &st)) != 0) {
+		return r;
+	}
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((grown = realloc(arr, (num + 1) * sizeof(*arr))) == NULL) {
+			r = KEEL_STORE_E_NOMEM;
+			break;
+		}
+		arr = grown;
+		arr[num].version = (uint32_t)sqlite3_column_int64(st, 0);
+		arr[num++].objects = sqlite3_column_int64(st, 1);
+	}
+	if (r == 0 && rc != SQLITE_DONE) {
+		r = sq_err(db, rc, "counting objects per CRK version");
+	}
+	sqlite3_finalize(st);
+	if (r != 0) {
+		free(arr);
+		return r;
+	}
+	*out_counts = arr;
+	*out_num = num;
+	return 0;
+}
+
+static int sq_crk_counts(struct keel_store_txn *tb, struct keel_store_crk_count **out_counts,
+			 size_t *out_num)
+{
+	return crk_counts_db(((struct sq_txn *)tb)->db, out_counts, out_num);
+}
+
+static int push_stale(sqlite3_stmt *st, struct keel_store_stale *arr, size_t *num)
+{
+	struct keel_store_stale *x = &arr[*num];
+
+	memset(x, 0, sizeof(*x));
+	x->rowid = sqlite3_column_int64(st, 0);
+	snprintf(x->uid, sizeof(x->uid), "%s", (const char *)sqlite3_column_text(st, 1));
+	(*num)++;
+	return copy_blob(st, 2, &x->blob, &x->blob_len);
+}
+
+static int sq_crk_stale(struct keel_store_txn *tb, uint32_t version, int64_t after, size_t max,
+			struct keel_store_stale **out_stale, size_t *out_num)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	struct keel_store_stale *arr = calloc(max, sizeof(*arr));
+	size_t num = 0;
+	int r = KEEL_STORE_E_NOMEM, rc = SQLITE_DONE;
+
+	if (arr == NULL ||
+	    (r = prepare(db,
+			 "SELECT rowid, uid, blob FROM objects WHERE rowid > ?1"
+			 " AND blob IS NOT NULL AND crk_version <> ?2 ORDER BY rowid LIMIT ?3",
+			 &st)) != 0) {
+		goto out;
+	}
+	rc = sqlite3_bind_int64(st, 1, after);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 2, version);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 3, (int64_t)max);
+	if ((r = sq_err(db, rc, "bind")) != 0) {
+		goto out;
+	}
+	while (r == 0 && num < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = push_stale(st, arr, &num);
+	}
+	if (r == 0 && rc != SQLITE_DONE && rc != SQLITE_ROW) {
+		r = sq_err(db, rc, "listing objects to rewrap");
+	}
+out:
+	sqlite3_finalize(st);
+	if (r != 0) {
+		keel_store_stale_free(arr, num);
+		return r;
+	}
+	*out_stale = arr;
+	*out_num = num;
+	return 0;
+}
+
+static int sq_object_rewrap(struct keel_store_txn *tb, const char *uid, const uint8_t *old,
+			    size_t old_len, uint32_t version, const uint8_t *blob, size_t blob_len)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(db,
+			 "UPDATE objects SET crk_version = ?3, blob = ?4"
+			 " WHERE uid = ?1 AND blob = ?2",
+			 &st)) != 0) {
+		return r;
+	}
+	rc = sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_blob64(st, 2, old, old_len, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 3, version);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_blob64(st, 4, blob, blob_len, SQLITE_STATIC);
+	if ((r = sq_err(db, rc, "bind")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	if ((r = step_done(db, st, "rewrapping object")) == 0 && sqlite3_changes(db) == 0) {
+		r = KEEL_STORE_E_NOT_FOUND;
+	}
+	return r;
+}
+
+static int sq_rotation_get(struct keel_store_txn *tb, struct keel_store_rotation *out)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = prepare(db,
+			 "SELECT target, started, finished, total, done, cursor"
+			 " FROM crk_rotation WHERE id = 1",
+			 &st)) != 0) {
+		return r;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		out->target = (uint32_t)sqlite3_column_int64(st, 0);
+		out->started = sqlite3_column_int64(st, 1);
+		out->finished = sqlite3_column_int64(st, 2);
+		out->total = sqlite3_column_int64(st, 3);
+		out->done = sqlite3_column_int64(st, 4);
+		out->cursor = sqlite3_column_int64(st, 5);
+	} else {
+		r = rc == SQLITE_DONE ? KEEL_STORE_E_NOT_FOUND : sq_err(db, rc, "reading rotation");
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_rotation_put(struct keel_store_txn *tb, const struct keel_store_rotation *x)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	const int64_t cols[] = {x->target, x->started, x->finished, x->total, x->done, x->cursor};
+	sqlite3_stmt *st = NULL;
+	int r, rc = SQLITE_OK;
+
+	if ((r = prepare(db,
+			 "INSERT OR REPLACE INTO crk_rotation"
+			 " (id, target, started, finished, total, done, cursor)"
+			 " VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
+			 &st)) != 0) {
+		return r;
+	}
+	for (int i = 0; i < 6 && rc == SQLITE_OK; i++) {
+		rc = sqlite3_bind_int64(st, i + 1, cols[i]);
+	}
+	if ((r = sq_err(db, rc, "bind")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	return step_done(db, st, "writing rotation");
+}
+
+/* ---- Images: backup and restore ------------------------------------------ */
+
+#define SQLITE_HEADER_LEN 100
+
+static int open_memory(sqlite3 **out_db)
+{
+	int r = sq_err(NULL,
+		       sqlite3_open_v2(":memory:", out_db,
+				       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+					   SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
+				       NULL),
+		       "opening a memory database");
+
+	if (r != 0) {
+		sqlite3_close(*out_db);
+		*out_db = NULL;
+	}
+	return r;
+}
+
+/* Copies the whole of |src| into |dst| in one step (sqlite3 online backup). */
+static int copy_db(sqlite3 *dst, sqlite3 *src, const char *what)
+{
+	sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+	int rc;
+
+	if (b == NULL) {
+		return sq_err(dst, sqlite3_errcode(dst), what);
+	}
+	rc = sqlite3_backup_step(b, -1);
+	if (rc == SQLITE_DONE) {
+		rc = sqlite3_backup_finish(b);
+	} else {
+		(void)sqlite3_backup_finish(b);
+	}
+	return sq_err(dst, rc, what);
+}
+
+static int sq_snapshot(struct keel_store *s, uint8_t **out_image, size_t *out_len)
+{
+	struct sq_txn *t = take_conn((struct sq_store *)s);
+	sqlite3 *mem = NULL;
+	unsigned char *img = NULL;
+	sqlite3_int64 n = 0;
+	int r;
+
+	if ((r = open_memory(&mem)) != 0 || (r = copy_db(mem, t->db, "taking a snapshot")) != 0) {
+		goto out;
+	}
+	r = KEEL_STORE_E_NOMEM;
+	if ((img = sqlite3_serialize(mem, "main", &n, 0)) == NULL || n <= 0 ||
+	    (*out_image = malloc((size_t)n)) == NULL) {
+		goto out;
+	}
+	memcpy(*out_image, img, (size_t)n);
+	*out_len = (size_t)n;
+	r = 0;
+out:
+	sqlite3_free(img);
+	sqlite3_close(mem);
+	give_conn(t);
+	return r;
+}
+
+/* PRAGMA quick_check answers one row "ok" for a sound database. */
+static int quick_check(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = prepare(db, "PRAGMA quick_check", &st)) != 0) {
+		return KEEL_STORE_E_SCHEMA;
+	}
+	if (sqlite3_step(st) != SQLITE_ROW ||
+	    strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
+		keel_err("store: the image fails its integrity check");
+		r = KEEL_STORE_E_SCHEMA;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+/*
+ * A private memory database holding a copy of |image|, checked: an SQLite
+ * file, sound, with a schema this keeld knows. Images of WAL databases are
+ * marked rollback-journal first, which sqlite3_deserialize requires.
+ */
+static int image_open(const uint8_t *image, size_t len, sqlite3 **out_db, int *out_version)
+{
+	static const char magic[] = "SQLite format 3";
+	unsigned char *copy;
+	sqlite3 *db = NULL;
+	int r;
+
+	if (len < SQLITE_HEADER_LEN || memcmp(image, magic, sizeof(magic)) != 0) {
+		keel_err("store: the image is not an SQLite database");
+		return KEEL_STORE_E_SCHEMA;
+	}
+	if ((r = open_memory(&db)) != 0) {
+		return r;
+	}
+	if ((copy = sqlite3_malloc64(len)) == NULL) {
+		sqlite3_close(db);
+		return KEEL_STORE_E_NOMEM;
+	}
+	memcpy(copy, image, len);
+	copy[18] = copy[19] = 1;
+	r = sq_err(
+	    db,
+	    sqlite3_deserialize(db, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
+				SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE),
+	    "loading the image");
+	if (r == 0 && (r = quick_check(db)) == 0 && (r = read_version(db, out_version)) == 0 &&
+	    *out_version > NUM_MIGRATIONS) {
+		keel_err("store: the image's schema version %d is newer than this keeld (%d)",
+			 *out_version, NUM_MIGRATIONS);
+		r = KEEL_STORE_E_SCHEMA;
+	}
+	if (r != 0) {
+		sqlite3_close(db);
+		return r;
+	}
+	*out_db = db;
+	return 0;
+}
+
+int keel_store_image_inspect(const uint8_t *image, size_t len, struct keel_store_image_info *out)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = image_open(image, len, &db, &out->schema_version)) != 0) {
+		return r;
+	}
+	if ((r = crk_counts_db(db, &out->counts, &out->num_counts)) == 0) {
+		for (size_t i = 0; i < out->num_counts; i++) {
+			out->objects += out->counts[i].objects;
+		}
+	}
+	sqlite3_close(db);
+	return r;
+}
+
+static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len)
+{
+	sqlite3 *src = NULL;
+	struct sq_txn *t;
+	int version, r;
+
+	if ((r = image_open(image, len, &src, &version)) != 0 || (r = migrate(src)) != 0) {
+		sqlite3_close(src);
+		return r;
+	}
+	t = take_conn((struct sq_store *)s);
+	if ((r = copy_db(t->db, src, "restoring the image")) == 0) {
+		keel_info("store: restored an image of schema version %d", version);
+	}
+	give_conn(t);
+	sqlite3_close(src);
+	return r;
+}
+
 static const struct keel_store_ops sq_ops = {
     .close = sq_close,
     .schema_version = sq_schema_version,
@@ -894,4 +1235,11 @@ static const struct keel_store_ops sq_ops = {
     .locate = sq_locate,
     .audit_append = sq_audit_append,
     .audit_count = sq_audit_count,
+    .crk_counts = sq_crk_counts,
+    .crk_stale = sq_crk_stale,
+    .object_rewrap = sq_object_rewrap,
+    .rotation_get = sq_rotation_get,
+    .rotation_put = sq_rotation_put,
+    .snapshot = sq_snapshot,
+    .restore = sq_restore,
 };

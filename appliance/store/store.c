@@ -162,3 +162,58 @@ int keel_store_audit_count(struct keel_store_txn *t, int64_t *out_count)
 {
 	return t->store->ops->audit_count(t, out_count);
 }
+
+int keel_store_crk_counts(struct keel_store_txn *t, struct keel_store_crk_count **out_counts,
+			  size_t *out_num)
+{
+	return t->store->ops->crk_counts(t, out_counts, out_num);
+}
+
+int keel_store_crk_stale(struct keel_store_txn *t, uint32_t version, int64_t after, size_t max,
+			 struct keel_store_stale **out_stale, size_t *out_num)
+{
+	if (max == 0) {
+		return KEEL_STORE_E_INVAL;
+	}
+	return t->store->ops->crk_stale(t, version, after, max, out_stale, out_num);
+}
+
+void keel_store_stale_free(struct keel_store_stale *stale, size_t num)
+{
+	for (size_t i = 0; stale != NULL && i < num; i++) {
+		free(stale[i].blob);
+	}
+	free(stale);
+}
+
+int keel_store_object_rewrap(struct keel_store_txn *t, const char *uid, const uint8_t *old,
+			     size_t old_len, uint32_t version, const uint8_t *blob, size_t blob_len)
+{
+	if (uid == NULL || old == NULL || old_len == 0 || blob == NULL || blob_len == 0) {
+		return KEEL_STORE_E_INVAL;
+	}
+	return t->store->ops->object_rewrap(t, uid, old, old_len, version, blob, blob_len);
+}
+
+int keel_store_rotation_get(struct keel_store_txn *t, struct keel_store_rotation *out)
+{
+	return t->store->ops->rotation_get(t, out);
+}
+
+int keel_store_rotation_put(struct keel_store_txn *t, const struct keel_store_rotation *r)
+{
+	return t->store->ops->rotation_put(t, r);
+}
+
+int keel_store_snapshot(struct keel_store *s, uint8_t **out_image, size_t *out_len)
+{
+	return s->ops->snapshot(s, out_image, out_len);
+}
+
+int keel_store_restore(struct keel_store *s, const uint8_t *image, size_t len)
+{
+	if (image == NULL || len == 0) {
+		return KEEL_STORE_E_INVAL;
+	}
+	return s->ops->restore(s, image, len);
+}

@@ -201,4 +201,86 @@ int keel_store_audit_append(struct keel_store_txn *t,
 /* Number of audit rows (for tests and metrics). */
 int keel_store_audit_count(struct keel_store_txn *t, int64_t *out_count) KEEL_STORE_WUR;
 
+/* ---- CRK rotation (keelctl crk rotate) ------------------------------------ */
+
+/* How many objects hold a blob under one CRK version. */
+struct keel_store_crk_count {
+	uint32_t version;
+	int64_t objects;
+};
+
+/* Objects per CRK version, ascending; *out_counts is freed with free(). */
+int keel_store_crk_counts(struct keel_store_txn *t, struct keel_store_crk_count **out_counts,
+			  size_t *out_num) KEEL_STORE_WUR;
+
+/* One object a rotation still has to rewrap: its row id orders the sweep. */
+struct keel_store_stale {
+	int64_t rowid;
+	char uid[KEEL_STORE_UID_MAX + 1];
+	uint8_t *blob; /* malloc'd */
+	size_t blob_len;
+};
+
+/*
+ * Up to |max| objects with a blob not under CRK |version| and a row id above
+ * |after|, by row id. *out_stale is freed with keel_store_stale_free.
+ */
+int keel_store_crk_stale(struct keel_store_txn *t, uint32_t version, int64_t after, size_t max,
+			 struct keel_store_stale **out_stale, size_t *out_num) KEEL_STORE_WUR;
+void keel_store_stale_free(struct keel_store_stale *stale, size_t num);
+
+/*
+ * Compare-and-set: replaces the blob of |uid| with |blob| (under CRK
+ * |version|) only if the stored blob still equals |old|. KEEL_STORE_E_NOT_FOUND
+ * when the object changed or went meanwhile: the caller leaves it alone.
+ */
+int keel_store_object_rewrap(struct keel_store_txn *t, const char *uid, const uint8_t *old,
+			     size_t old_len, uint32_t version, const uint8_t *blob,
+			     size_t blob_len) KEEL_STORE_WUR;
+
+/* The last (or running) rotation, persisted so that a restart resumes it. */
+struct keel_store_rotation {
+	uint32_t target;  /* the CRK version every blob moves to */
+	int64_t started;  /* POSIX seconds */
+	int64_t finished; /* 0 while running */
+	int64_t total;	  /* objects to rewrap when it started */
+	int64_t done;	  /* rewrapped so far */
+	int64_t cursor;	  /* row id the sweep has reached */
+};
+
+/* KEEL_STORE_E_NOT_FOUND if there never was a rotation. */
+int keel_store_rotation_get(struct keel_store_txn *t,
+			    struct keel_store_rotation *out) KEEL_STORE_WUR;
+int keel_store_rotation_put(struct keel_store_txn *t,
+			    const struct keel_store_rotation *r) KEEL_STORE_WUR;
+
+/* ---- Backup and restore (keelctl backup) ---------------------------------- */
+
+/*
+ * A consistent image of the whole database (one read transaction), in
+ * memory: *out_image is malloc'd and freed with free(). It holds only what
+ * the store holds: key material stays CRK-wrapped.
+ */
+int keel_store_snapshot(struct keel_store *s, uint8_t **out_image, size_t *out_len) KEEL_STORE_WUR;
+
+/* What an image holds, read without touching the live store. */
+struct keel_store_image_info {
+	int schema_version;
+	int64_t objects;
+	struct keel_store_crk_count *counts; /* objects per CRK version, malloc'd */
+	size_t num_counts;
+};
+
+/* Checks an image (integrity, schema not newer than ours) and describes it;
+ * free out->counts with free(). KEEL_STORE_E_SCHEMA for a damaged image. */
+int keel_store_image_inspect(const uint8_t *image, size_t len,
+			     struct keel_store_image_info *out) KEEL_STORE_WUR;
+
+/*
+ * Replaces the whole live database with |image| in one transaction (brought
+ * to the current schema first): other connections see either the old or the
+ * new content, never a mix.
+ */
+int keel_store_restore(struct keel_store *s, const uint8_t *image, size_t len) KEEL_STORE_WUR;
+
 #endif

@@ -31,6 +31,17 @@ struct keel_store_ops {
 		      size_t *out_num);
 	int (*audit_append)(struct keel_store_txn *t, const struct keel_store_audit *a);
 	int (*audit_count)(struct keel_store_txn *t, int64_t *out_count);
+	int (*crk_counts)(struct keel_store_txn *t, struct keel_store_crk_count **out_counts,
+			  size_t *out_num);
+	int (*crk_stale)(struct keel_store_txn *t, uint32_t version, int64_t after, size_t max,
+			 struct keel_store_stale **out_stale, size_t *out_num);
+	int (*object_rewrap)(struct keel_store_txn *t, const char *uid, const uint8_t *old,
+			     size_t old_len, uint32_t version, const uint8_t *blob,
+			     size_t blob_len);
+	int (*rotation_get)(struct keel_store_txn *t, struct keel_store_rotation *out);
+	int (*rotation_put)(struct keel_store_txn *t, const struct keel_store_rotation *r);
+	int (*snapshot)(struct keel_store *s, uint8_t **out_image, size_t *out_len);
+	int (*restore)(struct keel_store *s, const uint8_t *image, size_t len);
 };
 
 /* What keel_store_savepoint* ask of the backend. */
