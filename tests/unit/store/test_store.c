@@ -86,7 +86,7 @@ static void test_migrations(void **state)
 	assert_int_equal(v, 2);
 	reopen(f); /* already migrated: nothing to do, same version */
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 1);
+	assert_int_equal(v, 2);
 }
 
 static void test_object_crud(void **state)
