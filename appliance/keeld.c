@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 
 #include "config.h"
+#include "crk/rotation.h"
 #include "daemon.h"
 #include "dev/dev.h"
 #include "engine/engine.h"
@@ -33,6 +34,8 @@ struct backends {
 	struct keel_dev dev_dir;
 	struct hsm *hsm;
 	struct keel_engine *engine;
+	struct keel_store *crk_store; /* rotation and backups */
+	struct keel_rotation *rotation;
 };
 
 static void usage(FILE *f)
@@ -197,6 +200,32 @@ static int check_crk(struct backends *b)
 	return 0;
 }
 
+/*
+ * CRK rotation (resuming one a previous run left) and backups, on a store
+ * pool of their own: a batch or a snapshot never holds a connection a KMIP
+ * worker waits for.
+ */
+static int start_crk(const struct keel_config *cfg, struct backends *b)
+{
+	struct keel_rotation_config rc = {
+	    .hsm = b->hsm,
+	    .batch = cfg->crk_rotation_batch,
+	    .pause_ms = cfg->crk_rotation_pause_ms,
+	};
+	int r;
+
+	if ((r = keel_store_open_sqlite(cfg->store_path, 2, &b->crk_store)) != 0) {
+		keel_err("cannot open the store %s: %s", cfg->store_path, keel_store_strerror(r));
+		return EXIT_STORE;
+	}
+	rc.store = b->crk_store;
+	if ((r = keel_rotation_new(&rc, &b->rotation)) != 0) {
+		keel_err("crk: %s", keel_rotation_strerror(r));
+		return EXIT_FAILED;
+	}
+	return 0;
+}
+
 static int open_backends(const struct keel_config *cfg, void *arg, void **io_handler_ctx)
 {
 	struct backends *b = arg;
@@ -222,7 +251,7 @@ static int open_backends(const struct keel_config *cfg, void *arg, void **io_han
 		return EXIT_STORE;
 	}
 	*io_handler_ctx = b->engine;
-	return 0;
+	return start_crk(cfg, b);
 }
 
 /* --dev: where everything is, then "READY <port>" for scripts and tests. */
@@ -280,6 +309,8 @@ int main(int argc, char **argv)
 		return EXIT_FAILED;
 	}
 	r = run(&opts, &b);
+	keel_rotation_free(b.rotation);
+	keel_store_close(b.crk_store);
 	keel_engine_close(b.engine);
 	hsm_close(b.hsm);
 	return r;

@@ -57,9 +57,11 @@ static const struct setting settings[] = {
     U32("hsm.pool_size", hsm_pool_size, 1, 256),
     {"hsm.wrap", K_WRAP, offsetof(struct keel_config, hsm_wrap), 0, 0},
     NEWFILE("store.path", store_path),
+    U32("crk.rotation_batch", crk_rotation_batch, 1, 10000),
+    U32("crk.rotation_pause_ms", crk_rotation_pause_ms, 0, 60000),
 };
 
-static const char *const groups[] = {"tls", "clients", "limits", "hsm", "store"};
+static const char *const groups[] = {"tls", "clients", "limits", "hsm", "store", "crk"};
 
 struct parse {
 	struct keel_config *cfg;
@@ -100,6 +102,7 @@ static void set_defaults(struct keel_config *cfg)
 	cfg->max_locate_items = 1000;
 	cfg->hsm_pool_size = 8;
 	cfg->hsm_wrap = KEEL_CONFIG_WRAP_GCM;
+	cfg->crk_rotation_batch = 200;
 }
 
 int keel_listen_addr_parse(const char *text, struct keel_listen_addr *out)

@@ -57,6 +57,9 @@ struct keel_config {
 	/* store section: NULL when absent. The file may not exist yet; its
 	 * directory must. */
 	char *store_path;
+	/* crk section: how a CRK rotation paces its rewraps (appliance/crk). */
+	uint32_t crk_rotation_batch;	/* objects per store transaction */
+	uint32_t crk_rotation_pause_ms; /* between batches */
 	/* The engine's limits (limits section). */
 	uint32_t max_batch_items;
 	uint32_t max_locate_items;

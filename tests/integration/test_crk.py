@@ -1,0 +1,174 @@
+#!/usr/bin/python3
+"""CRK rotation and backups against keeld --dev: real SoftHSM2 token, real
+SQLite store, KMIP over mutual TLS (issue 5).
+
+Rotation: 10,000 KMIP-created keys are rewrapped under CRK version 2 while a
+client keeps doing Create, Get, Re-key and Destroy; keeld is killed with
+SIGKILL half-way and the restarted keeld resumes and completes the rotation.
+No KMIP request fails, every key keeps its bytes, destroyed keys stay
+destroyed, every object ends under version 2 and version 1 leaves the token.
+
+Synchronisation is on keeld's log lines only (its debug progress lines and
+its "complete" line); timeouts are guards.
+
+Run one test:  test_crk.py RotationTest.test_10000_keys_under_load_and_kill9
+Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
+"""
+import os
+import random
+import sqlite3
+import subprocess
+import threading
+import unittest
+
+from kmipwire import (OP_CREATE, OP_DESTROY, OP_GET, SUCCESS, UNIQUE_IDENTIFIER, KmipConn, T,
+                      create_aes, key_bytes, op, request)
+from test_dev import GUARD, KEELCTL, Keeld, client_ctx, crk_list
+from test_kmip import KeeldCase
+
+OP_RE_KEY = 0x04
+N, BATCH = 10000, 50
+PROGRESS = r"crk: rotation to version 2: (\d+) of (\d+) objects"
+
+
+def batched(c, operation, payloads, size=BATCH):
+    out = []
+    for i in range(0, len(payloads), size):
+        items = c.call(request([op(operation, p) for p in payloads[i:i + size]])).items()
+        bad = [it for it in items if it.status != SUCCESS]
+        if bad:
+            raise AssertionError("failed items: %s" % bad[:3])
+        out += [it.payload for it in items]
+    return out
+
+
+def get_keys(c, uids):
+    return [key_bytes(p) for p in batched(c, OP_GET, [[T(UNIQUE_IDENTIFIER, u)] for u in uids])]
+
+
+def versions_in_store(d):
+    db = sqlite3.connect(os.path.join(d, "data/keel.db"))
+    try:
+        return dict(db.execute("SELECT crk_version, COUNT(*) FROM objects"
+                               " WHERE blob IS NOT NULL GROUP BY crk_version"))
+    finally:
+        db.close()
+
+
+class Load(threading.Thread):
+    """A KMIP client working while the rotation runs: each round creates and
+    gets a key, gets an original key, and alternately re-keys or destroys one.
+    Every response item must succeed; failures are counted, not raised."""
+
+    def __init__(self, port, ctx, originals, known):
+        super().__init__(daemon=True)
+        self.port, self.ctx = port, ctx
+        self.originals, self.known = originals, known  # uid -> bytes, shared
+        self.stop_ev = threading.Event()
+        self.failures, self.rounds, self.destroyed = [], 0, []
+        self.rng = random.Random(len(known))
+
+    def call(self, c, operation, payload):
+        it = c.call(request([op(operation, payload)])).item(0)
+        if it.status != SUCCESS:
+            self.failures.append((operation, it))
+            return None
+        return it.payload
+
+    def round(self, c):
+        p = self.call(c, OP_CREATE, create_aes())
+        if p is None:
+            return
+        uid = p.find(UNIQUE_IDENTIFIER)
+        p = self.call(c, OP_GET, [T(UNIQUE_IDENTIFIER, uid)])
+        if p is not None:
+            self.known[uid] = key_bytes(p)
+        victim = self.rng.choice(self.originals)
+        if victim in self.destroyed:
+            return
+        p = self.call(c, OP_GET, [T(UNIQUE_IDENTIFIER, victim)])
+        if p is not None and key_bytes(p) != self.known[victim]:
+            self.failures.append(("bytes changed", victim))
+        if self.rounds % 2:
+            p = self.call(c, OP_RE_KEY, [T(UNIQUE_IDENTIFIER, victim)])
+            if p is not None:
+                new = p.find(UNIQUE_IDENTIFIER)
+                p = self.call(c, OP_GET, [T(UNIQUE_IDENTIFIER, new)])
+                self.known[new] = key_bytes(p) if p is not None else None
+        elif self.call(c, OP_DESTROY, [T(UNIQUE_IDENTIFIER, victim)]) is not None:
+            self.destroyed.append(victim)
+
+    def run(self):
+        try:
+            with KmipConn(self.port, self.ctx, GUARD) as c:
+                while not self.stop_ev.is_set():
+                    self.round(c)
+                    self.rounds += 1
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            self.failures.append(("exception", repr(e)))
+
+    def finish(self):
+        self.stop_ev.set()
+        self.join(GUARD)
+
+
+class RotationTest(KeeldCase):
+    def set_pace(self, batch, pause_ms):
+        with open(os.path.join(self.dir, "keeld.conf"), "a") as f:
+            f.write("crk: { rotation_batch = %d; rotation_pause_ms = %d; };\n" % (batch,
+                                                                                  pause_ms))
+
+    def init_crk(self):
+        env = dict(os.environ, SOFTHSM2_CONF=os.path.join(self.dir, "softhsm/softhsm2.conf"))
+        subprocess.run([KEELCTL, "hsm", "init-crk", "--module", "softhsm2", "--token",
+                        "keel-dev", "--pin-file", os.path.join(self.dir, "secrets/user.pin")],
+                       check=True, capture_output=True, env=env, timeout=GUARD)
+
+    def test_10000_keys_under_load_and_kill9(self):
+        with self.conn() as c:
+            uids = [p.find(UNIQUE_IDENTIFIER) for p in
+                    batched(c, OP_CREATE, [create_aes() for _ in range(N)])]
+            known = dict(zip(uids, get_keys(c, uids)))
+        self.assertEqual(len(set(known.values())), N)
+        self.assertEqual(self.k.stop(), 0)
+        # Version 2 made with keeld stopped: the next start rotates to it. The
+        # pace leaves ~50 batches, so the kill lands half-way.
+        self.set_pace(200, 40)
+        self.init_crk()
+        self.k = self.start()
+        load = Load(self.k.port, self.ctx, uids, known)
+        load.start()
+        done = int(self.k.wait_line(self.k.err, PROGRESS).group(1))
+        while done < 2000:
+            done = int(self.k.wait_line(self.k.err, PROGRESS, self.k.mark() - 1).group(1))
+        load.finish()
+        self.k.kill()
+        self.assertNotIn("rotation to version 2 complete", self.k.stderr_text())
+
+        self.k = self.start()
+        m = self.k.wait_line(self.k.err, r"resuming the rotation to version 2 at (\d+) of (\d+)")
+        self.assertGreaterEqual(int(m.group(1)), 2000)
+        self.assertLess(int(m.group(1)), N)
+        load2 = Load(self.k.port, self.ctx, uids, known)
+        load2.destroyed = load.destroyed
+        load2.start()
+        self.k.wait_line(self.k.err, r"crk: destroyed version 1: no object refers to it")
+        self.k.wait_line(self.k.err, r"crk: rotation to version 2 complete")
+        load2.finish()
+        self.assertEqual(load.failures + load2.failures, [])
+        self.assertGreater(load.rounds + load2.rounds, 0)
+
+        live = [u for u in known if u not in load.destroyed and known[u] is not None]
+        with self.conn() as c:
+            self.assertEqual(get_keys(c, live), [known[u] for u in live])
+            for u in load.destroyed[:20]:  # the rotation did not bring them back
+                it = c.call(request([op(OP_GET, [T(UNIQUE_IDENTIFIER, u)])])).item(0)
+                self.assertNotEqual(it.status, SUCCESS)
+        self.assertEqual(self.k.stop(), 0)
+        self.assertEqual(list(versions_in_store(self.dir)), [2])
+        self.assertRegex(crk_list(self.dir), r"(?m)^2 ")
+        self.assertNotRegex(crk_list(self.dir), r"(?m)^1 ")
+
+
+if __name__ == "__main__":
+    unittest.main()
