@@ -14,10 +14,14 @@ Run one test:  test_harden.py EngineLimitsTest.test_max_batch_items
 Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
 """
 import os
+import ssl
 import unittest
 
-from kmipwire import (INVALID_MESSAGE, MAXIMUM_ITEMS, OP_CREATE, OP_DISCOVER_VERSIONS, OP_LOCATE,
-                      OPERATION_FAILED, SUCCESS, UNIQUE_IDENTIFIER, I, create_aes, op, request)
+from kmipwire import (CRYPTOGRAPHIC_ALGORITHM, CRYPTOGRAPHIC_LENGTH, INVALID_MESSAGE, KEY_BLOCK,
+                      KEY_FORMAT_TYPE, KEY_MATERIAL, KEY_VALUE, MAXIMUM_ITEMS, OBJECT_TYPE,
+                      OP_ACTIVATE, OP_CREATE, OP_DISCOVER_VERSIONS, OP_GET, OP_LOCATE, OP_REGISTER,
+                      OPERATION_FAILED, SUCCESS, SYMMETRIC_KEY, TEMPLATE_ATTRIBUTE,
+                      UNIQUE_IDENTIFIER, B, E, I, S, T, create_aes, key_bytes, op, request)
 from test_dev import Keeld
 from test_kmip import KeeldCase
 
@@ -69,6 +73,100 @@ class EngineLimitsTest(HardenCase):
             self.assertEqual(len(located([I(MAXIMUM_ITEMS, 10)])), 3)  # asking more changes nothing
             self.assertEqual(len(located([I(MAXIMUM_ITEMS, 2)])), 2)  # asking fewer does
             self.call1(other, OP_DISCOVER_VERSIONS, [])
+
+
+# -- secrets ------------------------------------------------------------------------------------
+
+def memory_regions(pid):
+    """(start, end, locked_nodump, name) of each readable mapping of |pid|,
+    from /proc/PID/smaps; locked_nodump marks libhsm's secret pages (mlock
+    and MADV_DONTDUMP: VmFlags lo and dd)."""
+    regions, cur = [], None
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5 and not head[0].endswith(":"):
+                start, end = (int(x, 16) for x in head[0].split("-"))
+                cur = [start, end, False, head[5] if len(head) > 5 else "", "r" in head[1]]
+                regions.append(cur)
+            elif head[0] == "VmFlags:":
+                cur[2] = "lo" in head[1:] and "dd" in head[1:]
+    return [(a, b, secret, name) for a, b, secret, name, readable in regions
+            if readable and name not in ("[vvar]", "[vsyscall]")]
+
+
+def memory_hits(pid, needle):
+    """Where |needle| occurs in |pid|'s memory: a list of (address, in a
+    locked non-dumpable page)."""
+    hits = []
+    regions = memory_regions(pid)
+    if any(end - start > 1 << 40 for start, end, _, _ in regions):
+        raise unittest.SkipTest("a sanitizer's shadow memory (over 1 TiB mapped): "
+                                "the memory scan runs in the plain build")
+    with open("/proc/%d/mem" % pid, "rb", buffering=0) as mem:
+        for start, end, secret, _ in regions:
+            try:
+                mem.seek(start)
+                data = mem.read(end - start)
+            except OSError:
+                continue  # e.g. a guard page
+            at = data.find(needle)
+            while at >= 0:
+                hits.append((start + at, secret))
+                at = data.find(needle, at + 1)
+    return hits
+
+
+class SecretsTest(HardenCase):
+    """Plaintext secrets do not linger in keeld's memory: a served key is
+    nowhere once its response is out, and the HSM PIN only in its locked,
+    non-dumpable page. keeld runs one worker thread so that the answer to a
+    second request proves the first one's handling is over (wipes included)."""
+    conf = "worker_threads = 1;"
+
+    def pin(self):
+        with open(os.path.join(self.dir, "secrets/user.pin"), "rb") as f:
+            return f.read().strip()
+
+    def test_pin_only_in_locked_memory(self):
+        hits = memory_hits(self.k.proc.pid, self.pin())
+        # The scan works: libhsm keeps the PIN to log in again after a token fault.
+        self.assertIn(True, [secret for _, secret in hits], hits)
+        self.assertEqual([hex(a) for a, secret in hits if not secret], [])
+
+    def test_key_gone_after_get(self):
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            with self.subTest(version):
+                self.ctx.maximum_version = version
+                with self.conn() as c:
+                    uid = self.call1(c, OP_CREATE, create_aes()).payload.find(UNIQUE_IDENTIFIER)
+                    self.call1(c, OP_ACTIVATE, [T(UNIQUE_IDENTIFIER, uid)])
+                    key = key_bytes(self.call1(c, OP_GET, [T(UNIQUE_IDENTIFIER, uid)]).payload)
+                    self.assertEqual(len(key), 32)
+                    self.call1(c, OP_DISCOVER_VERSIONS, [])  # the Get is over
+                    hits = memory_hits(self.k.proc.pid, key)
+                self.assertEqual([hex(a) for a, _ in hits], [])
+
+    def test_registered_key_gone(self):
+        # The key arrives in the request: OpenSSL's read buffer, libevent's
+        # input buffer and the request copy must all be wiped.
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            with self.subTest(version):
+                self.ctx.maximum_version = version
+                key = os.urandom(32)
+                sym = S(SYMMETRIC_KEY, S(KEY_BLOCK, E(KEY_FORMAT_TYPE, 1),
+                                         S(KEY_VALUE, B(KEY_MATERIAL, key)),
+                                         E(CRYPTOGRAPHIC_ALGORITHM, 3),
+                                         I(CRYPTOGRAPHIC_LENGTH, 256)))
+                with self.conn() as c:
+                    self.call1(c, OP_REGISTER, create_aes() + [sym])
+                    self.call1(c, OP_DISCOVER_VERSIONS, [])  # the Register is over
+                    hits = memory_hits(self.k.proc.pid, key)
+                self.assertEqual([hex(a) for a, _ in hits], [])
+
+    def test_no_core_dumps(self):
+        with open("/proc/%d/limits" % self.k.proc.pid) as f:
+            self.assertRegex(f.read(), r"(?m)^Max core file size\s+0\s+0\s")
 
 
 if __name__ == "__main__":

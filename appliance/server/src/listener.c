@@ -607,7 +607,8 @@ static int evthread_ok = -1;
 static void evthread_init(void)
 {
 	/* Must precede every event_base: it makes event_active() safe to call
-	 * from worker threads. */
+	 * from worker threads. The memory functions precede everything. */
+	wipe_libevent_memory();
 	evthread_ok = evthread_use_pthreads();
 }
 

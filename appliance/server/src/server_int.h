@@ -63,5 +63,7 @@ void pool_stop(struct pool *p, bool wait);
 
 /* Wipes then frees: requests and responses may carry key material. */
 void wipe_free(void *buf, size_t len);
+/* Makes libevent wipe what it frees; before any other libevent call. */
+void wipe_libevent_memory(void);
 
 #endif

@@ -111,8 +111,11 @@ static int set_policy(SSL_CTX *ctx, uint32_t session_lifetime_s)
 		return -1;
 	}
 	SSL_CTX_set_security_level(ctx, 2);
+	/* CLEANSE_PLAINTEXT: a decrypted record (a Register's key material) is
+	 * wiped from OpenSSL's read buffer once handed over, not left there
+	 * until the next record overwrites it. */
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
-				     SSL_OP_NO_COMPRESSION);
+				     SSL_OP_NO_COMPRESSION | SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	SSL_CTX_set_cert_verify_callback(ctx, verify_client, NULL);
 	/* Resumption: tickets and a server cache both live in this SSL_CTX, so a
