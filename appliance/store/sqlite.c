@@ -10,9 +10,11 @@
  * which a single shared connection behind a mutex could not do; the pool
  * keeps the number of open files bounded whatever the number of workers.
  *
- * SQLITE_* codes are translated here and nowhere else (STYLE.md).
+ * SQLITE_* codes are translated here and nowhere else (STYLE.md); the audit
+ * trail (sqlite_audit.c) and grants (sqlite_grants.c) share these helpers
+ * through sqlite_int.h.
  */
-#include "store_int.h"
+#include "sqlite_int.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
@@ -73,26 +75,37 @@ static const char *const migrations[] = {
     " total INTEGER NOT NULL,"
     " done INTEGER NOT NULL,"
     " cursor INTEGER NOT NULL);",
+    /* 3: grants (engine/manage.h). uid '' grants every object of owner. A
+     * grant on one object goes with the object. */
+    "CREATE TABLE grants ("
+    " owner TEXT NOT NULL,"
+    " uid TEXT NOT NULL,"
+    " grantee TEXT NOT NULL,"
+    " level INTEGER NOT NULL,"
+    " granted_by TEXT NOT NULL,"
+    " time INTEGER NOT NULL,"
+    " PRIMARY KEY (grantee, owner, uid));"
+    "CREATE INDEX grants_by_owner ON grants(owner, uid);"
+    "CREATE TRIGGER grants_follow_objects AFTER DELETE ON objects"
+    " BEGIN DELETE FROM grants WHERE uid = old.uid; END;",
+    /* 4: the audit hash chain (store.h, keel_store_audit_append): rows so far
+     * are chained by sq_audit_chain_existing as part of this step. */
+    "ALTER TABLE audit ADD COLUMN detail TEXT;"
+    "ALTER TABLE audit ADD COLUMN hash BLOB;"
+    "CREATE INDEX audit_time ON audit(time);",
+};
+
+/* Steps that SQL alone cannot do, run in the step's transaction after its SQL. */
+static const struct {
+	int version;
+	int (*fn)(sqlite3 *db);
+} migration_code[] = {
+    {4, sq_audit_chain_existing},
 };
 #define NUM_MIGRATIONS ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-struct sq_txn {
-	struct keel_store_txn base; /* first: store.c sees only this */
-	sqlite3 *db;
-	unsigned depth; /* open savepoints */
-	bool busy;	/* handed out */
-};
-
-struct sq_store {
-	struct keel_store base;
-	pthread_mutex_t lock;
-	pthread_cond_t freed;
-	unsigned num_conns;
-	struct sq_txn *conns;
-};
-
 /* The one translation of SQLite's result codes. */
-static int sq_err(sqlite3 *db, int rc, const char *what)
+int sq_err(sqlite3 *db, int rc, const char *what)
 {
 	int primary = rc & 0xff;
 
@@ -121,18 +134,18 @@ static int sq_err(sqlite3 *db, int rc, const char *what)
 	}
 }
 
-static int exec(sqlite3 *db, const char *sql)
+int sq_exec(sqlite3 *db, const char *sql)
 {
 	return sq_err(db, sqlite3_exec(db, sql, NULL, NULL, NULL), sql);
 }
 
-static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
+int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
 {
 	return sq_err(db, sqlite3_prepare_v3(db, sql, -1, 0, out, NULL), sql);
 }
 
 /* Runs a statement that returns no rows; finalizes it. */
-static int step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
+int sq_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
 {
 	int r = sq_err(db, sqlite3_step(st), what);
 
@@ -145,7 +158,7 @@ static int read_version(sqlite3 *db, int *out_version)
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = prepare(db, "SELECT MAX(version) FROM schema_version", &st)) != 0) {
+	if ((r = sq_prepare(db, "SELECT MAX(version) FROM schema_version", &st)) != 0) {
 		goto out;
 	}
 	if (sqlite3_step(st) != SQLITE_ROW) {
@@ -165,15 +178,21 @@ static int migrate_step(sqlite3 *db, int version)
 	char sql[96];
 	int r;
 
-	if ((r = exec(db, "BEGIN IMMEDIATE")) != 0) {
+	if ((r = sq_exec(db, "BEGIN IMMEDIATE")) != 0) {
 		return r;
 	}
 	snprintf(sql, sizeof(sql), "INSERT INTO schema_version(version) VALUES (%d)", version);
-	if ((r = exec(db, migrations[version - 1])) != 0 || (r = exec(db, sql)) != 0) {
-		(void)exec(db, "ROLLBACK");
+	r = sq_exec(db, migrations[version - 1]);
+	for (size_t i = 0; r == 0 && i < sizeof(migration_code) / sizeof(migration_code[0]); i++) {
+		if (migration_code[i].version == version) {
+			r = migration_code[i].fn(db);
+		}
+	}
+	if (r != 0 || (r = sq_exec(db, sql)) != 0) {
+		(void)sq_exec(db, "ROLLBACK");
 		return r;
 	}
-	if ((r = exec(db, "COMMIT")) == 0) {
+	if ((r = sq_exec(db, "COMMIT")) == 0) {
 		keel_info("store: schema migrated to version %d", version);
 	}
 	return r;
@@ -184,9 +203,9 @@ static int migrate(sqlite3 *db)
 {
 	int version = 0, r;
 
-	if ((r = exec(db, "CREATE TABLE IF NOT EXISTS schema_version ("
-			  " version INTEGER PRIMARY KEY NOT NULL,"
-			  " applied INTEGER NOT NULL DEFAULT (strftime('%s','now')))")) != 0 ||
+	if ((r = sq_exec(db, "CREATE TABLE IF NOT EXISTS schema_version ("
+			     " version INTEGER PRIMARY KEY NOT NULL,"
+			     " applied INTEGER NOT NULL DEFAULT (strftime('%s','now')))")) != 0 ||
 	    (r = read_version(db, &version)) != 0) {
 		return r;
 	}
@@ -216,9 +235,9 @@ static int open_conn(const char *path, sqlite3 **out_db)
 	if (r == 0) {
 		r = sq_err(db, sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS), "busy_timeout");
 	}
-	if (r == 0 && (r = exec(db, "PRAGMA journal_mode=WAL")) == 0 &&
-	    (r = exec(db, "PRAGMA synchronous=FULL")) == 0) {
-		r = exec(db, "PRAGMA foreign_keys=ON");
+	if (r == 0 && (r = sq_exec(db, "PRAGMA journal_mode=WAL")) == 0 &&
+	    (r = sq_exec(db, "PRAGMA synchronous=FULL")) == 0) {
+		r = sq_exec(db, "PRAGMA foreign_keys=ON");
 	}
 	if (r != 0) {
 		sqlite3_close(db);
@@ -240,6 +259,7 @@ static void sq_close(struct keel_store *s)
 	free(q->conns);
 	pthread_mutex_destroy(&q->lock);
 	pthread_cond_destroy(&q->freed);
+	pthread_mutex_destroy(&q->head_lock);
 	free(q);
 }
 
@@ -255,6 +275,7 @@ int keel_store_open_sqlite(const char *path, unsigned num_conns, struct keel_sto
 	q->num_conns = num_conns != 0 ? num_conns : 4;
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->freed, NULL);
+	pthread_mutex_init(&q->head_lock, NULL);
 	if ((q->conns = calloc(q->num_conns, sizeof(*q->conns))) == NULL) {
 		goto out;
 	}
@@ -314,17 +335,23 @@ static void give_conn(struct sq_txn *t)
 	pthread_mutex_lock(&q->lock);
 	t->busy = false;
 	t->depth = 0;
+	t->appended = false;
+	t->head.valid = false;
 	pthread_cond_signal(&q->freed);
 	pthread_mutex_unlock(&q->lock);
 }
 
-/* IMMEDIATE: every request writes at least its audit row, so take the write lock up front. */
-static int sq_begin(struct keel_store *s, struct keel_store_txn **out_txn)
+/*
+ * IMMEDIATE: every request writes at least its audit row, so take the write
+ * lock up front. A read-only transaction is DEFERRED: under WAL it reads a
+ * snapshot and never holds the write lock.
+ */
+static int sq_begin(struct keel_store *s, bool read_only, struct keel_store_txn **out_txn)
 {
 	struct sq_txn *t = take_conn((struct sq_store *)s);
 	int r;
 
-	if ((r = exec(t->db, "BEGIN IMMEDIATE")) != 0) {
+	if ((r = sq_exec(t->db, read_only ? "BEGIN" : "BEGIN IMMEDIATE")) != 0) {
 		give_conn(t);
 		return r;
 	}
@@ -335,10 +362,10 @@ static int sq_begin(struct keel_store *s, struct keel_store_txn **out_txn)
 static int sq_commit(struct keel_store_txn *tb)
 {
 	struct sq_txn *t = (struct sq_txn *)tb;
-	int r = exec(t->db, "COMMIT");
+	int r = sq_audit_commit(t);
 
 	if (r != 0 && !sqlite3_get_autocommit(t->db)) {
-		(void)exec(t->db, "ROLLBACK");
+		(void)sq_exec(t->db, "ROLLBACK");
 	}
 	give_conn(t);
 	return r;
@@ -349,7 +376,7 @@ static void sq_rollback(struct keel_store_txn *tb)
 	struct sq_txn *t = (struct sq_txn *)tb;
 
 	if (!sqlite3_get_autocommit(t->db)) {
-		(void)exec(t->db, "ROLLBACK");
+		(void)sq_exec(t->db, "ROLLBACK");
 	}
 	give_conn(t);
 }
@@ -360,7 +387,7 @@ static int sq_savepoint(struct keel_store_txn *tb, int what)
 	int r;
 
 	if (what == KEEL_SP_BEGIN) {
-		if ((r = exec(t->db, "SAVEPOINT item")) == 0) {
+		if ((r = sq_exec(t->db, "SAVEPOINT item")) == 0) {
 			t->depth++;
 		}
 		return r;
@@ -368,11 +395,15 @@ static int sq_savepoint(struct keel_store_txn *tb, int what)
 	if (t->depth == 0) {
 		return KEEL_STORE_E_INVAL;
 	}
-	if (what == KEEL_SP_ROLLBACK && (r = exec(t->db, "ROLLBACK TO item")) != 0) {
-		return r;
+	if (what == KEEL_SP_ROLLBACK) {
+		/* Audit rows of the item may be gone: reread the head at the next append. */
+		t->head.valid = false;
+		if ((r = sq_exec(t->db, "ROLLBACK TO item")) != 0) {
+			return r;
+		}
 	}
 	t->depth--;
-	return exec(t->db, "RELEASE item");
+	return sq_exec(t->db, "RELEASE item");
 }
 
 /* Binds the columns after uid shared by INSERT and UPDATE, from ?2 on. */
@@ -410,17 +441,17 @@ static int sq_object_put(struct keel_store_txn *tb, const struct keel_store_obje
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = prepare(db,
-			 "INSERT INTO objects (" OBJECT_COLS ") VALUES "
-			 "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-			 &st)) != 0) {
+	if ((r = sq_prepare(db,
+			    "INSERT INTO objects (" OBJECT_COLS ") VALUES "
+			    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+			    &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(db, bind_object(st, o), "binding object")) != 0) {
 		sqlite3_finalize(st);
 		return r;
 	}
-	return step_done(db, st, "inserting object");
+	return sq_step_done(db, st, "inserting object");
 }
 
 static int sq_object_update(struct keel_store_txn *tb, const struct keel_store_object *o)
@@ -429,26 +460,26 @@ static int sq_object_update(struct keel_store_txn *tb, const struct keel_store_o
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = prepare(db,
-			 "UPDATE objects SET state = ?4, crk_version = ?5, blob = ?6,"
-			 " initial_date = ?7, activation_date = ?8, deactivation_date = ?9,"
-			 " destroy_date = ?10, compromise_date = ?11,"
-			 " compromise_occurrence_date = ?12, last_change_date = ?13"
-			 " WHERE uid = ?1 AND owner = ?2 AND object_type = ?3",
-			 &st)) != 0) {
+	if ((r = sq_prepare(db,
+			    "UPDATE objects SET state = ?4, crk_version = ?5, blob = ?6,"
+			    " initial_date = ?7, activation_date = ?8, deactivation_date = ?9,"
+			    " destroy_date = ?10, compromise_date = ?11,"
+			    " compromise_occurrence_date = ?12, last_change_date = ?13"
+			    " WHERE uid = ?1 AND owner = ?2 AND object_type = ?3",
+			    &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(db, bind_object(st, o), "binding object")) != 0) {
 		sqlite3_finalize(st);
 		return r;
 	}
-	if ((r = step_done(db, st, "updating object")) == 0 && sqlite3_changes(db) == 0) {
+	if ((r = sq_step_done(db, st, "updating object")) == 0 && sqlite3_changes(db) == 0) {
 		r = KEEL_STORE_E_NOT_FOUND;
 	}
 	return r;
 }
 
-static int copy_blob(sqlite3_stmt *st, int col, uint8_t **out, size_t *out_len)
+int sq_copy_blob(sqlite3_stmt *st, int col, uint8_t **out, size_t *out_len)
 {
 	const void *p = sqlite3_column_blob(st, col);
 	size_t n = (size_t)sqlite3_column_bytes(st, col);
@@ -482,7 +513,7 @@ static int row_to_object(sqlite3_stmt *st, struct keel_store_object *o)
 	for (int i = 0; i < 7; i++) {
 		*dates[i] = sqlite3_column_int64(st, 6 + i);
 	}
-	return copy_blob(st, 5, &o->blob, &o->blob_len);
+	return sq_copy_blob(st, 5, &o->blob, &o->blob_len);
 }
 
 static int sq_object_get(struct keel_store_txn *tb, const char *uid, const char *owner,
@@ -492,8 +523,10 @@ static int sq_object_get(struct keel_store_txn *tb, const char *uid, const char 
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = prepare(db, "SELECT " OBJECT_COLS " FROM objects WHERE uid = ?1 AND owner = ?2",
-			 &st)) != 0) {
+	if ((r = sq_prepare(db,
+			    "SELECT " OBJECT_COLS " FROM objects WHERE uid = ?1"
+			    " AND (?2 IS NULL OR owner = ?2)",
+			    &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(db, sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC), "bind")) != 0 ||
@@ -516,14 +549,14 @@ static int sq_object_delete(struct keel_store_txn *tb, const char *uid)
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = prepare(db, "DELETE FROM objects WHERE uid = ?1", &st)) != 0) {
+	if ((r = sq_prepare(db, "DELETE FROM objects WHERE uid = ?1", &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(db, sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC), "bind")) != 0) {
 		sqlite3_finalize(st);
 		return r;
 	}
-	if ((r = step_done(db, st, "deleting object")) == 0 && sqlite3_changes(db) == 0) {
+	if ((r = sq_step_done(db, st, "deleting object")) == 0 && sqlite3_changes(db) == 0) {
 		r = KEEL_STORE_E_NOT_FOUND;
 	}
 	return r;
@@ -560,7 +593,7 @@ static int push_attr(sqlite3_stmt *st, struct keel_store_attr **arr, size_t *num
 	if (a->name == NULL || (a->text == NULL && sqlite3_column_type(st, 3) != SQLITE_NULL)) {
 		return KEEL_STORE_E_NOMEM;
 	}
-	return copy_blob(st, 2, &a->value, &a->value_len);
+	return sq_copy_blob(st, 2, &a->value, &a->value_len);
 }
 
 static int sq_attr_list(struct keel_store_txn *tb, const char *uid, const char *name,
@@ -572,10 +605,10 @@ static int sq_attr_list(struct keel_store_txn *tb, const char *uid, const char *
 	size_t num = 0, cap = 0;
 	int r, rc;
 
-	if ((r = prepare(db,
-			 "SELECT name, idx, value, text_value FROM attributes WHERE uid = ?1"
-			 " AND (?2 IS NULL OR name = ?2) ORDER BY rowid",
-			 &st)) != 0) {
+	if ((r = sq_prepare(db,
+			    "SELECT name, idx, value, text_value FROM attributes WHERE uid = ?1"
+			    " AND (?2 IS NULL OR name = ?2) ORDER BY rowid",
+			    &st)) != 0) {
 		return r;
 	}
 	rc = sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
@@ -620,14 +653,14 @@ static int attr_write(struct keel_store_txn *tb, const char *uid, const struct k
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = prepare(db, sql, &st)) != 0) {
+	if ((r = sq_prepare(db, sql, &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(db, bind_attr(st, uid, a), "bind")) != 0) {
 		sqlite3_finalize(st);
 		return r;
 	}
-	if ((r = step_done(db, st, "writing attribute")) == 0 && sqlite3_changes(db) == 0) {
+	if ((r = sq_step_done(db, st, "writing attribute")) == 0 && sqlite3_changes(db) == 0) {
 		r = KEEL_STORE_E_NOT_FOUND;
 	}
 	return r;
@@ -655,10 +688,10 @@ static int sq_attr_delete(struct keel_store_txn *tb, const char *uid, const char
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = prepare(db,
-			 "DELETE FROM attributes WHERE uid = ?1 AND name = ?2"
-			 " AND (?3 < 0 OR idx = ?3)",
-			 &st)) != 0) {
+	if ((r = sq_prepare(db,
+			    "DELETE FROM attributes WHERE uid = ?1 AND name = ?2"
+			    " AND (?3 < 0 OR idx = ?3)",
+			    &st)) != 0) {
 		return r;
 	}
 	rc = sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
@@ -668,7 +701,7 @@ static int sq_attr_delete(struct keel_store_txn *tb, const char *uid, const char
 		sqlite3_finalize(st);
 		return r;
 	}
-	if ((r = step_done(db, st, "deleting attribute")) == 0 && sqlite3_changes(db) == 0) {
+	if ((r = sq_step_done(db, st, "deleting attribute")) == 0 && sqlite3_changes(db) == 0) {
 		r = KEEL_STORE_E_NOT_FOUND;
 	}
 	return r;
@@ -702,8 +735,14 @@ static int bind_filter(sqlite3_stmt *st, int *i, const struct keel_store_filter 
 /* Binds a Locate query's parameters in the order locate_sql wrote them. */
 static int bind_query(sqlite3_stmt *st, const struct keel_store_query *q)
 {
-	int i = 1, rc = sqlite3_bind_text(st, i++, q->owner, -1, SQLITE_STATIC);
+	int i = 1, rc = SQLITE_OK;
 
+	if (q->owner != NULL) {
+		rc = sqlite3_bind_text(st, i++, q->owner, -1, SQLITE_STATIC);
+	}
+	if (rc == SQLITE_OK && q->owner != NULL && q->grantee != NULL) {
+		rc = sqlite3_bind_text(st, i++, q->grantee, -1, SQLITE_STATIC);
+	}
 	if (rc == SQLITE_OK && q->uid != NULL) {
 		rc = sqlite3_bind_text(st, i++, q->uid, -1, SQLITE_STATIC);
 	}
@@ -753,18 +792,27 @@ static const char *filter_sql(const struct keel_store_filter *f)
 	       " AND a.name = ? AND a.value = ?)";
 }
 
+/* Whose objects: the owner's, the owner's and those granted, or (admin) all. */
+static const char *locate_owner_sql(const struct keel_store_query *q)
+{
+	if (q->owner == NULL) {
+		return "1";
+	}
+	return q->grantee != NULL ? "(o.owner = ? OR " SQ_GRANTED_SQL ")" : "o.owner = ?";
+}
+
 /* The Locate statement; column names come from date_columns, values are bound. */
 static char *locate_sql(const struct keel_store_query *q)
 {
-	size_t cap = 256 + q->num_filters * 128 + q->num_dates * 128;
+	size_t cap = 512 + q->num_filters * 128 + q->num_dates * 128;
 	char *sql = malloc(cap);
 	size_t n;
 
 	if (sql == NULL) {
 		return NULL;
 	}
-	n = (size_t)snprintf(sql, cap, "SELECT uid FROM objects o WHERE owner = ?%s%s%s",
-			     q->uid != NULL ? " AND uid = ?" : "",
+	n = (size_t)snprintf(sql, cap, "SELECT uid FROM objects o WHERE %s%s%s%s",
+			     locate_owner_sql(q), q->uid != NULL ? " AND uid = ?" : "",
 			     q->has_object_type ? " AND object_type = ?" : "",
 			     q->has_state ? " AND state = ?" : "");
 	for (size_t k = 0; k < q->num_dates && n < cap; k++) {
@@ -820,7 +868,7 @@ static int sq_locate(struct keel_store_txn *tb, const struct keel_store_query *q
 		}
 	}
 	sql = locate_sql(q);
-	if (sql == NULL || (r = prepare(db, sql, &st)) != 0 ||
+	if (sql == NULL || (r = sq_prepare(db, sql, &st)) != 0 ||
 	    (r = sq_err(db, bind_query(st, q), "bind")) != 0) {
 		goto out;
 	}
@@ -842,49 +890,6 @@ out:
 	return 0;
 }
 
-static int sq_audit_append(struct keel_store_txn *tb, const struct keel_store_audit *a)
-{
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
-	sqlite3_stmt *st = NULL;
-	int r, rc;
-
-	if ((r = prepare(db,
-			 "INSERT INTO audit (time, client, operation, uid, result_status,"
-			 " result_reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-			 &st)) != 0) {
-		return r;
-	}
-	rc = sqlite3_bind_int64(st, 1, a->time);
-	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 2, a->client, -1, SQLITE_STATIC);
-	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 3, a->operation);
-	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 4, a->uid, -1, SQLITE_STATIC);
-	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 5, a->result_status);
-	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 6, a->result_reason);
-	if ((r = sq_err(db, rc, "bind")) != 0) {
-		sqlite3_finalize(st);
-		return r;
-	}
-	return step_done(db, st, "appending audit row");
-}
-
-static int sq_audit_count(struct keel_store_txn *tb, int64_t *out_count)
-{
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
-	sqlite3_stmt *st = NULL;
-	int r;
-
-	if ((r = prepare(db, "SELECT COUNT(*) FROM audit", &st)) != 0) {
-		return r;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*out_count = sqlite3_column_int64(st, 0);
-	} else {
-		r = sq_err(db, sqlite3_errcode(db), "counting audit rows");
-	}
-	sqlite3_finalize(st);
-	return r;
-}
-
 /* Objects per CRK version on any connection (the live store or an image). */
 static int crk_counts_db(sqlite3 *db, struct keel_store_crk_count **out_counts, size_t *out_num)
 {
@@ -893,10 +898,10 @@ static int crk_counts_db(sqlite3 *db, struct keel_store_crk_count **out_counts, 
 	size_t num = 0;
 	int r, rc = SQLITE_DONE;
 
-	if ((r = prepare(db,
-			 "SELECT crk_version, COUNT(*) FROM objects WHERE blob IS NOT NULL"
-			 " GROUP BY crk_version ORDER BY crk_version",
-			 &st)) != 0) {
+	if ((r = sq_prepare(db,
+			    "SELECT crk_version, COUNT(*) FROM objects WHERE blob IS NOT NULL"
+			    " GROUP BY crk_version ORDER BY crk_version",
+			    &st)) != 0) {
 		return r;
 	}
 	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -935,7 +940,7 @@ static int push_stale(sqlite3_stmt *st, struct keel_store_stale *arr, size_t *nu
 	x->rowid = sqlite3_column_int64(st, 0);
 	snprintf(x->uid, sizeof(x->uid), "%s", (const char *)sqlite3_column_text(st, 1));
 	(*num)++;
-	return copy_blob(st, 2, &x->blob, &x->blob_len);
+	return sq_copy_blob(st, 2, &x->blob, &x->blob_len);
 }
 
 static int sq_crk_stale(struct keel_store_txn *tb, uint32_t version, int64_t after, size_t max,
@@ -948,10 +953,10 @@ static int sq_crk_stale(struct keel_store_txn *tb, uint32_t version, int64_t aft
 	int r = KEEL_STORE_E_NOMEM, rc = SQLITE_DONE;
 
 	if (arr == NULL ||
-	    (r = prepare(db,
-			 "SELECT rowid, uid, blob FROM objects WHERE rowid > ?1"
-			 " AND blob IS NOT NULL AND crk_version <> ?2 ORDER BY rowid LIMIT ?3",
-			 &st)) != 0) {
+	    (r = sq_prepare(db,
+			    "SELECT rowid, uid, blob FROM objects WHERE rowid > ?1"
+			    " AND blob IS NOT NULL AND crk_version <> ?2 ORDER BY rowid LIMIT ?3",
+			    &st)) != 0) {
 		goto out;
 	}
 	rc = sqlite3_bind_int64(st, 1, after);
@@ -984,10 +989,10 @@ static int sq_object_rewrap(struct keel_store_txn *tb, const char *uid, const ui
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = prepare(db,
-			 "UPDATE objects SET crk_version = ?3, blob = ?4"
-			 " WHERE uid = ?1 AND blob = ?2",
-			 &st)) != 0) {
+	if ((r = sq_prepare(db,
+			    "UPDATE objects SET crk_version = ?3, blob = ?4"
+			    " WHERE uid = ?1 AND blob = ?2",
+			    &st)) != 0) {
 		return r;
 	}
 	rc = sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
@@ -998,7 +1003,7 @@ static int sq_object_rewrap(struct keel_store_txn *tb, const char *uid, const ui
 		sqlite3_finalize(st);
 		return r;
 	}
-	if ((r = step_done(db, st, "rewrapping object")) == 0 && sqlite3_changes(db) == 0) {
+	if ((r = sq_step_done(db, st, "rewrapping object")) == 0 && sqlite3_changes(db) == 0) {
 		r = KEEL_STORE_E_NOT_FOUND;
 	}
 	return r;
@@ -1010,10 +1015,10 @@ static int sq_rotation_get(struct keel_store_txn *tb, struct keel_store_rotation
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = prepare(db,
-			 "SELECT target, started, finished, total, done, cursor"
-			 " FROM crk_rotation WHERE id = 1",
-			 &st)) != 0) {
+	if ((r = sq_prepare(db,
+			    "SELECT target, started, finished, total, done, cursor"
+			    " FROM crk_rotation WHERE id = 1",
+			    &st)) != 0) {
 		return r;
 	}
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1037,11 +1042,11 @@ static int sq_rotation_put(struct keel_store_txn *tb, const struct keel_store_ro
 	sqlite3_stmt *st = NULL;
 	int r, rc = SQLITE_OK;
 
-	if ((r = prepare(db,
-			 "INSERT OR REPLACE INTO crk_rotation"
-			 " (id, target, started, finished, total, done, cursor)"
-			 " VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
-			 &st)) != 0) {
+	if ((r = sq_prepare(db,
+			    "INSERT OR REPLACE INTO crk_rotation"
+			    " (id, target, started, finished, total, done, cursor)"
+			    " VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
+			    &st)) != 0) {
 		return r;
 	}
 	for (int i = 0; i < 6 && rc == SQLITE_OK; i++) {
@@ -1051,7 +1056,7 @@ static int sq_rotation_put(struct keel_store_txn *tb, const struct keel_store_ro
 		sqlite3_finalize(st);
 		return r;
 	}
-	return step_done(db, st, "writing rotation");
+	return sq_step_done(db, st, "writing rotation");
 }
 
 /* ---- Images: backup and restore ------------------------------------------ */
@@ -1124,7 +1129,7 @@ static int quick_check(sqlite3 *db)
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = prepare(db, "PRAGMA quick_check", &st)) != 0) {
+	if ((r = sq_prepare(db, "PRAGMA quick_check", &st)) != 0) {
 		return KEEL_STORE_E_SCHEMA;
 	}
 	if (sqlite3_step(st) != SQLITE_ROW ||
@@ -1200,6 +1205,7 @@ int keel_store_image_inspect(const uint8_t *image, size_t len, struct keel_store
 
 static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len)
 {
+	struct sq_store *q = (struct sq_store *)s;
 	sqlite3 *src = NULL;
 	struct sq_txn *t;
 	int version, r;
@@ -1208,10 +1214,14 @@ static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len)
 		sqlite3_close(src);
 		return r;
 	}
-	t = take_conn((struct sq_store *)s);
+	t = take_conn(q);
+	/* The audit chain is the image's now: forget the cached head. */
+	pthread_mutex_lock(&q->head_lock);
 	if ((r = copy_db(t->db, src, "restoring the image")) == 0) {
 		keel_info("store: restored an image of schema version %d", version);
 	}
+	q->head.valid = false;
+	pthread_mutex_unlock(&q->head_lock);
 	give_conn(t);
 	sqlite3_close(src);
 	return r;
@@ -1242,4 +1252,10 @@ static const struct keel_store_ops sq_ops = {
     .rotation_put = sq_rotation_put,
     .snapshot = sq_snapshot,
     .restore = sq_restore,
+    .audit_scan = sq_audit_scan,
+    .audit_verify = sq_audit_verify,
+    .grant_put = sq_grant_put,
+    .grant_delete = sq_grant_delete,
+    .grant_level = sq_grant_level,
+    .grant_list = sq_grant_list,
 };

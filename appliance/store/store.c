@@ -64,7 +64,12 @@ void keel_store_close(struct keel_store *s)
 
 int keel_store_begin(struct keel_store *s, struct keel_store_txn **out_txn)
 {
-	return s->ops->begin(s, out_txn);
+	return s->ops->begin(s, false, out_txn);
+}
+
+int keel_store_begin_read(struct keel_store *s, struct keel_store_txn **out_txn)
+{
+	return s->ops->begin(s, true, out_txn);
 }
 
 int keel_store_commit(struct keel_store_txn *t)
@@ -105,7 +110,7 @@ int keel_store_object_put(struct keel_store_txn *t, const struct keel_store_obje
 int keel_store_object_get(struct keel_store_txn *t, const char *uid, const char *owner,
 			  struct keel_store_object *out)
 {
-	if (uid == NULL || owner == NULL || strlen(uid) > KEEL_STORE_UID_MAX) {
+	if (uid == NULL || strlen(uid) > KEEL_STORE_UID_MAX) {
 		return KEEL_STORE_E_NOT_FOUND;
 	}
 	return t->store->ops->object_get(t, uid, owner, out);
@@ -147,7 +152,7 @@ int keel_store_attr_delete(struct keel_store_txn *t, const char *uid, const char
 int keel_store_locate(struct keel_store_txn *t, const struct keel_store_query *q, char ***out_uids,
 		      size_t *out_num)
 {
-	if (q->owner == NULL) {
+	if (q->owner == NULL && !q->any_owner) {
 		return KEEL_STORE_E_INVAL;
 	}
 	return t->store->ops->locate(t, q, out_uids, out_num);
@@ -216,4 +221,57 @@ int keel_store_restore(struct keel_store *s, const uint8_t *image, size_t len)
 		return KEEL_STORE_E_INVAL;
 	}
 	return s->ops->restore(s, image, len);
+}
+
+int keel_store_audit_scan(struct keel_store_txn *t, const struct keel_store_audit_filter *f,
+			  keel_store_audit_fn fn, void *ctx)
+{
+	return t->store->ops->audit_scan(t, f, fn, ctx);
+}
+
+int keel_store_audit_verify(struct keel_store_txn *t, struct keel_store_audit_check *out)
+{
+	memset(out, 0, sizeof(*out));
+	return t->store->ops->audit_verify(t, out);
+}
+
+/* Both halves of a grant's key are needed; |uid| "" is the owner-wide grant. */
+static bool grant_key_ok(const char *owner, const char *uid, const char *grantee)
+{
+	return owner != NULL && owner[0] != '\0' && uid != NULL &&
+	       strlen(uid) <= KEEL_STORE_UID_MAX && grantee != NULL && grantee[0] != '\0';
+}
+
+int keel_store_grant_put(struct keel_store_txn *t, const struct keel_store_grant *g)
+{
+	if (!grant_key_ok(g->owner, g->uid, g->grantee) || g->level == 0 ||
+	    strcmp(g->owner, g->grantee) == 0) {
+		return KEEL_STORE_E_INVAL;
+	}
+	return t->store->ops->grant_put(t, g);
+}
+
+int keel_store_grant_delete(struct keel_store_txn *t, const char *owner, const char *uid,
+			    const char *grantee)
+{
+	if (!grant_key_ok(owner, uid, grantee)) {
+		return KEEL_STORE_E_INVAL;
+	}
+	return t->store->ops->grant_delete(t, owner, uid, grantee);
+}
+
+int keel_store_grant_level(struct keel_store_txn *t, const char *owner, const char *uid,
+			   const char *grantee, uint32_t *out_level)
+{
+	*out_level = 0;
+	if (!grant_key_ok(owner, uid, grantee)) {
+		return KEEL_STORE_E_INVAL;
+	}
+	return t->store->ops->grant_level(t, owner, uid, grantee, out_level);
+}
+
+int keel_store_grant_list(struct keel_store_txn *t, const char *owner, const char *grantee,
+			  struct keel_store_grant **out_grants, size_t *out_num)
+{
+	return t->store->ops->grant_list(t, owner, grantee, out_grants, out_num);
 }

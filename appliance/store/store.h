@@ -38,6 +38,8 @@ const char *keel_store_strerror(int err);
 
 #define KEEL_STORE_UID_MAX   128 /* longest Unique Identifier kept */
 #define KEEL_STORE_OWNER_MAX 65	 /* SHA-256 hex and NUL */
+#define KEEL_STORE_ACTOR_MAX 129 /* who acted: a client fingerprint or an admin's name, and NUL */
+#define KEEL_STORE_HASH_LEN  32	 /* SHA-256, the audit chain's hash */
 
 /* One managed object's row. Dates are POSIX seconds, 0 when not set. */
 struct keel_store_object {
@@ -108,9 +110,17 @@ struct keel_store_date_range {
 	bool unset;
 };
 
+/*
+ * Whose objects a query sees: those of |owner|, plus, when |grantee| is set,
+ * those granted to |grantee| (keel_store_grant_put). With |any_owner| (an
+ * administrator's search) every object; |owner| then narrows it if not NULL.
+ * Neither |owner| nor |any_owner|: KEEL_STORE_E_INVAL, never "everything".
+ */
 struct keel_store_query {
-	const char *owner; /* required: a client only ever finds its own objects */
-	const char *uid;   /* NULL: any */
+	const char *owner;
+	const char *grantee;
+	bool any_owner;
+	const char *uid; /* NULL: any */
 	bool has_object_type, has_state;
 	uint32_t object_type, state;
 	const struct keel_store_filter *filters;
@@ -121,14 +131,71 @@ struct keel_store_query {
 	size_t max_items; /* 0: no limit */
 };
 
-/* An audit row: who did what to which object, and how it ended. No secrets. */
+/*
+ * An audit row: who did what to which object, and how it ended. No secrets.
+ * |id| and |hash| are the store's: set when a row is read, ignored on append.
+ * Administrators' actions carry their name in |client| and their arguments
+ * (grantee, revocation reason) in |detail|.
+ */
 struct keel_store_audit {
+	int64_t id;
 	int64_t time;
-	const char *client; /* fingerprint hex */
-	uint32_t operation;
-	const char *uid; /* may be NULL */
+	const char *client; /* fingerprint hex, or an administrator */
+	uint32_t operation; /* KMIP_OPERATION_*, or KEEL_AUDIT_OP_* for admin-only actions */
+	const char *uid;    /* may be NULL */
 	uint32_t result_status;
 	uint32_t result_reason; /* 0 on success */
+	const char *detail;	/* may be NULL */
+	uint8_t hash[KEEL_STORE_HASH_LEN];
+};
+
+/* Operations only administrators perform, in KMIP's extension range (KMIP 1.4 §9.1.3.2.27). */
+enum {
+	KEEL_AUDIT_OP_GRANT = 0x8000a001,
+	KEEL_AUDIT_OP_REVOKE_GRANT = 0x8000a002,
+};
+
+/* Which audit rows keel_store_audit_scan visits; zero fields do not filter. */
+struct keel_store_audit_filter {
+	const char *client;
+	const char *uid;
+	bool has_operation;
+	uint32_t operation;
+	int64_t since, until; /* time in [since, until]; 0: open */
+	size_t limit;	      /* 0: no limit */
+};
+
+/* Called per row, newest first; the row's strings live until it returns. Non-zero stops. */
+typedef int (*keel_store_audit_fn)(void *ctx, const struct keel_store_audit *row);
+
+/* What keel_store_audit_verify found. */
+enum keel_store_audit_fault {
+	KEEL_AUDIT_INTACT = 0,
+	KEEL_AUDIT_ALTERED,   /* the row's hash is not SHA-256(previous hash || the row) */
+	KEEL_AUDIT_MISSING,   /* rows between two present ones were deleted */
+	KEEL_AUDIT_TRUNCATED, /* the newest rows were deleted */
+};
+
+struct keel_store_audit_check {
+	int64_t num_rows;		   /* rows read */
+	int64_t num_bad;		   /* rows found altered, plus gaps */
+	enum keel_store_audit_fault fault; /* of the first bad record */
+	int64_t first_bad_id; /* the first bad record's id (a missing one's, if deleted) */
+};
+
+/*
+ * A grant (ARCHITECTURE.md "Clients and certificates"): |grantee| may use
+ * object |uid| of |owner|, or, with |uid| "", every object |owner| has or will
+ * have. |level| is the engine's to interpret (engine/manage.h); the store only
+ * keeps the highest one that applies.
+ */
+struct keel_store_grant {
+	char owner[KEEL_STORE_OWNER_MAX];
+	char uid[KEEL_STORE_UID_MAX + 1];
+	char grantee[KEEL_STORE_OWNER_MAX];
+	uint32_t level;
+	char granted_by[KEEL_STORE_ACTOR_MAX];
+	int64_t time;
 };
 
 struct keel_store;     /* opaque */
@@ -153,6 +220,12 @@ void keel_store_close(struct keel_store *s);
  * keel_store_rollback, which both hand the connection back.
  */
 int keel_store_begin(struct keel_store *s, struct keel_store_txn **out_txn) KEEL_STORE_WUR;
+/*
+ * Begins a read-only transaction on a snapshot: it never blocks writers, so
+ * long scans (audit verification, an administrator's search) use it. Writes in
+ * it fail. Ends like any other.
+ */
+int keel_store_begin_read(struct keel_store *s, struct keel_store_txn **out_txn) KEEL_STORE_WUR;
 /* Commits durably. On failure the transaction is rolled back. */
 int keel_store_commit(struct keel_store_txn *t) KEEL_STORE_WUR;
 void keel_store_rollback(struct keel_store_txn *t);
@@ -168,6 +241,8 @@ int keel_store_object_put(struct keel_store_txn *t,
 /*
  * Reads the object |uid| of |owner| into *out (cleanup with
  * keel_store_object_cleanup). Another owner's object is KEEL_STORE_E_NOT_FOUND.
+ * A NULL |owner| reads whoever owns it: for the engine's own authorisation
+ * (grants) and administrators.
  */
 int keel_store_object_get(struct keel_store_txn *t, const char *uid, const char *owner,
 			  struct keel_store_object *out) KEEL_STORE_WUR;
@@ -195,9 +270,37 @@ int keel_store_locate(struct keel_store_txn *t, const struct keel_store_query *q
 		      size_t *out_num) KEEL_STORE_WUR;
 void keel_store_uids_free(char **uids, size_t num);
 
-/* Appends an audit row in the transaction, so it commits or vanishes with the change. */
+/*
+ * Appends an audit row in the transaction, so it commits or vanishes with the
+ * change, and chains it: hash = SHA-256(previous row's hash || canonical row)
+ * (keel_store_audit_hash). The chain head is cached, so an append costs one
+ * INSERT; the cache is read only under the write lock every transaction
+ * takes, and republished as its transaction commits, so concurrent
+ * transactions (which the store serialises as writers) chain in commit order.
+ */
 int keel_store_audit_append(struct keel_store_txn *t,
 			    const struct keel_store_audit *a) KEEL_STORE_WUR;
+/* Visits the rows |f| selects, newest first, until |fn| returns non-zero. */
+int keel_store_audit_scan(struct keel_store_txn *t, const struct keel_store_audit_filter *f,
+			  keel_store_audit_fn fn, void *ctx) KEEL_STORE_WUR;
+/*
+ * Recomputes the whole chain, oldest first, into *out. Returns 0 whether or
+ * not the chain is intact (out->fault says); an error only when it could not
+ * be read. A chain is only as strong as its newest hash: whoever can rewrite
+ * every later row and their hashes can forge it, which keeping a copy of the
+ * head elsewhere (keelctl audit show --json) detects.
+ */
+int keel_store_audit_verify(struct keel_store_txn *t,
+			    struct keel_store_audit_check *out) KEEL_STORE_WUR;
+/*
+ * The chain's hash of row |a| after |prev| (KEEL_STORE_HASH_LEN zero bytes
+ * before the first row). The canonical row, in this order: id, time as
+ * 8-byte big-endian; client; operation as 4 bytes; uid; result status and
+ * reason as 4 bytes each; detail; each string as a 4-byte big-endian length
+ * and its bytes, a NULL one as the length 0xffffffff alone.
+ */
+int keel_store_audit_hash(const uint8_t prev[KEEL_STORE_HASH_LEN], const struct keel_store_audit *a,
+			  uint8_t out[KEEL_STORE_HASH_LEN]) KEEL_STORE_WUR;
 /* Number of audit rows (for tests and metrics). */
 int keel_store_audit_count(struct keel_store_txn *t, int64_t *out_count) KEEL_STORE_WUR;
 
@@ -282,5 +385,21 @@ int keel_store_image_inspect(const uint8_t *image, size_t len,
  * new content, never a mix.
  */
 int keel_store_restore(struct keel_store *s, const uint8_t *image, size_t len) KEEL_STORE_WUR;
+
+/*
+ * Grants. put adds |g| or, when (owner, uid, grantee) is already granted,
+ * replaces its level, granter and time. delete removes one;
+ * KEEL_STORE_E_NOT_FOUND if there is none. A grant on an object goes with
+ * the object's row (keel_store_object_delete).
+ */
+int keel_store_grant_put(struct keel_store_txn *t, const struct keel_store_grant *g) KEEL_STORE_WUR;
+int keel_store_grant_delete(struct keel_store_txn *t, const char *owner, const char *uid,
+			    const char *grantee) KEEL_STORE_WUR;
+/* The highest level granted to |grantee| on |uid| of |owner|, directly or owner-wide; 0: none. */
+int keel_store_grant_level(struct keel_store_txn *t, const char *owner, const char *uid,
+			   const char *grantee, uint32_t *out_level) KEEL_STORE_WUR;
+/* Grants of |owner| and to |grantee| (NULL: any), oldest first; free() the array. */
+int keel_store_grant_list(struct keel_store_txn *t, const char *owner, const char *grantee,
+			  struct keel_store_grant **out_grants, size_t *out_num) KEEL_STORE_WUR;
 
 #endif

@@ -11,7 +11,7 @@
 struct keel_store_ops {
 	void (*close)(struct keel_store *s);
 	int (*schema_version)(struct keel_store *s, int *out_version);
-	int (*begin)(struct keel_store *s, struct keel_store_txn **out_txn);
+	int (*begin)(struct keel_store *s, bool read_only, struct keel_store_txn **out_txn);
 	int (*commit)(struct keel_store_txn *t);
 	void (*rollback)(struct keel_store_txn *t);
 	int (*savepoint)(struct keel_store_txn *t, int what);
@@ -42,6 +42,16 @@ struct keel_store_ops {
 	int (*rotation_put)(struct keel_store_txn *t, const struct keel_store_rotation *r);
 	int (*snapshot)(struct keel_store *s, uint8_t **out_image, size_t *out_len);
 	int (*restore)(struct keel_store *s, const uint8_t *image, size_t len);
+	int (*audit_scan)(struct keel_store_txn *t, const struct keel_store_audit_filter *f,
+			  keel_store_audit_fn fn, void *ctx);
+	int (*audit_verify)(struct keel_store_txn *t, struct keel_store_audit_check *out);
+	int (*grant_put)(struct keel_store_txn *t, const struct keel_store_grant *g);
+	int (*grant_delete)(struct keel_store_txn *t, const char *owner, const char *uid,
+			    const char *grantee);
+	int (*grant_level)(struct keel_store_txn *t, const char *owner, const char *uid,
+			   const char *grantee, uint32_t *out_level);
+	int (*grant_list)(struct keel_store_txn *t, const char *owner, const char *grantee,
+			  struct keel_store_grant **out_grants, size_t *out_num);
 };
 
 /* What keel_store_savepoint* ask of the backend. */

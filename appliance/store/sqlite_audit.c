@@ -1,0 +1,316 @@
+/*
+ * The audit trail in SQLite: appends chained by hash (store.h,
+ * keel_store_audit_append), scans for keelctl audit show, and verification.
+ *
+ * The chain head (newest id and hash) is cached in struct sq_store and
+ * copied into a transaction at its first append, so an append costs the
+ * hash and one INSERT. Every writing transaction holds SQLite's write lock
+ * from BEGIN IMMEDIATE to COMMIT, so writers, and thus appends, are
+ * serialised; the head lock held across COMMIT and publication closes the
+ * window between one writer's COMMIT and the next writer's read of the
+ * cache. A savepoint rolled back, or a commit that failed, leaves the head
+ * to be read again from the table.
+ */
+#include "sqlite_int.h"
+
+#include <string.h>
+
+#define AUDIT_COLS "id, time, client, operation, uid, result_status, result_reason, detail, hash"
+
+/* The newest row's id and hash, from the table (no rows: id 0, zero hash). */
+static int read_head(sqlite3 *db, struct sq_head *out)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = sq_prepare(db, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", &st)) != 0) {
+		return r;
+	}
+	memset(out, 0, sizeof(*out));
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		out->id = sqlite3_column_int64(st, 0);
+		if (sqlite3_column_bytes(st, 1) == KEEL_STORE_HASH_LEN) {
+			memcpy(out->hash, sqlite3_column_blob(st, 1), KEEL_STORE_HASH_LEN);
+		}
+	} else if (rc != SQLITE_DONE) {
+		r = sq_err(db, rc, "reading the audit chain head");
+	}
+	sqlite3_finalize(st);
+	out->valid = r == 0;
+	return r;
+}
+
+/*
+ * The head this transaction appends after: its own, else the store's (only
+ * before its own first append: after that the store's is older), else the
+ * table's.
+ */
+static int txn_head(struct sq_txn *t)
+{
+	struct sq_store *q = (struct sq_store *)t->base.store;
+
+	if (t->head.valid) {
+		return 0;
+	}
+	if (!t->appended) {
+		pthread_mutex_lock(&q->head_lock);
+		t->head = q->head;
+		pthread_mutex_unlock(&q->head_lock);
+	}
+	return t->head.valid ? 0 : read_head(t->db, &t->head);
+}
+
+static int bind_row(sqlite3_stmt *st, const struct keel_store_audit *a)
+{
+	int rc = sqlite3_bind_int64(st, 1, a->id);
+
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 2, a->time);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 3, a->client, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 4, a->operation);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 5, a->uid, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 6, a->result_status);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 7, a->result_reason);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 8, a->detail, -1, SQLITE_STATIC);
+	return rc != SQLITE_OK
+		   ? rc
+		   : sqlite3_bind_blob(st, 9, a->hash, KEEL_STORE_HASH_LEN, SQLITE_STATIC);
+}
+
+int sq_audit_append(struct keel_store_txn *tb, const struct keel_store_audit *a)
+{
+	struct sq_txn *t = (struct sq_txn *)tb;
+	struct keel_store_audit row = *a;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if (a->client == NULL) {
+		return KEEL_STORE_E_INVAL;
+	}
+	if ((r = txn_head(t)) != 0) {
+		return r;
+	}
+	/* The id is chosen here, not by SQLite, because the hash covers it. */
+	row.id = t->head.id + 1;
+	if ((r = keel_store_audit_hash(t->head.hash, &row, row.hash)) != 0 ||
+	    (r = sq_prepare(t->db,
+			    "INSERT INTO audit (" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5,"
+			    " ?6, ?7, ?8, ?9)",
+			    &st)) != 0) {
+		return r;
+	}
+	if ((r = sq_err(t->db, bind_row(st, &row), "bind")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	if ((r = sq_step_done(t->db, st, "appending audit row")) != 0) {
+		t->head.valid = false;
+		return r;
+	}
+	t->head.id = row.id;
+	memcpy(t->head.hash, row.hash, KEEL_STORE_HASH_LEN);
+	t->appended = true;
+	return 0;
+}
+
+int sq_audit_commit(struct sq_txn *t)
+{
+	struct sq_store *q = (struct sq_store *)t->base.store;
+	int r;
+
+	if (!t->appended) {
+		return sq_exec(t->db, "COMMIT");
+	}
+	pthread_mutex_lock(&q->head_lock);
+	r = sq_exec(t->db, "COMMIT");
+	/* On failure the row may or may not be there: let the next writer read it. */
+	q->head = t->head;
+	q->head.valid = r == 0 && t->head.valid;
+	pthread_mutex_unlock(&q->head_lock);
+	return r;
+}
+
+int sq_audit_count(struct keel_store_txn *tb, int64_t *out_count)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = sq_prepare(db, "SELECT COUNT(*) FROM audit", &st)) != 0) {
+		return r;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*out_count = sqlite3_column_int64(st, 0);
+	} else {
+		r = sq_err(db, sqlite3_errcode(db), "counting audit rows");
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* The current row of an AUDIT_COLS statement; strings valid until the next step. */
+static void read_row(sqlite3_stmt *st, struct keel_store_audit *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->id = sqlite3_column_int64(st, 0);
+	a->time = sqlite3_column_int64(st, 1);
+	a->client = (const char *)sqlite3_column_text(st, 2);
+	a->operation = (uint32_t)sqlite3_column_int64(st, 3);
+	a->uid = (const char *)sqlite3_column_text(st, 4);
+	a->result_status = (uint32_t)sqlite3_column_int64(st, 5);
+	a->result_reason = (uint32_t)sqlite3_column_int64(st, 6);
+	a->detail = (const char *)sqlite3_column_text(st, 7);
+	if (sqlite3_column_bytes(st, 8) == KEEL_STORE_HASH_LEN) {
+		memcpy(a->hash, sqlite3_column_blob(st, 8), KEEL_STORE_HASH_LEN);
+	}
+}
+
+static int bind_filter(sqlite3_stmt *st, const struct keel_store_audit_filter *f)
+{
+	int rc = sqlite3_bind_text(st, 1, f->client, -1, SQLITE_STATIC);
+
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 2, f->uid, -1, SQLITE_STATIC);
+	if (rc == SQLITE_OK && f->has_operation) {
+		rc = sqlite3_bind_int64(st, 3, f->operation);
+	}
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 4, f->since);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 5, f->until != 0 ? f->until : INT64_MAX);
+	return rc != SQLITE_OK ? rc
+			       : sqlite3_bind_int64(st, 6, f->limit != 0 ? (int64_t)f->limit : -1);
+}
+
+int sq_audit_scan(struct keel_store_txn *tb, const struct keel_store_audit_filter *f,
+		  keel_store_audit_fn fn, void *ctx)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct keel_store_audit row;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = sq_prepare(db,
+			    "SELECT " AUDIT_COLS " FROM audit WHERE (?1 IS NULL OR client = ?1)"
+			    " AND (?2 IS NULL OR uid = ?2) AND (?3 IS NULL OR operation = ?3)"
+			    " AND time BETWEEN ?4 AND ?5 ORDER BY id DESC LIMIT ?6",
+			    &st)) != 0) {
+		return r;
+	}
+	if ((r = sq_err(db, bind_filter(st, f), "bind")) != 0) {
+		goto out;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_row(st, &row);
+		if (fn(ctx, &row) != 0) {
+			break;
+		}
+	}
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		r = sq_err(db, rc, "reading audit rows");
+	}
+out:
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Notes a fault; only the first one is named. */
+static void fault(struct keel_store_audit_check *out, enum keel_store_audit_fault what, int64_t id)
+{
+	if (out->fault == KEEL_AUDIT_INTACT) {
+		out->fault = what;
+		out->first_bad_id = id;
+	}
+	out->num_bad++;
+}
+
+/* Checks one row against the chain so far; |prev| moves on to its stored hash. */
+static int check_row(const struct keel_store_audit *a, struct sq_head *prev,
+		     struct keel_store_audit_check *out)
+{
+	uint8_t want[KEEL_STORE_HASH_LEN];
+	int r;
+
+	if (a->id != prev->id + 1) {
+		fault(out, KEEL_AUDIT_MISSING, prev->id + 1);
+	}
+	if ((r = keel_store_audit_hash(prev->hash, a, want)) != 0) {
+		return r;
+	}
+	/* A deleted row also breaks its successor's hash: one fault, not two. */
+	if (memcmp(want, a->hash, sizeof(want)) != 0 && a->id == prev->id + 1) {
+		fault(out, KEEL_AUDIT_ALTERED, a->id);
+	}
+	prev->id = a->id;
+	memcpy(prev->hash, a->hash, sizeof(prev->hash));
+	out->num_rows++;
+	return 0;
+}
+
+/* Rows removed from the end leave AUTOINCREMENT's high-water mark behind. */
+static int check_tail(sqlite3 *db, int64_t last_id, struct keel_store_audit_check *out)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = sq_prepare(db, "SELECT seq FROM sqlite_sequence WHERE name = 'audit'", &st)) !=
+	    0) {
+		return r;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) > last_id) {
+		fault(out, KEEL_AUDIT_TRUNCATED, last_id + 1);
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int sq_audit_verify(struct keel_store_txn *tb, struct keel_store_audit_check *out)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_head prev = {.valid = true};
+	struct keel_store_audit row;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = sq_prepare(db, "SELECT " AUDIT_COLS " FROM audit ORDER BY id", &st)) != 0) {
+		return r;
+	}
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_row(st, &row);
+		r = check_row(&row, &prev, out);
+	}
+	if (r == 0 && rc != SQLITE_DONE) {
+		r = sq_err(db, rc, "reading audit rows");
+	}
+	sqlite3_finalize(st);
+	return r != 0 ? r : check_tail(db, prev.id, out);
+}
+
+int sq_audit_chain_existing(sqlite3 *db)
+{
+	struct sq_head prev = {.valid = true};
+	struct keel_store_audit row;
+	sqlite3_stmt *st = NULL, *up = NULL;
+	int r, rc;
+
+	if ((r = sq_prepare(db, "SELECT " AUDIT_COLS " FROM audit ORDER BY id", &st)) != 0 ||
+	    (r = sq_prepare(db, "UPDATE audit SET hash = ?2 WHERE id = ?1", &up)) != 0) {
+		goto out;
+	}
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_row(st, &row);
+		if ((r = keel_store_audit_hash(prev.hash, &row, prev.hash)) != 0) {
+			break;
+		}
+		rc = sqlite3_bind_int64(up, 1, row.id);
+		rc = rc != SQLITE_OK
+			 ? rc
+			 : sqlite3_bind_blob(up, 2, prev.hash, sizeof(prev.hash), SQLITE_STATIC);
+		rc = rc != SQLITE_OK ? rc : sqlite3_step(up);
+		r = sq_err(db, rc, "chaining audit rows");
+		sqlite3_reset(up);
+	}
+	if (r == 0 && rc != SQLITE_DONE) {
+		r = sq_err(db, rc, "reading audit rows");
+	}
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
+	return r;
+}

@@ -1,0 +1,79 @@
+/*
+ * Inside the SQLite backend: the connection pool's handles and the helpers
+ * that translate SQLite's result codes, shared by sqlite.c (objects,
+ * attributes, Locate), sqlite_audit.c (the audit chain) and sqlite_grants.c.
+ */
+#ifndef KEEL_SQLITE_INT_H
+#define KEEL_SQLITE_INT_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+#include "store_int.h"
+
+/* The audit chain's newest row, as far as one holder knows it. */
+struct sq_head {
+	bool valid;
+	int64_t id;
+	uint8_t hash[KEEL_STORE_HASH_LEN];
+};
+
+struct sq_txn {
+	struct keel_store_txn base; /* first: store.c sees only this */
+	sqlite3 *db;
+	unsigned depth; /* open savepoints */
+	bool busy;	/* handed out */
+	bool appended;	/* audit rows written: commit publishes |head| */
+	struct sq_head head;
+};
+
+struct sq_store {
+	struct keel_store base;
+	pthread_mutex_t lock;
+	pthread_cond_t freed;
+	unsigned num_conns;
+	struct sq_txn *conns;
+	/*
+	 * The chain head as of the last commit that appended to it. Held across
+	 * such a commit and its publication, so a writer that begins next (it
+	 * can only begin once that commit released SQLite's write lock) reads
+	 * the head that commit left, never an older one.
+	 */
+	pthread_mutex_t head_lock;
+	struct sq_head head;
+};
+
+/* The one translation of SQLite's result codes; logs |what| on failure. */
+int sq_err(sqlite3 *db, int rc, const char *what);
+int sq_exec(sqlite3 *db, const char *sql);
+int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
+/* Runs a statement that returns no rows; finalizes it. */
+int sq_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what);
+/* Copies column |col| (a blob) to a malloc'd buffer; NULL for SQL NULL. */
+int sq_copy_blob(sqlite3_stmt *st, int col, uint8_t **out, size_t *out_len);
+
+/* sqlite_audit.c */
+int sq_audit_append(struct keel_store_txn *t, const struct keel_store_audit *a);
+int sq_audit_count(struct keel_store_txn *t, int64_t *out_count);
+int sq_audit_scan(struct keel_store_txn *t, const struct keel_store_audit_filter *f,
+		  keel_store_audit_fn fn, void *ctx);
+int sq_audit_verify(struct keel_store_txn *t, struct keel_store_audit_check *out);
+/* Migration step: chains the rows written before the chain existed. */
+int sq_audit_chain_existing(sqlite3 *db);
+/* Commits |t|, publishing its chain head if it appended (see struct sq_store). */
+int sq_audit_commit(struct sq_txn *t);
+
+/* sqlite_grants.c */
+int sq_grant_put(struct keel_store_txn *t, const struct keel_store_grant *g);
+int sq_grant_delete(struct keel_store_txn *t, const char *owner, const char *uid,
+		    const char *grantee);
+int sq_grant_level(struct keel_store_txn *t, const char *owner, const char *uid,
+		   const char *grantee, uint32_t *out_level);
+int sq_grant_list(struct keel_store_txn *t, const char *owner, const char *grantee,
+		  struct keel_store_grant **out_grants, size_t *out_num);
+/* The Locate condition "visible to grantee ?" for objects aliased o. */
+#define SQ_GRANTED_SQL                                                                             \
+	"EXISTS (SELECT 1 FROM grants g WHERE g.grantee = ? AND g.owner = o.owner"                 \
+	" AND g.uid IN ('', o.uid))"
+
+#endif

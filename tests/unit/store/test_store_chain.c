@@ -1,0 +1,367 @@
+/*
+ * Grants and the audit hash chain in the SQLite store: grants widen what a
+ * query and a read see and go with their object; the chain verifies intact
+ * after appends, savepoint rollbacks, concurrent writers and reopening, rows
+ * written before the chain existed are chained by the migration, and a row
+ * altered, deleted or added with the sqlite3 library is named.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store.h"
+
+struct fx {
+	char dir[64];
+	char path[128];
+	struct keel_store *s;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/keel-chain-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/keel.db", f->dir);
+	assert_int_equal(keel_store_open_sqlite(f->path, 3, &f->s), 0);
+	*state = f;
+	return 0;
+}
+
+static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	keel_store_close(f->s);
+	nftw(f->dir, rm_entry, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+static void put_object(struct keel_store_txn *t, const char *uid, const char *owner)
+{
+	struct keel_store_object o = {.object_type = 2, .state = 1};
+
+	snprintf(o.uid, sizeof(o.uid), "%s", uid);
+	snprintf(o.owner, sizeof(o.owner), "%s", owner);
+	assert_int_equal(keel_store_object_put(t, &o), 0);
+}
+
+static void grant(struct keel_store_txn *t, const char *owner, const char *uid, const char *grantee,
+		  uint32_t level)
+{
+	struct keel_store_grant g = {.level = level, .time = 7};
+
+	snprintf(g.owner, sizeof(g.owner), "%s", owner);
+	snprintf(g.uid, sizeof(g.uid), "%s", uid);
+	snprintf(g.grantee, sizeof(g.grantee), "%s", grantee);
+	snprintf(g.granted_by, sizeof(g.granted_by), "admin:test");
+	assert_int_equal(keel_store_grant_put(t, &g), 0);
+}
+
+/* How many objects bb sees: its own and those granted to it. */
+static size_t visible_to_bb(struct keel_store_txn *t)
+{
+	struct keel_store_query q = {.owner = "bb", .grantee = "bb"};
+	char **uids;
+	size_t n;
+
+	assert_int_equal(keel_store_locate(t, &q, &uids, &n), 0);
+	keel_store_uids_free(uids, n);
+	return n;
+}
+
+static uint32_t level(struct keel_store_txn *t, const char *uid)
+{
+	uint32_t l = 99;
+
+	assert_int_equal(keel_store_grant_level(t, "aa", uid, "bb", &l), 0);
+	return l;
+}
+
+static void test_grants(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_query all = {.any_owner = true};
+	struct keel_store_object o;
+	struct keel_store_grant *gs;
+	struct keel_store_txn *t;
+	char **uids;
+	size_t n;
+
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	put_object(t, "a1", "aa");
+	put_object(t, "a2", "aa");
+	put_object(t, "b1", "bb");
+	assert_int_equal(visible_to_bb(t), 1);
+	assert_int_equal(level(t, "a1"), 0);
+	grant(t, "aa", "a1", "bb", 1);
+	assert_int_equal(visible_to_bb(t), 2);
+	assert_int_equal(level(t, "a1"), 1);
+	assert_int_equal(level(t, "a2"), 0);
+	/* Re-granting replaces the level; an owner-wide grant covers every object. */
+	grant(t, "aa", "a1", "bb", 2);
+	assert_int_equal(level(t, "a1"), 2);
+	grant(t, "aa", "", "bb", 1);
+	assert_int_equal(visible_to_bb(t), 3);
+	assert_int_equal(level(t, "a2"), 1);
+	assert_int_equal(level(t, "a1"), 2); /* the highest that applies */
+	assert_int_equal(keel_store_grant_list(t, "aa", NULL, &gs, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(gs[0].granted_by, "admin:test");
+	free(gs);
+	/* Nobody grants to themselves; an administrator's query sees all. */
+	struct keel_store_grant self = {.owner = "aa", .grantee = "aa", .level = 1};
+	assert_int_equal(keel_store_grant_put(t, &self), KEEL_STORE_E_INVAL);
+	assert_int_equal(keel_store_locate(t, &all, &uids, &n), 0);
+	assert_int_equal(n, 3);
+	keel_store_uids_free(uids, n);
+	assert_int_equal(keel_store_locate(t, &(struct keel_store_query){0}, &uids, &n),
+			 KEEL_STORE_E_INVAL);
+	assert_int_equal(keel_store_object_get(t, "a1", NULL, &o), 0);
+	assert_string_equal(o.owner, "aa");
+	keel_store_object_cleanup(&o);
+	/* Revoking, and deleting the object, take grants away. */
+	assert_int_equal(keel_store_grant_delete(t, "aa", "", "bb"), 0);
+	assert_int_equal(keel_store_grant_delete(t, "aa", "", "bb"), KEEL_STORE_E_NOT_FOUND);
+	assert_int_equal(visible_to_bb(t), 2);
+	assert_int_equal(keel_store_object_delete(t, "a1"), 0);
+	assert_int_equal(keel_store_grant_list(t, NULL, "bb", &gs, &n), 0);
+	assert_int_equal(n, 0);
+	free(gs);
+	assert_int_equal(keel_store_commit(t), 0);
+}
+
+static void append(struct keel_store_txn *t, const char *client, const char *uid)
+{
+	struct keel_store_audit a = {
+	    .time = 100, .client = client, .operation = 10, .uid = uid, .result_status = 0};
+
+	assert_int_equal(keel_store_audit_append(t, &a), 0);
+}
+
+static void append_committed(struct keel_store *s, int n)
+{
+	struct keel_store_txn *t;
+
+	for (int i = 0; i < n; i++) {
+		assert_int_equal(keel_store_begin(s, &t), 0);
+		append(t, "aa", "u");
+		assert_int_equal(keel_store_commit(t), 0);
+	}
+}
+
+static struct keel_store_audit_check verify(struct keel_store *s)
+{
+	struct keel_store_audit_check c;
+	struct keel_store_txn *t;
+
+	assert_int_equal(keel_store_begin_read(s, &t), 0);
+	assert_int_equal(keel_store_audit_verify(t, &c), 0);
+	keel_store_rollback(t);
+	return c;
+}
+
+static void sql(const char *path, const char *stmt)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, stmt, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void test_chain_intact(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_txn *t;
+	struct keel_store_audit_check c;
+
+	append_committed(f->s, 3);
+	/* A rolled-back transaction and a rolled-back savepoint leave no link behind. */
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	append(t, "aa", "gone");
+	keel_store_rollback(t);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	append(t, "aa", "kept");
+	assert_int_equal(keel_store_savepoint(t), 0);
+	append(t, "aa", "undone");
+	assert_int_equal(keel_store_savepoint_rollback(t), 0);
+	append(t, "aa", "kept too");
+	assert_int_equal(keel_store_commit(t), 0);
+	keel_store_close(f->s);
+	assert_int_equal(keel_store_open_sqlite(f->path, 3, &f->s), 0);
+	append_committed(f->s, 1);
+	c = verify(f->s);
+	assert_int_equal(c.fault, KEEL_AUDIT_INTACT);
+	assert_int_equal(c.num_rows, 6);
+	assert_int_equal(c.num_bad, 0);
+}
+
+struct scan_ctx {
+	int n;
+	int64_t first_id;
+};
+
+static int count_row(void *ctx, const struct keel_store_audit *row)
+{
+	struct scan_ctx *sc = ctx;
+
+	if (sc->n++ == 0) {
+		sc->first_id = row->id;
+	}
+	return 0;
+}
+
+static void test_scan_filters(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_audit_filter flt = {.client = "bb"};
+	struct scan_ctx sc = {0};
+	struct keel_store_txn *t;
+
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	append(t, "aa", "u1");
+	append(t, "bb", "u2");
+	append(t, "bb", "u3");
+	assert_int_equal(keel_store_audit_scan(t, &flt, count_row, &sc), 0);
+	assert_int_equal(sc.n, 2);
+	assert_int_equal(sc.first_id, 3); /* newest first */
+	flt = (struct keel_store_audit_filter){.uid = "u1", .has_operation = true, .operation = 10};
+	sc = (struct scan_ctx){0};
+	assert_int_equal(keel_store_audit_scan(t, &flt, count_row, &sc), 0);
+	assert_int_equal(sc.n, 1);
+	flt = (struct keel_store_audit_filter){.since = 101};
+	sc = (struct scan_ctx){0};
+	assert_int_equal(keel_store_audit_scan(t, &flt, count_row, &sc), 0);
+	assert_int_equal(sc.n, 0);
+	flt = (struct keel_store_audit_filter){.limit = 1};
+	assert_int_equal(keel_store_audit_scan(t, &flt, count_row, &sc), 0);
+	assert_int_equal(sc.n, 1);
+	keel_store_rollback(t);
+}
+
+static void test_chain_tampering(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_audit_check c;
+
+	append_committed(f->s, 10);
+	sql(f->path, "UPDATE audit SET result_status = 0, uid = 'other' WHERE id = 7");
+	sql(f->path, "DELETE FROM audit WHERE id = 4");
+	c = verify(f->s);
+	assert_int_equal(c.fault, KEEL_AUDIT_MISSING);
+	assert_int_equal(c.first_bad_id, 4);
+	assert_int_equal(c.num_bad, 2);
+	assert_int_equal(c.num_rows, 9);
+}
+
+static void test_chain_altered_and_inserted(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_audit_check c;
+
+	append_committed(f->s, 5);
+	sql(f->path, "UPDATE audit SET time = time + 1 WHERE id = 3");
+	c = verify(f->s);
+	assert_int_equal(c.fault, KEEL_AUDIT_ALTERED);
+	assert_int_equal(c.first_bad_id, 3);
+	sql(f->path, "UPDATE audit SET time = time - 1 WHERE id = 3");
+	assert_int_equal(verify(f->s).fault, KEEL_AUDIT_INTACT);
+	/* A forged row after the head, and a truncated tail. */
+	sql(f->path, "INSERT INTO audit (id, time, client, operation, result_status, result_reason,"
+		     " hash) VALUES (6, 1, 'x', 1, 0, 0, zeroblob(32))");
+	c = verify(f->s);
+	assert_int_equal(c.fault, KEEL_AUDIT_ALTERED);
+	assert_int_equal(c.first_bad_id, 6);
+	sql(f->path, "DELETE FROM audit WHERE id >= 5");
+	c = verify(f->s);
+	assert_int_equal(c.fault, KEEL_AUDIT_TRUNCATED);
+	assert_int_equal(c.first_bad_id, 5);
+}
+
+static void *writer(void *arg)
+{
+	append_committed(arg, 40);
+	return NULL;
+}
+
+/* Writers on several connections chain in commit order: the cached head never goes stale. */
+static void test_chain_concurrent(void **state)
+{
+	struct fx *f = *state;
+	pthread_t th[3];
+
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pthread_create(&th[i], NULL, writer, f->s), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	}
+	struct keel_store_audit_check c = verify(f->s);
+	assert_int_equal(c.fault, KEEL_AUDIT_INTACT);
+	assert_int_equal(c.num_rows, 120);
+}
+
+/* A version 1 database with audit rows: the migration chains them. */
+static void test_migration_chains_old_rows(void **state)
+{
+	struct fx *f = *state;
+	char old[160];
+	struct keel_store *s;
+	int v = 0;
+
+	snprintf(old, sizeof(old), "%s/old.db", f->dir);
+	sql(old, "CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL,"
+		 " applied INTEGER NOT NULL DEFAULT 0);"
+		 "INSERT INTO schema_version(version) VALUES (1);"
+		 "CREATE TABLE objects (uid TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL);"
+		 "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,"
+		 " client TEXT NOT NULL, operation INTEGER NOT NULL, uid TEXT,"
+		 " result_status INTEGER NOT NULL, result_reason INTEGER NOT NULL);"
+		 "INSERT INTO audit (time, client, operation, uid, result_status, result_reason)"
+		 " VALUES (1, 'aa', 1, 'u1', 0, 0), (2, 'aa', 10, NULL, 1, 8);");
+	assert_int_equal(keel_store_open_sqlite(old, 1, &s), 0);
+	assert_int_equal(keel_store_schema_version(s, &v), 0);
+	assert_true(v >= 3);
+	append_committed(s, 1);
+	struct keel_store_audit_check c = verify(s);
+	assert_int_equal(c.fault, KEEL_AUDIT_INTACT);
+	assert_int_equal(c.num_rows, 3);
+	keel_store_close(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_grants, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chain_intact, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scan_filters, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chain_tampering, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chain_altered_and_inserted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chain_concurrent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migration_chains_old_rows, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
