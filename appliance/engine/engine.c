@@ -177,6 +177,7 @@ static int run_item(struct eng_req *r, const struct kmip_request_batch_item *it,
 	if ((serr = keel_store_savepoint(r->txn)) != 0) {
 		return eng_store_err(r, serr, "savepoint");
 	}
+	r->grant_needed = op->grant;
 	err = op->fn(r, it->request_payload, out);
 	serr =
 	    err != 0 ? keel_store_savepoint_rollback(r->txn) : keel_store_savepoint_release(r->txn);

@@ -50,6 +50,7 @@ enum eng_err {
 	ENG_E_BAD_PARAMS = -118,	 /* Cryptographic Parameters that do not fit */
 	ENG_E_UNSUPPORTED_PARAMS = -119, /* Cryptographic Parameters we do not serve */
 	ENG_E_MULTI_VALUED = -120,	 /* Set Attribute on several instances (2.0 §6.1.52) */
+	ENG_E_PERMISSION = -121,	 /* a grantee's grant does not cover the operation */
 };
 
 /* What one batch item left for the audit trail. */
@@ -71,6 +72,8 @@ struct eng_req {
 	char placeholder[KEEL_STORE_UID_MAX + 1]; /* ID Placeholder (KMIP 1.4 §6.19.1) */
 	char uid[KEEL_STORE_UID_MAX + 1];	  /* object the current item touched */
 	const char *msg;			  /* Result Message of the current item's failure */
+	uint32_t grant_needed; /* lowest grant letting a non-owner run the item; 0: owner only */
+	bool admin;	       /* an administrator's action (manage.c): every object, any owner */
 	struct hsm_secret **secrets; /* plaintext to wipe after encoding (arena array) */
 	size_t num_secrets;
 	size_t cap_secrets;
@@ -170,9 +173,18 @@ int attr_encode_value(struct eng_req *r, const struct kmip_node *value, uint8_t 
 
 /* ---- lifecycle.c -------------------------------------------------------- */
 
-/* Loads |uid| (or the ID Placeholder when uid is NULL) owned by the requester. */
+/*
+ * Loads |uid| (or the ID Placeholder when uid is NULL) if the requester may
+ * run the current item on it: its owner, a grantee whose grant reaches
+ * r->grant_needed, or an administrator. Anyone else finds no such object
+ * (Item Not Found, so existence leaks to nobody); a grantee whose grant is too
+ * low gets Permission Denied.
+ */
 int eng_load(struct eng_req *r, const char *uid, size_t uid_len,
 	     struct keel_store_object *out) ENG_WUR;
+/* eng_load's check for an object the item names in another field (a wrapping key):
+ * returns an engine error without setting the item's message or UID. */
+int eng_load_object(struct eng_req *r, const char *uid, struct keel_store_object *out) ENG_WUR;
 int eng_activate(struct eng_req *r, struct keel_store_object *o) ENG_WUR;
 int eng_revoke(struct eng_req *r, struct keel_store_object *o, uint32_t reason,
 	       int64_t occurrence) ENG_WUR;
@@ -187,7 +199,7 @@ typedef int (*eng_op_fn)(struct eng_req *r, const void *req, void **out_resp);
 struct eng_op {
 	uint32_t operation;
 	eng_op_fn fn;
-	unsigned flags;
+	uint32_t grant; /* lowest grant letting a non-owner run it (manage.h); 0: owner only */
 };
 
 extern const struct eng_op eng_ops[];

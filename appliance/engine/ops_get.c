@@ -260,7 +260,8 @@ static int key_block(struct eng_req *r, const struct keel_store_object *o, uint3
 	return 0;
 }
 
-/* The client's wrapping key (§2.1.5): its own Active AES key with Wrap Key usage (§3.19). */
+/* The client's wrapping key (§2.1.5): an Active AES key with Wrap Key usage (§3.19) that
+ * it owns or may use (a grant of at least use: wrapping is using it). */
 static int load_wrapping_key(struct eng_req *r, const struct kmip_encryption_key_information *eki,
 			     struct hsm_secret **out)
 {
@@ -272,9 +273,8 @@ static int load_wrapping_key(struct eng_req *r, const struct kmip_encryption_key
 		return eng_fail(r, ENG_E_ITEM_NOT_FOUND, "wrapping key not found");
 	}
 	snprintf(uid, sizeof(uid), "%.*s", (int)eki->unique_identifier_len, eki->unique_identifier);
-	if ((err = keel_store_object_get(r->txn, uid, r->who->fingerprint_hex, &k)) != 0) {
-		return eng_fail(r, eng_store_err(r, err, "loading wrapping key"),
-				"wrapping key not found");
+	if ((err = eng_load_object(r, uid, &k)) != 0) {
+		return eng_fail(r, err, "wrapping key not found");
 	}
 	if (k.object_type != KMIP_OBJECT_TYPE_SYMMETRIC_KEY || k.blob == NULL ||
 	    (eng_stored_int(r, uid, "Cryptographic Usage Mask") &

@@ -1,5 +1,6 @@
 /* The operation table, Discover Versions (KMIP 1.4 §4.26) and Query (§4.25). */
 #include "engine_int.h"
+#include "manage.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -8,39 +9,43 @@
 #define KEEL_VERSION "0"
 #endif
 
-/* Flags: none yet; kept so policy (read/write, admin-only) has a place. */
+/*
+ * The operations, and the lowest grant that lets an identity other than the
+ * owner run each on an object (engine/manage.h says why); 0: the owner only,
+ * or an operation that touches no existing object.
+ */
 const struct eng_op eng_ops[] = {
     {KMIP_OPERATION_DISCOVER_VERSIONS, op_discover_versions, 0},
     {KMIP_OPERATION_QUERY, op_query, 0},
     {KMIP_OPERATION_CREATE, op_create, 0},
-    {KMIP_OPERATION_GET, op_get, 0},
-    {KMIP_OPERATION_GET_ATTRIBUTES, op_get_attributes, 0},
-    {KMIP_OPERATION_GET_ATTRIBUTE_LIST, op_get_attribute_list, 0},
-    {KMIP_OPERATION_ADD_ATTRIBUTE, op_add_attribute, 0},
-    {KMIP_OPERATION_MODIFY_ATTRIBUTE, op_modify_attribute, 0},
-    {KMIP_OPERATION_DELETE_ATTRIBUTE, op_delete_attribute, 0},
-    {KMIP_OPERATION_ACTIVATE, op_activate, 0},
-    {KMIP_OPERATION_REVOKE, op_revoke, 0},
+    {KMIP_OPERATION_GET, op_get, KEEL_GRANT_USE},
+    {KMIP_OPERATION_GET_ATTRIBUTES, op_get_attributes, KEEL_GRANT_USE},
+    {KMIP_OPERATION_GET_ATTRIBUTE_LIST, op_get_attribute_list, KEEL_GRANT_USE},
+    {KMIP_OPERATION_ADD_ATTRIBUTE, op_add_attribute, KEEL_GRANT_MANAGE},
+    {KMIP_OPERATION_MODIFY_ATTRIBUTE, op_modify_attribute, KEEL_GRANT_MANAGE},
+    {KMIP_OPERATION_DELETE_ATTRIBUTE, op_delete_attribute, KEEL_GRANT_MANAGE},
+    {KMIP_OPERATION_ACTIVATE, op_activate, KEEL_GRANT_MANAGE},
+    {KMIP_OPERATION_REVOKE, op_revoke, KEEL_GRANT_MANAGE},
     {KMIP_OPERATION_DESTROY, op_destroy, 0},
-    {KMIP_OPERATION_LOCATE, op_locate, 0},
-    {KMIP_OPERATION_CHECK, op_check, 0},
-    {KMIP_OPERATION_ENCRYPT, op_encrypt, 0},
-    {KMIP_OPERATION_DECRYPT, op_decrypt, 0},
-    {KMIP_OPERATION_MAC, op_mac, 0},
-    {KMIP_OPERATION_MAC_VERIFY, op_mac_verify, 0},
+    {KMIP_OPERATION_LOCATE, op_locate, KEEL_GRANT_USE},
+    {KMIP_OPERATION_CHECK, op_check, KEEL_GRANT_USE},
+    {KMIP_OPERATION_ENCRYPT, op_encrypt, KEEL_GRANT_USE},
+    {KMIP_OPERATION_DECRYPT, op_decrypt, KEEL_GRANT_USE},
+    {KMIP_OPERATION_MAC, op_mac, KEEL_GRANT_USE},
+    {KMIP_OPERATION_MAC_VERIFY, op_mac_verify, KEEL_GRANT_USE},
     {KMIP_OPERATION_RNG_RETRIEVE, op_rng_retrieve, 0},
     {KMIP_OPERATION_HASH, op_hash, 0},
-    {KMIP_OPERATION_SIGN, op_sign, 0},
-    {KMIP_OPERATION_SIGNATURE_VERIFY, op_signature_verify, 0},
-    {KMIP_OPERATION_SET_ATTRIBUTE, op_set_attribute, 0},
-    {KMIP_OPERATION_ADJUST_ATTRIBUTE, op_adjust_attribute, 0},
+    {KMIP_OPERATION_SIGN, op_sign, KEEL_GRANT_USE},
+    {KMIP_OPERATION_SIGNATURE_VERIFY, op_signature_verify, KEEL_GRANT_USE},
+    {KMIP_OPERATION_SET_ATTRIBUTE, op_set_attribute, KEEL_GRANT_MANAGE},
+    {KMIP_OPERATION_ADJUST_ATTRIBUTE, op_adjust_attribute, KEEL_GRANT_MANAGE},
     {KMIP_OPERATION_REGISTER, op_register, 0},
     {KMIP_OPERATION_CREATE_KEY_PAIR, op_create_key_pair, 0},
     {KMIP_OPERATION_RE_KEY, op_rekey, 0},
-    {KMIP_OPERATION_ARCHIVE, op_archive, 0},
-    {KMIP_OPERATION_RECOVER, op_recover, 0},
-    {KMIP_OPERATION_OBTAIN_LEASE, op_obtain_lease, 0},
-    {KMIP_OPERATION_GET_USAGE_ALLOCATION, op_get_usage_allocation, 0},
+    {KMIP_OPERATION_ARCHIVE, op_archive, KEEL_GRANT_MANAGE},
+    {KMIP_OPERATION_RECOVER, op_recover, KEEL_GRANT_MANAGE},
+    {KMIP_OPERATION_OBTAIN_LEASE, op_obtain_lease, KEEL_GRANT_USE},
+    {KMIP_OPERATION_GET_USAGE_ALLOCATION, op_get_usage_allocation, KEEL_GRANT_USE},
 };
 const size_t eng_num_ops = sizeof(eng_ops) / sizeof(eng_ops[0]);
 

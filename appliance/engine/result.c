@@ -59,6 +59,8 @@ static const struct result_row rows[] = {
      "cryptographic parameters not supported"},
     {ENG_E_MULTI_VALUED, KMIP_RESULT_REASON_PERMISSION_DENIED,
      KMIP_RESULT_REASON_MULTI_VALUED_ATTRIBUTE, "attribute has several instances"},
+    {ENG_E_PERMISSION, KMIP_RESULT_REASON_PERMISSION_DENIED, KMIP_RESULT_REASON_PERMISSION_DENIED,
+     "not permitted by this identity's grant"},
 };
 
 void eng_result(int err, uint16_t version, struct eng_result *out)
