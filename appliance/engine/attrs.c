@@ -218,12 +218,12 @@ int attr_collect(struct eng_req *r, const struct kmip_template_attribute *ta,
 	if (arr == NULL) {
 		return ENG_E_INTERNAL;
 	}
-	if (ta != NULL && ta->num_names != 0) {
-		return eng_fail(r, ENG_E_FEATURE, "templates are not supported");
-	}
 	for (size_t i = 0; i < n && err == 0; i++) {
 		err = ta != NULL ? attr_from_v1(r, &ta->attribute[i], &arr[i])
 				 : attr_from_v2(r, as->attributes[i], &arr[i]);
+	}
+	if (err == 0 && ta != NULL && ta->num_names != 0) {
+		return eng_template_expand(r, ta->names, ta->num_names, arr, n, out, out_num);
 	}
 	*out = arr;
 	*out_num = n;
@@ -475,6 +475,10 @@ int attr_emit_object(struct eng_req *r, struct eng_attr_out *out, const struct k
 		bool is_date = rule->type == KMIP_TYPE_DATE_TIME;
 
 		if ((name != NULL && strcmp(name, rule->name) != 0) || (is_date && vals[i] == 0)) {
+			continue;
+		}
+		/* State is a cryptographic object's (KMIP 1.4 §3.22); a Template has none. */
+		if (tags[i] == KMIP_TAG_STATE && o->object_type == KMIP_OBJECT_TYPE_TEMPLATE) {
 			continue;
 		}
 		err = emit_scalar(r, out, rule, vals[i], o->uid);

@@ -145,6 +145,22 @@ int attr_from_v2(struct eng_req *r, const struct kmip_node *n, struct eng_attr *
 int attr_collect(struct eng_req *r, const struct kmip_template_attribute *ta,
 		 const struct kmip_attributes *as, struct eng_attr **out, size_t *out_num) ENG_WUR;
 
+/* ---- template.c: 1.x Templates (KMIP 1.4 §2.2.6) ------------------------ */
+
+/*
+ * A Template being registered: checks its attributes, appends its Names to
+ * *io_attrs and gives its encoded attribute list, the material to store.
+ */
+int eng_template_take(struct eng_req *r, const struct kmip_template *t, const uint8_t **material,
+		      size_t *material_len, struct eng_attr **io_attrs, size_t *io_num) ENG_WUR;
+/* A stored Template's material back as the structure Get returns. */
+int eng_template_decode(struct eng_req *r, struct hsm_secret *material,
+			struct kmip_template **out) ENG_WUR;
+/* |explicit| followed by the attributes of the Templates |names| designate. */
+int eng_template_expand(struct eng_req *r, const struct kmip_name *names, size_t num_names,
+			struct eng_attr *explicit, size_t num_explicit, struct eng_attr **out,
+			size_t *out_num) ENG_WUR;
+
 /* Writes |a| as instance |index| of |uid| (insert, or update when |update|). */
 int attr_save(struct eng_req *r, const char *uid, const struct eng_attr *a, int32_t index,
 	      bool update) ENG_WUR;

@@ -291,14 +291,19 @@ static int load_wrapping_key(struct eng_req *r, const struct kmip_encryption_key
 	return err;
 }
 
-/* Only Encrypt with AES Key Wrap and No Encoding is served (§2.1.5, §9.1.3.2.32). */
+/*
+ * Only Encrypt with AES Key Wrap and No Encoding is served (§2.1.5,
+ * §9.1.3.2.32). An absent Encoding Option means No Encoding, as the OASIS
+ * cases (TC-142) expect; with No Encoding the Key Value carries no attributes
+ * (§2.1.5), so Attribute Names are accepted and have nothing to add.
+ */
 static int check_wrapping(struct eng_req *r, const struct kmip_key_wrapping_specification *ws)
 {
 	const struct kmip_encryption_key_information *eki = ws->encryption_key_information;
 	const struct kmip_cryptographic_parameters *cp =
 	    eki != NULL ? eki->cryptographic_parameters : NULL;
 
-	if (ws->wrapping_method != KMIP_WRAPPING_METHOD_ENCRYPT || ws->num_attribute_names != 0) {
+	if (ws->wrapping_method != KMIP_WRAPPING_METHOD_ENCRYPT) {
 		return eng_fail(r, ENG_E_FEATURE, "Wrapping Method Encrypt only");
 	}
 	if (eki == NULL) {
@@ -308,7 +313,7 @@ static int check_wrapping(struct eng_req *r, const struct kmip_key_wrapping_spec
 	    cp->block_cipher_mode != KMIP_BLOCK_CIPHER_MODE_NIST_KEY_WRAP) {
 		return eng_fail(r, ENG_E_FEATURE, "Block Cipher Mode NIST Key Wrap only");
 	}
-	if (!ws->has_encoding_option || ws->encoding_option != KMIP_ENCODING_OPTION_NO_ENCODING) {
+	if (ws->has_encoding_option && ws->encoding_option != KMIP_ENCODING_OPTION_NO_ENCODING) {
 		return eng_fail(r, ENG_E_FEATURE, "Encoding Option No Encoding only");
 	}
 	return 0;
@@ -346,7 +351,7 @@ static int wrap_block(struct eng_req *r, const struct kmip_key_wrapping_specific
 	kb->key_value = NULL;
 	wd->wrapping_method = KMIP_WRAPPING_METHOD_ENCRYPT;
 	wd->encryption_key_information = ws->encryption_key_information;
-	wd->has_encoding_option = true;
+	wd->has_encoding_option = ws->has_encoding_option; /* echoed as asked */
 	wd->encoding_option = KMIP_ENCODING_OPTION_NO_ENCODING;
 	kb->key_wrapping_data = wd;
 out:
@@ -498,6 +503,10 @@ static int get_body(struct eng_req *r, const struct keel_store_object *o,
 	if (!has_key_block(o->object_type)) {
 		if (q->key_wrapping_specification != NULL) {
 			return eng_fail(r, ENG_E_OBJECT_TYPE, "object has no Key Block to wrap");
+		}
+		if (o->object_type == KMIP_OBJECT_TYPE_TEMPLATE) {
+			return r->v2 ? eng_fail(r, ENG_E_OBJECT_TYPE, "no Templates in KMIP 2.x")
+				     : eng_template_decode(r, key, &p->template);
 		}
 		return plain_body(r, o, sub, key, p);
 	}

@@ -198,7 +198,8 @@ static int save_fresh(struct eng_req *r, const char *uid, const struct eng_new_o
 	struct eng_attr a = {.rule = attr_rule_by_tag(KMIP_TAG_FRESH), .name = "Fresh"};
 	struct kmip_node *v = eng_node(r, KMIP_TAG_FRESH, KMIP_TYPE_BOOLEAN);
 
-	if (given(no, KMIP_TAG_FRESH)) {
+	/* Fresh is a cryptographic object's (KMIP 1.4 §3.34); a Template has none. */
+	if (given(no, KMIP_TAG_FRESH) || no->object_type == KMIP_OBJECT_TYPE_TEMPLATE) {
 		return 0;
 	}
 	if (v == NULL) {

@@ -429,6 +429,17 @@ static int take_object(struct reg *g, const struct kmip_register_request *q)
 	}
 }
 
+/* A Template (§2.2.6): its Names become the object's, its attribute list the material. */
+static int take_template(struct reg *g, const struct kmip_register_request *q,
+			 struct eng_new_object *no)
+{
+	if (q->template == NULL) {
+		return ENG_E_MISSING_DATA;
+	}
+	return eng_template_take(g->r, q->template, &g->material, &g->material_len, &no->attrs,
+				 &no->num_attrs);
+}
+
 static bool derived_has(const struct reg *g, const char *name)
 {
 	for (size_t i = 0; i < g->num_derived; i++) {
@@ -477,7 +488,9 @@ int op_register(struct eng_req *r, const void *req, void **out)
 	}
 	if ((err = attr_collect(r, q->template_attribute, q->attributes, &no.attrs,
 				&no.num_attrs)) != 0 ||
-	    (err = take_object(&g, q)) != 0 || (err = merge_attrs(&g, &no)) != 0) {
+	    (err = q->object_type == KMIP_OBJECT_TYPE_TEMPLATE ? take_template(&g, q, &no)
+							       : take_object(&g, q)) != 0 ||
+	    (err = merge_attrs(&g, &no)) != 0) {
 		goto out;
 	}
 	no.material = g.material;

@@ -53,6 +53,14 @@ void req_attr_int(struct kmip_writer *w, const char *name, bool is_enum, int32_t
 	kmip_write_end(w);
 }
 
+void req_attr_text(struct kmip_writer *w, const char *name, const char *value)
+{
+	kmip_write_begin(w, KMIP_TAG_ATTRIBUTE);
+	kmip_write_text(w, KMIP_TAG_ATTRIBUTE_NAME, name, strlen(name));
+	kmip_write_text(w, KMIP_TAG_ATTRIBUTE_VALUE, value, strlen(value));
+	kmip_write_end(w);
+}
+
 void req_send(struct engine_fx *f, const struct keel_client_identity *who, struct kmip_writer *w)
 {
 	const uint8_t *p;
@@ -177,4 +185,17 @@ void req_revoke(struct engine_fx *f, const char *uid, uint32_t reason)
 	req_item_end(&w);
 	req_send(f, &f->alice, &w);
 	req_expect_ok(f, 0);
+}
+
+const struct kmip_get_attributes_response *req_get_attributes(struct engine_fx *f, const char *uid)
+{
+	struct kmip_writer w;
+
+	req_begin(&w, 1, 4, 1);
+	req_item_begin(&w, KMIP_OPERATION_GET_ATTRIBUTES);
+	req_uid(&w, uid);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+	req_expect_ok(f, 0);
+	return req_item(f, 0)->response_payload;
 }

@@ -15,6 +15,8 @@ void req_item_end(struct kmip_writer *w);
 void req_uid(struct kmip_writer *w, const char *uid);
 /* A 1.x Attribute with an Integer or Enumeration value. */
 void req_attr_int(struct kmip_writer *w, const char *name, bool is_enum, int32_t v);
+/* A 1.x Attribute with a Text String value. */
+void req_attr_text(struct kmip_writer *w, const char *name, const char *value);
 /* Ends the message, sends it as |who| and frees the writer. */
 void req_send(struct engine_fx *f, const struct keel_client_identity *who, struct kmip_writer *w);
 
@@ -40,6 +42,8 @@ void req_create_aes(struct engine_fx *f, int bits, int32_t mask, bool active, ch
 void req_copy_uid(char uid[static 129], const char *p, size_t len);
 /* Get's key material of |uid| into |out| (64 bytes); returns its length. */
 size_t req_get_key(struct engine_fx *f, const char *uid, uint8_t out[static 64]);
+/* Every attribute of alice's |uid|, in 1.4 (the payload lives until the next request). */
+const struct kmip_get_attributes_response *req_get_attributes(struct engine_fx *f, const char *uid);
 /* Revokes |uid| with |reason| (KMIP 1.4 §4.20). */
 void req_revoke(struct engine_fx *f, const char *uid, uint32_t reason);
 

@@ -247,7 +247,7 @@ static void test_query(void **state)
 	expect_ok(f, 0);
 	p = item(f, 0)->response_payload;
 	assert_true(p->num_operations >= 10);
-	assert_int_equal(p->num_object_types, 8); /* with Split Key, and PGP Key from 1.2 */
+	assert_int_equal(p->num_object_types, 9); /* with Split Key, Template, PGP Key from 1.2 */
 	assert_true(p->vendor_identification_len > 5);
 	assert_memory_equal(p->vendor_identification, "Keel ", 5);
 	/* Each version lists only its own operations: Set Attribute is 2.x only. */

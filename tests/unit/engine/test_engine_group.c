@@ -26,14 +26,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void attr_text(struct kmip_writer *w, const char *name, const char *v)
-{
-	kmip_write_begin(w, KMIP_TAG_ATTRIBUTE);
-	kmip_write_text(w, KMIP_TAG_ATTRIBUTE_NAME, name, strlen(name));
-	kmip_write_text(w, KMIP_TAG_ATTRIBUTE_VALUE, v, strlen(v));
-	kmip_write_end(w);
-}
-
 /* Creates an AES-128 key in Object Group |group|. */
 static void create_in(struct engine_fx *f, const char *group, char uid[static 129])
 {
@@ -47,7 +39,7 @@ static void create_in(struct engine_fx *f, const char *group, char uid[static 12
 	req_attr_int(&w, "Cryptographic Algorithm", true, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
 	req_attr_int(&w, "Cryptographic Length", false, 128);
 	req_attr_int(&w, "Cryptographic Usage Mask", false, 12);
-	attr_text(&w, "Object Group", group);
+	req_attr_text(&w, "Object Group", group);
 	kmip_write_end(&w);
 	req_item_end(&w);
 	req_send(f, &f->alice, &w);
@@ -67,7 +59,7 @@ static void locate(struct engine_fx *f, uint32_t member, char uid[static 129])
 	req_item_begin(&w, KMIP_OPERATION_LOCATE);
 	kmip_write_int(&w, KMIP_TAG_MAXIMUM_ITEMS, 1);
 	kmip_write_enum(&w, KMIP_TAG_OBJECT_GROUP_MEMBER, member);
-	attr_text(&w, "Object Group", "pool");
+	req_attr_text(&w, "Object Group", "pool");
 	req_item_end(&w);
 	req_send(f, &f->alice, &w);
 	req_expect_ok(f, 0);

@@ -149,18 +149,21 @@ static bool has_type(const struct kmip_query_response *p, uint32_t type)
 	return false;
 }
 
-/* Split Key is in every version, PGP Key from 1.2. */
+/* Split Key is in every version, PGP Key from 1.2, Template until 2.0. */
 static void test_objects(void **state)
 {
 	const struct kmip_query_response *p =
 	    query(*state, 1, 1, KMIP_QUERY_FUNCTION_QUERY_OBJECTS);
 
-	assert_int_equal(p->num_object_types, 7);
+	assert_int_equal(p->num_object_types, 8);
 	assert_true(has_type(p, KMIP_OBJECT_TYPE_SPLIT_KEY));
+	assert_true(has_type(p, KMIP_OBJECT_TYPE_TEMPLATE));
 	assert_false(has_type(p, KMIP_OBJECT_TYPE_PGP_KEY));
 	p = query(*state, 1, 2, KMIP_QUERY_FUNCTION_QUERY_OBJECTS);
-	assert_int_equal(p->num_object_types, 8);
+	assert_int_equal(p->num_object_types, 9);
 	assert_true(has_type(p, KMIP_OBJECT_TYPE_PGP_KEY));
+	p = query(*state, 2, 0, KMIP_QUERY_FUNCTION_QUERY_OBJECTS);
+	assert_false(has_type(p, KMIP_OBJECT_TYPE_TEMPLATE));
 }
 
 /* Functions with nothing to list, and functions the version or KMIP lacks. */

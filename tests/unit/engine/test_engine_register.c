@@ -35,14 +35,6 @@ static int teardown(void **state)
 
 /* ---- request pieces ------------------------------------------------------ */
 
-static void attr_text(struct kmip_writer *w, const char *name, const char *value)
-{
-	kmip_write_begin(w, KMIP_TAG_ATTRIBUTE);
-	kmip_write_text(w, KMIP_TAG_ATTRIBUTE_NAME, name, strlen(name));
-	kmip_write_text(w, KMIP_TAG_ATTRIBUTE_VALUE, value, strlen(value));
-	kmip_write_end(w);
-}
-
 /* A Key Block with byte-string Key Material (§2.1.3). */
 static void key_block(struct kmip_writer *w, uint32_t format, uint32_t alg, const uint8_t *m,
 		      size_t len)
@@ -74,7 +66,7 @@ static void register_begin(struct kmip_writer *w, int major, uint32_t type)
 		kmip_write_end(w);
 		kmip_write_end(w);
 		req_attr_int(w, "Cryptographic Usage Mask", false, 12);
-		attr_text(w, "x-owner", "tests");
+		req_attr_text(w, "x-owner", "tests");
 		kmip_write_end(w);
 	} else {
 		kmip_write_begin(w, KMIP_TAG_ATTRIBUTES);
