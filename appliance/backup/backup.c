@@ -389,7 +389,7 @@ static int store_empty(struct keel_store *store, bool *out_empty)
 	size_t num = 0;
 	int err;
 
-	if ((err = keel_store_begin(store, &t)) != 0) {
+	if ((err = keel_store_begin_read(store, &t)) != 0) {
 		return KEEL_BACKUP_E_STORE;
 	}
 	err = keel_store_crk_counts(t, &counts, &num);

@@ -1,8 +1,8 @@
 /*
  * CRK rotation: see rotation.h. One thread sweeps the objects table by row id;
- * each batch is read in one short transaction, rewrapped in the token with no
- * transaction open (so KMIP requests are not held behind token work), then
- * written back in one transaction together with the progress row.
+ * each batch is read in a read-only snapshot (never blocking KMIP writers), rewrapped in the token
+ * with no transaction open (so KMIP requests are not held behind token work), then written back in
+ * one transaction together with the progress row.
  */
 #include "rotation.h"
 
@@ -203,7 +203,7 @@ static int batch(struct keel_rotation *r, struct keel_store_rotation *p, bool *o
 	size_t num = 0, *lens = NULL;
 	int err;
 
-	if ((err = keel_store_begin(r->store, &t)) != 0) {
+	if ((err = keel_store_begin_read(r->store, &t)) != 0) {
 		return store_err(err, "reading a batch");
 	}
 	err = keel_store_crk_stale(t, p->target, p->cursor, r->batch, &stale, &num);
@@ -245,7 +245,7 @@ static int retire(struct keel_rotation *r, uint32_t target)
 	size_t num_counts = 0, num_crks = 0;
 	int err;
 
-	if ((err = keel_store_begin(r->store, &t)) != 0) {
+	if ((err = keel_store_begin_read(r->store, &t)) != 0) {
 		return store_err(err, "counting objects per version");
 	}
 	err = keel_store_crk_counts(t, &counts, &num_counts);
@@ -433,15 +433,16 @@ int keel_rotation_start(struct keel_rotation *r, uint32_t *out_version)
 		keel_err("crk: making a new version: %s", hsm_strerror(err));
 		return err == HSM_E_CRK_NOT_FOUND ? KEEL_ROT_E_NO_CRK : KEEL_ROT_E_HSM;
 	}
-	/* Even if recording fails, the thread finds the blobs under older versions. */
-	err = record_start(r, version);
+	/* If recording fails (logged), the thread finds the blobs under older versions
+	 * and records the rotation itself: it has started all the same. */
+	(void)record_start(r, version);
 	r->wanted = true;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 	if (out_version != NULL) {
 		*out_version = version;
 	}
-	return err;
+	return 0;
 }
 
 void keel_rotation_wait(struct keel_rotation *r)
@@ -562,7 +563,7 @@ int keel_rotation_status(struct keel_rotation *r, struct keel_rotation_status *o
 		keel_err("crk: listing the token's versions: %s", hsm_strerror(err));
 		return KEEL_ROT_E_HSM;
 	}
-	if ((err = keel_store_begin(r->store, &t)) == 0) {
+	if ((err = keel_store_begin_read(r->store, &t)) == 0) {
 		got = keel_store_rotation_get(t, &out->progress);
 		out->has_progress = got == 0;
 		err = got == KEEL_STORE_E_NOT_FOUND ? 0 : got;
