@@ -15,7 +15,9 @@
 #include "daemon.h"
 #include "dev/dev.h"
 #include "engine/engine.h"
+#include "keel/admin.h"
 #include "keel/hsm.h"
+#include "keel/metrics.h"
 #include "log.h"
 
 /* Exit statuses, for scripts and systemd (RestartPreventExitStatus=2 3). */
@@ -36,12 +38,14 @@ struct backends {
 	struct keel_engine *engine;
 	struct keel_store *crk_store; /* rotation and backups */
 	struct keel_rotation *rotation;
+	struct keel_admin *admin;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(
 	    f, "usage: keeld [--config FILE | --dev DIR] [--listen ADDR:PORT] [--log-level LEVEL]\n"
+	       "       keeld --print-routes\n"
 	       "  -c, --config FILE      configuration (default " KEEL_CONFIG_DEFAULT_PATH ")\n"
 	       "  -d, --dev DIR          a self-contained development appliance in DIR: made\n"
 	       "                         on the first start (SoftHSM2 token, CRK, CA, server\n"
@@ -49,6 +53,8 @@ static void usage(FILE *f)
 	       "      --listen ADDR:PORT listen there instead of the file's addresses\n"
 	       "  -l, --log-level LEVEL  error, warning, notice, info or debug; overrides\n"
 	       "                         the file's log_level\n"
+	       "      --print-routes     print the admin API's routes (method, path, least\n"
+	       "                         role) and exit\n"
 	       "  -h, --help             this text\n"
 	       "  -V, --version          print the version\n"
 	       "Signals: SIGHUP reloads certificates and client registrations;\n"
@@ -80,13 +86,10 @@ static int harden(void)
 static int parse_args(int argc, char **argv, struct keel_daemon_opts *opts, struct backends *b)
 {
 	static const struct option longopts[] = {
-	    {"config", required_argument, NULL, 'c'},
-	    {"dev", required_argument, NULL, 'd'},
-	    {"listen", required_argument, NULL, 'L'},
-	    {"log-level", required_argument, NULL, 'l'},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'}, {"dev", required_argument, NULL, 'd'},
+	    {"listen", required_argument, NULL, 'L'}, {"log-level", required_argument, NULL, 'l'},
+	    {"print-routes", no_argument, NULL, 'R'}, {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},      {NULL, 0, NULL, 0},
 	};
 	enum keel_log_level level;
 	bool config_given = false;
@@ -112,6 +115,9 @@ static int parse_args(int argc, char **argv, struct keel_daemon_opts *opts, stru
 			keel_log_set_level(level);
 			opts->log_level_forced = true;
 			break;
+		case 'R':
+			keel_admin_print_routes(stdout);
+			return 0;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -144,6 +150,11 @@ static void hsm_log(void *arg, enum hsm_log_level level, const char *msg)
 		 "hsm: %s", msg);
 }
 
+static void hsm_observe(void *arg, uint64_t ns)
+{
+	keel_metrics_hsm_call(ns);
+}
+
 /* Opens the token; a refused PIN is final (never retried, so restarts cannot
  * lock the token) and has its own exit status. */
 static int open_hsm(const struct keel_config *cfg, struct backends *b)
@@ -155,6 +166,7 @@ static int open_hsm(const struct keel_config *cfg, struct backends *b)
 	    .pool_size = cfg->hsm_pool_size,
 	    .wrap_mode = cfg->hsm_wrap == KEEL_CONFIG_WRAP_KWP ? HSM_WRAP_KWP : HSM_WRAP_GCM,
 	    .log = hsm_log,
+	    .observe = hsm_observe,
 	};
 	int r = hsm_open(&hc, &b->hsm);
 
@@ -226,6 +238,19 @@ static int start_crk(const struct keel_config *cfg, struct backends *b)
 	return 0;
 }
 
+/* The management API, on its own thread over the engine's store and token. */
+static int start_admin(const struct keel_config *cfg, struct backends *b)
+{
+	const struct keel_admin_config ac = {
+	    .cfg = cfg,
+	    .store = keel_engine_store(b->engine),
+	    .hsm = b->hsm,
+	    .version = KEEL_VERSION,
+	};
+
+	return keel_admin_start(&ac, &b->admin) == 0 ? 0 : EXIT_FAILED;
+}
+
 static int open_backends(const struct keel_config *cfg, void *arg, void **io_handler_ctx)
 {
 	struct backends *b = arg;
@@ -251,7 +276,10 @@ static int open_backends(const struct keel_config *cfg, void *arg, void **io_han
 		return EXIT_STORE;
 	}
 	*io_handler_ctx = b->engine;
-	return start_crk(cfg, b);
+	if ((r = start_crk(cfg, b)) != 0) {
+		return r;
+	}
+	return start_admin(cfg, b);
 }
 
 /* --dev: where everything is, then "READY <port>" for scripts and tests. */
@@ -271,6 +299,13 @@ static void dev_ready(struct keel_server *srv, const struct keel_config *cfg, vo
 		return;
 	}
 	keel_dev_print(&b->dev_dir, host, port);
+	if (keel_admin_port(b->admin, 0, &port) == 0) {
+		printf("  admin API             https://%s:%u and %s (keelctl --config %s)\n", host,
+		       port, cfg->admin_socket, b->dev_dir.config_path);
+	}
+	if (keel_server_port(srv, 0, &port) != 0) {
+		return;
+	}
 	printf("READY %u\n", port);
 	fflush(stdout);
 }
@@ -309,6 +344,7 @@ int main(int argc, char **argv)
 		return EXIT_FAILED;
 	}
 	r = run(&opts, &b);
+	keel_admin_stop(b.admin);
 	keel_rotation_free(b.rotation);
 	keel_store_close(b.crk_store);
 	keel_engine_close(b.engine);

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum kind { K_U32, K_FILE, K_DIR, K_NEWFILE, K_STRING, K_LEVEL, K_LISTEN, K_WRAP };
+enum kind { K_U32, K_FILE, K_DIR, K_NEWFILE, K_SOCKET, K_STRING, K_LEVEL, K_LISTEN, K_WRAP };
 
 /* One row per setting: what it is, where it goes, what it may be. The same
  * table rejects unknown names, so a typo is an error and not a silent default. */
@@ -19,19 +19,22 @@ struct setting {
 	enum kind kind;
 	size_t offset;
 	uint32_t min, max;
+	size_t num_offset; /* K_LISTEN: where the number of addresses goes */
 };
 
 /* clang-format off */
-#define U32(p, f, lo, hi) {p, K_U32, offsetof(struct keel_config, f), lo, hi}
-#define FILE_(p, f)       {p, K_FILE, offsetof(struct keel_config, f), 0, 0}
-#define DIR_(p, f)        {p, K_DIR, offsetof(struct keel_config, f), 0, 0}
-#define NEWFILE(p, f)     {p, K_NEWFILE, offsetof(struct keel_config, f), 0, 0}
-#define STRING(p, f, max) {p, K_STRING, offsetof(struct keel_config, f), 1, max}
+#define U32(p, f, lo, hi) {p, K_U32, offsetof(struct keel_config, f), lo, hi, 0}
+#define FILE_(p, f)       {p, K_FILE, offsetof(struct keel_config, f), 0, 0, 0}
+#define DIR_(p, f)        {p, K_DIR, offsetof(struct keel_config, f), 0, 0, 0}
+#define NEWFILE(p, f)     {p, K_NEWFILE, offsetof(struct keel_config, f), 0, 0, 0}
+#define SOCKET(p, f)      {p, K_SOCKET, offsetof(struct keel_config, f), 0, 0, 0}
+#define STRING(p, f, max) {p, K_STRING, offsetof(struct keel_config, f), 1, max, 0}
+#define LISTEN(p, f, n)   {p, K_LISTEN, offsetof(struct keel_config, f), 0, 0, offsetof(struct keel_config, n)}
 /* clang-format on */
 
 static const struct setting settings[] = {
-    {"listen", K_LISTEN, 0, 0, 0},
-    {"log_level", K_LEVEL, offsetof(struct keel_config, log_level), 0, 0},
+    LISTEN("listen", listen, num_listen),
+    {"log_level", K_LEVEL, offsetof(struct keel_config, log_level), 0, 0, 0},
     U32("worker_threads", worker_threads, 1, 256),
     FILE_("tls.certificate", tls_certificate),
     FILE_("tls.private_key", tls_private_key),
@@ -55,13 +58,15 @@ static const struct setting settings[] = {
     STRING("hsm.token_label", hsm_token_label, 32),
     FILE_("hsm.pin_file", hsm_pin_file),
     U32("hsm.pool_size", hsm_pool_size, 1, 256),
-    {"hsm.wrap", K_WRAP, offsetof(struct keel_config, hsm_wrap), 0, 0},
+    {"hsm.wrap", K_WRAP, offsetof(struct keel_config, hsm_wrap), 0, 0, 0},
     NEWFILE("store.path", store_path),
     U32("crk.rotation_batch", crk_rotation_batch, 1, 10000),
     U32("crk.rotation_pause_ms", crk_rotation_pause_ms, 0, 60000),
+    LISTEN("admin.listen", admin_listen, num_admin_listen),
+    SOCKET("admin.socket", admin_socket),
 };
 
-static const char *const groups[] = {"tls", "clients", "limits", "hsm", "store", "crk"};
+static const char *const groups[] = {"tls", "clients", "limits", "hsm", "store", "crk", "admin"};
 
 struct parse {
 	struct keel_config *cfg;
@@ -191,7 +196,9 @@ static int check_new_file(struct parse *p, int line, const struct setting *d, co
 	}
 	if (slash != NULL && dir[0] != '\0' && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
 		r = fail(p, line, "%s: directory %s does not exist", d->path, dir);
-	} else if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+	} else if (stat(path, &st) == 0 && d->kind == K_SOCKET && !S_ISSOCK(st.st_mode)) {
+		r = fail(p, line, "%s: %s exists and is not a socket", d->path, path);
+	} else if (stat(path, &st) == 0 && d->kind == K_NEWFILE && !S_ISREG(st.st_mode)) {
 		r = fail(p, line, "%s: %s is not a file", d->path, path);
 	}
 	free(dir);
@@ -256,7 +263,7 @@ static int get_path(struct parse *p, const config_setting_t *s, const struct set
 		return fail(p, line, "out of memory");
 	}
 	/* Checked now, so that a wrong path is reported with its line. */
-	if (d->kind == K_NEWFILE) {
+	if (d->kind == K_NEWFILE || d->kind == K_SOCKET) {
 		return check_new_file(p, line, d, *dst);
 	}
 	if (stat(*dst, &st) != 0) {
@@ -288,22 +295,24 @@ static int get_listen(struct parse *p, const config_setting_t *s, const struct s
 	int line = config_setting_source_line(s);
 	int n = config_setting_length(s);
 
+	struct keel_listen_addr *addrs = (struct keel_listen_addr *)((char *)p->cfg + d->offset);
+
 	if (!config_setting_is_array(s) && !config_setting_is_list(s)) {
-		return fail(p, line, "listen must be a list of \"address:port\" strings");
+		return fail(p, line, "%s must be a list of \"address:port\" strings", d->path);
 	}
 	if (n < 1 || n > KEEL_LISTEN_MAX) {
-		return fail(p, line, "listen needs 1 to %d addresses", KEEL_LISTEN_MAX);
+		return fail(p, line, "%s needs 1 to %d addresses", d->path, KEEL_LISTEN_MAX);
 	}
 	for (int i = 0; i < n; i++) {
 		const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
 		const char *v = config_setting_get_string(e);
 
-		if (v == NULL || keel_listen_addr_parse(v, &p->cfg->listen[i]) != 0) {
-			return fail(p, line,
-				    "listen[%d]: expected \"1.2.3.4:port\" or \"[v6]:port\"", i);
+		if (v == NULL || keel_listen_addr_parse(v, &addrs[i]) != 0) {
+			return fail(p, line, "%s[%d]: expected \"1.2.3.4:port\" or \"[v6]:port\"",
+				    d->path, i);
 		}
 	}
-	p->cfg->num_listen = (size_t)n;
+	*(size_t *)((char *)p->cfg + d->num_offset) = (size_t)n;
 	return 0;
 }
 
@@ -340,6 +349,7 @@ static int apply(struct parse *p, const config_setting_t *s, const char *path)
 	case K_FILE:
 	case K_DIR:
 	case K_NEWFILE:
+	case K_SOCKET:
 		return get_path(p, s, d);
 	case K_STRING:
 		return get_string(p, s, d);
@@ -423,6 +433,16 @@ static int check_whole(struct parse *p, const config_t *lc)
 			return fail(p, 0, "internal: default listen address");
 		}
 	}
+	if (c->num_admin_listen == 0) {
+		c->num_admin_listen = 1;
+		if (keel_listen_addr_parse(KEEL_ADMIN_LISTEN_DEFAULT, &c->admin_listen[0]) != 0) {
+			return fail(p, 0, "internal: default admin listen address");
+		}
+	}
+	if (c->admin_socket == NULL &&
+	    (c->admin_socket = strdup(KEEL_ADMIN_SOCKET_DEFAULT)) == NULL) {
+		return fail(p, 0, "out of memory");
+	}
 	return 0;
 }
 
@@ -503,5 +523,6 @@ void keel_config_free(struct keel_config *cfg)
 	free(cfg->hsm_token_label);
 	free(cfg->hsm_pin_file);
 	free(cfg->store_path);
+	free(cfg->admin_socket);
 	free(cfg);
 }

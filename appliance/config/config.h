@@ -14,8 +14,10 @@
 
 #include "log.h"
 
-#define KEEL_CONFIG_DEFAULT_PATH "/etc/keel/keeld.conf"
-#define KEEL_LISTEN_MAX		 16
+#define KEEL_CONFIG_DEFAULT_PATH  "/etc/keel/keeld.conf"
+#define KEEL_LISTEN_MAX		  16
+#define KEEL_ADMIN_SOCKET_DEFAULT "/run/keel/admin.sock"
+#define KEEL_ADMIN_LISTEN_DEFAULT "0.0.0.0:8443"
 
 struct keel_listen_addr {
 	struct sockaddr_storage addr;
@@ -60,6 +62,10 @@ struct keel_config {
 	/* crk section: how a CRK rotation paces its rewraps (appliance/crk). */
 	uint32_t crk_rotation_batch;	/* objects per store transaction */
 	uint32_t crk_rotation_pause_ms; /* between batches */
+	/* admin section: the management API (appliance/admin). */
+	struct keel_listen_addr admin_listen[KEEL_LISTEN_MAX]; /* HTTPS, mutual TLS */
+	size_t num_admin_listen;
+	char *admin_socket; /* UNIX socket, local root (or keeld's user) only */
 	/* The engine's limits (limits section). */
 	uint32_t max_batch_items;
 	uint32_t max_locate_items;

@@ -4,14 +4,17 @@
  */
 #include "dev.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <spawn.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -322,6 +325,67 @@ static int make_pki(struct keel_dev *dev)
 	return r;
 }
 
+/* A loopback port free now, for the admin API: it goes into keeld.conf so
+ * that keelctl finds it, and stays the same on later starts. */
+static int free_port(uint16_t *out_port)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int r = -1;
+
+	if (fd >= 0 && bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0) {
+		*out_port = ntohs(sin.sin_port);
+		r = 0;
+	}
+	if (fd >= 0) {
+		close(fd);
+	}
+	return r;
+}
+
+/* The admin section, appended to a keeld.conf written before it existed. */
+static int add_admin_section(const char *path)
+{
+	char text[160];
+	uint16_t port;
+	int fd, n;
+	bool ok;
+
+	if (free_port(&port) != 0) {
+		keel_err("dev: no free loopback port for the admin API");
+		return -1;
+	}
+	n = snprintf(text, sizeof(text),
+		     "admin: { listen = [ \"127.0.0.1:%u\" ]; socket = \"admin.sock\"; };\n", port);
+	if ((fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0) {
+		keel_err("dev: cannot open %s: %m", path);
+		return -1;
+	}
+	ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
+	ok = close(fd) == 0 && ok;
+	if (!ok) {
+		keel_err("dev: cannot write %s", path);
+	}
+	return ok ? 0 : -1;
+}
+
+static bool has_admin_section(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char line[512];
+	bool found = false;
+
+	while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL) {
+		found = strncmp(line, "admin", 5) == 0;
+	}
+	if (f != NULL) {
+		fclose(f);
+	}
+	return found;
+}
+
 static int make_config(struct keel_dev *dev)
 {
 	static const char text[] =
@@ -338,10 +402,12 @@ static int make_config(struct keel_dev *dev)
 	    "store: { path = \"data/keel.db\"; };\n";
 
 	snprintf(dev->config_path, sizeof(dev->config_path), "%s/keeld.conf", dev->dir);
-	if (exists(dev->config_path)) {
-		return 0;
+	if (!exists(dev->config_path) &&
+	    write_new(dev->config_path, text, sizeof(text) - 1, 0600) != 0) {
+		return -1;
 	}
-	return write_new(dev->config_path, text, sizeof(text) - 1, 0600);
+	/* Dev directories made before the admin API get its section once. */
+	return has_admin_section(dev->config_path) ? 0 : add_admin_section(dev->config_path);
 }
 
 /* KMIP 1.1 Discover Versions with an empty payload, as vCenter sends it

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "keel/metrics.h"
 #include "log.h"
 
 #define DEFAULT_MAX_MESSAGE (1u << 20)
@@ -51,6 +52,11 @@ void keel_engine_close(struct keel_engine *e)
 		keel_store_close(e->store);
 		free(e);
 	}
+}
+
+struct keel_store *keel_engine_store(struct keel_engine *e)
+{
+	return e->store;
 }
 
 /* Reads Protocol Version from a request header that may be otherwise broken. */
@@ -388,9 +394,24 @@ static size_t response_limit(const struct keel_engine *e, const struct kmip_requ
 	return e->lim.max_message_len;
 }
 
+/* Metrics: each item's operation and result, the message's latency under its
+ * first operation (a message that did not decode counts as "other"). */
+static void count_answer(const struct kmip_response_message *m, uint64_t start)
+{
+	uint32_t first_op = 0;
+
+	for (size_t i = 0; m != NULL && i < m->num_batch_items; i++) {
+		keel_metrics_kmip_item(m->batch_items[i].operation,
+				       m->batch_items[i].result_status);
+		first_op = i == 0 ? m->batch_items[i].operation : first_op;
+	}
+	keel_metrics_kmip_request(first_op, keel_metrics_now_ns() - start);
+}
+
 void keel_engine_handle(void *ctx, const struct keel_client_identity *who, const uint8_t *req,
 			size_t req_len, keel_reply_fn reply, void *reply_ctx)
 {
+	uint64_t start = keel_metrics_now_ns();
 	struct kmip_arena arena;
 	struct eng_req r = {.e = ctx, .who = who, .arena = &arena, .now = (int64_t)time(NULL)};
 	struct kmip_request_message *q = NULL;
@@ -421,6 +442,7 @@ void keel_engine_handle(void *ctx, const struct keel_client_identity *who, const
 		}
 	}
 out:
+	count_answer(m, start);
 	wipe_secrets(&r);
 	kmip_arena_cleanup(&arena);
 }

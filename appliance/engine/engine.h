@@ -14,6 +14,7 @@
 #include "keel/request.h"
 
 struct hsm;
+struct keel_store;
 struct keel_engine; /* opaque */
 
 struct keel_engine_config {
@@ -34,6 +35,9 @@ int keel_engine_open(const struct keel_engine_config *cfg, struct keel_engine **
 
 /* Closes the store. Accepts NULL. */
 void keel_engine_close(struct keel_engine *e);
+
+/* The engine's store, for the admin API (same process, same pool). */
+struct keel_store *keel_engine_store(struct keel_engine *e);
 
 /*
  * Answers one framed KMIP request from |who| through |reply|. |ctx| is the

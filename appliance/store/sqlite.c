@@ -1227,6 +1227,29 @@ static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len)
 	return r;
 }
 
+int sq_count_rows(struct keel_store_txn *tb, const char *sql, int64_t *out_count)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = sq_prepare(db, sql, &st)) != 0) {
+		return r;
+	}
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*out_count = sqlite3_column_int64(st, 0);
+	} else {
+		r = sq_err(db, sqlite3_errcode(db), sql);
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+static int sq_object_count(struct keel_store_txn *tb, int64_t *out_count)
+{
+	return sq_count_rows(tb, "SELECT COUNT(*) FROM objects", out_count);
+}
+
 static const struct keel_store_ops sq_ops = {
     .close = sq_close,
     .schema_version = sq_schema_version,
@@ -1245,6 +1268,7 @@ static const struct keel_store_ops sq_ops = {
     .locate = sq_locate,
     .audit_append = sq_audit_append,
     .audit_count = sq_audit_count,
+    .object_count = sq_object_count,
     .crk_counts = sq_crk_counts,
     .crk_stale = sq_crk_stale,
     .object_rewrap = sq_object_rewrap,

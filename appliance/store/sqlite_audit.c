@@ -131,20 +131,7 @@ int sq_audit_commit(struct sq_txn *t)
 
 int sq_audit_count(struct keel_store_txn *tb, int64_t *out_count)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
-	sqlite3_stmt *st = NULL;
-	int r;
-
-	if ((r = sq_prepare(db, "SELECT COUNT(*) FROM audit", &st)) != 0) {
-		return r;
-	}
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		*out_count = sqlite3_column_int64(st, 0);
-	} else {
-		r = sq_err(db, sqlite3_errcode(db), "counting audit rows");
-	}
-	sqlite3_finalize(st);
-	return r;
+	return sq_count_rows(tb, "SELECT COUNT(*) FROM audit", out_count);
 }
 
 /* The current row of an AUDIT_COLS statement; strings valid until the next step. */

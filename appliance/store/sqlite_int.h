@@ -51,6 +51,8 @@ int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 int sq_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what);
 /* Copies column |col| (a blob) to a malloc'd buffer; NULL for SQL NULL. */
 int sq_copy_blob(sqlite3_stmt *st, int col, uint8_t **out, size_t *out_len);
+/* Runs a "SELECT COUNT(*) ..." without parameters. */
+int sq_count_rows(struct keel_store_txn *t, const char *sql, int64_t *out_count);
 
 /* sqlite_audit.c */
 int sq_audit_append(struct keel_store_txn *t, const struct keel_store_audit *a);

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keel/metrics.h"
+
 const char *keel_store_strerror(int err)
 {
 	static const char *const msgs[] = {
@@ -74,7 +76,11 @@ int keel_store_begin_read(struct keel_store *s, struct keel_store_txn **out_txn)
 
 int keel_store_commit(struct keel_store_txn *t)
 {
-	return t->store->ops->commit(t);
+	uint64_t start = keel_metrics_now_ns();
+	int r = t->store->ops->commit(t);
+
+	keel_metrics_store_commit(keel_metrics_now_ns() - start);
+	return r;
 }
 
 void keel_store_rollback(struct keel_store_txn *t)
@@ -274,4 +280,9 @@ int keel_store_grant_list(struct keel_store_txn *t, const char *owner, const cha
 			  struct keel_store_grant **out_grants, size_t *out_num)
 {
 	return t->store->ops->grant_list(t, owner, grantee, out_grants, out_num);
+}
+
+int keel_store_object_count(struct keel_store_txn *t, int64_t *out_count)
+{
+	return t->store->ops->object_count(t, out_count);
 }

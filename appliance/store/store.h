@@ -303,6 +303,8 @@ int keel_store_audit_hash(const uint8_t prev[KEEL_STORE_HASH_LEN], const struct 
 			  uint8_t out[KEEL_STORE_HASH_LEN]) KEEL_STORE_WUR;
 /* Number of audit rows (for tests and metrics). */
 int keel_store_audit_count(struct keel_store_txn *t, int64_t *out_count) KEEL_STORE_WUR;
+/* Number of managed objects, every owner's (status screens, metrics). */
+int keel_store_object_count(struct keel_store_txn *t, int64_t *out_count) KEEL_STORE_WUR;
 
 /* ---- CRK rotation (keelctl crk rotate) ------------------------------------ */
 

@@ -52,6 +52,7 @@ struct keel_store_ops {
 			   const char *grantee, uint32_t *out_level);
 	int (*grant_list)(struct keel_store_txn *t, const char *owner, const char *grantee,
 			  struct keel_store_grant **out_grants, size_t *out_num);
+	int (*object_count)(struct keel_store_txn *t, int64_t *out_count);
 };
 
 /* What keel_store_savepoint* ask of the backend. */

@@ -42,6 +42,8 @@ static int config_copy(struct hsm *h, const struct hsm_config *cfg)
 {
 	h->log = cfg->log;
 	h->log_arg = cfg->log_arg;
+	h->observe = cfg->observe;
+	h->observe_arg = cfg->observe_arg;
 	h->wrap_mode = cfg->wrap_mode;
 	h->pool_size = cfg->pool_size != 0 ? cfg->pool_size : POOL_DEFAULT;
 	h->backoff_initial_ms =

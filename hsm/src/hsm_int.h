@@ -37,6 +37,8 @@ struct hsm {
 	enum hsm_wrap_mode wrap_mode;
 	void (*log)(void *log_arg, enum hsm_log_level level, const char *msg);
 	void *log_arg;
+	void (*observe)(void *observe_arg, uint64_t ns);
+	void *observe_arg;
 
 	pthread_rwlock_t lock;
 	pthread_mutex_t pool_mu;

@@ -20,6 +20,7 @@ struct keelctl_cmd {
 };
 
 int keelctl_hsm(int argc, char **argv);
+int keelctl_status(int argc, char **argv);
 int keelctl_ttlv(int argc, char **argv);
 
 /* Prints "keelctl: " and a formatted message to stderr. */

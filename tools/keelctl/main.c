@@ -6,6 +6,7 @@
 #include "keelctl.h"
 
 static const struct keelctl_cmd commands[] = {
+    {"status", "keeld at a glance: token, CRK, store, clients, objects", keelctl_status},
     {"hsm", "the PKCS#11 token and its customer root key (CRK) versions", keelctl_hsm},
     {"ttlv", "convert and print KMIP messages (TTLV, XML, JSON)", keelctl_ttlv},
 };

@@ -36,6 +36,7 @@
 #include <event2/thread.h>
 #include <openssl/err.h>
 
+#include "keel/metrics.h"
 #include "log.h"
 #include "server_int.h"
 
@@ -147,6 +148,7 @@ static void conn_free(struct conn *c)
 		c->next->prev = c->prev;
 	}
 	srv->num_conns--;
+	keel_metrics_connections(-1);
 	ident_put(srv, c->ident);
 	if (c->bev != NULL) {
 		bufferevent_free(c->bev);
@@ -286,6 +288,7 @@ static void handshake_done(struct conn *c)
 		return;
 	}
 	c->ident->count++;
+	keel_metrics_handshake(true);
 	keel_debug("%s: client %s (%s) connected%s", c->peer, c->who.subject,
 		   c->who.fingerprint_hex,
 		   SSL_session_reused(bufferevent_openssl_get_ssl(c->bev)) ? ", resumed" : "");
@@ -319,6 +322,7 @@ static void log_close(struct conn *c, short events)
 
 	bev_errors(c->bev, errs, sizeof(errs));
 	if (c->state == C_HANDSHAKE) {
+		keel_metrics_handshake(false);
 		keel_debug("%s: handshake failed: %s", c->peer,
 			   errs[0] ? errs : "connection closed");
 	} else if (events & BEV_EVENT_EOF) {
@@ -475,6 +479,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	}
 	srv->conns = c;
 	srv->num_conns++;
+	keel_metrics_connections(1);
 	if (conn_start(c, fd) != 0) {
 		keel_warn("%s: cannot set up a connection", c->peer);
 		if (c->bev == NULL) {

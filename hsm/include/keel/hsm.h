@@ -86,6 +86,10 @@ struct hsm_config {
 	 */
 	void (*log)(void *log_arg, enum hsm_log_level level, const char *msg);
 	void *log_arg;
+	/* Optional, for metrics: called after each hsm_wrap and hsm_unwrap with
+	 * how long it took (monotonic nanoseconds), from the calling thread. */
+	void (*observe)(void *observe_arg, uint64_t ns);
+	void *observe_arg;
 };
 
 struct hsm; /* opaque */

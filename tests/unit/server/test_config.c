@@ -74,7 +74,8 @@ static void test_good_file(void **state)
 	    "  max_batch_items = 3; max_locate_items = 50; };\n"
 	    "hsm: { module = \"softhsm2\"; token_label = \"keel\"; pin_file = \"user.pin\";\n"
 	    "  pool_size = 2; wrap = \"kwp\"; };\n"
-	    "store: { path = \"keel.db\"; };\n";
+	    "store: { path = \"keel.db\"; };\n"
+	    "admin: { listen = [ \"127.0.0.1:18443\", \"[::]:8443\" ]; socket = \"a.sock\"; };\n";
 	struct keel_config *cfg = NULL;
 	struct keel_config_error err;
 	const struct sockaddr_in6 *s6;
@@ -110,6 +111,10 @@ static void test_good_file(void **state)
 	assert_int_equal(cfg->hsm_wrap, KEEL_CONFIG_WRAP_KWP);
 	snprintf(path, sizeof(path), "%s/keel.db", dir);
 	assert_string_equal(cfg->store_path, path);
+	assert_int_equal(cfg->num_admin_listen, 2);
+	assert_int_equal(cfg->admin_listen[1].addr.ss_family, AF_INET6);
+	snprintf(path, sizeof(path), "%s/a.sock", dir);
+	assert_string_equal(cfg->admin_socket, path);
 	keel_config_free(cfg);
 }
 
@@ -128,6 +133,9 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->log_level, KEEL_LOG_INFO);
 	assert_null(cfg->clients_ca_file);
 	assert_int_equal(cfg->max_batch_items, 64);
+	assert_int_equal(cfg->num_admin_listen, 1);
+	assert_string_equal(cfg->admin_listen[0].text, KEEL_ADMIN_LISTEN_DEFAULT);
+	assert_string_equal(cfg->admin_socket, KEEL_ADMIN_SOCKET_DEFAULT);
 	assert_int_equal(cfg->max_locate_items, 1000);
 	/* No hsm or store section: keeld refuses to start, the config does not. */
 	assert_null(cfg->hsm_module);
@@ -165,6 +173,9 @@ static const struct bad bad_cases[] = {
     {BASE "listen = [ ];", 3, "1 to"},
     {BASE "listen = \"127.0.0.1:5696\";", 3, "list"},
     {BASE "log_level = \"loud\";", 3, "log_level"},
+    {BASE "admin: { listen = [ \"localhost:8443\" ]; };", 3, "admin.listen[0]"},
+    {BASE "admin: { socket = \"clients\"; };", 3, "exists and is not a socket"},
+    {BASE "admin: { socket = \"nodir/a.sock\"; };", 3, "does not exist"},
     {BASE "bogus = 1;", 3, "unknown setting bogus"},
     {BASE "limits: { max_conections = 1; };", 3, "unknown setting limits.max_conections"},
     {BASE "hsm2: { module = \"x\"; };", 3, "unknown section hsm2"},

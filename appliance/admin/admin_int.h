@@ -1,0 +1,88 @@
+/*
+ * Private to appliance/admin: the request handed to a route's handler, the
+ * route table's row, and the helpers every handler uses to read its input
+ * and write its answer. A handler returns the HTTP status; its body is
+ * rq->out (JSON) or rq->text (e.g. Prometheus text).
+ */
+#ifndef KEEL_ADMIN_INT_H
+#define KEEL_ADMIN_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "keel/admin.h"
+
+struct evhttp_request;
+
+#define ADMIN_MAX_PARAMS 4	    /* {placeholders} in one route's path */
+#define ADMIN_MAX_BODY	 (1u << 20) /* largest request body, bytes */
+
+/* What handlers may use; the rest of struct keel_admin stays in http.c. */
+struct admin_ctx {
+	struct keel_store *store;
+	struct hsm *hsm;
+	keel_admin_role_fn role_of;
+	void *role_ctx;
+	const char *version;
+	time_t started;
+	char token_label[33];
+};
+
+struct admin_req {
+	const struct admin_ctx *ctx;
+	struct evhttp_request *http;
+	enum keel_role role;
+	char who[80]; /* "cert:<fingerprint hex>" or "local:uid=<n>", for logs */
+	const char *params[ADMIN_MAX_PARAMS]; /* decoded {placeholders}, in order */
+	json_t *out;			      /* JSON answer (owned), or */
+	char *text;			      /* a text answer (malloc'd) */
+	size_t text_len;
+	const char *content_type; /* of |text| */
+};
+
+typedef int (*admin_handler_fn)(struct admin_req *rq);
+
+/*
+ * One route. |path| is literal segments and {name} placeholders, each
+ * matching one non-empty segment, handed to the handler in rq->params.
+ * |min_role| is the least role allowed: KEEL_ROLE_NONE lets anyone in (only
+ * /healthz), KEEL_ROLE_AUDITOR is for reads, KEEL_ROLE_ADMIN for writes.
+ */
+struct admin_route {
+	const char *method; /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+	const char *path;
+	enum keel_role min_role;
+	admin_handler_fn handler;
+	const char *summary; /* one line, also in docs/admin-api.yaml */
+};
+
+extern const struct admin_route admin_routes[];
+extern const size_t admin_num_routes;
+
+/* Answers: set rq->out and return |status|. admin_ok steals |body|. */
+int admin_ok(struct admin_req *rq, int status, json_t *body);
+int admin_fail(struct admin_req *rq, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The request body as a JSON object in *out (json_decref), or a 400 answer
+ * (returned, non-zero) saying what is wrong with it. */
+__attribute__((warn_unused_result)) int admin_body(struct admin_req *rq, json_t **out);
+
+/* A string field of |obj|: *out is NULL when absent and not |required|.
+ * Returns 0, or a 400 answer naming the field. */
+__attribute__((warn_unused_result)) int admin_field_string(struct admin_req *rq, json_t *obj,
+							   const char *name, bool required,
+							   const char **out);
+
+/* Query parameter |name| of the request URI (decoded, malloc'd), or NULL. */
+char *admin_query(struct admin_req *rq, const char *name);
+
+/* Handlers, one file per group (api_*.c). */
+int admin_get_healthz(struct admin_req *rq);
+int admin_get_metrics(struct admin_req *rq);
+int admin_get_status(struct admin_req *rq);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * keel_admin: the management API. JSON over HTTPS (mutual TLS, identities
+ * registered with role admin or auditor) on its own port, and the same API
+ * over a local UNIX socket for root, so that a fresh appliance can be set up
+ * before any admin certificate exists. It runs on a thread and event base of
+ * its own: a slow store or token call in a handler never stalls KMIP.
+ *
+ * Routes live in one const table (routes.c); adding one is described there.
+ */
+#ifndef KEEL_ADMIN_H
+#define KEEL_ADMIN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config.h"
+#include "keel/request.h"
+
+struct hsm;
+struct keel_store;
+struct keel_admin; /* opaque */
+
+/* Who a certificate is, by the client registry (role column of the store). */
+enum keel_role {
+	KEEL_ROLE_NONE = 0, /* unknown certificate: 401 */
+	KEEL_ROLE_KMIP,	    /* a KMIP client: never an admin identity (403) */
+	KEEL_ROLE_AUDITOR,  /* reads every route, writes none */
+	KEEL_ROLE_ADMIN,    /* everything */
+};
+
+/* The role of the client whose leaf has |fingerprint|; called on the admin thread. */
+typedef enum keel_role (*keel_admin_role_fn)(void *ctx,
+					     const uint8_t fingerprint[KEEL_FINGERPRINT_LEN]);
+
+struct keel_admin_config {
+	const struct keel_config *cfg; /* admin and tls sections; copied, not kept */
+	struct keel_store *store;      /* outlives the admin API */
+	struct hsm *hsm;	       /* outlives the admin API */
+	keel_admin_role_fn role_of;    /* NULL: no certificate is known (socket only) */
+	void *role_ctx;
+	const char *version;
+};
+
+/*
+ * Binds every admin.listen address and admin.socket (mode 0600), then serves
+ * on a new thread. 0, or -1 with the reason logged.
+ */
+__attribute__((warn_unused_result)) int keel_admin_start(const struct keel_admin_config *cfg,
+							 struct keel_admin **out_admin);
+
+/* The HTTPS port bound for admin.listen[i] (useful with port 0). */
+__attribute__((warn_unused_result)) int keel_admin_port(const struct keel_admin *a, size_t i,
+							uint16_t *out_port);
+
+/* Stops serving, joins the thread, removes the socket. Accepts NULL. */
+void keel_admin_stop(struct keel_admin *a);
+
+/* Prints "METHOD PATH ROLE" for every route, one a line (keeld --print-routes). */
+void keel_admin_print_routes(FILE *f);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * keel_metrics: process-wide counters and fixed-bucket latency histograms,
+ * rendered as Prometheus text (exposition format 0.0.4) by the admin API's
+ * /metrics. Every hook is one lock-free call (C11 atomics), safe from any
+ * thread, so server, engine and store call them on their hot paths.
+ */
+#ifndef KEEL_METRICS_H
+#define KEEL_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Monotonic nanoseconds, for measuring what the hooks below record. */
+uint64_t keel_metrics_now_ns(void);
+
+/* One KMIP batch item answered: its Operation and Result Status (KMIP 1.4 §6.9). */
+void keel_metrics_kmip_item(uint32_t operation, uint32_t result_status);
+/* One KMIP request message answered in |ns|, filed under its first item's operation. */
+void keel_metrics_kmip_request(uint32_t operation, uint64_t ns);
+
+/* A TLS connection accepted (+1) or closed (-1); handshakes that completed or failed. */
+void keel_metrics_connections(int delta);
+void keel_metrics_handshake(bool ok);
+
+/* One call into the token (wrap, unwrap) that took |ns|. */
+void keel_metrics_hsm_call(uint64_t ns);
+/* One durable store commit that took |ns|. */
+void keel_metrics_store_commit(uint64_t ns);
+/* Key Protect outbox entries not yet mirrored (the mirror sets it). */
+void keel_metrics_mirror_backlog(int64_t entries);
+
+/* Open TLS connections right now (for status screens). */
+int64_t keel_metrics_open_connections(void);
+
+/* The whole exposition as NUL-terminated text in *out_text (free()). 0 or -1. */
+__attribute__((warn_unused_result)) int keel_metrics_render(char **out_text, size_t *out_len);
+
+#endif

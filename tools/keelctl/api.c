@@ -1,0 +1,214 @@
+/* keelctl_api_call: libcurl to keeld's admin API, over its UNIX socket or HTTPS. */
+#include "api.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "config.h"
+#include "keelctl.h"
+
+int keelctl_api_option(struct keelctl_api *api, int ch, const char *arg)
+{
+	switch (ch) {
+	case KEELCTL_OPT_CONFIG:
+		api->config = arg;
+		return 1;
+	case KEELCTL_OPT_CERT:
+		api->cert = arg;
+		return 1;
+	case KEELCTL_OPT_KEY:
+		api->key = arg;
+		return 1;
+	case KEELCTL_OPT_CACERT:
+		api->cacert = arg;
+		return 1;
+	case KEELCTL_OPT_URL:
+		api->url = arg;
+		return 1;
+	case KEELCTL_OPT_JSON:
+		api->json = true;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+void keelctl_print_json(const json_t *j)
+{
+	json_dumpf(j, stdout, JSON_COMPACT);
+	putchar('\n');
+}
+
+/* Where keeld is: its socket, its HTTPS URL and certificate, from keeld.conf. */
+struct target {
+	char socket[4096];
+	char base_url[128];
+	char server_cert[4096];
+};
+
+/* "0.0.0.0:8443" -> "https://127.0.0.1:8443": a wildcard listener is reached
+ * on loopback; other addresses as written. */
+static void url_of(const struct keel_listen_addr *l, char *out, size_t out_len)
+{
+	const char *colon = strrchr(l->text, ':');
+	int host_len = colon != NULL ? (int)(colon - l->text) : 0;
+
+	if (strncmp(l->text, "0.0.0.0:", 8) == 0) {
+		snprintf(out, out_len, "https://127.0.0.1%s", colon);
+	} else if (strncmp(l->text, "[::]:", 5) == 0) {
+		snprintf(out, out_len, "https://[::1]%s", colon);
+	} else {
+		snprintf(out, out_len, "https://%.*s%s", host_len, l->text,
+			 colon != NULL ? colon : "");
+	}
+}
+
+static int find_target(const struct keelctl_api *api, struct target *t)
+{
+	const char *path = api->config != NULL ? api->config : KEEL_CONFIG_DEFAULT_PATH;
+	struct keel_config *cfg = NULL;
+	struct keel_config_error err;
+
+	keel_log_set_level(KEEL_LOG_ERROR);
+	if (keel_config_load(path, &cfg, &err) != 0) {
+		keelctl_err("%s%s%.0d: %s (is --config right?)", err.file, err.line > 0 ? ":" : "",
+			    err.line, err.reason);
+		return EX_CONFIG;
+	}
+	snprintf(t->socket, sizeof(t->socket), "%s", cfg->admin_socket);
+	snprintf(t->server_cert, sizeof(t->server_cert), "%s", cfg->tls_certificate);
+	url_of(&cfg->admin_listen[0], t->base_url, sizeof(t->base_url));
+	keel_config_free(cfg);
+	return 0;
+}
+
+static size_t collect(char *data, size_t size, size_t n, void *arg)
+{
+	FILE *f = arg;
+
+	return fwrite(data, size, n, f) * size;
+}
+
+static int exit_for_status(long status)
+{
+	switch (status) {
+	case 400:
+	case 413:
+		return EX_DATAERR;
+	case 401:
+	case 403:
+		return EX_NOPERM;
+	case 404:
+		return EX_NOINPUT;
+	case 409:
+		return EX_CANTCREAT;
+	case 503:
+		return EX_UNAVAILABLE;
+	default:
+		return status >= 200 && status < 300 ? 0 : EX_SOFTWARE;
+	}
+}
+
+static void set_transport(CURL *c, const struct keelctl_api *api, const struct target *t,
+			  const char *path, char *url, size_t url_len)
+{
+	if (api->cert != NULL || api->url != NULL) {
+		snprintf(url, url_len, "%s%s", api->url != NULL ? api->url : t->base_url, path);
+		curl_easy_setopt(c, CURLOPT_SSLCERT, api->cert);
+		curl_easy_setopt(c, CURLOPT_SSLKEY, api->key != NULL ? api->key : api->cert);
+		/* keeld's own certificate as trust anchor: curl accepts a partial chain. */
+		curl_easy_setopt(c, CURLOPT_CAINFO,
+				 api->cacert != NULL ? api->cacert : t->server_cert);
+	} else {
+		snprintf(url, url_len, "http://keeld%s", path);
+		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, t->socket);
+	}
+}
+
+/* Performs the request; the body goes to |resp|. EX_UNAVAILABLE when unreachable. */
+static int perform(const struct keelctl_api *api, const char *method, const char *path,
+		   const char *body, FILE *resp, long *out_status)
+{
+	struct target t;
+	struct curl_slist *hdrs = NULL;
+	char url[4352], errbuf[CURL_ERROR_SIZE] = "";
+	CURL *c;
+	CURLcode rc;
+	int r;
+
+	if ((r = find_target(api, &t)) != 0) {
+		return r;
+	}
+	if ((c = curl_easy_init()) == NULL) {
+		return EX_SOFTWARE;
+	}
+	set_transport(c, api, &t, path, url, sizeof(url));
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 600L);
+	if (body != NULL) {
+		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	}
+	if ((rc = curl_easy_perform(c)) != CURLE_OK) {
+		keelctl_err("cannot reach keeld at %s: %s", api->cert != NULL ? url : t.socket,
+			    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
+		r = EX_UNAVAILABLE;
+	} else {
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, out_status);
+	}
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	return r;
+}
+
+int keelctl_api_call(const struct keelctl_api *api, const char *method, const char *path,
+		     json_t *body, json_t **out)
+{
+	char *text = NULL, *req = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+	size_t len = 0;
+	FILE *resp = open_memstream(&text, &len);
+	long status = 0;
+	json_t *j = NULL;
+	int r;
+
+	*out = NULL;
+	if (resp == NULL || (body != NULL && req == NULL)) {
+		r = EX_OSERR;
+		goto out;
+	}
+	r = perform(api, method, path, req, resp, &status);
+	if (fclose(resp) != 0) {
+		r = r != 0 ? r : EX_OSERR;
+	}
+	resp = NULL;
+	if (r != 0) {
+		goto out;
+	}
+	j = json_loadb(text != NULL ? text : "", len, 0, NULL);
+	if ((r = exit_for_status(status)) != 0) {
+		keelctl_err("keeld: %ld: %s", status,
+			    json_string_value(json_object_get(j, "error")) != NULL
+				? json_string_value(json_object_get(j, "error"))
+				: "(no message)");
+	} else if (j == NULL) {
+		keelctl_err("keeld answered something that is not JSON");
+		r = EX_PROTOCOL;
+	}
+	*out = j;
+	j = NULL;
+out:
+	if (resp != NULL) {
+		fclose(resp);
+	}
+	json_decref(j);
+	free(text);
+	free(req);
+	return r;
+}

@@ -1,0 +1,69 @@
+/*
+ * keelctl's client of keeld's admin API (appliance/admin). Commands that
+ * talk to keeld parse the shared options below, then call keelctl_api_call.
+ * By default the request goes over the local UNIX socket named in keeld.conf
+ * (root only); with --cert/--key it goes over HTTPS with that admin identity.
+ */
+#ifndef KEELCTL_API_H
+#define KEELCTL_API_H
+
+#include <getopt.h>
+#include <stdbool.h>
+
+#include <jansson.h>
+
+/* getopt_long codes of the shared options; a command's own start after them. */
+enum {
+	KEELCTL_OPT_CONFIG = 0x100,
+	KEELCTL_OPT_CERT,
+	KEELCTL_OPT_KEY,
+	KEELCTL_OPT_CACERT,
+	KEELCTL_OPT_URL,
+	KEELCTL_OPT_JSON,
+	KEELCTL_OPT_FIRST_OWN, /* first free code for a command's own options */
+};
+
+/* The shared options, to put at the head of a command's longopts table. */
+/* clang-format off */
+#define KEELCTL_API_LONGOPTS                                            \
+	{"config", required_argument, NULL, KEELCTL_OPT_CONFIG},        \
+	{"cert", required_argument, NULL, KEELCTL_OPT_CERT},            \
+	{"key", required_argument, NULL, KEELCTL_OPT_KEY},              \
+	{"cacert", required_argument, NULL, KEELCTL_OPT_CACERT},        \
+	{"url", required_argument, NULL, KEELCTL_OPT_URL},              \
+	{"json", no_argument, NULL, KEELCTL_OPT_JSON}
+/* clang-format on */
+
+/* The shared options' help lines, for a command's usage text. */
+#define KEELCTL_API_USAGE                                                                          \
+	"  --config FILE    keeld.conf naming the admin socket and URL\n"                          \
+	"                   (default /etc/keel/keeld.conf)\n"                                      \
+	"  --cert F --key F an admin client certificate: use HTTPS, not the local socket\n"        \
+	"  --cacert FILE    CA of keeld's certificate (default: tls.certificate of keeld.conf)\n"  \
+	"  --url URL        https://HOST:PORT of the admin API (default: admin.listen[0])\n"       \
+	"  --json           machine output: the API's JSON, one line\n"
+
+struct keelctl_api {
+	const char *config;
+	const char *cert, *key, *cacert, *url;
+	bool json;
+};
+
+/* 1 when |ch| was a shared option (stored in |api|), 0 otherwise. */
+int keelctl_api_option(struct keelctl_api *api, int ch, const char *arg);
+
+/*
+ * Sends METHOD PATH with |body| (may be NULL; not consumed) and stores the
+ * answer's JSON in *out (json_decref; may be NULL on failure). Returns 0 for a
+ * 2xx answer, else a sysexits code after printing the API's error message:
+ * EX_DATAERR 400, EX_NOPERM 401/403, EX_NOINPUT 404, EX_CANTCREAT 409,
+ * EX_UNAVAILABLE when keeld cannot be reached or answers 503, EX_SOFTWARE
+ * otherwise; EX_CONFIG when keeld.conf cannot be read.
+ */
+int keelctl_api_call(const struct keelctl_api *api, const char *method, const char *path,
+		     json_t *body, json_t **out);
+
+/* Prints |j| as one line of JSON (the --json output of every command). */
+void keelctl_print_json(const json_t *j);
+
+#endif
