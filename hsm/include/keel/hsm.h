@@ -220,6 +220,16 @@ size_t hsm_secret_len(const struct hsm_secret *s);
 void hsm_secret_free(struct hsm_secret *s);
 
 /*
+ * Reads a secret file (the PIN, an API key) into a secret of its length: a
+ * regular file owned by the effective user, mode 0600 or stricter, 1 to
+ * max_len (< HSM_MAX_KEY_LEN) bytes once trailing newlines are dropped.
+ * HSM_E_PIN_FILE when the file is refused; |why| then says why, never with
+ * any of its content.
+ */
+int hsm_secret_read_file(const char *path, size_t max_len, struct hsm_secret **out_secret,
+			 char *why, size_t why_len) HSM_WUR;
+
+/*
  * Wraps key material for object uid under the active CRK with the configured
  * mode. *out_blob is malloc'd (not secret) and freed with free().
  */

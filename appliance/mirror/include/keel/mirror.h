@@ -1,0 +1,174 @@
+/*
+ * The IBM Key Protect client (API v2 and IAM tokens), for the mirror of
+ * ARCHITECTURE.md "Key Protect mirror" and issue 6. Reference:
+ * ../shared/KEYPROTECT.md. HTTP through libcurl, JSON through jansson.
+ *
+ * A struct mirror is one connection's worth of state (curl handle, IAM
+ * token): use it from one thread at a time. Every call refreshes the IAM token
+ * before it expires, retries 429, 5xx (but 501) and connection failures with
+ * exponential backoff that honours Retry-After, keeps one Correlation-Id across
+ * the retries of one call, and maps the answer to enum mirror_err. Neither the
+ * API key nor any plaintext ever reaches a log or an error; plaintext comes
+ * back in locked memory (struct hsm_secret).
+ */
+#ifndef KEEL_MIRROR_H
+#define KEEL_MIRROR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <keel/hsm.h>
+
+#define MIRROR_WUR __attribute__((warn_unused_result))
+
+#define MIRROR_DEFAULT_ENDPOINT "https://us-south.kms.cloud.ibm.com"
+#define MIRROR_DEFAULT_IAM_URL	"https://iam.cloud.ibm.com/identity/token"
+#define MIRROR_ID_LEN		64   /* room for a UUID and its NUL */
+#define MIRROR_NAME_LEN		96   /* Key Protect names are 2..90 characters */
+#define MIRROR_WRAP_MAX		3072 /* plaintext bytes: 4096 base64 characters */
+#define MIRROR_STANDARD_MAX	7500 /* payload bytes of a standard key */
+#define MIRROR_NONCE_LEN	12
+
+enum mirror_err {
+	MIRROR_OK = 0,
+	MIRROR_E_INVAL = -1,	    /* bad argument or configuration */
+	MIRROR_E_NOMEM = -2,	    /* allocation or locked memory */
+	MIRROR_E_AUTH = -3,	    /* IAM refused the API key, or 401/403 with a fresh token */
+	MIRROR_E_NOT_FOUND = -4,    /* 404: no such key (never was, or purged) */
+	MIRROR_E_GONE = -5,	    /* 410: the key is deleted (state 5) */
+	MIRROR_E_CONFLICT = -6,	    /* 409: its state, a timer or a policy forbids it now */
+	MIRROR_E_REFUSED = -7,	    /* 400 or 422: request or ciphertext refused */
+	MIRROR_E_UNAVAILABLE = -8,  /* 429, 5xx or no connection, after every retry */
+	MIRROR_E_PROTOCOL = -9,	    /* an answer unlike what the API documents */
+	MIRROR_E_API_KEY_FILE = -10 /* API-key file missing, too open, wrong owner or empty */
+};
+
+/* A short constant description of a MIRROR_E_* value. */
+const char *mirror_strerror(int err);
+
+/* Sleeps ms milliseconds between retries; tests replace it to see the waits. */
+typedef void (*mirror_sleep_fn)(void *arg, uint32_t ms);
+
+struct mirror_config {
+	const char *endpoint;	     /* NULL: MIRROR_DEFAULT_ENDPOINT (no trailing /api/v2) */
+	const char *iam_url;	     /* NULL: MIRROR_DEFAULT_IAM_URL */
+	const char *instance_id;     /* required: the Bluemix-Instance GUID */
+	const char *api_key_file;    /* required: 0600, owned by us; read into locked memory */
+	const char *ca_bundle;	     /* NULL: the system's trust store */
+	uint32_t timeout_ms;	     /* each HTTP exchange; 0: 30000 */
+	uint32_t max_retries;	     /* retries after the first attempt; 0: 4 (IBM's Go client) */
+	uint32_t backoff_initial_ms; /* 0: 1000, doubling per retry */
+	uint32_t backoff_max_ms;     /* 0: 30000 */
+	mirror_sleep_fn sleep;	     /* NULL: nanosleep */
+	void *sleep_arg;
+};
+
+struct mirror; /* opaque */
+
+/* Reads the API key and sets up curl; no network traffic yet. */
+int mirror_new(const struct mirror_config *cfg, struct mirror **out_m) MIRROR_WUR;
+/* Wipes the API key and the token. NULL is fine. */
+void mirror_free(struct mirror *m);
+
+/* What Key Protect says about one key (metadata; never material). */
+struct mirror_key {
+	char id[MIRROR_ID_LEN];
+	char name[MIRROR_NAME_LEN];
+	char version_id[MIRROR_ID_LEN]; /* keyVersion.id, "" when absent */
+	int state;			/* 1 active, 2 suspended, 3 deactivated, 5 destroyed */
+	bool extractable;		/* true: standard key, false: root key */
+	bool imported;
+};
+
+/* ---- keys ---------------------------------------------------------------- */
+
+/* A root key whose material Key Protect generates (the CRK is not extractable). */
+int mirror_create_root(struct mirror *m, const char *name, struct mirror_key *out_key) MIRROR_WUR;
+
+/* A standard key holding payload (1..MIRROR_STANDARD_MAX bytes), e.g. an escrow blob. */
+int mirror_create_standard(struct mirror *m, const char *name, const uint8_t *payload,
+			   size_t payload_len, struct mirror_key *out_key) MIRROR_WUR;
+
+/* Metadata of a key by id or alias; *out_payload (may be NULL) gets a
+ * standard key's payload in locked memory, NULL for a root key. */
+int mirror_get_key(struct mirror *m, const char *id, struct mirror_key *out_key,
+		   struct hsm_secret **out_payload) MIRROR_WUR;
+
+/* The live (state 1-3) key named exactly name: MIRROR_E_NOT_FOUND when none,
+ * so that a retried create can first look for what an earlier attempt made. */
+int mirror_find_by_name(struct mirror *m, const char *name, struct mirror_key *out_key) MIRROR_WUR;
+
+/* Calls fn for every key whose name starts with prefix ("" for all), in
+ * states 1-3 (and 5 with with_deleted), page by page; a non-zero return from
+ * fn stops the walk and is returned. */
+typedef int (*mirror_list_fn)(void *arg, const struct mirror_key *key);
+int mirror_list(struct mirror *m, const char *prefix, bool with_deleted, mirror_list_fn fn,
+		void *arg) MIRROR_WUR;
+
+/* Deletes a key (state 5). MIRROR_E_GONE when it already was. */
+int mirror_delete(struct mirror *m, const char *id) MIRROR_WUR;
+
+/* ---- root-key actions ------------------------------------------------------ */
+
+/* Wraps pt (1..MIRROR_WRAP_MAX bytes) under root key id with AAD aad (a
+ * string, or NULL). *out_ciphertext is Key Protect's opaque ciphertext,
+ * malloc'd; out_version gets the key version that wrapped it. */
+int mirror_wrap(struct mirror *m, const char *id, const uint8_t *pt, size_t pt_len, const char *aad,
+		char **out_ciphertext, char out_version[MIRROR_ID_LEN]) MIRROR_WUR;
+
+/* Unwraps a ciphertext (same aad) into locked memory. When an older version
+ * made it, *out_rewrapped (if not NULL) gets the copy under the newest
+ * version, else NULL. */
+int mirror_unwrap(struct mirror *m, const char *id, const char *ciphertext, const char *aad,
+		  struct hsm_secret **out_pt, char **out_rewrapped) MIRROR_WUR;
+
+/* The ciphertext rewrapped under the newest version (no plaintext returned). */
+int mirror_rewrap(struct mirror *m, const char *id, const char *ciphertext, const char *aad,
+		  char **out_ciphertext) MIRROR_WUR;
+
+/* ---- secure import (KEYPROTECT.md §2 "Secure import") ---------------------- */
+
+struct mirror_import_token {
+	char *public_key_pem; /* SPKI PEM of the RSA-4096 key, NUL-terminated, malloc'd */
+	uint8_t nonce[MIRROR_NONCE_LEN];
+};
+
+/* Creates the instance's import token (replacing any) and retrieves it once. */
+int mirror_import_token(struct mirror *m, uint32_t expiration_s,
+			struct mirror_import_token *out_token) MIRROR_WUR;
+void mirror_import_token_cleanup(struct mirror_import_token *t);
+
+/* Key material as hsm_crk_export and hsm_crk_encrypt_nonce make it:
+ * RSA-OAEP-SHA-256 under the token's key; the token's nonce AES-GCM-sealed
+ * (ciphertext | tag) under the material with a 12-byte IV. */
+struct mirror_secure_payload {
+	const uint8_t *wrapped;
+	size_t wrapped_len;
+	const uint8_t *encrypted_nonce;
+	size_t encrypted_nonce_len;
+	const uint8_t *iv;
+	size_t iv_len;
+};
+
+/* A root key from securely imported material. */
+int mirror_import_root(struct mirror *m, const char *name, const struct mirror_secure_payload *sp,
+		       struct mirror_key *out_key) MIRROR_WUR;
+
+/* A new version of root key id: generated by Key Protect when sp is NULL,
+ * else the securely imported material (an imported key needs it). */
+int mirror_rotate(struct mirror *m, const char *id,
+		  const struct mirror_secure_payload *sp) MIRROR_WUR;
+
+/* ---- counters, for status and metrics -------------------------------------- */
+
+struct mirror_stats {
+	uint64_t requests;	/* HTTP exchanges attempted, IAM included */
+	uint64_t retries;	/* of which repeated after 429/5xx/connection failure */
+	uint64_t token_fetches; /* IAM token requests that succeeded */
+	int last_error;		/* MIRROR_E_* of the last failed call, 0 if none */
+	long last_status;	/* HTTP status of the last answer, 0 if none */
+};
+void mirror_get_stats(const struct mirror *m, struct mirror_stats *out);
+
+#endif
