@@ -64,9 +64,17 @@ static const struct setting settings[] = {
     U32("crk.rotation_pause_ms", crk_rotation_pause_ms, 0, 60000),
     LISTEN("admin.listen", admin_listen, num_admin_listen),
     SOCKET("admin.socket", admin_socket),
+    STRING("mirror.endpoint", mirror_endpoint, 2048),
+    STRING("mirror.iam_token_url", mirror_iam_url, 2048),
+    /* Instance ids are GUIDs (36 characters); a little room for other forms. */
+    STRING("mirror.instance_id", mirror_instance_id, 64),
+    FILE_("mirror.api_key_file", mirror_api_key_file),
+    FILE_("mirror.ca_bundle", mirror_ca_bundle),
+    U32("mirror.poll_interval", mirror_poll_interval_s, 10, 86400),
 };
 
-static const char *const groups[] = {"tls", "clients", "limits", "hsm", "store", "crk", "admin"};
+static const char *const groups[] = {"tls",   "clients", "limits", "hsm",
+				     "store", "crk",	 "admin",  "mirror"};
 
 struct parse {
 	struct keel_config *cfg;
@@ -108,6 +116,7 @@ static void set_defaults(struct keel_config *cfg)
 	cfg->hsm_pool_size = 8;
 	cfg->hsm_wrap = KEEL_CONFIG_WRAP_GCM;
 	cfg->crk_rotation_batch = 200;
+	cfg->mirror_poll_interval_s = 300;
 }
 
 int keel_listen_addr_parse(const char *text, struct keel_listen_addr *out)
@@ -403,6 +412,32 @@ static int line_of(const config_t *lc, const char *path)
 	return s == NULL ? 0 : config_setting_source_line(s);
 }
 
+/* The API key travels to these URLs: TLS only. */
+static int check_https(struct parse *p, const config_t *lc, const char *path, const char *url)
+{
+	if (url != NULL && strncmp(url, "https://", 8) != 0) {
+		return fail(p, line_of(lc, path), "%s must be an https:// URL", path);
+	}
+	return 0;
+}
+
+static int check_mirror(struct parse *p, const config_t *lc)
+{
+	const struct keel_config *c = p->cfg;
+
+	if (config_lookup(lc, "mirror") == NULL) {
+		return 0;
+	}
+	if (c->mirror_instance_id == NULL || c->mirror_api_key_file == NULL) {
+		return fail(p, line_of(lc, "mirror"), "mirror needs instance_id and api_key_file");
+	}
+	if (check_https(p, lc, "mirror.endpoint", c->mirror_endpoint) != 0 ||
+	    check_https(p, lc, "mirror.iam_token_url", c->mirror_iam_url) != 0) {
+		return -1;
+	}
+	return 0;
+}
+
 static int check_whole(struct parse *p, const config_t *lc)
 {
 	struct keel_config *c = p->cfg;
@@ -422,6 +457,9 @@ static int check_whole(struct parse *p, const config_t *lc)
 	}
 	if (config_lookup(lc, "store") != NULL && c->store_path == NULL) {
 		return fail(p, line_of(lc, "store"), "store needs path");
+	}
+	if (check_mirror(p, lc) != 0) {
+		return -1;
 	}
 	if (c->max_connections_per_client > c->max_connections) {
 		return fail(p, line_of(lc, "limits.max_connections_per_client"),
@@ -524,5 +562,10 @@ void keel_config_free(struct keel_config *cfg)
 	free(cfg->hsm_pin_file);
 	free(cfg->store_path);
 	free(cfg->admin_socket);
+	free(cfg->mirror_endpoint);
+	free(cfg->mirror_iam_url);
+	free(cfg->mirror_instance_id);
+	free(cfg->mirror_api_key_file);
+	free(cfg->mirror_ca_bundle);
 	free(cfg);
 }

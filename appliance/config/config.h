@@ -66,6 +66,15 @@ struct keel_config {
 	struct keel_listen_addr admin_listen[KEEL_LISTEN_MAX]; /* HTTPS, mutual TLS */
 	size_t num_admin_listen;
 	char *admin_socket; /* UNIX socket, local root (or keeld's user) only */
+	/* mirror section: IBM Key Protect (appliance/mirror); all NULL when absent.
+	 * Present, it needs instance_id and api_key_file; a NULL endpoint or
+	 * iam_token_url means IBM's public us-south endpoints (mirror.h). */
+	char *mirror_endpoint;	   /* https://<region>.kms.cloud.ibm.com */
+	char *mirror_iam_url;	   /* https://iam.cloud.ibm.com/identity/token */
+	char *mirror_instance_id;  /* Bluemix-Instance GUID */
+	char *mirror_api_key_file; /* 0600, keeld's user; checked when it is read */
+	char *mirror_ca_bundle;	   /* PEM CAs to trust; NULL: the system's */
+	uint32_t mirror_poll_interval_s;
 	/* The engine's limits (limits section). */
 	uint32_t max_batch_items;
 	uint32_t max_locate_items;

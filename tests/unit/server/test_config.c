@@ -75,7 +75,12 @@ static void test_good_file(void **state)
 	    "hsm: { module = \"softhsm2\"; token_label = \"keel\"; pin_file = \"user.pin\";\n"
 	    "  pool_size = 2; wrap = \"kwp\"; };\n"
 	    "store: { path = \"keel.db\"; };\n"
-	    "admin: { listen = [ \"127.0.0.1:18443\", \"[::]:8443\" ]; socket = \"a.sock\"; };\n";
+	    "admin: { listen = [ \"127.0.0.1:18443\", \"[::]:8443\" ]; socket = \"a.sock\"; };\n"
+	    "mirror: { endpoint = \"https://eu-de.kms.cloud.ibm.com\";\n"
+	    "  iam_token_url = \"https://iam.cloud.ibm.com/oidc/token\";\n"
+	    "  instance_id = \"12e8c9c2-a162-472d-b7d6-8b9a86b815a6\"; api_key_file = "
+	    "\"user.pin\";\n"
+	    "  ca_bundle = \"ca.pem\"; poll_interval = 60; };\n";
 	struct keel_config *cfg = NULL;
 	struct keel_config_error err;
 	const struct sockaddr_in6 *s6;
@@ -115,6 +120,12 @@ static void test_good_file(void **state)
 	assert_int_equal(cfg->admin_listen[1].addr.ss_family, AF_INET6);
 	snprintf(path, sizeof(path), "%s/a.sock", dir);
 	assert_string_equal(cfg->admin_socket, path);
+	assert_string_equal(cfg->mirror_endpoint, "https://eu-de.kms.cloud.ibm.com");
+	assert_string_equal(cfg->mirror_iam_url, "https://iam.cloud.ibm.com/oidc/token");
+	assert_string_equal(cfg->mirror_instance_id, "12e8c9c2-a162-472d-b7d6-8b9a86b815a6");
+	snprintf(path, sizeof(path), "%s/user.pin", dir);
+	assert_string_equal(cfg->mirror_api_key_file, path);
+	assert_int_equal(cfg->mirror_poll_interval_s, 60);
 	keel_config_free(cfg);
 }
 
@@ -140,6 +151,8 @@ static void test_defaults(void **state)
 	/* No hsm or store section: keeld refuses to start, the config does not. */
 	assert_null(cfg->hsm_module);
 	assert_null(cfg->store_path);
+	assert_null(cfg->mirror_instance_id); /* no mirror unless configured */
+	assert_int_equal(cfg->mirror_poll_interval_s, 300);
 	keel_config_free(cfg);
 }
 
@@ -176,6 +189,16 @@ static const struct bad bad_cases[] = {
     {BASE "admin: { listen = [ \"localhost:8443\" ]; };", 3, "admin.listen[0]"},
     {BASE "admin: { socket = \"clients\"; };", 3, "exists and is not a socket"},
     {BASE "admin: { socket = \"nodir/a.sock\"; };", 3, "does not exist"},
+    {BASE "mirror: { instance_id = \"i\"; };", 3, "mirror needs instance_id and api_key_file"},
+    {BASE "mirror: { api_key_file = \"user.pin\"; };", 3, "mirror needs instance_id"},
+    {BASE "mirror: { instance_id = \"i\"; api_key_file = \"no.key\"; };", 3, "no.key"},
+    {BASE "mirror: { instance_id = \"i\"; api_key_file = \"user.pin\";\n"
+	  " endpoint = \"http://kms.example\"; };",
+     4, "mirror.endpoint must be an https:// URL"},
+    {BASE "mirror: { instance_id = \"i\"; api_key_file = \"user.pin\";\n\n"
+	  " iam_token_url = \"ftp://iam\"; };",
+     5, "mirror.iam_token_url must be an https:// URL"},
+    {BASE "mirror: { poll_interval = 1; };", 3, "mirror.poll_interval = 1 is out of range"},
     {BASE "bogus = 1;", 3, "unknown setting bogus"},
     {BASE "limits: { max_conections = 1; };", 3, "unknown setting limits.max_conections"},
     {BASE "hsm2: { module = \"x\"; };", 3, "unknown section hsm2"},
