@@ -66,8 +66,7 @@ static int sig_setup(EVP_PKEY_CTX *ctx, EVP_PKEY *pk, bool sign, const struct kc
 	return 0;
 }
 
-/* Reads a stored key: PKCS#8 DER if |priv|, else SubjectPublicKeyInfo DER. */
-static EVP_PKEY *load_key(bool priv, const uint8_t *der, size_t der_len)
+EVP_PKEY *kc_load_key(bool priv, const uint8_t *der, size_t der_len)
 {
 	const unsigned char *p = der;
 	EVP_PKEY *pk;
@@ -119,7 +118,7 @@ static int sig_open(EVP_PKEY *pk, bool sign, const struct kc_sig *s, EVP_PKEY_CT
 int kc_sign(const struct kc_sig *s, const uint8_t *pkcs8, size_t pkcs8_len, uint8_t *out,
 	    size_t *out_len)
 {
-	EVP_PKEY *pk = load_key(true, pkcs8, pkcs8_len);
+	EVP_PKEY *pk = kc_load_key(true, pkcs8, pkcs8_len);
 	EVP_PKEY_CTX *ctx = NULL;
 	uint8_t dg[KC_MAX_DIGEST];
 	size_t dg_len = 0;
@@ -144,7 +143,7 @@ int kc_sign(const struct kc_sig *s, const uint8_t *pkcs8, size_t pkcs8_len, uint
 int kc_verify(const struct kc_sig *s, const uint8_t *spki, size_t spki_len, const uint8_t *sig,
 	      size_t sig_len, bool *out_valid)
 {
-	EVP_PKEY *pk = load_key(false, spki, spki_len);
+	EVP_PKEY *pk = kc_load_key(false, spki, spki_len);
 	EVP_PKEY_CTX *ctx = NULL;
 	uint8_t dg[KC_MAX_DIGEST];
 	size_t dg_len = 0;

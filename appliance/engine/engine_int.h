@@ -246,6 +246,7 @@ struct eng_key_use {
 	uint32_t mask;
 	bool protect;	      /* Encrypt, Sign, MAC: Active keys only (KMIP 1.4 §3.22) */
 	uint32_t object_type; /* the Object Type the operation takes */
+	uint32_t alt_type;    /* and another it also takes, or 0 */
 };
 
 /* A key opened for one operation; its plaintext lives until eng_key_close. */

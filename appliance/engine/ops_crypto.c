@@ -178,14 +178,91 @@ static int decrypt_inputs(struct eng_req *r, const struct cipher_req *q, struct 
 	return 0;
 }
 
+/* AES with a symmetric key (§4.29, §4.30). */
+static int aes_cipher(struct eng_req *r, const struct cipher_req *q, bool encrypt,
+		      const struct eng_key *k, const struct kmip_cryptographic_parameters *cp,
+		      struct cipher_out *out)
+{
+	struct kc_cipher c = {
+	    .iv = q->iv, .iv_len = q->iv_len, .aad = q->aad, .aad_len = q->aad_len};
+	int err;
+
+	if ((err = cipher_params(r, cp, &c)) != 0) {
+		return err;
+	}
+	if (k->algorithm != KMIP_CRYPTOGRAPHIC_ALGORITHM_AES) {
+		return eng_fail(r, ENG_E_BAD_PARAMS, "key is not an AES key");
+	}
+	if ((out->data = eng_alloc(r, q->data_len + KC_BLOCK)) == NULL ||
+	    (encrypt && (c.tag = out->tag = eng_alloc(r, KC_BLOCK)) == NULL)) {
+		return ENG_E_INTERNAL;
+	}
+	if ((err = encrypt ? encrypt_iv(r, cp, &c, out) : decrypt_inputs(r, q, &c)) != 0) {
+		return err;
+	}
+	err = eng_crypto_err(r, kc_cipher_run(&c, encrypt, hsm_secret_data(k->secret),
+					      hsm_secret_len(k->secret), q->data, q->data_len,
+					      out->data, &out->data_len));
+	out->tag_len = encrypt && c.mode == KC_MODE_GCM ? c.tag_len : 0;
+	return err;
+}
+
+/*
+ * Cryptographic Parameters (§3.6) for RSA: OAEP only (see kc_rsa_cipher),
+ * with the Hashing Algorithm and MGF1 over the Mask Generator Hashing
+ * Algorithm, each SHA-1 when absent (§3.6, RFC 8017 §7.1).
+ */
+static int rsa_params(struct eng_req *r, const struct kmip_cryptographic_parameters *cp,
+		      struct kc_rsa_cipher *c)
+{
+	c->oaep_hash = c->mgf1_hash = KC_SHA1;
+	if (cp == NULL) {
+		return eng_fail(r, ENG_E_MISSING_DATA, "Padding Method required");
+	}
+	if (cp->has_cryptographic_algorithm &&
+	    cp->cryptographic_algorithm != KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA) {
+		return eng_fail(r, ENG_E_BAD_PARAMS, "Cryptographic Algorithm: RSA only");
+	}
+	if (!cp->has_padding_method || cp->padding_method != KMIP_PADDING_METHOD_OAEP) {
+		return eng_fail(r, ENG_E_UNSUPPORTED_PARAMS, "Padding Method: OAEP only");
+	}
+	if ((cp->has_hashing_algorithm &&
+	     eng_find_hash(cp->hashing_algorithm, false, &c->oaep_hash) != 0) ||
+	    (cp->has_mask_generator && cp->mask_generator != KMIP_MASK_GENERATOR_MGF1) ||
+	    (cp->has_mask_generator_hashing_algorithm &&
+	     eng_find_hash(cp->mask_generator_hashing_algorithm, false, &c->mgf1_hash) != 0)) {
+		return eng_fail(r, ENG_E_UNSUPPORTED_PARAMS, "OAEP hash or mask generator");
+	}
+	return 0;
+}
+
+/* RSA with a Public Key to encrypt, a Private Key to decrypt (§4.29, §4.30). */
+static int rsa_cipher(struct eng_req *r, const struct cipher_req *q, bool encrypt,
+		      const struct eng_key *k, const struct kmip_cryptographic_parameters *cp,
+		      struct cipher_out *out)
+{
+	struct kc_rsa_cipher c;
+	int err;
+
+	if ((err = rsa_params(r, cp, &c)) != 0) {
+		return err;
+	}
+	if ((out->data = eng_alloc(r, KC_MAX_RSA)) == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	err = (encrypt ? kc_rsa_encrypt : kc_rsa_decrypt)(&c, hsm_secret_data(k->secret),
+							  hsm_secret_len(k->secret), q->data,
+							  q->data_len, out->data, &out->data_len);
+	return eng_crypto_err(r, err);
+}
+
 static int run_cipher(struct eng_req *r, const struct cipher_req *q, bool encrypt,
 		      struct cipher_out *out)
 {
-	const struct eng_key_use use = {encrypt ? KMIP_CRYPTOGRAPHIC_USAGE_MASK_ENCRYPT
-						: KMIP_CRYPTOGRAPHIC_USAGE_MASK_DECRYPT,
-					encrypt, KMIP_OBJECT_TYPE_SYMMETRIC_KEY};
-	struct kc_cipher c = {
-	    .iv = q->iv, .iv_len = q->iv_len, .aad = q->aad, .aad_len = q->aad_len};
+	const struct eng_key_use use = {
+	    encrypt ? KMIP_CRYPTOGRAPHIC_USAGE_MASK_ENCRYPT : KMIP_CRYPTOGRAPHIC_USAGE_MASK_DECRYPT,
+	    encrypt, KMIP_OBJECT_TYPE_SYMMETRIC_KEY,
+	    encrypt ? KMIP_OBJECT_TYPE_PUBLIC_KEY : KMIP_OBJECT_TYPE_PRIVATE_KEY};
 	const struct kmip_cryptographic_parameters *cp = NULL;
 	struct eng_key k;
 	int err;
@@ -196,31 +273,19 @@ static int run_cipher(struct eng_req *r, const struct cipher_req *q, bool encryp
 	if ((err = eng_key_open(r, q->uid, q->uid_len, &use, &k)) != 0) {
 		return err;
 	}
-	if ((err = eng_key_params(r, &k, q->cp, &cp)) != 0 ||
-	    (err = cipher_params(r, cp, &c)) != 0) {
+	if ((err = eng_key_params(r, &k, q->cp, &cp)) != 0) {
 		goto out;
 	}
-	if (k.algorithm != KMIP_CRYPTOGRAPHIC_ALGORITHM_AES) {
-		err = eng_fail(r, ENG_E_BAD_PARAMS, "key is not an AES key");
-		goto out;
-	}
-	out->uid = eng_strdup(r, k.o.uid, strlen(k.o.uid));
-	out->data = eng_alloc(r, q->data_len + KC_BLOCK);
-	if (out->uid == NULL || out->data == NULL ||
-	    (encrypt && (c.tag = out->tag = eng_alloc(r, KC_BLOCK)) == NULL)) {
+	if ((out->uid = eng_strdup(r, k.o.uid, strlen(k.o.uid))) == NULL) {
 		err = ENG_E_INTERNAL;
 		goto out;
 	}
-	if ((err = encrypt ? encrypt_iv(r, cp, &c, out) : decrypt_inputs(r, q, &c)) != 0) {
-		goto out;
-	}
-	err = eng_crypto_err(r, kc_cipher_run(&c, encrypt, hsm_secret_data(k.secret),
-					      hsm_secret_len(k.secret), q->data, q->data_len,
-					      out->data, &out->data_len));
+	err = k.o.object_type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY
+		  ? aes_cipher(r, q, encrypt, &k, cp, out)
+		  : rsa_cipher(r, q, encrypt, &k, cp, out);
 	if (err == 0) {
 		err = eng_usage_spend(r, k.o.uid, q->data_len);
 	}
-	out->tag_len = encrypt && c.mode == KC_MODE_GCM ? c.tag_len : 0;
 out:
 	eng_key_close(&k);
 	return err;
@@ -350,7 +415,7 @@ static int run_mac(struct eng_req *r, const struct mac_req *q, bool verify, char
 {
 	const struct eng_key_use use = {verify ? KMIP_CRYPTOGRAPHIC_USAGE_MASK_MAC_VERIFY
 					       : KMIP_CRYPTOGRAPHIC_USAGE_MASK_MAC_GENERATE,
-					!verify, KMIP_OBJECT_TYPE_SYMMETRIC_KEY};
+					!verify, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, 0};
 	struct eng_key k;
 	int err;
 

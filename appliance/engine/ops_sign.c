@@ -134,7 +134,7 @@ static int sig_open(struct eng_req *r, const struct sig_req *q, bool sign, struc
 {
 	const struct eng_key_use use = {
 	    sign ? KMIP_CRYPTOGRAPHIC_USAGE_MASK_SIGN : KMIP_CRYPTOGRAPHIC_USAGE_MASK_VERIFY, sign,
-	    sign ? KMIP_OBJECT_TYPE_PRIVATE_KEY : KMIP_OBJECT_TYPE_PUBLIC_KEY};
+	    sign ? KMIP_OBJECT_TYPE_PRIVATE_KEY : KMIP_OBJECT_TYPE_PUBLIC_KEY, 0};
 	const struct kmip_cryptographic_parameters *cp = NULL;
 	int err;
 

@@ -83,7 +83,8 @@ int eng_key_open(struct eng_req *r, const char *uid, size_t uid_len, const struc
 	if ((err = eng_load(r, uid, uid_len, &out->o)) != 0) {
 		goto out;
 	}
-	if (out->o.object_type != use->object_type) {
+	if (out->o.object_type != use->object_type &&
+	    (use->alt_type == 0 || out->o.object_type != use->alt_type)) {
 		err = eng_fail(r, ENG_E_OBJECT_TYPE, NULL);
 		goto out;
 	}

@@ -3,7 +3,8 @@
  * keel_engine_handle, checked against OpenSSL with the keys Get returns:
  * RSA-2048 with PKCS#1 v1.5 and PSS, ECDSA P-256 and P-384; Data and Digested Data;
  * bad signatures (Validity Indicator Invalid), usage masks (§3.19), states
- * (§3.22) and streaming (Feature Not Supported).
+ * (§3.22) and streaming (Feature Not Supported). Also RSA Encrypt and
+ * Decrypt (§4.29, §4.30) with OAEP, which share the key pairs.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -478,6 +479,83 @@ static void test_refused(void **state)
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_ITEM_NOT_FOUND);
 }
 
+/* Encrypt with the public key (|encrypt|) or Decrypt with the private key, OAEP SHA-256. */
+static void send_rsa(struct engine_fx *f, bool encrypt, const char *uid, uint32_t padding,
+		     const uint8_t *in, size_t in_len)
+{
+	const struct params cp = {0, padding, KMIP_HASHING_ALGORITHM_SHA_256};
+	struct kmip_writer w;
+
+	req_begin(&w, 1, 4, 1);
+	req_item_begin(&w, encrypt ? KMIP_OPERATION_ENCRYPT : KMIP_OPERATION_DECRYPT);
+	req_uid(&w, uid);
+	write_params(&w, &cp);
+	kmip_write_bytes(&w, KMIP_TAG_DATA, in, in_len);
+	req_item_end(&w);
+	req_send(f, &f->alice, &w);
+}
+
+/* OpenSSL's OAEP context as the engine's default: SHA-256, MGF1 over SHA-1 (§3.6). */
+static EVP_PKEY_CTX *ossl_oaep(EVP_PKEY *pk, bool encrypt)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(pk, NULL);
+
+	assert_non_null(ctx);
+	assert_int_equal(encrypt ? EVP_PKEY_encrypt_init(ctx) : EVP_PKEY_decrypt_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_OAEP_PADDING), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md(ctx, EVP_sha256()), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(ctx, EVP_sha1()), 1);
+	return ctx;
+}
+
+static void test_rsa_oaep(void **state)
+{
+	struct engine_fx *f = *state;
+	const struct kmip_encrypt_response *er;
+	const struct kmip_decrypt_response *dr;
+	uint8_t ct[512], pt[512];
+	size_t ct_len = sizeof(ct), pt_len = sizeof(pt);
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *pk;
+	struct pair kp;
+
+	create_pair(f, NULL, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, 2048,
+		    KMIP_CRYPTOGRAPHIC_USAGE_MASK_DECRYPT, KMIP_CRYPTOGRAPHIC_USAGE_MASK_ENCRYPT,
+		    &kp);
+	/* The engine encrypts, OpenSSL decrypts with the private key Get returns. */
+	send_rsa(f, true, kp.pub, KMIP_PADDING_METHOD_OAEP, msg, sizeof(msg));
+	req_expect_ok(f, 0);
+	er = req_item(f, 0)->response_payload;
+	assert_int_equal(er->data_len, 256);
+	memcpy(ct, er->data, er->data_len);
+	pk = get_key(f, kp.priv, true);
+	ctx = ossl_oaep(pk, false);
+	assert_int_equal(EVP_PKEY_decrypt(ctx, pt, &pt_len, ct, 256), 1);
+	assert_int_equal(pt_len, sizeof(msg));
+	assert_memory_equal(pt, msg, sizeof(msg));
+	EVP_PKEY_CTX_free(ctx);
+	/* OpenSSL encrypts, the engine decrypts. */
+	ctx = ossl_oaep(pk, true);
+	assert_int_equal(EVP_PKEY_encrypt(ctx, ct, &ct_len, msg, sizeof(msg)), 1);
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pk);
+	send_rsa(f, false, kp.priv, KMIP_PADDING_METHOD_OAEP, ct, ct_len);
+	req_expect_ok(f, 0);
+	dr = req_item(f, 0)->response_payload;
+	assert_int_equal(dr->data_len, sizeof(msg));
+	assert_memory_equal(dr->data, msg, sizeof(msg));
+	/* A damaged ciphertext, PKCS#1 v1.5 (a padding oracle) and the wrong halves: refused. */
+	ct[10] ^= 1;
+	send_rsa(f, false, kp.priv, KMIP_PADDING_METHOD_OAEP, ct, ct_len);
+	assert_int_equal(req_item(f, 0)->result_status, KMIP_RESULT_STATUS_OPERATION_FAILED);
+	send_rsa(f, false, kp.priv, KMIP_PADDING_METHOD_PKCS1_V1_5, ct, ct_len);
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_INVALID_FIELD);
+	send_rsa(f, true, kp.priv, KMIP_PADDING_METHOD_OAEP, msg, sizeof(msg));
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_ILLEGAL_OPERATION);
+	send_rsa(f, false, kp.pub, KMIP_PADDING_METHOD_OAEP, ct, ct_len);
+	req_expect_fail(f, 0, KMIP_RESULT_REASON_ILLEGAL_OPERATION);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -490,6 +568,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_stored_params, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dates, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rsa_oaep, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -227,4 +227,26 @@ int kc_sign(const struct kc_sig *s, const uint8_t *pkcs8, size_t pkcs8_len, uint
 int kc_verify(const struct kc_sig *s, const uint8_t *spki, size_t spki_len, const uint8_t *sig,
 	      size_t sig_len, bool *out_valid) KC_WUR;
 
+/* ---- rsacrypt.c: RSA Encrypt, Decrypt (KMIP 1.4 §4.29, §4.30) ---------- */
+
+#define KC_MAX_RSA 1024 /* RSA-8192 */
+
+/*
+ * RSAES-OAEP with |oaep_hash| and MGF1 over |mgf1_hash| (RFC 8017 §7.1).
+ * RSAES-PKCS1-v1_5 is not served: its decryption errors are a padding oracle
+ * (Bleichenbacher), and OpenSSL 3.0 has no implicit rejection.
+ */
+struct kc_rsa_cipher {
+	enum kc_hash oaep_hash, mgf1_hash;
+};
+
+/* Encrypts |in| with a stored public key (SubjectPublicKeyInfo DER) into |out| (KC_MAX_RSA
+ * bytes); KC_E_INVALID when |in| is too long for the key and padding. */
+int kc_rsa_encrypt(const struct kc_rsa_cipher *c, const uint8_t *spki, size_t spki_len,
+		   const uint8_t *in, size_t in_len, uint8_t *out, size_t *out_len) KC_WUR;
+/* Decrypts |in| with a stored private key (PKCS#8 DER) into |out| (KC_MAX_RSA bytes);
+ * KC_E_INVALID when |in| is not a ciphertext of this key and padding. */
+int kc_rsa_decrypt(const struct kc_rsa_cipher *c, const uint8_t *pkcs8, size_t pkcs8_len,
+		   const uint8_t *in, size_t in_len, uint8_t *out, size_t *out_len) KC_WUR;
+
 #endif
