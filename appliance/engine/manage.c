@@ -56,6 +56,37 @@ int keel_manage_enum_parse(uint32_t tag, const char *name, uint32_t *out_value)
 	return 0;
 }
 
+/* Operations only administrators perform, named as KMIP names its own. */
+static const struct {
+	uint32_t operation;
+	const char *name;
+} admin_ops[] = {
+    {KEEL_AUDIT_OP_GRANT, "Grant"},
+    {KEEL_AUDIT_OP_REVOKE_GRANT, "RevokeGrant"},
+};
+#define NUM_ADMIN_OPS (sizeof(admin_ops) / sizeof(admin_ops[0]))
+
+const char *keel_manage_op_name(uint32_t operation)
+{
+	for (size_t i = 0; i < NUM_ADMIN_OPS; i++) {
+		if (admin_ops[i].operation == operation) {
+			return admin_ops[i].name;
+		}
+	}
+	return keel_manage_enum_name(KMIP_TAG_OPERATION, operation);
+}
+
+int keel_manage_op_parse(const char *name, uint32_t *out_operation)
+{
+	for (size_t i = 0; name != NULL && i < NUM_ADMIN_OPS; i++) {
+		if (strcmp(admin_ops[i].name, name) == 0) {
+			*out_operation = admin_ops[i].operation;
+			return 0;
+		}
+	}
+	return keel_manage_enum_parse(KMIP_TAG_OPERATION, name, out_operation);
+}
+
 /* Records the failure's message and maps the engine's error to manage.h's. */
 static int fail(struct keel_manage_ctx *c, int err, const char *msg)
 {

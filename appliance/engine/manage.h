@@ -59,6 +59,11 @@ int keel_grant_level_parse(const char *name, uint32_t *out_level) KEEL_MANAGE_WU
 const char *keel_manage_enum_name(uint32_t tag, uint32_t value);
 int keel_manage_enum_parse(uint32_t tag, const char *name, uint32_t *out_value) KEEL_MANAGE_WUR;
 
+/* An audit row's operation by name: KMIP's ("Get"), or "Grant" / "RevokeGrant"
+ * (KEEL_AUDIT_OP_*); NULL / -1 when unknown. */
+const char *keel_manage_op_name(uint32_t operation);
+int keel_manage_op_parse(const char *name, uint32_t *out_operation) KEEL_MANAGE_WUR;
+
 enum keel_manage_err {
 	KEEL_MANAGE_OK = 0,
 	KEEL_MANAGE_E_NOT_FOUND = -1, /* no such object or grant: HTTP 404 */
