@@ -244,6 +244,7 @@ static int start_admin(const struct keel_config *cfg, struct backends *b)
 	const struct keel_admin_config ac = {
 	    .cfg = cfg,
 	    .store = keel_engine_store(b->engine),
+	    .engine = b->engine,
 	    .hsm = b->hsm,
 	    .version = KEEL_VERSION,
 	};

@@ -23,6 +23,7 @@ struct evhttp_request;
 /* What handlers may use; the rest of struct keel_admin stays in http.c. */
 struct admin_ctx {
 	struct keel_store *store;
+	struct keel_engine *engine;
 	struct hsm *hsm;
 	keel_admin_role_fn role_of;
 	void *role_ctx;
@@ -84,5 +85,23 @@ char *admin_query(struct admin_req *rq, const char *name);
 int admin_get_healthz(struct admin_req *rq);
 int admin_get_metrics(struct admin_req *rq);
 int admin_get_status(struct admin_req *rq);
+/* api_keys.c: keys; api_audit.c: grants and the audit trail (engine/manage.h). */
+int admin_get_keys(struct admin_req *rq);
+int admin_get_key(struct admin_req *rq);
+int admin_post_key_activate(struct admin_req *rq);
+int admin_post_key_revoke(struct admin_req *rq);
+int admin_post_key_destroy(struct admin_req *rq);
+int admin_get_grants(struct admin_req *rq);
+int admin_post_grant(struct admin_req *rq);
+int admin_post_grant_revoke(struct admin_req *rq);
+int admin_get_audit(struct admin_req *rq);
+int admin_get_audit_verify(struct admin_req *rq);
+
+/* The answer to a failed engine/manage.h call |err|: 404, 400, 409 or 500 with mc->msg. */
+struct keel_manage_ctx;
+int admin_manage_status(struct admin_req *rq, int err, const struct keel_manage_ctx *mc);
+/* A non-negative integer query parameter into *out (unchanged when absent), or a 400 answer. */
+__attribute__((warn_unused_result)) int admin_query_int(struct admin_req *rq, const char *name,
+							long long *out);
 
 #endif

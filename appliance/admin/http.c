@@ -565,6 +565,7 @@ int keel_admin_start(const struct keel_admin_config *cfg, struct keel_admin **ou
 	}
 	a->ctx = (struct admin_ctx){
 	    .store = cfg->store,
+	    .engine = cfg->engine,
 	    .hsm = cfg->hsm,
 	    .role_of = cfg->role_of,
 	    .role_ctx = cfg->role_ctx,

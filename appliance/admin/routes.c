@@ -16,6 +16,19 @@ const struct admin_route admin_routes[] = {
     {"GET", "/healthz", KEEL_ROLE_NONE, admin_get_healthz, "token, store and mirror health"},
     {"GET", "/metrics", KEEL_ROLE_AUDITOR, admin_get_metrics, "Prometheus metrics"},
     {"GET", "/v1/status", KEEL_ROLE_AUDITOR, admin_get_status, "the appliance at a glance"},
+    {"GET", "/v1/keys", KEEL_ROLE_AUDITOR, admin_get_keys,
+     "keys by client, state, name, attributes"},
+    {"GET", "/v1/keys/{uid}", KEEL_ROLE_AUDITOR, admin_get_key, "a key and its attributes"},
+    {"POST", "/v1/keys/{uid}/activate", KEEL_ROLE_ADMIN, admin_post_key_activate, "activate a key"},
+    {"POST", "/v1/keys/{uid}/revoke", KEEL_ROLE_ADMIN, admin_post_key_revoke, "revoke a key"},
+    {"POST", "/v1/keys/{uid}/destroy", KEEL_ROLE_ADMIN, admin_post_key_destroy,
+     "destroy a key's material"},
+    {"GET", "/v1/grants", KEEL_ROLE_AUDITOR, admin_get_grants, "who may use whose keys"},
+    {"POST", "/v1/grants", KEEL_ROLE_ADMIN, admin_post_grant, "grant a key or a client's keys"},
+    {"POST", "/v1/grants/revoke", KEEL_ROLE_ADMIN, admin_post_grant_revoke, "revoke a grant"},
+    {"GET", "/v1/audit", KEEL_ROLE_AUDITOR, admin_get_audit, "audit records, newest first"},
+    {"GET", "/v1/audit/verify", KEEL_ROLE_AUDITOR, admin_get_audit_verify,
+     "recompute the audit hash chain"},
 };
 
 const size_t admin_num_routes = sizeof(admin_routes) / sizeof(admin_routes[0]);

@@ -239,10 +239,17 @@ static int show_attrs(struct eng_req *r, const struct keel_store_object *o, keel
 	kmip_text_buf_init(&b, JSON_MAX);
 	for (size_t i = 0; i < out.num && err == 0; i++) {
 		const struct kmip_attribute *a = &out.v1[i];
+		const struct attr_rule *rule =
+		    attr_rule_by_name(a->attribute_name, a->attribute_name_len);
+		struct kmip_node v = *a->attribute_value;
 		char name[128];
 
+		/* Tagged as the attribute itself, the encoding names its enumerations. */
+		if (rule != NULL && rule->tag != 0) {
+			v.tag = rule->tag;
+		}
 		kmip_text_buf_reset(&b);
-		if (kmip_json_encode(&b, a->attribute_value) != 0 || b.err != 0) {
+		if (kmip_json_encode(&b, &v) != 0 || b.err != 0) {
 			err = ENG_E_INTERNAL;
 			break;
 		}
@@ -387,41 +394,48 @@ int keel_manage_key_revoke(struct keel_engine *e, struct keel_manage_ctx *c, con
 
 /*
  * Fills the key of a grant: |uid|'s owner for an object grant, else |owner|.
- * Checks the identities' form; the admin API checks that they are registered.
+ * Checks the identities' form (the admin API checks that they are
+ * registered). Returns an engine error, with its message in *msg.
  */
-static int grant_key(struct keel_store_txn *t, struct keel_manage_ctx *c, const char *owner,
-		     const char *uid, const char *grantee, struct keel_store_grant *g)
+static int grant_key(struct keel_store_txn *t, const char *owner, const char *uid,
+		     const char *grantee, struct keel_store_grant *g, const char **msg)
 {
 	struct keel_store_object o;
 	int err;
 
 	if (!is_fingerprint(grantee)) {
-		return fail(c, ENG_E_INVALID_FIELD, "grantee is not a client fingerprint");
+		*msg = "grantee is not a client fingerprint";
+		return ENG_E_INVALID_FIELD;
 	}
 	snprintf(g->grantee, sizeof(g->grantee), "%s", grantee);
 	if (uid != NULL) {
 		if ((err = keel_store_object_get(t, uid, NULL, &o)) != 0) {
-			return store_fail(c, err, "reading object");
+			return err == KEEL_STORE_E_NOT_FOUND ? ENG_E_ITEM_NOT_FOUND
+							     : ENG_E_INTERNAL;
 		}
 		snprintf(g->owner, sizeof(g->owner), "%s", o.owner);
 		snprintf(g->uid, sizeof(g->uid), "%s", uid);
 		keel_store_object_cleanup(&o);
 	} else if (!is_fingerprint(owner)) {
-		return fail(c, ENG_E_INVALID_FIELD, "owner is not a client fingerprint");
+		*msg = "owner is not a client fingerprint";
+		return ENG_E_INVALID_FIELD;
 	} else {
 		snprintf(g->owner, sizeof(g->owner), "%s", owner);
 	}
 	if (strcmp(g->owner, g->grantee) == 0) {
-		return fail(c, ENG_E_INVALID_FIELD, "the owner needs no grant");
+		*msg = "the owner needs no grant";
+		return ENG_E_INVALID_FIELD;
 	}
 	return 0;
 }
 
-/* Grant and revoke-grant: check, change, audit, commit. |level| 0 revokes. */
+/* Grant (|level| > 0) or revoke a grant: check, change, and audit the attempt, whatever
+ * its outcome; a failed one changes nothing else. */
 static int change_grant(struct keel_engine *e, struct keel_manage_ctx *c, const char *owner,
 			const char *uid, const char *grantee, uint32_t level)
 {
 	struct keel_store_grant g = {.level = level, .time = (int64_t)time(NULL)};
+	const char *lname = keel_grant_level_name(level), *msg = NULL;
 	struct keel_store_txn *t;
 	char detail[256];
 	int err, serr;
@@ -433,25 +447,29 @@ static int change_grant(struct keel_engine *e, struct keel_manage_ctx *c, const 
 	if ((serr = keel_store_begin(e->store, &t)) != 0) {
 		return store_fail(c, serr, "begin");
 	}
-	if ((err = grant_key(t, c, owner, uid, grantee, &g)) == 0) {
+	if ((err = grant_key(t, owner, uid, grantee, &g, &msg)) == 0) {
 		serr = level != 0 ? keel_store_grant_put(t, &g)
 				  : keel_store_grant_delete(t, g.owner, g.uid, g.grantee);
-		err = serr != 0 ? store_fail(c, serr, "writing grant") : 0;
-		const char *lname = keel_grant_level_name(level);
-
-		snprintf(detail, sizeof(detail), "owner=%s grantee=%s level=%s", g.owner, g.grantee,
-			 lname != NULL ? lname : "none");
-		/* Audited when the grant's key was good, whatever the store said. */
-		serr = audit(t, c, level != 0 ? KEEL_AUDIT_OP_GRANT : KEEL_AUDIT_OP_REVOKE_GRANT,
-			     uid, err != 0 ? ENG_E_ITEM_NOT_FOUND : 0, detail);
+		err = serr == 0			       ? 0
+		      : serr == KEEL_STORE_E_NOT_FOUND ? ENG_E_ITEM_NOT_FOUND
+						       : ENG_E_INTERNAL;
+		msg = serr == KEEL_STORE_E_NOT_FOUND ? "no such grant" : NULL;
+		if (err == ENG_E_INTERNAL) {
+			keel_err("manage: writing grant: %s", keel_store_strerror(serr));
+		}
 	}
-	if (err == 0 && serr == 0) {
+	snprintf(detail, sizeof(detail), "owner=%s grantee=%s level=%s", g.owner, g.grantee,
+		 lname != NULL ? lname : "none");
+	if ((serr = audit(t, c, level != 0 ? KEEL_AUDIT_OP_GRANT : KEEL_AUDIT_OP_REVOKE_GRANT, uid,
+			  err, detail)) == 0) {
 		serr = keel_store_commit(t);
-		err = serr != 0 ? store_fail(c, serr, "committing") : 0;
 	} else {
 		keel_store_rollback(t);
 	}
-	return err;
+	if (serr != 0) {
+		return store_fail(c, serr, "committing");
+	}
+	return err != 0 ? fail(c, err, msg) : 0;
 }
 
 int keel_manage_grant(struct keel_engine *e, struct keel_manage_ctx *c, const char *owner,

@@ -63,6 +63,15 @@ int keelctl_api_option(struct keelctl_api *api, int ch, const char *arg);
 int keelctl_api_call(const struct keelctl_api *api, const char *method, const char *path,
 		     json_t *body, json_t **out);
 
+/* Appends "?key=value" or "&key=value" (value URL-encoded; NULL: nothing) to |buf|. */
+int keelctl_query_add(char *buf, size_t cap, const char *key, const char *value);
+/* Appends |segment| URL-encoded (a path component such as a UID) to |buf|. */
+int keelctl_path_add(char *buf, size_t cap, const char *segment);
+/* POSIX seconds, or an ISO 8601 UTC date ("2026-11-24T01:00:00Z", "2026-11-24"). */
+int keelctl_parse_time(const char *s, long long *out);
+/* ISO 8601 UTC of |t|, or "-" for 0. */
+const char *keelctl_format_time(long long t, char buf[static 24]);
+
 /* Prints |j| as one line of JSON (the --json output of every command). */
 void keelctl_print_json(const json_t *j);
 

@@ -21,6 +21,11 @@ struct keelctl_cmd {
 
 int keelctl_hsm(int argc, char **argv);
 int keelctl_status(int argc, char **argv);
+int keelctl_keys(int argc, char **argv);
+int keelctl_grant(int argc, char **argv);
+int keelctl_revoke_grant(int argc, char **argv);
+int keelctl_grants(int argc, char **argv);
+int keelctl_audit(int argc, char **argv);
 int keelctl_ttlv(int argc, char **argv);
 
 /* Prints "keelctl: " and a formatted message to stderr. */

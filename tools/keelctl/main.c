@@ -7,6 +7,11 @@
 
 static const struct keelctl_cmd commands[] = {
     {"status", "keeld at a glance: token, CRK, store, clients, objects", keelctl_status},
+    {"keys", "find, show, activate, revoke and destroy managed keys", keelctl_keys},
+    {"grant", "let a client use another client's key, or all its keys", keelctl_grant},
+    {"revoke-grant", "take a grant away", keelctl_revoke_grant},
+    {"grants", "list grants", keelctl_grants},
+    {"audit", "show and verify the hash-chained audit trail", keelctl_audit},
     {"hsm", "the PKCS#11 token and its customer root key (CRK) versions", keelctl_hsm},
     {"ttlv", "convert and print KMIP messages (TTLV, XML, JSON)", keelctl_ttlv},
 };

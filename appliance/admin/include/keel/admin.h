@@ -17,6 +17,7 @@
 #include "keel/request.h"
 
 struct hsm;
+struct keel_engine;
 struct keel_store;
 struct keel_admin; /* opaque */
 
@@ -35,6 +36,7 @@ typedef enum keel_role (*keel_admin_role_fn)(void *ctx,
 struct keel_admin_config {
 	const struct keel_config *cfg; /* admin and tls sections; copied, not kept */
 	struct keel_store *store;      /* outlives the admin API */
+	struct keel_engine *engine;    /* keys, grants, audit (engine/manage.h); outlives it too */
 	struct hsm *hsm;	       /* outlives the admin API */
 	keel_admin_role_fn role_of;    /* NULL: no certificate is known (socket only) */
 	void *role_ctx;
