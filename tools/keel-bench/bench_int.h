@@ -84,6 +84,9 @@ struct kbench_totals {
 };
 void kbench_report(const struct kbench_opts *o, const struct kbench_totals *t);
 
+/* keel-bench serve: listens on --target until killed; returns only on failure. */
+int kbench_serve(const struct kbench_opts *o) __attribute__((warn_unused_result));
+
 /*
  * With --plot PREFIX, draws PREFIX-time.png (throughput and latency per
  * 100 ms) and PREFIX-cdf.png (latency distribution) through gnuplot.

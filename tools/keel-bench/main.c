@@ -3,6 +3,7 @@
  * per client connection; each keeps its own histogram and counters, merged
  * when all are done. See options.c for the command line.
  */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,6 +268,11 @@ int main(int argc, char **argv)
 	if (opts.help) {
 		fputs(kbench_usage, stdout);
 		return 0;
+	}
+	/* A server that drops a connection must cost an error, not the process. */
+	signal(SIGPIPE, SIG_IGN);
+	if (opts.scenario == KBENCH_SERVE) {
+		return kbench_serve(&opts) == 0 ? 0 : EXIT_SETUP;
 	}
 	if (open_ctx(&opts, &sh.ctx) != 0 || setup(&sh) != 0 || run(&sh, &totals) != 0) {
 		kmipc_ctx_free(sh.ctx);

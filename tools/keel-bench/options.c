@@ -32,6 +32,10 @@ const char kbench_usage[] =
     "  locate        Locate by Name among --objects N (default 1000) made first\n"
     "  mixed         Get and Create on persistent connections, --ratio (default 9:1)\n"
     "\n"
+    "keel-bench serve --target HOST:PORT --ca F --cert F --key F [--tls V] [--no-resumption]\n"
+    "  is the transport ceiling: a TLS server (port 0: any; prints READY <port>)\n"
+    "  answering every request with one fixed response the size of a Get's.\n"
+    "\n"
     "--plot PREFIX draws PREFIX-time.png (ops/s, mean and max latency per 100 ms)\n"
     "and PREFIX-cdf.png (latency distribution) with gnuplot.\n"
     "boot-storm reports the time from the start to the last host's last key.\n"
@@ -49,6 +53,7 @@ static const char *const scenario_names[KBENCH_NUM_SCENARIOS] = {
     [KBENCH_BOOT_STORM] = "boot-storm",
     [KBENCH_LOCATE] = "locate",
     [KBENCH_MIXED] = "mixed",
+    [KBENCH_SERVE] = "serve",
 };
 
 const char *kbench_scenario_name(enum kbench_scenario s)
@@ -102,7 +107,8 @@ static int opt_target(struct kbench_opts *o, const char *v)
 	const char *host = v, *host_end = colon;
 	uint64_t port;
 
-	if (colon == NULL || parse_u64(colon + 1, 1, 65535, &port) != 0) {
+	/* Port 0 is for serve alone: check_combination(). */
+	if (colon == NULL || parse_u64(colon + 1, 0, 65535, &port) != 0) {
 		return KBENCH_E_USAGE;
 	}
 	if (host[0] == '[' && host_end > host && host_end[-1] == ']') { /* [::1]:5696 */
@@ -308,6 +314,9 @@ static int check_combination(struct kbench_opts *o, char *err, size_t err_len)
 	}
 	if (o->host[0] == '\0' || o->ca == NULL || o->cert == NULL || o->key == NULL) {
 		return usage_error(err, err_len, "--target, --ca, --cert and --key are required");
+	}
+	if (strcmp(o->port, "0") == 0 && o->scenario != KBENCH_SERVE) {
+		return usage_error(err, err_len, "--target needs a port other than 0");
 	}
 	if (o->count != 0 && o->duration != 0) {
 		return usage_error(err, err_len, "--duration and --count exclude each other");

@@ -164,6 +164,7 @@ static const struct kbench_scenario_def scenarios[KBENCH_NUM_SCENARIOS] = {
     [KBENCH_BOOT_STORM] = {setup_storm, op_boot_host, false},
     [KBENCH_LOCATE] = {setup_locate, op_locate, true},
     [KBENCH_MIXED] = {setup_keys, op_mixed, true},
+    [KBENCH_SERVE] = {NULL, NULL, false},
 };
 
 const struct kbench_scenario_def *kbench_scenario_def(enum kbench_scenario s)
