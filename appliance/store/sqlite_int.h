@@ -23,14 +23,31 @@ struct sq_txn {
 	sqlite3 *db;
 	unsigned depth; /* open savepoints */
 	bool busy;	/* handed out */
+	bool writer;	/* holds sq_store.writer: a writing transaction */
 	bool appended;	/* audit rows written: commit publishes |head| */
 	struct sq_head head;
+};
+
+/*
+ * Group commit (sqlite.c): COMMIT writes the WAL without fsync; commits are
+ * numbered, and a commit is durable once an fsync that began after it was
+ * numbered has succeeded.
+ */
+struct sq_group {
+	pthread_mutex_t lock;
+	pthread_cond_t synced;
+	uint64_t commits; /* writing transactions committed */
+	uint64_t covered; /* of those, how many the last good fsync covers */
+	bool running;	  /* an fsync is under way */
+	bool failed;	  /* sticky: nothing is acknowledged after a failed fsync */
 };
 
 struct sq_store {
 	struct keel_store base;
 	pthread_mutex_t lock;
 	pthread_cond_t freed;
+	pthread_mutex_t writer; /* one writing transaction at a time (sqlite.c) */
+	struct sq_group group;
 	unsigned num_conns;
 	struct sq_txn *conns;
 	/*

@@ -7,7 +7,8 @@
  * Transactions: every read and write happens inside a keel_store_txn. The
  * engine runs one transaction per KMIP request, appends the audit rows in it,
  * and commits before the response leaves: keel_store_commit returns only
- * once the change is durable (SQLite: WAL with synchronous=FULL).
+ * once the change is durable (SQLite: WAL fsynced, one fsync shared by the
+ * transactions that commit together: group commit, sqlite.c).
  *
  * Errors: 0 or a negative KEEL_STORE_E_*; backend error codes never leave
  * store/. Threads: any number of threads may hold transactions at once.

@@ -13,6 +13,7 @@ import subprocess
 import tempfile
 import unittest
 
+from procwatch import Process
 from test_dev import Keeld
 
 KEELD = os.environ.get("KEEL_KEELD", "")
@@ -32,15 +33,15 @@ class BenchTest(unittest.TestCase):
         self.keeld.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def bench(self, *args):
+    def bench(self, *args, target=None):
         certs = os.path.join(self.dir, "dev", "certs")
-        cmd = [BENCH, *args, "--target", "127.0.0.1:%d" % self.keeld.port,
+        cmd = [BENCH, *args, "--target", "127.0.0.1:%d" % (target or self.keeld.port),
                "--ca", os.path.join(certs, "ca.crt"), "--cert", os.path.join(certs, "client.crt"),
                "--key", os.path.join(certs, "client.key")]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_GUARD)
 
-    def bench_json(self, *args):
-        r = self.bench(*args, "--json")
+    def bench_json(self, *args, target=None):
+        r = self.bench(*args, "--json", target=target)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         report = json.loads(r.stdout)
         for field in FIELDS:
@@ -87,6 +88,26 @@ class BenchTest(unittest.TestCase):
         for name in ("run-time.png", "run-cdf.png"):
             with open(os.path.join(self.dir, name), "rb") as f:
                 self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", name)
+
+    def test_echo_server(self):
+        """keel-bench serve, the transport ceiling, answers every scenario without an error."""
+        certs = os.path.join(self.dir, "dev", "certs")
+        serve = Process([BENCH, "serve", "--target", "127.0.0.1:0",
+                         "--ca", os.path.join(certs, "ca.crt"),
+                         "--cert", os.path.join(certs, "server.crt"),
+                         "--key", os.path.join(certs, "server.key")])
+        try:
+            port = int(serve.wait_line(serve.out, r"^READY (\d+)$").group(1))
+            for args in (("get", "--count", "100", "--concurrency", "2"),
+                         ("create", "--count", "20"),
+                         ("vcenter-task", "--count", "10", "--tls", "1.3", "--no-resumption"),
+                         ("locate", "--count", "10", "--objects", "5"),
+                         ("boot-storm", "--hosts", "8")):
+                with self.subTest(args=args):
+                    self.bench_json(*args, target=port)
+        finally:
+            serve.proc.kill()
+            serve.proc.wait(RUN_GUARD)
 
     def test_failures_counted_in_exit_status(self):
         """A server that is gone: setup fails, exit status 3, the reason said."""
