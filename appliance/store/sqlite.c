@@ -120,6 +120,48 @@ static const char *const migrations[] = {
     "ALTER TABLE audit ADD COLUMN detail TEXT;"
     "ALTER TABLE audit ADD COLUMN hash BLOB;"
     "CREATE INDEX audit_time ON audit(time);",
+    /* 5: the Key Protect mirror's outbox (store.h, keel_store_mirror_*). While
+     * mirror_state.enabled, triggers leave one entry per changed object in the
+     * changing transaction itself: op 1 (escrow) while it exists, 2 (delete)
+     * once it is gone; a later change replaces the entry with a higher seq.
+     * A CRK rewrap (crk_version changes) changes nothing escrowed. Writes go
+     * through the view mirror_enqueue, whose INSTEAD OF trigger numbers them. */
+    "CREATE TABLE mirror_state ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " enabled INTEGER NOT NULL,"
+    " next_seq INTEGER NOT NULL);"
+    "INSERT INTO mirror_state VALUES (1, 0, 1);"
+    "CREATE TABLE mirror_outbox ("
+    " uid TEXT PRIMARY KEY NOT NULL,"
+    " op INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL UNIQUE,"
+    " time INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0);"
+    "CREATE VIEW mirror_enqueue AS SELECT uid, op FROM mirror_outbox WHERE 0;"
+    "CREATE TRIGGER mirror_enqueue_row INSTEAD OF INSERT ON mirror_enqueue"
+    " WHEN (SELECT enabled FROM mirror_state) = 1 BEGIN"
+    "  INSERT INTO mirror_outbox (uid, op, seq, time)"
+    "   SELECT new.uid, new.op, next_seq, CAST(strftime('%s', 'now') AS INTEGER)"
+    "   FROM mirror_state WHERE id = 1"
+    "   ON CONFLICT (uid) DO UPDATE SET op = excluded.op, seq = excluded.seq,"
+    "    time = excluded.time, attempts = 0;"
+    "  UPDATE mirror_state SET next_seq = next_seq + 1;"
+    " END;"
+    "CREATE TRIGGER mirror_object_insert AFTER INSERT ON objects"
+    " BEGIN INSERT INTO mirror_enqueue VALUES (new.uid, 1); END;"
+    "CREATE TRIGGER mirror_object_update AFTER UPDATE ON objects"
+    " WHEN new.crk_version = old.crk_version"
+    " BEGIN INSERT INTO mirror_enqueue VALUES (new.uid, 1); END;"
+    "CREATE TRIGGER mirror_object_delete AFTER DELETE ON objects"
+    " BEGIN INSERT INTO mirror_enqueue VALUES (old.uid, 2); END;"
+    "CREATE TRIGGER mirror_attribute_insert AFTER INSERT ON attributes"
+    " BEGIN INSERT INTO mirror_enqueue VALUES (new.uid, 1); END;"
+    "CREATE TRIGGER mirror_attribute_update AFTER UPDATE ON attributes"
+    " BEGIN INSERT INTO mirror_enqueue VALUES (new.uid, 1); END;"
+    /* An object's own deletion removes its attributes too: not an escrow. */
+    "CREATE TRIGGER mirror_attribute_delete AFTER DELETE ON attributes"
+    " WHEN EXISTS (SELECT 1 FROM objects WHERE uid = old.uid)"
+    " BEGIN INSERT INTO mirror_enqueue VALUES (old.uid, 1); END;",
 };
 
 /* Steps that SQL alone cannot do, run in the step's transaction after its SQL. */
@@ -1405,4 +1447,8 @@ static const struct keel_store_ops sq_ops = {
     .grant_delete = sq_grant_delete,
     .grant_level = sq_grant_level,
     .grant_list = sq_grant_list,
+    .mirror_set = sq_mirror_set,
+    .mirror_next = sq_mirror_next,
+    .mirror_settle = sq_mirror_settle,
+    .mirror_backlog = sq_mirror_backlog,
 };

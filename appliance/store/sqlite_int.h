@@ -95,4 +95,11 @@ int sq_grant_list(struct keel_store_txn *t, const char *owner, const char *grant
 	"EXISTS (SELECT 1 FROM grants g WHERE g.grantee = ? AND g.owner = o.owner"                 \
 	" AND g.uid IN ('', o.uid))"
 
+/* The Key Protect mirror's outbox (sqlite_mirror.c; migration 5 has its triggers). */
+int sq_mirror_set(struct keel_store_txn *t, bool on);
+int sq_mirror_next(struct keel_store_txn *t, int64_t after_seq, size_t max,
+		   struct keel_store_mirror_entry *out, size_t *out_num);
+int sq_mirror_settle(struct keel_store_txn *t, const struct keel_store_mirror_entry *e, bool done);
+int sq_mirror_backlog(struct keel_store_txn *t, int64_t *out_count);
+
 #endif

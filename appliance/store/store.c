@@ -286,3 +286,29 @@ int keel_store_object_count(struct keel_store_txn *t, int64_t *out_count)
 {
 	return t->store->ops->object_count(t, out_count);
 }
+
+int keel_store_mirror_set(struct keel_store_txn *t, bool on)
+{
+	return t->store->ops->mirror_set(t, on);
+}
+
+int keel_store_mirror_next(struct keel_store_txn *t, int64_t after_seq, size_t max,
+			   struct keel_store_mirror_entry *out, size_t *out_num)
+{
+	*out_num = 0;
+	if (out == NULL || max == 0) {
+		return KEEL_STORE_E_INVAL;
+	}
+	return t->store->ops->mirror_next(t, after_seq, max, out, out_num);
+}
+
+int keel_store_mirror_settle(struct keel_store_txn *t, const struct keel_store_mirror_entry *e,
+			     bool done)
+{
+	return t->store->ops->mirror_settle(t, e, done);
+}
+
+int keel_store_mirror_backlog(struct keel_store_txn *t, int64_t *out_count)
+{
+	return t->store->ops->mirror_backlog(t, out_count);
+}

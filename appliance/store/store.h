@@ -405,4 +405,38 @@ int keel_store_grant_level(struct keel_store_txn *t, const char *owner, const ch
 int keel_store_grant_list(struct keel_store_txn *t, const char *owner, const char *grantee,
 			  struct keel_store_grant **out_grants, size_t *out_num) KEEL_STORE_WUR;
 
+/* ---- The Key Protect mirror's outbox (appliance/mirror, issue 6) ----------
+ * While the mirror is on, every change to an object (its row or one of its
+ * attributes) leaves an entry in the same transaction as the change: a KMIP
+ * request never waits for Key Protect, and a crash loses nothing. One entry
+ * per object holds the latest wish: ESCROW while the object exists, DELETE
+ * once it is gone; a later change replaces it with a higher seq, so the
+ * worker, taking entries oldest first, sends each object's changes in order. */
+enum keel_store_mirror_op {
+	KEEL_STORE_MIRROR_ESCROW = 1,
+	KEEL_STORE_MIRROR_DELETE = 2,
+};
+
+struct keel_store_mirror_entry {
+	char uid[KEEL_STORE_UID_MAX + 1];
+	enum keel_store_mirror_op op;
+	int64_t seq;
+	int64_t time;	   /* when it was queued, POSIX seconds */
+	uint32_t attempts; /* failed tries so far */
+};
+
+/* Turns the outbox on (every existing object is queued for escrow) or off
+ * (the queue is emptied). Turning it on twice queues nothing new. */
+int keel_store_mirror_set(struct keel_store_txn *t, bool on) KEEL_STORE_WUR;
+/* Up to max entries with seq > after_seq, oldest first. */
+int keel_store_mirror_next(struct keel_store_txn *t, int64_t after_seq, size_t max,
+			   struct keel_store_mirror_entry *out, size_t *out_num) KEEL_STORE_WUR;
+/* After the worker's try at e: done removes it, else its attempts count up.
+ * Either way only if it is still e (same seq); KEEL_STORE_E_NOT_FOUND when a
+ * newer change replaced it meanwhile (that one stays queued). */
+int keel_store_mirror_settle(struct keel_store_txn *t, const struct keel_store_mirror_entry *e,
+			     bool done) KEEL_STORE_WUR;
+/* Entries queued. */
+int keel_store_mirror_backlog(struct keel_store_txn *t, int64_t *out_count) KEEL_STORE_WUR;
+
 #endif

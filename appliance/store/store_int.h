@@ -53,6 +53,12 @@ struct keel_store_ops {
 	int (*grant_list)(struct keel_store_txn *t, const char *owner, const char *grantee,
 			  struct keel_store_grant **out_grants, size_t *out_num);
 	int (*object_count)(struct keel_store_txn *t, int64_t *out_count);
+	int (*mirror_set)(struct keel_store_txn *t, bool on);
+	int (*mirror_next)(struct keel_store_txn *t, int64_t after_seq, size_t max,
+			   struct keel_store_mirror_entry *out, size_t *out_num);
+	int (*mirror_settle)(struct keel_store_txn *t, const struct keel_store_mirror_entry *e,
+			     bool done);
+	int (*mirror_backlog)(struct keel_store_txn *t, int64_t *out_count);
 };
 
 /* What keel_store_savepoint* ask of the backend. */

@@ -83,10 +83,10 @@ static void test_migrations(void **state)
 	int v = 0;
 
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 4);
+	assert_int_equal(v, 5);
 	reopen(f); /* already migrated: nothing to do, same version */
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 4);
+	assert_int_equal(v, 5);
 }
 
 static void test_object_crud(void **state)
@@ -235,6 +235,78 @@ static void test_reopen_keeps_everything(void **state)
 	keel_store_rollback(t);
 }
 
+static size_t outbox(struct keel_store *s, struct keel_store_mirror_entry *out, size_t max)
+{
+	struct keel_store_txn *t;
+	size_t n = 0;
+
+	assert_int_equal(keel_store_begin_read(s, &t), 0);
+	assert_int_equal(keel_store_mirror_next(t, 0, max, out, &n), 0);
+	keel_store_rollback(t);
+	return n;
+}
+
+/* The outbox is written by the changing transaction itself, holds one entry
+ * per object (its latest wish, in change order) and settles only the entry the
+ * worker saw. */
+static void test_mirror_outbox(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_mirror_entry e[8], seen;
+	struct keel_store_object o;
+	struct keel_store_txn *t;
+	uint8_t blob[] = {9, 9};
+	int64_t n = -1;
+
+	put_object(f->s, "before", "aa"); /* mirror off: nothing queued */
+	assert_int_equal(outbox(f->s, e, 8), 0);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_mirror_set(t, true), 0);
+	assert_int_equal(keel_store_mirror_set(t, true), 0); /* twice: no second entry */
+	assert_int_equal(keel_store_commit(t), 0);
+	assert_int_equal(outbox(f->s, e, 8), 1); /* what existed is escrowed first */
+	assert_string_equal(e[0].uid, "before");
+	put_object(f->s, "u1", "aa");
+	put_object(f->s, "u2", "aa");
+	/* A rolled-back change leaves nothing. */
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_object_delete(t, "before"), 0);
+	keel_store_rollback(t);
+	assert_int_equal(outbox(f->s, e, 8), 3);
+	assert_int_equal(e[0].op, KEEL_STORE_MIRROR_ESCROW);
+	seen = e[1]; /* u1, as the worker took it */
+	/* u1 changes (an attribute) then goes: one entry, now DELETE, now last. */
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	add_attr(t, "u1", "Name", 0, "k1");
+	assert_int_equal(keel_store_object_delete(t, "u1"), 0);
+	/* A CRK rewrap of u2 changes nothing escrowed. */
+	assert_int_equal(keel_store_object_get(t, "u2", "aa", &o), 0);
+	assert_int_equal(keel_store_object_rewrap(t, "u2", o.blob, o.blob_len, 2, blob, 2), 0);
+	keel_store_object_cleanup(&o);
+	assert_int_equal(keel_store_commit(t), 0);
+	assert_int_equal(outbox(f->s, e, 8), 3);
+	assert_string_equal(e[1].uid, "u2");
+	assert_string_equal(e[2].uid, "u1");
+	assert_int_equal(e[2].op, KEEL_STORE_MIRROR_DELETE);
+	assert_true(e[2].seq > seen.seq);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	/* The worker's stale view of u1 settles nothing: the newer wish stays. */
+	assert_int_equal(keel_store_mirror_settle(t, &seen, true), KEEL_STORE_E_NOT_FOUND);
+	assert_int_equal(keel_store_mirror_settle(t, &e[2], false), 0);
+	assert_int_equal(keel_store_mirror_settle(t, &e[0], true), 0);
+	assert_int_equal(keel_store_mirror_backlog(t, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(keel_store_commit(t), 0);
+	reopen(f); /* durable */
+	assert_int_equal(outbox(f->s, e, 8), 2);
+	assert_int_equal(e[1].attempts, 1);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_mirror_set(t, false), 0);
+	assert_int_equal(keel_store_mirror_backlog(t, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(keel_store_commit(t), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +315,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_attributes_and_locate, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_in_transaction, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mirror_outbox, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

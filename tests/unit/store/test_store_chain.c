@@ -335,7 +335,11 @@ static void test_migration_chains_old_rows(void **state)
 	sql(old, "CREATE TABLE schema_version (version INTEGER PRIMARY KEY NOT NULL,"
 		 " applied INTEGER NOT NULL DEFAULT 0);"
 		 "INSERT INTO schema_version(version) VALUES (1);"
-		 "CREATE TABLE objects (uid TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL);"
+		 "CREATE TABLE objects (uid TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL,"
+		 " crk_version INTEGER NOT NULL DEFAULT 0);"
+		 /* later migrations put triggers on attributes (5, the mirror outbox) */
+		 "CREATE TABLE attributes (uid TEXT NOT NULL, name TEXT NOT NULL,"
+		 " idx INTEGER NOT NULL, value BLOB NOT NULL, text_value TEXT);"
 		 "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,"
 		 " client TEXT NOT NULL, operation INTEGER NOT NULL, uid TEXT,"
 		 " result_status INTEGER NOT NULL, result_reason INTEGER NOT NULL);"

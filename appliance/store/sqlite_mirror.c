@@ -1,0 +1,120 @@
+/* The Key Protect mirror's outbox in SQLite (store.h, keel_store_mirror_*).
+ * The entries themselves are written by migration 5's triggers. */
+#include "sqlite_int.h"
+
+#include <string.h>
+
+static int mirror_enabled(sqlite3 *db, bool *out_on)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = sq_prepare(db, "SELECT enabled FROM mirror_state WHERE id = 1", &st)) != 0) {
+		return r;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		*out_on = sqlite3_column_int(st, 0) == 1;
+	} else {
+		r = rc == SQLITE_DONE ? KEEL_STORE_E_SCHEMA
+				      : sq_err(db, rc, "reading mirror state");
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int sq_mirror_set(struct keel_store_txn *tb, bool on)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	bool was_on = false;
+	int r;
+
+	if ((r = mirror_enabled(db, &was_on)) != 0 || was_on == on) {
+		return r;
+	}
+	if (!on) {
+		return sq_exec(db,
+			       "UPDATE mirror_state SET enabled = 0; DELETE FROM mirror_outbox;");
+	}
+	/* Everything already stored is escrowed first, oldest first. */
+	return sq_exec(db, "UPDATE mirror_state SET enabled = 1;"
+			   "INSERT INTO mirror_enqueue SELECT uid, 1 FROM objects ORDER BY rowid;");
+}
+
+static int read_entry(sqlite3_stmt *st, struct keel_store_mirror_entry *e)
+{
+	const unsigned char *uid = sqlite3_column_text(st, 0);
+	int op = sqlite3_column_int(st, 1);
+
+	if (uid == NULL || strlen((const char *)uid) > KEEL_STORE_UID_MAX ||
+	    (op != KEEL_STORE_MIRROR_ESCROW && op != KEEL_STORE_MIRROR_DELETE)) {
+		return KEEL_STORE_E_SCHEMA;
+	}
+	memcpy(e->uid, uid, strlen((const char *)uid) + 1);
+	e->op = (enum keel_store_mirror_op)op;
+	e->seq = sqlite3_column_int64(st, 2);
+	e->time = sqlite3_column_int64(st, 3);
+	e->attempts = (uint32_t)sqlite3_column_int64(st, 4);
+	return 0;
+}
+
+int sq_mirror_next(struct keel_store_txn *tb, int64_t after_seq, size_t max,
+		   struct keel_store_mirror_entry *out, size_t *out_num)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = sq_prepare(db,
+			    "SELECT uid, op, seq, time, attempts FROM mirror_outbox"
+			    " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+			    &st)) != 0) {
+		return r;
+	}
+	rc = sqlite3_bind_int64(st, 1, after_seq);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
+	if ((r = sq_err(db, rc, "bind")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	while (r == 0 && *out_num < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = read_entry(st, &out[*out_num])) == 0) {
+			(*out_num)++;
+		}
+	}
+	if (r == 0 && rc != SQLITE_ROW) {
+		r = sq_err(db, rc, "reading the mirror outbox");
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int sq_mirror_settle(struct keel_store_txn *tb, const struct keel_store_mirror_entry *e, bool done)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = sq_prepare(db,
+			    done ? "DELETE FROM mirror_outbox WHERE uid = ?1 AND seq = ?2"
+				 : "UPDATE mirror_outbox SET attempts = attempts + 1"
+				   " WHERE uid = ?1 AND seq = ?2",
+			    &st)) != 0) {
+		return r;
+	}
+	rc = sqlite3_bind_text(st, 1, e->uid, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 2, e->seq);
+	if ((r = sq_err(db, rc, "bind")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	if ((r = sq_step_done(db, st, "settling a mirror entry")) == 0 &&
+	    sqlite3_changes(db) == 0) {
+		r = KEEL_STORE_E_NOT_FOUND;
+	}
+	return r;
+}
+
+int sq_mirror_backlog(struct keel_store_txn *tb, int64_t *out_count)
+{
+	return sq_count_rows(tb, "SELECT COUNT(*) FROM mirror_outbox", out_count);
+}
