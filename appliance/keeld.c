@@ -247,6 +247,8 @@ static int start_admin(const struct keel_config *cfg, struct backends *b)
 	    .engine = b->engine,
 	    .hsm = b->hsm,
 	    .version = KEEL_VERSION,
+	    .rotation = b->rotation,
+	    .config_path = b->config_path,
 	};
 
 	return keel_admin_start(&ac, &b->admin) == 0 ? 0 : EXIT_FAILED;

@@ -19,6 +19,10 @@ struct evhttp_request;
 
 #define ADMIN_MAX_PARAMS 4	    /* {placeholders} in one route's path */
 #define ADMIN_MAX_BODY	 (1u << 20) /* largest request body, bytes */
+/* Largest upload (a backup to verify or restore) over the local socket. Over
+ * HTTPS bodies are read before the caller's role is known, so they keep
+ * ADMIN_MAX_BODY; larger backups are restored on the appliance itself. */
+#define ADMIN_MAX_UPLOAD (256u << 20)
 
 /* What handlers may use; the rest of struct keel_admin stays in http.c. */
 struct admin_ctx {
@@ -30,6 +34,8 @@ struct admin_ctx {
 	const char *version;
 	time_t started;
 	char token_label[33];
+	struct keel_rotation *rotation;
+	const char *config_path;
 };
 
 struct admin_req {
@@ -78,6 +84,11 @@ __attribute__((warn_unused_result)) int admin_field_string(struct admin_req *rq,
 							   const char *name, bool required,
 							   const char **out);
 
+/* The raw request body (e.g. a backup file): *out points into the request. A
+ * 400 answer (returned) when it is empty. */
+__attribute__((warn_unused_result)) int admin_body_bytes(struct admin_req *rq, const uint8_t **out,
+							 size_t *out_len);
+
 /* Query parameter |name| of the request URI (decoded, malloc'd), or NULL. */
 char *admin_query(struct admin_req *rq, const char *name);
 
@@ -103,5 +114,10 @@ int admin_manage_status(struct admin_req *rq, int err, const struct keel_manage_
 /* A non-negative integer query parameter into *out (unchanged when absent), or a 400 answer. */
 __attribute__((warn_unused_result)) int admin_query_int(struct admin_req *rq, const char *name,
 							long long *out);
+int admin_get_crk(struct admin_req *rq);
+int admin_post_crk_rotate(struct admin_req *rq);
+int admin_post_backup(struct admin_req *rq);
+int admin_post_backup_verify(struct admin_req *rq);
+int admin_post_backup_restore(struct admin_req *rq);
 
 #endif

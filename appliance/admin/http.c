@@ -93,6 +93,19 @@ int admin_body(struct admin_req *rq, json_t **out)
 	return 0;
 }
 
+int admin_body_bytes(struct admin_req *rq, const uint8_t **out, size_t *out_len)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(rq->http);
+	size_t len = evbuffer_get_length(in);
+
+	if (len == 0) {
+		return admin_fail(rq, 400, "the request has no body");
+	}
+	*out = evbuffer_pullup(in, -1);
+	*out_len = len;
+	return *out != NULL ? 0 : admin_fail(rq, 500, "out of memory");
+}
+
 int admin_field_string(struct admin_req *rq, json_t *obj, const char *name, bool required,
 		       const char **out)
 {
@@ -548,7 +561,7 @@ static int setup(struct keel_admin *a, const struct keel_config *cfg)
 	evhttp_set_allowed_methods(a->local, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
 						 EVHTTP_REQ_PATCH | EVHTTP_REQ_DELETE);
 	evhttp_set_max_body_size(a->https, ADMIN_MAX_BODY);
-	evhttp_set_max_body_size(a->local, ADMIN_MAX_BODY);
+	evhttp_set_max_body_size(a->local, ADMIN_MAX_UPLOAD);
 	evhttp_set_timeout(a->https, 30);
 	if (bind_https(a, cfg) != 0 || bind_local(a, cfg->admin_socket) != 0) {
 		return -1;
@@ -571,6 +584,8 @@ int keel_admin_start(const struct keel_admin_config *cfg, struct keel_admin **ou
 	    .role_ctx = cfg->role_ctx,
 	    .version = cfg->version,
 	    .started = time(NULL),
+	    .rotation = cfg->rotation,
+	    .config_path = cfg->config_path,
 	};
 	snprintf(a->ctx.token_label, sizeof(a->ctx.token_label), "%s",
 		 cfg->cfg->hsm_token_label != NULL ? cfg->cfg->hsm_token_label : "");

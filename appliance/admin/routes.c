@@ -29,6 +29,16 @@ const struct admin_route admin_routes[] = {
     {"GET", "/v1/audit", KEEL_ROLE_AUDITOR, admin_get_audit, "audit records, newest first"},
     {"GET", "/v1/audit/verify", KEEL_ROLE_AUDITOR, admin_get_audit_verify,
      "recompute the audit hash chain"},
+    {"GET", "/v1/crk", KEEL_ROLE_AUDITOR, admin_get_crk,
+     "CRK versions, objects per version, rotation progress"},
+    {"POST", "/v1/crk/rotate", KEEL_ROLE_ADMIN, admin_post_crk_rotate,
+     "make CRK version N+1 and rewrap every key under it in the background"},
+    {"POST", "/v1/backup", KEEL_ROLE_ADMIN, admin_post_backup,
+     "an encrypted backup of the store and the configuration"},
+    {"POST", "/v1/backup/verify", KEEL_ROLE_AUDITOR, admin_post_backup_verify,
+     "check a backup is intact and this token opens it"},
+    {"POST", "/v1/backup/restore", KEEL_ROLE_ADMIN, admin_post_backup_restore,
+     "replace the store's content with a backup's, atomically"},
 };
 
 const size_t admin_num_routes = sizeof(admin_routes) / sizeof(admin_routes[0]);

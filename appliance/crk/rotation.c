@@ -333,6 +333,33 @@ static int run(struct keel_rotation *r)
 	return 0;
 }
 
+/*
+ * Whether the store holds work for the thread: a rotation recorded but not
+ * finished, or blobs under another version than the active one. Errors say
+ * yes, so that the thread runs and logs them.
+ */
+static bool pending(struct keel_rotation *r)
+{
+	struct keel_store_rotation p;
+	struct keel_store_txn *t;
+	uint32_t target;
+	int64_t stale = 0;
+	int got;
+
+	if (hsm_crk_active(r->hsm, &target) != 0) {
+		return false;
+	}
+	if (keel_store_begin_read(r->store, &t) != 0) {
+		return true;
+	}
+	got = keel_store_rotation_get(t, &p);
+	if ((got != 0 && got != KEEL_STORE_E_NOT_FOUND) || count_stale(t, target, &stale) != 0) {
+		stale = 1;
+	}
+	keel_store_rollback(t);
+	return stale > 0 || (got == 0 && p.target == target && p.finished == 0);
+}
+
 static void *worker(void *arg)
 {
 	struct keel_rotation *r = arg;
@@ -371,7 +398,7 @@ int keel_rotation_new(const struct keel_rotation_config *cfg, struct keel_rotati
 	r->store = cfg->store;
 	r->batch = cfg->batch != 0 ? cfg->batch : DEFAULT_BATCH;
 	r->pause_ms = cfg->pause_ms;
-	r->wanted = true; /* resume whatever a previous run left */
+	r->wanted = pending(r); /* resume whatever a previous run left */
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
 	if (pthread_create(&r->thread, NULL, worker, r) != 0) {
@@ -470,10 +497,12 @@ int keel_rotation_hold(struct keel_rotation *r)
 
 void keel_rotation_release(struct keel_rotation *r)
 {
+	/* A restored store may hold blobs under an older version: sweep them. */
+	bool sweep = pending(r);
+
 	pthread_mutex_lock(&r->lock);
 	r->held = false;
-	/* A restored store may hold blobs under an older version: sweep them. */
-	r->wanted = true;
+	r->wanted = sweep;
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 }

@@ -2,11 +2,17 @@
 """CRK rotation and backups against keeld --dev: real SoftHSM2 token, real
 SQLite store, KMIP over mutual TLS (issue 5).
 
-Rotation: 10,000 KMIP-created keys are rewrapped under CRK version 2 while a
-client keeps doing Create, Get, Re-key and Destroy; keeld is killed with
-SIGKILL half-way and the restarted keeld resumes and completes the rotation.
-No KMIP request fails, every key keeps its bytes, destroyed keys stay
-destroyed, every object ends under version 2 and version 1 leaves the token.
+Rotation (`keelctl crk rotate`): 10,000 KMIP-created keys are rewrapped under
+CRK version 2 while a client keeps doing Create, Get, Re-key and Destroy;
+keeld is killed with SIGKILL half-way and the restarted keeld resumes and
+completes the rotation. No KMIP request fails, every key keeps its bytes,
+destroyed keys stay destroyed, every object ends under version 2 and version 1
+leaves the token.
+
+Backup (`keelctl backup create|verify|restore`): a backup of one appliance
+restored into a fresh store with the same token serves every key with
+identical bytes and attributes; a backup with one byte flipped is refused and
+changes nothing.
 
 Synchronisation is on keeld's log lines only (its debug progress lines and
 its "complete" line); timeouts are guards.
@@ -14,16 +20,19 @@ its "complete" line); timeouts are guards.
 Run one test:  test_crk.py RotationTest.test_10000_keys_under_load_and_kill9
 Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
 """
+import json
 import os
 import random
+import shutil
 import sqlite3
 import subprocess
 import threading
 import unittest
 
-from kmipwire import (OP_CREATE, OP_DESTROY, OP_GET, SUCCESS, UNIQUE_IDENTIFIER, KmipConn, T,
-                      create_aes, key_bytes, op, request)
-from test_dev import GUARD, KEELCTL, Keeld, client_ctx, crk_list
+from kmipwire import (ITEM_NOT_FOUND, OP_ACTIVATE, OP_ADD_ATTRIBUTE, OP_CREATE,
+                      OP_DESTROY, OP_GET, OP_GET_ATTRIBUTES, SUCCESS, TEXT, UNIQUE_IDENTIFIER,
+                      KmipConn, T, attribute, attributes, create_aes, key_bytes, op, request)
+from test_dev import GUARD, KEELCTL, crk_list
 from test_kmip import KeeldCase
 
 OP_RE_KEY = 0x04
@@ -53,6 +62,16 @@ def versions_in_store(d):
                                " WHERE blob IS NOT NULL GROUP BY crk_version"))
     finally:
         db.close()
+
+
+def keelctl(d, *args, expect=0):
+    """keelctl ARGS --config DIR/keeld.conf (the admin socket); returns stdout."""
+    r = subprocess.run([KEELCTL, *args, "--config", os.path.join(d, "keeld.conf")],
+                       capture_output=True, timeout=GUARD * 2)
+    if r.returncode != expect:
+        raise AssertionError("keelctl %s: exit %d, expected %d: %s" % (
+            " ".join(args), r.returncode, expect, r.stderr.decode()))
+    return r.stdout.decode() + r.stderr.decode()
 
 
 class Load(threading.Thread):
@@ -118,12 +137,6 @@ class RotationTest(KeeldCase):
             f.write("crk: { rotation_batch = %d; rotation_pause_ms = %d; };\n" % (batch,
                                                                                   pause_ms))
 
-    def init_crk(self):
-        env = dict(os.environ, SOFTHSM2_CONF=os.path.join(self.dir, "softhsm/softhsm2.conf"))
-        subprocess.run([KEELCTL, "hsm", "init-crk", "--module", "softhsm2", "--token",
-                        "keel-dev", "--pin-file", os.path.join(self.dir, "secrets/user.pin")],
-                       check=True, capture_output=True, env=env, timeout=GUARD)
-
     def test_10000_keys_under_load_and_kill9(self):
         with self.conn() as c:
             uids = [p.find(UNIQUE_IDENTIFIER) for p in
@@ -131,13 +144,13 @@ class RotationTest(KeeldCase):
             known = dict(zip(uids, get_keys(c, uids)))
         self.assertEqual(len(set(known.values())), N)
         self.assertEqual(self.k.stop(), 0)
-        # Version 2 made with keeld stopped: the next start rotates to it. The
-        # pace leaves ~50 batches, so the kill lands half-way.
+        # ~50 batches with a pause between them, so the kill lands half-way.
         self.set_pace(200, 40)
-        self.init_crk()
         self.k = self.start()
         load = Load(self.k.port, self.ctx, uids, known)
         load.start()
+        self.assertIn("CRK version 2 is active", keelctl(self.dir, "crk", "rotate"))
+        keelctl(self.dir, "crk", "rotate", expect=73)  # EX_CANTCREAT: one at a time
         done = int(self.k.wait_line(self.k.err, PROGRESS).group(1))
         while done < 2000:
             done = int(self.k.wait_line(self.k.err, PROGRESS, self.k.mark() - 1).group(1))
@@ -157,6 +170,14 @@ class RotationTest(KeeldCase):
         load2.finish()
         self.assertEqual(load.failures + load2.failures, [])
         self.assertGreater(load.rounds + load2.rounds, 0)
+        st = json.loads(keelctl(self.dir, "crk", "status", "--json"))
+        self.assertEqual(st["active"], 2)
+        self.assertEqual([(v["version"], v["in_token"]) for v in st["versions"]], [(2, True)])
+        self.assertEqual(st["rotation"]["state"], "complete")
+        # Keys destroyed by the load before the sweep reached them are not rewrapped.
+        total, done = st["rotation"]["total"], st["rotation"]["done"]
+        self.assertGreater(len(load.destroyed), 0)
+        self.assertTrue(total - len(load.destroyed) <= done <= total, (done, total))
 
         live = [u for u in known if u not in load.destroyed and known[u] is not None]
         with self.conn() as c:
@@ -168,6 +189,67 @@ class RotationTest(KeeldCase):
         self.assertEqual(list(versions_in_store(self.dir)), [2])
         self.assertRegex(crk_list(self.dir), r"(?m)^2 ")
         self.assertNotRegex(crk_list(self.dir), r"(?m)^1 ")
+
+
+class BackupTest(KeeldCase):
+    N = 120
+
+    def populate(self, c):
+        """Keys in several states with names and custom attributes."""
+        uids = [p.find(UNIQUE_IDENTIFIER) for p in batched(
+            c, OP_CREATE, [create_aes(name="vm-%d" % i) for i in range(self.N)])]
+        batched(c, OP_ADD_ATTRIBUTE, [[T(UNIQUE_IDENTIFIER, u),
+                                       attribute("x-Component", TEXT, "disk-%d" % i)]
+                                      for i, u in enumerate(uids[:40])])
+        batched(c, OP_ACTIVATE, [[T(UNIQUE_IDENTIFIER, u)] for u in uids[40:80]])
+        batched(c, OP_DESTROY, [[T(UNIQUE_IDENTIFIER, u)] for u in uids[80:90]])
+        return uids
+
+    def snapshot(self, uids):
+        """Key bytes, then every attribute (after the Get, which clears Fresh)."""
+        live = [u for u in uids if u not in uids[80:90]]
+        with self.conn() as c:
+            keys = get_keys(c, live)
+            return keys, [attributes(p) for p in batched(
+                c, OP_GET_ATTRIBUTES, [[T(UNIQUE_IDENTIFIER, u)] for u in uids])]
+
+    def test_restore_into_fresh_store_same_token(self):
+        with self.conn() as c:
+            uids = self.populate(c)
+        before = self.snapshot(uids)
+        self.assertEqual(len(set(before[0])), self.N - 10)
+        f = os.path.join(self.tmp, "keel.backup")
+        keelctl(self.dir, "backup", "create", "--out", f)
+        self.assertEqual(os.stat(f).st_mode & 0o777, 0o600)
+        keelctl(self.dir, "backup", "create", "--out", f, expect=73)  # never overwritten
+        info = json.loads(keelctl(self.dir, "backup", "verify", f, "--json"))
+        self.assertEqual((info["objects"], info["crk_version"]), (self.N - 10, 1))
+        with open(f, "rb") as fh:
+            data = fh.read()
+        for key in before[0]:  # never plaintext key material
+            self.assertNotIn(key, data)
+        bad = os.path.join(self.tmp, "tampered.backup")
+        with open(bad, "wb") as fh:
+            fh.write(data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 1]) +
+                     data[len(data) // 2 + 1:])
+        self.assertIn("altered", keelctl(self.dir, "backup", "verify", bad, expect=65))
+
+        # A fresh store with the same token: keeld restarted on an empty database.
+        self.assertEqual(self.k.stop(), 0)
+        shutil.move(os.path.join(self.dir, "data"), os.path.join(self.tmp, "old-data"))
+        os.mkdir(os.path.join(self.dir, "data"), 0o700)
+        self.k = self.start()
+        self.assertIn("altered", keelctl(self.dir, "backup", "restore", bad, expect=65))
+        with self.conn() as c:  # the refused restore changed nothing
+            it = c.call(request([op(OP_GET, [T(UNIQUE_IDENTIFIER, uids[0])])])).item(0)
+            self.assertEqual(it.reason, ITEM_NOT_FOUND)
+        conf = os.path.join(self.tmp, "restored.conf")
+        out = keelctl(self.dir, "backup", "restore", f, "--config-out", conf)
+        self.assertIn("%d objects" % (self.N - 10), out)
+        with open(conf) as a, open(os.path.join(self.dir, "keeld.conf")) as b:
+            self.assertEqual(a.read(), b.read())
+        self.assertEqual(self.snapshot(uids), before)
+        keelctl(self.dir, "backup", "restore", f, expect=73)  # the store holds keys now
 
 
 if __name__ == "__main__":

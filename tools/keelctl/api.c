@@ -127,13 +127,20 @@ static void set_transport(CURL *c, const struct keelctl_api *api, const struct t
 	}
 }
 
-/* Performs the request; the body goes to |resp|. EX_UNAVAILABLE when unreachable. */
+/* A request body and its type; data NULL for none. */
+struct body {
+	const void *data;
+	size_t len;
+	const char *type;
+};
+
+/* Performs the request; the answer goes to |resp|. EX_UNAVAILABLE when unreachable. */
 static int perform(const struct keelctl_api *api, const char *method, const char *path,
-		   const char *body, FILE *resp, long *out_status)
+		   const struct body *body, FILE *resp, long *out_status)
 {
 	struct target t;
 	struct curl_slist *hdrs = NULL;
-	char url[4352], errbuf[CURL_ERROR_SIZE] = "";
+	char url[4352], errbuf[CURL_ERROR_SIZE] = "", type[128];
 	CURL *c;
 	CURLcode rc;
 	int r;
@@ -151,10 +158,12 @@ static int perform(const struct keelctl_api *api, const char *method, const char
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, resp);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 600L);
-	if (body != NULL) {
-		hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+	if (body->data != NULL) {
+		snprintf(type, sizeof(type), "Content-Type: %s", body->type);
+		hdrs = curl_slist_append(hdrs, type);
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->data);
 	}
 	if ((rc = curl_easy_perform(c)) != CURLE_OK) {
 		keelctl_err("cannot reach keeld at %s: %s", api->cert != NULL ? url : t.socket,
@@ -168,47 +177,87 @@ static int perform(const struct keelctl_api *api, const char *method, const char
 	return r;
 }
 
-int keelctl_api_call(const struct keelctl_api *api, const char *method, const char *path,
-		     json_t *body, json_t **out)
+/* Sends the request and collects the answer; prints the API's error message for a non-2xx. */
+static int exchange(const struct keelctl_api *api, const char *method, const char *path,
+		    const struct body *body, char **out, size_t *out_len)
 {
-	char *text = NULL, *req = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+	char *text = NULL;
 	size_t len = 0;
 	FILE *resp = open_memstream(&text, &len);
 	long status = 0;
-	json_t *j = NULL;
+	json_t *j;
 	int r;
 
-	*out = NULL;
-	if (resp == NULL || (body != NULL && req == NULL)) {
-		r = EX_OSERR;
-		goto out;
+	if (resp == NULL) {
+		return EX_OSERR;
 	}
-	r = perform(api, method, path, req, resp, &status);
+	r = perform(api, method, path, body, resp, &status);
 	if (fclose(resp) != 0) {
 		r = r != 0 ? r : EX_OSERR;
 	}
-	resp = NULL;
-	if (r != 0) {
-		goto out;
-	}
-	j = json_loadb(text != NULL ? text : "", len, 0, NULL);
-	if ((r = exit_for_status(status)) != 0) {
+	if (r == 0 && (r = exit_for_status(status)) != 0) {
+		j = json_loadb(text != NULL ? text : "", len, 0, NULL);
 		keelctl_err("keeld: %ld: %s", status,
 			    json_string_value(json_object_get(j, "error")) != NULL
 				? json_string_value(json_object_get(j, "error"))
 				: "(no message)");
-	} else if (j == NULL) {
+		json_decref(j);
+	}
+	if (r != 0) {
+		free(text);
+		return r;
+	}
+	*out = text;
+	*out_len = len;
+	return 0;
+}
+
+int keelctl_api_send(const struct keelctl_api *api, const char *method, const char *path,
+		     const void *body, size_t body_len, const char *content_type, char **out,
+		     size_t *out_len)
+{
+	const struct body b = {body, body_len, content_type};
+
+	*out = NULL;
+	*out_len = 0;
+	return exchange(api, method, path, &b, out, out_len);
+}
+
+int keelctl_api_call(const struct keelctl_api *api, const char *method, const char *path,
+		     json_t *body, json_t **out)
+{
+	char *text = NULL, *req = body != NULL ? json_dumps(body, JSON_COMPACT) : NULL;
+	const struct body b = {req, req != NULL ? strlen(req) : 0, "application/json"};
+	size_t len = 0;
+	int r;
+
+	*out = NULL;
+	if (body != NULL && req == NULL) {
+		return EX_OSERR;
+	}
+	if ((r = exchange(api, method, path, &b, &text, &len)) == 0 &&
+	    (*out = json_loadb(text != NULL ? text : "", len, 0, NULL)) == NULL) {
 		keelctl_err("keeld answered something that is not JSON");
 		r = EX_PROTOCOL;
 	}
-	*out = j;
-	j = NULL;
-out:
-	if (resp != NULL) {
-		fclose(resp);
-	}
-	json_decref(j);
 	free(text);
 	free(req);
+	return r;
+}
+
+int keelctl_api_show(const struct keelctl_api *api, const char *path,
+		     void (*print)(const json_t *answer))
+{
+	json_t *out = NULL;
+	int r = keelctl_api_call(api, "GET", path, NULL, &out);
+
+	if (r == 0) {
+		if (api->json) {
+			keelctl_print_json(out);
+		} else {
+			print(out);
+		}
+	}
+	json_decref(out);
 	return r;
 }

@@ -71,6 +71,18 @@ int keelctl_path_add(char *buf, size_t cap, const char *segment);
 int keelctl_parse_time(const char *s, long long *out);
 /* ISO 8601 UTC of |t|, or "-" for 0. */
 const char *keelctl_format_time(long long t, char buf[static 24]);
+/*
+ * As keelctl_api_call with raw bytes both ways (a backup file): sends |body|
+ * (body_len bytes, none if NULL) as |content_type|, and stores a 2xx answer's
+ * bytes in *out (malloc'd, freed with free()) and their length in *out_len.
+ */
+int keelctl_api_send(const struct keelctl_api *api, const char *method, const char *path,
+		     const void *body, size_t body_len, const char *content_type, char **out,
+		     size_t *out_len);
+
+/* GET |path| and print the answer: print(answer), or its JSON with --json. */
+int keelctl_api_show(const struct keelctl_api *api, const char *path,
+		     void (*print)(const json_t *answer));
 
 /* Prints |j| as one line of JSON (the --json output of every command). */
 void keelctl_print_json(const json_t *j);

@@ -46,8 +46,7 @@ int keelctl_status(int argc, char **argv)
 	static const struct option opts[] = {
 	    KEELCTL_API_LONGOPTS, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct keelctl_api api = {0};
-	json_t *out = NULL;
-	int c, r;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		if (keelctl_api_option(&api, c, optarg)) {
@@ -60,13 +59,5 @@ int keelctl_status(int argc, char **argv)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	if ((r = keelctl_api_call(&api, "GET", "/v1/status", NULL, &out)) == 0) {
-		if (api.json) {
-			keelctl_print_json(out);
-		} else {
-			print_status(out);
-		}
-	}
-	json_decref(out);
-	return r;
+	return keelctl_api_show(&api, "/v1/status", print_status);
 }

@@ -19,6 +19,8 @@ struct keelctl_cmd {
 	int (*run)(int argc, char **argv); /* argv[0] is the subcommand's name */
 };
 
+int keelctl_backup(int argc, char **argv);
+int keelctl_crk(int argc, char **argv);
 int keelctl_hsm(int argc, char **argv);
 int keelctl_status(int argc, char **argv);
 int keelctl_keys(int argc, char **argv);

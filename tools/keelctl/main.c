@@ -12,6 +12,8 @@ static const struct keelctl_cmd commands[] = {
     {"revoke-grant", "take a grant away", keelctl_revoke_grant},
     {"grants", "list grants", keelctl_grants},
     {"audit", "show and verify the hash-chained audit trail", keelctl_audit},
+    {"crk", "the CRK's versions and its rotation, through keeld", keelctl_crk},
+    {"backup", "encrypted backups of keeld's store and configuration", keelctl_backup},
     {"hsm", "the PKCS#11 token and its customer root key (CRK) versions", keelctl_hsm},
     {"ttlv", "convert and print KMIP messages (TTLV, XML, JSON)", keelctl_ttlv},
 };

@@ -19,6 +19,7 @@
 struct hsm;
 struct keel_engine;
 struct keel_store;
+struct keel_rotation;
 struct keel_admin; /* opaque */
 
 /* Who a certificate is, by the client registry (role column of the store). */
@@ -41,6 +42,8 @@ struct keel_admin_config {
 	keel_admin_role_fn role_of;    /* NULL: no certificate is known (socket only) */
 	void *role_ctx;
 	const char *version;
+	struct keel_rotation *rotation; /* CRK rotation (appliance/crk); outlives the API */
+	const char *config_path;	/* keeld.conf, archived in backups */
 };
 
 /*

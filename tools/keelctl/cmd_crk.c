@@ -1,0 +1,169 @@
+/* keelctl crk status | rotate [--wait]: the CRK's versions and its rotation, through keeld. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "keelctl.h"
+
+#define POLL_MS	  500
+#define BAR_WIDTH 40
+
+enum { OPT_WAIT = KEELCTL_OPT_FIRST_OWN };
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: keelctl crk status [options]\n"
+		   "       keelctl crk rotate [--wait] [options]\n\n"
+		   "status: the CRK versions in the token, the active one, the objects wrapped\n"
+		   "by each, and the progress of the last rotation.\n"
+		   "rotate: makes CRK version N+1, the one every new key is wrapped with, and\n"
+		   "rewraps every stored key under it in the background while KMIP keeps\n"
+		   "serving; older versions leave the token once no key refers to them.\n"
+		   "  --wait           follow the rotation to its end (a progress bar on a\n"
+		   "                   terminal, one line otherwise)\n" KEELCTL_API_USAGE);
+}
+
+static long long num(const json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s != NULL && s[0] != '\0' ? s : "-";
+}
+
+static void print_status(const json_t *s)
+{
+	const json_t *rot = json_object_get(s, "rotation"), *v;
+	size_t i;
+
+	printf("active CRK version %lld\n", num(s, "active"));
+	printf("%-8s %-9s %-7s %-7s %-21s %s\n", "VERSION", "IN TOKEN", "ACTIVE", "KCV", "CREATED",
+	       "OBJECTS");
+	json_array_foreach(json_object_get(s, "versions"), i, v)
+	{
+		printf("%-8lld %-9s %-7s %-7s %-21s %lld\n", num(v, "version"),
+		       json_is_true(json_object_get(v, "in_token")) ? "yes" : "NO",
+		       json_is_true(json_object_get(v, "active")) ? "yes" : "no", str(v, "kcv"),
+		       str(v, "created"), num(v, "objects"));
+	}
+	printf("rotation: %s", str(rot, "state"));
+	if (strcmp(str(rot, "state"), "none") != 0) {
+		printf(", to version %lld: %lld of %lld objects rewrapped", num(rot, "target"),
+		       num(rot, "done"), num(rot, "total"));
+	}
+	if (num(rot, "skipped") != 0) {
+		printf(", %lld could not be (see keeld's log)", num(rot, "skipped"));
+	}
+	putchar('\n');
+}
+
+static void draw_bar(const json_t *rot)
+{
+	long long done = num(rot, "done"), total = num(rot, "total");
+	int filled = total > 0 ? (int)(done * BAR_WIDTH / total) : BAR_WIDTH;
+	char bar[BAR_WIDTH + 1];
+
+	filled = filled > BAR_WIDTH ? BAR_WIDTH : filled;
+	memset(bar, '#', (size_t)filled);
+	memset(bar + filled, '.', (size_t)(BAR_WIDTH - filled));
+	bar[BAR_WIDTH] = '\0';
+	fprintf(stderr, "\r[%s] %3lld%% %lld/%lld", bar, total > 0 ? done * 100 / total : 100, done,
+		total);
+}
+
+/* Polls GET /v1/crk until the rotation is no longer running; *out is its last answer. */
+static int follow(const struct keelctl_api *api, json_t **out)
+{
+	const struct timespec pause = {0, POLL_MS * 1000000L};
+	bool tty = isatty(STDERR_FILENO) && !api->json;
+	int r;
+
+	for (;;) {
+		if ((r = keelctl_api_call(api, "GET", "/v1/crk", NULL, out)) != 0) {
+			return r;
+		}
+		if (tty) {
+			draw_bar(json_object_get(*out, "rotation"));
+		}
+		if (strcmp(str(json_object_get(*out, "rotation"), "state"), "running") != 0) {
+			break;
+		}
+		json_decref(*out);
+		*out = NULL;
+		nanosleep(&pause, NULL);
+	}
+	if (tty) {
+		fputc('\n', stderr);
+	}
+	return 0;
+}
+
+static int rotate(const struct keelctl_api *api, bool wait)
+{
+	json_t *out = NULL, *st = NULL;
+	const json_t *rot;
+	int r;
+
+	if ((r = keelctl_api_call(api, "POST", "/v1/crk/rotate", NULL, &out)) != 0 ||
+	    (wait && (r = follow(api, &st)) != 0)) {
+		goto out;
+	}
+	rot = json_object_get(st, "rotation");
+	if (api->json) {
+		keelctl_print_json(st != NULL ? st : out);
+	} else if (!wait) {
+		printf("CRK version %lld is active; the keys are being rewrapped in the background "
+		       "(keelctl crk status)\n",
+		       num(out, "version"));
+	} else {
+		printf("rotation to CRK version %lld %s: %lld of %lld objects rewrapped\n",
+		       num(out, "version"), str(rot, "state"), num(rot, "done"), num(rot, "total"));
+	}
+	if (wait && strcmp(str(rot, "state"), "complete") != 0) {
+		keelctl_err(
+		    "the rotation did not complete; see keelctl crk status and keeld's log");
+		r = EX_SOFTWARE;
+	}
+out:
+	json_decref(out);
+	json_decref(st);
+	return r;
+}
+
+int keelctl_crk(int argc, char **argv)
+{
+	static const struct option opts[] = {KEELCTL_API_LONGOPTS,
+					     {"wait", no_argument, NULL, OPT_WAIT},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct keelctl_api api = {0};
+	bool wait = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (keelctl_api_option(&api, c, optarg)) {
+			continue;
+		}
+		if (c == OPT_WAIT) {
+			wait = true;
+			continue;
+		}
+		usage(c == 'h' ? stdout : stderr);
+		return c == 'h' ? 0 : EX_USAGE;
+	}
+	if (optind + 1 == argc && strcmp(argv[optind], "rotate") == 0) {
+		return rotate(&api, wait);
+	}
+	if (optind + 1 != argc || strcmp(argv[optind], "status") != 0 || wait) {
+		usage(stderr);
+		return EX_USAGE;
+	}
+	return keelctl_api_show(&api, "/v1/crk", print_status);
+}
