@@ -897,7 +897,7 @@ static int bind_query(sqlite3_stmt *st, const struct keel_store_query *q)
 	if (q->owner != NULL) {
 		rc = sqlite3_bind_text(st, i++, q->owner, -1, SQLITE_STATIC);
 	}
-	if (rc == SQLITE_OK && q->owner != NULL && q->grantee != NULL) {
+	for (int k = 0; k < 2 && rc == SQLITE_OK && q->owner != NULL && q->grantee != NULL; k++) {
 		rc = sqlite3_bind_text(st, i++, q->grantee, -1, SQLITE_STATIC);
 	}
 	if (rc == SQLITE_OK && q->uid != NULL) {
@@ -949,13 +949,24 @@ static const char *filter_sql(const struct keel_store_filter *f)
 	       " AND a.name = ? AND a.value = ?)";
 }
 
-/* Whose objects: the owner's, the owner's and those granted, or (admin) all. */
+/*
+ * Whose objects: the owner's, the owner's and those granted, or (admin) all.
+ * The granted set is a union of index searches (the owner's, owner-wide
+ * grants', object grants'), so that an OR does not turn Locate into a scan.
+ */
 static const char *locate_owner_sql(const struct keel_store_query *q)
 {
 	if (q->owner == NULL) {
 		return "1";
 	}
-	return q->grantee != NULL ? "(o.owner = ? OR " SQ_GRANTED_SQL ")" : "o.owner = ?";
+	if (q->grantee == NULL) {
+		return "o.owner = ?";
+	}
+	return "o.rowid IN (SELECT rowid FROM objects WHERE owner = ?"
+	       " UNION ALL SELECT x.rowid FROM grants g JOIN objects x ON x.owner = g.owner"
+	       " WHERE g.grantee = ? AND g.uid = ''"
+	       " UNION ALL SELECT x.rowid FROM grants g JOIN objects x ON x.uid = g.uid"
+	       " AND x.owner = g.owner WHERE g.grantee = ? AND g.uid <> '')";
 }
 
 /* The Locate statement; column names come from date_columns, values are bound. */
@@ -1014,16 +1025,28 @@ static int sq_locate(struct keel_store_txn *tb, const struct keel_store_query *q
 		     size_t *out_num)
 {
 	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct keel_store_query plain;
 	sqlite3_stmt *st = NULL;
 	char *sql = NULL, **arr = NULL;
 	size_t num = 0, cap = 0;
 	int r = KEEL_STORE_E_NOMEM, rc = SQLITE_DONE;
+	bool granted = false;
 
 	for (size_t k = 0; k < q->num_dates; k++) {
 		if ((size_t)q->dates[k].date >= NUM_DATE_COLUMNS) {
 			return KEEL_STORE_E_INVAL;
 		}
 	}
+	/* Most clients hold no grant: they keep the owner-only plan. */
+	if (q->grantee != NULL && (r = sq_grantee_has_grants(db, q->grantee, &granted)) != 0) {
+		return r;
+	}
+	if (q->grantee != NULL && !granted) {
+		plain = *q;
+		plain.grantee = NULL;
+		q = &plain;
+	}
+	r = KEEL_STORE_E_NOMEM;
 	sql = locate_sql(q);
 	if (sql == NULL || (r = sq_prepare(db, sql, &st)) != 0 ||
 	    (r = sq_err(db, bind_query(st, q), "bind")) != 0) {

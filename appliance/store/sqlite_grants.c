@@ -86,6 +86,26 @@ int sq_grant_level(struct keel_store_txn *tb, const char *owner, const char *uid
 	return r;
 }
 
+int sq_grantee_has_grants(sqlite3 *db, const char *grantee, bool *out)
+{
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = sq_prepare(db, "SELECT EXISTS (SELECT 1 FROM grants WHERE grantee = ?1)", &st)) !=
+	    0) {
+		return r;
+	}
+	if ((r = sq_err(db, bind_texts(st, &grantee, 1), "bind")) == 0) {
+		if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+			*out = sqlite3_column_int(st, 0) != 0;
+		} else {
+			r = sq_err(db, rc, "reading grants");
+		}
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
 static int push_grant(sqlite3_stmt *st, struct keel_store_grant **arr, size_t *num, size_t *cap)
 {
 	struct keel_store_grant *g;

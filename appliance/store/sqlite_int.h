@@ -90,10 +90,8 @@ int sq_grant_level(struct keel_store_txn *t, const char *owner, const char *uid,
 		   const char *grantee, uint32_t *out_level);
 int sq_grant_list(struct keel_store_txn *t, const char *owner, const char *grantee,
 		  struct keel_store_grant **out_grants, size_t *out_num);
-/* The Locate condition "visible to grantee ?" for objects aliased o. */
-#define SQ_GRANTED_SQL                                                                             \
-	"EXISTS (SELECT 1 FROM grants g WHERE g.grantee = ? AND g.owner = o.owner"                 \
-	" AND g.uid IN ('', o.uid))"
+/* Whether |grantee| holds any grant: Locate takes its plain, owner-only plan if not. */
+int sq_grantee_has_grants(sqlite3 *db, const char *grantee, bool *out);
 
 /* The Key Protect mirror's outbox (sqlite_mirror.c; migration 5 has its triggers). */
 int sq_mirror_set(struct keel_store_txn *t, bool on);
