@@ -4,6 +4,7 @@
  * (daemon.c) with the KMIP engine as request handler.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,9 @@ static int harden(void)
 		keel_err("cannot disable core dumps");
 		return -1;
 	}
+	/* Past a file size limit (RLIMIT_FSIZE) a write must fail with EFBIG,
+	 * which the store reports like a full disk, not kill the process. */
+	signal(SIGXFSZ, SIG_IGN);
 	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
 		nofile.rlim_cur = nofile.rlim_max;
 		if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) {

@@ -289,6 +289,27 @@ static int migrate(sqlite3 *db)
 	return r;
 }
 
+/* PRAGMA quick_check answers one row "ok" for a sound database, else rows
+ * naming what is wrong; the first one is logged, for |what|. */
+static int quick_check(sqlite3 *db, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	const unsigned char *row = NULL;
+	int r;
+
+	if ((r = sq_prepare(db, "PRAGMA quick_check", &st)) != 0) {
+		return KEEL_STORE_E_SCHEMA;
+	}
+	if (sqlite3_step(st) != SQLITE_ROW || (row = sqlite3_column_text(st, 0)) == NULL ||
+	    strcmp((const char *)row, "ok") != 0) {
+		keel_err("store: %s fails its integrity check: %s", what,
+			 row != NULL ? (const char *)row : sqlite3_errmsg(db));
+		r = KEEL_STORE_E_SCHEMA;
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
 /* Opens one connection with the settings every transaction relies on. */
 static int open_conn(const char *path, sqlite3 **out_db)
 {
@@ -301,6 +322,12 @@ static int open_conn(const char *path, sqlite3 **out_db)
 				       SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE,
 				   NULL),
 		   path);
+	/* SQLite falls back to reading a file it cannot write: keeld must not
+	 * start on a store whose every write would fail. */
+	if (r == 0 && sqlite3_db_readonly(db, "main") != 0) {
+		keel_err("store: %s is read-only (file or file system)", path);
+		r = KEEL_STORE_E_IO;
+	}
 	if (r == 0) {
 		r = sq_err(db, sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS), "busy_timeout");
 	}
@@ -411,6 +438,7 @@ int keel_store_open_sqlite(const char *path, unsigned num_conns, struct keel_sto
 	for (unsigned i = 0; i < q->num_conns; i++) {
 		q->conns[i].base.store = &q->base;
 		if ((r = open_conn(path, &q->conns[i].db)) != 0 ||
+		    (i == 0 && (r = quick_check(q->conns[0].db, path)) != 0) ||
 		    (i == 0 && (r = migrate(q->conns[0].db)) != 0) ||
 		    (i == 0 &&
 		     (r = wait_durable(&q->group, q->conns[0].db, count_commit(&q->group))) != 0)) {
@@ -1303,24 +1331,6 @@ out:
 	return r;
 }
 
-/* PRAGMA quick_check answers one row "ok" for a sound database. */
-static int quick_check(sqlite3 *db)
-{
-	sqlite3_stmt *st = NULL;
-	int r;
-
-	if ((r = sq_prepare(db, "PRAGMA quick_check", &st)) != 0) {
-		return KEEL_STORE_E_SCHEMA;
-	}
-	if (sqlite3_step(st) != SQLITE_ROW ||
-	    strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
-		keel_err("store: the image fails its integrity check");
-		r = KEEL_STORE_E_SCHEMA;
-	}
-	sqlite3_finalize(st);
-	return r;
-}
-
 /*
  * A private memory database holding a copy of |image|, checked: an SQLite
  * file, sound, with a schema this keeld knows. Images of WAL databases are
@@ -1351,8 +1361,8 @@ static int image_open(const uint8_t *image, size_t len, sqlite3 **out_db, int *o
 	    sqlite3_deserialize(db, "main", copy, (sqlite3_int64)len, (sqlite3_int64)len,
 				SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE),
 	    "loading the image");
-	if (r == 0 && (r = quick_check(db)) == 0 && (r = read_version(db, out_version)) == 0 &&
-	    *out_version > NUM_MIGRATIONS) {
+	if (r == 0 && (r = quick_check(db, "the image")) == 0 &&
+	    (r = read_version(db, out_version)) == 0 && *out_version > NUM_MIGRATIONS) {
 		keel_err("store: the image's schema version %d is newer than this keeld (%d)",
 			 *out_version, NUM_MIGRATIONS);
 		r = KEEL_STORE_E_SCHEMA;

@@ -34,9 +34,10 @@ CERTS = ["certs/ca.crt", "certs/server.crt", "certs/server.key", "certs/client.c
 class Keeld(Process):
     """keeld --dev DIR --listen 127.0.0.1:0; tests wait on its lines."""
 
-    def __init__(self, d, extra=()):
-        super().__init__([KEELD, "--dev", d, "--listen", "127.0.0.1:0", "--log-level", "debug",
-                          *extra])
+    def __init__(self, d, extra=(), prefix=()):
+        """|prefix| runs keeld through another program (prlimit, unshare)."""
+        super().__init__([*prefix, KEELD, "--dev", d, "--listen", "127.0.0.1:0", "--log-level",
+                          "debug", *extra])
         self.port = None
 
     def ready(self):

@@ -13,11 +13,15 @@ timeouts only fail a stuck test.
 Run one test:  test_harden.py EngineLimitsTest.test_max_batch_items
 Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
 """
+import hashlib
 import os
+import shutil
+import sqlite3
 import ssl
 import unittest
 
-from kmipwire import (CRYPTOGRAPHIC_ALGORITHM, CRYPTOGRAPHIC_LENGTH, INVALID_MESSAGE, KEY_BLOCK,
+from kmipwire import (CRYPTOGRAPHIC_ALGORITHM, CRYPTOGRAPHIC_LENGTH, GENERAL_FAILURE,
+                      INVALID_MESSAGE, KEY_BLOCK,
                       KEY_FORMAT_TYPE, KEY_MATERIAL, KEY_VALUE, MAXIMUM_ITEMS, OBJECT_TYPE,
                       OP_ACTIVATE, OP_CREATE, OP_DISCOVER_VERSIONS, OP_GET, OP_LOCATE, OP_REGISTER,
                       OPERATION_FAILED, SUCCESS, SYMMETRIC_KEY, TEMPLATE_ATTRIBUTE,
@@ -32,7 +36,7 @@ class HardenCase(KeeldCase):
 
     conf = ""
 
-    def start(self, extra=()):
+    def start(self, extra=(), prefix=()):
         path = os.path.join(self.dir, "keeld.conf")
         if self.conf and not os.path.exists(path):
             first = Keeld(self.dir)
@@ -40,7 +44,7 @@ class HardenCase(KeeldCase):
             self.assertEqual(first.ready().stop(), 0)
             with open(path, "a") as f:
                 f.write(self.conf + "\n")
-        k = Keeld(self.dir, extra)
+        k = Keeld(self.dir, extra, prefix)
         self.procs.append(k)
         return k.ready()
 
@@ -167,6 +171,112 @@ class SecretsTest(HardenCase):
     def test_no_core_dumps(self):
         with open("/proc/%d/limits" % self.k.proc.pid) as f:
             self.assertRegex(f.read(), r"(?m)^Max core file size\s+0\s+0\s")
+
+
+# -- storage faults -----------------------------------------------------------------------------
+
+def sha256_file(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class StoreFaultTest(HardenCase):
+    """A store keeld cannot trust or write: it refuses to start and says why,
+    touching nothing; a full disk fails requests cleanly and acknowledges
+    nothing it did not keep."""
+
+    def db(self):
+        return os.path.join(self.dir, "data/keel.db")
+
+    def create_keys(self, c, n):
+        return [self.call1(c, OP_CREATE, create_aes()).payload.find(UNIQUE_IDENTIFIER)
+                for _ in range(n)]
+
+    def assert_refused(self, pattern, prefix=()):
+        """keeld exits 5 (store) and logs |pattern|; the file is unchanged."""
+        before = sha256_file(self.db())
+        k = Keeld(self.dir, prefix=prefix)
+        self.procs.append(k)
+        self.assertEqual(k.wait_exit(), 5, k.stderr_text())
+        self.assertRegex(k.stderr_text(), pattern)
+        self.assertEqual(sha256_file(self.db()), before)
+
+    def assert_keys(self, uids):
+        """A fresh keeld serves exactly |uids|, and the store is sound."""
+        self.k = self.start()
+        with self.conn() as c:
+            for uid in uids:
+                self.call1(c, OP_GET, [T(UNIQUE_IDENTIFIER, uid)])
+            found = self.call1(c, OP_LOCATE, []).payload.all(UNIQUE_IDENTIFIER)
+        self.assertEqual(sorted(f.value for f in found), sorted(uids))
+        self.assertEqual(self.k.stop(), 0)
+        with sqlite3.connect(self.db()) as db:
+            self.assertEqual(db.execute("PRAGMA integrity_check").fetchall(), [("ok",)])
+
+    def test_corrupted_database_refused(self):
+        with self.conn() as c:
+            uids = self.create_keys(c, 20)
+        self.assertEqual(self.k.stop(), 0)
+        good = self.db() + ".good"
+        shutil.copy(self.db(), good)
+        with sqlite3.connect(self.db()) as db:
+            page = db.execute("PRAGMA page_size").fetchone()[0]
+            root = db.execute("SELECT rootpage FROM sqlite_schema WHERE name = 'objects'"
+                              ).fetchone()[0]
+        # The objects table's root page header trashed: a damaged b-tree.
+        with open(self.db(), "r+b") as f:
+            f.seek((root - 1) * page)
+            f.write(b"\xff" * 16)
+        self.assert_refused(r"keel\.db fails its integrity check")
+        # Not a database at all.
+        with open(self.db(), "r+b") as f:
+            f.write(b"\xa5" * 100)
+        self.assert_refused(r"not a database")
+        shutil.copy(good, self.db())
+        self.assert_keys(uids)
+
+    def test_read_only_store_refused(self):
+        with self.conn() as c:
+            uids = self.create_keys(c, 3)
+        self.assertEqual(self.k.stop(), 0)
+        data = os.path.dirname(self.db())
+        # root writes through file modes: a read-only bind mount of the data
+        # directory, in a mount namespace of keeld's own.
+        ro = ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" "$0" && '
+              'mount -o remount,bind,ro "$0" "$0" && exec "$@"', data]
+        self.assert_refused(r"keel\.db is read-only", ro)
+        self.assert_keys(uids)
+
+    def test_disk_full(self):
+        with self.conn() as c:
+            uids = self.create_keys(c, 3)
+        self.assertEqual(self.k.stop(), 0)
+        # No file of keeld's may grow past 64 KiB from now: the store's WAL
+        # soon cannot. keeld ignores SIGXFSZ, so writes fail with EFBIG.
+        self.k = self.start(prefix=["prlimit", "--fsize=65536", "--"])
+        failed = None
+        with self.conn() as c, self.conn() as other:
+            for _ in range(2000):
+                it = c.call(request([op(OP_CREATE, create_aes())])).item(0)
+                if it.status != SUCCESS:
+                    failed = it
+                    break
+                uids.append(it.payload.find(UNIQUE_IDENTIFIER))
+            self.assertIsNotNone(failed, "64 KiB never ran out")
+            self.assertEqual(failed.status, OPERATION_FAILED, failed)
+            self.assertEqual(failed.reason, GENERAL_FAILURE, failed)
+            self.k.wait_line(self.k.err, r"store: COMMIT: disk I/O error")
+            # Every request writes its audit rows in one transaction, so one
+            # succeeds now only if they still fit: either way each is answered
+            # (not dropped, not hung), here and for another client.
+            for conn, operation, payload in ((c, OP_GET, [T(UNIQUE_IDENTIFIER, uids[0])]),
+                                             (c, OP_DISCOVER_VERSIONS, []),
+                                             (other, OP_DISCOVER_VERSIONS, [])):
+                it = conn.call(request([op(operation, payload)])).item(0)
+                self.assertIn((it.status, it.reason), [(SUCCESS, None),
+                                                       (OPERATION_FAILED, GENERAL_FAILURE)])
+        self.k.kill()
+        self.assert_keys(uids)  # every acknowledged Create, and nothing else
 
 
 if __name__ == "__main__":
