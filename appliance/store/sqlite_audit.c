@@ -13,6 +13,7 @@
  */
 #include "sqlite_int.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #define AUDIT_COLS "id, time, client, operation, uid, result_status, result_reason, detail, hash"
@@ -156,13 +157,25 @@ static int bind_filter(sqlite3_stmt *st, const struct keel_store_audit_filter *f
 	int rc = sqlite3_bind_text(st, 1, f->client, -1, SQLITE_STATIC);
 
 	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 2, f->uid, -1, SQLITE_STATIC);
-	if (rc == SQLITE_OK && f->has_operation) {
-		rc = sqlite3_bind_int64(st, 3, f->operation);
-	}
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 3, f->operation);
 	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 4, f->since);
-	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 5, f->until != 0 ? f->until : INT64_MAX);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 5, f->until);
 	return rc != SQLITE_OK ? rc
 			       : sqlite3_bind_int64(st, 6, f->limit != 0 ? (int64_t)f->limit : -1);
+}
+
+/*
+ * Only the conditions asked for, so the planner walks the newest ids first
+ * (or the uid or time index when those narrow it) instead of sorting every row.
+ */
+static void scan_sql(const struct keel_store_audit_filter *f, char *sql, size_t len)
+{
+	snprintf(sql, len,
+		 "SELECT " AUDIT_COLS " FROM audit WHERE 1%s%s%s%s%s"
+		 " ORDER BY id DESC LIMIT ?6",
+		 f->client != NULL ? " AND client = ?1" : "", f->uid != NULL ? " AND uid = ?2" : "",
+		 f->has_operation ? " AND operation = ?3" : "",
+		 f->since != 0 ? " AND time >= ?4" : "", f->until != 0 ? " AND time <= ?5" : "");
 }
 
 int sq_audit_scan(struct keel_store_txn *tb, const struct keel_store_audit_filter *f,
@@ -171,13 +184,11 @@ int sq_audit_scan(struct keel_store_txn *tb, const struct keel_store_audit_filte
 	sqlite3 *db = ((struct sq_txn *)tb)->db;
 	struct keel_store_audit row;
 	sqlite3_stmt *st = NULL;
+	char sql[512];
 	int r, rc;
 
-	if ((r = sq_prepare(db,
-			    "SELECT " AUDIT_COLS " FROM audit WHERE (?1 IS NULL OR client = ?1)"
-			    " AND (?2 IS NULL OR uid = ?2) AND (?3 IS NULL OR operation = ?3)"
-			    " AND time BETWEEN ?4 AND ?5 ORDER BY id DESC LIMIT ?6",
-			    &st)) != 0) {
+	scan_sql(f, sql, sizeof(sql));
+	if ((r = sq_prepare(db, sql, &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(db, bind_filter(st, f), "bind")) != 0) {

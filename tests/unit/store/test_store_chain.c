@@ -255,6 +255,13 @@ static void test_scan_filters(void **state)
 	sc = (struct scan_ctx){0};
 	assert_int_equal(keel_store_audit_scan(t, &flt, count_row, &sc), 0);
 	assert_int_equal(sc.n, 0);
+	flt = (struct keel_store_audit_filter){.since = 100, .until = 100};
+	assert_int_equal(keel_store_audit_scan(t, &flt, count_row, &sc), 0);
+	assert_int_equal(sc.n, 3);
+	flt = (struct keel_store_audit_filter){.until = 99};
+	sc = (struct scan_ctx){0};
+	assert_int_equal(keel_store_audit_scan(t, &flt, count_row, &sc), 0);
+	assert_int_equal(sc.n, 0);
 	flt = (struct keel_store_audit_filter){.limit = 1};
 	assert_int_equal(keel_store_audit_scan(t, &flt, count_row, &sc), 0);
 	assert_int_equal(sc.n, 1);
