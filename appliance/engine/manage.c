@@ -170,16 +170,18 @@ static int summarise(struct keel_store_txn *t, const struct keel_store_object *o
 static int summarise_all(struct keel_store_txn *t, struct keel_manage_ctx *c, char **uids,
 			 size_t num, keel_key_fn fn, void *ctx)
 {
-	int err = 0;
-
-	for (size_t i = 0; i < num && err == 0; i++) {
+	for (size_t i = 0; i < num; i++) {
 		struct keel_store_object o;
+		int err, stop;
 
 		if ((err = keel_store_object_get(t, uids[i], NULL, &o)) != 0) {
 			return store_fail(c, err, "reading object");
 		}
-		err = summarise(t, &o, fn, ctx) != 0 ? 1 : 0;
+		stop = summarise(t, &o, fn, ctx);
 		keel_store_object_cleanup(&o);
+		if (stop != 0) {
+			break;
+		}
 	}
 	return 0;
 }
