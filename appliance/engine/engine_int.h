@@ -305,6 +305,19 @@ struct eng_new_object {
 	bool generated; /* made by the server (Create, Create Key Pair, Re-key), not registered */
 };
 
+/* Objects with a Key Block (KMIP 1.4 §2.2): keys, Secret Data, Split Keys, PGP Keys. */
+bool eng_has_key_block(uint32_t object_type);
+
+/* ---- protect.c: Sensitive, Extractable and their histories (1.4 §3.47-§3.50) ---- */
+
+/* A new object's Sensitive, Extractable, Always Sensitive, Never Extractable and, if the
+ * server made it, Random Number Generator. */
+int eng_protect_init(struct eng_req *r, const char *uid, const struct eng_new_object *no) ENG_WUR;
+/* After a client changed |a| on |uid|: ends Always Sensitive or Never Extractable if due. */
+int eng_protect_changed(struct eng_req *r, const char *uid, const struct eng_attr *a) ENG_WUR;
+/* Refuses a Get of a non-Extractable object, or of a Sensitive one not |wrapped|. */
+int eng_protect_check_get(struct eng_req *r, const char *uid, bool wrapped) ENG_WUR;
+
 /* Rejects attributes a client may not set at creation (KMIP 1.4 §3); notes Activation Date. */
 int eng_check_create_attrs(struct eng_req *r, struct eng_new_object *no) ENG_WUR;
 /* Wraps the material under the CRK (UID as AAD), writes the object and its attributes. */

@@ -314,6 +314,15 @@ static int attr_response(struct eng_req *r, const struct keel_store_object *o,
 	return 0;
 }
 
+/* Writes a client's change of |a| and what follows from it (protect.c). */
+static int save_client_attr(struct eng_req *r, const char *uid, const struct eng_attr *a,
+			    int32_t index, bool update)
+{
+	int err = attr_save(r, uid, a, index, update);
+
+	return err != 0 ? err : eng_protect_changed(r, uid, a);
+}
+
 int op_add_attribute(struct eng_req *r, const void *req, void **out)
 {
 	const struct kmip_add_attribute_request *q = req;
@@ -340,7 +349,8 @@ int op_add_attribute(struct eng_req *r, const void *req, void **out)
 	    (err = next_index(r, o.uid, a.name, &index)) != 0) {
 		goto out;
 	}
-	if ((err = attr_save(r, o.uid, &a, index, false)) == 0 && (err = eng_save(r, &o)) == 0) {
+	if ((err = save_client_attr(r, o.uid, &a, index, false)) == 0 &&
+	    (err = eng_save(r, &o)) == 0) {
 		err = attr_response(r, &o, &a, index, out);
 	}
 out:
@@ -369,7 +379,7 @@ int op_modify_attribute(struct eng_req *r, const void *req, void **out)
 	if ((err = client_may_change(r, &a)) != 0) {
 		goto out;
 	}
-	if ((err = attr_save(r, o.uid, &a, a.has_index ? a.index : 0, true)) == 0 &&
+	if ((err = save_client_attr(r, o.uid, &a, a.has_index ? a.index : 0, true)) == 0 &&
 	    (err = eng_save(r, &o)) == 0) {
 		err = attr_response(r, &o, &a, a.has_index ? a.index : 0, out);
 	}
@@ -539,7 +549,7 @@ int op_set_attribute(struct eng_req *r, const void *req, void **out)
 		err = eng_fail(r, ENG_E_MULTI_VALUED, NULL);
 		goto out;
 	}
-	if ((err = attr_save(r, o.uid, &a, n == 1 ? sa[0].index : 0, n == 1)) == 0 &&
+	if ((err = save_client_attr(r, o.uid, &a, n == 1 ? sa[0].index : 0, n == 1)) == 0 &&
 	    (err = eng_save(r, &o)) == 0) {
 		err = uid_only(r, &o, out);
 	}

@@ -438,13 +438,6 @@ static int keyed_body(struct eng_req *r, uint32_t type, uint32_t sub, struct kmi
 	return 0;
 }
 
-static bool has_key_block(uint32_t type)
-{
-	return type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY || type == KMIP_OBJECT_TYPE_PRIVATE_KEY ||
-	       type == KMIP_OBJECT_TYPE_PUBLIC_KEY || type == KMIP_OBJECT_TYPE_SECRET_DATA ||
-	       type == KMIP_OBJECT_TYPE_PGP_KEY || type == KMIP_OBJECT_TYPE_SPLIT_KEY;
-}
-
 /* Objects served only in the Key Format Type they were registered in. */
 static bool as_registered(uint32_t type)
 {
@@ -466,7 +459,7 @@ static int pick_format(struct eng_req *r, const struct keel_store_object *o,
 	if (!q->has_key_format_type) {
 		return 0;
 	}
-	if (!has_key_block(o->object_type) ||
+	if (!eng_has_key_block(o->object_type) ||
 	    (as_registered(o->object_type) && q->key_format_type != *out)) {
 		return eng_fail(r, ENG_E_KEY_FORMAT, NULL);
 	}
@@ -500,7 +493,7 @@ static int get_body(struct eng_req *r, const struct keel_store_object *o,
 	struct kmip_key_block *kb = NULL;
 	int err;
 
-	if (!has_key_block(o->object_type)) {
+	if (!eng_has_key_block(o->object_type)) {
 		if (q->key_wrapping_specification != NULL) {
 			return eng_fail(r, ENG_E_OBJECT_TYPE, "object has no Key Block to wrap");
 		}
@@ -555,6 +548,7 @@ int op_get(struct eng_req *r, const void *req, void **out)
 	}
 	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) != 0 ||
 	    (err = pick_format(r, &o, q, &format)) != 0 ||
+	    (err = eng_protect_check_get(r, o.uid, q->key_wrapping_specification != NULL)) != 0 ||
 	    (err = unwrap_object(r, &o, &key)) != 0) {
 		goto out;
 	}

@@ -210,6 +210,13 @@ static int save_fresh(struct eng_req *r, const char *uid, const struct eng_new_o
 	return attr_save(r, uid, &a, 0, false);
 }
 
+bool eng_has_key_block(uint32_t type)
+{
+	return type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY || type == KMIP_OBJECT_TYPE_PRIVATE_KEY ||
+	       type == KMIP_OBJECT_TYPE_PUBLIC_KEY || type == KMIP_OBJECT_TYPE_SECRET_DATA ||
+	       type == KMIP_OBJECT_TYPE_PGP_KEY || type == KMIP_OBJECT_TYPE_SPLIT_KEY;
+}
+
 /* Wraps the material under the active CRK and writes the object and its attributes. */
 int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_uid)
 {
@@ -244,7 +251,8 @@ int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_
 	snprintf(r->placeholder, sizeof(r->placeholder), "%s", o.uid);
 	memcpy(out_uid, o.uid, sizeof(o.uid));
 	if ((err = save_attrs(r, o.uid, no)) != 0 || (err = save_fresh(r, o.uid, no)) != 0 ||
-	    (err = save_original_date(r, o.uid, no)) != 0) {
+	    (err = save_original_date(r, o.uid, no)) != 0 ||
+	    (err = eng_protect_init(r, o.uid, no)) != 0) {
 		return err;
 	}
 	return save_digest(r, o.uid, no);

@@ -128,6 +128,9 @@ void req_create_sym(struct engine_fx *f, const struct req_sym_spec *spec, char u
 		kmip_write_end(&w);
 		kmip_write_end(&w);
 	}
+	if (spec->attrs != NULL) {
+		spec->attrs(&w);
+	}
 	kmip_write_end(&w);
 	req_item_end(&w);
 	if (spec->active) {
@@ -146,8 +149,10 @@ void req_create_sym(struct engine_fx *f, const struct req_sym_spec *spec, char u
 
 void req_create_aes(struct engine_fx *f, int bits, int32_t mask, bool active, char uid[static 129])
 {
-	const struct req_sym_spec spec = {KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, bits, mask, active,
-					  NULL};
+	const struct req_sym_spec spec = {.algorithm = KMIP_CRYPTOGRAPHIC_ALGORITHM_AES,
+					  .bits = bits,
+					  .mask = mask,
+					  .active = active};
 
 	req_create_sym(f, &spec, uid);
 }

@@ -32,6 +32,8 @@ struct req_sym_spec {
 	bool active; /* Activate it in the same batch */
 	/* The Cryptographic Parameters attribute's contents, written by this if not NULL. */
 	void (*params)(struct kmip_writer *w);
+	/* More Template-Attribute entries, written by this if not NULL. */
+	void (*attrs)(struct kmip_writer *w);
 };
 
 /* Creates the key |spec| describes (1.4, Template-Attribute) and copies its UID. */
