@@ -15,18 +15,23 @@ Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
 """
 import hashlib
 import os
+import random
 import shutil
 import sqlite3
 import ssl
+import sys
+import threading
 import unittest
 
 from kmipwire import (CRYPTOGRAPHIC_ALGORITHM, CRYPTOGRAPHIC_LENGTH, GENERAL_FAILURE,
                       INVALID_MESSAGE, KEY_BLOCK,
                       KEY_FORMAT_TYPE, KEY_MATERIAL, KEY_VALUE, MAXIMUM_ITEMS, OBJECT_TYPE,
-                      OP_ACTIVATE, OP_CREATE, OP_DISCOVER_VERSIONS, OP_GET, OP_LOCATE, OP_REGISTER,
+                      OP_ACTIVATE, OP_ADD_ATTRIBUTE, OP_CREATE, OP_DESTROY, OP_DISCOVER_VERSIONS,
+                      OP_GET, OP_GET_ATTRIBUTES, OP_LOCATE, OP_REGISTER, TEXT,
                       OPERATION_FAILED, SUCCESS, SYMMETRIC_KEY, TEMPLATE_ATTRIBUTE,
-                      UNIQUE_IDENTIFIER, B, E, I, S, T, create_aes, key_bytes, op, request)
-from test_dev import Keeld
+                      UNIQUE_IDENTIFIER, B, E, I, S, T, attribute, attributes, create_aes, key_bytes,
+                      op, request)
+from test_dev import GUARD, Keeld
 from test_kmip import KeeldCase
 
 
@@ -277,6 +282,150 @@ class StoreFaultTest(HardenCase):
                                                        (OPERATION_FAILED, GENERAL_FAILURE)])
         self.k.kill()
         self.assert_keys(uids)  # every acknowledged Create, and nothing else
+
+
+# -- crash consistency --------------------------------------------------------------------------
+
+OP_REVOKE = 0x13
+REVOCATION_REASON, REVOCATION_REASON_CODE = 0x420081, 0x420082
+CESSATION_OF_OPERATION = 6
+# An object's life in the workload: each step acknowledged moves it one on.
+STEPS = ("create", "activate", "add attribute", "revoke", "destroy")
+# (State, has the added attribute) an object shows after n steps (KMIP 1.4 §3.22).
+SHOWN = {1: (1, False), 2: (2, False), 3: (2, True), 4: (3, True), 5: (5, True)}
+KILLS = int(os.environ.get("KEEL_CRASH_KILLS", "50"))
+
+
+class Workload(threading.Thread):
+    """One client driving objects through STEPS, each new object by Create
+    or Register in turn, until keeld dies under it. |acked| counts the
+    answers; |inflight| is the (uid or None for a new object, step) asked
+    but not answered when the connection broke."""
+
+    def __init__(self, conn, steps, cv):
+        super().__init__(daemon=True)
+        self.conn, self.steps, self.cv = conn, steps, cv
+        self.acked, self.inflight, self.error = 0, None, None
+
+    def payload(self, uid, step):
+        u = [T(UNIQUE_IDENTIFIER, uid)] if uid else []
+        if step == 0:
+            if len(self.steps) % 2 == 0:
+                return OP_CREATE, create_aes()
+            sym = S(SYMMETRIC_KEY, S(KEY_BLOCK, E(KEY_FORMAT_TYPE, 1),
+                                     S(KEY_VALUE, B(KEY_MATERIAL, os.urandom(32))),
+                                     E(CRYPTOGRAPHIC_ALGORITHM, 3), I(CRYPTOGRAPHIC_LENGTH, 256)))
+            return OP_REGISTER, create_aes() + [sym]
+        return [None, (OP_ACTIVATE, u),
+                (OP_ADD_ATTRIBUTE, u + [attribute("x-crash", TEXT, uid)]),
+                (OP_REVOKE, u + [S(REVOCATION_REASON, E(REVOCATION_REASON_CODE,
+                                                        CESSATION_OF_OPERATION))]),
+                (OP_DESTROY, u)][step]
+
+    def run(self):
+        uid = None
+        try:
+            while True:
+                step = self.steps.get(uid, 0) if uid else 0
+                if step == len(STEPS):
+                    uid, step = None, 0
+                self.inflight = (uid, step)
+                operation, payload = self.payload(uid, step)
+                self.conn.send(request([op(operation, payload)]))
+                resp = self.conn.recv()
+                if resp is None:
+                    return
+                it = resp.item(0)
+                if it.status != SUCCESS:
+                    self.error = it
+                    return
+                uid = uid or it.payload.find(UNIQUE_IDENTIFIER)
+                with self.cv:
+                    self.steps[uid] = step + 1
+                    self.inflight = None
+                    self.acked += 1
+                    self.cv.notify_all()
+        except OSError:
+            pass  # keeld was killed under us
+        finally:
+            with self.cv:
+                self.cv.notify_all()
+
+
+class CrashTest(HardenCase):
+    """SIGKILL at random moments of a mixed workload, KILLS times (50 by
+    default; KEEL_CRASH_KILLS for a longer run): after each restart every
+    acknowledged step is there, the one in flight either wholly or not at
+    all, and the store passes PRAGMA integrity_check."""
+
+    def shown(self, c, uids):
+        """{uid: number of steps its attributes show}."""
+        out = {}
+        for i in range(0, len(uids), 64):
+            chunk = uids[i:i + 64]
+            items = c.call(request([op(OP_GET_ATTRIBUTES, [T(UNIQUE_IDENTIFIER, u)])
+                                    for u in chunk])).items()
+            for u, it in zip(chunk, items):
+                self.assertEqual(it.status, SUCCESS, (u, it))
+                a = attributes(it.payload)
+                got = (a["State"][0], "x-crash" in a)
+                out[u] = [n for n, shown in SHOWN.items() if shown == got][0]
+        return out
+
+    def check(self, steps, inflight, c):
+        """Compares what keeld shows with what was acknowledged; adopts an
+        in-flight step that took effect."""
+        # Locate finds what is not destroyed (KMIP 1.4 §4.9).
+        uids = [u.value for u in self.call1(c, OP_LOCATE, []).payload.all(UNIQUE_IDENTIFIER)]
+        unknown = set(uids) - set(steps)
+        if inflight is not None and inflight[0] is None:
+            # A Create or Register in flight: done wholly (its first step) or not.
+            self.assertLessEqual(len(unknown), 1, unknown)
+            for u in unknown:
+                self.assertEqual(self.shown(c, [u]), {u: 1})
+                steps[u] = 1
+                self.took_effect += 1
+        else:
+            self.assertEqual(unknown, set())
+        for u, n in self.shown(c, list(steps)).items():
+            if inflight is not None and inflight[0] == u and n == inflight[1] + 1:
+                steps[u] = n  # the step in flight took effect, wholly
+                self.took_effect += 1
+            self.assertEqual(n, steps[u], (u, STEPS[n - 1], "acknowledged", STEPS[steps[u] - 1]))
+        self.assertEqual(sorted(uids), sorted(u for u, n in steps.items() if n < len(STEPS)))
+
+    def integrity(self):
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.dir, "data/keel.db"),
+                             uri=True)
+        try:
+            self.assertEqual(db.execute("PRAGMA integrity_check").fetchall(), [("ok",)])
+        finally:
+            db.close()
+
+    def test_sigkill_during_mixed_workload(self):
+        seed = int(os.environ.get("KEEL_CRASH_SEED", random.randrange(1 << 30)))
+        print("CrashTest seed %d (KEEL_CRASH_SEED), %d kills" % (seed, KILLS), file=sys.stderr)
+        rng = random.Random(seed)
+        steps, cv, total, self.took_effect = {}, threading.Condition(), 0, 0
+        for kill in range(KILLS):
+            w = Workload(self.conn(), steps, cv)
+            w.start()
+            want = rng.randint(1, 12)  # answers before the kill: a random moment
+            with cv:
+                self.assertTrue(cv.wait_for(lambda: w.acked >= want or not w.is_alive(), GUARD))
+            self.assertIsNone(w.error, "kill %d: %s" % (kill, w.error))
+            self.k.kill()
+            w.join(GUARD)
+            w.conn.close()
+            total += w.acked
+            self.k = self.start()
+            self.integrity()
+            with self.conn() as c:
+                self.check(steps, w.inflight, c)
+        print("CrashTest: %d kills, %d acknowledged operations, %d objects, %d unanswered "
+              "operations found done after the restart" % (KILLS, total, len(steps),
+                                                           self.took_effect), file=sys.stderr)
+        self.assertGreaterEqual(total, KILLS)
 
 
 if __name__ == "__main__":
