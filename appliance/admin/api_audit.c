@@ -149,22 +149,61 @@ int admin_get_audit(struct admin_req *rq)
 	return r;
 }
 
+static int hex_digit(char c)
+{
+	const char *digits = "0123456789abcdef", *p = c != '\0' ? strchr(digits, c | 0x20) : NULL;
+
+	return p != NULL ? (int)(p - digits) : -1;
+}
+
+/* "ID:HEX" (as keeld logs anchors and verify reports its head) into *out; -1 if malformed. */
+static int parse_anchor(const char *s, struct keel_store_audit_anchor *out)
+{
+	char *end = NULL;
+	long long id = strtoll(s, &end, 10);
+
+	if (end == s || *end != ':' || id <= 0 || strlen(end + 1) != 2 * KEEL_STORE_HASH_LEN) {
+		return -1;
+	}
+	out->id = id;
+	for (size_t i = 0; i < KEEL_STORE_HASH_LEN; i++) {
+		int hi = hex_digit(end[1 + 2 * i]), lo = hex_digit(end[2 + 2 * i]);
+
+		if (hi < 0 || lo < 0) {
+			return -1;
+		}
+		out->hash[i] = (uint8_t)(hi << 4 | lo);
+	}
+	return 0;
+}
+
 int admin_get_audit_verify(struct admin_req *rq)
 {
 	static const char *const faults[] = {[KEEL_AUDIT_INTACT] = "intact",
 					     [KEEL_AUDIT_ALTERED] = "altered",
 					     [KEEL_AUDIT_MISSING] = "missing",
-					     [KEEL_AUDIT_TRUNCATED] = "truncated"};
+					     [KEEL_AUDIT_TRUNCATED] = "truncated",
+					     [KEEL_AUDIT_ANCHOR] = "anchor mismatch"};
 	struct keel_manage_ctx mc = {.actor = rq->who};
+	struct keel_store_audit_anchor anchor;
 	struct keel_store_audit_check c;
-	int r = keel_manage_audit_verify(rq->ctx->engine, &mc, &c);
+	char *a = admin_query(rq, "anchor"), head[24 + 2 * KEEL_STORE_HASH_LEN];
+	int r, n;
 
+	if (a != NULL && parse_anchor(a, &anchor) != 0) {
+		free(a);
+		return admin_fail(rq, 400, "anchor is ID:HASH, a record id and its 64 hex digits");
+	}
+	r = keel_manage_audit_verify(rq->ctx->engine, &mc, a != NULL ? &anchor : NULL, &c);
+	free(a);
 	if (r != 0) {
 		return admin_manage_status(rq, r, &mc);
 	}
+	n = snprintf(head, sizeof(head), "%lld:", (long long)c.head.id);
+	hex(c.head.hash, sizeof(c.head.hash), head + n);
 	return admin_ok(rq, 200,
-			json_pack("{s:b, s:I, s:I, s:s, s:I}", "intact",
+			json_pack("{s:b, s:I, s:I, s:s, s:I, s:s}", "intact",
 				  c.fault == KEEL_AUDIT_INTACT, "records", (json_int_t)c.num_rows,
 				  "bad_records", (json_int_t)c.num_bad, "fault", faults[c.fault],
-				  "first_bad_record", (json_int_t)c.first_bad_id));
+				  "first_bad_record", (json_int_t)c.first_bad_id, "head", head));
 }

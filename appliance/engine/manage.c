@@ -535,6 +535,7 @@ int keel_manage_audit_show(struct keel_engine *e, struct keel_manage_ctx *c,
 }
 
 int keel_manage_audit_verify(struct keel_engine *e, struct keel_manage_ctx *c,
+			     const struct keel_store_audit_anchor *anchor,
 			     struct keel_store_audit_check *out)
 {
 	struct keel_store_txn *t;
@@ -543,7 +544,7 @@ int keel_manage_audit_verify(struct keel_engine *e, struct keel_manage_ctx *c,
 	if ((err = keel_store_begin_read(e->store, &t)) != 0) {
 		return store_fail(c, err, "begin");
 	}
-	err = keel_store_audit_verify(t, out);
+	err = keel_store_audit_verify(t, anchor, out);
 	keel_store_rollback(t);
 	if (err != 0) {
 		return store_fail(c, err, "verifying the audit trail");

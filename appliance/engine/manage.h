@@ -167,8 +167,11 @@ int keel_manage_audit_show(struct keel_engine *e, struct keel_manage_ctx *c,
 			   const struct keel_store_audit_filter *f,
 			   int (*fn)(void *ctx, const struct keel_store_audit *row),
 			   void *ctx) KEEL_MANAGE_WUR;
-/* Recomputes the audit chain on a snapshot; 0 with out->fault telling whether it holds. */
+/* Recomputes the audit chain on a snapshot and checks |anchor| (may be NULL; store.h);
+ * 0 with out->fault telling whether it holds. */
+struct keel_store_audit_anchor;
 int keel_manage_audit_verify(struct keel_engine *e, struct keel_manage_ctx *c,
+			     const struct keel_store_audit_anchor *anchor,
 			     struct keel_store_audit_check *out) KEEL_MANAGE_WUR;
 
 #endif

@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
+
 #define AUDIT_COLS "id, time, client, operation, uid, result_status, result_reason, detail, hash"
 
 /* The newest row's id and hash, from the table (no rows: id 0, zero hash). */
@@ -113,16 +115,36 @@ int sq_audit_append(struct keel_store_txn *tb, const struct keel_store_audit *a)
 	return 0;
 }
 
+/*
+ * An anchor for the journal, every KEEL_AUDIT_ANCHOR_EVERY records: a copy of
+ * the chain outside the store that `keelctl audit verify --anchor` checks.
+ */
+static void log_anchor(const struct sq_head *h)
+{
+	char hex[2 * KEEL_STORE_HASH_LEN + 1];
+
+	for (size_t i = 0; i < KEEL_STORE_HASH_LEN; i++) {
+		snprintf(hex + 2 * i, 3, "%02x", h->hash[i]);
+	}
+	keel_info("audit: anchor %lld:%s", (long long)h->id, hex);
+}
+
 int sq_audit_commit(struct sq_txn *t)
 {
 	struct sq_store *q = (struct sq_store *)t->base.store;
+	int64_t before;
 	int r;
 
 	if (!t->appended) {
 		return sq_exec(t->db, "COMMIT");
 	}
 	pthread_mutex_lock(&q->head_lock);
+	before = q->head.valid ? q->head.id : t->head.id - 1;
 	r = sq_exec(t->db, "COMMIT");
+	if (r == 0 && t->head.valid &&
+	    before / KEEL_AUDIT_ANCHOR_EVERY != t->head.id / KEEL_AUDIT_ANCHOR_EVERY) {
+		log_anchor(&t->head);
+	}
 	/* On failure the row may or may not be there: let the next writer read it. */
 	q->head = t->head;
 	q->head.valid = r == 0 && t->head.valid;
@@ -258,12 +280,28 @@ static int check_tail(sqlite3 *db, int64_t last_id, struct keel_store_audit_chec
 	return 0;
 }
 
-int sq_audit_verify(struct keel_store_txn *tb, struct keel_store_audit_check *out)
+/* The anchored record must be there with the anchored hash. */
+static void check_anchor(const struct keel_store_audit *a,
+			 const struct keel_store_audit_anchor *anchor, bool *seen,
+			 struct keel_store_audit_check *out)
+{
+	if (anchor == NULL || a->id != anchor->id) {
+		return;
+	}
+	*seen = true;
+	if (memcmp(a->hash, anchor->hash, sizeof(anchor->hash)) != 0) {
+		fault(out, KEEL_AUDIT_ANCHOR, a->id);
+	}
+}
+
+int sq_audit_verify(struct keel_store_txn *tb, const struct keel_store_audit_anchor *anchor,
+		    struct keel_store_audit_check *out)
 {
 	sqlite3 *db = ((struct sq_txn *)tb)->db;
 	struct sq_head prev = {.valid = true};
 	struct keel_store_audit row;
 	sqlite3_stmt *st = NULL;
+	bool anchor_seen = false;
 	int r, rc;
 
 	if ((r = sq_prepare(db, "SELECT " AUDIT_COLS " FROM audit ORDER BY id", &st)) != 0) {
@@ -271,12 +309,19 @@ int sq_audit_verify(struct keel_store_txn *tb, struct keel_store_audit_check *ou
 	}
 	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		read_row(st, &row);
-		r = check_row(&row, &prev, out);
+		if ((r = check_row(&row, &prev, out)) == 0) {
+			check_anchor(&row, anchor, &anchor_seen, out);
+		}
 	}
 	if (r == 0 && rc != SQLITE_DONE) {
 		r = sq_err(db, rc, "reading audit rows");
 	}
 	sqlite3_finalize(st);
+	if (r == 0 && anchor != NULL && !anchor_seen) {
+		fault(out, KEEL_AUDIT_ANCHOR, anchor->id);
+	}
+	out->head.id = prev.id;
+	memcpy(out->head.hash, prev.hash, sizeof(out->head.hash));
 	return r != 0 ? r : check_tail(db, prev.id, out);
 }
 

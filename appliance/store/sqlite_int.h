@@ -76,7 +76,8 @@ int sq_audit_append(struct keel_store_txn *t, const struct keel_store_audit *a);
 int sq_audit_count(struct keel_store_txn *t, int64_t *out_count);
 int sq_audit_scan(struct keel_store_txn *t, const struct keel_store_audit_filter *f,
 		  keel_store_audit_fn fn, void *ctx);
-int sq_audit_verify(struct keel_store_txn *t, struct keel_store_audit_check *out);
+int sq_audit_verify(struct keel_store_txn *t, const struct keel_store_audit_anchor *anchor,
+		    struct keel_store_audit_check *out);
 /* Migration step: chains the rows written before the chain existed. */
 int sq_audit_chain_existing(sqlite3 *db);
 /* Commits |t|, publishing its chain head if it appended (see struct sq_store). */

@@ -235,10 +235,14 @@ int keel_store_audit_scan(struct keel_store_txn *t, const struct keel_store_audi
 	return t->store->ops->audit_scan(t, f, fn, ctx);
 }
 
-int keel_store_audit_verify(struct keel_store_txn *t, struct keel_store_audit_check *out)
+int keel_store_audit_verify(struct keel_store_txn *t, const struct keel_store_audit_anchor *anchor,
+			    struct keel_store_audit_check *out)
 {
 	memset(out, 0, sizeof(*out));
-	return t->store->ops->audit_verify(t, out);
+	if (anchor != NULL && anchor->id <= 0) {
+		return KEEL_STORE_E_INVAL;
+	}
+	return t->store->ops->audit_verify(t, anchor, out);
 }
 
 /* Both halves of a grant's key are needed; |uid| "" is the owner-wide grant. */

@@ -175,13 +175,27 @@ enum keel_store_audit_fault {
 	KEEL_AUDIT_ALTERED,   /* the row's hash is not SHA-256(previous hash || the row) */
 	KEEL_AUDIT_MISSING,   /* rows between two present ones were deleted */
 	KEEL_AUDIT_TRUNCATED, /* the newest rows were deleted */
+	KEEL_AUDIT_ANCHOR,    /* the anchored record does not carry the anchored hash, or is gone */
 };
+
+/*
+ * A record's id and hash kept outside the store (keeld logs one every
+ * KEEL_AUDIT_ANCHOR_EVERY records; an operator may save any). Whoever rewrites
+ * the store can recompute an unkeyed chain, but not make it pass an anchor.
+ */
+struct keel_store_audit_anchor {
+	int64_t id;
+	uint8_t hash[KEEL_STORE_HASH_LEN];
+};
+
+#define KEEL_AUDIT_ANCHOR_EVERY 1000
 
 struct keel_store_audit_check {
 	int64_t num_rows;		   /* rows read */
 	int64_t num_bad;		   /* rows found altered, plus gaps */
 	enum keel_store_audit_fault fault; /* of the first bad record */
 	int64_t first_bad_id; /* the first bad record's id (a missing one's, if deleted) */
+	struct keel_store_audit_anchor head; /* the newest record: an anchor for next time */
 };
 
 /*
@@ -285,13 +299,13 @@ int keel_store_audit_append(struct keel_store_txn *t,
 int keel_store_audit_scan(struct keel_store_txn *t, const struct keel_store_audit_filter *f,
 			  keel_store_audit_fn fn, void *ctx) KEEL_STORE_WUR;
 /*
- * Recomputes the whole chain, oldest first, into *out. Returns 0 whether or
- * not the chain is intact (out->fault says); an error only when it could not
- * be read. A chain is only as strong as its newest hash: whoever can rewrite
- * every later row and their hashes can forge it, which keeping a copy of the
- * head elsewhere (keelctl audit show --json) detects.
+ * Recomputes the whole chain, oldest first, into *out, and checks |anchor|
+ * (may be NULL). Returns 0 whether or not the chain is intact (out->fault
+ * says); an error only when it could not be read. The chain is unkeyed:
+ * whoever can rewrite the store file can recompute every hash after the rows
+ * they change, which only an anchor kept elsewhere detects.
  */
-int keel_store_audit_verify(struct keel_store_txn *t,
+int keel_store_audit_verify(struct keel_store_txn *t, const struct keel_store_audit_anchor *anchor,
 			    struct keel_store_audit_check *out) KEEL_STORE_WUR;
 /*
  * The chain's hash of row |a| after |prev| (KEEL_STORE_HASH_LEN zero bytes

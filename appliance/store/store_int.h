@@ -44,7 +44,8 @@ struct keel_store_ops {
 	int (*restore)(struct keel_store *s, const uint8_t *image, size_t len);
 	int (*audit_scan)(struct keel_store_txn *t, const struct keel_store_audit_filter *f,
 			  keel_store_audit_fn fn, void *ctx);
-	int (*audit_verify)(struct keel_store_txn *t, struct keel_store_audit_check *out);
+	int (*audit_verify)(struct keel_store_txn *t, const struct keel_store_audit_anchor *anchor,
+			    struct keel_store_audit_check *out);
 	int (*grant_put)(struct keel_store_txn *t, const struct keel_store_grant *g);
 	int (*grant_delete)(struct keel_store_txn *t, const char *owner, const char *uid,
 			    const char *grantee);

@@ -17,17 +17,31 @@ import shutil
 import signal
 import sqlite3
 import ssl
+import struct
 import subprocess
 import sys
 import unittest
 
-from kmipwire import (OP_ADD_ATTRIBUTE, OP_DESTROY, OP_GET, OP_LOCATE, TEXT, UNIQUE_IDENTIFIER,
-                      ITEM_NOT_FOUND, T, attribute, key_bytes)
+from kmipwire import (OP_ADD_ATTRIBUTE, OP_DESTROY, OP_DISCOVER_VERSIONS, OP_GET, OP_LOCATE, TEXT,
+                      UNIQUE_IDENTIFIER, ITEM_NOT_FOUND, T, attribute, key_bytes, op, request)
 from test_dev import GUARD
 from test_kmip import KeeldCase, make_cert
 
 PERMISSION_DENIED = 0x0C
 EX_USAGE, EX_CANTCREAT = 64, 73
+
+
+def chain_hash(prev, row):
+    """store.h's canonical record, computed independently of the C code."""
+    def text(v):
+        if v is None:
+            return struct.pack(">I", 0xFFFFFFFF)
+        b = v.encode()
+        return struct.pack(">I", len(b)) + b
+    rid, time, client, operation, uid, status, reason, detail = row
+    return hashlib.sha256(prev + struct.pack(">qq", rid, time) + text(client) +
+                          struct.pack(">I", operation) + text(uid) +
+                          struct.pack(">II", status, reason) + text(detail)).digest()
 
 
 def fingerprint(crt):
@@ -144,6 +158,34 @@ class KeysTest(KeeldCase):
         self.assertIn("record 3 is altered", out)
         self.assertEqual(self.keelctl_json("audit", "verify", status=1)["bad_records"], 2)
         db.close()
+
+    def test_logged_anchor_catches_a_recomputed_chain(self):
+        # 1000 records make keeld log an anchor (KEEL_AUDIT_ANCHOR_EVERY).
+        mark = self.k.mark()
+        with self.conn() as a:
+            for _ in range(16):
+                self.ok(a.call(request([op(OP_DISCOVER_VERSIONS, [])] * 64)), 64)
+        anchor = self.k.wait_line(self.k.err, r"audit: anchor (\d+:[0-9a-f]{64})", mark).group(1)
+        db = sqlite3.connect(os.path.join(self.dir, "data", "keel.db"), timeout=GUARD)
+        cols = "id, time, client, operation, uid, result_status, result_reason, detail"
+        rows = db.execute("SELECT " + cols + ", hash FROM audit ORDER BY id").fetchall()
+        prev = bytes(32)
+        for r in rows:  # the documented encoding reproduces every stored hash
+            prev = chain_hash(prev, r[:8])
+            self.assertEqual(prev, r[8], r[0])
+        # Someone with the store file alters record 10 and recomputes every later hash:
+        # the chain verifies, but not against the anchor keeld logged.
+        with db:
+            db.execute("UPDATE audit SET client = 'someone else' WHERE id = 10")
+            prev = {r[0]: r[8] for r in rows}[9]
+            for r in db.execute("SELECT " + cols + " FROM audit WHERE id >= 10 ORDER BY id"):
+                prev = chain_hash(prev, r)
+                db.execute("UPDATE audit SET hash = ? WHERE id = ?", (prev, r[0]))
+        db.close()
+        self.assertIn("intact", self.keelctl("audit", "verify"))
+        out = self.keelctl("audit", "verify", "--anchor", anchor, status=1)
+        self.assertIn("record %s does not carry the anchored hash" % anchor.split(":")[0], out)
+        self.keelctl("audit", "verify", "--anchor", "12:zz", status=65)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,15 @@
 #include "api.h"
 #include "keelctl.h"
 
-enum { OPT_CLIENT = KEELCTL_OPT_FIRST_OWN, OPT_OP, OPT_UID, OPT_SINCE, OPT_UNTIL, OPT_LIMIT };
+enum {
+	OPT_CLIENT = KEELCTL_OPT_FIRST_OWN,
+	OPT_OP,
+	OPT_UID,
+	OPT_SINCE,
+	OPT_UNTIL,
+	OPT_LIMIT,
+	OPT_ANCHOR,
+};
 
 static void usage(FILE *f)
 {
@@ -31,7 +39,8 @@ static void usage(FILE *f)
 /* One filter option into the query string |path|. */
 static int add_filter(char *path, size_t cap, int c, const char *arg)
 {
-	static const char *const keys[] = {"client", "op", "uid", "since", "until", "limit"};
+	static const char *const keys[] = {"client", "op",    "uid",   "since",
+					   "until",  "limit", "anchor"};
 	char num[24];
 	long long t;
 
@@ -81,13 +90,30 @@ static int show(struct keelctl_api *api, const char *path)
 	return r;
 }
 
-static int verify(struct keelctl_api *api)
+/* The API's fault, said of a record. */
+static const char *fault_words(const char *fault)
+{
+	static const char *const words[][2] = {
+	    {"altered", "is altered"},
+	    {"missing", "is missing (deleted)"},
+	    {"truncated", "and every later one are missing (deleted)"},
+	    {"anchor mismatch", "does not carry the anchored hash (the chain was rewritten)"},
+	};
+
+	for (size_t i = 0; fault != NULL && i < sizeof(words) / sizeof(words[0]); i++) {
+		if (strcmp(fault, words[i][0]) == 0) {
+			return words[i][1];
+		}
+	}
+	return "is bad";
+}
+
+static int verify(struct keelctl_api *api, const char *path)
 {
 	json_t *out = NULL;
-	int r = keelctl_api_call(api, "GET", "/v1/audit/verify", NULL, &out);
+	int r = keelctl_api_call(api, "GET", path, NULL, &out);
 	long long records = json_integer_value(json_object_get(out, "records"));
 	long long bad = json_integer_value(json_object_get(out, "first_bad_record"));
-	const char *fault = json_string_value(json_object_get(out, "fault"));
 
 	if (r != 0) {
 		json_decref(out);
@@ -97,10 +123,12 @@ static int verify(struct keelctl_api *api)
 	if (api->json) {
 		keelctl_print_json(out);
 	} else if (r == 0) {
-		printf("audit trail intact: %lld records\n", records);
+		printf("audit trail intact: %lld records\n"
+		       "anchor to keep for a later --anchor: %s\n",
+		       records, json_string_value(json_object_get(out, "head")));
 	} else {
-		printf("audit trail BROKEN: record %lld is %s (%lld bad of %lld records read)\n",
-		       bad, fault != NULL ? fault : "bad",
+		printf("audit trail BROKEN: record %lld %s (%lld bad of %lld records read)\n", bad,
+		       fault_words(json_string_value(json_object_get(out, "fault"))),
 		       (long long)json_integer_value(json_object_get(out, "bad_records")), records);
 	}
 	json_decref(out);
@@ -116,12 +144,13 @@ int keelctl_audit(int argc, char **argv)
 					     {"since", required_argument, NULL, OPT_SINCE},
 					     {"until", required_argument, NULL, OPT_UNTIL},
 					     {"limit", required_argument, NULL, OPT_LIMIT},
+					     {"anchor", required_argument, NULL, OPT_ANCHOR},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	struct keelctl_api api = {0};
-	char path[2048] = "/v1/audit";
+	char path[2048];
 	const char *sub = argc > 1 ? argv[1] : "";
-	int c, r, filters = 0;
+	int c, r, filters = 0, anchors = 0;
 
 	if (strcmp(sub, "show") != 0 && strcmp(sub, "verify") != 0) {
 		bool help = strcmp(sub, "--help") == 0 || strcmp(sub, "-h") == 0;
@@ -129,23 +158,29 @@ int keelctl_audit(int argc, char **argv)
 		usage(help ? stdout : stderr);
 		return help ? 0 : EX_USAGE;
 	}
+	snprintf(path, sizeof(path), "%s", sub[0] == 's' ? "/v1/audit" : "/v1/audit/verify");
 	while ((c = getopt_long(argc - 1, argv + 1, "h", opts, NULL)) != -1) {
 		if (keelctl_api_option(&api, c, optarg)) {
 			continue;
 		}
-		if (c >= OPT_CLIENT && c <= OPT_LIMIT) {
+		if (c >= OPT_CLIENT && c <= OPT_ANCHOR) {
 			if ((r = add_filter(path, sizeof(path), c, optarg)) != 0) {
 				return r;
 			}
-			filters++;
+			filters += c != OPT_ANCHOR;
+			anchors += c == OPT_ANCHOR;
 			continue;
 		}
 		usage(c == 'h' ? stdout : stderr);
 		return c == 'h' ? 0 : EX_USAGE;
 	}
-	if (optind != argc - 1 || (sub[0] == 'v' && filters > 0)) {
+	if (optind != argc - 1 || (sub[0] == 'v' && filters > 0) ||
+	    (sub[0] == 's' && anchors > 0)) {
 		usage(stderr);
 		return EX_USAGE;
 	}
-	return sub[0] == 's' ? show(&api, path) : verify(&api);
+	if (sub[0] == 's') {
+		return show(&api, path);
+	}
+	return verify(&api, path);
 }

@@ -258,7 +258,7 @@ static void test_admin_lifecycle_audited(void **state)
 	assert_int_equal(seen.n, 6); /* the invalid reason changed nothing and is not audited */
 	assert_int_equal(seen.failed, 3);
 	assert_true(seen.detail);
-	assert_int_equal(keel_manage_audit_verify(f->e, &c, &chk), 0);
+	assert_int_equal(keel_manage_audit_verify(f->e, &c, NULL, &chk), 0);
 	assert_int_equal(chk.fault, KEEL_AUDIT_INTACT);
 	assert_true(chk.num_rows >= 8);
 }

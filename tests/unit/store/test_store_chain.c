@@ -177,7 +177,7 @@ static struct keel_store_audit_check verify(struct keel_store *s)
 	struct keel_store_txn *t;
 
 	assert_int_equal(keel_store_begin_read(s, &t), 0);
-	assert_int_equal(keel_store_audit_verify(t, &c), 0);
+	assert_int_equal(keel_store_audit_verify(t, NULL, &c), 0);
 	keel_store_rollback(t);
 	return c;
 }
@@ -330,6 +330,74 @@ static void test_chain_concurrent(void **state)
 	assert_int_equal(c.num_rows, 120);
 }
 
+/* Rewrites every hash from record |from| on, as someone with the file could. */
+static void rechain(const char *path, int64_t from)
+{
+	struct keel_store_audit a = {0};
+	uint8_t prev[KEEL_STORE_HASH_LEN];
+	sqlite3_stmt *st, *up;
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db,
+			       "SELECT id, time, client, operation, uid, result_status,"
+			       " result_reason, detail, hash FROM audit ORDER BY id",
+			       -1, &st, NULL),
+	    SQLITE_OK);
+	assert_int_equal(
+	    sqlite3_prepare_v2(db, "UPDATE audit SET hash = ?2 WHERE id = ?1", -1, &up, NULL),
+	    SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		a.id = sqlite3_column_int64(st, 0);
+		a.time = sqlite3_column_int64(st, 1);
+		a.client = (const char *)sqlite3_column_text(st, 2);
+		a.operation = (uint32_t)sqlite3_column_int64(st, 3);
+		a.uid = (const char *)sqlite3_column_text(st, 4);
+		a.result_status = (uint32_t)sqlite3_column_int64(st, 5);
+		a.result_reason = (uint32_t)sqlite3_column_int64(st, 6);
+		a.detail = (const char *)sqlite3_column_text(st, 7);
+		if (a.id < from) {
+			memcpy(prev, sqlite3_column_blob(st, 8), sizeof(prev));
+			continue;
+		}
+		assert_int_equal(keel_store_audit_hash(prev, &a, prev), 0);
+		sqlite3_bind_int64(up, 1, a.id);
+		sqlite3_bind_blob(up, 2, prev, sizeof(prev), SQLITE_TRANSIENT);
+		assert_int_equal(sqlite3_step(up), SQLITE_DONE);
+		sqlite3_reset(up);
+	}
+	sqlite3_finalize(st);
+	sqlite3_finalize(up);
+	sqlite3_close(db);
+}
+
+/* A chain recomputed after an alteration passes, except against an anchor kept before. */
+static void test_anchor(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_audit_anchor anchor, far = {.id = 99};
+	struct keel_store_audit_check c;
+	struct keel_store_txn *t;
+
+	append_committed(f->s, 6);
+	anchor = verify(f->s).head;
+	assert_int_equal(anchor.id, 6);
+	sql(f->path, "UPDATE audit SET uid = 'forged' WHERE id = 2");
+	rechain(f->path, 2);
+	assert_int_equal(verify(f->s).fault, KEEL_AUDIT_INTACT); /* the limit of an unkeyed chain */
+	assert_int_equal(keel_store_begin_read(f->s, &t), 0);
+	assert_int_equal(keel_store_audit_verify(t, &anchor, &c), 0);
+	assert_int_equal(c.fault, KEEL_AUDIT_ANCHOR);
+	assert_int_equal(c.first_bad_id, 6);
+	assert_int_equal(keel_store_audit_verify(t, &far, &c), 0);
+	assert_int_equal(c.fault, KEEL_AUDIT_ANCHOR); /* an anchor past the end: rows deleted */
+	assert_int_equal(c.first_bad_id, 99);
+	anchor.id = 0;
+	assert_int_equal(keel_store_audit_verify(t, &anchor, &c), KEEL_STORE_E_INVAL);
+	keel_store_rollback(t);
+}
+
 /* A version 1 database with audit rows: the migration chains them. */
 static void test_migration_chains_old_rows(void **state)
 {
@@ -371,6 +439,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_chain_tampering, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_altered_and_inserted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_concurrent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_anchor, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migration_chains_old_rows, setup, teardown),
 	};
 
