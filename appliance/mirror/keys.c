@@ -262,32 +262,29 @@ int mirror_list(struct mirror *m, const char *prefix, bool with_deleted, mirror_
 
 struct named {
 	const char *name;
-	struct mirror_key *out;
+	mirror_list_fn fn;
+	void *arg;
 };
 
-/* Stops the walk at the key with exactly that name: a service that ignored
- * the search, or matched by substring, would otherwise hand back another. */
-static int take_named(void *arg, const struct mirror_key *key)
+/* Passes on only keys named exactly so: a service that ignored the search,
+ * or matched by substring, would otherwise hand back others. */
+static int only_named(void *arg, const struct mirror_key *key)
 {
 	struct named *n = arg;
 
-	if (strcmp(key->name, n->name) != 0) {
-		return 0;
-	}
-	*n->out = *key;
-	return 1;
+	return strcmp(key->name, n->name) == 0 ? n->fn(n->arg, key) : 0;
 }
 
-int mirror_find_by_name(struct mirror *m, const char *name, struct mirror_key *out_key)
+int mirror_find_all(struct mirror *m, const char *name, mirror_list_fn fn, void *arg)
 {
+	struct named n = {name, fn, arg};
 	char *esc, *query = NULL;
 	size_t count;
 	int r;
 
-	if (!name_ok(name) || (esc = curl_easy_escape(m->curl, name, 0)) == NULL) {
+	if (!name_ok(name) || fn == NULL || (esc = curl_easy_escape(m->curl, name, 0)) == NULL) {
 		return MIRROR_E_INVAL;
 	}
-	memset(out_key, 0, sizeof(*out_key));
 	if (asprintf(&query, "/keys?limit=%d&state=1,2,3&search=exact:name:%s", LIST_PAGE, esc) <
 	    0) {
 		query = NULL;
@@ -296,13 +293,24 @@ int mirror_find_by_name(struct mirror *m, const char *name, struct mirror_key *o
 	if (query == NULL) {
 		return MIRROR_E_NOMEM;
 	}
-	struct named n = {name, out_key};
-	r = list_page(m, query, name, take_named, &n, &count);
+	r = list_page(m, query, name, only_named, &n, &count);
 	free(query);
-	if (r == 1) {
-		return 0;
-	}
-	return r < 0 ? r : MIRROR_E_NOT_FOUND;
+	return r;
+}
+
+static int take_first(void *arg, const struct mirror_key *key)
+{
+	*(struct mirror_key *)arg = *key;
+	return 1; /* stop */
+}
+
+int mirror_find_by_name(struct mirror *m, const char *name, struct mirror_key *out_key)
+{
+	int r;
+
+	memset(out_key, 0, sizeof(*out_key));
+	r = mirror_find_all(m, name, take_first, out_key);
+	return r == 1 ? 0 : r < 0 ? r : MIRROR_E_NOT_FOUND;
 }
 
 /* JSON text of ["aad"] (or "" without AAD), for bodies built by hand. */

@@ -95,14 +95,20 @@ int mirror_create_standard(struct mirror *m, const char *name, const uint8_t *pa
 int mirror_get_key(struct mirror *m, const char *id, struct mirror_key *out_key,
 		   struct hsm_secret **out_payload) MIRROR_WUR;
 
+/* Called per key by the walks below; a non-zero return stops the walk and is returned. */
+typedef int (*mirror_list_fn)(void *arg, const struct mirror_key *key);
+
 /* The live (state 1-3) key named exactly name: MIRROR_E_NOT_FOUND when none,
  * so that a retried create can first look for what an earlier attempt made. */
 int mirror_find_by_name(struct mirror *m, const char *name, struct mirror_key *out_key) MIRROR_WUR;
 
+/* Calls fn for every live key named exactly name (there may be several:
+ * Key Protect does not keep names unique); fn's non-zero return stops it. */
+int mirror_find_all(struct mirror *m, const char *name, mirror_list_fn fn, void *arg) MIRROR_WUR;
+
 /* Calls fn for every key whose name starts with prefix ("" for all), in
  * states 1-3 (and 5 with with_deleted), page by page; a non-zero return from
  * fn stops the walk and is returned. */
-typedef int (*mirror_list_fn)(void *arg, const struct mirror_key *key);
 int mirror_list(struct mirror *m, const char *prefix, bool with_deleted, mirror_list_fn fn,
 		void *arg) MIRROR_WUR;
 
@@ -170,5 +176,55 @@ struct mirror_stats {
 	long last_status;	/* HTTP status of the last answer, 0 if none */
 };
 void mirror_get_stats(const struct mirror *m, struct mirror_stats *out);
+
+/* ---- the worker: drains the store's outbox into Key Protect ---------------- */
+
+struct keel_store;
+struct mirror_worker; /* opaque */
+
+/* The plaintext to escrow for object uid (its managed object as TTLV), in
+ * locked memory. MIRROR_E_NOT_FOUND when the object is gone (its entry is
+ * then done); any other error is retried later. */
+typedef int (*mirror_export_fn)(void *arg, const char *uid, struct hsm_secret **out_plain);
+
+#define MIRROR_ESCROW_PREFIX "keel-" /* escrow keys are named keel-<uid> */
+
+struct mirror_worker_config {
+	struct keel_store *store;
+	struct mirror *client;	 /* used by the worker's thread only; the caller frees it */
+	const char *root_key_id; /* the mirrored root key that wraps every escrow */
+	mirror_export_fn export_fn;
+	void *export_arg;
+	uint32_t idle_ms;  /* between looks at an empty outbox; 0: 1000 */
+	uint32_t pause_ms; /* after Key Protect was unavailable; 0: 5000 */
+};
+
+struct mirror_worker_status {
+	int64_t backlog;      /* entries queued at the last look */
+	uint64_t escrowed;    /* escrow keys written */
+	uint64_t deleted;     /* objects whose escrow was removed */
+	int64_t last_success; /* POSIX seconds, 0 before the first */
+	int last_error;	      /* MIRROR_E_* of the last failure, 0 if none since a success */
+};
+
+/*
+ * Each outbox entry, oldest first: ESCROW exports the object, wraps it under
+ * the root key with AAD = uid (an object over MIRROR_WRAP_MAX bytes is sealed
+ * with a fresh AES-256-GCM key, and that key is wrapped), writes it as the
+ * standard key keel-<uid> and then deletes every older keel-<uid> (so retries
+ * and lost answers leave exactly one); DELETE removes every keel-<uid>. An
+ * entry is settled only if no newer change replaced it meanwhile.
+ */
+int mirror_worker_drain(const struct mirror_worker_config *cfg,
+			struct mirror_worker_status *status) MIRROR_WUR;
+
+/* mirror_worker_drain in a thread, again and again, until mirror_worker_stop. */
+int mirror_worker_start(const struct mirror_worker_config *cfg,
+			struct mirror_worker **out_w) MIRROR_WUR;
+/* Wakes the worker now (after a change, or `keelctl mirror sync`). */
+void mirror_worker_kick(struct mirror_worker *w);
+void mirror_worker_get_status(struct mirror_worker *w, struct mirror_worker_status *out);
+/* Stops and joins the thread. NULL is fine. */
+void mirror_worker_stop(struct mirror_worker *w);
 
 #endif
