@@ -489,6 +489,34 @@ int keel_manage_revoke_grant(struct keel_engine *e, struct keel_manage_ctx *c, c
 	return change_grant(e, c, owner, uid, grantee, 0);
 }
 
+int keel_manage_forget_grants(struct keel_engine *e, struct keel_manage_ctx *c,
+			      const char *identity, size_t *out_num)
+{
+	struct keel_store_txn *t;
+	char detail[160];
+	int serr;
+
+	*out_num = 0;
+	if (c->actor == NULL || c->actor[0] == '\0' || !is_fingerprint(identity)) {
+		return fail(c, ENG_E_INVALID_FIELD,
+			    "no administrator, or not a client fingerprint");
+	}
+	if ((serr = keel_store_begin(e->store, &t)) != 0) {
+		return store_fail(c, serr, "begin");
+	}
+	if ((serr = keel_store_grant_forget(t, identity, out_num)) == 0) {
+		snprintf(detail, sizeof(detail), "every grant of or to %s (%zu)", identity,
+			 *out_num);
+		serr = audit(t, c, KEEL_AUDIT_OP_REVOKE_GRANT, NULL, 0, detail);
+	}
+	if (serr == 0) {
+		serr = keel_store_commit(t);
+	} else {
+		keel_store_rollback(t);
+	}
+	return serr != 0 ? store_fail(c, serr, "forgetting grants") : 0;
+}
+
 int keel_manage_grants_list(struct keel_engine *e, struct keel_manage_ctx *c, const char *owner,
 			    const char *grantee, keel_grant_fn fn, void *ctx)
 {

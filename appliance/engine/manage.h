@@ -146,6 +146,14 @@ int keel_manage_grant(struct keel_engine *e, struct keel_manage_ctx *c, const ch
 int keel_manage_revoke_grant(struct keel_engine *e, struct keel_manage_ctx *c, const char *owner,
 			     const char *uid, const char *grantee) KEEL_MANAGE_WUR;
 
+/*
+ * Revokes every grant of or to |identity| (a fingerprint), for a client being
+ * removed: a certificate registered again later must not find old grants.
+ * Audited as one RevokeGrant; *out_num says how many went.
+ */
+int keel_manage_forget_grants(struct keel_engine *e, struct keel_manage_ctx *c,
+			      const char *identity, size_t *out_num) KEEL_MANAGE_WUR;
+
 /* A grant as listed; uid "" is owner-wide. */
 struct keel_grant_info {
 	const char *owner, *uid, *grantee, *granted_by;

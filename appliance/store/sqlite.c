@@ -1479,6 +1479,7 @@ static const struct keel_store_ops sq_ops = {
     .grant_put = sq_grant_put,
     .grant_delete = sq_grant_delete,
     .grant_level = sq_grant_level,
+    .grant_forget = sq_grant_forget,
     .grant_list = sq_grant_list,
     .mirror_set = sq_mirror_set,
     .mirror_next = sq_mirror_next,

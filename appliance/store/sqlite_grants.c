@@ -61,6 +61,25 @@ int sq_grant_delete(struct keel_store_txn *tb, const char *owner, const char *ui
 	return r;
 }
 
+int sq_grant_forget(struct keel_store_txn *tb, const char *identity, size_t *out_num)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = sq_prepare(db, "DELETE FROM grants WHERE owner = ?1 OR grantee = ?1", &st)) != 0) {
+		return r;
+	}
+	if ((r = sq_err(db, bind_texts(st, &identity, 1), "bind")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	if ((r = sq_step_done(db, st, "forgetting grants")) == 0) {
+		*out_num = (size_t)sqlite3_changes(db);
+	}
+	return r;
+}
+
 int sq_grant_level(struct keel_store_txn *tb, const char *owner, const char *uid,
 		   const char *grantee, uint32_t *out_level)
 {

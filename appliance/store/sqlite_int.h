@@ -89,6 +89,7 @@ int sq_grant_delete(struct keel_store_txn *t, const char *owner, const char *uid
 		    const char *grantee);
 int sq_grant_level(struct keel_store_txn *t, const char *owner, const char *uid,
 		   const char *grantee, uint32_t *out_level);
+int sq_grant_forget(struct keel_store_txn *t, const char *identity, size_t *out_num);
 int sq_grant_list(struct keel_store_txn *t, const char *owner, const char *grantee,
 		  struct keel_store_grant **out_grants, size_t *out_num);
 /* Whether |grantee| holds any grant: Locate takes its plain, owner-only plan if not. */

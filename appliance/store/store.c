@@ -280,6 +280,15 @@ int keel_store_grant_level(struct keel_store_txn *t, const char *owner, const ch
 	return t->store->ops->grant_level(t, owner, uid, grantee, out_level);
 }
 
+int keel_store_grant_forget(struct keel_store_txn *t, const char *identity, size_t *out_num)
+{
+	*out_num = 0;
+	if (identity == NULL || identity[0] == '\0') {
+		return KEEL_STORE_E_INVAL;
+	}
+	return t->store->ops->grant_forget(t, identity, out_num);
+}
+
 int keel_store_grant_list(struct keel_store_txn *t, const char *owner, const char *grantee,
 			  struct keel_store_grant **out_grants, size_t *out_num)
 {

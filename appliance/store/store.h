@@ -415,6 +415,9 @@ int keel_store_grant_delete(struct keel_store_txn *t, const char *owner, const c
 /* The highest level granted to |grantee| on |uid| of |owner|, directly or owner-wide; 0: none. */
 int keel_store_grant_level(struct keel_store_txn *t, const char *owner, const char *uid,
 			   const char *grantee, uint32_t *out_level) KEEL_STORE_WUR;
+/* Deletes every grant of or to |identity| (a client being removed); *out_num says how many. */
+int keel_store_grant_forget(struct keel_store_txn *t, const char *identity,
+			    size_t *out_num) KEEL_STORE_WUR;
 /* Grants of |owner| and to |grantee| (NULL: any), oldest first; free() the array. */
 int keel_store_grant_list(struct keel_store_txn *t, const char *owner, const char *grantee,
 			  struct keel_store_grant **out_grants, size_t *out_num) KEEL_STORE_WUR;

@@ -51,6 +51,7 @@ struct keel_store_ops {
 			    const char *grantee);
 	int (*grant_level)(struct keel_store_txn *t, const char *owner, const char *uid,
 			   const char *grantee, uint32_t *out_level);
+	int (*grant_forget)(struct keel_store_txn *t, const char *identity, size_t *out_num);
 	int (*grant_list)(struct keel_store_txn *t, const char *owner, const char *grantee,
 			  struct keel_store_grant **out_grants, size_t *out_num);
 	int (*object_count)(struct keel_store_txn *t, int64_t *out_count);
