@@ -141,6 +141,34 @@ class KeysTest(KeeldCase):
                           ("Destroy", "OperationFailed"), ("Activate", "Success")])
         self.assertEqual(records[1]["detail"], "reason=CessationOfOperation")
 
+    def destroy_on_a_terminal(self, uid, answer):
+        """keelctl keys destroy with a terminal as stdin, answering |answer|."""
+        master, slave = os.openpty()
+        try:
+            p = subprocess.Popen([os.environ["KEEL_KEELCTL"], "keys", "destroy", uid, "--config",
+                                  os.path.join(self.dir, "keeld.conf")],
+                                 stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            os.write(master, answer.encode() + b"\n")
+            out, err = p.communicate(timeout=GUARD)
+        finally:
+            os.close(master)
+            os.close(slave)
+        return p.returncode, out.decode(), err.decode()
+
+    def test_destroy_asks_on_a_terminal(self):
+        with self.conn() as a:
+            uid = self.create(a)
+            self.add_attr(a, uid, "x-Name", "vm02")
+            self.add_attr(a, uid, "x-Component", "Virtual Machine")
+        status, out, err = self.destroy_on_a_terminal(uid, "no")
+        self.assertEqual(status, 75, err)  # EX_TEMPFAIL: not confirmed
+        self.assertIn('Virtual Machine "vm02"', out)
+        self.assertIn("Type 'yes'", out)
+        self.assertEqual(self.keelctl_json("keys", "show", uid)["key"]["state"], "PreActive")
+        status, out, err = self.destroy_on_a_terminal(uid, "yes")
+        self.assertEqual(status, 0, err)
+        self.assertEqual(self.keelctl_json("keys", "show", uid)["key"]["state"], "Destroyed")
+
     def test_audit_verify_names_the_first_bad_record(self):
         with self.conn() as a:
             for _ in range(4):
