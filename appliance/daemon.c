@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 
+#include "keel/clients.h"
 #include "log.h"
 
 struct daemon {
@@ -43,6 +44,22 @@ static int load(const struct keel_daemon_opts *opts, struct keel_config **out_cf
 	return 0;
 }
 
+static int make_registry(const struct daemon *d, const struct keel_config *cfg,
+			 struct keel_registry *out)
+{
+	struct keel_clients *c = NULL;
+
+	if (d->opts->registry != NULL) {
+		return d->opts->registry(cfg, d->opts->registry_arg, out);
+	}
+	if (keel_clients_from_files(cfg->clients_certificates_dir, cfg->clients_ca_file, &c) != 0) {
+		return -1;
+	}
+	keel_clients_registry(c, out);
+	keel_clients_free(c);
+	return 0;
+}
+
 static void tls_settings(const struct keel_config *cfg, struct keel_server_tls *out)
 {
 	out->certificate_file = cfg->tls_certificate;
@@ -64,9 +81,7 @@ static void on_sighup(struct keel_server *srv, void *arg)
 		return;
 	}
 	tls_settings(cfg, &tls);
-	if (keel_file_registry_new(&reg, cfg->clients_certificates_dir, cfg->clients_ca_file) !=
-		0 ||
-	    keel_server_reload(srv, &tls, &reg) != 0) {
+	if (make_registry(d, cfg, &reg) != 0 || keel_server_reload(srv, &tls, &reg) != 0) {
 		keel_err("reload failed: keeping the running settings");
 		keel_config_free(cfg);
 		return;
@@ -104,8 +119,7 @@ static int start(struct daemon *d, struct keel_server **out_srv)
 		listen[i].addr_len = cfg->listen[i].addr_len;
 	}
 	tls_settings(cfg, &tls);
-	if (keel_file_registry_new(&reg, cfg->clients_certificates_dir, cfg->clients_ca_file) !=
-	    0) {
+	if (make_registry(d, cfg, &reg) != 0) {
 		return -1;
 	}
 	return keel_server_new(out_srv, &sc, &tls, &reg);

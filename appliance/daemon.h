@@ -24,6 +24,13 @@ struct keel_daemon_opts {
 	 */
 	int (*on_config)(const struct keel_config *cfg, void *arg, void **io_handler_ctx);
 	void *on_config_arg;
+	/*
+	 * Who may connect, at start and on each SIGHUP (may be NULL: then the
+	 * files of the clients section, as the tests' echo server wants). Fills
+	 * *out (owned by the server afterwards); 0 or -1.
+	 */
+	int (*registry)(const struct keel_config *cfg, void *arg, struct keel_registry *out);
+	void *registry_arg;
 	/* Called once every listener is bound (may be NULL). */
 	void (*on_ready)(struct keel_server *srv, const struct keel_config *cfg, void *arg);
 	void *on_ready_arg;

@@ -17,6 +17,7 @@
 #include "dev/dev.h"
 #include "engine/engine.h"
 #include "keel/admin.h"
+#include "keel/clients.h"
 #include "keel/hsm.h"
 #include "keel/metrics.h"
 #include "log.h"
@@ -40,6 +41,7 @@ struct backends {
 	struct keel_store *crk_store; /* rotation and backups */
 	struct keel_rotation *rotation;
 	struct keel_admin *admin;
+	struct keel_clients *clients; /* the registry's snapshot */
 };
 
 static void usage(FILE *f)
@@ -242,6 +244,31 @@ static int start_crk(const struct keel_config *cfg, struct backends *b)
 	return 0;
 }
 
+/* The client registry: the config's files on the first start, then the
+ * store's, as a snapshot the handshakes and the admin API read. */
+static int open_clients(const struct keel_config *cfg, struct backends *b)
+{
+	struct keel_store *store = keel_engine_store(b->engine);
+
+	if (keel_clients_import(store, cfg->clients_certificates_dir, cfg->clients_ca_file) != 0 ||
+	    keel_clients_new(store, &b->clients) != 0) {
+		return EXIT_STORE;
+	}
+	return 0;
+}
+
+/* At start and on SIGHUP: the registry as the store has it now. */
+static int make_registry(const struct keel_config *cfg, void *arg, struct keel_registry *out)
+{
+	struct backends *b = arg;
+
+	if (keel_clients_reload(b->clients) != 0) {
+		return -1;
+	}
+	keel_clients_registry(b->clients, out);
+	return 0;
+}
+
 /* The management API, on its own thread over the engine's store and token. */
 static int start_admin(const struct keel_config *cfg, struct backends *b)
 {
@@ -250,6 +277,7 @@ static int start_admin(const struct keel_config *cfg, struct backends *b)
 	    .store = keel_engine_store(b->engine),
 	    .engine = b->engine,
 	    .hsm = b->hsm,
+	    .clients = b->clients,
 	    .version = KEEL_VERSION,
 	    .rotation = b->rotation,
 	    .config_path = b->config_path,
@@ -283,7 +311,7 @@ static int open_backends(const struct keel_config *cfg, void *arg, void **io_han
 		return EXIT_STORE;
 	}
 	*io_handler_ctx = b->engine;
-	if ((r = start_crk(cfg, b)) != 0) {
+	if ((r = open_clients(cfg, b)) != 0 || (r = start_crk(cfg, b)) != 0) {
 		return r;
 	}
 	return start_admin(cfg, b);
@@ -340,6 +368,8 @@ int main(int argc, char **argv)
 	    .handler = keel_engine_handle,
 	    .on_config = open_backends,
 	    .on_config_arg = &b,
+	    .registry = make_registry,
+	    .registry_arg = &b,
 	};
 	int r;
 
@@ -352,6 +382,7 @@ int main(int argc, char **argv)
 	}
 	r = run(&opts, &b);
 	keel_admin_stop(b.admin);
+	keel_clients_free(b.clients);
 	keel_rotation_free(b.rotation);
 	keel_store_close(b.crk_store);
 	keel_engine_close(b.engine);

@@ -7,11 +7,13 @@
 #ifndef KEEL_ADMIN_INT_H
 #define KEEL_ADMIN_INT_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
 #include <jansson.h>
+#include <openssl/x509.h>
 
 #include "keel/admin.h"
 
@@ -29,13 +31,14 @@ struct admin_ctx {
 	struct keel_store *store;
 	struct keel_engine *engine;
 	struct hsm *hsm;
-	keel_admin_role_fn role_of;
-	void *role_ctx;
+	struct keel_clients *clients;
 	const char *version;
 	time_t started;
 	char token_label[33];
 	struct keel_rotation *rotation;
 	const char *config_path;
+	char tls_certificate[PATH_MAX], tls_private_key[PATH_MAX]; /* keeld's, for server-cert */
+	char ca_certificate[PATH_MAX], ca_key[PATH_MAX];	   /* "" without a pki section */
 };
 
 struct admin_req {
@@ -92,6 +95,18 @@ __attribute__((warn_unused_result)) int admin_body_bytes(struct admin_req *rq, c
 /* Query parameter |name| of the request URI (decoded, malloc'd), or NULL. */
 char *admin_query(struct admin_req *rq, const char *name);
 
+/* api_clients.c, for the routes that make certificates (api_pki.c). */
+/* Registers |cert| with |role| ("kmip", "admin", "auditor", "ca"); 201 with the
+ * client and |extra| (stolen, may be NULL) merged in, 409 when taken. */
+int admin_register_cert(struct admin_req *rq, X509 *cert, const char *name, const char *role,
+			json_t *extra);
+/* The optional "role" field: kmip (default), admin or auditor; 0 or a 400 answer. */
+int admin_role_field(struct admin_req *rq, json_t *body, const char **out);
+/* Subject, issuer and validity of |cert|. */
+json_t *admin_cert_json(X509 *cert);
+/* Rebuilds the registry's snapshot now and asks keeld to reload its TLS contexts. */
+void admin_registry_changed(struct admin_req *rq);
+
 /* Handlers, one file per group (api_*.c). */
 int admin_get_healthz(struct admin_req *rq);
 int admin_get_metrics(struct admin_req *rq);
@@ -119,5 +134,16 @@ int admin_post_crk_rotate(struct admin_req *rq);
 int admin_post_backup(struct admin_req *rq);
 int admin_post_backup_verify(struct admin_req *rq);
 int admin_post_backup_restore(struct admin_req *rq);
+int admin_list_clients(struct admin_req *rq);
+int admin_add_client(struct admin_req *rq);
+int admin_trust_ca(struct admin_req *rq);
+int admin_show_client(struct admin_req *rq);
+int admin_rename_client(struct admin_req *rq);
+int admin_remove_client(struct admin_req *rq);
+int admin_sign_csr(struct admin_req *rq);
+int admin_issue_client(struct admin_req *rq);
+int admin_get_ca(struct admin_req *rq);
+int admin_get_server_cert(struct admin_req *rq);
+int admin_renew_server_cert(struct admin_req *rq);
 
 #endif

@@ -68,12 +68,12 @@ int admin_get_status(struct admin_req *rq)
 	const char *token = token_health(c, &crk);
 	const char *store = store_health(c, &objects, &schema);
 
-	return admin_ok(rq, 200,
-			json_pack("{s:s, s:I, s:{s:s, s:s, s:I}, s:{s:s, s:i, s:I}, s:I, s:I}",
-				  "version", c->version, "uptime_seconds",
-				  (json_int_t)(time(NULL) - c->started), "token", "label",
-				  c->token_label, "state", token, "crk_version", (json_int_t)crk,
-				  "store", "state", store, "schema_version", schema, "objects",
-				  (json_int_t)objects, "clients", (json_int_t)0, "connections",
-				  (json_int_t)keel_metrics_open_connections()));
+	return admin_ok(
+	    rq, 200,
+	    json_pack("{s:s, s:I, s:{s:s, s:s, s:I}, s:{s:s, s:i, s:I}, s:I, s:I}", "version",
+		      c->version, "uptime_seconds", (json_int_t)(time(NULL) - c->started), "token",
+		      "label", c->token_label, "state", token, "crk_version", (json_int_t)crk,
+		      "store", "state", store, "schema_version", schema, "objects",
+		      (json_int_t)objects, "clients", (json_int_t)keel_clients_count(c->clients),
+		      "connections", (json_int_t)keel_metrics_open_connections()));
 }

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -170,19 +171,6 @@ static void send_answer(struct admin_req *rq, int status)
 
 /* ---- who is asking ------------------------------------------------------ */
 
-static int fingerprint_hex(X509 *cert, uint8_t fp[KEEL_FINGERPRINT_LEN], char *hex)
-{
-	unsigned int len = 0;
-
-	if (X509_digest(cert, EVP_sha256(), fp, &len) != 1 || len != KEEL_FINGERPRINT_LEN) {
-		return -1;
-	}
-	for (size_t i = 0; i < KEEL_FINGERPRINT_LEN; i++) {
-		snprintf(hex + 2 * i, 3, "%02x", fp[i]);
-	}
-	return 0;
-}
-
 /* HTTPS: the registry's role for the client certificate, or a 401 answer. */
 static int identify_cert(struct admin_req *rq, struct bufferevent *bev)
 {
@@ -194,12 +182,11 @@ static int identify_cert(struct admin_req *rq, struct bufferevent *bev)
 	if (peer == NULL) {
 		return admin_fail(rq, 401, "a registered admin client certificate is required");
 	}
-	if (fingerprint_hex(peer, fp, hex) != 0) {
+	if (keel_cert_fingerprint(peer, fp, hex) != 0) {
 		return admin_fail(rq, 500, "cannot fingerprint the client certificate");
 	}
 	snprintf(rq->who, sizeof(rq->who), "cert:%s", hex);
-	rq->role =
-	    rq->ctx->role_of != NULL ? rq->ctx->role_of(rq->ctx->role_ctx, fp) : KEEL_ROLE_NONE;
+	rq->role = keel_clients_role(rq->ctx->clients, fp);
 	if (rq->role == KEEL_ROLE_NONE) {
 		return admin_fail(rq, 401, "client certificate %s is not registered", hex);
 	}
@@ -536,9 +523,20 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
 static int evthread_ok = -1;
 
+/* jansson's copies of what handlers put in answers (an issued private key)
+ * are wiped when freed, as kmip.h asks of processes that handle secrets. */
+static void json_wipe_free(void *p)
+{
+	if (p != NULL) {
+		explicit_bzero(p, malloc_usable_size(p));
+		free(p);
+	}
+}
+
 static void evthread_init(void)
 {
 	evthread_ok = evthread_use_pthreads();
+	json_set_alloc_funcs(malloc, json_wipe_free);
 }
 
 static int setup(struct keel_admin *a, const struct keel_config *cfg)
@@ -569,6 +567,19 @@ static int setup(struct keel_admin *a, const struct keel_config *cfg)
 	return 0;
 }
 
+/* What handlers need of the config, copied: SIGHUP frees the config. */
+static void copy_settings(struct admin_ctx *c, const struct keel_config *cfg)
+{
+	snprintf(c->token_label, sizeof(c->token_label), "%s",
+		 cfg->hsm_token_label != NULL ? cfg->hsm_token_label : "");
+	snprintf(c->tls_certificate, sizeof(c->tls_certificate), "%s", cfg->tls_certificate);
+	snprintf(c->tls_private_key, sizeof(c->tls_private_key), "%s", cfg->tls_private_key);
+	snprintf(c->ca_certificate, sizeof(c->ca_certificate), "%s",
+		 cfg->pki_ca_certificate != NULL ? cfg->pki_ca_certificate : "");
+	snprintf(c->ca_key, sizeof(c->ca_key), "%s",
+		 cfg->pki_ca_key != NULL ? cfg->pki_ca_key : "");
+}
+
 int keel_admin_start(const struct keel_admin_config *cfg, struct keel_admin **out_admin)
 {
 	struct keel_admin *a = calloc(1, sizeof(*a));
@@ -580,15 +591,13 @@ int keel_admin_start(const struct keel_admin_config *cfg, struct keel_admin **ou
 	    .store = cfg->store,
 	    .engine = cfg->engine,
 	    .hsm = cfg->hsm,
-	    .role_of = cfg->role_of,
-	    .role_ctx = cfg->role_ctx,
+	    .clients = cfg->clients,
 	    .version = cfg->version,
 	    .started = time(NULL),
 	    .rotation = cfg->rotation,
 	    .config_path = cfg->config_path,
 	};
-	snprintf(a->ctx.token_label, sizeof(a->ctx.token_label), "%s",
-		 cfg->cfg->hsm_token_label != NULL ? cfg->cfg->hsm_token_label : "");
+	copy_settings(&a->ctx, cfg->cfg);
 	if (setup(a, cfg->cfg) != 0 || pthread_create(&a->thread, NULL, run, a) != 0) {
 		keel_admin_stop(a);
 		return -1;

@@ -39,29 +39,29 @@ const struct admin_route admin_routes[] = {
      "check a backup is intact and this token opens it"},
     {"POST", "/v1/backup/restore", KEEL_ROLE_ADMIN, admin_post_backup_restore,
      "replace the store's content with a backup's, atomically"},
+    {"GET", "/v1/clients", KEEL_ROLE_AUDITOR, admin_list_clients, "registered clients and CAs"},
+    {"POST", "/v1/clients", KEEL_ROLE_ADMIN, admin_add_client, "register a client certificate"},
+    {"POST", "/v1/clients/csr", KEEL_ROLE_ADMIN, admin_sign_csr, "sign a CSR and register it"},
+    {"POST", "/v1/clients/issue", KEEL_ROLE_ADMIN, admin_issue_client,
+     "issue a client certificate and key, and register it"},
+    {"GET", "/v1/clients/{id}", KEEL_ROLE_AUDITOR, admin_show_client, "one client"},
+    {"PATCH", "/v1/clients/{id}", KEEL_ROLE_ADMIN, admin_rename_client, "rename a client"},
+    {"DELETE", "/v1/clients/{id}", KEEL_ROLE_ADMIN, admin_remove_client,
+     "unregister a client (and destroy its keys)"},
+    {"POST", "/v1/cas", KEEL_ROLE_ADMIN, admin_trust_ca, "trust every client of a CA"},
+    {"GET", "/v1/ca", KEEL_ROLE_AUDITOR, admin_get_ca, "Keel's CA certificate"},
+    {"GET", "/v1/server-cert", KEEL_ROLE_AUDITOR, admin_get_server_cert,
+     "keeld's server certificate"},
+    {"POST", "/v1/server-cert/renew", KEEL_ROLE_ADMIN, admin_renew_server_cert,
+     "a new server certificate from Keel's CA"},
 };
 
 const size_t admin_num_routes = sizeof(admin_routes) / sizeof(admin_routes[0]);
-
-static const char *role_name(enum keel_role role)
-{
-	switch (role) {
-	case KEEL_ROLE_ADMIN:
-		return "admin";
-	case KEEL_ROLE_AUDITOR:
-		return "auditor";
-	case KEEL_ROLE_KMIP:
-		return "kmip";
-	case KEEL_ROLE_NONE:
-		break;
-	}
-	return "none";
-}
 
 void keel_admin_print_routes(FILE *f)
 {
 	for (size_t i = 0; i < admin_num_routes; i++) {
 		fprintf(f, "%s %s %s\n", admin_routes[i].method, admin_routes[i].path,
-			role_name(admin_routes[i].min_role));
+			keel_role_name(admin_routes[i].min_role));
 	}
 }

@@ -71,10 +71,12 @@ static const struct setting settings[] = {
     FILE_("mirror.api_key_file", mirror_api_key_file),
     FILE_("mirror.ca_bundle", mirror_ca_bundle),
     U32("mirror.poll_interval", mirror_poll_interval_s, 10, 86400),
+    FILE_("pki.ca_certificate", pki_ca_certificate),
+    FILE_("pki.ca_key", pki_ca_key),
 };
 
-static const char *const groups[] = {"tls",   "clients", "limits", "hsm",
-				     "store", "crk",	 "admin",  "mirror"};
+static const char *const groups[] = {"tls", "clients", "limits", "hsm", "store",
+				     "crk", "admin",   "mirror", "pki"};
 
 struct parse {
 	struct keel_config *cfg;
@@ -446,11 +448,6 @@ static int check_whole(struct parse *p, const config_t *lc)
 		return fail(p, line_of(lc, "tls"),
 			    "tls.certificate and tls.private_key are required");
 	}
-	if (c->clients_certificates_dir == NULL && c->clients_ca_file == NULL) {
-		return fail(p, line_of(lc, "clients"),
-			    "no client can be registered: set clients.certificates_dir "
-			    "and/or clients.ca_file");
-	}
 	if (config_lookup(lc, "hsm") != NULL &&
 	    (c->hsm_module == NULL || c->hsm_token_label == NULL || c->hsm_pin_file == NULL)) {
 		return fail(p, line_of(lc, "hsm"), "hsm needs module, token_label and pin_file");
@@ -567,5 +564,7 @@ void keel_config_free(struct keel_config *cfg)
 	free(cfg->mirror_instance_id);
 	free(cfg->mirror_api_key_file);
 	free(cfg->mirror_ca_bundle);
+	free(cfg->pki_ca_certificate);
+	free(cfg->pki_ca_key);
 	free(cfg);
 }

@@ -75,6 +75,10 @@ struct keel_config {
 	char *mirror_api_key_file; /* 0600, keeld's user; checked when it is read */
 	char *mirror_ca_bundle;	   /* PEM CAs to trust; NULL: the system's */
 	uint32_t mirror_poll_interval_s;
+	/* pki section: Keel's CA, which signs client CSRs, issues client and
+	 * server certificates (keelctl client sign-csr|issue, server-cert renew). */
+	char *pki_ca_certificate;
+	char *pki_ca_key;
 	/* The engine's limits (limits section). */
 	uint32_t max_batch_items;
 	uint32_t max_locate_items;

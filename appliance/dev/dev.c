@@ -345,25 +345,18 @@ static int free_port(uint16_t *out_port)
 	return r;
 }
 
-/* The admin section, appended to a keeld.conf written before it existed. */
-static int add_admin_section(const char *path)
+/* Appends |text| to |path|. */
+static int append(const char *path, const char *text)
 {
-	char text[160];
-	uint16_t port;
-	int fd, n;
+	size_t n = strlen(text);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
 	bool ok;
 
-	if (free_port(&port) != 0) {
-		keel_err("dev: no free loopback port for the admin API");
-		return -1;
-	}
-	n = snprintf(text, sizeof(text),
-		     "admin: { listen = [ \"127.0.0.1:%u\" ]; socket = \"admin.sock\"; };\n", port);
-	if ((fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC)) < 0) {
+	if (fd < 0) {
 		keel_err("dev: cannot open %s: %m", path);
 		return -1;
 	}
-	ok = write(fd, text, (size_t)n) == n && fsync(fd) == 0;
+	ok = write(fd, text, n) == (ssize_t)n && fsync(fd) == 0;
 	ok = close(fd) == 0 && ok;
 	if (!ok) {
 		keel_err("dev: cannot write %s", path);
@@ -371,19 +364,47 @@ static int add_admin_section(const char *path)
 	return ok ? 0 : -1;
 }
 
-static bool has_admin_section(const char *path)
+static bool has_section(const char *path, const char *name)
 {
 	FILE *f = fopen(path, "re");
+	size_t n = strlen(name);
 	char line[512];
 	bool found = false;
 
 	while (f != NULL && !found && fgets(line, sizeof(line), f) != NULL) {
-		found = strncmp(line, "admin", 5) == 0;
+		found = strncmp(line, name, n) == 0 && (line[n] == ':' || line[n] == ' ');
 	}
 	if (f != NULL) {
 		fclose(f);
 	}
 	return found;
+}
+
+/* Sections that came after a dev directory was made are added to its
+ * keeld.conf once: the admin API (on a loopback port free now, kept on
+ * later starts so that keelctl finds it) and the CA that signs for it. */
+static int add_new_sections(const char *path)
+{
+	char text[160];
+	uint16_t port;
+
+	if (!has_section(path, "admin")) {
+		if (free_port(&port) != 0) {
+			keel_err("dev: no free loopback port for the admin API");
+			return -1;
+		}
+		snprintf(text, sizeof(text),
+			 "admin: { listen = [ \"127.0.0.1:%u\" ]; socket = \"admin.sock\"; };\n",
+			 port);
+		if (append(path, text) != 0) {
+			return -1;
+		}
+	}
+	if (!has_section(path, "pki")) {
+		return append(path, "pki: { ca_certificate = \"certs/ca.crt\"; "
+				    "ca_key = \"secrets/ca.key\"; };\n");
+	}
+	return 0;
 }
 
 static int make_config(struct keel_dev *dev)
@@ -406,8 +427,7 @@ static int make_config(struct keel_dev *dev)
 	    write_new(dev->config_path, text, sizeof(text) - 1, 0600) != 0) {
 		return -1;
 	}
-	/* Dev directories made before the admin API get its section once. */
-	return has_admin_section(dev->config_path) ? 0 : add_admin_section(dev->config_path);
+	return add_new_sections(dev->config_path);
 }
 
 /* KMIP 1.1 Discover Versions with an empty payload, as vCenter sends it

@@ -394,8 +394,8 @@ static size_t response_limit(const struct keel_engine *e, const struct kmip_requ
 	return e->lim.max_message_len;
 }
 
-/* Metrics: each item's operation and result, the message's latency under its
- * first operation (a message that did not decode counts as "other"). */
+/* Metrics: each item's operation and result, the message's latency (decode to
+ * answer) under its first operation (one that did not decode counts as "other"). */
 static void count_answer(const struct kmip_response_message *m, uint64_t start)
 {
 	uint32_t first_op = 0;
@@ -421,14 +421,19 @@ void keel_engine_handle(void *ctx, const struct keel_client_identity *who, const
 
 	kmip_arena_init(&arena, NULL, 0);
 	if ((err = kmip_request_decode(req, req_len, &r.e->lim, &arena, &q, &de)) != 0) {
+		count_answer(NULL, start);
 		answer_invalid(&r, req, req_len, &de, err, reply, reply_ctx);
 		goto out;
 	}
 	if (answer(&r, q, &m) != 0 || m == NULL) {
+		count_answer(NULL, start);
 		keel_err("engine: client %s: no response could be built", who->subject);
 		reply(reply_ctx, NULL, 0);
 		goto out;
 	}
+	/* Counted before the reply leaves, so that a client reading /metrics
+	 * after its answer finds it there. */
+	count_answer(m, start);
 	if ((err = send_response(response_limit(r.e, q), m, reply, reply_ctx)) != 0) {
 		if (err == KMIP_E_TOO_BIG) {
 			keel_info("engine: client %s: response over its limit", who->subject);
@@ -442,7 +447,6 @@ void keel_engine_handle(void *ctx, const struct keel_client_identity *who, const
 		}
 	}
 out:
-	count_answer(m, start);
 	wipe_secrets(&r);
 	kmip_arena_cleanup(&arena);
 }

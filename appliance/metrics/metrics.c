@@ -163,7 +163,7 @@ static void render_kmip(FILE *f)
 		}
 	}
 	fputs("# HELP keel_kmip_request_duration_seconds KMIP request messages, decode to "
-	      "encode, by first operation.\n# TYPE keel_kmip_request_duration_seconds "
+	      "answer, by first operation.\n# TYPE keel_kmip_request_duration_seconds "
 	      "histogram\n",
 	      f);
 	for (size_t op = 0; op < NUM_OPS; op++) {

@@ -162,6 +162,14 @@ static const char *const migrations[] = {
     "CREATE TRIGGER mirror_attribute_delete AFTER DELETE ON attributes"
     " WHEN EXISTS (SELECT 1 FROM objects WHERE uid = old.uid)"
     " BEGIN INSERT INTO mirror_enqueue VALUES (old.uid, 1); END;",
+    /* 6: the client registry (store.h, keel_store_client_*): pinned client
+     * certificates with their role, and trusted CAs (role 'ca'). */
+    "CREATE TABLE clients ("
+    " fingerprint TEXT PRIMARY KEY NOT NULL,"
+    " name TEXT NOT NULL UNIQUE,"
+    " role TEXT NOT NULL CHECK (role IN ('kmip', 'admin', 'auditor', 'ca')),"
+    " pem TEXT NOT NULL,"
+    " added INTEGER NOT NULL);",
 };
 
 /* Steps that SQL alone cannot do, run in the step's transaction after its SQL. */
@@ -1467,6 +1475,11 @@ static const struct keel_store_ops sq_ops = {
     .audit_append = sq_audit_append,
     .audit_count = sq_audit_count,
     .object_count = sq_object_count,
+    .client_put = sq_client_put,
+    .client_get = sq_client_get,
+    .client_list = sq_client_list,
+    .client_rename = sq_client_rename,
+    .client_delete = sq_client_delete,
     .crk_counts = sq_crk_counts,
     .crk_stale = sq_crk_stale,
     .object_rewrap = sq_object_rewrap,

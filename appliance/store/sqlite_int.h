@@ -102,4 +102,11 @@ int sq_mirror_next(struct keel_store_txn *t, int64_t after_seq, size_t max,
 int sq_mirror_settle(struct keel_store_txn *t, const struct keel_store_mirror_entry *e, bool done);
 int sq_mirror_backlog(struct keel_store_txn *t, int64_t *out_count);
 
+/* sqlite_clients.c */
+int sq_client_put(struct keel_store_txn *t, const struct keel_store_client *c);
+int sq_client_get(struct keel_store_txn *t, const char *id, struct keel_store_client *out);
+int sq_client_list(struct keel_store_txn *t, struct keel_store_client **out, size_t *out_num);
+int sq_client_rename(struct keel_store_txn *t, const char *fingerprint, const char *name);
+int sq_client_delete(struct keel_store_txn *t, const char *fingerprint);
+
 #endif

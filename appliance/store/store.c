@@ -325,3 +325,65 @@ int keel_store_mirror_backlog(struct keel_store_txn *t, int64_t *out_count)
 {
 	return t->store->ops->mirror_backlog(t, out_count);
 }
+
+void keel_store_client_cleanup(struct keel_store_client *c)
+{
+	if (c != NULL) {
+		free(c->pem);
+		c->pem = NULL;
+	}
+}
+
+void keel_store_clients_free(struct keel_store_client *clients, size_t num)
+{
+	for (size_t i = 0; clients != NULL && i < num; i++) {
+		keel_store_client_cleanup(&clients[i]);
+	}
+	free(clients);
+}
+
+static bool client_ok(const struct keel_store_client *c)
+{
+	static const char *const roles[] = {"kmip", "admin", "auditor", "ca"};
+
+	if (strlen(c->fingerprint) != 2 * 32 || c->name[0] == '\0' || c->pem == NULL) {
+		return false;
+	}
+	for (size_t i = 0; i < sizeof(roles) / sizeof(roles[0]); i++) {
+		if (strcmp(c->role, roles[i]) == 0) {
+			return true;
+		}
+	}
+	return false;
+}
+
+int keel_store_client_put(struct keel_store_txn *t, const struct keel_store_client *c)
+{
+	return client_ok(c) ? t->store->ops->client_put(t, c) : KEEL_STORE_E_INVAL;
+}
+
+int keel_store_client_get(struct keel_store_txn *t, const char *id, struct keel_store_client *out)
+{
+	return id != NULL ? t->store->ops->client_get(t, id, out) : KEEL_STORE_E_INVAL;
+}
+
+int keel_store_client_list(struct keel_store_txn *t, struct keel_store_client **out,
+			   size_t *out_num)
+{
+	return t->store->ops->client_list(t, out, out_num);
+}
+
+int keel_store_client_rename(struct keel_store_txn *t, const char *fingerprint, const char *name)
+{
+	if (fingerprint == NULL || name == NULL || name[0] == '\0' ||
+	    strlen(name) > KEEL_STORE_NAME_MAX) {
+		return KEEL_STORE_E_INVAL;
+	}
+	return t->store->ops->client_rename(t, fingerprint, name);
+}
+
+int keel_store_client_delete(struct keel_store_txn *t, const char *fingerprint)
+{
+	return fingerprint != NULL ? t->store->ops->client_delete(t, fingerprint)
+				   : KEEL_STORE_E_INVAL;
+}

@@ -455,5 +455,36 @@ int keel_store_mirror_settle(struct keel_store_txn *t, const struct keel_store_m
 			     bool done) KEEL_STORE_WUR;
 /* Entries queued. */
 int keel_store_mirror_backlog(struct keel_store_txn *t, int64_t *out_count) KEEL_STORE_WUR;
+/*
+ * The client registry: certificates pinned by fingerprint with a role, and
+ * trusted CAs (role "ca": any certificate chaining to one is a KMIP client).
+ * The daemon keeps an in-memory snapshot for handshakes (appliance/clients).
+ */
+#define KEEL_STORE_NAME_MAX 128
+
+struct keel_store_client {
+	char fingerprint[KEEL_STORE_OWNER_MAX]; /* SHA-256 of the DER, lowercase hex */
+	char name[KEEL_STORE_NAME_MAX + 1];	/* unique */
+	char role[8];				/* "kmip", "admin", "auditor" or "ca" */
+	char *pem;				/* the certificate; malloc'd */
+	int64_t added;
+};
+
+/* Frees c->pem (not |c|). Accepts NULL. */
+void keel_store_client_cleanup(struct keel_store_client *c);
+void keel_store_clients_free(struct keel_store_client *clients, size_t num);
+
+/* Registers |c|; KEEL_STORE_E_EXISTS when its fingerprint or name is taken. */
+int keel_store_client_put(struct keel_store_txn *t,
+			  const struct keel_store_client *c) KEEL_STORE_WUR;
+/* The client whose fingerprint or name is |id|; cleanup with keel_store_client_cleanup. */
+int keel_store_client_get(struct keel_store_txn *t, const char *id,
+			  struct keel_store_client *out) KEEL_STORE_WUR;
+/* Every registration, by name; keel_store_clients_free. */
+int keel_store_client_list(struct keel_store_txn *t, struct keel_store_client **out,
+			   size_t *out_num) KEEL_STORE_WUR;
+int keel_store_client_rename(struct keel_store_txn *t, const char *fingerprint,
+			     const char *name) KEEL_STORE_WUR;
+int keel_store_client_delete(struct keel_store_txn *t, const char *fingerprint) KEEL_STORE_WUR;
 
 #endif

@@ -61,6 +61,12 @@ struct keel_store_ops {
 	int (*mirror_settle)(struct keel_store_txn *t, const struct keel_store_mirror_entry *e,
 			     bool done);
 	int (*mirror_backlog)(struct keel_store_txn *t, int64_t *out_count);
+	int (*client_put)(struct keel_store_txn *t, const struct keel_store_client *c);
+	int (*client_get)(struct keel_store_txn *t, const char *id, struct keel_store_client *out);
+	int (*client_list)(struct keel_store_txn *t, struct keel_store_client **out,
+			   size_t *out_num);
+	int (*client_rename)(struct keel_store_txn *t, const char *fingerprint, const char *name);
+	int (*client_delete)(struct keel_store_txn *t, const char *fingerprint);
 };
 
 /* What keel_store_savepoint* ask of the backend. */

@@ -18,12 +18,14 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import sqlite3
 import unittest
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from kmipwire import OP_DISCOVER_VERSIONS, KmipConn, op, request
+from kmipwire import (OP_ACTIVATE, OP_CREATE, OP_DISCOVER_VERSIONS, OP_GET, SUCCESS, UNIQUE_IDENTIFIER,
+                      KmipConn, T, create_aes, key_bytes, op, request)
 from procwatch import GUARD
 from test_dev import KEELCTL, KEELD, Keeld, client_ctx
 
@@ -95,10 +97,19 @@ class OpenApiTest(unittest.TestCase):
                 self.assertTrue(operation["responses"], (path, method))
                 for code in operation["responses"]:
                     self.assertRegex(str(code), r"^[1-5]\d\d$")
-                declared = {p["name"] for p in item.get("parameters", []) +
-                            operation.get("parameters", []) if p.get("in") == "path"}
+                declared = {p["name"] for p in map(self.resolve, item.get("parameters", []) +
+                                                   operation.get("parameters", []))
+                            if p.get("in") == "path"}
                 self.assertEqual(declared, params, (path, method))
         self.assert_refs_resolve(d, d)
+
+    def resolve(self, node):
+        while "$ref" in node:
+            target = self.doc
+            for part in node["$ref"].lstrip("#/").split("/"):
+                target = target[part]
+            node = target
+        return node
 
     def assert_refs_resolve(self, node, root):
         if isinstance(node, dict):
@@ -227,6 +238,182 @@ class AdminApiTest(AdminCase):
         ok = [s for s in families["keel_tls_handshakes"].samples
               if s.labels.get("result") == "ok"]
         self.assertGreaterEqual(ok[0].value, 1)
+
+
+REFUSED = (ssl.SSLError, ConnectionResetError, BrokenPipeError)
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=GUARD)
+
+
+def tls_ctx(dev, crt, key):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(os.path.join(dev, "certs/ca.crt"))
+    ctx.load_cert_chain(crt, key)
+    return ctx
+
+
+class TrustTest(AdminCase):
+    """vCenter's ways to trust Keel (VCENTER.md §4), each certificate made as
+    vCenter makes it, registered with keelctl, then used for KMIP."""
+
+    def path(self, name):
+        return os.path.join(self.tmp, name)
+
+    def create_and_get(self, crt, key):
+        with KmipConn(self.k.port, tls_ctx(self.dir, crt, key), GUARD) as c:
+            it = c.call(request([op(OP_CREATE, create_aes())])).item(0)
+            self.assertEqual(it.status, SUCCESS, it)
+            uid = it.payload.find(UNIQUE_IDENTIFIER)
+            it = c.call(request([op(OP_GET, [T(UNIQUE_IDENTIFIER, uid)])])).item(0)
+            self.assertEqual(it.status, SUCCESS, it)
+            self.assertEqual(len(key_bytes(it.payload)), 32)
+        return uid
+
+    def assert_refused(self, crt, key):
+        with self.assertRaises(REFUSED):
+            with KmipConn(self.k.port, tls_ctx(self.dir, crt, key), GUARD) as c:
+                c.call(request([op(OP_DISCOVER_VERSIONS, [])]))
+
+    def test_self_signed_leaf(self):
+        crt, key = self.path("vc.crt"), self.path("vc.key")
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj",
+                "/CN=vcenter-selfsigned", "-keyout", key, "-out", crt)
+        self.assert_refused(crt, key)
+        out, _ = self.keelctl("client", "add", "--cert", crt, "--name", "vc-leaf", "--json")
+        self.assertEqual(json.loads(out)["role"], "kmip")
+        self.create_and_get(crt, key)
+
+    def test_signed_csr(self):
+        csr, key, crt = self.path("vc.csr"), self.path("vc.key"), self.path("vc.crt")
+        openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=vcenter-csr",
+                "-keyout", key, "-out", csr)
+        out, _ = self.keelctl("client", "sign-csr", "--csr", csr, "--out", crt)
+        self.assertIn("vcenter-csr", out)
+        ext = subprocess.run(["openssl", "x509", "-in", crt, "-noout", "-ext",
+                              "extendedKeyUsage,basicConstraints"], capture_output=True,
+                             check=True, timeout=GUARD).stdout.decode()
+        self.assertIn("TLS Web Client Authentication", ext)
+        self.assertIn("CA:FALSE", ext)
+        self.create_and_get(crt, key)
+        # A CSR whose signature does not verify is refused, and nothing is registered.
+        with open(csr) as f:
+            pem = f.read()
+        lines = pem.splitlines()
+        lines[-2] = lines[-2][:-4] + ("AAAA" if lines[-2][-4:] != "AAAA" else "BBBB")
+        status, e = self.local("POST", "/v1/clients/csr", json.dumps({"csr": "\n".join(lines)}))
+        self.assertEqual(status, 400, e)
+
+    def test_trusted_root_ca(self):
+        ca, ca_key = self.path("root.crt"), self.path("root.key")
+        crt, key, csr = self.path("vc.crt"), self.path("vc.key"), self.path("vc.csr")
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30", "-subj",
+                "/CN=vCenter root CA", "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout", ca_key, "-out", ca)
+        openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=vcenter-by-ca",
+                "-keyout", key, "-out", csr)
+        openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+                "-days", "30", "-out", crt)
+        self.assert_refused(crt, key)
+        _, err = self.keelctl("client", "trust-ca", "--cert", crt, status=65)
+        self.assertIn("not a CA", err)
+        self.keelctl("client", "trust-ca", "--cert", ca, "--name", "vcenter-root")
+        self.create_and_get(crt, key)
+        out, _ = self.keelctl("client", "list")
+        self.assertRegex(out, r"vcenter-root +ca ")
+
+    def test_issued_certificate_with_pykmip(self):
+        from kmip.core import enums
+        from kmip.pie.client import ProxyKmipClient
+        crt, key = self.path("vc.crt"), self.path("vc.key")
+        self.keelctl("client", "issue", "--name", "vcenter-issued", "--out-cert", crt,
+                     "--out-key", key)
+        self.assertEqual(os.stat(key).st_mode & 0o777, 0o600)
+        with ProxyKmipClient(hostname="127.0.0.1", port=self.k.port, cert=crt, key=key,
+                             ca=os.path.join(self.dir, "certs/ca.crt"),
+                             ssl_version="PROTOCOL_TLS",
+                             kmip_version=enums.KMIPVersion.KMIP_1_2) as c:
+            uid = c.create(enums.CryptographicAlgorithm.AES, 256)
+            self.assertEqual(len(c.get(uid).value), 32)
+        self.keelctl("client", "issue", "--name", "vcenter-issued", "--out-cert", crt + "2",
+                     "--out-key", key + "2", status=73)  # the name is taken
+
+    def test_remove_refuses_then_destroys_keys(self):
+        crt, key = self.path("vc.crt"), self.path("vc.key")
+        self.keelctl("client", "issue", "--name", "doomed", "--out-cert", crt, "--out-key", key)
+        uids = [self.create_and_get(crt, key) for _ in range(2)]
+        _, err = self.keelctl("client", "remove", "doomed", status=73)
+        self.assertIn("owns 2 keys", err)
+        uids.append(self.create_and_get(crt, key))  # still registered
+        with KmipConn(self.k.port, tls_ctx(self.dir, crt, key), GUARD) as c:  # Active: revoked first
+            it = c.call(request([op(OP_ACTIVATE, [T(UNIQUE_IDENTIFIER, uids[0])])])).item(0)
+            self.assertEqual(it.status, SUCCESS, it)
+        _, err = self.keelctl("client", "remove", "doomed", "--destroy-keys", status=64)
+        self.assertIn("--yes", err)
+        out, _ = self.keelctl("client", "remove", "doomed", "--destroy-keys", "--yes", "--json")
+        self.assertEqual(json.loads(out)["keys_destroyed"], 3)
+        self.assert_refused(crt, key)
+        self.keelctl("client", "show", "doomed", status=66)
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.dir, "data/keel.db"),
+                             uri=True)
+        try:
+            rows = db.execute("SELECT state, blob IS NULL FROM objects WHERE uid IN (?, ?, ?)",
+                              uids).fetchall()
+        finally:
+            db.close()
+        self.assertEqual(rows, [(5, 1)] * 3)  # Destroyed, no key material
+
+
+class RoleTest(AdminCase):
+    """HTTPS identities: admin, auditor, KMIP client, unknown, none."""
+
+    def issue(self, name, role):
+        crt, key = os.path.join(self.tmp, name + ".crt"), os.path.join(self.tmp, name + ".key")
+        self.keelctl("client", "issue", "--name", name, "--role", role, "--out-cert", crt,
+                     "--out-key", key)
+        return crt, key
+
+    def test_roles(self):
+        admin, auditor = self.issue("ops", "admin"), self.issue("audit", "auditor")
+        kmip = (os.path.join(self.dir, "certs/client.crt"),
+                os.path.join(self.dir, "certs/client.key"))
+        body = json.dumps({"name": "x"})
+        self.assertEqual(self.https("GET", "/v1/clients", cert=admin[0], key=admin[1])[0], 200)
+        self.assertEqual(self.https("GET", "/v1/clients", cert=auditor[0], key=auditor[1])[0],
+                         200)
+        status, e = self.https("POST", "/v1/clients/issue", body, *auditor)
+        self.assertEqual(status, 403)
+        self.assertIn("read-only", e["error"])
+        status, e = self.https("GET", "/v1/status", None, *kmip)
+        self.assertEqual(status, 403)
+        self.assertIn("KMIP client", e["error"])
+        self.assertEqual(self.https("GET", "/v1/status")[0], 401)
+        # An admin certificate is not a KMIP client.
+        with self.assertRaises(REFUSED):
+            with KmipConn(self.k.port, tls_ctx(self.dir, *admin), GUARD) as c:
+                c.call(request([op(OP_DISCOVER_VERSIONS, [])]))
+        # keelctl over HTTPS with the admin identity.
+        out, _ = self.keelctl("client", "list", "--admin-cert", admin[0], "--admin-key",
+                              admin[1], "--cacert", os.path.join(self.dir, "certs/ca.crt"))
+        self.assertRegex(out, r"audit +auditor ")
+
+    def test_bad_input(self):
+        admin = self.issue("ops", "admin")
+        for send in (self.local, lambda m, p, b: self.https(m, p, b, *admin)):
+            status, e = send("POST", "/v1/clients", "{not json")
+            self.assertEqual(status, 400)
+            self.assertIn("malformed JSON", e["error"])
+            status, e = send("POST", "/v1/clients", json.dumps({"certificate": 5}))
+            self.assertEqual((status, e["error"]), (400, 'field "certificate" must be a string'))
+            status, e = send("POST", "/v1/clients", json.dumps({"certificate": "junk"}))
+            self.assertEqual(status, 400)
+            status, e = send("POST", "/v1/clients/issue", json.dumps({"name": "y",
+                                                                      "role": "root"}))
+            self.assertEqual(status, 400)
+            self.assertIn("role", e["error"])
+        before = self.local("GET", "/v1/clients")[1]
+        self.assertEqual([c["name"] for c in before["clients"]], ["client", "ops"])
 
 
 if __name__ == "__main__":

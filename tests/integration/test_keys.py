@@ -13,8 +13,6 @@ Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
 import hashlib
 import json
 import os
-import shutil
-import signal
 import sqlite3
 import ssl
 import struct
@@ -61,13 +59,10 @@ class KeysTest(KeeldCase):
         return json.loads(self.keelctl(*args, "--json", status=status))
 
     def second_client(self):
-        """A client certificate from the dev CA, registered by SIGHUP."""
+        """A client certificate from the dev CA, registered with keelctl client add."""
         crt, key = make_cert(self.tmp, "second-client", os.path.join(self.dir, "certs/ca.crt"),
                              os.path.join(self.dir, "secrets/ca.key"))
-        shutil.copy(crt, os.path.join(self.dir, "clients", "second-client.crt"))
-        mark = self.k.mark()
-        self.k.proc.send_signal(signal.SIGHUP)
-        self.k.wait_line(self.k.err, r"reloaded certificates and client registrations", mark)
+        self.keelctl("client", "add", "--cert", crt)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.load_verify_locations(os.path.join(self.dir, "certs/ca.crt"))
         ctx.load_cert_chain(crt, key)

@@ -462,10 +462,9 @@ class IsolationTest(KeeldCase):
 
     def test_second_client_cannot_touch_first_clients_key(self):
         crt, key = self.dev_cert("second-client")
-        shutil.copy(crt, os.path.join(self.dir, "clients", "second-client.crt"))
-        mark = self.k.mark()
-        self.k.proc.send_signal(signal.SIGHUP)
-        self.k.wait_line(self.k.err, r"reloaded certificates and client registrations", mark)
+        subprocess.run([KEELCTL, "client", "add", "--cert", crt, "--config",
+                        os.path.join(self.dir, "keeld.conf")],
+                       check=True, capture_output=True, timeout=GUARD)
         with self.conn() as c:
             uid = self.create(c, name="first-clients-key")
             before = key_bytes(self.call1(c, OP_GET, [T(UNIQUE_IDENTIFIER, uid)]).payload)

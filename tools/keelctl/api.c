@@ -1,8 +1,11 @@
 /* keelctl_api_call: libcurl to keeld's admin API, over its UNIX socket or HTTPS. */
 #include "api.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -260,4 +263,66 @@ int keelctl_api_show(const struct keelctl_api *api, const char *path,
 	}
 	json_decref(out);
 	return r;
+}
+
+int keelctl_read_text(const char *path, char **out)
+{
+	FILE *f = fopen(path, "re");
+	char *text = NULL;
+	size_t cap = 0, len = 0, n;
+
+	if (f == NULL) {
+		keelctl_err("cannot read %s: %m", path);
+		return EX_NOINPUT;
+	}
+	do {
+		char *grown = realloc(text, cap + 4097);
+
+		if (grown == NULL) {
+			free(text);
+			fclose(f);
+			return EX_OSERR;
+		}
+		text = grown;
+		cap += 4096;
+		len += n = fread(text + len, 1, cap - len, f);
+	} while (n > 0 && len < 1u << 20);
+	text[len] = '\0';
+	fclose(f);
+	*out = text;
+	return 0;
+}
+
+int keelctl_write_text(const char *path, const char *text, unsigned mode)
+{
+	size_t n = strlen(text);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, (mode_t)mode);
+	bool ok = fd >= 0 && fchmod(fd, (mode_t)mode) == 0 && write(fd, text, n) == (ssize_t)n;
+
+	if (fd >= 0 && close(fd) != 0) {
+		ok = false;
+	}
+	if (!ok) {
+		keelctl_err("cannot write %s: %m", path);
+		return EX_CANTCREAT;
+	}
+	return 0;
+}
+
+int keelctl_api_getopt(int argc, char **argv, const struct option *opts, struct keelctl_api *api,
+		       int (*own)(void *ctx, int ch, const char *arg), void *ctx,
+		       void (*usage)(FILE *f))
+{
+	int c;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (keelctl_api_option(api, c, optarg) ||
+		    (own != NULL && own(ctx, c, optarg) == 0)) {
+			continue;
+		}
+		usage(c == 'h' ? stdout : stderr);
+		return c == 'h' ? 0 : EX_USAGE;
+	}
+	return -1;
 }

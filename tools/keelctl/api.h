@@ -9,6 +9,7 @@
 
 #include <getopt.h>
 #include <stdbool.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -29,6 +30,8 @@ enum {
 	{"config", required_argument, NULL, KEELCTL_OPT_CONFIG},        \
 	{"cert", required_argument, NULL, KEELCTL_OPT_CERT},            \
 	{"key", required_argument, NULL, KEELCTL_OPT_KEY},              \
+	{"admin-cert", required_argument, NULL, KEELCTL_OPT_CERT},      \
+	{"admin-key", required_argument, NULL, KEELCTL_OPT_KEY},        \
 	{"cacert", required_argument, NULL, KEELCTL_OPT_CACERT},        \
 	{"url", required_argument, NULL, KEELCTL_OPT_URL},              \
 	{"json", no_argument, NULL, KEELCTL_OPT_JSON}
@@ -39,6 +42,7 @@ enum {
 	"  --config FILE    keeld.conf naming the admin socket and URL\n"                          \
 	"                   (default /etc/keel/keeld.conf)\n"                                      \
 	"  --cert F --key F an admin client certificate: use HTTPS, not the local socket\n"        \
+	"                   (--admin-cert/--admin-key where --cert names another file)\n"          \
 	"  --cacert FILE    CA of keeld's certificate (default: tls.certificate of keeld.conf)\n"  \
 	"  --url URL        https://HOST:PORT of the admin API (default: admin.listen[0])\n"       \
 	"  --json           machine output: the API's JSON, one line\n"
@@ -86,5 +90,18 @@ int keelctl_api_show(const struct keelctl_api *api, const char *path,
 
 /* Prints |j| as one line of JSON (the --json output of every command). */
 void keelctl_print_json(const json_t *j);
+
+/* The whole of a text file (a PEM), NUL-terminated, malloc'd; EX_NOINPUT if unreadable. */
+int keelctl_read_text(const char *path, char **out);
+
+/* Writes |text| to |path| with |mode| (0600 for keys), replacing it; EX_CANTCREAT. */
+int keelctl_write_text(const char *path, const char *text, unsigned mode);
+
+/* Parses a command's options: the shared ones into |api|, the rest handed to
+ * |own| (may be NULL) with |ctx|; --help prints |usage|. Returns -1 to go on,
+ * or the exit status (0 after --help, EX_USAGE). */
+int keelctl_api_getopt(int argc, char **argv, const struct option *opts, struct keelctl_api *api,
+		       int (*own)(void *ctx, int ch, const char *arg), void *ctx,
+		       void (*usage)(FILE *f));
 
 #endif

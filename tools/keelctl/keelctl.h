@@ -28,6 +28,9 @@ int keelctl_grant(int argc, char **argv);
 int keelctl_revoke_grant(int argc, char **argv);
 int keelctl_grants(int argc, char **argv);
 int keelctl_audit(int argc, char **argv);
+int keelctl_client(int argc, char **argv);
+int keelctl_server_cert(int argc, char **argv);
+int keelctl_ca(int argc, char **argv);
 int keelctl_ttlv(int argc, char **argv);
 
 /* Prints "keelctl: " and a formatted message to stderr. */

@@ -14,6 +14,9 @@ static const struct keelctl_cmd commands[] = {
     {"audit", "show and verify the hash-chained audit trail", keelctl_audit},
     {"crk", "the CRK's versions and its rotation, through keeld", keelctl_crk},
     {"backup", "encrypted backups of keeld's store and configuration", keelctl_backup},
+    {"client", "registered clients, trusted CAs, CSR signing, issued certificates", keelctl_client},
+    {"server-cert", "keeld's certificate: show, export, renew", keelctl_server_cert},
+    {"ca", "export Keel's CA certificate", keelctl_ca},
     {"hsm", "the PKCS#11 token and its customer root key (CRK) versions", keelctl_hsm},
     {"ttlv", "convert and print KMIP messages (TTLV, XML, JSON)", keelctl_ttlv},
 };

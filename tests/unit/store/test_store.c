@@ -83,10 +83,10 @@ static void test_migrations(void **state)
 	int v = 0;
 
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 5);
+	assert_int_equal(v, 6);
 	reopen(f); /* already migrated: nothing to do, same version */
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 5);
+	assert_int_equal(v, 6);
 }
 
 static void test_object_crud(void **state)
@@ -307,6 +307,55 @@ static void test_mirror_outbox(void **state)
 	assert_int_equal(keel_store_commit(t), 0);
 }
 
+static void client(struct keel_store_client *c, char fp_char, const char *name, const char *role)
+{
+	memset(c, 0, sizeof(*c));
+	memset(c->fingerprint, fp_char, 64);
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	snprintf(c->role, sizeof(c->role), "%s", role);
+	c->pem = "-----BEGIN CERTIFICATE-----";
+	c->added = 1700000000;
+}
+
+/* Registry rows: unique fingerprint and name, lookups by either, rename, delete. */
+static void test_clients(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_txn *t = NULL;
+	struct keel_store_client a, b, got, *list = NULL;
+	size_t num = 0;
+
+	client(&a, 'a', "vcenter", "kmip");
+	client(&b, 'b', "ops", "admin");
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_client_put(t, &a), 0);
+	assert_int_equal(keel_store_client_put(t, &b), 0);
+	assert_int_equal(keel_store_client_put(t, &a), KEEL_STORE_E_EXISTS);
+	client(&got, 'c', "vcenter", "kmip"); /* the name is taken */
+	assert_int_equal(keel_store_client_put(t, &got), KEEL_STORE_E_EXISTS);
+	client(&got, 'c', "x", "root");
+	assert_int_equal(keel_store_client_put(t, &got), KEEL_STORE_E_INVAL);
+	assert_int_equal(keel_store_client_get(t, "vcenter", &got), 0);
+	assert_string_equal(got.fingerprint, a.fingerprint);
+	assert_string_equal(got.role, "kmip");
+	assert_string_equal(got.pem, a.pem);
+	keel_store_client_cleanup(&got);
+	assert_int_equal(keel_store_client_rename(t, b.fingerprint, "security"), 0);
+	assert_int_equal(keel_store_client_rename(t, b.fingerprint, "vcenter"),
+			 KEEL_STORE_E_EXISTS);
+	assert_int_equal(keel_store_client_get(t, b.fingerprint, &got), 0);
+	assert_string_equal(got.name, "security");
+	keel_store_client_cleanup(&got);
+	assert_int_equal(keel_store_client_delete(t, a.fingerprint), 0);
+	assert_int_equal(keel_store_client_delete(t, a.fingerprint), KEEL_STORE_E_NOT_FOUND);
+	assert_int_equal(keel_store_client_get(t, "vcenter", &got), KEEL_STORE_E_NOT_FOUND);
+	assert_int_equal(keel_store_client_list(t, &list, &num), 0);
+	assert_int_equal(num, 1);
+	assert_string_equal(list[0].name, "security");
+	keel_store_clients_free(list, num);
+	assert_int_equal(keel_store_commit(t), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -316,6 +365,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_audit_in_transaction, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mirror_outbox, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

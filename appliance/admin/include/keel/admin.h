@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "keel/clients.h"
 #include "keel/request.h"
 
 struct hsm;
@@ -22,25 +23,12 @@ struct keel_store;
 struct keel_rotation;
 struct keel_admin; /* opaque */
 
-/* Who a certificate is, by the client registry (role column of the store). */
-enum keel_role {
-	KEEL_ROLE_NONE = 0, /* unknown certificate: 401 */
-	KEEL_ROLE_KMIP,	    /* a KMIP client: never an admin identity (403) */
-	KEEL_ROLE_AUDITOR,  /* reads every route, writes none */
-	KEEL_ROLE_ADMIN,    /* everything */
-};
-
-/* The role of the client whose leaf has |fingerprint|; called on the admin thread. */
-typedef enum keel_role (*keel_admin_role_fn)(void *ctx,
-					     const uint8_t fingerprint[KEEL_FINGERPRINT_LEN]);
-
 struct keel_admin_config {
 	const struct keel_config *cfg; /* admin and tls sections; copied, not kept */
 	struct keel_store *store;      /* outlives the admin API */
 	struct keel_engine *engine;    /* keys, grants, audit (engine/manage.h); outlives it too */
 	struct hsm *hsm;	       /* outlives the admin API */
-	keel_admin_role_fn role_of;    /* NULL: no certificate is known (socket only) */
-	void *role_ctx;
+	struct keel_clients *clients;  /* the registry's snapshot; admin changes reload it */
 	const char *version;
 	struct keel_rotation *rotation; /* CRK rotation (appliance/crk); outlives the API */
 	const char *config_path;	/* keeld.conf, archived in backups */

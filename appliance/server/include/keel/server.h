@@ -94,15 +94,6 @@ void keel_server_drain(struct keel_server *srv);
 
 void keel_server_free(struct keel_server *srv);
 
-/*
- * Registrations from files: every PEM certificate in |certificates_dir| is a
- * registered leaf (pinned by SHA-256 fingerprint), and any certificate that
- * chains to a CA in |ca_file| is registered. Either may be NULL.
- */
-__attribute__((warn_unused_result)) int keel_file_registry_new(struct keel_registry *out_reg,
-							       const char *certificates_dir,
-							       const char *ca_file);
-
 /* Frame header check, exposed for tests. KMIP 1.x §9.1 TTLV: tag (3 bytes),
  * type (1), length (4, big-endian). A message is a Structure (type 0x01). */
 #define KEEL_TTLV_HEADER_LEN 8
