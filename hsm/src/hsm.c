@@ -8,7 +8,7 @@
 #define POOL_DEFAULT	   8
 #define POOL_MAX	   256
 #define BACKOFF_INITIAL_MS 200
-#define BACKOFF_MAX_MS	   30000
+#define BACKOFF_MAX_MS	   2000 /* service resumes within seconds of the token's return */
 
 static int locks_init(struct hsm *h)
 {

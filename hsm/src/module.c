@@ -21,8 +21,9 @@ struct hsm_module {
 	CK_FUNCTION_LIST_PTR p11;
 	char *path;
 	unsigned refs;
-	unsigned gen;  /* bumped by every re-initialization */
-	bool finalize; /* we initialized it, so we finalize it */
+	unsigned gen;	    /* bumped by every re-initialization */
+	bool finalize;	    /* we initialized it, so we finalize it */
+	bool reinit_failed; /* ours, finalized, and C_Initialize failed since */
 };
 
 static pthread_mutex_t modules_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -225,14 +226,22 @@ int hsm_module_reinit(struct hsm *h, struct hsm_module *mod, unsigned *gen)
 
 	pthread_mutex_lock(&modules_mu);
 	if (mod->gen == *gen) {
-		if (!mod->finalize) {
+		if (!mod->finalize && !mod->reinit_failed) {
 			r = HSM_E_TOKEN_UNAVAILABLE; /* not ours to re-initialize */
 		} else {
-			(void)mod->p11->C_Finalize(NULL);
+			if (mod->finalize) {
+				(void)mod->p11->C_Finalize(NULL);
+			}
 			mod->finalize = false;
+			/* SoftHSM refuses C_Initialize while its token directory is
+			 * gone: the next recovery must try again, not give up. */
 			r = module_init(h, mod);
+			mod->reinit_failed = r != 0;
 			mod->gen++;
-			hsm_log(h, HSM_LOG_INFO, "%s: module re-initialized", mod->path);
+			hsm_log(h, r == 0 ? HSM_LOG_INFO : HSM_LOG_WARNING, "%s: module %s",
+				mod->path,
+				r == 0 ? "re-initialized"
+				       : "not re-initialized; retried at the next recovery");
 		}
 	}
 	*gen = mod->gen;

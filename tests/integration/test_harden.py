@@ -21,9 +21,11 @@ import sqlite3
 import ssl
 import sys
 import threading
+import time
 import unittest
 
-from kmipwire import (CRYPTOGRAPHIC_ALGORITHM, CRYPTOGRAPHIC_LENGTH, GENERAL_FAILURE,
+from kmipwire import (CRYPTOGRAPHIC_ALGORITHM, CRYPTOGRAPHIC_FAILURE, CRYPTOGRAPHIC_LENGTH,
+                      GENERAL_FAILURE,
                       INVALID_MESSAGE, KEY_BLOCK,
                       KEY_FORMAT_TYPE, KEY_MATERIAL, KEY_VALUE, MAXIMUM_ITEMS, OBJECT_TYPE,
                       OP_ACTIVATE, OP_ADD_ATTRIBUTE, OP_CREATE, OP_DESTROY, OP_DISCOVER_VERSIONS,
@@ -282,6 +284,97 @@ class StoreFaultTest(HardenCase):
                                                        (OPERATION_FAILED, GENERAL_FAILURE)])
         self.k.kill()
         self.assert_keys(uids)  # every acknowledged Create, and nothing else
+
+
+# -- HSM outage ---------------------------------------------------------------------------------
+
+class Loader(threading.Thread):
+    """A client asking Get (needs the token) and Locate (does not) in a loop
+    until told to stop; counts each answer under the phase it came in."""
+
+    def __init__(self, conn, uid, cv, phase):
+        super().__init__(daemon=True)
+        self.conn, self.uid, self.cv, self.phase = conn, uid, cv, phase
+        self.counts, self.other, self.error, self.stop = {}, [], None, False
+
+    def count(self, key):
+        with self.cv:
+            k = (self.phase[0],) + key
+            self.counts[k] = self.counts.get(k, 0) + 1
+            self.cv.notify_all()
+
+    def run(self):
+        try:
+            while not self.stop:
+                get = self.conn.call(request([op(OP_GET, [T(UNIQUE_IDENTIFIER, self.uid)])]))
+                it = get.item(0)
+                self.count(("get", it.status, it.reason))
+                it = self.conn.call(request([op(OP_LOCATE, [])])).item(0)
+                self.count(("locate", it.status, it.reason))
+        except Exception as e:  # noqa: B902 (reported by the test)
+            self.error = e
+        finally:
+            with self.cv:
+                self.cv.notify_all()
+
+
+class HsmOutageTest(HardenCase):
+    """The token's directory vanishes under load (SoftHSM2 keeps a token as
+    files): requests that need the key fail at once with a KMIP error, the
+    rest keep answering, and keeld serves keys again by itself once the
+    directory is back (recovery retries back off to at most 2 s)."""
+
+    def test_token_vanishes_under_load_and_returns(self):
+        tokens = os.path.join(self.dir, "softhsm/tokens")
+        ok, crypto_failed = (SUCCESS, None), (OPERATION_FAILED, CRYPTOGRAPHIC_FAILURE)
+        with self.conn() as c:
+            uid = self.call1(c, OP_CREATE, create_aes()).payload.find(UNIQUE_IDENTIFIER)
+            self.call1(c, OP_ACTIVATE, [T(UNIQUE_IDENTIFIER, uid)])
+        cv, phase = threading.Condition(), ["up"]
+        loaders = [Loader(self.conn(), uid, cv, phase) for _ in range(3)]
+
+        def each_saw(ph, what, status):
+            with cv:
+                self.assertTrue(cv.wait_for(lambda: all(
+                    l.counts.get((ph, what) + status, 0) >= 3 or l.error for l in loaders),
+                    GUARD), (ph, what, status))
+            for l in loaders:
+                self.assertIsNone(l.error)
+
+        for l in loaders:
+            l.start()
+        try:
+            each_saw("up", "get", ok)
+            with cv:
+                phase[0] = "gone"
+            os.rename(tokens, tokens + ".gone")
+            try:
+                each_saw("gone", "get", crypto_failed)
+                each_saw("gone", "locate", ok)  # what needs no token carries on
+            finally:
+                with cv:
+                    phase[0] = "back"
+                os.rename(tokens + ".gone", tokens)
+                back = time.monotonic()
+            each_saw("back", "get", ok)
+            resumed = time.monotonic() - back
+        finally:
+            for l in loaders:
+                l.stop = True
+            for l in loaders:
+                l.join(GUARD)
+                l.conn.close()
+        for l in loaders:
+            self.assertIsNone(l.error)
+            # Nothing but those two answers, in any phase; Locate never failed.
+            for (ph, what, *status), n in l.counts.items():
+                self.assertIn(tuple(status), (ok, crypto_failed) if what == "get" else (ok,),
+                              (ph, what, status, n))
+        gone = sum(l.counts.get(("gone", "get") + crypto_failed, 0) for l in loaders)
+        print("HsmOutageTest: %d Gets failed while the token was gone; served again %.2f s "
+              "after its return" % (gone, resumed), file=sys.stderr)
+        self.assertLess(resumed, 15)
+        self.k.wait_line(self.k.err, r"hsm: token recovered")
 
 
 # -- crash consistency --------------------------------------------------------------------------

@@ -75,7 +75,7 @@ struct hsm_config {
 	enum hsm_wrap_mode wrap_mode;
 	/*
 	 * Recovery backoff after a token fault: first delay and cap, in ms.
-	 * 0 means the defaults (200 ms, 30 s); a negative initial delay disables
+	 * 0 means the defaults (200 ms, 2 s); a negative initial delay disables
 	 * the backoff so that every request retries (for tests).
 	 */
 	int backoff_initial_ms;
