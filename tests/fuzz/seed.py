@@ -99,6 +99,9 @@ def main():
     elif harness == "fuzz_xml":
         for name, text in oasis_messages():
             open(os.path.join(corpus, name), "w", encoding="utf-8").write(text)
+    elif harness == "fuzz_config":
+        shutil.copy(os.path.join(ROOT, "appliance", "keeld.conf.example"),
+                    os.path.join(corpus, "keeld.conf.example"))
     elif harness == "fuzz_json":
         import json
         for name, text in oasis_messages():
