@@ -291,6 +291,48 @@ static void test_backup_refuses_altered_file(void **state)
 	free(file);
 }
 
+/* A backup whose objects need a CRK version the token lost: refused by name. */
+static void test_backup_needs_every_object_version(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store *s2 = fresh_store(f, "restored.db");
+	struct keel_backup_info info;
+	uint8_t *file = NULL;
+	size_t len = 0;
+
+	put_objects(f, 0, 10);				      /* under version 1 */
+	assert_int_equal(hsm_crk_generate(f->h, 0, NULL), 0); /* the data key: version 2 */
+	assert_int_equal(keel_backup_create(f->h, f->s, NULL, 0, 1, &file, &len, &info), 0);
+	assert_int_equal(info.crk_version, 2);
+	assert_int_equal(keel_backup_verify(f->h, file, len, NULL), 0);
+	assert_int_equal(hsm_crk_destroy(f->h, 1), 0);
+	assert_int_equal(keel_backup_verify(f->h, file, len, NULL), KEEL_BACKUP_E_OBJECT_CRK);
+	assert_int_equal(keel_backup_restore(f->h, s2, file, len, false, NULL, NULL),
+			 KEEL_BACKUP_E_OBJECT_CRK);
+	keel_store_close(s2);
+	free(file);
+}
+
+/* A restore holds rotations off, and a rotation holds restores off. */
+static void test_hold_excludes_rotation(void **state)
+{
+	struct fx *f = *state;
+	struct keel_rotation_config rc = {.hsm = f->h, .store = f->s};
+	struct keel_rotation *r = NULL;
+
+	assert_int_equal(keel_rotation_new(&rc, &r), 0);
+	assert_int_equal(keel_rotation_hold(r), 0);
+	assert_int_equal(keel_rotation_start(r, NULL), KEEL_ROT_E_RUNNING);
+	assert_int_equal(keel_rotation_hold(r), KEEL_ROT_E_RUNNING);
+	keel_rotation_release(r);
+	assert_int_equal(keel_rotation_start(r, NULL), 0);
+	keel_rotation_wait(r);
+	assert_int_equal(keel_rotation_hold(r), 0);
+	keel_rotation_release(r);
+	keel_rotation_free(r);
+	assert_token_versions(f->h, 2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -300,6 +342,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_backup_restores_identical_objects, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_backup_refuses_altered_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_backup_needs_every_object_version, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_hold_excludes_rotation, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
