@@ -38,7 +38,6 @@ struct backends {
 	struct keel_dev dev_dir;
 	struct hsm *hsm;
 	struct keel_engine *engine;
-	struct keel_store *crk_store; /* rotation and backups */
 	struct keel_rotation *rotation;
 	struct keel_admin *admin;
 	struct keel_clients *clients; /* the registry's snapshot */
@@ -219,24 +218,21 @@ static int check_crk(struct backends *b)
 }
 
 /*
- * CRK rotation (resuming one a previous run left) and backups, on a store
- * pool of their own: a batch or a snapshot never holds a connection a KMIP
- * worker waits for.
+ * CRK rotation, resuming one a previous run left. It shares the engine's
+ * store, so its batches queue with KMIP writers on the store's writer mutex
+ * and share their group commits instead of meeting them in SQLite's busy
+ * handler.
  */
 static int start_crk(const struct keel_config *cfg, struct backends *b)
 {
-	struct keel_rotation_config rc = {
+	const struct keel_rotation_config rc = {
 	    .hsm = b->hsm,
+	    .store = keel_engine_store(b->engine),
 	    .batch = cfg->crk_rotation_batch,
 	    .pause_ms = cfg->crk_rotation_pause_ms,
 	};
 	int r;
 
-	if ((r = keel_store_open_sqlite(cfg->store_path, 2, &b->crk_store)) != 0) {
-		keel_err("cannot open the store %s: %s", cfg->store_path, keel_store_strerror(r));
-		return EXIT_STORE;
-	}
-	rc.store = b->crk_store;
 	if ((r = keel_rotation_new(&rc, &b->rotation)) != 0) {
 		keel_err("crk: %s", keel_rotation_strerror(r));
 		return EXIT_FAILED;
@@ -384,7 +380,6 @@ int main(int argc, char **argv)
 	keel_admin_stop(b.admin);
 	keel_clients_free(b.clients);
 	keel_rotation_free(b.rotation);
-	keel_store_close(b.crk_store);
 	keel_engine_close(b.engine);
 	hsm_close(b.hsm);
 	return r;
