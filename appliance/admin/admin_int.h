@@ -92,6 +92,10 @@ __attribute__((warn_unused_result)) int admin_field_string(struct admin_req *rq,
 __attribute__((warn_unused_result)) int admin_body_bytes(struct admin_req *rq, const uint8_t **out,
 							 size_t *out_len);
 
+/* Appends a successful administrator's action (KEEL_AUDIT_OP_*) by rq->who to
+ * the audit trail in a transaction of its own; a failure is logged. */
+void admin_audit(struct admin_req *rq, uint32_t operation, const char *detail);
+
 /* Query parameter |name| of the request URI (decoded, malloc'd), or NULL. */
 char *admin_query(struct admin_req *rq, const char *name);
 

@@ -91,6 +91,7 @@ int admin_post_backup(struct admin_req *rq)
 	}
 	keel_info("admin: %s made a backup: %lld objects, CRK version %u, %zu bytes", rq->who,
 		  (long long)info.objects, info.crk_version, len);
+	admin_audit(rq, KEEL_AUDIT_OP_BACKUP, NULL);
 	rq->text = (char *)file;
 	rq->text_len = len;
 	rq->content_type = "application/octet-stream";
@@ -148,6 +149,8 @@ int admin_post_backup_restore(struct admin_req *rq)
 	}
 	keel_info("admin: %s restored a backup of %lld objects made at %lld", rq->who,
 		  (long long)info.objects, (long long)info.created);
+	/* The trail is the backup's now; this row, chained to it, records the restore. */
+	admin_audit(rq, KEEL_AUDIT_OP_RESTORE, NULL);
 	err = admin_ok(rq, 200, restore_json(&info, config));
 	free(config);
 	return err;

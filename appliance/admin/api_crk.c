@@ -2,7 +2,9 @@
 #include <stdio.h>
 
 #include "admin_int.h"
+#include "log.h"
 #include "rotation.h"
+#include "store.h"
 
 static json_t *version_json(const struct keel_rotation_version *v)
 {
@@ -66,11 +68,14 @@ int admin_get_crk(struct admin_req *rq)
 int admin_post_crk_rotate(struct admin_req *rq)
 {
 	uint32_t version = 0;
+	char detail[32];
 	int err = keel_rotation_start(rq->ctx->rotation, &version);
 
 	switch (err) {
 	case 0:
 		keel_info("admin: %s started a CRK rotation to version %u", rq->who, version);
+		snprintf(detail, sizeof(detail), "version %u", version);
+		admin_audit(rq, KEEL_AUDIT_OP_ROTATE_CRK, detail);
 		return admin_ok(rq, 202, json_pack("{s:I}", "version", (json_int_t)version));
 	case KEEL_ROT_E_RUNNING:
 		return admin_fail(rq, 409, "%s", keel_rotation_strerror(err));

@@ -33,6 +33,7 @@
 #include "admin_int.h"
 #include "keel/hsm.h"
 #include "log.h"
+#include "store.h"
 
 struct keel_admin {
 	struct admin_ctx ctx;
@@ -105,6 +106,29 @@ int admin_body_bytes(struct admin_req *rq, const uint8_t **out, size_t *out_len)
 	*out = evbuffer_pullup(in, -1);
 	*out_len = len;
 	return *out != NULL ? 0 : admin_fail(rq, 500, "out of memory");
+}
+
+void admin_audit(struct admin_req *rq, uint32_t operation, const char *detail)
+{
+	const struct keel_store_audit row = {
+	    .time = (int64_t)time(NULL),
+	    .client = rq->who,
+	    .operation = operation,
+	    .detail = detail,
+	};
+	struct keel_store_txn *t = NULL;
+	int r;
+
+	if ((r = keel_store_begin(rq->ctx->store, &t)) == 0) {
+		if ((r = keel_store_audit_append(t, &row)) == 0) {
+			r = keel_store_commit(t);
+		} else {
+			keel_store_rollback(t);
+		}
+	}
+	if (r != 0) {
+		keel_err("admin: cannot audit %s's action: %s", rq->who, keel_store_strerror(r));
+	}
 }
 
 int admin_field_string(struct admin_req *rq, json_t *obj, const char *name, bool required,

@@ -154,6 +154,9 @@ struct keel_store_audit {
 enum {
 	KEEL_AUDIT_OP_GRANT = 0x8000a001,
 	KEEL_AUDIT_OP_REVOKE_GRANT = 0x8000a002,
+	KEEL_AUDIT_OP_ROTATE_CRK = 0x8000a003,
+	KEEL_AUDIT_OP_BACKUP = 0x8000a004,
+	KEEL_AUDIT_OP_RESTORE = 0x8000a005,
 };
 
 /* Which audit rows keel_store_audit_scan visits; zero fields do not filter. */

@@ -174,6 +174,8 @@ class RotationTest(KeeldCase):
         self.assertEqual(st["active"], 2)
         self.assertEqual([(v["version"], v["in_token"]) for v in st["versions"]], [(2, True)])
         self.assertEqual(st["rotation"]["state"], "complete")
+        rec = json.loads(keelctl(self.dir, "audit", "show", "--op", "RotateCRK", "--json"))
+        self.assertEqual([r["detail"] for r in rec["records"]], ["version 2"])
         # Keys destroyed by the load before the sweep reached them are not rewrapped.
         total, done = st["rotation"]["total"], st["rotation"]["done"]
         self.assertGreater(len(load.destroyed), 0)
@@ -250,6 +252,14 @@ class BackupTest(KeeldCase):
             self.assertEqual(a.read(), b.read())
         self.assertEqual(self.snapshot(uids), before)
         keelctl(self.dir, "backup", "restore", f, expect=73)  # the store holds keys now
+        # The trail is the backup's, extended by the restore, and still chains.
+        def records(op):
+            return json.loads(keelctl(self.dir, "audit", "show", "--op", op, "--limit", "1000",
+                                      "--json"))["records"]
+        self.assertEqual(len(records("Restore")), 1)
+        self.assertEqual(records("Backup"), [])  # written after the snapshot it made
+        self.assertEqual(len(records("Create")), self.N)
+        keelctl(self.dir, "audit", "verify")
 
 
 if __name__ == "__main__":
