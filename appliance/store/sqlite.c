@@ -978,17 +978,32 @@ static const char *filter_sql(const struct keel_store_filter *f)
 		break;
 	}
 	if (f->text != NULL) {
-		return " AND EXISTS (SELECT 1 FROM attributes a WHERE a.uid = o.uid"
-		       " AND a.name = ? AND a.text_value = ?)";
+		/* As IN, not EXISTS: the planner can then start from attributes_by_text. */
+		return " AND o.uid IN (SELECT a.uid FROM attributes a"
+		       " WHERE a.name = ? AND a.text_value = ?)";
 	}
 	return " AND EXISTS (SELECT 1 FROM attributes a WHERE a.uid = o.uid"
 	       " AND a.name = ? AND a.value = ?)";
+}
+
+/* A text equality (Locate by Name, vCenter's lookup): a few rows at most. */
+static bool has_text_match(const struct keel_store_query *q)
+{
+	for (size_t k = 0; k < q->num_filters; k++) {
+		if (q->filters[k].match == KEEL_STORE_MATCH_EQUAL && q->filters[k].text != NULL) {
+			return true;
+		}
+	}
+	return false;
 }
 
 /*
  * Whose objects: the owner's, the owner's and those granted, or (admin) all.
  * The granted set is a union of index searches (the owner's, owner-wide
  * grants', object grants'), so that an OR does not turn Locate into a scan.
+ * With a text equality, "+" keeps the owner's index from the planner, which
+ * would otherwise walk all of the owner's objects (issue 7: Locate by Name
+ * among 1,000,000 objects) instead of the few the name index finds.
  */
 static const char *locate_owner_sql(const struct keel_store_query *q)
 {
@@ -996,7 +1011,7 @@ static const char *locate_owner_sql(const struct keel_store_query *q)
 		return "1";
 	}
 	if (q->grantee == NULL) {
-		return "o.owner = ?";
+		return has_text_match(q) ? "+o.owner = ?" : "o.owner = ?";
 	}
 	return "o.rowid IN (SELECT rowid FROM objects WHERE owner = ?"
 	       " UNION ALL SELECT x.rowid FROM grants g JOIN objects x ON x.owner = g.owner"
