@@ -116,6 +116,9 @@ static int set_policy(SSL_CTX *ctx, uint32_t session_lifetime_s)
 	 * until the next record overwrites it. */
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
 				     SSL_OP_NO_COMPRESSION | SSL_OP_CLEANSE_PLAINTEXT);
+	/* RELEASE_BUFFERS: an idle connection gives back its 16 KiB read and
+	 * write record buffers (issue 7: 10,000 idle connections in < 64 MB). */
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	SSL_CTX_set_cert_verify_callback(ctx, verify_client, NULL);
 	/* Resumption: tickets and a server cache both live in this SSL_CTX, so a
