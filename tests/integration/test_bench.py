@@ -70,7 +70,8 @@ class BenchTest(unittest.TestCase):
         for args in (("create", "--count", "20", "--concurrency", "2"),
                      ("mixed", "--count", "40", "--ratio", "1:1"),
                      ("locate", "--count", "20", "--objects", "10", "--kmip-version", "2.0"),
-                     ("boot-storm", "--hosts", "8", "--keys", "2")):
+                     ("boot-storm", "--hosts", "8", "--keys", "2"),
+                     ("idle", "--concurrency", "4", "--duration", "0.1")):
             with self.subTest(args=args):
                 self.bench_json(*args)
 

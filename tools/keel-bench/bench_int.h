@@ -28,7 +28,8 @@ struct kbench_shared {
 	uint64_t start_ns;
 	uint64_t deadline_ns; /* duration mode; 0 with --count */
 	pthread_barrier_t start;
-	_Atomic unsigned finished; /* threads done: the progress line stops at all */
+	pthread_barrier_t held, release; /* idle: all connected; time to close */
+	_Atomic unsigned finished;	 /* threads done: the progress line stops at all */
 };
 
 /* Errors of one thread: by KMIP Result Reason, or by local failure. */

@@ -94,6 +94,10 @@ static void *worker_main(void *arg)
 		atomic_fetch_add_explicit(&w->done, 1, memory_order_relaxed);
 	}
 	w->end_ns = kbench_now_ns();
+	if (w->sh->opts->scenario == KBENCH_IDLE) {
+		pthread_barrier_wait(&w->sh->held);
+		pthread_barrier_wait(&w->sh->release);
+	}
 	kbench_disconnect(w, w->conn);
 	w->conn = NULL;
 	atomic_fetch_add(&w->sh->finished, 1);
@@ -138,10 +142,28 @@ static void show_progress(const struct kbench_shared *sh, struct kbench_worker *
 		t > 0 ? (double)done / t : 0.0, (unsigned long long)failed);
 }
 
+/* Idle: once every connection is open, says so and keeps them open for --duration. */
+static void hold_idle(struct kbench_shared *sh, unsigned n)
+{
+	double s = sh->opts->duration;
+	struct timespec hold = {(time_t)s, (long)((s - (double)(time_t)s) * NS_PER_S)};
+
+	pthread_barrier_wait(&sh->held);
+	fprintf(stderr, "IDLE %u\n", n);
+	fflush(stderr);
+	while (nanosleep(&hold, &hold) != 0) {
+	}
+	pthread_barrier_wait(&sh->release);
+}
+
 static void join_workers(struct kbench_shared *sh, struct kbench_worker *ws, unsigned n)
 {
-	bool tty = isatty(STDERR_FILENO) == 1;
+	bool tty = isatty(STDERR_FILENO) == 1 && sh->opts->scenario != KBENCH_IDLE;
 	struct timespec tick = {0, (long)PROGRESS_NS};
+
+	if (sh->opts->scenario == KBENCH_IDLE) {
+		hold_idle(sh, n);
+	}
 
 	while (tty && atomic_load(&sh->finished) < n) {
 		show_progress(sh, ws, n);
@@ -211,7 +233,9 @@ static int run(struct kbench_shared *sh, struct kbench_totals *out)
 	unsigned n = sh->opts->concurrency;
 	struct kbench_worker *ws = calloc(n, sizeof(*ws));
 
-	if (ws == NULL || pthread_barrier_init(&sh->start, NULL, n + 1) != 0) {
+	if (ws == NULL || pthread_barrier_init(&sh->start, NULL, n + 1) != 0 ||
+	    pthread_barrier_init(&sh->held, NULL, n + 1) != 0 ||
+	    pthread_barrier_init(&sh->release, NULL, n + 1) != 0) {
 		free(ws);
 		return KMIPC_E_NOMEM;
 	}
@@ -227,6 +251,8 @@ static int run(struct kbench_shared *sh, struct kbench_totals *out)
 		kbench_series_cleanup(&ws[i].series);
 	}
 	pthread_barrier_destroy(&sh->start);
+	pthread_barrier_destroy(&sh->held);
+	pthread_barrier_destroy(&sh->release);
 	free(ws);
 	return 0;
 }

@@ -31,6 +31,9 @@ const char kbench_usage[] =
     "                (default 4) keys, then leaves; one operation is one host\n"
     "  locate        Locate by Name among --objects N (default 1000) made first\n"
     "  mixed         Get and Create on persistent connections, --ratio (default 9:1)\n"
+    "  idle          --concurrency N connections, each sends Discover Versions, then\n"
+    "                all stay open and idle for --duration seconds; \"IDLE N\" on\n"
+    "                stderr once all are open (to measure the server's memory)\n"
     "\n"
     "keel-bench serve --target HOST:PORT --ca F --cert F --key F [--tls V] [--no-resumption]\n"
     "  is the transport ceiling: a TLS server (port 0: any; prints READY <port>)\n"
@@ -53,6 +56,7 @@ static const char *const scenario_names[KBENCH_NUM_SCENARIOS] = {
     [KBENCH_BOOT_STORM] = "boot-storm",
     [KBENCH_LOCATE] = "locate",
     [KBENCH_MIXED] = "mixed",
+    [KBENCH_IDLE] = "idle",
     [KBENCH_SERVE] = "serve",
 };
 
@@ -318,7 +322,7 @@ static int check_combination(struct kbench_opts *o, char *err, size_t err_len)
 	if (strcmp(o->port, "0") == 0 && o->scenario != KBENCH_SERVE) {
 		return usage_error(err, err_len, "--target needs a port other than 0");
 	}
-	if (o->count != 0 && o->duration != 0) {
+	if (o->count != 0 && o->duration != 0 && o->scenario != KBENCH_IDLE) {
 		return usage_error(err, err_len, "--duration and --count exclude each other");
 	}
 	if (o->scenario == KBENCH_BOOT_STORM) {
@@ -330,6 +334,15 @@ static int check_combination(struct kbench_opts *o, char *err, size_t err_len)
 		o->count = o->hosts;
 	} else if (o->hosts != 0) {
 		return usage_error(err, err_len, "--hosts is for boot-storm");
+	}
+	if (o->scenario == KBENCH_IDLE) {
+		if (o->count != 0) {
+			return usage_error(err, err_len, "idle takes --concurrency and --duration");
+		}
+		/* One Discover Versions per connection; --duration is how long they idle. */
+		o->concurrency = o->concurrency != 0 ? o->concurrency : 1;
+		o->count = o->concurrency;
+		o->duration = o->duration != 0 ? o->duration : DEFAULT_DURATION;
 	}
 	o->concurrency = o->concurrency != 0 ? o->concurrency : 1;
 	o->duration = o->count == 0 && o->duration == 0 ? DEFAULT_DURATION : o->duration;

@@ -18,6 +18,7 @@ enum kbench_scenario {
 	KBENCH_BOOT_STORM,
 	KBENCH_LOCATE,
 	KBENCH_MIXED,
+	KBENCH_IDLE,
 	KBENCH_SERVE, /* not a scenario: the TLS echo server of serve.c */
 	KBENCH_NUM_SCENARIOS,
 };

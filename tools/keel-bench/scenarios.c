@@ -157,6 +157,12 @@ static int op_boot_host(struct kbench_worker *w, struct kmipc_result *res)
 	return err;
 }
 
+/* Idle: one Discover Versions makes the connection fully open; main.c holds it. */
+static int op_discover(struct kbench_worker *w, struct kmipc_result *res)
+{
+	return kmipc_discover_versions(w->conn, res);
+}
+
 static const struct kbench_scenario_def scenarios[KBENCH_NUM_SCENARIOS] = {
     [KBENCH_GET] = {setup_keys, op_get, true},
     [KBENCH_CREATE] = {NULL, op_create, true},
@@ -164,6 +170,7 @@ static const struct kbench_scenario_def scenarios[KBENCH_NUM_SCENARIOS] = {
     [KBENCH_BOOT_STORM] = {setup_storm, op_boot_host, false},
     [KBENCH_LOCATE] = {setup_locate, op_locate, true},
     [KBENCH_MIXED] = {setup_keys, op_mixed, true},
+    [KBENCH_IDLE] = {NULL, op_discover, true},
     [KBENCH_SERVE] = {NULL, NULL, false},
 };
 

@@ -170,12 +170,26 @@ static void test_errors(void **state)
 	expect_usage(ARGC(plot_empty), plot_empty, "--plot");
 }
 
+static void test_idle(void **state)
+{
+	char *argv[] = {BASE, "idle", "--concurrency", "300", "--duration", "2"};
+	char *counted[] = {BASE, "idle", "--count", "5"};
+	struct kbench_opts o;
+
+	(void)state;
+	assert_int_equal(parse(ARGC(argv), argv, &o), 0);
+	assert_int_equal(o.scenario, KBENCH_IDLE);
+	assert_int_equal(o.count, 300); /* one Discover Versions per connection */
+	assert_true(o.duration == 2.0); /* then held open this long */
+	expect_usage(ARGC(counted), counted, "idle takes");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults),   cmocka_unit_test(test_every_option),
-	    cmocka_unit_test(test_boot_storm), cmocka_unit_test(test_help),
-	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_boot_storm), cmocka_unit_test(test_idle),
+	    cmocka_unit_test(test_help),       cmocka_unit_test(test_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
