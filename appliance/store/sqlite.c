@@ -1013,6 +1013,13 @@ static const char *locate_owner_sql(const struct keel_store_query *q)
 	if (q->grantee == NULL) {
 		return has_text_match(q) ? "+o.owner = ?" : "o.owner = ?";
 	}
+	if (has_text_match(q)) { /* checked row by row on the few rows found by name */
+		return "(+o.owner = ?"
+		       " OR EXISTS (SELECT 1 FROM grants g WHERE g.grantee = ?"
+		       " AND g.owner = o.owner AND g.uid = '')"
+		       " OR EXISTS (SELECT 1 FROM grants g WHERE g.grantee = ?"
+		       " AND g.owner = o.owner AND g.uid = o.uid))";
+	}
 	return "o.rowid IN (SELECT rowid FROM objects WHERE owner = ?"
 	       " UNION ALL SELECT x.rowid FROM grants g JOIN objects x ON x.owner = g.owner"
 	       " WHERE g.grantee = ? AND g.uid = ''"
