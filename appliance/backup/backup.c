@@ -274,6 +274,17 @@ static int parse(const uint8_t *f, size_t len, struct parsed *p)
 	return 0;
 }
 
+int keel_backup_peek(const uint8_t *file, size_t len, struct keel_backup_info *out_info)
+{
+	struct parsed p;
+	int err = parse(file, len, &p);
+
+	if (err == 0) {
+		*out_info = p.info;
+	}
+	return err;
+}
+
 /* The data key, after checking that this token's CRK is the one that wrapped it. */
 static int open_data_key(struct hsm *h, const struct parsed *p, struct hsm_secret **out_key)
 {

@@ -64,6 +64,14 @@ int keel_backup_create(struct hsm *h, struct keel_store *store, const char *conf
 		       size_t config_len, int64_t now, uint8_t **out_file, size_t *out_len,
 		       struct keel_backup_info *out_info) KEEL_BACKUP_WUR;
 
+/*
+ * Reads the header alone, checking every length against the file's: nothing
+ * is authenticated yet, so this is for display and for fuzzing the parser.
+ * KEEL_BACKUP_E_FORMAT for anything that is not a well-formed backup.
+ */
+int keel_backup_peek(const uint8_t *file, size_t len,
+		     struct keel_backup_info *out_info) KEEL_BACKUP_WUR;
+
 /* Authenticates the whole file with this token and checks the image inside. */
 int keel_backup_verify(struct hsm *h, const uint8_t *file, size_t len,
 		       struct keel_backup_info *out_info) KEEL_BACKUP_WUR;
