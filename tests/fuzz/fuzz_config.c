@@ -32,8 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		lines += data[i] == '\n';
 	}
 	/* Relative paths resolve under a directory that does not exist. */
-	if (keel_config_load_string(text, "fuzz.conf", "/nonexistent/keel-fuzz", &cfg, &err) ==
-	    0) {
+	if (keel_config_load_string(text, "fuzz.conf", "/nonexistent/keel-fuzz", &cfg, &err) == 0) {
 		if (cfg == NULL || cfg->num_listen > KEEL_LISTEN_MAX) {
 			abort();
 		}
