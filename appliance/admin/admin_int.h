@@ -16,6 +16,7 @@
 #include <openssl/x509.h>
 
 #include "keel/admin.h"
+#include "store.h"
 
 struct evhttp_request;
 
@@ -127,6 +128,14 @@ int admin_post_grant_revoke(struct admin_req *rq);
 int admin_get_audit(struct admin_req *rq);
 int admin_get_audit_verify(struct admin_req *rq);
 
+/*
+ * The fingerprint of KMIP client |id| into |out|: a registered client's name
+ * or fingerprint, or the fingerprint of a client that is not pinned (it
+ * chains to a trusted CA). Admin, auditor and CA registrations own no keys:
+ * 400; an unknown name: 404. 0, or the answer's status.
+ */
+__attribute__((warn_unused_result)) int admin_kmip_identity(struct admin_req *rq, const char *id,
+							    char out[KEEL_STORE_OWNER_MAX]);
 /* The answer to a failed engine/manage.h call |err|: 404, 400, 409 or 500 with mc->msg. */
 struct keel_manage_ctx;
 int admin_manage_status(struct admin_req *rq, int err, const struct keel_manage_ctx *mc);

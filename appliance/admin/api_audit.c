@@ -21,26 +21,45 @@ static int add_grant(void *ctx, const struct keel_grant_info *g)
 			   (json_int_t)g->time));
 }
 
-int admin_get_grants(struct admin_req *rq)
+/* A query parameter naming a KMIP client, resolved (admin_kmip_identity); NULL when absent. */
+static int query_identity(struct admin_req *rq, const char *param, char out[KEEL_STORE_OWNER_MAX],
+			  const char **res)
 {
-	struct keel_manage_ctx mc = {.actor = rq->who};
-	char *owner = admin_query(rq, "owner"), *grantee = admin_query(rq, "grantee");
-	json_t *grants = json_array();
-	int r = keel_manage_grants_list(rq->ctx->engine, &mc, owner, grantee, add_grant, grants);
+	char *v = admin_query(rq, param);
+	int r = v != NULL ? admin_kmip_identity(rq, v, out) : 0;
 
-	r = r != 0 ? admin_manage_status(rq, r, &mc)
-		   : admin_ok(rq, 200, json_pack("{s:O}", "grants", grants));
-	json_decref(grants);
-	free(owner);
-	free(grantee);
+	*res = v != NULL && r == 0 ? out : NULL;
+	free(v);
 	return r;
 }
 
-/* POST /v1/grants and /v1/grants/revoke: {"uid"} or {"owner"}, "grantee", and "level". */
+int admin_get_grants(struct admin_req *rq)
+{
+	struct keel_manage_ctx mc = {.actor = rq->who};
+	char ob[KEEL_STORE_OWNER_MAX], gb[KEEL_STORE_OWNER_MAX];
+	const char *owner, *grantee;
+	json_t *grants;
+	int r;
+
+	if ((r = query_identity(rq, "owner", ob, &owner)) != 0 ||
+	    (r = query_identity(rq, "grantee", gb, &grantee)) != 0) {
+		return r;
+	}
+	grants = json_array();
+	r = keel_manage_grants_list(rq->ctx->engine, &mc, owner, grantee, add_grant, grants);
+	r = r != 0 ? admin_manage_status(rq, r, &mc)
+		   : admin_ok(rq, 200, json_pack("{s:O}", "grants", grants));
+	json_decref(grants);
+	return r;
+}
+
+/* POST /v1/grants and /v1/grants/revoke: {"uid"} or {"owner"}, "grantee", and "level";
+ * clients by name or fingerprint. */
 static int grant_change(struct admin_req *rq, bool grant)
 {
 	struct keel_manage_ctx mc = {.actor = rq->who};
 	const char *uid, *owner, *grantee, *level = NULL;
+	char ob[KEEL_STORE_OWNER_MAX], gb[KEEL_STORE_OWNER_MAX];
 	uint32_t l = KEEL_GRANT_USE;
 	json_t *body = NULL;
 	int r;
@@ -58,9 +77,11 @@ static int grant_change(struct admin_req *rq, bool grant)
 			       "(every key of a client)");
 	} else if (level != NULL && keel_grant_level_parse(level, &l) != 0) {
 		r = admin_fail(rq, 400, "level is \"use\" or \"manage\"");
-	} else {
-		r = grant ? keel_manage_grant(rq->ctx->engine, &mc, owner, uid, grantee, l)
-			  : keel_manage_revoke_grant(rq->ctx->engine, &mc, owner, uid, grantee);
+	} else if ((r = admin_kmip_identity(rq, grantee, gb)) == 0 &&
+		   (owner == NULL || (r = admin_kmip_identity(rq, owner, ob)) == 0)) {
+		owner = owner != NULL ? ob : NULL;
+		r = grant ? keel_manage_grant(rq->ctx->engine, &mc, owner, uid, gb, l)
+			  : keel_manage_revoke_grant(rq->ctx->engine, &mc, owner, uid, gb);
 		r = r != 0 ? admin_manage_status(rq, r, &mc)
 			   : admin_ok(rq, grant ? 201 : 200, json_pack("{s:b}", "ok", 1));
 	}
@@ -102,6 +123,29 @@ static int add_record(void *ctx, const struct keel_store_audit *a)
 		      a->result_reason != 0 ? reason : NULL, "detail", a->detail, "hash", h));
 }
 
+/*
+ * Who |*client| acted as in the audit trail: a registered client's name
+ * becomes its fingerprint (an administrator's, "cert:" and it, as the admin
+ * API records them); anything else stays as given ("local:uid=0").
+ */
+static void audit_actor(struct admin_req *rq, char **client)
+{
+	struct keel_store_client c = {0};
+	struct keel_store_txn *t = NULL;
+	char *as;
+
+	if (*client == NULL || keel_store_begin_read(rq->ctx->store, &t) != 0) {
+		return;
+	}
+	if (keel_store_client_get(t, *client, &c) == 0 &&
+	    asprintf(&as, "%s%s", strcmp(c.role, "kmip") == 0 ? "" : "cert:", c.fingerprint) >= 0) {
+		free(*client);
+		*client = as;
+	}
+	keel_store_client_cleanup(&c);
+	keel_store_rollback(t);
+}
+
 /* GET /v1/audit's filter: client, op (a name), uid, since, until, limit (default 100). */
 static int audit_filter(struct admin_req *rq, char **strs, struct keel_store_audit_filter *f)
 {
@@ -109,6 +153,7 @@ static int audit_filter(struct admin_req *rq, char **strs, struct keel_store_aud
 	int r;
 
 	strs[0] = admin_query(rq, "client");
+	audit_actor(rq, &strs[0]);
 	strs[1] = admin_query(rq, "uid");
 	strs[2] = admin_query(rq, "op");
 	if ((r = admin_query_int(rq, "since", &since)) != 0 ||

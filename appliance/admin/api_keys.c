@@ -33,6 +33,34 @@ int admin_manage_status(struct admin_req *rq, int err, const struct keel_manage_
 	return admin_fail(rq, status[-err], "%s", mc->msg);
 }
 
+int admin_kmip_identity(struct admin_req *rq, const char *id, char out[KEEL_STORE_OWNER_MAX])
+{
+	struct keel_store_client c = {0};
+	struct keel_store_txn *t = NULL;
+	int r;
+
+	if ((r = keel_store_begin_read(rq->ctx->store, &t)) == 0) {
+		r = keel_store_client_get(t, id, &c);
+		keel_store_rollback(t);
+	}
+	if (r == KEEL_STORE_E_NOT_FOUND && keel_manage_is_fingerprint(id)) {
+		snprintf(out, KEEL_STORE_OWNER_MAX, "%s", id); /* not pinned: chains to a CA */
+		return 0;
+	}
+	if (r != 0) {
+		return r == KEEL_STORE_E_NOT_FOUND
+			   ? admin_fail(rq, 404, "no client %s", id)
+			   : admin_fail(rq, 500, "store: %s", keel_store_strerror(r));
+	}
+	if (strcmp(c.role, "kmip") != 0) {
+		r = admin_fail(rq, 400, "%s is registered as %s, not as a KMIP client", id, c.role);
+	} else {
+		snprintf(out, KEEL_STORE_OWNER_MAX, "%s", c.fingerprint);
+	}
+	keel_store_client_cleanup(&c);
+	return r;
+}
+
 /* A non-negative integer query parameter; *out unchanged when absent. */
 int admin_query_int(struct admin_req *rq, const char *name, long long *out)
 {
@@ -100,14 +128,16 @@ static int collect_matches(struct admin_req *rq, struct evkeyvalq *kv, struct ke
 
 /* The filter of GET /v1/keys: client, state, name, attr, offset, limit. */
 static int key_filter(struct admin_req *rq, struct evkeyvalq *kv, struct keel_key_match *m,
-		      struct keel_key_filter *f)
+		      char owner[KEEL_STORE_OWNER_MAX], struct keel_key_filter *f)
 {
 	const char *state = evhttp_find_header(kv, "state"), *name = evhttp_find_header(kv, "name");
+	const char *client = evhttp_find_header(kv, "client");
 	long long offset = 0, limit = 0;
 	size_t n;
 	int r;
 
-	if ((r = collect_matches(rq, kv, m, &n)) != 0 ||
+	if ((client != NULL && (r = admin_kmip_identity(rq, client, owner)) != 0) ||
+	    (r = collect_matches(rq, kv, m, &n)) != 0 ||
 	    (r = admin_query_int(rq, "offset", &offset)) != 0 ||
 	    (r = admin_query_int(rq, "limit", &limit)) != 0) {
 		return r;
@@ -115,7 +145,7 @@ static int key_filter(struct admin_req *rq, struct evkeyvalq *kv, struct keel_ke
 	if (name != NULL && n < MAX_MATCHES) {
 		m[n++] = (struct keel_key_match){"Name", name};
 	}
-	f->owner = evhttp_find_header(kv, "client");
+	f->owner = client != NULL ? owner : NULL;
 	f->matches = m;
 	f->num_matches = n;
 	f->offset = (size_t)offset;
@@ -133,6 +163,7 @@ int admin_get_keys(struct admin_req *rq)
 	struct keel_manage_ctx mc = {.actor = rq->who};
 	struct keel_key_match m[MAX_MATCHES + 1];
 	struct keel_key_filter f = {0};
+	char owner[KEEL_STORE_OWNER_MAX];
 	struct evkeyvalq kv;
 	json_t *keys = json_array();
 	int r;
@@ -140,7 +171,7 @@ int admin_get_keys(struct admin_req *rq)
 	TAILQ_INIT(&kv);
 	if (q != NULL && evhttp_parse_query_str(q, &kv) != 0) {
 		r = admin_fail(rq, 400, "malformed query string");
-	} else if ((r = key_filter(rq, &kv, m, &f)) == 0) {
+	} else if ((r = key_filter(rq, &kv, m, owner, &f)) == 0) {
 		r = keel_manage_keys_find(rq->ctx->engine, &mc, &f, add_key, keys);
 		r = r != 0 ? admin_manage_status(rq, r, &mc)
 			   : admin_ok(rq, 200, json_pack("{s:O}", "keys", keys));

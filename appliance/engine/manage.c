@@ -120,7 +120,7 @@ static int store_fail(struct keel_manage_ctx *c, int serr, const char *what)
 	return fail(c, ENG_E_INTERNAL, NULL);
 }
 
-static bool is_fingerprint(const char *s)
+bool keel_manage_is_fingerprint(const char *s)
 {
 	size_t n = s != NULL ? strlen(s) : 0;
 
@@ -406,7 +406,7 @@ static int grant_key(struct keel_store_txn *t, const char *owner, const char *ui
 	struct keel_store_object o;
 	int err;
 
-	if (!is_fingerprint(grantee)) {
+	if (!keel_manage_is_fingerprint(grantee)) {
 		*msg = "grantee is not a client fingerprint";
 		return ENG_E_INVALID_FIELD;
 	}
@@ -419,7 +419,7 @@ static int grant_key(struct keel_store_txn *t, const char *owner, const char *ui
 		snprintf(g->owner, sizeof(g->owner), "%s", o.owner);
 		snprintf(g->uid, sizeof(g->uid), "%s", uid);
 		keel_store_object_cleanup(&o);
-	} else if (!is_fingerprint(owner)) {
+	} else if (!keel_manage_is_fingerprint(owner)) {
 		*msg = "owner is not a client fingerprint";
 		return ENG_E_INVALID_FIELD;
 	} else {
@@ -498,7 +498,7 @@ int keel_manage_forget_grants(struct keel_engine *e, struct keel_manage_ctx *c,
 	int serr;
 
 	*out_num = 0;
-	if (c->actor == NULL || c->actor[0] == '\0' || !is_fingerprint(identity)) {
+	if (c->actor == NULL || c->actor[0] == '\0' || !keel_manage_is_fingerprint(identity)) {
 		return fail(c, ENG_E_INVALID_FIELD,
 			    "no administrator, or not a client fingerprint");
 	}

@@ -64,6 +64,9 @@ int keel_manage_enum_parse(uint32_t tag, const char *name, uint32_t *out_value) 
 const char *keel_manage_op_name(uint32_t operation);
 int keel_manage_op_parse(const char *name, uint32_t *out_operation) KEEL_MANAGE_WUR;
 
+/* Whether |s| has the form of a client identity: 64 lowercase hex digits. */
+bool keel_manage_is_fingerprint(const char *s);
+
 enum keel_manage_err {
 	KEEL_MANAGE_OK = 0,
 	KEEL_MANAGE_E_NOT_FOUND = -1, /* no such object or grant: HTTP 404 */

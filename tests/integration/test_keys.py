@@ -80,14 +80,16 @@ class KeysTest(KeeldCase):
         with self.conn(ctx_b) as b:
             self.assertEqual(self.call1(b, OP_GET, get, status=1).reason, ITEM_NOT_FOUND)
             self.assertEqual(self.call1(b, OP_LOCATE, []).payload.all(UNIQUE_IDENTIFIER), [])
-        self.assertIn("granted key", self.keelctl("grant", "--uid", uid, "--to", fp_b))
+        # Clients by name (keelctl client add named it after its CN) or by fingerprint.
+        self.assertIn("granted key", self.keelctl("grant", "--uid", uid, "--to", "second-client"))
         with self.conn(ctx_b) as b:
             self.assertEqual(key_bytes(self.call1(b, OP_GET, get).payload), material)
             found = self.call1(b, OP_LOCATE, []).payload.all(UNIQUE_IDENTIFIER)
             self.assertEqual([u.value for u in found], [uid])
             # A use grant reads; it does not destroy.
             self.assertEqual(self.call1(b, OP_DESTROY, get, status=1).reason, PERMISSION_DENIED)
-        grants = self.keelctl_json("grants", "--to", fp_b)["grants"]
+        grants = self.keelctl_json("grants", "--to", "second-client")["grants"]
+        self.assertEqual([g["grantee"] for g in grants], [fp_b])
         self.assertEqual([(g["uid"], g["level"], g["granted_by"]) for g in grants],
                          [(uid, "use", "local:uid=0")])
         self.keelctl("revoke-grant", "--uid", uid, "--to", fp_b)
@@ -96,6 +98,7 @@ class KeysTest(KeeldCase):
             self.assertEqual(self.call1(b, OP_LOCATE, []).payload.all(UNIQUE_IDENTIFIER), [])
         self.keelctl("revoke-grant", "--uid", uid, "--to", fp_b, status=66)  # none left
         self.keelctl("grant", "--uid", uid, status=EX_USAGE)  # no grantee
+        self.keelctl("grant", "--uid", uid, "--to", "nobody", status=66)
         ops = [r["operation"] for r in self.keelctl_json("audit", "show", "--uid", uid,
                                                          "--client", "local:uid=0")["records"]]
         self.assertEqual(ops, ["RevokeGrant", "RevokeGrant", "Grant"])
@@ -163,6 +166,25 @@ class KeysTest(KeeldCase):
         status, out, err = self.destroy_on_a_terminal(uid, "yes")
         self.assertEqual(status, 0, err)
         self.assertEqual(self.keelctl_json("keys", "show", uid)["key"]["state"], "Destroyed")
+
+    def test_https_admins_audited_under_their_certificate(self):
+        def issue(name, role):
+            crt, key = os.path.join(self.tmp, name + ".crt"), os.path.join(self.tmp, name + ".key")
+            self.keelctl("client", "issue", "--name", name, "--role", role, "--out-cert", crt,
+                         "--out-key", key)
+            return ["--admin-cert", crt, "--admin-key", key,
+                    "--cacert", os.path.join(self.dir, "certs/ca.crt")], fingerprint(crt)
+        ops, ops_fp = issue("ops", "admin")
+        audit, _ = issue("audit", "auditor")
+        with self.conn() as a:
+            uid = self.create(a)
+        self.keelctl("audit", "verify", *audit)  # an auditor reads
+        self.keelctl("keys", "activate", uid, *audit, status=77)  # and writes nothing
+        self.keelctl("grant", "--client", "ops", "--to", "audit", status=65)  # not KMIP clients
+        self.keelctl("keys", "activate", uid, *ops)
+        records = self.keelctl_json("audit", "show", "--client", "ops")["records"]
+        self.assertEqual([(r["client"], r["operation"], r["uid"]) for r in records],
+                         [("cert:" + ops_fp, "Activate", uid)])
 
     def test_audit_verify_names_the_first_bad_record(self):
         with self.conn() as a:

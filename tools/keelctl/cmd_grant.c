@@ -12,21 +12,23 @@
 
 enum { OPT_UID = KEELCTL_OPT_FIRST_OWN, OPT_CLIENT, OPT_TO, OPT_LEVEL };
 
-static void usage(FILE *f, const char *cmd)
+static void usage(FILE *f)
 {
-	fprintf(f, "usage: keelctl grant (--uid UID | --client FP) --to FP [--level use|manage]\n"
-		   "       keelctl revoke-grant (--uid UID | --client FP) --to FP\n"
-		   "       keelctl grants [--client FP] [--to FP]\n\n"
-		   "Shares keys between client identities (certificate SHA-256 fingerprints).\n"
-		   "  --uid UID        one key\n"
-		   "  --client FP      every key the client FP has and will have\n"
-		   "  --to FP          the client that may use them (the grantee)\n"
-		   "  --level use      (default) find, read and use the keys: Locate, Get, Get\n"
-		   "                   Attributes, Check, Encrypt, Decrypt, Sign, MAC, ...\n"
-		   "  --level manage   also change their attributes and state (Activate, Revoke,\n"
-		   "                   Archive, Recover). No grant permits Destroy or Re-key.\n\n"
-		   "options:\n" KEELCTL_API_USAGE);
-	(void)cmd;
+	fprintf(
+	    f,
+	    "usage: keelctl grant (--uid UID | --client CLIENT) --to CLIENT [--level use|manage]\n"
+	    "       keelctl revoke-grant (--uid UID | --client CLIENT) --to CLIENT\n"
+	    "       keelctl grants [--client CLIENT] [--to CLIENT]\n\n"
+	    "Shares keys between KMIP clients, each named as keelctl client list shows it,\n"
+	    "or by its certificate's SHA-256 fingerprint (a client trusted through a CA).\n"
+	    "  --uid UID        one key\n"
+	    "  --client CLIENT  every key CLIENT has and will have\n"
+	    "  --to CLIENT      the client that may use them (the grantee)\n"
+	    "  --level use      (default) find, read and use the keys: Locate, Get, Get\n"
+	    "                   Attributes, Check, Encrypt, Decrypt, Sign, MAC, ...\n"
+	    "  --level manage   also change their attributes and state (Activate, Revoke,\n"
+	    "                   Archive, Recover). No grant permits Destroy or Re-key.\n\n"
+	    "options:\n" KEELCTL_API_USAGE);
 }
 
 struct grant_args {
@@ -63,12 +65,12 @@ static int parse(int argc, char **argv, struct grant_args *a)
 			a->level = optarg;
 			break;
 		default:
-			usage(c == 'h' ? stdout : stderr, argv[0]);
+			usage(c == 'h' ? stdout : stderr);
 			return c == 'h' ? -1 : EX_USAGE;
 		}
 	}
 	if (optind != argc) {
-		usage(stderr, argv[0]);
+		usage(stderr);
 		return EX_USAGE;
 	}
 	return 0;

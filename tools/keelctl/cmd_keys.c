@@ -23,7 +23,7 @@ static void usage(FILE *f)
 		"       keelctl keys revoke UID --reason REASON [--message TEXT] [options]\n"
 		"       keelctl keys destroy UID [--yes] [options]\n\n"
 		"Managed keys of every client. Filters:\n"
-		"  --client FP      owned by the client with this certificate fingerprint\n"
+		"  --client CLIENT  owned by CLIENT (a name, or a certificate fingerprint)\n"
 		"  --state STATE    PreActive, Active, Deactivated, Compromised, Destroyed, ...\n"
 		"  --name NAME      with this Name\n"
 		"  --attr N=VALUE   with attribute N equal to VALUE, e.g. x-Name=vm01 or\n"
