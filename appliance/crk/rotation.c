@@ -454,7 +454,9 @@ int keel_rotation_start(struct keel_rotation *r, uint32_t *out_version)
 		pthread_mutex_unlock(&r->lock);
 		return KEEL_ROT_E_RUNNING;
 	}
-	if ((err = hsm_crk_active(r->hsm, &version)) != 0 ||
+	/* Versions made meanwhile by another process (keelctl hsm init-crk) count:
+	 * the new one must come after them. */
+	if ((err = hsm_crk_rescan(r->hsm)) != 0 || (err = hsm_crk_active(r->hsm, &version)) != 0 ||
 	    (err = hsm_crk_generate(r->hsm, 0, &version)) != 0) {
 		pthread_mutex_unlock(&r->lock);
 		keel_err("crk: making a new version: %s", hsm_strerror(err));

@@ -333,6 +333,28 @@ static void test_hold_excludes_rotation(void **state)
 	assert_token_versions(f->h, 2);
 }
 
+/* A version made by another process meanwhile is seen: the rotation makes the next. */
+static void test_start_after_versions_made_elsewhere(void **state)
+{
+	struct fx *f = *state;
+	struct keel_rotation_config rc = {.hsm = f->h, .store = f->s};
+	struct keel_rotation *r = NULL;
+	struct hsm *other = fixture_open(f->hsm_fx, HSM_WRAP_GCM);
+	uint32_t version = 0;
+
+	assert_int_equal(hsm_crk_generate(other, 0, &version), 0);
+	assert_int_equal(version, 2);
+	hsm_close(other);
+	put_objects(f, 0, 5); /* still under version 1: this handle has not looked yet */
+	assert_int_equal(keel_rotation_new(&rc, &r), 0);
+	assert_int_equal(keel_rotation_start(r, &version), 0);
+	assert_int_equal(version, 3);
+	keel_rotation_wait(r);
+	keel_rotation_free(r);
+	check_objects(f->s, f->h, 5, 3);
+	assert_token_versions(f->h, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -345,6 +367,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_backup_needs_every_object_version, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_hold_excludes_rotation, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_start_after_versions_made_elsewhere, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
