@@ -112,6 +112,10 @@ json_t *admin_cert_json(X509 *cert);
 /* Rebuilds the registry's snapshot now and asks keeld to reload its TLS contexts. */
 void admin_registry_changed(struct admin_req *rq);
 
+/* http.c: the HTTPS listeners take keeld's certificate and key anew (after a
+ * renewal); connections already open keep theirs. 0 or -1. */
+int admin_reload_tls(const struct admin_ctx *ctx);
+
 /* Handlers, one file per group (api_*.c). */
 int admin_get_healthz(struct admin_req *rq);
 int admin_get_metrics(struct admin_req *rq);

@@ -233,7 +233,7 @@ static int sans_field(struct admin_req *rq, json_t *body, const char *out[static
 
 /* A new key and certificate for keeld, written over tls.certificate and
  * tls.private_key; KMIP takes them at the SIGHUP this asks for, the admin
- * API at keeld's next start. */
+ * API at once (for new connections). */
 int admin_renew_server_cert(struct admin_req *rq)
 {
 	const char *sans[32];
@@ -258,7 +258,10 @@ int admin_renew_server_cert(struct admin_req *rq)
 		goto out;
 	}
 	keel_notice("admin: %s renewed the server certificate", rq->who);
-	admin_registry_changed(rq); /* the SIGHUP that loads it */
+	admin_registry_changed(rq); /* the SIGHUP that loads it for KMIP */
+	if (admin_reload_tls(rq->ctx) != 0) {
+		keel_err("admin: the HTTPS listeners keep the old certificate until a restart");
+	}
 	status = server_cert_answer(rq, 200);
 out:
 	X509_free(cert);

@@ -426,17 +426,19 @@ static int accept_any_cert(X509_STORE_CTX *xs, void *arg)
 	return 1;
 }
 
-static int tls_ctx(struct keel_admin *a, const struct keel_config *cfg)
+/* A TLS context with keeld's certificate, replacing the admin API's own (the
+ * SSL objects of open connections keep a reference to the old one). */
+static int tls_ctx(struct keel_admin *a, const char *certificate, const char *private_key)
 {
 	static const unsigned char sid_ctx[] = "keeld-admin";
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 
 	if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
 	    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1 ||
-	    SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_certificate) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_private_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_use_certificate_chain_file(ctx, certificate) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(ctx, private_key, SSL_FILETYPE_PEM) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
-		keel_err("admin: cannot set up TLS with %s", cfg->tls_certificate);
+		keel_err("admin: cannot set up TLS with %s", certificate);
 		ERR_clear_error();
 		SSL_CTX_free(ctx);
 		return -1;
@@ -447,8 +449,18 @@ static int tls_ctx(struct keel_admin *a, const struct keel_config *cfg)
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	SSL_CTX_set_cert_verify_callback(ctx, accept_any_cert, NULL);
+	SSL_CTX_free(a->ssl_ctx);
 	a->ssl_ctx = ctx;
 	return 0;
+}
+
+int admin_reload_tls(const struct admin_ctx *ctx)
+{
+	/* |ctx| is the first member of its keel_admin; handlers run on the admin
+	 * thread, the only one that touches ssl_ctx. */
+	struct keel_admin *a = (struct keel_admin *)ctx;
+
+	return tls_ctx(a, ctx->tls_certificate, ctx->tls_private_key);
 }
 
 static struct bufferevent *tls_bev(struct event_base *base, void *arg)
@@ -572,7 +584,7 @@ static int setup(struct keel_admin *a, const struct keel_config *cfg)
 		keel_err("admin: cannot set up the event loop");
 		return -1;
 	}
-	if (tls_ctx(a, cfg) != 0) {
+	if (tls_ctx(a, cfg->tls_certificate, cfg->tls_private_key) != 0) {
 		return -1;
 	}
 	evhttp_set_bevcb(a->https, tls_bev, a);

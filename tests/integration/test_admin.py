@@ -365,6 +365,46 @@ class TrustTest(AdminCase):
         self.assertEqual(rows, [(5, 1)] * 3)  # Destroyed, no key material
 
 
+class CertTest(AdminCase):
+    """What vCenter is given to trust Keel: its CA, its server certificate,
+    renewed with the names vCenter reaches it by."""
+
+    def peer_sans(self, port):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.load_verify_locations(os.path.join(self.dir, "certs/ca.crt"))
+        ctx.load_cert_chain(os.path.join(self.dir, "certs/client.crt"),
+                            os.path.join(self.dir, "certs/client.key"))
+        with socket.create_connection(("127.0.0.1", port), GUARD) as raw:
+            with ctx.wrap_socket(raw, server_hostname="127.0.0.1") as s:
+                return sorted(v for _, v in s.getpeercert()["subjectAltName"])
+
+    def test_ca_export_and_server_cert_renew(self):
+        out = os.path.join(self.tmp, "ca.pem")
+        self.keelctl("ca", "export", "--out", out)
+        with open(out) as a, open(os.path.join(self.dir, "certs/ca.crt")) as b:
+            self.assertEqual(a.read().strip(), b.read().strip())
+        shown = json.loads(self.keelctl("server-cert", "show", "--json")[0])
+        self.assertIn("DNS:localhost", shown["sans"])
+        self.assertEqual(self.peer_sans(self.k.port), ["0:0:0:0:0:0:0:1", "127.0.0.1", "localhost"])
+
+        mark = self.k.mark()
+        renewed = json.loads(self.keelctl("server-cert", "renew", "--san", "DNS:kms.example",
+                                          "--san", "IP:10.1.2.3", "--json")[0])
+        self.assertIn("DNS:kms.example", renewed["sans"])
+        self.assertIn("IP:10.1.2.3", renewed["sans"])
+        self.assertNotEqual(renewed["fingerprint"], shown["fingerprint"])
+        self.k.wait_line(self.k.err, r"reloaded certificates and client registrations", mark)
+        expect = ["0:0:0:0:0:0:0:1", "10.1.2.3", "127.0.0.1", "kms.example", "localhost"]
+        self.assertEqual(self.peer_sans(self.k.port), expect)  # KMIP
+        self.assertEqual(self.peer_sans(self.admin_port), expect)  # admin API
+        out = os.path.join(self.tmp, "server.pem")
+        self.keelctl("server-cert", "export", "--out", out)
+        with open(out) as f:
+            self.assertEqual(f.read(), renewed["certificate"])
+        _, err = self.keelctl("server-cert", "renew", "--san", "kms.example", status=65)
+        self.assertIn("DNS:name", err)
+
+
 class RoleTest(AdminCase):
     """HTTPS identities: admin, auditor, KMIP client, unknown, none."""
 

@@ -28,8 +28,8 @@ static void usage_server(FILE *f)
 		   "  show                       subject, issuer, validity, SANs, fingerprint\n"
 		   "  export [--out FILE]        the PEM certificate (stdout without --out)\n"
 		   "  renew --san DNS:name|IP:addr [--san ...]\n"
-		   "                             a new key and certificate from Keel's CA for\n"
-		   "                             KMIP (at once) and the admin API (next start)\n\n"
+		   "                             a new key and certificate from Keel's CA, which\n"
+		   "                             KMIP and the admin API serve from then on\n\n"
 		   "options:\n" KEELCTL_API_USAGE);
 }
 
