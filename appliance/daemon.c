@@ -154,6 +154,11 @@ int keel_daemon_run(const struct keel_daemon_opts *opts)
 		goto out;
 	}
 	log_listening(srv, d.cfg);
+	if (opts->on_listening != NULL &&
+	    (status = opts->on_listening(d.cfg, opts->on_listening_arg)) != 0) {
+		goto out;
+	}
+	status = 1;
 	if (opts->on_ready != NULL) {
 		opts->on_ready(srv, d.cfg, opts->on_ready_arg);
 	}

@@ -31,6 +31,10 @@ struct keel_daemon_opts {
 	 */
 	int (*registry)(const struct keel_config *cfg, void *arg, struct keel_registry *out);
 	void *registry_arg;
+	/* Called once every listener is bound, before on_ready (may be NULL):
+	 * where keeld drops privileges. Returns 0, or the exit status to stop with. */
+	int (*on_listening)(const struct keel_config *cfg, void *arg);
+	void *on_listening_arg;
 	/* Called once every listener is bound (may be NULL). */
 	void (*on_ready)(struct keel_server *srv, const struct keel_config *cfg, void *arg);
 	void *on_ready_arg;

@@ -3,13 +3,17 @@
  * This file is the process: options, hardening, then the daemon loop
  * (daemon.c) with the KMIP engine as request handler.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "crk/rotation.h"
@@ -313,6 +317,39 @@ static int open_backends(const struct keel_config *cfg, void *arg, void **io_han
 	return start_admin(cfg, b);
 }
 
+/* Started as root, run as cfg->user from now on: the sockets are bound and
+ * the token and store open, so nothing left needs root. No way back, and
+ * no new privileges through exec either. */
+static int drop_privileges(const struct keel_config *cfg, void *arg)
+{
+	struct passwd pw, *found = NULL;
+	char buf[4096];
+
+	if (cfg->user == NULL) {
+		return 0;
+	}
+	if (getpwnam_r(cfg->user, &pw, buf, sizeof(buf), &found) != 0 || found == NULL) {
+		keel_err("user %s: no such user", cfg->user);
+		return EXIT_FAILED;
+	}
+	if (geteuid() != 0) {
+		if (geteuid() == pw.pw_uid) {
+			return 0;
+		}
+		keel_err("cannot run as user %s: keeld was not started as root", cfg->user);
+		return EXIT_FAILED;
+	}
+	if (setgroups(1, &pw.pw_gid) != 0 || setgid(pw.pw_gid) != 0 || setuid(pw.pw_uid) != 0 ||
+	    setuid(0) == 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+		keel_err("cannot switch to user %s: %s", cfg->user, strerror(errno));
+		return EXIT_FAILED;
+	}
+	keel_info("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)pw.pw_uid,
+		  (unsigned)pw.pw_gid);
+	return 0;
+}
+
 /* --dev: where everything is, then "READY <port>" for scripts and tests. */
 static void dev_ready(struct keel_server *srv, const struct keel_config *cfg, void *arg)
 {
@@ -364,6 +401,7 @@ int main(int argc, char **argv)
 	    .handler = keel_engine_handle,
 	    .on_config = open_backends,
 	    .on_config_arg = &b,
+	    .on_listening = drop_privileges,
 	    .registry = make_registry,
 	    .registry_arg = &b,
 	};

@@ -36,6 +36,7 @@ static const struct setting settings[] = {
     LISTEN("listen", listen, num_listen),
     {"log_level", K_LEVEL, offsetof(struct keel_config, log_level), 0, 0, 0},
     U32("worker_threads", worker_threads, 1, 256),
+    STRING("user", user, 32),
     FILE_("tls.certificate", tls_certificate),
     FILE_("tls.private_key", tls_private_key),
     U32("tls.session_lifetime", tls_session_lifetime_s, 0, 86400),
@@ -550,6 +551,7 @@ void keel_config_free(struct keel_config *cfg)
 	if (cfg == NULL) {
 		return;
 	}
+	free(cfg->user);
 	free(cfg->tls_certificate);
 	free(cfg->tls_private_key);
 	free(cfg->clients_certificates_dir);

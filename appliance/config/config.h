@@ -49,6 +49,9 @@ struct keel_config {
 	uint32_t drain_timeout_ms;
 	uint32_t worker_threads;
 	enum keel_log_level log_level;
+	/* Started as root, keeld runs as this user once its sockets are bound
+	 * and its token and store are open (NULL: it keeps its user). */
+	char *user;
 	/* hsm section: all NULL when absent (keeld requires it, the tests' echo
 	 * server does not). Present, it needs module, token_label and pin_file. */
 	char *hsm_module; /* p11-kit module name, or a path if it contains '/' */

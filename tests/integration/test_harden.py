@@ -15,10 +15,12 @@ Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
 """
 import hashlib
 import os
+import pwd
 import random
 import shutil
 import sqlite3
 import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -33,7 +35,7 @@ from kmipwire import (CRYPTOGRAPHIC_ALGORITHM, CRYPTOGRAPHIC_FAILURE, CRYPTOGRAP
                       OPERATION_FAILED, SUCCESS, SYMMETRIC_KEY, TEMPLATE_ATTRIBUTE,
                       UNIQUE_IDENTIFIER, B, E, I, S, T, attribute, attributes, create_aes, key_bytes,
                       op, request)
-from test_dev import GUARD, Keeld
+from test_dev import GUARD, KEELCTL, Keeld
 from test_kmip import KeeldCase
 
 
@@ -43,6 +45,9 @@ class HardenCase(KeeldCase):
 
     conf = ""
 
+    def prepare(self):
+        """Runs once the appliance directory is made and |conf| appended."""
+
     def start(self, extra=(), prefix=()):
         path = os.path.join(self.dir, "keeld.conf")
         if self.conf and not os.path.exists(path):
@@ -51,6 +56,7 @@ class HardenCase(KeeldCase):
             self.assertEqual(first.ready().stop(), 0)
             with open(path, "a") as f:
                 f.write(self.conf + "\n")
+            self.prepare()
         k = Keeld(self.dir, extra, prefix)
         self.procs.append(k)
         return k.ready()
@@ -377,6 +383,61 @@ class HsmOutageTest(HardenCase):
         self.k.wait_line(self.k.err, r"hsm: token recovered")
 
 
+# -- privileges ---------------------------------------------------------------------------------
+
+def proc_status(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root, to start keeld as root")
+class PrivilegeDropTest(HardenCase):
+    """Started as root with user = "nobody", keeld serves as nobody, for
+    good: every uid and gid nobody's, no capabilities, no new privileges."""
+    conf = 'user = "nobody";'
+
+    def prepare(self):
+        # As in a real deployment, the token's files and the store's directory
+        # are the user's (a token recovery, SoftHSM's checks for changed
+        # object files and SQLite's checkpoints open them after the drop).
+        pw = pwd.getpwnam("nobody")
+        for sub in ("softhsm", "data"):
+            for root, dirs, files in os.walk(os.path.join(self.dir, sub)):
+                for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+                    os.chown(name, pw.pw_uid, pw.pw_gid)
+        for d in (self.tmp, self.dir):
+            os.chmod(d, 0o711)  # nobody may pass through to them
+
+    def test_runs_as_user_after_binding(self):
+        pw = pwd.getpwnam("nobody")
+        st = proc_status(self.k.proc.pid)
+        self.assertEqual(st["Uid"].split(), [str(pw.pw_uid)] * 4)
+        self.assertEqual(st["Gid"].split(), [str(pw.pw_gid)] * 4)
+        self.assertEqual(st["Groups"].split(), [str(pw.pw_gid)])
+        self.assertEqual(int(st["CapEff"], 16), 0)
+        self.assertEqual(int(st["CapPrm"], 16), 0)
+        self.assertEqual(st["NoNewPrivs"].strip(), "1")
+        self.assertIn("running as user nobody", self.k.stderr_text())
+        # Token and store were opened as root and serve on.
+        with self.conn() as c:
+            uid = self.call1(c, OP_CREATE, create_aes()).payload.find(UNIQUE_IDENTIFIER)
+            self.call1(c, OP_ACTIVATE, [T(UNIQUE_IDENTIFIER, uid)])
+            self.assertEqual(len(key_bytes(self.call1(c, OP_GET, [T(UNIQUE_IDENTIFIER, uid)])
+                                           .payload)), 32)
+
+    def test_unknown_user_refused(self):
+        self.assertEqual(self.k.stop(), 0)
+        conf = os.path.join(self.dir, "keeld.conf")
+        with open(conf) as f:
+            text = f.read().replace('user = "nobody";', 'user = "no-such-user-keel";')
+        with open(conf, "w") as f:
+            f.write(text)
+        k = Keeld(self.dir)
+        self.procs.append(k)
+        self.assertEqual(k.wait_exit(), 1)
+        self.assertIn("user no-such-user-keel: no such user", k.stderr_text())
+
+
 # -- crash consistency --------------------------------------------------------------------------
 
 OP_REVOKE = 0x13
@@ -495,6 +556,14 @@ class CrashTest(HardenCase):
         finally:
             db.close()
 
+    def audit_intact(self):
+        """keelctl audit verify: every audit record's hash chain holds."""
+        r = subprocess.run([KEELCTL, "audit", "verify", "--config",
+                            os.path.join(self.dir, "keeld.conf")],
+                           capture_output=True, timeout=GUARD, stdin=subprocess.DEVNULL)
+        self.assertEqual(r.returncode, 0, (r.stdout, r.stderr))
+        self.assertIn(b"intact", r.stdout)
+
     def test_sigkill_during_mixed_workload(self):
         seed = int(os.environ.get("KEEL_CRASH_SEED", random.randrange(1 << 30)))
         print("CrashTest seed %d (KEEL_CRASH_SEED), %d kills" % (seed, KILLS), file=sys.stderr)
@@ -513,6 +582,7 @@ class CrashTest(HardenCase):
             total += w.acked
             self.k = self.start()
             self.integrity()
+            self.audit_intact()
             with self.conn() as c:
                 self.check(steps, w.inflight, c)
         print("CrashTest: %d kills, %d acknowledged operations, %d objects, %d unanswered "
