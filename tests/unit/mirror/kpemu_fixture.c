@@ -146,3 +146,14 @@ long kpemu_control(struct kpemu *e, const char *method, const char *what, const 
 	}
 	return status;
 }
+
+struct mirror_config kpemu_mirror_config(const struct kpemu *e)
+{
+	return (struct mirror_config){
+	    .endpoint = e->url,
+	    .iam_url = e->iam_url,
+	    .instance_id = KPEMU_INSTANCE,
+	    .api_key_file = e->api_key_file,
+	    .ca_bundle = e->ca,
+	};
+}

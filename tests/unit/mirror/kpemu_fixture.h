@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <keel/mirror.h>
+
 #define KPEMU_INSTANCE "12e8c9c2-a162-472d-b7d6-8b9a86b815a6"
 #define KPEMU_APIKEY   "kpemu-test-api-key-6f1d2c"
 
@@ -24,6 +26,9 @@ struct kpemu {
 /* Starts the emulator (path in $KEEL_KPEMU) with KPEMU_APIKEY; 0 or -1. */
 int kpemu_start(struct kpemu *e);
 void kpemu_stop(struct kpemu *e);
+
+/* A client configuration for this emulator (its URLs, CA, API-key file). */
+struct mirror_config kpemu_mirror_config(const struct kpemu *e);
 
 /* A control request (POST unless method says otherwise); returns the HTTP
  * status, and the body in *out_body (malloc'd) when out_body is not NULL. */

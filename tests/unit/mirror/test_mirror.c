@@ -47,18 +47,14 @@ static void record_sleep(void *arg, uint32_t ms)
 
 static struct mirror_config config_for(struct fixture *f)
 {
-	return (struct mirror_config){
-	    .endpoint = f->emu.url,
-	    .iam_url = f->emu.iam_url,
-	    .instance_id = KPEMU_INSTANCE,
-	    .api_key_file = f->emu.api_key_file,
-	    .ca_bundle = f->emu.ca,
-	    .max_retries = 3,
-	    .backoff_initial_ms = 100,
-	    .backoff_max_ms = 250,
-	    .sleep = record_sleep,
-	    .sleep_arg = f,
-	};
+	struct mirror_config cfg = kpemu_mirror_config(&f->emu);
+
+	cfg.max_retries = 3;
+	cfg.backoff_initial_ms = 100;
+	cfg.backoff_max_ms = 250;
+	cfg.sleep = record_sleep;
+	cfg.sleep_arg = f;
+	return cfg;
 }
 
 static int setup(void **state)

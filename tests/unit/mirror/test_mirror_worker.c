@@ -65,13 +65,10 @@ static int setup(void **state)
 	assert_non_null(f);
 	assert_non_null(getenv("KEEL_KPEMU"));
 	assert_int_equal(kpemu_start(&f->emu), 0);
-	struct mirror_config cfg = {.endpoint = f->emu.url,
-				    .iam_url = f->emu.iam_url,
-				    .instance_id = KPEMU_INSTANCE,
-				    .api_key_file = f->emu.api_key_file,
-				    .ca_bundle = f->emu.ca,
-				    .max_retries = 2,
-				    .sleep = no_sleep};
+	struct mirror_config cfg = kpemu_mirror_config(&f->emu);
+
+	cfg.max_retries = 2;
+	cfg.sleep = no_sleep;
 	assert_int_equal(mirror_new(&cfg, &f->m), 0);
 	assert_int_equal(mirror_create_root(f->m, "crk-appliance", &f->root), 0);
 	snprintf(f->db, sizeof(f->db), "%s/keel.db", f->emu.dir);

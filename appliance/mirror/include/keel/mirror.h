@@ -166,6 +166,28 @@ int mirror_import_root(struct mirror *m, const char *name, const struct mirror_s
 int mirror_rotate(struct mirror *m, const char *id,
 		  const struct mirror_secure_payload *sp) MIRROR_WUR;
 
+/* ---- enabling: the CRK as a root key (issue 6, "Set-up") ---------------------- */
+
+enum mirror_root_mode {
+	MIRROR_ROOT_IMPORTED = 1,  /* the CRK itself, by secure import (BYOK) */
+	MIRROR_ROOT_GENERATED = 2, /* Key Protect's own material: the CRK cannot leave the token */
+};
+
+struct mirror_root {
+	struct mirror_key key;
+	enum mirror_root_mode mode;
+	uint32_t crk_version; /* the token's active CRK when it was mirrored */
+};
+
+/*
+ * Mirrors the token's active CRK as root key `name`: secure import when the
+ * token can wrap it under the import token's key with RSA-OAEP-SHA-256;
+ * otherwise (not extractable, or a token without SHA-256 OAEP wrapping, as
+ * SoftHSM 2.6) a root key Key Protect generates, and out->mode says which.
+ */
+int mirror_enable(struct mirror *m, struct hsm *h, const char *name,
+		  struct mirror_root *out) MIRROR_WUR;
+
 /* ---- counters, for status and metrics -------------------------------------- */
 
 struct mirror_stats {
