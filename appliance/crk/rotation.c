@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "keel/metrics.h"
 #include "log.h"
 
 #define DEFAULT_BATCH 200
@@ -191,6 +192,7 @@ static int write_batch(struct keel_rotation *r, struct keel_store_rotation *p,
 		return store_err(err, "writing a batch");
 	}
 	*p = next;
+	keel_metrics_crk_remaining(p->total - p->done);
 	return 0;
 }
 
@@ -285,6 +287,7 @@ static int finish(struct keel_rotation *r, struct keel_store_rotation *p)
 	int err;
 
 	p->finished = (int64_t)time(NULL);
+	keel_metrics_crk_remaining(0);
 	if ((err = keel_store_begin(r->store, &t)) != 0 ||
 	    (err = keel_store_rotation_put(t, p)) != 0 || (err = keel_store_commit(t)) != 0) {
 		keel_store_rollback(t);
@@ -310,6 +313,7 @@ static int run(struct keel_rotation *r)
 		if ((err = load_or_begin(r, target, &p, &todo)) != 0 || !todo) {
 			return err;
 		}
+		keel_metrics_crk_remaining(p.total - p.done);
 		r->skipped = 0;
 		for (more = true; more && !stopping(r);) {
 			if ((err = batch(r, &p, &more)) != 0) {

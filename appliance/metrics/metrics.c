@@ -34,6 +34,7 @@ static struct {
 	atomic_uint_fast64_t handshakes_ok, handshakes_failed;
 	struct histogram hsm, store_commit;
 	atomic_int_fast64_t mirror_backlog;
+	atomic_int_fast64_t crk_remaining;
 } m;
 
 uint64_t keel_metrics_now_ns(void)
@@ -101,6 +102,11 @@ void keel_metrics_store_commit(uint64_t ns)
 void keel_metrics_mirror_backlog(int64_t entries)
 {
 	atomic_store_explicit(&m.mirror_backlog, entries, memory_order_relaxed);
+}
+
+void keel_metrics_crk_remaining(int64_t objects)
+{
+	atomic_store_explicit(&m.crk_remaining, objects, memory_order_relaxed);
 }
 
 int64_t keel_metrics_open_connections(void)
@@ -199,6 +205,10 @@ static void render_rest(FILE *f)
 		"# HELP keel_mirror_backlog Key Protect outbox entries not yet mirrored.\n"
 		"# TYPE keel_mirror_backlog gauge\nkeel_mirror_backlog %lld\n",
 		(long long)atomic_load_explicit(&m.mirror_backlog, memory_order_relaxed));
+	fprintf(f,
+		"# HELP keel_crk_rotation_remaining Keys a CRK rotation has still to rewrap.\n"
+		"# TYPE keel_crk_rotation_remaining gauge\nkeel_crk_rotation_remaining %lld\n",
+		(long long)atomic_load_explicit(&m.crk_remaining, memory_order_relaxed));
 }
 
 int keel_metrics_render(char **out_text, size_t *out_len)

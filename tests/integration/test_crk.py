@@ -23,6 +23,7 @@ Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
 import json
 import os
 import random
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -32,6 +33,7 @@ import unittest
 from kmipwire import (ITEM_NOT_FOUND, OP_ACTIVATE, OP_ADD_ATTRIBUTE, OP_CREATE,
                       OP_DESTROY, OP_GET, OP_GET_ATTRIBUTES, SUCCESS, TEXT, UNIQUE_IDENTIFIER,
                       KmipConn, T, attribute, attributes, create_aes, key_bytes, op, request)
+from test_admin import UnixHTTPConnection, answer
 from test_dev import GUARD, KEELCTL, crk_list
 from test_kmip import KeeldCase
 
@@ -75,6 +77,17 @@ def keelctl(d, *args, expect=0):
         raise AssertionError("keelctl %s: exit %d, expected %d: %s" % (
             " ".join(args), r.returncode, expect, r.stderr.decode()))
     return r.stdout.decode() + r.stderr.decode()
+
+
+def remaining_metric(d):
+    """keel_crk_rotation_remaining from /metrics on the admin socket."""
+    c = UnixHTTPConnection(os.path.join(d, "admin.sock"))
+    try:
+        status, text = answer(c, "GET", "/metrics")
+    finally:
+        c.close()
+    assert status == 200, status
+    return int(re.search(r"(?m)^keel_crk_rotation_remaining (\d+)$", text).group(1))
 
 
 class Load(threading.Thread):
@@ -158,6 +171,7 @@ class RotationTest(KeeldCase):
         while done < N // 5:
             done = int(self.k.wait_line(self.k.err, PROGRESS, self.k.mark() - 1).group(1))
         load.finish()
+        self.assertGreater(remaining_metric(self.dir), 0)
         self.k.kill()
         self.assertNotIn("rotation to version 2 complete", self.k.stderr_text())
 
@@ -177,6 +191,7 @@ class RotationTest(KeeldCase):
         self.assertEqual(st["active"], 2)
         self.assertEqual([(v["version"], v["in_token"]) for v in st["versions"]], [(2, True)])
         self.assertEqual(st["rotation"]["state"], "complete")
+        self.assertEqual(remaining_metric(self.dir), 0)
         rec = json.loads(keelctl(self.dir, "audit", "show", "--op", "RotateCRK", "--json"))
         self.assertEqual([r["detail"] for r in rec["records"]], ["version 2"])
         # Keys destroyed by the load before the sweep reached them are not rewrapped.

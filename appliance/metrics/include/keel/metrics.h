@@ -30,6 +30,9 @@ void keel_metrics_store_commit(uint64_t ns);
 /* Key Protect outbox entries not yet mirrored (the mirror sets it). */
 void keel_metrics_mirror_backlog(int64_t entries);
 
+/* Keys a CRK rotation has still to rewrap; 0 when none runs (the rotation sets it). */
+void keel_metrics_crk_remaining(int64_t objects);
+
 /* Open TLS connections right now (for status screens). */
 int64_t keel_metrics_open_connections(void);
 
