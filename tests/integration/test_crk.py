@@ -12,7 +12,7 @@ leaves the token.
 Backup (`keelctl backup create|verify|restore`): a backup of one appliance
 restored into a fresh store with the same token serves every key with
 identical bytes and attributes; a backup with one byte flipped is refused and
-changes nothing.
+changes nothing; rotating the restored keys retires the version the backup needs.
 
 Synchronisation is on keeld's log lines only (its debug progress lines and
 its "complete" line); timeouts are guards.
@@ -278,6 +278,14 @@ class BackupTest(KeeldCase):
         self.assertEqual(records("Backup"), [])  # written after the snapshot it made
         self.assertEqual(len(records("Create")), self.N)
         keelctl(self.dir, "audit", "verify")
+
+        # Rotating the restored keys retires version 1, and with it the backup.
+        out = keelctl(self.dir, "crk", "rotate", "--wait")
+        self.assertIn("rotation to CRK version 2 complete: %d of %d" % (self.N - 10,
+                                                                      self.N - 10), out)
+        self.assertEqual(self.snapshot(uids)[0], before[0])
+        self.assertIn("does not hold the CRK version",
+                      keelctl(self.dir, "backup", "verify", f, expect=65))
 
 
 if __name__ == "__main__":
