@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <malloc.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -487,8 +488,11 @@ static int listen_fd(const struct sockaddr *sa, socklen_t len)
 	if (fd < 0) {
 		return -1;
 	}
-	/* [::]:8443 beside 0.0.0.0:8443 needs v6-only sockets. */
+	/* [::]:8443 beside 0.0.0.0:8443 needs v6-only sockets. Accepted sockets
+	 * inherit TCP_NODELAY (Linux): evhttp writes headers and body apart, and
+	 * Nagle would hold the body for the client's delayed ACK (40 ms). */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){1}, sizeof(int)) != 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int)) != 0 ||
 	    (sa->sa_family == AF_INET6 &&
 	     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){1}, sizeof(int)) != 0) ||
 	    bind(fd, sa, len) != 0 || listen(fd, 64) != 0) {
