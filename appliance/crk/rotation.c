@@ -142,6 +142,19 @@ static int load_or_begin(struct keel_rotation *r, uint32_t target, struct keel_s
 	return 0;
 }
 
+/* Adds |add| to the sweep's skipped objects (or resets them); returns the count.
+ * keel_rotation_status reads it from other threads, hence the lock. */
+static int64_t count_skipped(struct keel_rotation *r, int64_t add, bool reset)
+{
+	int64_t n;
+
+	pthread_mutex_lock(&r->lock);
+	r->skipped = reset ? 0 : r->skipped + add;
+	n = r->skipped;
+	pthread_mutex_unlock(&r->lock);
+	return n;
+}
+
 /* Rewraps what it can; a failed object keeps its blob (NULL in out_blobs). */
 static void rewrap_all(struct keel_rotation *r, const struct keel_store_stale *stale, size_t num,
 		       uint8_t **out_blobs, size_t *out_lens)
@@ -154,7 +167,7 @@ static void rewrap_all(struct keel_rotation *r, const struct keel_store_stale *s
 			keel_err("crk: cannot rewrap object %s: %s", stale[i].uid,
 				 hsm_strerror(err));
 			out_blobs[i] = NULL;
-			r->skipped++;
+			(void)count_skipped(r, 1, false);
 		}
 	}
 }
@@ -303,6 +316,7 @@ static int run(struct keel_rotation *r)
 {
 	struct keel_store_rotation p;
 	uint32_t target;
+	int64_t skipped;
 	bool todo = false, more = true;
 	int err;
 
@@ -314,7 +328,7 @@ static int run(struct keel_rotation *r)
 			return err;
 		}
 		keel_metrics_crk_remaining(p.total - p.done);
-		r->skipped = 0;
+		(void)count_skipped(r, 0, true);
 		for (more = true; more && !stopping(r);) {
 			if ((err = batch(r, &p, &more)) != 0) {
 				return err;
@@ -324,10 +338,10 @@ static int run(struct keel_rotation *r)
 		if (stopping(r)) {
 			return 0;
 		}
-		if (r->skipped != 0) {
+		if ((skipped = count_skipped(r, 0, false)) != 0) {
 			keel_err(
 			    "crk: %lld objects could not be rewrapped; older versions are kept",
-			    (long long)r->skipped);
+			    (long long)skipped);
 			return KEEL_ROT_E_HSM;
 		}
 		if ((err = retire(r, target)) != 0 || (err = finish(r, &p)) != 0) {

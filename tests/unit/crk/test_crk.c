@@ -355,6 +355,42 @@ static void test_start_after_versions_made_elsewhere(void **state)
 	assert_token_versions(f->h, 3);
 }
 
+/* An object the token cannot unwrap stops the rotation short of retiring its version. */
+static void test_unrewrappable_object_keeps_its_version(void **state)
+{
+	struct fx *f = *state;
+	struct keel_rotation_config rc = {.hsm = f->h, .store = f->s};
+	struct keel_rotation_status st;
+	struct keel_rotation *r = NULL;
+	struct keel_store_object o;
+	struct keel_store_txn *t;
+	uint8_t *bad;
+
+	put_objects(f, 0, 3);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_object_get(t, "obj-1", "owner", &o), 0);
+	assert_non_null(bad = malloc(o.blob_len));
+	memcpy(bad, o.blob, o.blob_len);
+	bad[o.blob_len - 1] ^= 1; /* its tag no longer authenticates */
+	assert_int_equal(
+	    keel_store_object_rewrap(t, "obj-1", o.blob, o.blob_len, 1, bad, o.blob_len), 0);
+	assert_int_equal(keel_store_commit(t), 0);
+	assert_int_equal(keel_rotation_new(&rc, &r), 0);
+	assert_int_equal(keel_rotation_start(r, NULL), 0);
+	keel_rotation_wait(r);
+	assert_int_equal(keel_rotation_status(r, &st), 0);
+	assert_int_equal(st.skipped, 1);
+	assert_int_equal(st.progress.finished, 0);
+	assert_int_equal(st.num_versions, 2); /* version 1 stays for obj-1 */
+	assert_true(st.versions[0].in_token);
+	assert_int_equal(st.versions[0].objects, 1);
+	assert_int_equal(st.versions[1].objects, 2);
+	keel_rotation_status_cleanup(&st);
+	keel_rotation_free(r);
+	keel_store_object_cleanup(&o);
+	free(bad);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -368,6 +404,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_hold_excludes_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_start_after_versions_made_elsewhere, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_unrewrappable_object_keeps_its_version, setup,
 					    teardown),
 	};
 
