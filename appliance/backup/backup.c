@@ -392,24 +392,6 @@ int keel_backup_verify(struct hsm *h, const uint8_t *file, size_t len,
 	return err;
 }
 
-/* Whether the live store holds any key material. */
-static int store_empty(struct keel_store *store, bool *out_empty)
-{
-	struct keel_store_crk_count *counts = NULL;
-	struct keel_store_txn *t;
-	size_t num = 0;
-	int err;
-
-	if ((err = keel_store_begin_read(store, &t)) != 0) {
-		return KEEL_BACKUP_E_STORE;
-	}
-	err = keel_store_crk_counts(t, &counts, &num);
-	keel_store_rollback(t);
-	free(counts);
-	*out_empty = num == 0;
-	return err != 0 ? KEEL_BACKUP_E_STORE : 0;
-}
-
 static int copy_config(const uint8_t *plain, size_t len, char **out_config)
 {
 	if ((*out_config = malloc(len + 1)) == NULL) {
@@ -427,16 +409,14 @@ int keel_backup_restore(struct hsm *h, struct keel_store *store, const uint8_t *
 	const uint8_t *image;
 	uint8_t *plain = NULL;
 	size_t image_len;
-	bool empty = false;
 	int err;
 
 	if ((err = open_file(h, file, len, &info, &plain, &image, &image_len)) != 0) {
 		return err;
 	}
-	if ((err = store_empty(store, &empty)) == 0 && !empty && !force) {
+	if ((err = keel_store_restore(store, image, image_len, !force)) == KEEL_STORE_E_EXISTS) {
 		err = KEEL_BACKUP_E_NOT_EMPTY;
-	}
-	if (err == 0 && (err = keel_store_restore(store, image, image_len)) != 0) {
+	} else if (err != 0) {
 		keel_err("backup: restoring the store: %s", keel_store_strerror(err));
 		err = KEEL_BACKUP_E_STORE;
 	}

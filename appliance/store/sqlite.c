@@ -1423,12 +1423,13 @@ int keel_store_image_inspect(const uint8_t *image, size_t len, struct keel_store
 	return r;
 }
 
-static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len)
+static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len, bool only_if_empty)
 {
 	struct sq_store *q = (struct sq_store *)s;
 	sqlite3 *src = NULL;
 	struct sq_txn *t;
 	uint64_t n = 0;
+	int64_t keys = 0;
 	int version, r;
 
 	if ((r = image_open(image, len, &src, &version)) != 0 || (r = migrate(src)) != 0) {
@@ -1438,10 +1439,18 @@ static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len)
 	t = take_conn(q);
 	pthread_mutex_lock(&q->writer);
 	t->writer = true;
+	if (only_if_empty &&
+	    (r = sq_count_rows(&t->base, "SELECT COUNT(*) FROM objects WHERE blob IS NOT NULL",
+			       &keys)) == 0 &&
+	    keys != 0) {
+		r = KEEL_STORE_E_EXISTS;
+	}
 	/* The audit chain is the image's now: forget the cached head. */
 	pthread_mutex_lock(&q->head_lock);
-	r = copy_db(t->db, src, "restoring the image");
-	q->head.valid = false;
+	if (r == 0) {
+		r = copy_db(t->db, src, "restoring the image");
+		q->head.valid = false;
+	}
 	pthread_mutex_unlock(&q->head_lock);
 	if (r == 0) {
 		n = count_commit(&q->group);

@@ -221,12 +221,12 @@ int keel_store_snapshot(struct keel_store *s, uint8_t **out_image, size_t *out_l
 	return s->ops->snapshot(s, out_image, out_len);
 }
 
-int keel_store_restore(struct keel_store *s, const uint8_t *image, size_t len)
+int keel_store_restore(struct keel_store *s, const uint8_t *image, size_t len, bool only_if_empty)
 {
 	if (image == NULL || len == 0) {
 		return KEEL_STORE_E_INVAL;
 	}
-	return s->ops->restore(s, image, len);
+	return s->ops->restore(s, image, len, only_if_empty);
 }
 
 int keel_store_audit_scan(struct keel_store_txn *t, const struct keel_store_audit_filter *f,

@@ -402,9 +402,12 @@ int keel_store_image_inspect(const uint8_t *image, size_t len,
 /*
  * Replaces the whole live database with |image| in one transaction (brought
  * to the current schema first): other connections see either the old or the
- * new content, never a mix.
+ * new content, never a mix. With |only_if_empty|, KEEL_STORE_E_EXISTS (and
+ * nothing changed) if the store holds key material, checked with writers
+ * held off so that none can add any before the image replaces it.
  */
-int keel_store_restore(struct keel_store *s, const uint8_t *image, size_t len) KEEL_STORE_WUR;
+int keel_store_restore(struct keel_store *s, const uint8_t *image, size_t len,
+		       bool only_if_empty) KEEL_STORE_WUR;
 
 /*
  * Grants. put adds |g| or, when (owner, uid, grantee) is already granted,

@@ -41,7 +41,7 @@ struct keel_store_ops {
 	int (*rotation_get)(struct keel_store_txn *t, struct keel_store_rotation *out);
 	int (*rotation_put)(struct keel_store_txn *t, const struct keel_store_rotation *r);
 	int (*snapshot)(struct keel_store *s, uint8_t **out_image, size_t *out_len);
-	int (*restore)(struct keel_store *s, const uint8_t *image, size_t len);
+	int (*restore)(struct keel_store *s, const uint8_t *image, size_t len, bool only_if_empty);
 	int (*audit_scan)(struct keel_store_txn *t, const struct keel_store_audit_filter *f,
 			  keel_store_audit_fn fn, void *ctx);
 	int (*audit_verify)(struct keel_store_txn *t, const struct keel_store_audit_anchor *anchor,
