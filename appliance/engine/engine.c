@@ -371,7 +371,19 @@ int eng_track_secret(struct eng_req *r, struct hsm_secret *s)
 	return 0;
 }
 
-static void wipe_secrets(struct eng_req *r)
+void eng_req_init_admin(struct eng_req *r, struct keel_engine *e, struct keel_client_identity *who,
+			struct kmip_arena *arena)
+{
+	*r = (struct eng_req){.e = e,
+			      .who = who,
+			      .arena = arena,
+			      .now = (int64_t)time(NULL),
+			      .version = KMIP_V1_4,
+			      .admin = true};
+	kmip_arena_init(arena, NULL, 0);
+}
+
+void eng_wipe_secrets(struct eng_req *r)
 {
 	for (size_t i = 0; i < r->num_secrets; i++) {
 		hsm_secret_free(r->secrets[i]);
@@ -447,6 +459,6 @@ void keel_engine_handle(void *ctx, const struct keel_client_identity *who, const
 		}
 	}
 out:
-	wipe_secrets(&r);
+	eng_wipe_secrets(&r);
 	kmip_arena_cleanup(&arena);
 }

@@ -40,6 +40,24 @@ void keel_engine_close(struct keel_engine *e);
 struct keel_store *keel_engine_store(struct keel_engine *e);
 
 /*
+ * The managed object |uid| as the Key Protect mirror escrows it (issue 6):
+ * a KMIP 1.4 Response Message in TTLV whose items are a Get (the object in
+ * the format it was registered in; absent once its material is destroyed)
+ * and a Get Attributes (every attribute), so that a recovery decodes it with
+ * kmip_response_decode. Unlike a client's Get it ignores Sensitive and
+ * Extractable (the escrow is wrapped under Key Protect's root key) and
+ * changes nothing, Fresh included. *out is in locked memory, the caller's to
+ * hsm_secret_free; nothing of it is logged.
+ */
+enum {
+	KEEL_ENGINE_EXPORT_E_NOT_FOUND = -1, /* no such object (any more) */
+	KEEL_ENGINE_EXPORT_E_FAILED = -2,    /* store, HSM or memory: try again later */
+};
+struct hsm_secret;
+int keel_engine_export(struct keel_engine *e, const char *uid, struct hsm_secret **out)
+    __attribute__((warn_unused_result));
+
+/*
  * Answers one framed KMIP request from |who| through |reply|. |ctx| is the
  * struct keel_engine. Thread-safe: the server calls it from several workers.
  */

@@ -84,6 +84,12 @@ struct eng_req {
  * written. On failure |s| is freed at once and ENG_E_INTERNAL returned.
  */
 int eng_track_secret(struct eng_req *r, struct hsm_secret *s);
+/* |r| as an administrator's (or the mirror's) request in KMIP 1.4: any owner's
+ * objects, |who| named by the caller, everything allocated in |arena| (initialised here). */
+void eng_req_init_admin(struct eng_req *r, struct keel_engine *e, struct keel_client_identity *who,
+			struct kmip_arena *arena);
+/* Frees (wipes) every secret the request was handed. */
+void eng_wipe_secrets(struct eng_req *r);
 
 /* ---- result.c ----------------------------------------------------------- */
 
@@ -228,6 +234,12 @@ int eng_query_capability(struct eng_req *r, uint32_t function,
 			 struct kmip_query_response *p) ENG_WUR;
 int op_create(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_get(struct eng_req *r, const void *req, void **out) ENG_WUR;
+/* Get's answer for the loaded |o| into |p|. |client|: a client's Get, which
+ * Sensitive and Extractable restrict and which clears Fresh; otherwise the
+ * mirror's export (keel_engine_export), which neither checks nor changes. */
+int eng_get_response(struct eng_req *r, const struct keel_store_object *o,
+		     const struct kmip_get_request *q, bool client,
+		     struct kmip_get_response *p) ENG_WUR;
 int op_get_attributes(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_get_attribute_list(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_add_attribute(struct eng_req *r, const void *req, void **out) ENG_WUR;

@@ -321,12 +321,7 @@ static int run_as_admin(struct keel_engine *e, struct keel_manage_ctx *c, uint32
 {
 	struct kmip_arena arena;
 	struct keel_client_identity who = {0};
-	struct eng_req r = {.e = e,
-			    .who = &who,
-			    .arena = &arena,
-			    .now = (int64_t)time(NULL),
-			    .version = KMIP_V1_4,
-			    .admin = true};
+	struct eng_req r;
 	void *out = NULL;
 	int err = 0, serr;
 
@@ -334,7 +329,7 @@ static int run_as_admin(struct keel_engine *e, struct keel_manage_ctx *c, uint32
 		return fail(c, ENG_E_MISSING_DATA, "no administrator or no key named");
 	}
 	snprintf(who.subject, sizeof(who.subject), "%s", c->actor);
-	kmip_arena_init(&arena, NULL, 0);
+	eng_req_init_admin(&r, e, &who, &arena);
 	if ((serr = keel_store_begin(e->store, &r.txn)) != 0) {
 		kmip_arena_cleanup(&arena);
 		return store_fail(c, serr, "begin");

@@ -534,31 +534,42 @@ static int mark_served(struct eng_req *r, const char *uid)
 	return err;
 }
 
+int eng_get_response(struct eng_req *r, const struct keel_store_object *o,
+		     const struct kmip_get_request *q, bool client, struct kmip_get_response *p)
+{
+	struct hsm_secret *key = NULL;
+	uint32_t format;
+	int err;
+
+	if ((err = pick_format(r, o, q, &format)) != 0 ||
+	    (client && (err = eng_protect_check_get(r, o->uid,
+						    q->key_wrapping_specification != NULL)) != 0) ||
+	    (err = unwrap_object(r, o, &key)) != 0) {
+		return err;
+	}
+	p->object_type = o->object_type;
+	p->unique_identifier = eng_strdup(r, o->uid, strlen(o->uid));
+	p->unique_identifier_len = strlen(o->uid);
+	if ((err = get_body(r, o, q, format, key, p)) != 0) {
+		return err;
+	}
+	return client ? mark_served(r, o->uid) : 0;
+}
+
 int op_get(struct eng_req *r, const void *req, void **out)
 {
 	const struct kmip_get_request *q = req;
 	struct kmip_get_response *p = eng_alloc(r, sizeof(*p));
 	struct keel_store_object o = {0};
-	struct hsm_secret *key = NULL;
-	uint32_t format;
 	int err;
 
 	if (p == NULL) {
 		return ENG_E_INTERNAL;
 	}
-	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) != 0 ||
-	    (err = pick_format(r, &o, q, &format)) != 0 ||
-	    (err = eng_protect_check_get(r, o.uid, q->key_wrapping_specification != NULL)) != 0 ||
-	    (err = unwrap_object(r, &o, &key)) != 0) {
-		goto out;
-	}
-	p->object_type = o.object_type;
-	p->unique_identifier = eng_strdup(r, o.uid, strlen(o.uid));
-	p->unique_identifier_len = strlen(o.uid);
-	if ((err = get_body(r, &o, q, format, key, p)) == 0 && (err = mark_served(r, o.uid)) == 0) {
+	if ((err = eng_load(r, q->unique_identifier, q->unique_identifier_len, &o)) == 0 &&
+	    (err = eng_get_response(r, &o, q, true, p)) == 0) {
 		*out = p;
 	}
-out:
 	keel_store_object_cleanup(&o);
 	return err;
 }

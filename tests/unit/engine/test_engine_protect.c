@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "engine_req.h"
+#include "keel/hsm.h"
 
 static int setup(void **state)
 {
@@ -175,12 +176,63 @@ static void test_not_extractable(void **state)
 	req_expect_ok(f, 0);
 }
 
+/* The mirror's export of |uid| into |*s|, decoded (the message points into |*s|):
+ * its items are Get and Get Attributes. */
+static const struct kmip_response_message *export(struct engine_fx *f, const char *uid,
+						  struct hsm_secret **s)
+{
+	struct kmip_response_message *m = NULL;
+	struct kmip_decode_error de;
+
+	assert_int_equal(keel_engine_export(f->e, uid, s), 0);
+	assert_int_equal(kmip_response_decode(hsm_secret_data(*s), hsm_secret_len(*s),
+					      &kmip_default_limits, &f->arena, &m, &de),
+			 0);
+	assert_int_equal(m->num_batch_items, 2);
+	assert_int_equal(m->batch_items[0].operation, KMIP_OPERATION_GET);
+	assert_int_equal(m->batch_items[1].operation, KMIP_OPERATION_GET_ATTRIBUTES);
+	return m;
+}
+
+/* The mirror escrows even what a client may not Get, and changes nothing doing so. */
+static void test_export(void **state)
+{
+	struct engine_fx *f = *state;
+	const struct kmip_get_response *g;
+	const struct kmip_get_attributes_response *a;
+	struct hsm_secret *s = NULL, *none = NULL;
+	char plain[129], locked[129];
+	uint8_t got[64], exported[64];
+	size_t len;
+
+	create_key(f, NULL, plain);
+	g = export(f, plain, &s)->batch_items[0].response_payload;
+	len = g->symmetric_key->key_block->key_value->key_material_len;
+	assert_int_equal(len, 32);
+	memcpy(exported, g->symmetric_key->key_block->key_value->key_material, len);
+	hsm_secret_free(s);
+	assert_true(get_bool(f, plain, "Fresh")); /* the export is no Get */
+	assert_int_equal(req_get_key(f, plain, got), 32);
+	assert_memory_equal(got, exported, 32);
+
+	create_key(f, not_extractable, locked);
+	a = export(f, locked, &s)->batch_items[1].response_payload;
+	assert_memory_equal(a->unique_identifier, locked, strlen(locked));
+	hsm_secret_free(s);
+	assert_false(get_bool(f, locked, "Extractable"));
+
+	assert_int_equal(keel_engine_export(f->e, "no-such-uid", &none),
+			 KEEL_ENGINE_EXPORT_E_NOT_FOUND);
+	assert_null(none);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_sensitive, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_extractable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_export, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
