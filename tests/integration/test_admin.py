@@ -12,6 +12,7 @@ Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
 import http.client
 import json
 import os
+import pty
 import re
 import shutil
 import socket
@@ -215,29 +216,41 @@ class AdminApiTest(AdminCase):
         _, err = self.keelctl("status", status=69)
         self.assertIn("cannot reach keeld", err)
 
+    def metrics(self):
+        """{(sample name, frozen labels): value} of /metrics, parsed as Prometheus text."""
+        status, text = self.local("GET", "/metrics")
+        self.assertEqual(status, 200)
+        return {(s.name, frozenset(s.labels.items())): s.value
+                for f in text_string_to_metric_families(text) for s in f.samples}
+
     def test_metrics_count_a_kmip_request(self):
-        def discover_count():
-            status, text = self.local("GET", "/metrics")
-            self.assertEqual(status, 200)
-            for family in text_string_to_metric_families(text):
-                for s in family.samples:
-                    if (s.name == "keel_kmip_requests_total" and
-                            s.labels == {"operation": "DiscoverVersions", "result": "success"}):
-                        return s.value
-            return 0
-        before = discover_count()
+        discover = ("keel_kmip_requests_total",
+                    frozenset({"operation": "DiscoverVersions", "result": "success"}.items()))
+        create = ("keel_kmip_requests_total",
+                  frozenset({"operation": "Create", "result": "success"}.items()))
+        hsm = ("keel_hsm_call_duration_seconds_count", frozenset())
+        commits = ("keel_store_commit_duration_seconds_count", frozenset())
+        before = self.metrics()
         with KmipConn(self.k.port, client_ctx(self.dir), GUARD) as c:
             c.call(request([op(OP_DISCOVER_VERSIONS, [])]))
-        self.assertEqual(discover_count(), before + 1)
-        families = {f.name: f for f in text_string_to_metric_families(self.local("GET",
-                                                                                  "/metrics")[1])}
-        for name in ("keel_kmip_request_duration_seconds", "keel_tls_handshakes",
-                     "keel_hsm_call_duration_seconds", "keel_store_commit_duration_seconds",
-                     "keel_tls_connections", "keel_mirror_backlog"):
-            self.assertIn(name, families)
-        ok = [s for s in families["keel_tls_handshakes"].samples
-              if s.labels.get("result") == "ok"]
-        self.assertGreaterEqual(ok[0].value, 1)
+            it = c.call(request([op(OP_CREATE, create_aes())])).item(0)
+            self.assertEqual(it.status, SUCCESS, it)
+            it = c.call(request([op(OP_GET, [T(UNIQUE_IDENTIFIER,
+                                               it.payload.find(UNIQUE_IDENTIFIER))])])).item(0)
+            self.assertEqual(it.status, SUCCESS, it)
+            during = self.metrics()  # the connection is still open
+        after = self.metrics()
+        self.assertEqual(after[discover], before.get(discover, 0) + 1)
+        self.assertEqual(after[create], before.get(create, 0) + 1)
+        self.assertGreaterEqual(after[hsm], before[hsm] + 2)  # wrap at Create, unwrap at Get
+        self.assertGreaterEqual(after[commits], before[commits] + 3)
+        latency = ("keel_kmip_request_duration_seconds_count",
+                   frozenset({"operation": "Create"}.items()))
+        self.assertEqual(after[latency], before.get(latency, 0) + 1)
+        self.assertEqual(during[("keel_tls_connections", frozenset())], 1)
+        ok = ("keel_tls_handshakes_total", frozenset({"result": "ok"}.items()))
+        self.assertEqual(after[ok], before[ok] + 1)
+        self.assertIn(("keel_mirror_backlog", frozenset()), after)
 
 
 REFUSED = (ssl.SSLError, ConnectionResetError, BrokenPipeError)
@@ -403,6 +416,36 @@ class CertTest(AdminCase):
             self.assertEqual(f.read(), renewed["certificate"])
         _, err = self.keelctl("server-cert", "renew", "--san", "kms.example", status=65)
         self.assertIn("DNS:name", err)
+
+
+class ConfirmTest(AdminCase):
+    def remove_on_tty(self, answer):
+        """keelctl client remove --destroy-keys with a terminal on stdin, answered |answer|."""
+        master, slave = pty.openpty()
+        try:
+            proc = subprocess.Popen([KEELCTL, "client", "remove", "doomed", "--destroy-keys",
+                                     "--config", self.conf], stdin=slave,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            os.write(master, answer.encode() + b"\n")
+            out, err = proc.communicate(timeout=GUARD)
+        finally:
+            os.close(master)
+            os.close(slave)
+        return proc.returncode, err.decode()
+
+    def test_remove_asks_on_a_terminal(self):
+        crt, key = os.path.join(self.tmp, "d.crt"), os.path.join(self.tmp, "d.key")
+        self.keelctl("client", "issue", "--name", "doomed", "--out-cert", crt, "--out-key", key)
+        with KmipConn(self.k.port, tls_ctx(self.dir, crt, key), GUARD) as c:
+            self.assertEqual(c.call(request([op(OP_CREATE, create_aes())])).item(0).status,
+                             SUCCESS)
+        rc, err = self.remove_on_tty("no")
+        self.assertEqual(rc, 75, err)  # EX_TEMPFAIL: nothing changed
+        self.assertIn("Destroy the 1 keys of client doomed?", err)
+        self.assertEqual(self.local("GET", "/v1/clients/doomed")[1]["keys"], 1)
+        rc, err = self.remove_on_tty("yes")
+        self.assertEqual(rc, 0, err)
+        self.assertEqual(self.local("GET", "/v1/clients/doomed")[0], 404)
 
 
 class RoleTest(AdminCase):
