@@ -412,6 +412,7 @@ static void sq_close(struct keel_store *s)
 	struct sq_store *q = (struct sq_store *)s;
 
 	for (unsigned i = 0; q->conns != NULL && i < q->num_conns; i++) {
+		sqlite3_finalize(q->conns[i].audit_insert);
 		sqlite3_close(q->conns[i].db);
 	}
 	free(q->conns);

@@ -79,6 +79,23 @@ static int bind_row(sqlite3_stmt *st, const struct keel_store_audit *a)
 		   : sqlite3_bind_blob(st, 9, a->hash, KEEL_STORE_HASH_LEN, SQLITE_STATIC);
 }
 
+/* The connection's INSERT, prepared once: every request appends, so it is the hot path. */
+static int insert_stmt(struct sq_txn *t, sqlite3_stmt **out)
+{
+	static const char sql[] =
+	    "INSERT INTO audit (" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+	int r = 0;
+
+	if (t->audit_insert == NULL) {
+		r = sq_err(t->db,
+			   sqlite3_prepare_v3(t->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+					      &t->audit_insert, NULL),
+			   sql);
+	}
+	*out = t->audit_insert;
+	return r;
+}
+
 int sq_audit_append(struct keel_store_txn *tb, const struct keel_store_audit *a)
 {
 	struct sq_txn *t = (struct sq_txn *)tb;
@@ -95,17 +112,16 @@ int sq_audit_append(struct keel_store_txn *tb, const struct keel_store_audit *a)
 	/* The id is chosen here, not by SQLite, because the hash covers it. */
 	row.id = t->head.id + 1;
 	if ((r = keel_store_audit_hash(t->head.hash, &row, row.hash)) != 0 ||
-	    (r = sq_prepare(t->db,
-			    "INSERT INTO audit (" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5,"
-			    " ?6, ?7, ?8, ?9)",
-			    &st)) != 0) {
+	    (r = insert_stmt(t, &st)) != 0) {
 		return r;
 	}
-	if ((r = sq_err(t->db, bind_row(st, &row), "bind")) != 0) {
-		sqlite3_finalize(st);
-		return r;
+	if ((r = sq_err(t->db, bind_row(st, &row), "bind")) == 0) {
+		r = sq_err(t->db, sqlite3_step(st), "appending audit row");
 	}
-	if ((r = sq_step_done(t->db, st, "appending audit row")) != 0) {
+	/* The bindings point into |row|: none may outlive this call. */
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (r != 0) {
 		t->head.valid = false;
 		return r;
 	}

@@ -26,6 +26,7 @@ struct sq_txn {
 	bool writer;	/* holds sq_store.writer: a writing transaction */
 	bool appended;	/* audit rows written: commit publishes |head| */
 	struct sq_head head;
+	sqlite3_stmt *audit_insert; /* prepared at the first append (sqlite_audit.c) */
 };
 
 /*
