@@ -414,6 +414,9 @@ int main(int argc, char **argv)
 	if (harden() != 0) {
 		return EXIT_FAILED;
 	}
+	/* The admin API (started before the server) raises SIGHUP after a
+	 * change; until the server's loop handles it, it must not end keeld. */
+	signal(SIGHUP, SIG_IGN);
 	r = run(&opts, &b);
 	keel_admin_stop(b.admin);
 	keel_clients_free(b.clients);
