@@ -211,7 +211,7 @@ static int identify_cert(struct admin_req *rq, struct bufferevent *bev)
 		return admin_fail(rq, 500, "cannot fingerprint the client certificate");
 	}
 	snprintf(rq->who, sizeof(rq->who), "cert:%s", hex);
-	rq->role = keel_clients_role(rq->ctx->clients, fp);
+	rq->role = keel_clients_identify(rq->ctx->clients, peer, SSL_get_peer_cert_chain(ssl), fp);
 	if (rq->role == KEEL_ROLE_NONE) {
 		return admin_fail(rq, 401, "client certificate %s is not registered", hex);
 	}

@@ -242,6 +242,8 @@ void keel_clients_free(struct keel_clients *c)
 	free(c);
 }
 
+static bool chains_to_ca(X509_STORE *cas, X509 *leaf, STACK_OF(X509) * untrusted);
+
 static const struct pin *find_pin(const struct snapshot *s,
 				  const uint8_t fingerprint[KEEL_FINGERPRINT_LEN])
 {
@@ -264,6 +266,22 @@ enum keel_role keel_clients_role(struct keel_clients *c,
 	return role;
 }
 
+enum keel_role keel_clients_identify(struct keel_clients *c, X509 *leaf, STACK_OF(X509) * untrusted,
+				     const uint8_t fingerprint[KEEL_FINGERPRINT_LEN])
+{
+	const struct pin *p;
+	enum keel_role role = KEEL_ROLE_NONE;
+
+	pthread_rwlock_rdlock(&c->lock);
+	if ((p = find_pin(c->snap, fingerprint)) != NULL) {
+		role = p->role;
+	} else if (c->snap->cas != NULL && chains_to_ca(c->snap->cas, leaf, untrusted)) {
+		role = KEEL_ROLE_KMIP;
+	}
+	pthread_rwlock_unlock(&c->lock);
+	return role;
+}
+
 size_t keel_clients_count(struct keel_clients *c)
 {
 	size_t n;
@@ -276,13 +294,12 @@ size_t keel_clients_count(struct keel_clients *c)
 
 /* ---- the KMIP handshake ------------------------------------------------- */
 
-static bool chains_to_ca(X509_STORE *cas, X509_STORE_CTX *chain)
+static bool chains_to_ca(X509_STORE *cas, X509 *leaf, STACK_OF(X509) * untrusted)
 {
 	X509_STORE_CTX *v = X509_STORE_CTX_new();
 	bool ok = false;
 
-	if (v == NULL || X509_STORE_CTX_init(v, cas, X509_STORE_CTX_get0_cert(chain),
-					     X509_STORE_CTX_get0_untrusted(chain)) != 1) {
+	if (v == NULL || X509_STORE_CTX_init(v, cas, leaf, untrusted) != 1) {
 		goto out;
 	}
 	/* Client purpose: an EKU, when present, must allow clientAuth.
@@ -323,7 +340,9 @@ static bool kmip_allowed(void *ctx, const uint8_t fingerprint[KEEL_FINGERPRINT_L
 		/* An admin or auditor certificate is for the admin API only. */
 		ok = p->role == KEEL_ROLE_KMIP && within_dates(X509_STORE_CTX_get0_cert(chain));
 	} else {
-		ok = c->snap->cas != NULL && chains_to_ca(c->snap->cas, chain);
+		ok = c->snap->cas != NULL &&
+		     chains_to_ca(c->snap->cas, X509_STORE_CTX_get0_cert(chain),
+				  X509_STORE_CTX_get0_untrusted(chain));
 	}
 	pthread_rwlock_unlock(&c->lock);
 	return ok;

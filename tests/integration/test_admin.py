@@ -329,10 +329,14 @@ class TrustTest(AdminCase):
         openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
                 "-days", "30", "-out", crt)
         self.assert_refused(crt, key)
+        self.assertEqual(self.https("GET", "/v1/status", None, crt, key)[0], 401)
         _, err = self.keelctl("client", "trust-ca", "--cert", crt, status=65)
         self.assertIn("not a CA", err)
         self.keelctl("client", "trust-ca", "--cert", ca, "--name", "vcenter-root")
         self.create_and_get(crt, key)
+        status, e = self.https("GET", "/v1/status", None, crt, key)  # a KMIP client now
+        self.assertEqual(status, 403)
+        self.assertIn("KMIP client", e["error"])
         out, _ = self.keelctl("client", "list")
         self.assertRegex(out, r"vcenter-root +ca ")
 

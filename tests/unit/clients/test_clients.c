@@ -149,6 +149,13 @@ static void test_roles_and_handshakes(void **state)
 	assert_int_equal(keel_clients_role(c, f->via_ca.fp), KEEL_ROLE_NONE); /* not pinned */
 	assert_int_equal(keel_clients_role(c, f->unknown.fp), KEEL_ROLE_NONE);
 
+	assert_int_equal(keel_clients_identify(c, f->via_ca.cert, NULL, f->via_ca.fp),
+			 KEEL_ROLE_KMIP);
+	assert_int_equal(keel_clients_identify(c, f->admin.cert, NULL, f->admin.fp),
+			 KEEL_ROLE_ADMIN);
+	assert_int_equal(keel_clients_identify(c, f->unknown.cert, NULL, f->unknown.fp),
+			 KEEL_ROLE_NONE);
+
 	keel_clients_registry(c, &reg);
 	assert_true(handshake_ok(&reg, &f->pinned));
 	assert_true(handshake_ok(&reg, &f->via_ca));

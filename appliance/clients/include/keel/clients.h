@@ -57,6 +57,12 @@ void keel_clients_free(struct keel_clients *c);
 enum keel_role keel_clients_role(struct keel_clients *c,
 				 const uint8_t fingerprint[KEEL_FINGERPRINT_LEN]);
 
+/* The role of a certificate a peer presented with |untrusted| (its chain,
+ * may be NULL): the pinned role, or KEEL_ROLE_KMIP when it chains to a
+ * trusted CA. The admin API tells a CA's KMIP client (403) from a stranger. */
+enum keel_role keel_clients_identify(struct keel_clients *c, X509 *leaf, STACK_OF(X509) * untrusted,
+				     const uint8_t fingerprint[KEEL_FINGERPRINT_LEN]);
+
 /* Registered certificates and trusted CAs in the snapshot. */
 size_t keel_clients_count(struct keel_clients *c);
 
