@@ -24,6 +24,7 @@
 #include "keel/clients.h"
 #include "keel/hsm.h"
 #include "keel/metrics.h"
+#include "keel/mirror.h"
 #include "log.h"
 
 /* Exit statuses, for scripts and systemd (RestartPreventExitStatus=2 3). */
@@ -44,7 +45,8 @@ struct backends {
 	struct keel_engine *engine;
 	struct keel_rotation *rotation;
 	struct keel_admin *admin;
-	struct keel_clients *clients; /* the registry's snapshot */
+	struct keel_clients *clients;  /* the registry's snapshot */
+	struct mirror_service *mirror; /* NULL without a mirror section */
 };
 
 static void usage(FILE *f)
@@ -269,6 +271,37 @@ static int make_registry(const struct keel_config *cfg, void *arg, struct keel_r
 	return 0;
 }
 
+/* The mirror's worker asks the engine for what it escrows. */
+static int export_object(void *arg, const char *uid, struct hsm_secret **out)
+{
+	int r = keel_engine_export(arg, uid, out);
+
+	return r == 0				     ? 0
+	       : r == KEEL_ENGINE_EXPORT_E_NOT_FOUND ? MIRROR_E_NOT_FOUND
+						     : MIRROR_E_INVAL;
+}
+
+/* The Key Protect mirror, when configured: its worker runs once it is enabled. */
+static int open_mirror(const struct keel_config *cfg, struct backends *b)
+{
+	const struct mirror_service_config mc = {
+	    .client = {.endpoint = cfg->mirror_endpoint,
+		       .iam_url = cfg->mirror_iam_url,
+		       .instance_id = cfg->mirror_instance_id,
+		       .api_key_file = cfg->mirror_api_key_file,
+		       .ca_bundle = cfg->mirror_ca_bundle},
+	    .store = keel_engine_store(b->engine),
+	    .hsm = b->hsm,
+	    .export_fn = export_object,
+	    .export_arg = b->engine,
+	};
+
+	if (cfg->mirror_instance_id == NULL) {
+		return 0;
+	}
+	return mirror_service_open(&mc, &b->mirror) == 0 ? 0 : EXIT_FAILED;
+}
+
 /* The management API, on its own thread over the engine's store and token. */
 static int start_admin(const struct keel_config *cfg, struct backends *b)
 {
@@ -281,6 +314,7 @@ static int start_admin(const struct keel_config *cfg, struct backends *b)
 	    .version = KEEL_VERSION,
 	    .rotation = b->rotation,
 	    .config_path = b->config_path,
+	    .mirror = b->mirror,
 	};
 
 	return keel_admin_start(&ac, &b->admin) == 0 ? 0 : EXIT_FAILED;
@@ -311,7 +345,8 @@ static int open_backends(const struct keel_config *cfg, void *arg, void **io_han
 		return EXIT_STORE;
 	}
 	*io_handler_ctx = b->engine;
-	if ((r = open_clients(cfg, b)) != 0 || (r = start_crk(cfg, b)) != 0) {
+	if ((r = open_clients(cfg, b)) != 0 || (r = start_crk(cfg, b)) != 0 ||
+	    (r = open_mirror(cfg, b)) != 0) {
 		return r;
 	}
 	return start_admin(cfg, b);
@@ -419,6 +454,7 @@ int main(int argc, char **argv)
 	signal(SIGHUP, SIG_IGN);
 	r = run(&opts, &b);
 	keel_admin_stop(b.admin);
+	mirror_service_close(b.mirror);
 	keel_clients_free(b.clients);
 	keel_rotation_free(b.rotation);
 	keel_engine_close(b.engine);

@@ -38,6 +38,7 @@ struct admin_ctx {
 	char token_label[33];
 	struct keel_rotation *rotation;
 	const char *config_path;
+	struct mirror_service *mirror;				   /* NULL: no mirror section */
 	char tls_certificate[PATH_MAX], tls_private_key[PATH_MAX]; /* keeld's, for server-cert */
 	char ca_certificate[PATH_MAX], ca_key[PATH_MAX];	   /* "" without a pki section */
 };
@@ -148,6 +149,12 @@ __attribute__((warn_unused_result)) int admin_query_int(struct admin_req *rq, co
 							long long *out);
 int admin_get_crk(struct admin_req *rq);
 int admin_post_crk_rotate(struct admin_req *rq);
+/* api_mirror.c: the Key Protect mirror (issue 6). */
+int admin_get_mirror(struct admin_req *rq);
+int admin_post_mirror_enable(struct admin_req *rq);
+int admin_post_mirror_sync(struct admin_req *rq);
+/* The mirror for /healthz: its fields added to |health|; 0, or -1 out of memory. */
+int admin_mirror_health(const struct admin_ctx *c, json_t *health);
 int admin_post_backup(struct admin_req *rq);
 int admin_post_backup_verify(struct admin_req *rq);
 int admin_post_backup_restore(struct admin_req *rq);

@@ -43,11 +43,16 @@ int admin_get_healthz(struct admin_req *rq)
 	const char *token = token_health(rq->ctx, &crk);
 	const char *store = store_health(rq->ctx, &objects, &schema);
 	bool ok = strcmp(token, "ok") == 0 && strcmp(store, "ok") == 0;
+	json_t *body = json_pack("{s:s, s:s, s:s}", "status", ok ? "ok" : "failing", "token", token,
+				 "store", store);
 
-	/* 503 lets a load balancer take a node whose token or store failed out. */
-	return admin_ok(rq, ok ? 200 : 503,
-			json_pack("{s:s, s:s, s:s, s:s}", "status", ok ? "ok" : "failing", "token",
-				  token, "store", store, "mirror", "disabled"));
+	if (body == NULL || admin_mirror_health(rq->ctx, body) != 0) {
+		json_decref(body);
+		return admin_fail(rq, 500, "out of memory");
+	}
+	/* 503 lets a load balancer take a node whose token or store failed out; a
+	 * mirror behind does not: KMIP serves without Key Protect. */
+	return admin_ok(rq, ok ? 200 : 503, body);
 }
 
 int admin_get_metrics(struct admin_req *rq)

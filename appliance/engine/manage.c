@@ -63,7 +63,7 @@ static const struct {
 } admin_ops[] = {
     {KEEL_AUDIT_OP_GRANT, "Grant"},	     {KEEL_AUDIT_OP_REVOKE_GRANT, "RevokeGrant"},
     {KEEL_AUDIT_OP_ROTATE_CRK, "RotateCRK"}, {KEEL_AUDIT_OP_BACKUP, "Backup"},
-    {KEEL_AUDIT_OP_RESTORE, "Restore"},
+    {KEEL_AUDIT_OP_RESTORE, "Restore"},	     {KEEL_AUDIT_OP_ENABLE_MIRROR, "EnableMirror"},
 };
 #define NUM_ADMIN_OPS (sizeof(admin_ops) / sizeof(admin_ops[0]))
 

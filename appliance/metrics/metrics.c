@@ -33,7 +33,7 @@ static struct {
 	atomic_int_fast64_t connections;
 	atomic_uint_fast64_t handshakes_ok, handshakes_failed;
 	struct histogram hsm, store_commit;
-	atomic_int_fast64_t mirror_backlog;
+	atomic_int_fast64_t mirror_backlog, mirror_last_success, mirror_last_error;
 	atomic_int_fast64_t crk_remaining;
 } m;
 
@@ -99,9 +99,11 @@ void keel_metrics_store_commit(uint64_t ns)
 	observe(&m.store_commit, ns);
 }
 
-void keel_metrics_mirror_backlog(int64_t entries)
+void keel_metrics_mirror(int64_t backlog, int64_t last_success, int last_error)
 {
-	atomic_store_explicit(&m.mirror_backlog, entries, memory_order_relaxed);
+	atomic_store_explicit(&m.mirror_backlog, backlog, memory_order_relaxed);
+	atomic_store_explicit(&m.mirror_last_success, last_success, memory_order_relaxed);
+	atomic_store_explicit(&m.mirror_last_error, last_error, memory_order_relaxed);
 }
 
 void keel_metrics_crk_remaining(int64_t objects)
@@ -205,6 +207,16 @@ static void render_rest(FILE *f)
 		"# HELP keel_mirror_backlog Key Protect outbox entries not yet mirrored.\n"
 		"# TYPE keel_mirror_backlog gauge\nkeel_mirror_backlog %lld\n",
 		(long long)atomic_load_explicit(&m.mirror_backlog, memory_order_relaxed));
+	fprintf(f,
+		"# HELP keel_mirror_last_success_timestamp_seconds When the mirror last reached "
+		"Key Protect (0: never).\n"
+		"# TYPE keel_mirror_last_success_timestamp_seconds gauge\n"
+		"keel_mirror_last_success_timestamp_seconds %lld\n"
+		"# HELP keel_mirror_last_error The mirror's last failure (a MIRROR_E_* code, 0: "
+		"none since its last success).\n"
+		"# TYPE keel_mirror_last_error gauge\nkeel_mirror_last_error %lld\n",
+		(long long)atomic_load_explicit(&m.mirror_last_success, memory_order_relaxed),
+		(long long)atomic_load_explicit(&m.mirror_last_error, memory_order_relaxed));
 	fprintf(f,
 		"# HELP keel_crk_rotation_remaining Keys a CRK rotation has still to rewrap.\n"
 		"# TYPE keel_crk_rotation_remaining gauge\nkeel_crk_rotation_remaining %lld\n",

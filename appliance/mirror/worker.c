@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keel/metrics.h"
 #include "log.h"
 #include "store.h"
 
@@ -299,6 +300,7 @@ static void *run(void *arg)
 		pthread_mutex_lock(&w->mu);
 		w->status = st;
 		pthread_mutex_unlock(&w->mu);
+		keel_metrics_mirror(st.backlog, st.last_success, st.last_error);
 		wait_for(w, r != 0 ? w->cfg.pause_ms : w->cfg.idle_ms);
 		pthread_mutex_lock(&w->mu);
 	}

@@ -170,6 +170,11 @@ static const char *const migrations[] = {
     " role TEXT NOT NULL CHECK (role IN ('kmip', 'admin', 'auditor', 'ca')),"
     " pem TEXT NOT NULL,"
     " added INTEGER NOT NULL);",
+    /* 7: the mirrored Key Protect root key (store.h, keel_store_mirror_root_*). */
+    "ALTER TABLE mirror_state ADD COLUMN root_key_id TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE mirror_state ADD COLUMN root_version TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE mirror_state ADD COLUMN root_mode INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE mirror_state ADD COLUMN crk_version INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* Steps that SQL alone cannot do, run in the step's transaction after its SQL. */
@@ -1530,4 +1535,6 @@ static const struct keel_store_ops sq_ops = {
     .mirror_next = sq_mirror_next,
     .mirror_settle = sq_mirror_settle,
     .mirror_backlog = sq_mirror_backlog,
+    .mirror_root_get = sq_mirror_root_get,
+    .mirror_root_set = sq_mirror_root_set,
 };

@@ -118,3 +118,67 @@ int sq_mirror_backlog(struct keel_store_txn *tb, int64_t *out_count)
 {
 	return sq_count_rows(tb, "SELECT COUNT(*) FROM mirror_outbox", out_count);
 }
+
+/* Copies a text column into dst (KEEL_STORE_MIRROR_ID_MAX + 1 bytes). */
+static int id_column(sqlite3_stmt *st, int col, char *dst)
+{
+	const unsigned char *s = sqlite3_column_text(st, col);
+	size_t len = s != NULL ? strlen((const char *)s) : 0;
+
+	if (len > KEEL_STORE_MIRROR_ID_MAX) {
+		return KEEL_STORE_E_SCHEMA;
+	}
+	memcpy(dst, s != NULL ? (const char *)s : "", len + 1);
+	return 0;
+}
+
+int sq_mirror_root_get(struct keel_store_txn *tb, struct keel_store_mirror_root *out)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = sq_prepare(db,
+			    "SELECT enabled, root_mode, crk_version, root_key_id, root_version"
+			    " FROM mirror_state WHERE id = 1",
+			    &st)) != 0) {
+		return r;
+	}
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		out->enabled = sqlite3_column_int(st, 0) == 1;
+		out->mode = (uint32_t)sqlite3_column_int64(st, 1);
+		out->crk_version = (uint32_t)sqlite3_column_int64(st, 2);
+		if ((r = id_column(st, 3, out->key_id)) == 0) {
+			r = id_column(st, 4, out->version_id);
+		}
+	} else {
+		r = rc == SQLITE_DONE ? KEEL_STORE_E_SCHEMA
+				      : sq_err(db, rc, "reading mirror state");
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+int sq_mirror_root_set(struct keel_store_txn *tb, const struct keel_store_mirror_root *root)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = sq_mirror_set(tb, true)) != 0 ||
+	    (r = sq_prepare(db,
+			    "UPDATE mirror_state SET root_key_id = ?1, root_version = ?2,"
+			    " root_mode = ?3, crk_version = ?4 WHERE id = 1",
+			    &st)) != 0) {
+		return r;
+	}
+	rc = sqlite3_bind_text(st, 1, root->key_id, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 2, root->version_id, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 3, root->mode);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 4, root->crk_version);
+	if ((r = sq_err(db, rc, "bind")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	return sq_step_done(db, st, "recording the mirror's root key");
+}

@@ -326,6 +326,22 @@ int keel_store_mirror_backlog(struct keel_store_txn *t, int64_t *out_count)
 	return t->store->ops->mirror_backlog(t, out_count);
 }
 
+int keel_store_mirror_root_get(struct keel_store_txn *t, struct keel_store_mirror_root *out)
+{
+	memset(out, 0, sizeof(*out));
+	return t->store->ops->mirror_root_get(t, out);
+}
+
+int keel_store_mirror_root_set(struct keel_store_txn *t, const struct keel_store_mirror_root *root)
+{
+	if (root == NULL || root->key_id[0] == '\0' ||
+	    memchr(root->key_id, '\0', sizeof(root->key_id)) == NULL ||
+	    memchr(root->version_id, '\0', sizeof(root->version_id)) == NULL) {
+		return KEEL_STORE_E_INVAL;
+	}
+	return t->store->ops->mirror_root_set(t, root);
+}
+
 void keel_store_client_cleanup(struct keel_store_client *c)
 {
 	if (c != NULL) {

@@ -157,6 +157,7 @@ enum {
 	KEEL_AUDIT_OP_ROTATE_CRK = 0x8000a003,
 	KEEL_AUDIT_OP_BACKUP = 0x8000a004,
 	KEEL_AUDIT_OP_RESTORE = 0x8000a005,
+	KEEL_AUDIT_OP_ENABLE_MIRROR = 0x8000a006,
 };
 
 /* Which audit rows keel_store_audit_scan visits; zero fields do not filter. */
@@ -461,6 +462,22 @@ int keel_store_mirror_settle(struct keel_store_txn *t, const struct keel_store_m
 			     bool done) KEEL_STORE_WUR;
 /* Entries queued. */
 int keel_store_mirror_backlog(struct keel_store_txn *t, int64_t *out_count) KEEL_STORE_WUR;
+
+/* The Key Protect root key that mirrors the CRK (mirror.h, mirror_enable). */
+#define KEEL_STORE_MIRROR_ID_MAX 63
+struct keel_store_mirror_root {
+	bool enabled;	      /* the outbox is on */
+	uint32_t mode;	      /* enum mirror_root_mode: 1 imported, 2 generated; 0 never enabled */
+	uint32_t crk_version; /* the token's CRK version it mirrors */
+	char key_id[KEEL_STORE_MIRROR_ID_MAX + 1];     /* "" when never enabled */
+	char version_id[KEEL_STORE_MIRROR_ID_MAX + 1]; /* Key Protect's keyVersion.id */
+};
+/* What was recorded; all zero (enabled false, key_id "") before the first enable. */
+int keel_store_mirror_root_get(struct keel_store_txn *t,
+			       struct keel_store_mirror_root *out) KEEL_STORE_WUR;
+/* Records root (key_id required) and turns the outbox on, as keel_store_mirror_set. */
+int keel_store_mirror_root_set(struct keel_store_txn *t,
+			       const struct keel_store_mirror_root *root) KEEL_STORE_WUR;
 /*
  * The client registry: certificates pinned by fingerprint with a role, and
  * trusted CAs (role "ca": any certificate chaining to one is a KMIP client).

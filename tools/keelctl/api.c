@@ -12,6 +12,21 @@
 #include "config.h"
 #include "keelctl.h"
 
+int keelctl_api_options_only(int argc, char **argv, struct keelctl_api *api, void (*usage)(FILE *f))
+{
+	static const struct option opts[] = {
+	    KEELCTL_API_LONGOPTS, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (!keelctl_api_option(api, c, optarg)) {
+			usage(c == 'h' ? stdout : stderr);
+			return c == 'h' ? 0 : EX_USAGE;
+		}
+	}
+	return -1;
+}
+
 int keelctl_api_option(struct keelctl_api *api, int ch, const char *arg)
 {
 	switch (ch) {

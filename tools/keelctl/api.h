@@ -56,6 +56,12 @@ struct keelctl_api {
 /* 1 when |ch| was a shared option (stored in |api|), 0 otherwise. */
 int keelctl_api_option(struct keelctl_api *api, int ch, const char *arg);
 
+/* For commands with only the shared options and --help: parses them into
+ * |api|; -1 to go on (operands from optind), else the exit status, after
+ * usage() on stdout (--help) or stderr. */
+int keelctl_api_options_only(int argc, char **argv, struct keelctl_api *api,
+			     void (*usage)(FILE *f));
+
 /*
  * Sends METHOD PATH with |body| (may be NULL; not consumed) and stores the
  * answer's JSON in *out (json_decref; may be NULL on failure). Returns 0 for a

@@ -43,17 +43,11 @@ static void print_status(const json_t *s)
 
 int keelctl_status(int argc, char **argv)
 {
-	static const struct option opts[] = {
-	    KEELCTL_API_LONGOPTS, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct keelctl_api api = {0};
-	int c;
+	int r = keelctl_api_options_only(argc, argv, &api, usage);
 
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (keelctl_api_option(&api, c, optarg)) {
-			continue;
-		}
-		usage(c == 'h' ? stdout : stderr);
-		return c == 'h' ? 0 : EX_USAGE;
+	if (r >= 0) {
+		return r;
 	}
 	if (optind != argc) {
 		usage(stderr);

@@ -83,10 +83,10 @@ static void test_migrations(void **state)
 	int v = 0;
 
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 6);
+	assert_int_equal(v, 7);
 	reopen(f); /* already migrated: nothing to do, same version */
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 6);
+	assert_int_equal(v, 7);
 }
 
 static void test_object_crud(void **state)
@@ -307,6 +307,36 @@ static void test_mirror_outbox(void **state)
 	assert_int_equal(keel_store_commit(t), 0);
 }
 
+/* The mirrored root key: nothing before the first enable; recorded with the outbox on. */
+static void test_mirror_root(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_mirror_root root = {.mode = 2, .crk_version = 3}, got;
+	struct keel_store_mirror_entry e[4];
+	struct keel_store_txn *t;
+
+	put_object(f->s, "k1", "aa");
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_mirror_root_get(t, &got), 0);
+	assert_false(got.enabled);
+	assert_string_equal(got.key_id, "");
+	assert_int_equal(keel_store_mirror_root_set(t, &root), KEEL_STORE_E_INVAL); /* no id */
+	snprintf(root.key_id, sizeof(root.key_id), "02fd6835-6001-4482-a892-13bd2085f75d");
+	snprintf(root.version_id, sizeof(root.version_id), "v1");
+	assert_int_equal(keel_store_mirror_root_set(t, &root), 0);
+	assert_int_equal(keel_store_commit(t), 0);
+	reopen(f);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_mirror_root_get(t, &got), 0);
+	keel_store_rollback(t);
+	assert_true(got.enabled);
+	assert_int_equal(got.mode, 2);
+	assert_int_equal(got.crk_version, 3);
+	assert_string_equal(got.key_id, root.key_id);
+	assert_string_equal(got.version_id, "v1");
+	assert_int_equal(outbox(f->s, e, 4), 1); /* turning it on queued k1 */
+}
+
 static void client(struct keel_store_client *c, char fp_char, const char *name, const char *role)
 {
 	memset(c, 0, sizeof(*c));
@@ -365,6 +395,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_audit_in_transaction, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mirror_outbox, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mirror_root, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
 	};
 

@@ -21,6 +21,7 @@ struct hsm;
 struct keel_engine;
 struct keel_store;
 struct keel_rotation;
+struct mirror_service;
 struct keel_admin; /* opaque */
 
 struct keel_admin_config {
@@ -32,6 +33,7 @@ struct keel_admin_config {
 	const char *version;
 	struct keel_rotation *rotation; /* CRK rotation (appliance/crk); outlives the API */
 	const char *config_path;	/* keeld.conf, archived in backups */
+	struct mirror_service *mirror;	/* Key Protect mirror (mirror.h); NULL: not configured */
 };
 
 /*

@@ -249,4 +249,56 @@ void mirror_worker_get_status(struct mirror_worker *w, struct mirror_worker_stat
 /* Stops and joins the thread. NULL is fine. */
 void mirror_worker_stop(struct mirror_worker *w);
 
+/* ---- the service: keeld's mirror (its root key in the store, its worker) ---- */
+
+struct mirror_service; /* opaque */
+
+struct mirror_service_config {
+	struct mirror_config client; /* strings must outlive the service */
+	struct keel_store *store;    /* keel_store_mirror_root_* and the outbox */
+	struct hsm *hsm;	     /* the token whose CRK mirror_enable mirrors */
+	mirror_export_fn export_fn;  /* the engine's export, for the worker */
+	void *export_arg;
+	const char *root_name;	    /* the root key's name; NULL: MIRROR_ROOT_NAME */
+	uint32_t idle_ms, pause_ms; /* the worker's (mirror_worker_config) */
+};
+
+/* Not under MIRROR_ESCROW_PREFIX: a recovery lists keel-* as escrows. */
+#define MIRROR_ROOT_NAME "crk-keel"
+
+/*
+ * Reads the API key (for the worker's client and the enabling one) and the
+ * recorded root key; when the mirror is enabled, starts the worker. No
+ * network traffic yet.
+ */
+int mirror_service_open(const struct mirror_service_config *cfg,
+			struct mirror_service **out_s) MIRROR_WUR;
+/* Stops the worker and wipes both clients. NULL is fine. */
+void mirror_service_close(struct mirror_service *s);
+
+/*
+ * `keelctl mirror enable`: mirror_enable, the root key recorded in the store
+ * together with the outbox turned on (every existing object is queued), then
+ * the worker started. Once enabled, answers the recorded root key again with
+ * *out_already true. Thread-safe.
+ */
+int mirror_service_enable(struct mirror_service *s, struct mirror_root *out,
+			  bool *out_already) MIRROR_WUR;
+
+/* `keelctl mirror sync`: wakes the worker now. false when the mirror is off. */
+bool mirror_service_sync(struct mirror_service *s);
+
+struct mirror_service_status {
+	bool enabled;
+	enum mirror_root_mode mode; /* 0 when not enabled */
+	uint32_t crk_version;
+	char root_key_id[MIRROR_ID_LEN];
+	int64_t backlog;      /* outbox entries now; -1 when the store could not say */
+	uint64_t escrowed;    /* escrow keys written since keeld started */
+	int64_t last_success; /* POSIX seconds, 0 before the first */
+	int last_error;	      /* MIRROR_E_* of the last failure, 0 if none since a success */
+};
+/* Thread-safe. */
+void mirror_service_status(struct mirror_service *s, struct mirror_service_status *out);
+
 #endif

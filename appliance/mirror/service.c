@@ -1,0 +1,201 @@
+/*
+ * keeld's Key Protect mirror (mirror.h, mirror_service_*): the root key that
+ * `keelctl mirror enable` made, recorded in the store, and the worker that
+ * drains the outbox under it. The admin thread enables and reads status; the
+ * worker thread has its own client, as a struct mirror serves one thread.
+ */
+#include <keel/mirror.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store.h"
+
+struct mirror_service {
+	struct mirror_service_config cfg;
+	pthread_mutex_t mu;		    /* guards what follows */
+	struct mirror *admin;		    /* enable's client */
+	struct mirror *worker_client;	    /* the worker's */
+	struct mirror_worker *worker;	    /* NULL until enabled */
+	struct keel_store_mirror_root root; /* as recorded */
+};
+
+static int read_root(struct keel_store *store, struct keel_store_mirror_root *out)
+{
+	struct keel_store_txn *t = NULL;
+	int r;
+
+	if ((r = keel_store_begin_read(store, &t)) == 0) {
+		r = keel_store_mirror_root_get(t, out);
+		keel_store_rollback(t);
+	}
+	if (r != 0) {
+		keel_err("mirror: cannot read its state from the store: %s",
+			 keel_store_strerror(r));
+	}
+	return r;
+}
+
+/* Under s->mu, once the root key is known. */
+static int start_worker(struct mirror_service *s)
+{
+	const struct mirror_worker_config wc = {
+	    .store = s->cfg.store,
+	    .client = s->worker_client,
+	    .root_key_id = s->root.key_id,
+	    .export_fn = s->cfg.export_fn,
+	    .export_arg = s->cfg.export_arg,
+	    .idle_ms = s->cfg.idle_ms,
+	    .pause_ms = s->cfg.pause_ms,
+	};
+	int r = mirror_worker_start(&wc, &s->worker);
+
+	if (r != 0) {
+		keel_err("mirror: cannot start the worker: %s", mirror_strerror(r));
+	} else {
+		keel_info("mirror: escrowing under root key %s", s->root.key_id);
+	}
+	return r;
+}
+
+int mirror_service_open(const struct mirror_service_config *cfg, struct mirror_service **out_s)
+{
+	struct mirror_service *s;
+	int r;
+
+	*out_s = NULL;
+	if (cfg == NULL || cfg->store == NULL || cfg->hsm == NULL || cfg->export_fn == NULL) {
+		return MIRROR_E_INVAL;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		return MIRROR_E_NOMEM;
+	}
+	s->cfg = *cfg;
+	s->cfg.root_name = cfg->root_name != NULL ? cfg->root_name : MIRROR_ROOT_NAME;
+	pthread_mutex_init(&s->mu, NULL);
+	if ((r = mirror_new(&cfg->client, &s->admin)) != 0 ||
+	    (r = mirror_new(&cfg->client, &s->worker_client)) != 0) {
+		keel_err("mirror: %s", mirror_strerror(r));
+	} else if (read_root(cfg->store, &s->root) != 0) {
+		r = MIRROR_E_INVAL;
+	} else if (s->root.enabled) {
+		r = start_worker(s);
+	}
+	if (r != 0) {
+		mirror_service_close(s);
+		return r;
+	}
+	*out_s = s;
+	return 0;
+}
+
+void mirror_service_close(struct mirror_service *s)
+{
+	if (s == NULL) {
+		return;
+	}
+	mirror_worker_stop(s->worker);
+	mirror_free(s->worker_client);
+	mirror_free(s->admin);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+/* The root as recorded, in mirror_enable's shape. */
+static void recorded(const struct keel_store_mirror_root *root, struct mirror_root *out)
+{
+	memset(out, 0, sizeof(*out));
+	snprintf(out->key.id, sizeof(out->key.id), "%s", root->key_id);
+	snprintf(out->key.version_id, sizeof(out->key.version_id), "%s", root->version_id);
+	out->key.state = 1;
+	out->mode = (enum mirror_root_mode)root->mode;
+	out->crk_version = root->crk_version;
+}
+
+/* Under s->mu: records what mirror_enable made and turns the outbox on. */
+static int record(struct mirror_service *s, const struct mirror_root *made)
+{
+	struct keel_store_mirror_root root = {
+	    .enabled = true, .mode = (uint32_t)made->mode, .crk_version = made->crk_version};
+	struct keel_store_txn *t = NULL;
+	int r;
+
+	snprintf(root.key_id, sizeof(root.key_id), "%s", made->key.id);
+	snprintf(root.version_id, sizeof(root.version_id), "%s", made->key.version_id);
+	if ((r = keel_store_begin(s->cfg.store, &t)) == 0) {
+		if ((r = keel_store_mirror_root_set(t, &root)) == 0) {
+			r = keel_store_commit(t);
+		} else {
+			keel_store_rollback(t);
+		}
+	}
+	if (r != 0) {
+		keel_err("mirror: root key %s made but not recorded: %s", made->key.id,
+			 keel_store_strerror(r));
+		return MIRROR_E_INVAL;
+	}
+	s->root = root;
+	return 0;
+}
+
+int mirror_service_enable(struct mirror_service *s, struct mirror_root *out, bool *out_already)
+{
+	struct mirror_root made;
+	int r;
+
+	pthread_mutex_lock(&s->mu);
+	*out_already = s->root.enabled;
+	if (s->root.enabled) {
+		recorded(&s->root, out);
+		r = 0;
+	} else if ((r = mirror_enable(s->admin, s->cfg.hsm, s->cfg.root_name, &made)) == 0 &&
+		   (r = record(s, &made)) == 0) {
+		recorded(&s->root, out);
+		r = start_worker(s);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return r;
+}
+
+bool mirror_service_sync(struct mirror_service *s)
+{
+	bool on;
+
+	pthread_mutex_lock(&s->mu);
+	on = s->worker != NULL;
+	if (on) {
+		mirror_worker_kick(s->worker);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return on;
+}
+
+void mirror_service_status(struct mirror_service *s, struct mirror_service_status *out)
+{
+	struct mirror_worker_status ws = {0};
+	struct keel_store_txn *t = NULL;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&s->mu);
+	out->enabled = s->root.enabled;
+	out->mode = (enum mirror_root_mode)s->root.mode;
+	out->crk_version = s->root.crk_version;
+	snprintf(out->root_key_id, sizeof(out->root_key_id), "%s", s->root.key_id);
+	if (s->worker != NULL) {
+		mirror_worker_get_status(s->worker, &ws);
+	}
+	pthread_mutex_unlock(&s->mu);
+	out->escrowed = ws.escrowed;
+	out->last_success = ws.last_success;
+	out->last_error = ws.last_error;
+	out->backlog = -1;
+	if (keel_store_begin_read(s->cfg.store, &t) == 0) {
+		if (keel_store_mirror_backlog(t, &out->backlog) != 0) {
+			out->backlog = -1;
+		}
+		keel_store_rollback(t);
+	}
+}

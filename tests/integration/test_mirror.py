@@ -1,0 +1,149 @@
+#!/usr/bin/python3
+"""The Key Protect mirror end to end (issue 6): a real keeld --dev configured
+against the Key Protect emulator (tests/keyprotect-emulator, real TLS, API
+key file 0600), enabled with `keelctl mirror enable`, keys created over KMIP.
+Synchronisation is on `keelctl mirror status --json` (polled); the emulator's
+own view (GET /_emulator/keys) is what the assertions check.
+
+Run one test:  test_mirror.py MirrorTest.test_500_keys_escrowed
+Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
+"""
+import json
+import os
+import re
+import sys
+import threading
+import time
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "keyprotect-emulator"))
+
+from kmipwire import OP_CREATE, SUCCESS, UNIQUE_IDENTIFIER, create_aes, op, request  # noqa: E402
+from kpclient import INSTANCE, Emulator  # noqa: E402
+from test_admin import UnixHTTPConnection, answer  # noqa: E402
+from test_crk import keelctl  # noqa: E402
+from test_dev import GUARD  # noqa: E402
+from test_kmip import KeeldCase  # noqa: E402
+
+APIKEY = "apikey-alice"  # one kpclient.Emulator accepts
+BATCH = 50
+POLL_S = 0.2
+
+
+class MirrorTest(KeeldCase):
+    def setUp(self):
+        self.emu = Emulator()
+        self.addCleanup(self.emu.stop)
+        super().setUp()
+        # The first start made DIR/keeld.conf; the mirror section is read at start.
+        self.assertEqual(self.k.stop(), 0)
+        key_file = os.path.join(self.dir, "secrets/keyprotect.apikey")
+        fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(APIKEY + "\n")
+        with open(os.path.join(self.dir, "keeld.conf"), "a") as f:
+            f.write('\nmirror:\n{\n  endpoint = "%s";\n  iam_token_url = "%s/identity/token";\n'
+                    '  instance_id = "%s";\n  api_key_file = "%s";\n  ca_bundle = "%s";\n};\n'
+                    % (self.emu.url, self.emu.url, INSTANCE, key_file, self.emu.ca))
+        self.k = self.start()
+
+    def status(self):
+        return json.loads(keelctl(self.dir, "mirror", "status", "--json"))
+
+    def wait_drained(self):
+        """Polls the mirror's status until its outbox is empty; returns the status."""
+        deadline = time.monotonic() + GUARD * 4
+        while True:
+            st = self.status()
+            if st["backlog"] == 0 and st["last_success"] > 0:
+                return st
+            self.assertLess(time.monotonic(), deadline, "backlog never drained: %s" % st)
+            time.sleep(POLL_S)
+
+    def create_keys(self, n):
+        uids = []
+        with self.conn() as c:
+            for i in range(0, n, BATCH):
+                items = c.call(request([op(OP_CREATE, create_aes())
+                                        for _ in range(min(BATCH, n - i))])).items()
+                for it in items:
+                    self.assertEqual(it.status, SUCCESS, it)
+                    uids.append(it.payload.find(UNIQUE_IDENTIFIER))
+        return uids
+
+    def escrows(self):
+        """{uid: number of live keel-<uid> standard keys} in the emulator."""
+        out = {}
+        for k in self.emu.control("keys", method="GET"):
+            if k["name"].startswith("keel-") and k["state"] != 5:
+                self.assertTrue(k["extractable"], k)
+                uid = k["name"][len("keel-"):]
+                out[uid] = out.get(uid, 0) + 1
+        return out
+
+    def admin(self, path):
+        c = UnixHTTPConnection(os.path.join(self.dir, "admin.sock"))
+        try:
+            return answer(c, "GET", path)
+        finally:
+            c.close()
+
+    def enable(self):
+        self.assertEqual(self.status()["state"], "disabled")
+        out = keelctl(self.dir, "mirror", "enable")
+        self.assertIn("mirrored as root key", out)
+        again = json.loads(keelctl(self.dir, "mirror", "enable", "--json"))
+        self.assertTrue(again["already"])
+        roots = [k for k in self.emu.control("keys", method="GET") if not k["extractable"]]
+        self.assertEqual([r["id"] for r in roots], [again["root_key_id"]])
+        # SoftHSM 2.6 cannot wrap with OAEP-SHA-256: Key Protect generates the root key.
+        self.assertEqual(again["mode"], "generated")
+
+    def assert_no_api_key_in_logs(self):
+        for line in self.k.out + self.k.err:
+            self.assertNotIn(APIKEY, line or "")
+
+    def test_500_keys_escrowed(self):
+        self.enable()
+        uids = self.create_keys(500)
+        st = self.wait_drained()
+        self.assertEqual(st["state"], "ok")
+        self.assertEqual(st["mode"], "generated")
+        self.assertEqual(self.escrows(), {u: 1 for u in uids})
+        status, health = self.admin("/healthz")
+        self.assertEqual((status, health["mirror"], health["mirror_backlog"]), (200, "ok", 0))
+        status, metrics = self.admin("/metrics")
+        self.assertRegex(metrics, r"(?m)^keel_mirror_backlog 0$")
+        self.assertRegex(metrics, r"(?m)^keel_mirror_last_error 0$")
+        last = int(re.search(r"(?m)^keel_mirror_last_success_timestamp_seconds (\d+)$",
+                             metrics).group(1))
+        self.assertGreater(last, 0)
+        # The mirror survives a restart: the root key is in the store.
+        self.assertEqual(self.k.stop(), 0)
+        self.k = self.start()
+        self.assertEqual(self.status()["root_key_id"], st["root_key_id"])
+        more = self.create_keys(10)
+        self.wait_drained()
+        self.assertEqual(self.escrows(), {u: 1 for u in uids + more})
+        self.assert_no_api_key_in_logs()
+
+    def test_emulator_paused_while_clients_create(self):
+        self.enable()
+        first = self.create_keys(50)
+        self.wait_drained()
+        self.emu.control("pause")
+        try:
+            # KMIP never waits for Key Protect: every Create succeeds while it is away.
+            held = self.create_keys(200)
+            self.assertGreater(self.status()["backlog"], 0)
+        finally:
+            self.emu.control("resume")
+        keelctl(self.dir, "mirror", "sync")
+        self.wait_drained()
+        self.assertEqual(self.escrows(), {u: 1 for u in first + held})
+        self.assert_no_api_key_in_logs()
+
+
+if __name__ == "__main__":
+    unittest.main()
