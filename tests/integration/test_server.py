@@ -395,6 +395,72 @@ class RsaServerTest(Base):
             self.assert_refused(ctx, self.srv.mark())
 
 
+def accepted_tls12_suites(port):
+    """Every TLS 1.2 cipher suite this OpenSSL can offer, tried one at a
+    time: the ones the server completes a handshake with."""
+    probe = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    probe.set_ciphers("ALL:COMPLEMENTOFALL:@SECLEVEL=0")
+    names = {c["name"] for c in probe.get_ciphers() if c["protocol"] != "TLSv1.3"}
+    accepted = set()
+    for name in sorted(names):
+        try:
+            ctx = client_ctx(tls_max=ssl.TLSVersion.TLSv1_2, ciphers=name + ":@SECLEVEL=0")
+        except ssl.SSLError:
+            continue  # not offerable on its own (PSK, SRP, anonymous only)
+        try:
+            with connect(port, ctx) as s:
+                accepted.add(s.cipher()[0])
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+            pass
+    return accepted, len(names)
+
+
+def accepted_tls13_suites(port):
+    suites = ["TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_GCM_SHA256",
+              "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"]
+    accepted = set()
+    for suite in suites:
+        r = subprocess.run(["openssl", "s_client", "-brief", "-tls1_3", "-ciphersuites", suite,
+                            "-connect", "127.0.0.1:%d" % port, "-cert", Pki.path("client.crt"),
+                            "-key", Pki.path("client.key"), "-CAfile", Pki.path("ca.crt")],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=GUARD)
+        if r.returncode == 0 and b"Ciphersuite: " + suite.encode() in r.stdout + r.stderr:
+            accepted.add(suite)
+    return accepted
+
+
+class TlsPolicyTest(unittest.TestCase):
+    """What keeld offers, enumerated suite by suite with real clients, is
+    exactly the fixed policy (tls.c, VCENTER.md §1): TLS 1.2 with ECDHE and
+    AES-GCM, plus the two static-RSA KMIP profile suites with an RSA key; the
+    three TLS 1.3 suites. Nothing older than TLS 1.2."""
+
+    def policy(self, cert, key, tls12):
+        srv = Server(cert=cert, key=key).ready()
+        try:
+            accepted, tried = accepted_tls12_suites(srv.ports[0])
+            self.assertGreater(tried, 30)  # the probe did offer the weak ones
+            self.assertEqual(accepted, tls12)
+            self.assertEqual(accepted_tls13_suites(srv.ports[0]),
+                             {"TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256",
+                              "TLS_AES_128_GCM_SHA256"})
+            for version in (ssl.TLSVersion.TLSv1, ssl.TLSVersion.TLSv1_1):
+                ctx = client_ctx(tls_min=version, tls_max=version)
+                with self.assertRaises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+                    connect(srv.ports[0], ctx).close()
+        finally:
+            srv.stop()
+
+    def test_ecdsa_server_key(self):
+        self.policy("server-chain.pem", "server.key",
+                    {"ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-ECDSA-AES128-GCM-SHA256"})
+
+    def test_rsa_server_key(self):
+        self.policy("server-rsa-chain.pem", "server-rsa.key",
+                    {"ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256",
+                     "AES256-SHA256", "AES128-SHA256"})
+
+
 class CaRegistrationTest(Base):
     """Registration by CA: any client of the registered CA, nobody else."""
     server_args = {"clients_dir": False, "ca_file": "ca.crt"}
