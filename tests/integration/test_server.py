@@ -461,6 +461,70 @@ class TlsPolicyTest(unittest.TestCase):
                      "AES256-SHA256", "AES128-SHA256"})
 
 
+def make_client_cert(name, days_from, days_to, eku=("clientAuth",), self_signed=False):
+    """A client certificate valid from now+days_from to now+days_to, signed by
+    the test CA (or by itself); returns the context of a client using it."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    if self_signed:
+        issuer, signer = subject, key
+    else:
+        with open(Pki.path("ca.crt"), "rb") as f:
+            issuer = x509.load_pem_x509_certificate(f.read()).subject
+        with open(Pki.path("ca.key"), "rb") as f:
+            signer = serialization.load_pem_private_key(f.read(), None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    usages = {"clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH,
+              "serverAuth": ExtendedKeyUsageOID.SERVER_AUTH}
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now + datetime.timedelta(days=days_from))
+            .not_valid_after(now + datetime.timedelta(days=days_to))
+            .add_extension(x509.ExtendedKeyUsage([usages[u] for u in eku]), critical=False)
+            .sign(signer, hashes.SHA256()))
+    base = os.path.join(Pki.dir(), name)
+    with open(base + ".crt", "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(base + ".key", "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return client_ctx(name)
+
+
+class ClientCertValidityTest(Base):
+    """Client certificates out of their validity dates, or not for client
+    authentication, are refused, whether registered by CA or pinned."""
+    server_args = {"ca_file": "ca.crt"}
+
+    def test_by_ca(self):
+        self.roundtrip(make_client_cert("ca-valid", -1, 1))
+        for name, ctx in (("ca-expired", make_client_cert("ca-expired", -3, -1)),
+                          ("ca-not-yet-valid", make_client_cert("ca-not-yet-valid", 1, 3)),
+                          ("ca-server-only", make_client_cert("ca-server-only", -1, 1,
+                                                              eku=("serverAuth",)))):
+            with self.subTest(name):
+                self.assert_refused(ctx, self.srv.mark())
+
+    def test_pinned(self):
+        for name, days in (("pin-expired", (-3, -1)), ("pin-not-yet-valid", (1, 3)),
+                           ("pin-valid", (-1, 1))):
+            make_client_cert(name, *days, self_signed=True)
+            shutil.copy(Pki.path(name + ".crt"), self.srv.clients)
+        mark = self.srv.mark()
+        self.srv.proc.send_signal(signal.SIGHUP)
+        self.srv.wait_line(self.srv.err, r"reloaded certificates and client registrations", mark)
+        self.roundtrip(client_ctx("pin-valid"))
+        for name in ("pin-expired", "pin-not-yet-valid"):
+            with self.subTest(name):
+                self.assert_refused(client_ctx(name), self.srv.mark())
+
+
 class CaRegistrationTest(Base):
     """Registration by CA: any client of the registered CA, nobody else."""
     server_args = {"clients_dir": False, "ca_file": "ca.crt"}
