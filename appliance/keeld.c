@@ -281,6 +281,12 @@ static int export_object(void *arg, const char *uid, struct hsm_secret **out)
 						     : MIRROR_E_INVAL;
 }
 
+/* The mirror's revocation polling stops and resumes key serving. */
+static void refuse_keys(void *arg, const char *why)
+{
+	keel_engine_refuse(arg, why);
+}
+
 /* The Key Protect mirror, when configured: its worker runs once it is enabled. */
 static int open_mirror(const struct keel_config *cfg, struct backends *b)
 {
@@ -294,6 +300,9 @@ static int open_mirror(const struct keel_config *cfg, struct backends *b)
 	    .hsm = b->hsm,
 	    .export_fn = export_object,
 	    .export_arg = b->engine,
+	    .poll_ms = cfg->mirror_poll_interval_s * 1000,
+	    .refuse_fn = refuse_keys,
+	    .refuse_arg = b->engine,
 	};
 
 	if (cfg->mirror_instance_id == NULL) {

@@ -17,11 +17,18 @@ static const char *mode_name(enum mirror_root_mode mode)
 	}
 }
 
-/* "disabled" (not configured, or never enabled), "ok", or the last error. */
+/* "disabled" (not configured, or never enabled), "crypto-shredded",
+ * "suspended", "ok", or the last error. */
 static const char *state_name(const struct mirror_service_status *st)
 {
 	if (!st->enabled) {
 		return "disabled";
+	}
+	if (st->shredded != 0) {
+		return "crypto-shredded";
+	}
+	if (st->suspended) {
+		return "suspended";
 	}
 	return st->last_error != 0 ? mirror_strerror(st->last_error) : "ok";
 }

@@ -6,6 +6,7 @@
  */
 #include "engine_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -171,14 +172,24 @@ static const struct eng_op *find_op(uint32_t operation)
 	return NULL;
 }
 
+void keel_engine_refuse(struct keel_engine *e, const char *why)
+{
+	atomic_store(&e->refusal, why);
+}
+
 /* Runs one item in its own savepoint, so a failure leaves nothing behind. */
 static int run_item(struct eng_req *r, const struct kmip_request_batch_item *it, void **out)
 {
 	const struct eng_op *op = find_op(it->operation);
+	const char *refusal = atomic_load(&r->e->refusal);
 	int err, serr;
 
 	if (op == NULL || it->request_payload == NULL) {
 		return eng_fail(r, ENG_E_OP_NOT_SUPPORTED, NULL);
+	}
+	if (refusal != NULL && it->operation != KMIP_OPERATION_DISCOVER_VERSIONS &&
+	    it->operation != KMIP_OPERATION_QUERY) {
+		return eng_fail(r, ENG_E_PERMISSION, refusal);
 	}
 	if ((serr = keel_store_savepoint(r->txn)) != 0) {
 		return eng_store_err(r, serr, "savepoint");

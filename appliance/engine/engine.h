@@ -58,6 +58,14 @@ int keel_engine_export(struct keel_engine *e, const char *uid, struct hsm_secret
     __attribute__((warn_unused_result));
 
 /*
+ * Stops serving keys (|why| not NULL, a static string) or serves again
+ * (NULL): every batch item but Discover Versions and Query then fails with
+ * Permission Denied and |why| as its Result Message. The Key Protect
+ * mirror's revocation (a deleted or disabled root key). Thread-safe.
+ */
+void keel_engine_refuse(struct keel_engine *e, const char *why);
+
+/*
  * Answers one framed KMIP request from |who| through |reply|. |ctx| is the
  * struct keel_engine. Thread-safe: the server calls it from several workers.
  */

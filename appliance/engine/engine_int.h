@@ -24,6 +24,7 @@ struct keel_engine {
 	struct kmip_limits lim;
 	unsigned max_batch_items;
 	unsigned max_locate_items;
+	_Atomic(const char *) refusal; /* keel_engine_refuse: why nothing is served, or NULL */
 };
 
 /* Engine errors: each names a KMIP outcome; result.c maps them per version. */

@@ -61,9 +61,13 @@ static const struct {
 	uint32_t operation;
 	const char *name;
 } admin_ops[] = {
-    {KEEL_AUDIT_OP_GRANT, "Grant"},	     {KEEL_AUDIT_OP_REVOKE_GRANT, "RevokeGrant"},
-    {KEEL_AUDIT_OP_ROTATE_CRK, "RotateCRK"}, {KEEL_AUDIT_OP_BACKUP, "Backup"},
-    {KEEL_AUDIT_OP_RESTORE, "Restore"},	     {KEEL_AUDIT_OP_ENABLE_MIRROR, "EnableMirror"},
+    {KEEL_AUDIT_OP_GRANT, "Grant"},
+    {KEEL_AUDIT_OP_REVOKE_GRANT, "RevokeGrant"},
+    {KEEL_AUDIT_OP_ROTATE_CRK, "RotateCRK"},
+    {KEEL_AUDIT_OP_BACKUP, "Backup"},
+    {KEEL_AUDIT_OP_RESTORE, "Restore"},
+    {KEEL_AUDIT_OP_ENABLE_MIRROR, "EnableMirror"},
+    {KEEL_AUDIT_OP_CRYPTO_SHRED, "CryptoShred"},
 };
 #define NUM_ADMIN_OPS (sizeof(admin_ops) / sizeof(admin_ops[0]))
 

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "store.h"
@@ -21,7 +22,111 @@ struct mirror_service {
 	struct mirror *worker_client;	    /* the worker's */
 	struct mirror_worker *worker;	    /* NULL until enabled */
 	struct keel_store_mirror_root root; /* as recorded */
+	bool suspended;			    /* the root key was disabled at the last poll */
 };
+
+#define SHRED_MSG                                                                                  \
+	"key serving stopped: the Key Protect root key was deleted (crypto-shredded; "             \
+	"irreversible)"
+#define SUSPEND_MSG "key serving suspended: the Key Protect root key is disabled"
+
+/* Every CRK version in the token destroyed; failures logged (the next poll tries again). */
+static void destroy_crks(struct hsm *h)
+{
+	struct hsm_crk_info *list = NULL;
+	size_t num = 0;
+	int r;
+
+	if ((r = hsm_crk_list(h, &list, &num)) != 0) {
+		keel_err("mirror: crypto-shred: listing CRK versions: %s", hsm_strerror(r));
+		return;
+	}
+	for (size_t i = 0; i < num; i++) {
+		if ((r = hsm_crk_destroy(h, list[i].version)) != 0) {
+			keel_err("mirror: crypto-shred: destroying CRK version %u: %s",
+				 (unsigned)list[i].version, hsm_strerror(r));
+		} else {
+			keel_notice("mirror: crypto-shred: CRK version %u destroyed",
+				    (unsigned)list[i].version);
+		}
+	}
+	free(list);
+}
+
+/* The shred recorded with its critical audit row, in one transaction. */
+static int record_shred(struct mirror_service *s, int64_t now)
+{
+	char detail[MIRROR_ID_LEN + 48];
+	struct keel_store_txn *t = NULL;
+	int r;
+
+	snprintf(detail, sizeof(detail), "critical: root key %s deleted in Key Protect",
+		 s->root.key_id);
+	if ((r = keel_store_begin(s->cfg.store, &t)) != 0) {
+		return r;
+	}
+	if ((r = keel_store_mirror_shred(t, now)) != 0 ||
+	    (r = keel_store_audit_append(t, &(struct keel_store_audit){
+						.time = now,
+						.client = "mirror",
+						.operation = KEEL_AUDIT_OP_CRYPTO_SHRED,
+						.detail = detail,
+					    })) != 0) {
+		keel_store_rollback(t);
+		return r;
+	}
+	return keel_store_commit(t);
+}
+
+/* The root key is gone: stop serving first, then record, then destroy the CRK. */
+static void shred(struct mirror_service *s)
+{
+	int64_t now = (int64_t)time(NULL);
+	int r;
+
+	s->cfg.refuse_fn(s->cfg.refuse_arg, SHRED_MSG);
+	pthread_mutex_lock(&s->mu);
+	if (s->root.shredded == 0) {
+		keel_err("mirror: CRITICAL: root key %s was deleted in Key Protect: "
+			 "crypto-shredding (key serving stopped, CRK destroyed)",
+			 s->root.key_id);
+		if ((r = record_shred(s, now)) != 0) {
+			keel_err("mirror: recording the crypto-shred: %s", keel_store_strerror(r));
+		}
+		s->root.shredded = now;
+	}
+	pthread_mutex_unlock(&s->mu);
+	destroy_crks(s->cfg.hsm);
+}
+
+/* The worker's revocation poll: what Key Protect says of the root key now. */
+static void poll_root(void *arg, struct mirror *client)
+{
+	struct mirror_service *s = arg;
+	struct mirror_key k;
+	int r = mirror_get_key(client, s->root.key_id, &k, NULL);
+	bool changed = false, suspended = false;
+
+	if (r == MIRROR_E_NOT_FOUND || r == MIRROR_E_GONE || (r == 0 && k.state == 5)) {
+		shred(s);
+		return;
+	}
+	if (r == 0) {
+		pthread_mutex_lock(&s->mu);
+		suspended = k.state == 2;
+		changed = s->root.shredded == 0 && suspended != s->suspended;
+		s->suspended = changed ? suspended : s->suspended;
+		pthread_mutex_unlock(&s->mu);
+	}
+	if (changed) {
+		keel_notice("mirror: root key %s %s: key serving %s", s->root.key_id,
+			    suspended ? "disabled" : "enabled again",
+			    suspended ? "suspended" : "resumed");
+		s->cfg.refuse_fn(s->cfg.refuse_arg, suspended ? SUSPEND_MSG : NULL);
+	} else if (r != 0) {
+		keel_warn("mirror: polling root key %s: %s", s->root.key_id, mirror_strerror(r));
+	}
+}
 
 static int read_root(struct keel_store *store, struct keel_store_mirror_root *out)
 {
@@ -50,6 +155,9 @@ static int start_worker(struct mirror_service *s)
 	    .export_arg = s->cfg.export_arg,
 	    .idle_ms = s->cfg.idle_ms,
 	    .pause_ms = s->cfg.pause_ms,
+	    .poll_fn = poll_root,
+	    .poll_arg = s,
+	    .poll_ms = s->cfg.poll_ms,
 	};
 	int r = mirror_worker_start(&wc, &s->worker);
 
@@ -67,7 +175,8 @@ int mirror_service_open(const struct mirror_service_config *cfg, struct mirror_s
 	int r;
 
 	*out_s = NULL;
-	if (cfg == NULL || cfg->store == NULL || cfg->hsm == NULL || cfg->export_fn == NULL) {
+	if (cfg == NULL || cfg->store == NULL || cfg->hsm == NULL || cfg->export_fn == NULL ||
+	    cfg->refuse_fn == NULL) {
 		return MIRROR_E_INVAL;
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {
@@ -81,6 +190,12 @@ int mirror_service_open(const struct mirror_service_config *cfg, struct mirror_s
 		keel_err("mirror: %s", mirror_strerror(r));
 	} else if (read_root(cfg->store, &s->root) != 0) {
 		r = MIRROR_E_INVAL;
+	} else if (s->root.shredded != 0) {
+		keel_err("mirror: this appliance was crypto-shredded (root key %s deleted in Key "
+			 "Protect): it serves no keys",
+			 s->root.key_id);
+		cfg->refuse_fn(cfg->refuse_arg, SHRED_MSG);
+		destroy_crks(cfg->hsm);
 	} else if (s->root.enabled) {
 		r = start_worker(s);
 	}
@@ -181,6 +296,8 @@ void mirror_service_status(struct mirror_service *s, struct mirror_service_statu
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&s->mu);
 	out->enabled = s->root.enabled;
+	out->shredded = s->root.shredded;
+	out->suspended = s->suspended;
 	out->mode = (enum mirror_root_mode)s->root.mode;
 	out->crk_version = s->root.crk_version;
 	snprintf(out->root_key_id, sizeof(out->root_key_id), "%s", s->root.key_id);

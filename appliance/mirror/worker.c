@@ -267,8 +267,10 @@ struct mirror_worker {
 	struct mirror_worker_status status; /* under mu */
 };
 
-static void wait_for(struct mirror_worker *w, uint32_t ms)
+/* Waits ms or until a kick or stop; true when kicked. */
+static bool wait_for(struct mirror_worker *w, uint32_t ms)
 {
+	bool kicked;
 	struct timespec until;
 
 	clock_gettime(CLOCK_MONOTONIC, &until);
@@ -282,26 +284,44 @@ static void wait_for(struct mirror_worker *w, uint32_t ms)
 	while (!w->stop && !w->kicked &&
 	       pthread_cond_timedwait(&w->cv, &w->mu, &until) != ETIMEDOUT) {
 	}
+	kicked = w->kicked;
 	w->kicked = false;
 	pthread_mutex_unlock(&w->mu);
+	return kicked;
+}
+
+/* Runs poll_fn when it is due: every poll_ms, and after a kick. */
+static void maybe_poll(struct mirror_worker *w, bool kicked, struct timespec *next)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (w->cfg.poll_fn == NULL || (!kicked && now.tv_sec < next->tv_sec)) {
+		return;
+	}
+	w->cfg.poll_fn(w->cfg.poll_arg, w->cfg.client);
+	next->tv_sec = now.tv_sec + (time_t)(w->cfg.poll_ms / 1000);
 }
 
 static void *run(void *arg)
 {
 	struct mirror_worker *w = arg;
 	struct mirror_worker_status st;
+	struct timespec next_poll = {0};
+	bool kicked = true; /* poll at once */
 	int r;
 
 	pthread_mutex_lock(&w->mu);
 	while (!w->stop) {
 		st = w->status;
 		pthread_mutex_unlock(&w->mu);
+		maybe_poll(w, kicked, &next_poll);
 		r = mirror_worker_drain(&w->cfg, &st);
 		pthread_mutex_lock(&w->mu);
 		w->status = st;
 		pthread_mutex_unlock(&w->mu);
 		keel_metrics_mirror(st.backlog, st.last_success, st.last_error);
-		wait_for(w, r != 0 ? w->cfg.pause_ms : w->cfg.idle_ms);
+		kicked = wait_for(w, r != 0 ? w->cfg.pause_ms : w->cfg.idle_ms);
 		pthread_mutex_lock(&w->mu);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -329,6 +349,7 @@ int mirror_worker_start(const struct mirror_worker_config *cfg, struct mirror_wo
 	w->cfg = *cfg;
 	w->cfg.idle_ms = cfg->idle_ms != 0 ? cfg->idle_ms : 1000;
 	w->cfg.pause_ms = cfg->pause_ms != 0 ? cfg->pause_ms : 5000;
+	w->cfg.poll_ms = cfg->poll_ms != 0 ? cfg->poll_ms : 300000;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

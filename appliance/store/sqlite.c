@@ -175,6 +175,8 @@ static const char *const migrations[] = {
     "ALTER TABLE mirror_state ADD COLUMN root_version TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE mirror_state ADD COLUMN root_mode INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE mirror_state ADD COLUMN crk_version INTEGER NOT NULL DEFAULT 0;",
+    /* 8: when the root key's deletion crypto-shredded the appliance (0: never). */
+    "ALTER TABLE mirror_state ADD COLUMN shredded INTEGER NOT NULL DEFAULT 0;",
 };
 
 /* Steps that SQL alone cannot do, run in the step's transaction after its SQL. */
@@ -1537,4 +1539,5 @@ static const struct keel_store_ops sq_ops = {
     .mirror_backlog = sq_mirror_backlog,
     .mirror_root_get = sq_mirror_root_get,
     .mirror_root_set = sq_mirror_root_set,
+    .mirror_shred = sq_mirror_shred,
 };

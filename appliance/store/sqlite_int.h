@@ -104,6 +104,7 @@ int sq_mirror_settle(struct keel_store_txn *t, const struct keel_store_mirror_en
 int sq_mirror_backlog(struct keel_store_txn *t, int64_t *out_count);
 int sq_mirror_root_get(struct keel_store_txn *t, struct keel_store_mirror_root *out);
 int sq_mirror_root_set(struct keel_store_txn *t, const struct keel_store_mirror_root *root);
+int sq_mirror_shred(struct keel_store_txn *t, int64_t when);
 
 /* sqlite_clients.c */
 int sq_client_put(struct keel_store_txn *t, const struct keel_store_client *c);

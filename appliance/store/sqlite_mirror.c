@@ -139,8 +139,8 @@ int sq_mirror_root_get(struct keel_store_txn *tb, struct keel_store_mirror_root 
 	int r, rc;
 
 	if ((r = sq_prepare(db,
-			    "SELECT enabled, root_mode, crk_version, root_key_id, root_version"
-			    " FROM mirror_state WHERE id = 1",
+			    "SELECT enabled, root_mode, crk_version, root_key_id, root_version,"
+			    " shredded FROM mirror_state WHERE id = 1",
 			    &st)) != 0) {
 		return r;
 	}
@@ -148,6 +148,7 @@ int sq_mirror_root_get(struct keel_store_txn *tb, struct keel_store_mirror_root 
 		out->enabled = sqlite3_column_int(st, 0) == 1;
 		out->mode = (uint32_t)sqlite3_column_int64(st, 1);
 		out->crk_version = (uint32_t)sqlite3_column_int64(st, 2);
+		out->shredded = sqlite3_column_int64(st, 5);
 		if ((r = id_column(st, 3, out->key_id)) == 0) {
 			r = id_column(st, 4, out->version_id);
 		}
@@ -181,4 +182,22 @@ int sq_mirror_root_set(struct keel_store_txn *tb, const struct keel_store_mirror
 		return r;
 	}
 	return sq_step_done(db, st, "recording the mirror's root key");
+}
+
+int sq_mirror_shred(struct keel_store_txn *tb, int64_t when)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = sq_prepare(db,
+			    "UPDATE mirror_state SET shredded = ?1 WHERE id = 1 AND shredded = 0",
+			    &st)) != 0) {
+		return r;
+	}
+	if ((r = sq_err(db, sqlite3_bind_int64(st, 1, when), "bind")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	return sq_step_done(db, st, "recording the crypto-shred");
 }

@@ -332,6 +332,11 @@ int keel_store_mirror_root_get(struct keel_store_txn *t, struct keel_store_mirro
 	return t->store->ops->mirror_root_get(t, out);
 }
 
+int keel_store_mirror_shred(struct keel_store_txn *t, int64_t when)
+{
+	return when > 0 ? t->store->ops->mirror_shred(t, when) : KEEL_STORE_E_INVAL;
+}
+
 int keel_store_mirror_root_set(struct keel_store_txn *t, const struct keel_store_mirror_root *root)
 {
 	if (root == NULL || root->key_id[0] == '\0' ||

@@ -158,6 +158,7 @@ enum {
 	KEEL_AUDIT_OP_BACKUP = 0x8000a004,
 	KEEL_AUDIT_OP_RESTORE = 0x8000a005,
 	KEEL_AUDIT_OP_ENABLE_MIRROR = 0x8000a006,
+	KEEL_AUDIT_OP_CRYPTO_SHRED = 0x8000a007, /* the mirror's root key was deleted */
 };
 
 /* Which audit rows keel_store_audit_scan visits; zero fields do not filter. */
@@ -471,10 +472,14 @@ struct keel_store_mirror_root {
 	uint32_t crk_version; /* the token's CRK version it mirrors */
 	char key_id[KEEL_STORE_MIRROR_ID_MAX + 1];     /* "" when never enabled */
 	char version_id[KEEL_STORE_MIRROR_ID_MAX + 1]; /* Key Protect's keyVersion.id */
+	int64_t shredded; /* POSIX seconds the root key's deletion crypto-shredded us; 0 never */
 };
 /* What was recorded; all zero (enabled false, key_id "") before the first enable. */
 int keel_store_mirror_root_get(struct keel_store_txn *t,
 			       struct keel_store_mirror_root *out) KEEL_STORE_WUR;
+/* Records that the root key's deletion crypto-shredded the appliance, at |when|
+ * (the first time only: it is irreversible). */
+int keel_store_mirror_shred(struct keel_store_txn *t, int64_t when) KEEL_STORE_WUR;
 /* Records root (key_id required) and turns the outbox on, as keel_store_mirror_set. */
 int keel_store_mirror_root_set(struct keel_store_txn *t,
 			       const struct keel_store_mirror_root *root) KEEL_STORE_WUR;

@@ -63,6 +63,7 @@ struct keel_store_ops {
 	int (*mirror_backlog)(struct keel_store_txn *t, int64_t *out_count);
 	int (*mirror_root_get)(struct keel_store_txn *t, struct keel_store_mirror_root *out);
 	int (*mirror_root_set)(struct keel_store_txn *t, const struct keel_store_mirror_root *root);
+	int (*mirror_shred)(struct keel_store_txn *t, int64_t when);
 	int (*client_put)(struct keel_store_txn *t, const struct keel_store_client *c);
 	int (*client_get)(struct keel_store_txn *t, const char *id, struct keel_store_client *out);
 	int (*client_list)(struct keel_store_txn *t, struct keel_store_client **out,

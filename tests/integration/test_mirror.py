@@ -3,7 +3,10 @@
 against the Key Protect emulator (tests/keyprotect-emulator, real TLS, API
 key file 0600), enabled with `keelctl mirror enable`, keys created over KMIP.
 Synchronisation is on `keelctl mirror status --json` (polled); the emulator's
-own view (GET /_emulator/keys) is what the assertions check.
+own view (GET /_emulator/keys) is what the assertions check. Revocation:
+the root key deleted in the emulator crypto-shreds (KMIP refused with a
+clear message, no CRK left in the token, a CryptoShred audit row, still so
+after a restart); disabled, it suspends key serving until enabled again.
 
 Run one test:  test_mirror.py MirrorTest.test_500_keys_escrowed
 Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
@@ -11,6 +14,7 @@ Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
 import json
 import os
 import re
+import sqlite3
 import sys
 import threading
 import time
@@ -19,16 +23,19 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "keyprotect-emulator"))
 
-from kmipwire import OP_CREATE, SUCCESS, UNIQUE_IDENTIFIER, create_aes, op, request  # noqa: E402
-from kpclient import INSTANCE, Emulator  # noqa: E402
+from kmipwire import (OP_CREATE, OP_GET, OPERATION_FAILED, SUCCESS, UNIQUE_IDENTIFIER,  # noqa: E402
+                      T, create_aes, op, request)
+from kpclient import INSTANCE, Emulator, Kp  # noqa: E402
 from test_admin import UnixHTTPConnection, answer  # noqa: E402
 from test_crk import keelctl  # noqa: E402
-from test_dev import GUARD  # noqa: E402
+from test_dev import GUARD, crk_list  # noqa: E402
 from test_kmip import KeeldCase  # noqa: E402
 
 APIKEY = "apikey-alice"  # one kpclient.Emulator accepts
 BATCH = 50
 POLL_S = 0.2
+PERMISSION_DENIED = 0x0C
+CRYPTO_SHRED = 0x8000a007  # the audit row's operation (store.h)
 
 
 class MirrorTest(KeeldCase):
@@ -50,6 +57,18 @@ class MirrorTest(KeeldCase):
 
     def status(self):
         return json.loads(keelctl(self.dir, "mirror", "status", "--json"))
+
+    def wait_state(self, state):
+        """`keelctl mirror sync` (a revocation poll), then polls the status until |state|."""
+        keelctl(self.dir, "mirror", "sync")
+        deadline = time.monotonic() + GUARD * 2
+        while self.status()["state"] != state:
+            self.assertLess(time.monotonic(), deadline, "never %s: %s" % (state, self.status()))
+            time.sleep(POLL_S)
+
+    def get(self, uid, status=SUCCESS):
+        with self.conn() as c:
+            return self.call1(c, OP_GET, [T(UNIQUE_IDENTIFIER, uid)], status=status)
 
     def wait_drained(self):
         """Polls the mirror's status until its outbox is empty; returns the status."""
@@ -143,6 +162,50 @@ class MirrorTest(KeeldCase):
         self.wait_drained()
         self.assertEqual(self.escrows(), {u: 1 for u in first + held})
         self.assert_no_api_key_in_logs()
+
+    def test_root_key_deleted_crypto_shreds(self):
+        self.enable()
+        uids = self.create_keys(20)
+        self.wait_drained()
+        self.get(uids[0])
+        root = self.status()["root_key_id"]
+        status, _, doc = Kp(self.emu).call("DELETE", "/keys/" + root)
+        self.assertIn(status, (200, 204), doc)
+        self.wait_state("crypto-shredded")
+        it = self.get(uids[0], status=OPERATION_FAILED)
+        self.assertEqual(it.reason, PERMISSION_DENIED)
+        self.assertIn("crypto-shredded", it.message)
+        self.assertEqual(self.k.stop(), 0)
+        self.assertIn("no CRK in this token", crk_list(self.dir))
+        db = sqlite3.connect(os.path.join(self.dir, "data/keel.db"))
+        try:
+            rows = db.execute("SELECT client, detail FROM audit WHERE operation = ?",
+                              (CRYPTO_SHRED,)).fetchall()
+        finally:
+            db.close()
+        self.assertEqual(len(rows), 1, rows)
+        self.assertIn("critical", rows[0][1])
+        # Irreversible: a restart still serves nothing.
+        self.k = self.start()
+        self.assertEqual(self.status()["state"], "crypto-shredded")
+        self.assertIn("crypto-shredded", self.get(uids[1], status=OPERATION_FAILED).message)
+        # keeld --dev made a CRK at start, as a fresh token gets one; the shred took it too.
+        self.assertEqual(self.k.stop(), 0)
+        self.assertIn("no CRK in this token", crk_list(self.dir))
+
+    def test_root_key_disabled_suspends(self):
+        self.enable()
+        uids = self.create_keys(5)
+        self.wait_drained()
+        kp, root = Kp(self.emu), self.status()["root_key_id"]
+        self.assertEqual(kp.action(root, "disable")[0], 204)
+        self.wait_state("suspended")
+        self.assertIn("suspended", self.get(uids[0], status=OPERATION_FAILED).message)
+        self.emu.control("clock", {"advance": 60})  # enable waits 30 s after disable
+        kp = Kp(self.emu)
+        self.assertEqual(kp.action(root, "enable")[0], 204)
+        self.wait_state("ok")
+        self.get(uids[0])
 
 
 if __name__ == "__main__":

@@ -83,10 +83,10 @@ static void test_migrations(void **state)
 	int v = 0;
 
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 7);
+	assert_int_equal(v, 8);
 	reopen(f); /* already migrated: nothing to do, same version */
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 7);
+	assert_int_equal(v, 8);
 }
 
 static void test_object_crud(void **state)
@@ -334,7 +334,14 @@ static void test_mirror_root(void **state)
 	assert_int_equal(got.crk_version, 3);
 	assert_string_equal(got.key_id, root.key_id);
 	assert_string_equal(got.version_id, "v1");
+	assert_int_equal(got.shredded, 0);
 	assert_int_equal(outbox(f->s, e, 4), 1); /* turning it on queued k1 */
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_mirror_shred(t, 1700000000), 0);
+	assert_int_equal(keel_store_mirror_shred(t, 1800000000), 0); /* the first time stays */
+	assert_int_equal(keel_store_mirror_root_get(t, &got), 0);
+	assert_int_equal(keel_store_commit(t), 0);
+	assert_int_equal(got.shredded, 1700000000);
 }
 
 static void client(struct keel_store_client *c, char fp_char, const char *name, const char *role)

@@ -219,6 +219,11 @@ struct mirror_worker_config {
 	void *export_arg;
 	uint32_t idle_ms;  /* between looks at an empty outbox; 0: 1000 */
 	uint32_t pause_ms; /* after Key Protect was unavailable; 0: 5000 */
+	/* Revocation polling (may be NULL): called on the worker's thread with
+	 * its client before a pass, every poll_ms (0: 300000) and after a kick. */
+	void (*poll_fn)(void *arg, struct mirror *client);
+	void *poll_arg;
+	uint32_t poll_ms;
 };
 
 struct mirror_worker_status {
@@ -259,8 +264,12 @@ struct mirror_service_config {
 	struct hsm *hsm;	     /* the token whose CRK mirror_enable mirrors */
 	mirror_export_fn export_fn;  /* the engine's export, for the worker */
 	void *export_arg;
-	const char *root_name;	    /* the root key's name; NULL: MIRROR_ROOT_NAME */
-	uint32_t idle_ms, pause_ms; /* the worker's (mirror_worker_config) */
+	const char *root_name;		     /* the root key's name; NULL: MIRROR_ROOT_NAME */
+	uint32_t idle_ms, pause_ms, poll_ms; /* the worker's (mirror_worker_config) */
+	/* Stops key serving (why, a static string) or resumes it (NULL): the
+	 * revocation polling's verdict, from the worker's thread. */
+	void (*refuse_fn)(void *arg, const char *why);
+	void *refuse_arg;
 };
 
 /* Not under MIRROR_ESCROW_PREFIX: a recovery lists keel-* as escrows. */
@@ -269,7 +278,15 @@ struct mirror_service_config {
 /*
  * Reads the API key (for the worker's client and the enabling one) and the
  * recorded root key; when the mirror is enabled, starts the worker. No
- * network traffic yet.
+ * network traffic yet. Once a crypto-shred was recorded, refuses key serving
+ * at once and destroys any CRK version the token holds again.
+ *
+ * Revocation polling (with each worker pass that is due, and on sync): the
+ * root key deleted in Key Protect (state 5, 404 or 410) crypto-shreds the
+ * appliance, irreversibly: refuse_fn stops key serving, a critical audit
+ * row (CryptoShred) and the time are recorded, every CRK version in the
+ * token is destroyed. The root key disabled (state 2) suspends key serving
+ * until it is enabled again.
  */
 int mirror_service_open(const struct mirror_service_config *cfg,
 			struct mirror_service **out_s) MIRROR_WUR;
@@ -297,6 +314,8 @@ struct mirror_service_status {
 	uint64_t escrowed;    /* escrow keys written since keeld started */
 	int64_t last_success; /* POSIX seconds, 0 before the first */
 	int last_error;	      /* MIRROR_E_* of the last failure, 0 if none since a success */
+	int64_t shredded;     /* POSIX seconds of the crypto-shred, 0 none */
+	bool suspended;	      /* the root key is disabled: key serving suspended */
 };
 /* Thread-safe. */
 void mirror_service_status(struct mirror_service *s, struct mirror_service_status *out);
