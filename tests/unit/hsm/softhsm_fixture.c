@@ -164,6 +164,16 @@ void fixture_token_restore(struct softhsm_fixture *f)
 	assert_int_equal(rename(f->hidden, f->token_sub), 0);
 }
 
+void fixture_tokens_hide(struct softhsm_fixture *f)
+{
+	assert_int_equal(rename(f->tokens, f->hidden), 0);
+}
+
+void fixture_tokens_restore(struct softhsm_fixture *f)
+{
+	assert_int_equal(rename(f->hidden, f->tokens), 0);
+}
+
 bool fixture_logged(const struct softhsm_fixture *f, const char *needle)
 {
 	return strstr(f->log, needle) != NULL;

@@ -41,6 +41,9 @@ void fixture_write_file(const char *path, const char *text, unsigned mode);
 /* Moves the token's directory away (the token "disappears") and back. */
 void fixture_token_hide(struct softhsm_fixture *f);
 void fixture_token_restore(struct softhsm_fixture *f);
+/* The whole token directory away and back: SoftHSM's C_Initialize then fails. */
+void fixture_tokens_hide(struct softhsm_fixture *f);
+void fixture_tokens_restore(struct softhsm_fixture *f);
 
 /* True if needle occurs anywhere in what was logged. */
 bool fixture_logged(const struct softhsm_fixture *f, const char *needle);

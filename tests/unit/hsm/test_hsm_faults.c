@@ -53,9 +53,9 @@ static void unwrap_eq(struct hsm *h, const uint8_t *blob, size_t len)
 	hsm_secret_free(s);
 }
 
-static void test_token_removed_and_restored(void **state)
+static void removed_and_restored(struct softhsm_fixture *f, void (*hide)(struct softhsm_fixture *),
+				 void (*restore)(struct softhsm_fixture *))
 {
-	struct softhsm_fixture *f = *state;
 	struct hsm *h = fixture_open(f, HSM_WRAP_GCM);
 	struct hsm_secret *s = NULL;
 	struct hsm_info info;
@@ -65,25 +65,39 @@ static void test_token_removed_and_restored(void **state)
 
 	assert_int_equal(hsm_crk_generate(h, 0, NULL), 0);
 	assert_int_equal(hsm_wrap(h, uid, sizeof(uid) - 1, key, sizeof(key), &blob, &len), 0);
-	fixture_token_hide(f);
+	hide(f);
 	for (int i = 0; i < 3; i++) {
 		r = hsm_unwrap(h, uid, sizeof(uid) - 1, blob, len, &s);
 		print_message("token gone, attempt %d: %s\n", i, hsm_strerror(r));
 		assert_int_equal(r, HSM_E_TOKEN_UNAVAILABLE);
 		assert_null(s);
 	}
-	assert_int_equal(hsm_get_info(h, &info), 0);
-	assert_int_equal(info.state, HSM_STATE_RECOVERING);
-	assert_false(info.token_present);
-	assert_string_equal(info.module_vendor, "SoftHSM");
-	assert_true(info.faults >= 1);
-	fixture_token_restore(f);
+	/* Without its token directory SoftHSM is not even initialized: no info. */
+	if (hide == fixture_token_hide) {
+		assert_int_equal(hsm_get_info(h, &info), 0);
+		assert_int_equal(info.state, HSM_STATE_RECOVERING);
+		assert_false(info.token_present);
+		assert_string_equal(info.module_vendor, "SoftHSM");
+		assert_true(info.faults >= 1);
+	}
+	restore(f);
 	unwrap_eq(h, blob, len); /* recovers by itself: no backoff in tests */
 	assert_int_equal(hsm_get_info(h, &info), 0);
 	assert_int_equal(info.state, HSM_STATE_READY);
 	assert_true(info.recoveries >= 1);
 	free(blob);
 	hsm_close(h);
+}
+
+static void test_token_removed_and_restored(void **state)
+{
+	removed_and_restored(*state, fixture_token_hide, fixture_token_restore);
+}
+
+/* A re-initialization that failed (no token directory) is tried again. */
+static void test_token_directory_removed_and_restored(void **state)
+{
+	removed_and_restored(*state, fixture_tokens_hide, fixture_tokens_restore);
 }
 
 static void faulty_module(struct hsm_config *cfg)
@@ -308,6 +322,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_token_removed_and_restored, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_token_directory_removed_and_restored, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(test_backoff_and_forced_recover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_device_error, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pin_refused_on_recovery, setup, teardown),
