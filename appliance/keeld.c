@@ -20,6 +20,7 @@
 #include "daemon.h"
 #include "dev/dev.h"
 #include "engine/engine.h"
+#include "engine/manage.h"
 #include "keel/admin.h"
 #include "keel/clients.h"
 #include "keel/hsm.h"
@@ -287,6 +288,21 @@ static void refuse_keys(void *arg, const char *why)
 	keel_engine_refuse(arg, why);
 }
 
+/* An escrow key deleted in Key Protect: that one object is revoked and destroyed. */
+static void withdraw_object(void *arg, const char *uid)
+{
+	struct keel_manage_ctx c = {.actor = "mirror"};
+	bool done = false;
+
+	if (keel_manage_key_withdraw(arg, &c, uid, "escrow deleted in Key Protect", &done) != 0) {
+		keel_warn("mirror: withdrawing %s: %s", uid, c.msg);
+	} else if (done) {
+		keel_notice("mirror: %s revoked and destroyed: its escrow key was deleted in Key "
+			    "Protect",
+			    uid);
+	}
+}
+
 /* The Key Protect mirror, when configured: its worker runs once it is enabled. */
 static int open_mirror(const struct keel_config *cfg, struct backends *b)
 {
@@ -303,6 +319,8 @@ static int open_mirror(const struct keel_config *cfg, struct backends *b)
 	    .poll_ms = cfg->mirror_poll_interval_s * 1000,
 	    .refuse_fn = refuse_keys,
 	    .refuse_arg = b->engine,
+	    .withdraw_fn = withdraw_object,
+	    .withdraw_arg = b->engine,
 	};
 
 	if (cfg->mirror_instance_id == NULL) {

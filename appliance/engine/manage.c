@@ -369,6 +369,34 @@ int keel_manage_key_activate(struct keel_engine *e, struct keel_manage_ctx *c, c
 	return run_as_admin(e, c, KMIP_OPERATION_ACTIVATE, op_activate, &q, uid, NULL);
 }
 
+static int state_of(void *ctx, const struct keel_key_summary *k)
+{
+	*(uint32_t *)ctx = k->state;
+	return 1; /* the summary is all we need */
+}
+
+int keel_manage_key_withdraw(struct keel_engine *e, struct keel_manage_ctx *c, const char *uid,
+			     const char *message, bool *out_done)
+{
+	uint32_t state = 0;
+	int err;
+
+	*out_done = false;
+	if ((err = keel_manage_key_show(e, c, uid, state_of, NULL, &state)) != 0 ||
+	    state == KMIP_STATE_DESTROYED || state == KMIP_STATE_DESTROYED_COMPROMISED) {
+		return err;
+	}
+	if (state == KMIP_STATE_ACTIVE &&
+	    (err = keel_manage_key_revoke(
+		 e, c, uid, KMIP_REVOCATION_REASON_CODE_CESSATION_OF_OPERATION, message)) != 0) {
+		return err;
+	}
+	if ((err = keel_manage_key_destroy(e, c, uid)) == 0) {
+		*out_done = true;
+	}
+	return err;
+}
+
 int keel_manage_key_destroy(struct keel_engine *e, struct keel_manage_ctx *c, const char *uid)
 {
 	struct kmip_unique_identifier_request q = uid_request(uid);

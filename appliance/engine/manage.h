@@ -136,6 +136,11 @@ int keel_manage_key_revoke(struct keel_engine *e, struct keel_manage_ctx *c, con
 			   uint32_t reason, const char *message) KEEL_MANAGE_WUR;
 int keel_manage_key_destroy(struct keel_engine *e, struct keel_manage_ctx *c,
 			    const char *uid) KEEL_MANAGE_WUR;
+/* Revokes |uid| (Cessation of Operation, |message|) if it is Active, then destroys its
+ * material: what the Key Protect mirror does when the object's escrow key was deleted
+ * there. *out_done is false when it was destroyed already (nothing is done or audited). */
+int keel_manage_key_withdraw(struct keel_engine *e, struct keel_manage_ctx *c, const char *uid,
+			     const char *message, bool *out_done) KEEL_MANAGE_WUR;
 
 /*
  * Grants |grantee| |level| on object |uid| or, with |uid| NULL, on every

@@ -99,6 +99,72 @@ static void shred(struct mirror_service *s)
 	destroy_crks(s->cfg.hsm);
 }
 
+/* The escrow keys' uids seen by one scan: those with a live copy, those with a deleted one. */
+struct scan {
+	char (*live)[KEEL_STORE_UID_MAX + 1], (*dead)[KEEL_STORE_UID_MAX + 1];
+	size_t num_live, num_dead, cap_live, cap_dead;
+};
+
+static int add_uid(char (**list)[KEEL_STORE_UID_MAX + 1], size_t *num, size_t *cap, const char *uid)
+{
+	if (*num == *cap) {
+		size_t cap2 = *cap != 0 ? *cap * 2 : 64;
+		char(*grown)[KEEL_STORE_UID_MAX + 1] = realloc(*list, cap2 * sizeof(**list));
+
+		if (grown == NULL) {
+			return MIRROR_E_NOMEM;
+		}
+		*list = grown;
+		*cap = cap2;
+	}
+	snprintf((*list)[(*num)++], KEEL_STORE_UID_MAX + 1, "%s", uid);
+	return 0;
+}
+
+static int scan_key(void *arg, const struct mirror_key *k)
+{
+	struct scan *sc = arg;
+	const char *uid = k->name + strlen(MIRROR_ESCROW_PREFIX);
+
+	if (strncmp(k->name, MIRROR_ESCROW_PREFIX, strlen(MIRROR_ESCROW_PREFIX)) != 0 ||
+	    strlen(uid) > KEEL_STORE_UID_MAX || !k->extractable) {
+		return 0;
+	}
+	return k->state == 5 ? add_uid(&sc->dead, &sc->num_dead, &sc->cap_dead, uid)
+			     : add_uid(&sc->live, &sc->num_live, &sc->cap_live, uid);
+}
+
+static int uid_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Withdraws every object whose escrow keys are all deleted. The worker
+ * replaces a copy by creating the new one before deleting the old, and
+ * polls run between its passes, so a deleted copy without a live one was
+ * deleted by someone in Key Protect. */
+static void poll_escrows(struct mirror_service *s, struct mirror *client)
+{
+	struct scan sc = {0};
+	int r = mirror_list(client, MIRROR_ESCROW_PREFIX, true, scan_key, &sc);
+
+	if (r != 0) {
+		keel_warn("mirror: listing escrow keys: %s", mirror_strerror(r));
+	} else {
+		if (sc.num_live != 0) {
+			qsort(sc.live, sc.num_live, sizeof(*sc.live), uid_cmp);
+		}
+		for (size_t i = 0; i < sc.num_dead; i++) {
+			if (sc.num_live == 0 || bsearch(sc.dead[i], sc.live, sc.num_live,
+							sizeof(*sc.live), uid_cmp) == NULL) {
+				s->cfg.withdraw_fn(s->cfg.withdraw_arg, sc.dead[i]);
+			}
+		}
+	}
+	free(sc.live);
+	free(sc.dead);
+}
+
 /* The worker's revocation poll: what Key Protect says of the root key now. */
 static void poll_root(void *arg, struct mirror *client)
 {
@@ -125,6 +191,9 @@ static void poll_root(void *arg, struct mirror *client)
 		s->cfg.refuse_fn(s->cfg.refuse_arg, suspended ? SUSPEND_MSG : NULL);
 	} else if (r != 0) {
 		keel_warn("mirror: polling root key %s: %s", s->root.key_id, mirror_strerror(r));
+	}
+	if (r == 0 && k.state == 1) {
+		poll_escrows(s, client);
 	}
 }
 
@@ -176,7 +245,7 @@ int mirror_service_open(const struct mirror_service_config *cfg, struct mirror_s
 
 	*out_s = NULL;
 	if (cfg == NULL || cfg->store == NULL || cfg->hsm == NULL || cfg->export_fn == NULL ||
-	    cfg->refuse_fn == NULL) {
+	    cfg->refuse_fn == NULL || cfg->withdraw_fn == NULL) {
 		return MIRROR_E_INVAL;
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL) {

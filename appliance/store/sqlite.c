@@ -177,6 +177,12 @@ static const char *const migrations[] = {
     "ALTER TABLE mirror_state ADD COLUMN crk_version INTEGER NOT NULL DEFAULT 0;",
     /* 8: when the root key's deletion crypto-shredded the appliance (0: never). */
     "ALTER TABLE mirror_state ADD COLUMN shredded INTEGER NOT NULL DEFAULT 0;",
+    /* 9: a Destroy (blob gone, crk_version 0) is escrowed too: migration 5's
+     * update trigger took every crk_version change for a CRK rewrap. */
+    "DROP TRIGGER mirror_object_update;"
+    "CREATE TRIGGER mirror_object_update AFTER UPDATE ON objects"
+    " WHEN new.crk_version = old.crk_version OR new.blob IS NULL"
+    " BEGIN INSERT INTO mirror_enqueue VALUES (new.uid, 1); END;",
 };
 
 /* Steps that SQL alone cannot do, run in the step's transaction after its SQL. */

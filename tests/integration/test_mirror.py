@@ -6,7 +6,8 @@ Synchronisation is on `keelctl mirror status --json` (polled); the emulator's
 own view (GET /_emulator/keys) is what the assertions check. Revocation:
 the root key deleted in the emulator crypto-shreds (KMIP refused with a
 clear message, no CRK left in the token, a CryptoShred audit row, still so
-after a restart); disabled, it suspends key serving until enabled again.
+after a restart); disabled, it suspends key serving until enabled again;
+one escrow key deleted withdraws (destroys) that one object only.
 
 Run one test:  test_mirror.py MirrorTest.test_500_keys_escrowed
 Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
@@ -206,6 +207,30 @@ class MirrorTest(KeeldCase):
         self.assertEqual(kp.action(root, "enable")[0], 204)
         self.wait_state("ok")
         self.get(uids[0])
+
+    def key_state(self, uid):
+        return json.loads(keelctl(self.dir, "keys", "show", uid, "--json"))["key"]["state"]
+
+    def test_escrow_key_deleted_withdraws_that_object(self):
+        self.enable()
+        uids = self.create_keys(5)
+        self.wait_drained()
+        victim = [k for k in self.emu.control("keys", method="GET")
+                  if k["name"] == "keel-" + uids[0]]
+        self.assertEqual(len(victim), 1)
+        status, _, doc = Kp(self.emu).call("DELETE", "/keys/" + victim[0]["id"])
+        self.assertIn(status, (200, 204), doc)
+        keelctl(self.dir, "mirror", "sync")
+        deadline = time.monotonic() + GUARD * 2
+        while self.key_state(uids[0]) != "Destroyed":
+            self.assertLess(time.monotonic(), deadline, "never withdrawn")
+            time.sleep(POLL_S)
+        for u in uids[1:]:
+            self.assertEqual(self.key_state(u), "PreActive")
+            self.get(u)
+        # The withdrawn object's new state is escrowed again; no loop: it stays one copy each.
+        self.wait_drained()
+        self.assertEqual(self.escrows(), {u: 1 for u in uids})
 
 
 if __name__ == "__main__":

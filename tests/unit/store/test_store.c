@@ -83,10 +83,10 @@ static void test_migrations(void **state)
 	int v = 0;
 
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 8);
+	assert_int_equal(v, 9);
 	reopen(f); /* already migrated: nothing to do, same version */
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 8);
+	assert_int_equal(v, 9);
 }
 
 static void test_object_crud(void **state)
@@ -313,6 +313,7 @@ static void test_mirror_root(void **state)
 	struct fx *f = *state;
 	struct keel_store_mirror_root root = {.mode = 2, .crk_version = 3}, got;
 	struct keel_store_mirror_entry e[4];
+	struct keel_store_object o, held;
 	struct keel_store_txn *t;
 
 	put_object(f->s, "k1", "aa");
@@ -342,6 +343,20 @@ static void test_mirror_root(void **state)
 	assert_int_equal(keel_store_mirror_root_get(t, &got), 0);
 	assert_int_equal(keel_store_commit(t), 0);
 	assert_int_equal(got.shredded, 1700000000);
+	/* A Destroy (no blob, crk_version 0) is escrowed, unlike a rewrap. */
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_mirror_settle(t, &e[0], true), 0);
+	assert_int_equal(keel_store_object_get(t, "k1", "aa", &o), 0);
+	held = o;
+	o.blob = NULL;
+	o.blob_len = 0;
+	o.crk_version = 0;
+	o.state = 5;
+	assert_int_equal(keel_store_object_update(t, &o), 0);
+	assert_int_equal(keel_store_commit(t), 0);
+	keel_store_object_cleanup(&held);
+	assert_int_equal(outbox(f->s, e, 4), 1);
+	assert_string_equal(e[0].uid, "k1");
 }
 
 static void client(struct keel_store_client *c, char fp_char, const char *name, const char *role)

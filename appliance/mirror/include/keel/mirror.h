@@ -270,6 +270,10 @@ struct mirror_service_config {
 	 * revocation polling's verdict, from the worker's thread. */
 	void (*refuse_fn)(void *arg, const char *why);
 	void *refuse_arg;
+	/* Revokes and destroys object uid, whose every keel-<uid> was deleted in
+	 * Key Protect (from the worker's thread). */
+	void (*withdraw_fn)(void *arg, const char *uid);
+	void *withdraw_arg;
 };
 
 /* Not under MIRROR_ESCROW_PREFIX: a recovery lists keel-* as escrows. */
@@ -286,7 +290,8 @@ struct mirror_service_config {
  * appliance, irreversibly: refuse_fn stops key serving, a critical audit
  * row (CryptoShred) and the time are recorded, every CRK version in the
  * token is destroyed. The root key disabled (state 2) suspends key serving
- * until it is enabled again.
+ * until it is enabled again. An object whose keel-<uid> keys are all deleted
+ * (none live) is withdrawn through withdraw_fn; the others are unaffected.
  */
 int mirror_service_open(const struct mirror_service_config *cfg,
 			struct mirror_service **out_s) MIRROR_WUR;
