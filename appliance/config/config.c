@@ -106,7 +106,7 @@ static void set_defaults(struct keel_config *cfg)
 {
 	cfg->tls_session_lifetime_s = 3600;
 	cfg->max_connections = 4096;
-	cfg->max_connections_per_client = 1024;
+	cfg->max_connections_per_client = 0; /* unset: max_connections (below) */
 	cfg->max_message_size = 1u << 20;
 	cfg->handshake_timeout_ms = 10000;
 	cfg->idle_timeout_ms = 60000;
@@ -458,6 +458,9 @@ static int check_whole(struct parse *p, const config_t *lc)
 	}
 	if (check_mirror(p, lc) != 0) {
 		return -1;
+	}
+	if (c->max_connections_per_client == 0) {
+		c->max_connections_per_client = c->max_connections;
 	}
 	if (c->max_connections_per_client > c->max_connections) {
 		return fail(p, line_of(lc, "limits.max_connections_per_client"),

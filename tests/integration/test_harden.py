@@ -417,7 +417,8 @@ class PrivilegeDropTest(HardenCase):
         self.assertEqual(int(st["CapEff"], 16), 0)
         self.assertEqual(int(st["CapPrm"], 16), 0)
         self.assertEqual(st["NoNewPrivs"].strip(), "1")
-        self.assertIn("running as user nobody", self.k.stderr_text())
+        # stderr is read by another thread than READY on stdout: wait for the line.
+        self.k.wait_line(self.k.err, r"running as user nobody")
         # Token and store were opened as root and serve on.
         with self.conn() as c:
             uid = self.call1(c, OP_CREATE, create_aes()).payload.find(UNIQUE_IDENTIFIER)

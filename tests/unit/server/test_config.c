@@ -148,6 +148,15 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg->admin_listen[0].text, KEEL_ADMIN_LISTEN_DEFAULT);
 	assert_string_equal(cfg->admin_socket, KEEL_ADMIN_SOCKET_DEFAULT);
 	assert_int_equal(cfg->max_locate_items, 1000);
+	/* One identity may hold every connection: vSAN hosts share vCenter's certificate. */
+	assert_int_equal(cfg->max_connections_per_client, cfg->max_connections);
+	keel_config_free(cfg);
+	assert_int_equal(keel_config_load_string(BASE "limits: { max_connections = 10; };",
+						 "small.conf", dir, &cfg, &err),
+			 0);
+	assert_int_equal(cfg->max_connections_per_client, 10);
+	keel_config_free(cfg);
+	assert_int_equal(keel_config_load_string(BASE, "min.conf", dir, &cfg, &err), 0);
 	/* No hsm or store section: keeld refuses to start, the config does not. */
 	assert_null(cfg->hsm_module);
 	assert_null(cfg->store_path);
