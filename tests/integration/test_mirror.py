@@ -7,7 +7,9 @@ own view (GET /_emulator/keys) is what the assertions check. Revocation:
 the root key deleted in the emulator crypto-shreds (KMIP refused with a
 clear message, no CRK left in the token, a CryptoShred audit row, still so
 after a restart); disabled, it suspends key serving until enabled again;
-one escrow key deleted withdraws (destroys) that one object only.
+one escrow key deleted withdraws (destroys) that one object only. Outages:
+the emulator paused, a 429 storm and token expiry while clients create keys
+cost no KMIP request and lose or duplicate no escrow.
 
 Run one test:  test_mirror.py MirrorTest.test_500_keys_escrowed
 Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
@@ -162,6 +164,25 @@ class MirrorTest(KeeldCase):
         keelctl(self.dir, "mirror", "sync")
         self.wait_drained()
         self.assertEqual(self.escrows(), {u: 1 for u in first + held})
+        self.assert_no_api_key_in_logs()
+
+    def test_429_storm_and_token_expiry(self):
+        self.enable()
+        first = self.create_keys(50)
+        self.wait_drained()
+        # Throttled (with and without Retry-After), and every token revoked meanwhile.
+        self.emu.control("faults", {"path": "^/api/v2/", "status": 429, "retryAfter": 1,
+                                    "count": 6})
+        self.emu.control("faults", {"path": "^/api/v2/", "status": 429, "count": 6})
+        self.emu.control("expire-tokens")
+        more = self.create_keys(100)
+        keelctl(self.dir, "mirror", "sync")
+        self.wait_drained()
+        self.assertEqual(self.emu.control("faults", method="DELETE")["pendingFaults"], 0)
+        statuses = [e["status"] for e in self.emu.control("log", method="GET")]
+        self.assertEqual(statuses.count(429), 12)
+        self.assertIn(401, statuses)  # the expired token was refused, then renewed
+        self.assertEqual(self.escrows(), {u: 1 for u in first + more})
         self.assert_no_api_key_in_logs()
 
     def test_root_key_deleted_crypto_shreds(self):
