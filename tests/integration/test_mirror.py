@@ -14,6 +14,7 @@ cost no KMIP request and lose or duplicate no escrow.
 Run one test:  test_mirror.py MirrorTest.test_500_keys_escrowed
 Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
 """
+import base64
 import json
 import os
 import re
@@ -27,7 +28,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "keyprotect-emulator"))
 
 from kmipwire import (OP_CREATE, OP_GET, OPERATION_FAILED, SUCCESS, UNIQUE_IDENTIFIER,  # noqa: E402
-                      T, create_aes, op, request)
+                      T, create_aes, key_bytes, op, request)
 from kpclient import INSTANCE, Emulator, Kp  # noqa: E402
 from test_admin import UnixHTTPConnection, answer  # noqa: E402
 from test_crk import keelctl  # noqa: E402
@@ -164,6 +165,30 @@ class MirrorTest(KeeldCase):
         keelctl(self.dir, "mirror", "sync")
         self.wait_drained()
         self.assertEqual(self.escrows(), {u: 1 for u in first + held})
+        self.assert_no_api_key_in_logs()
+
+    def test_escrow_holds_no_plaintext(self):
+        """What Key Protect stores for a key is wrapped: its bytes appear in no
+        form in the escrow payload, nor in keeld's logs or the store file."""
+        self.enable()
+        uids = self.create_keys(3)
+        self.wait_drained()
+        kp = Kp(self.emu)
+        by_name = {k["name"]: k["id"] for k in self.emu.control("keys", method="GET")}
+        for uid in uids:
+            key = key_bytes(self.get(uid).payload)
+            self.assertEqual(len(key), 32)
+            status, _, doc = kp.call("GET", "/keys/" + by_name["keel-" + uid])
+            self.assertEqual(status, 200, doc)
+            record = json.loads(base64.b64decode(doc["resources"][0]["payload"]))
+            self.assertEqual((record["v"], record["uid"]), (1, uid))
+            text = json.dumps(record)
+            for form in (base64.b64encode(key).decode(), key.hex(), key.hex().upper()):
+                self.assertNotIn(form, text)
+                for line in self.k.out + self.k.err:
+                    self.assertNotIn(form, line or "")
+            with open(os.path.join(self.dir, "data/keel.db"), "rb") as f:
+                self.assertNotIn(key, f.read())
         self.assert_no_api_key_in_logs()
 
     def test_429_storm_and_token_expiry(self):

@@ -6,14 +6,15 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: keelctl mirror status|enable|sync [options]\n\n"
-		"status: whether the mirror runs, its root key and mode (imported: the CRK\n"
-		"itself; generated: Key Protect's, as the CRK cannot leave the token), the\n"
-		"outbox backlog, the last success and the last error.\n"
-		"enable: mirrors the CRK as a Key Protect root key (keeld.conf's mirror\n"
-		"section says where) and queues every key for escrow; once only.\n"
-		"sync:   drains the outbox now rather than at the next pass.\n" KEELCTL_API_USAGE);
+	fprintf(f, "usage: keelctl mirror status|enable|sync [options]\n\n"
+		   "status: whether the mirror runs, its root key and mode (imported: the CRK\n"
+		   "itself; generated: Key Protect's, as the CRK cannot leave the token), the\n"
+		   "outbox backlog, the last success and the last error.\n"
+		   "enable: mirrors the CRK as a Key Protect root key (keeld.conf's mirror\n"
+		   "section says where) and queues every key for escrow; once only.\n"
+		   "sync:   drains the outbox and polls Key Protect for revocation now (the\n"
+		   "        root key deleted crypto-shreds, disabled suspends key serving; an\n"
+		   "        escrow key deleted withdraws its object).\n" KEELCTL_API_USAGE);
 }
 
 static void print_status(const json_t *s)
