@@ -1,0 +1,189 @@
+"""Unit tests of firmware-image/setup/keel_setup.py: the ovf-env.xml parser,
+validation, the files first boot writes, and the wizard driven through a
+pseudo-terminal pair. Nothing here needs an appliance or root."""
+import json
+import os
+import pty
+import subprocess
+import sys
+import threading
+import unittest
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+HERE = os.path.dirname(os.path.realpath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "setup"))
+import keel_setup as ks  # noqa: E402
+
+SAMPLES = os.path.join(HERE, "ovf-env")
+
+
+def sample(name):
+    with open(os.path.join(SAMPLES, name), encoding="utf-8") as f:
+        return ks.normalise(ks.parse_ovf_env(f.read()))
+
+
+class OvfEnv(unittest.TestCase):
+    def test_static_softhsm(self):
+        a = sample("static-softhsm.xml")
+        self.assertEqual(ks.validate(a), [])
+        self.assertEqual(a["hostname"], "kms1.example.com")  # lower-cased
+        self.assertEqual(a["ip"], "10.20.30.40/24")
+        self.assertEqual(a["token_pin"], "correct horse")  # secrets kept as given
+        self.assertNotIn("pkcs11_module", a)  # not asked with the built-in token
+        self.assertNotIn("crk_key", a)
+
+    def test_dhcp_pkcs11_import(self):
+        a = sample("dhcp-pkcs11-import.xml")
+        self.assertEqual(ks.validate(a), [])
+        self.assertEqual(a["ip"], "")
+        self.assertEqual(a["pkcs11_module"], "/opt/hsm/lib/libhsm-pkcs11.so")
+        self.assertNotIn("so_pin", a)  # an HSM's token exists already
+        self.assertEqual(len(bytes.fromhex(a["crk_key"])), 32)
+
+    def test_invalid_is_refused_field_by_field(self):
+        errors = dict(ks.validate(sample("invalid.xml")))
+        self.assertEqual(set(errors), {"hostname", "ip", "dns", "hsm", "token_pin",
+                                       "enrolment_code"})
+        self.assertIn("prefix", ks.check_field("ip", "10.0.0.5", {}))
+        self.assertIn("PIN must be", errors["token_pin"])
+
+    def test_not_an_environment(self):
+        with self.assertRaisesRegex(ValueError, "well-formed"):
+            ks.parse_ovf_env("<Environment")
+        with self.assertRaisesRegex(ValueError, "no OVF Environment"):
+            ks.parse_ovf_env("<Envelope/>")
+
+    def test_check_env_command(self):
+        cmd = [sys.executable, os.path.join(HERE, "..", "setup", "keel-setup"), "check-env"]
+        ok = subprocess.run(cmd + [os.path.join(SAMPLES, "static-softhsm.xml")],
+                            capture_output=True, text=True)
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        shown = json.loads(ok.stdout)["settings"]
+        self.assertIs(shown["token_pin"], True)  # never the secret itself
+        self.assertNotIn("correct horse", ok.stdout)
+        bad = subprocess.run(cmd + [os.path.join(SAMPLES, "invalid.xml")],
+                             capture_output=True, text=True)
+        self.assertEqual(bad.returncode, ks.EX_DATAERR)
+
+
+class Validation(unittest.TestCase):
+    def test_gateway(self):
+        a = {"ip": "192.168.1.10/24"}
+        self.assertIsNone(ks.check_field("gateway", "192.168.1.1", a))
+        self.assertIn("not in", ks.check_field("gateway", "192.168.2.1", a))
+        self.assertIn("needs a default gateway", ks.check_field("gateway", "", a))
+        self.assertIn("needs a static", ks.check_field("gateway", "10.0.0.1", {"ip": ""}))
+
+    def test_addresses(self):
+        self.assertIn("network's own", ks.check_field("ip", "10.0.0.0/24", {}))
+        self.assertIsNone(ks.check_field("ip", "fd00::5/64", {}))
+        self.assertIsNone(ks.check_field("ip", "10.0.0.5/32", {}))
+
+    def test_names(self):
+        self.assertIsNone(ks.check_field("hostname", "a-b.c", {}))
+        for bad in ("-a", "a-", "a..b", "a" * 64, "x_y", ""):
+            self.assertIsNotNone(ks.check_field("hostname", bad, {}), bad)
+        self.assertIsNotNone(ks.check_field("ntp", "pool.ntp.org, b@d", {}))
+
+    def test_secrets_and_module(self):
+        self.assertIsNone(ks.check_field("token_pin", "12345678", {}))
+        self.assertIsNotNone(ks.check_field("token_pin", "1234567", {}))
+        self.assertIsNotNone(ks.check_field("crk_key", "00" * 31, {}))
+        self.assertIsNotNone(ks.check_field("pkcs11_module", "libx.so", {}))
+        self.assertIsNotNone(ks.check_field("token_label", "x" * 33, {}))
+
+    def test_admin_cert(self):
+        pem = ("-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n"
+               "-----END CERTIFICATE-----")
+        import base64
+        self.assertIsNone(ks.check_field("admin_cert", pem, {}))
+        self.assertIsNone(ks.check_field("admin_cert", base64.b64encode(pem.encode()).decode(), {}))
+        self.assertIsNotNone(ks.check_field("admin_cert", "hello", {}))
+
+
+class Files(unittest.TestCase):
+    def test_network_static(self):
+        text = ks.network_unit(sample("static-softhsm.xml"))
+        self.assertIn("Address=10.20.30.40/24\nGateway=10.20.30.1\n", text)
+        self.assertIn("DNS=10.20.30.2\nDNS=10.20.30.3\n", text)
+        self.assertNotIn("DHCP", text)
+
+    def test_network_dhcp(self):
+        text = ks.network_unit(sample("dhcp-pkcs11-import.xml"))
+        self.assertIn("DHCP=yes", text)
+        self.assertIn("ClientIdentifier=mac", text)
+
+    def test_time(self):
+        self.assertIn("NTP=ntp1.example.com 10.20.30.4\n",
+                      ks.timesyncd_conf(sample("static-softhsm.xml")))
+
+    def test_keeld_conf_names_the_credential_never_the_pin(self):
+        a = sample("static-softhsm.xml")
+        conf = ks.keeld_conf(a)
+        self.assertIn(f'pin_file = "{ks.CRED_PIN}"', conf)
+        self.assertNotIn(a["token_pin"], conf)
+        self.assertIn('module = "softhsm2"', conf)
+        self.assertIn('module = "/opt/hsm/lib/libhsm-pkcs11.so"',
+                      ks.keeld_conf(sample("dhcp-pkcs11-import.xml")))
+
+    def test_server_sans(self):
+        self.assertEqual(ks.server_sans("kms1.example.com", ["10.0.0.5", "fd00::5"]),
+                         "DNS:kms1.example.com,DNS:kms1,IP:10.0.0.5,IP:fd00::5")
+
+    def test_ovf_properties_cover_every_field(self):
+        """make-ova asks vCenter for each field the parser reads."""
+        vmdk = os.path.join(HERE, "ovf-env", "invalid.xml")  # any file: only its size is read
+        out = subprocess.run([sys.executable, os.path.join(HERE, "..", "lib", "make-ova"),
+                              "--ovf-only", "--name", "keel-t", "--version", "t",
+                              "--capacity", "1", "--vmdk", vmdk, "--out", "/dev/stdout"],
+                             capture_output=True, text=True, check=True).stdout
+        for f in ks.FIELDS:
+            self.assertIn(f'ovf:key="keel.{f.key}"', out)
+        self.assertEqual(out.count('ovf:password="true"'), sum(f.secret for f in ks.FIELDS))
+
+
+class Wizard(unittest.TestCase):
+    """The wizard through a real pseudo-terminal: bad answers are refused with
+    a message and asked again; the summary shows no secret."""
+
+    def drive(self, lines):
+        master, slave = pty.openpty()
+        con = ks.Consoles([(os.fdopen(slave, "r", buffering=1),
+                            os.fdopen(os.dup(slave), "w", buffering=1))])
+        result = {}
+        t = threading.Thread(target=lambda: result.update(ks.wizard(con)), daemon=True)
+        t.start()
+        out = b""
+        for line in lines:
+            while True:  # wait for the prompt that the line answers
+                chunk = os.read(master, 4096)
+                out += chunk
+                if out.rstrip().endswith(b":") or out.rstrip().endswith(b"]:"):
+                    break
+            os.write(master, line.encode() + b"\n")
+        t.join(timeout=30)
+        self.assertFalse(t.is_alive(), out.decode(errors="replace")[-500:])
+        while True:
+            import select
+            r, _, _ = select.select([master], [], [], 0)
+            if not r:
+                break
+            out += os.read(master, 4096)
+        os.close(master)
+        return result, out.decode(errors="replace")
+
+    def test_bad_then_good(self):
+        answers, out = self.drive([
+            "kms3", "10.0.0.300/24", "10.0.0.7/24", "10.0.0.1", "10.0.0.2", "",
+            "softhsm", "", "short", "short", "longenough1", "longenough1",
+            "so-pin-12345", "so-pin-12345", "create", "", "", "yes"])
+        self.assertIn("is not an IP address with prefix length", out)
+        self.assertIn("PIN must be 8-255 characters long", out)
+        self.assertNotIn("longenough1", out)  # echo off, summary hides it
+        self.assertEqual(answers["ip"], "10.0.0.7/24")
+        self.assertEqual(answers["token_pin"], "longenough1")
+        self.assertEqual(ks.validate(answers), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
