@@ -155,11 +155,11 @@ class Wizard(unittest.TestCase):
         t.start()
         out = b""
         for line in lines:
-            while True:  # wait for the prompt that the line answers
+            new = b""  # output since the last answer: the next prompt ends it
+            while not new.endswith(b": "):
                 chunk = os.read(master, 4096)
                 out += chunk
-                if out.rstrip().endswith(b":") or out.rstrip().endswith(b"]:"):
-                    break
+                new += chunk
             os.write(master, line.encode() + b"\n")
         t.join(timeout=30)
         self.assertFalse(t.is_alive(), out.decode(errors="replace")[-500:])
