@@ -193,6 +193,11 @@ class AdminApiTest(AdminCase):
         self.assertEqual(s["store"]["state"], "ok")
         out, _ = self.keelctl("status", "--json")
         self.assertEqual(json.loads(out)["token"]["label"], "keel-dev")
+        # The global form keeld --dev prints: keelctl --config FILE COMMAND.
+        r = subprocess.run([KEELCTL, "--config", self.conf, "--json", "status"],
+                           capture_output=True, timeout=GUARD)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertEqual(json.loads(r.stdout)["token"]["label"], "keel-dev")
         out, _ = self.keelctl("status")
         self.assertRegex(out, r"token +ok +keel-dev, CRK version \d+")
 
