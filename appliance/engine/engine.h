@@ -8,6 +8,7 @@
 #ifndef KEEL_ENGINE_H
 #define KEEL_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,31 @@ enum {
 struct hsm_secret;
 int keel_engine_export(struct keel_engine *e, const char *uid, struct hsm_secret **out)
     __attribute__((warn_unused_result));
+
+/* The server attribute that carries an object's owner in an export (nothing else has it). */
+#define KEEL_ENGINE_OWNER_ATTR "y-keel-owner"
+
+/*
+ * The inverse of keel_engine_export, for a recovery from Key Protect: restores
+ * the object |uid| from its export |in| with the same unique identifier, owner,
+ * state, dates and every attribute, its material wrapped under the token's
+ * active CRK, and an audit row (Recover) in the same transaction. Everything
+ * is checked, the payload comes from the cloud: it must decode, name |uid|,
+ * hold only attributes Keel keeps, and its material must agree with its
+ * attributes. When |uid| exists already, *out_identical tells whether it
+ * exports to exactly |in| (then nothing is written: a repeated recovery is a
+ * no-op); a different object under that uid is KEEL_ENGINE_IMPORT_E_EXISTS.
+ * Nothing of |in| is logged.
+ */
+enum {
+	KEEL_ENGINE_IMPORT_E_INVALID = -1, /* does not decode, or not a Keel export of |uid| */
+	KEEL_ENGINE_IMPORT_E_EXISTS = -2,  /* |uid| holds a different object */
+	KEEL_ENGINE_IMPORT_E_FAILED = -3,  /* store, HSM or memory */
+};
+int keel_engine_import(struct keel_engine *e, const char *uid, const uint8_t *in, size_t in_len,
+		       bool *out_identical) __attribute__((warn_unused_result));
+/* A short constant description of a KEEL_ENGINE_IMPORT_E_* value. */
+const char *keel_engine_import_strerror(int err);
 
 /*
  * Stops serving keys (|why| not NULL, a static string) or serves again

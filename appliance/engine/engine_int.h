@@ -353,6 +353,15 @@ struct kmip_node *eng_link_value(struct eng_req *r, uint32_t type, const char *u
 /* Adds a Link of |type| to |other| as |uid|'s next Link instance. */
 int eng_add_link(struct eng_req *r, const char *uid, uint32_t type, const char *other) ENG_WUR;
 
+/*
+ * Register's reading of the object in |q| (its Object Type and object): the
+ * material to store in out->material (pointing into |q| or |converted|, which
+ * the caller frees with kc_buf_free) and the attributes the server derives
+ * from it in out->attrs, the "_" bookkeeping ones included. A recovery
+ * (import.c) restores an exported Get's object through it.
+ */
+int eng_take_object(struct eng_req *r, const struct kmip_register_request *q,
+		    struct kc_buf *converted, struct eng_new_object *out) ENG_WUR;
 int op_register(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_create_key_pair(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_rekey(struct eng_req *r, const void *req, void **out) ENG_WUR;

@@ -2,7 +2,11 @@
  * The export of one managed object for the Key Protect mirror's escrow
  * (engine.h, keel_engine_export): Get and Get Attributes run inside the
  * engine, where the HSM is, and their answers encoded as one KMIP 1.4
- * Response Message, the form a recovery decodes with kmip_response_decode.
+ * Response Message, the form a recovery decodes (import.c, keel_engine_import).
+ * Two things make it a faithful, comparable record: the object's owner, which
+ * no KMIP attribute carries, rides as the server attribute KEEL_ENGINE_OWNER_ATTR
+ * at the end of the attribute list, and the header's Time Stamp is the object's
+ * Last Change Date, so that one state of an object always exports to the same bytes.
  */
 #include "engine_int.h"
 
@@ -22,8 +26,35 @@ static void add_item(struct kmip_response_message *m, uint32_t operation, void *
 	bi->response_payload = payload;
 }
 
-/* Runs Get and Get Attributes on |uid| into |m|; a destroyed object has no Get item. */
-static int export_items(struct eng_req *r, const char *uid, struct kmip_response_message *m)
+/* Appends the owner to the attribute list of |ap| (a 1.4 Get Attributes payload). */
+static int add_owner(struct eng_req *r, const struct keel_store_object *o, void *ap)
+{
+	struct kmip_get_attributes_response *p = ap;
+	struct kmip_attribute *all = eng_alloc(r, (p->num_attribute + 1) * sizeof(*all));
+	struct kmip_node *v = eng_node(r, KMIP_TAG_ATTRIBUTE_VALUE, KMIP_TYPE_TEXT_STRING);
+
+	if (all == NULL || v == NULL ||
+	    (v->v.text = eng_strdup(r, o->owner, strlen(o->owner))) == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	v->len = (uint32_t)strlen(o->owner);
+	if (p->num_attribute != 0) {
+		memcpy(all, p->attribute, p->num_attribute * sizeof(*all));
+	}
+	all[p->num_attribute] = (struct kmip_attribute){
+	    .attribute_name = KEEL_ENGINE_OWNER_ATTR,
+	    .attribute_name_len = strlen(KEEL_ENGINE_OWNER_ATTR),
+	    .attribute_value = v,
+	};
+	p->attribute = all;
+	p->num_attribute++;
+	return 0;
+}
+
+/* Runs Get and Get Attributes on |uid| into |m|; a destroyed object has no Get item.
+ * *out_changed gets its Last Change Date. */
+static int export_items(struct eng_req *r, const char *uid, struct kmip_response_message *m,
+			int64_t *out_changed)
 {
 	size_t len = strlen(uid);
 	struct kmip_get_request gq = {.unique_identifier = uid, .unique_identifier_len = len};
@@ -38,6 +69,7 @@ static int export_items(struct eng_req *r, const char *uid, struct kmip_response
 		return ENG_E_INTERNAL;
 	}
 	if ((err = eng_load(r, uid, len, &o)) == 0) {
+		*out_changed = o.last_change_date;
 		err = eng_get_response(r, &o, &gq, false, gp);
 		if (err == 0) {
 			add_item(m, KMIP_OPERATION_GET, gp);
@@ -46,10 +78,11 @@ static int export_items(struct eng_req *r, const char *uid, struct kmip_response
 			err = 0; /* its attributes are all there is to escrow */
 		}
 	}
-	keel_store_object_cleanup(&o);
-	if (err == 0 && (err = op_get_attributes(r, &aq, &ap)) == 0) {
+	if (err == 0 && (err = op_get_attributes(r, &aq, &ap)) == 0 &&
+	    (err = add_owner(r, &o, ap)) == 0) {
 		add_item(m, KMIP_OPERATION_GET_ATTRIBUTES, ap);
 	}
+	keel_store_object_cleanup(&o);
 	return err;
 }
 
@@ -89,12 +122,11 @@ int keel_engine_export(struct keel_engine *e, const char *uid, struct hsm_secret
 	}
 	snprintf(who.subject, sizeof(who.subject), "mirror");
 	eng_req_init_admin(&r, e, &who, &arena);
-	h.time_stamp = r.now;
 	if (keel_store_begin_read(e->store, &r.txn) != 0) {
 		kmip_arena_cleanup(&arena);
 		return KEEL_ENGINE_EXPORT_E_FAILED;
 	}
-	err = export_items(&r, uid, &m);
+	err = export_items(&r, uid, &m, &h.time_stamp);
 	keel_store_rollback(r.txn);
 	if (err == 0) {
 		h.batch_count = (int32_t)m.num_batch_items;

@@ -68,6 +68,7 @@ static const struct {
     {KEEL_AUDIT_OP_RESTORE, "Restore"},
     {KEEL_AUDIT_OP_ENABLE_MIRROR, "EnableMirror"},
     {KEEL_AUDIT_OP_CRYPTO_SHRED, "CryptoShred"},
+    {KEEL_AUDIT_OP_RECOVER, "Recover"},
 };
 #define NUM_ADMIN_OPS (sizeof(admin_ops) / sizeof(admin_ops[0]))
 

@@ -474,6 +474,35 @@ static int merge_attrs(struct reg *g, struct eng_new_object *no)
 	return 0;
 }
 
+int eng_take_object(struct eng_req *r, const struct kmip_register_request *q,
+		    struct kc_buf *converted, struct eng_new_object *out)
+{
+	struct reg g = {.r = r, .object_type = q->object_type};
+	struct eng_attr *all;
+	int err;
+
+	out->object_type = q->object_type;
+	out->num_attrs = 0;
+	err = q->object_type == KMIP_OBJECT_TYPE_TEMPLATE ? take_template(&g, q, out)
+							  : take_object(&g, q);
+	*converted = g.converted; /* g.material may point into it */
+	if (err != 0) {
+		return err;
+	}
+	if ((all = eng_alloc(r, (out->num_attrs + g.num_derived + 1) * sizeof(*all))) == NULL) {
+		return ENG_E_INTERNAL;
+	}
+	if (out->num_attrs != 0) {
+		memcpy(all, out->attrs, out->num_attrs * sizeof(*all));
+	}
+	memcpy(all + out->num_attrs, g.derived, g.num_derived * sizeof(*all));
+	out->attrs = all;
+	out->num_attrs += g.num_derived;
+	out->material = g.material;
+	out->material_len = g.material_len;
+	return 0;
+}
+
 int op_register(struct eng_req *r, const void *req, void **out)
 {
 	const struct kmip_register_request *q = req;

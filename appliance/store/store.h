@@ -159,6 +159,7 @@ enum {
 	KEEL_AUDIT_OP_RESTORE = 0x8000a005,
 	KEEL_AUDIT_OP_ENABLE_MIRROR = 0x8000a006,
 	KEEL_AUDIT_OP_CRYPTO_SHRED = 0x8000a007, /* the mirror's root key was deleted */
+	KEEL_AUDIT_OP_RECOVER = 0x8000a008,	 /* an object restored from Key Protect */
 };
 
 /* Which audit rows keel_store_audit_scan visits; zero fields do not filter. */
