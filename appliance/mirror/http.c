@@ -9,6 +9,7 @@
 #include "mirror_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,20 +68,17 @@ void mirror_default_sleep(void *arg, uint32_t ms)
 	}
 }
 
-/* One exchange. 0 when an HTTP answer came back (any status), else
- * MIRROR_E_UNAVAILABLE (connection, TLS, timeout) or MIRROR_E_NOMEM. */
-static int http_once(struct mirror *m, const struct http_req *req, struct mirror_reply *out)
+int mirror_http_exchange(struct mirror *m, const char *method, const char *url, const char *body,
+			 struct curl_slist *headers, struct mirror_reply *out)
 {
 	CURL *c = m->curl;
 	curl_off_t retry_after = 0;
 	CURLcode rc;
 
-	mirror_reply_cleanup(out);
-	out->retry_after_s = -1;
 	curl_easy_reset(c);
-	if (curl_easy_setopt(c, CURLOPT_URL, req->url) != CURLE_OK ||
-	    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method) != CURLE_OK ||
-	    curl_easy_setopt(c, CURLOPT_HTTPHEADER, req->headers) != CURLE_OK ||
+	if (curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_data) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_WRITEDATA, out) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)m->timeout_ms) != CURLE_OK ||
@@ -89,14 +87,12 @@ static int http_once(struct mirror *m, const struct http_req *req, struct mirror
 	    (m->ca_bundle != NULL &&
 	     curl_easy_setopt(c, CURLOPT_CAINFO, m->ca_bundle) != CURLE_OK) ||
 	    /* A bodiless POST still says Content-Length: 0. */
-	    (strcmp(req->method, "GET") != 0 && strcmp(req->method, "DELETE") != 0 &&
-	     curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body != NULL ? req->body : "") !=
-		 CURLE_OK)) {
+	    (strcmp(method, "GET") != 0 && strcmp(method, "DELETE") != 0 &&
+	     curl_easy_setopt(c, CURLOPT_POSTFIELDS, body != NULL ? body : "") != CURLE_OK)) {
 		return MIRROR_E_NOMEM;
 	}
-	m->stats.requests++;
 	if ((rc = curl_easy_perform(c)) != CURLE_OK) {
-		keel_warn("mirror: %s %s: %s", req->method, req->url, curl_easy_strerror(rc));
+		keel_warn("mirror: %s %s: %s", method, url, curl_easy_strerror(rc));
 		return MIRROR_E_UNAVAILABLE;
 	}
 	if (curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &out->status) != CURLE_OK) {
@@ -104,11 +100,26 @@ static int http_once(struct mirror *m, const struct http_req *req, struct mirror
 	}
 	if (curl_easy_getinfo(c, CURLINFO_RETRY_AFTER, &retry_after) == CURLE_OK &&
 	    retry_after > 0) {
-		out->retry_after_s =
-		    retry_after > RETRY_AFTER_MAX_S ? RETRY_AFTER_MAX_S : (long)retry_after;
+		out->retry_after_s = retry_after > LONG_MAX ? LONG_MAX : (long)retry_after;
 	}
-	m->stats.last_status = out->status;
 	return 0;
+}
+
+/* One exchange through m->exchange (libcurl, or a test's). */
+static int http_once(struct mirror *m, const struct http_req *req, struct mirror_reply *out)
+{
+	int r;
+
+	mirror_reply_cleanup(out);
+	out->retry_after_s = -1;
+	m->stats.requests++;
+	if ((r = m->exchange(m, req->method, req->url, req->body, req->headers, out)) == 0) {
+		if (out->retry_after_s > RETRY_AFTER_MAX_S) {
+			out->retry_after_s = RETRY_AFTER_MAX_S;
+		}
+		m->stats.last_status = out->status;
+	}
+	return r;
 }
 
 static bool retryable(int r, long status)

@@ -63,6 +63,7 @@ int mirror_new(const struct mirror_config *cfg, struct mirror **out_m)
 	m->backoff_max_ms = or_default(cfg->backoff_max_ms, 30000);
 	m->sleep = cfg->sleep != NULL ? cfg->sleep : mirror_default_sleep;
 	m->sleep_arg = cfg->sleep_arg;
+	m->exchange = mirror_http_exchange;
 	if (m->endpoint == NULL || m->iam_url == NULL || m->instance_id == NULL ||
 	    (cfg->ca_bundle != NULL && m->ca_bundle == NULL) ||
 	    (m->curl = curl_easy_init()) == NULL) {

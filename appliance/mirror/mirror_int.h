@@ -12,8 +12,17 @@
 #define MIRROR_TOKEN_MAX   8000 /* IAM access tokens are JWTs of a few KB */
 #define MIRROR_REPLY_MAX   (4u << 20)
 
+struct mirror_reply;
+
+/* One HTTP exchange (http.c's, over libcurl); a seam for tests/fuzz/fuzz_mirror.c,
+ * which answers from its input instead of the network. */
+typedef int (*mirror_exchange_fn)(struct mirror *m, const char *method, const char *url,
+				  const char *body, struct curl_slist *headers,
+				  struct mirror_reply *out);
+
 struct mirror {
 	CURL *curl;
+	mirror_exchange_fn exchange; /* mirror_http_exchange unless a test swaps it */
 	char *endpoint, *iam_url, *instance_id, *ca_bundle;
 	struct hsm_secret *api_key;
 	struct hsm_secret *token;	  /* the bearer token, NUL-terminated; NULL until fetched */
@@ -33,6 +42,13 @@ struct mirror_reply {
 	long retry_after_s; /* -1 when the answer had no Retry-After */
 };
 void mirror_reply_cleanup(struct mirror_reply *r);
+
+/* The exchange mirror_new installs: 0 when an HTTP answer came back (any
+ * status, its body and Retry-After in *out, which the caller has reset, its
+ * retry_after_s to -1), else MIRROR_E_UNAVAILABLE (connection, TLS, timeout)
+ * or MIRROR_E_NOMEM. */
+int mirror_http_exchange(struct mirror *m, const char *method, const char *url, const char *body,
+			 struct curl_slist *headers, struct mirror_reply *out) MIRROR_WUR;
 
 /*
  * One Key Protect call: method, path under /api/v2 (already URL-safe), an
