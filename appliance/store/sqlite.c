@@ -234,13 +234,112 @@ int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out)
 	return sq_err(db, sqlite3_prepare_v3(db, sql, -1, 0, out, NULL), sql);
 }
 
-/* Runs a statement that returns no rows; finalizes it. */
-int sq_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
-{
-	int r = sq_err(db, sqlite3_step(st), what);
+/* ---- Statement cache (sqlite_int.h) ------------------------------------- */
 
+/* FNV-1a: tells the cached statements apart before strcmp confirms. */
+static uint32_t sql_hash(const char *sql)
+{
+	uint32_t h = 2166136261u;
+
+	for (const unsigned char *p = (const unsigned char *)sql; *p != '\0'; p++) {
+		h = (h ^ *p) * 16777619u;
+	}
+	return h;
+}
+
+/* A slot for a new statement: a free one, else the least recently used idle one. */
+static struct sq_cached *cache_slot(struct sq_txn *t)
+{
+	struct sq_cached *lru = NULL;
+
+	if (t->num_cached < SQ_CACHE_MAX) {
+		return &t->cache[t->num_cached++];
+	}
+	for (unsigned i = 0; i < SQ_CACHE_MAX; i++) {
+		if (!t->cache[i].busy && (lru == NULL || t->cache[i].used < lru->used)) {
+			lru = &t->cache[i];
+		}
+	}
+	if (lru != NULL) {
+		sqlite3_finalize(lru->st);
+		memset(lru, 0, sizeof(*lru));
+	}
+	return lru;
+}
+
+int sq_stmt(struct sq_txn *t, const char *sql, sqlite3_stmt **out)
+{
+	uint32_t h = sql_hash(sql);
+	struct sq_cached *c;
+	int r;
+
+	for (unsigned i = 0; i < t->num_cached; i++) {
+		c = &t->cache[i];
+		if (c->hash == h && !c->busy && strcmp(sqlite3_sql(c->st), sql) == 0) {
+			goto found;
+		}
+	}
+	if ((r = sq_err(t->db,
+			sqlite3_prepare_v3(t->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL),
+			sql)) != 0) {
+		return r;
+	}
+	if (*out == NULL) { /* no statement in |sql| */
+		return KEEL_STORE_E_INVAL;
+	}
+	if ((c = cache_slot(t)) == NULL) {
+		return 0; /* every slot in use: sq_stmt_done finalizes this one */
+	}
+	c->hash = h;
+	c->st = *out;
+found:
+	c->busy = true;
+	c->used = ++t->uses;
+	*out = c->st;
+	return 0;
+}
+
+void sq_stmt_done(struct sq_txn *t, sqlite3_stmt *st)
+{
+	for (unsigned i = 0; st != NULL && i < t->num_cached; i++) {
+		if (t->cache[i].st == st) {
+			/* Reset ends its read of the snapshot; the bindings point
+			 * into the caller's memory, which may be freed next. */
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			t->cache[i].busy = false;
+			return;
+		}
+	}
 	sqlite3_finalize(st);
+}
+
+static void cache_clear(struct sq_txn *t)
+{
+	for (unsigned i = 0; i < t->num_cached; i++) {
+		sqlite3_finalize(t->cache[i].st);
+	}
+	memset(t->cache, 0, sizeof(t->cache));
+	t->num_cached = 0;
+}
+
+int sq_step_done(struct sq_txn *t, sqlite3_stmt *st, const char *what)
+{
+	int r = sq_err(t->db, sqlite3_step(st), what);
+
+	sq_stmt_done(t, st);
 	return r;
+}
+
+int sq_run(struct sq_txn *t, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = sq_stmt(t, sql, &st)) != 0) {
+		return r;
+	}
+	return sq_step_done(t, st, sql);
 }
 
 static int read_version(sqlite3 *db, int *out_version)
@@ -425,7 +524,7 @@ static void sq_close(struct keel_store *s)
 	struct sq_store *q = (struct sq_store *)s;
 
 	for (unsigned i = 0; q->conns != NULL && i < q->num_conns; i++) {
-		sqlite3_finalize(q->conns[i].audit_insert);
+		cache_clear(&q->conns[i]);
 		sqlite3_close(q->conns[i].db);
 	}
 	free(q->conns);
@@ -547,7 +646,7 @@ static int sq_begin(struct keel_store *s, bool read_only, struct keel_store_txn 
 		pthread_mutex_lock(&q->writer);
 		t->writer = true;
 	}
-	if ((r = sq_exec(t->db, read_only ? "BEGIN" : "BEGIN IMMEDIATE")) != 0) {
+	if ((r = sq_run(t, read_only ? "BEGIN" : "BEGIN IMMEDIATE")) != 0) {
 		give_conn(t);
 		return r;
 	}
@@ -565,7 +664,7 @@ static int sq_commit(struct keel_store_txn *tb)
 	int r = sq_audit_commit(t);
 
 	if (r != 0 && !sqlite3_get_autocommit(t->db)) {
-		(void)sq_exec(t->db, "ROLLBACK");
+		(void)sq_run(t, "ROLLBACK");
 	}
 	if (r == 0 && writer) {
 		n = count_commit(&q->group);
@@ -583,7 +682,7 @@ static void sq_rollback(struct keel_store_txn *tb)
 	struct sq_txn *t = (struct sq_txn *)tb;
 
 	if (!sqlite3_get_autocommit(t->db)) {
-		(void)sq_exec(t->db, "ROLLBACK");
+		(void)sq_run(t, "ROLLBACK");
 	}
 	give_conn(t);
 }
@@ -594,7 +693,7 @@ static int sq_savepoint(struct keel_store_txn *tb, int what)
 	int r;
 
 	if (what == KEEL_SP_BEGIN) {
-		if ((r = sq_exec(t->db, "SAVEPOINT item")) == 0) {
+		if ((r = sq_run(t, "SAVEPOINT item")) == 0) {
 			t->depth++;
 		}
 		return r;
@@ -605,12 +704,12 @@ static int sq_savepoint(struct keel_store_txn *tb, int what)
 	if (what == KEEL_SP_ROLLBACK) {
 		/* Audit rows of the item may be gone: reread the head at the next append. */
 		t->head.valid = false;
-		if ((r = sq_exec(t->db, "ROLLBACK TO item")) != 0) {
+		if ((r = sq_run(t, "ROLLBACK TO item")) != 0) {
 			return r;
 		}
 	}
 	t->depth--;
-	return sq_exec(t->db, "RELEASE item");
+	return sq_run(t, "RELEASE item");
 }
 
 /* Binds the columns after uid shared by INSERT and UPDATE, from ?2 on. */
@@ -644,43 +743,45 @@ static int bind_object(sqlite3_stmt *st, const struct keel_store_object *o)
 
 static int sq_object_put(struct keel_store_txn *tb, const struct keel_store_object *o)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = sq_prepare(db,
-			    "INSERT INTO objects (" OBJECT_COLS ") VALUES "
-			    "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-			    &st)) != 0) {
+	if ((r = sq_stmt(t,
+			 "INSERT INTO objects (" OBJECT_COLS ") VALUES "
+			 "(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+			 &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(db, bind_object(st, o), "binding object")) != 0) {
-		sqlite3_finalize(st);
+		sq_stmt_done(t, st);
 		return r;
 	}
-	return sq_step_done(db, st, "inserting object");
+	return sq_step_done(t, st, "inserting object");
 }
 
 static int sq_object_update(struct keel_store_txn *tb, const struct keel_store_object *o)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = sq_prepare(db,
-			    "UPDATE objects SET state = ?4, crk_version = ?5, blob = ?6,"
-			    " initial_date = ?7, activation_date = ?8, deactivation_date = ?9,"
-			    " destroy_date = ?10, compromise_date = ?11,"
-			    " compromise_occurrence_date = ?12, last_change_date = ?13"
-			    " WHERE uid = ?1 AND owner = ?2 AND object_type = ?3",
-			    &st)) != 0) {
+	if ((r = sq_stmt(t,
+			 "UPDATE objects SET state = ?4, crk_version = ?5, blob = ?6,"
+			 " initial_date = ?7, activation_date = ?8, deactivation_date = ?9,"
+			 " destroy_date = ?10, compromise_date = ?11,"
+			 " compromise_occurrence_date = ?12, last_change_date = ?13"
+			 " WHERE uid = ?1 AND owner = ?2 AND object_type = ?3",
+			 &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(db, bind_object(st, o), "binding object")) != 0) {
-		sqlite3_finalize(st);
+		sq_stmt_done(t, st);
 		return r;
 	}
-	if ((r = sq_step_done(db, st, "updating object")) == 0 && sqlite3_changes(db) == 0) {
+	if ((r = sq_step_done(t, st, "updating object")) == 0 && sqlite3_changes(db) == 0) {
 		r = KEEL_STORE_E_NOT_FOUND;
 	}
 	return r;
@@ -726,14 +827,15 @@ static int row_to_object(sqlite3_stmt *st, struct keel_store_object *o)
 static int sq_object_get(struct keel_store_txn *tb, const char *uid, const char *owner,
 			 struct keel_store_object *out)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = sq_prepare(db,
-			    "SELECT " OBJECT_COLS " FROM objects WHERE uid = ?1"
-			    " AND (?2 IS NULL OR owner = ?2)",
-			    &st)) != 0) {
+	if ((r = sq_stmt(t,
+			 "SELECT " OBJECT_COLS " FROM objects WHERE uid = ?1"
+			 " AND (?2 IS NULL OR owner = ?2)",
+			 &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(db, sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC), "bind")) != 0 ||
@@ -746,24 +848,25 @@ static int sq_object_get(struct keel_store_txn *tb, const char *uid, const char 
 		r = rc == SQLITE_DONE ? KEEL_STORE_E_NOT_FOUND : sq_err(db, rc, "reading object");
 	}
 out:
-	sqlite3_finalize(st);
+	sq_stmt_done(t, st);
 	return r;
 }
 
 static int sq_object_delete(struct keel_store_txn *tb, const char *uid)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = sq_prepare(db, "DELETE FROM objects WHERE uid = ?1", &st)) != 0) {
+	if ((r = sq_stmt(t, "DELETE FROM objects WHERE uid = ?1", &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(db, sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC), "bind")) != 0) {
-		sqlite3_finalize(st);
+		sq_stmt_done(t, st);
 		return r;
 	}
-	if ((r = sq_step_done(db, st, "deleting object")) == 0 && sqlite3_changes(db) == 0) {
+	if ((r = sq_step_done(t, st, "deleting object")) == 0 && sqlite3_changes(db) == 0) {
 		r = KEEL_STORE_E_NOT_FOUND;
 	}
 	return r;
@@ -806,16 +909,17 @@ static int push_attr(sqlite3_stmt *st, struct keel_store_attr **arr, size_t *num
 static int sq_attr_list(struct keel_store_txn *tb, const char *uid, const char *name,
 			struct keel_store_attr **out_attrs, size_t *out_num)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	struct keel_store_attr *arr = NULL;
 	size_t num = 0, cap = 0;
 	int r, rc;
 
-	if ((r = sq_prepare(db,
-			    "SELECT name, idx, value, text_value FROM attributes WHERE uid = ?1"
-			    " AND (?2 IS NULL OR name = ?2) ORDER BY rowid",
-			    &st)) != 0) {
+	if ((r = sq_stmt(t,
+			 "SELECT name, idx, value, text_value FROM attributes WHERE uid = ?1"
+			 " AND (?2 IS NULL OR name = ?2) ORDER BY rowid",
+			 &st)) != 0) {
 		return r;
 	}
 	rc = sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
@@ -830,7 +934,7 @@ static int sq_attr_list(struct keel_store_txn *tb, const char *uid, const char *
 		r = sq_err(db, rc, "listing attributes");
 	}
 out:
-	sqlite3_finalize(st);
+	sq_stmt_done(t, st);
 	if (r != 0) {
 		keel_store_attrs_free(arr, num);
 		return r;
@@ -856,18 +960,19 @@ static int bind_attr(sqlite3_stmt *st, const char *uid, const struct keel_store_
 static int attr_write(struct keel_store_txn *tb, const char *uid, const struct keel_store_attr *a,
 		      const char *sql)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = sq_prepare(db, sql, &st)) != 0) {
+	if ((r = sq_stmt(t, sql, &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(db, bind_attr(st, uid, a), "bind")) != 0) {
-		sqlite3_finalize(st);
+		sq_stmt_done(t, st);
 		return r;
 	}
-	if ((r = sq_step_done(db, st, "writing attribute")) == 0 && sqlite3_changes(db) == 0) {
+	if ((r = sq_step_done(t, st, "writing attribute")) == 0 && sqlite3_changes(db) == 0) {
 		r = KEEL_STORE_E_NOT_FOUND;
 	}
 	return r;
@@ -891,24 +996,25 @@ static int sq_attr_update(struct keel_store_txn *tb, const char *uid,
 static int sq_attr_delete(struct keel_store_txn *tb, const char *uid, const char *name,
 			  int32_t index)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = sq_prepare(db,
-			    "DELETE FROM attributes WHERE uid = ?1 AND name = ?2"
-			    " AND (?3 < 0 OR idx = ?3)",
-			    &st)) != 0) {
+	if ((r = sq_stmt(t,
+			 "DELETE FROM attributes WHERE uid = ?1 AND name = ?2"
+			 " AND (?3 < 0 OR idx = ?3)",
+			 &st)) != 0) {
 		return r;
 	}
 	rc = sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
 	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int(st, 3, index);
 	if ((r = sq_err(db, rc, "bind")) != 0) {
-		sqlite3_finalize(st);
+		sq_stmt_done(t, st);
 		return r;
 	}
-	if ((r = sq_step_done(db, st, "deleting attribute")) == 0 && sqlite3_changes(db) == 0) {
+	if ((r = sq_step_done(t, st, "deleting attribute")) == 0 && sqlite3_changes(db) == 0) {
 		r = KEEL_STORE_E_NOT_FOUND;
 	}
 	return r;
@@ -1096,7 +1202,8 @@ static int push_uid(sqlite3_stmt *st, char ***arr, size_t *num, size_t *cap)
 static int sq_locate(struct keel_store_txn *tb, const struct keel_store_query *q, char ***out_uids,
 		     size_t *out_num)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	struct keel_store_query plain;
 	sqlite3_stmt *st = NULL;
 	char *sql = NULL, **arr = NULL;
@@ -1110,7 +1217,7 @@ static int sq_locate(struct keel_store_txn *tb, const struct keel_store_query *q
 		}
 	}
 	/* Most clients hold no grant: they keep the owner-only plan. */
-	if (q->grantee != NULL && (r = sq_grantee_has_grants(db, q->grantee, &granted)) != 0) {
+	if (q->grantee != NULL && (r = sq_grantee_has_grants(t, q->grantee, &granted)) != 0) {
 		return r;
 	}
 	if (q->grantee != NULL && !granted) {
@@ -1120,7 +1227,7 @@ static int sq_locate(struct keel_store_txn *tb, const struct keel_store_query *q
 	}
 	r = KEEL_STORE_E_NOMEM;
 	sql = locate_sql(q);
-	if (sql == NULL || (r = sq_prepare(db, sql, &st)) != 0 ||
+	if (sql == NULL || (r = sq_stmt(t, sql, &st)) != 0 ||
 	    (r = sq_err(db, bind_query(st, q), "bind")) != 0) {
 		goto out;
 	}
@@ -1131,7 +1238,7 @@ static int sq_locate(struct keel_store_txn *tb, const struct keel_store_query *q
 		r = sq_err(db, rc, "locating objects");
 	}
 out:
-	sqlite3_finalize(st);
+	sq_stmt_done(t, st);
 	free(sql);
 	if (r != 0) {
 		keel_store_uids_free(arr, num);
@@ -1198,17 +1305,18 @@ static int push_stale(sqlite3_stmt *st, struct keel_store_stale *arr, size_t *nu
 static int sq_crk_stale(struct keel_store_txn *tb, uint32_t version, int64_t after, size_t max,
 			struct keel_store_stale **out_stale, size_t *out_num)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	struct keel_store_stale *arr = calloc(max, sizeof(*arr));
 	size_t num = 0;
 	int r = KEEL_STORE_E_NOMEM, rc = SQLITE_DONE;
 
 	if (arr == NULL ||
-	    (r = sq_prepare(db,
-			    "SELECT rowid, uid, blob FROM objects WHERE rowid > ?1"
-			    " AND blob IS NOT NULL AND crk_version <> ?2 ORDER BY rowid LIMIT ?3",
-			    &st)) != 0) {
+	    (r = sq_stmt(t,
+			 "SELECT rowid, uid, blob FROM objects WHERE rowid > ?1"
+			 " AND blob IS NOT NULL AND crk_version <> ?2 ORDER BY rowid LIMIT ?3",
+			 &st)) != 0) {
 		goto out;
 	}
 	rc = sqlite3_bind_int64(st, 1, after);
@@ -1224,7 +1332,7 @@ static int sq_crk_stale(struct keel_store_txn *tb, uint32_t version, int64_t aft
 		r = sq_err(db, rc, "listing objects to rewrap");
 	}
 out:
-	sqlite3_finalize(st);
+	sq_stmt_done(t, st);
 	if (r != 0) {
 		keel_store_stale_free(arr, num);
 		return r;
@@ -1237,14 +1345,15 @@ out:
 static int sq_object_rewrap(struct keel_store_txn *tb, const char *uid, const uint8_t *old,
 			    size_t old_len, uint32_t version, const uint8_t *blob, size_t blob_len)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = sq_prepare(db,
-			    "UPDATE objects SET crk_version = ?3, blob = ?4"
-			    " WHERE uid = ?1 AND blob = ?2",
-			    &st)) != 0) {
+	if ((r = sq_stmt(t,
+			 "UPDATE objects SET crk_version = ?3, blob = ?4"
+			 " WHERE uid = ?1 AND blob = ?2",
+			 &st)) != 0) {
 		return r;
 	}
 	rc = sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
@@ -1252,10 +1361,10 @@ static int sq_object_rewrap(struct keel_store_txn *tb, const char *uid, const ui
 	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 3, version);
 	rc = rc != SQLITE_OK ? rc : sqlite3_bind_blob64(st, 4, blob, blob_len, SQLITE_STATIC);
 	if ((r = sq_err(db, rc, "bind")) != 0) {
-		sqlite3_finalize(st);
+		sq_stmt_done(t, st);
 		return r;
 	}
-	if ((r = sq_step_done(db, st, "rewrapping object")) == 0 && sqlite3_changes(db) == 0) {
+	if ((r = sq_step_done(t, st, "rewrapping object")) == 0 && sqlite3_changes(db) == 0) {
 		r = KEEL_STORE_E_NOT_FOUND;
 	}
 	return r;
@@ -1263,14 +1372,15 @@ static int sq_object_rewrap(struct keel_store_txn *tb, const char *uid, const ui
 
 static int sq_rotation_get(struct keel_store_txn *tb, struct keel_store_rotation *out)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = sq_prepare(db,
-			    "SELECT target, started, finished, total, done, cursor"
-			    " FROM crk_rotation WHERE id = 1",
-			    &st)) != 0) {
+	if ((r = sq_stmt(t,
+			 "SELECT target, started, finished, total, done, cursor"
+			 " FROM crk_rotation WHERE id = 1",
+			 &st)) != 0) {
 		return r;
 	}
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1283,32 +1393,33 @@ static int sq_rotation_get(struct keel_store_txn *tb, struct keel_store_rotation
 	} else {
 		r = rc == SQLITE_DONE ? KEEL_STORE_E_NOT_FOUND : sq_err(db, rc, "reading rotation");
 	}
-	sqlite3_finalize(st);
+	sq_stmt_done(t, st);
 	return r;
 }
 
 static int sq_rotation_put(struct keel_store_txn *tb, const struct keel_store_rotation *x)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	const int64_t cols[] = {x->target, x->started, x->finished, x->total, x->done, x->cursor};
 	sqlite3_stmt *st = NULL;
 	int r, rc = SQLITE_OK;
 
-	if ((r = sq_prepare(db,
-			    "INSERT OR REPLACE INTO crk_rotation"
-			    " (id, target, started, finished, total, done, cursor)"
-			    " VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
-			    &st)) != 0) {
+	if ((r = sq_stmt(t,
+			 "INSERT OR REPLACE INTO crk_rotation"
+			 " (id, target, started, finished, total, done, cursor)"
+			 " VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)",
+			 &st)) != 0) {
 		return r;
 	}
 	for (int i = 0; i < 6 && rc == SQLITE_OK; i++) {
 		rc = sqlite3_bind_int64(st, i + 1, cols[i]);
 	}
 	if ((r = sq_err(db, rc, "bind")) != 0) {
-		sqlite3_finalize(st);
+		sq_stmt_done(t, st);
 		return r;
 	}
-	return sq_step_done(db, st, "writing rotation");
+	return sq_step_done(t, st, "writing rotation");
 }
 
 /* ---- Images: backup and restore ------------------------------------------ */
@@ -1480,11 +1591,12 @@ static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len, bo
 
 int sq_count_rows(struct keel_store_txn *tb, const char *sql, int64_t *out_count)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = sq_prepare(db, sql, &st)) != 0) {
+	if ((r = sq_stmt(t, sql, &st)) != 0) {
 		return r;
 	}
 	if (sqlite3_step(st) == SQLITE_ROW) {
@@ -1492,7 +1604,7 @@ int sq_count_rows(struct keel_store_txn *tb, const char *sql, int64_t *out_count
 	} else {
 		r = sq_err(db, sqlite3_errcode(db), sql);
 	}
-	sqlite3_finalize(st);
+	sq_stmt_done(t, st);
 	return r;
 }
 

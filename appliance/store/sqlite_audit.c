@@ -21,12 +21,12 @@
 #define AUDIT_COLS "id, time, client, operation, uid, result_status, result_reason, detail, hash"
 
 /* The newest row's id and hash, from the table (no rows: id 0, zero hash). */
-static int read_head(sqlite3 *db, struct sq_head *out)
+static int read_head(struct sq_txn *t, struct sq_head *out)
 {
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = sq_prepare(db, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", &st)) != 0) {
+	if ((r = sq_stmt(t, "SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1", &st)) != 0) {
 		return r;
 	}
 	memset(out, 0, sizeof(*out));
@@ -36,9 +36,9 @@ static int read_head(sqlite3 *db, struct sq_head *out)
 			memcpy(out->hash, sqlite3_column_blob(st, 1), KEEL_STORE_HASH_LEN);
 		}
 	} else if (rc != SQLITE_DONE) {
-		r = sq_err(db, rc, "reading the audit chain head");
+		r = sq_err(t->db, rc, "reading the audit chain head");
 	}
-	sqlite3_finalize(st);
+	sq_stmt_done(t, st);
 	out->valid = r == 0;
 	return r;
 }
@@ -60,7 +60,7 @@ static int txn_head(struct sq_txn *t)
 		t->head = q->head;
 		pthread_mutex_unlock(&q->head_lock);
 	}
-	return t->head.valid ? 0 : read_head(t->db, &t->head);
+	return t->head.valid ? 0 : read_head(t, &t->head);
 }
 
 static int bind_row(sqlite3_stmt *st, const struct keel_store_audit *a)
@@ -79,23 +79,6 @@ static int bind_row(sqlite3_stmt *st, const struct keel_store_audit *a)
 		   : sqlite3_bind_blob(st, 9, a->hash, KEEL_STORE_HASH_LEN, SQLITE_STATIC);
 }
 
-/* The connection's INSERT, prepared once: every request appends, so it is the hot path. */
-static int insert_stmt(struct sq_txn *t, sqlite3_stmt **out)
-{
-	static const char sql[] =
-	    "INSERT INTO audit (" AUDIT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-	int r = 0;
-
-	if (t->audit_insert == NULL) {
-		r = sq_err(t->db,
-			   sqlite3_prepare_v3(t->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
-					      &t->audit_insert, NULL),
-			   sql);
-	}
-	*out = t->audit_insert;
-	return r;
-}
-
 int sq_audit_append(struct keel_store_txn *tb, const struct keel_store_audit *a)
 {
 	struct sq_txn *t = (struct sq_txn *)tb;
@@ -112,15 +95,16 @@ int sq_audit_append(struct keel_store_txn *tb, const struct keel_store_audit *a)
 	/* The id is chosen here, not by SQLite, because the hash covers it. */
 	row.id = t->head.id + 1;
 	if ((r = keel_store_audit_hash(t->head.hash, &row, row.hash)) != 0 ||
-	    (r = insert_stmt(t, &st)) != 0) {
+	    (r = sq_stmt(t,
+			 "INSERT INTO audit (" AUDIT_COLS
+			 ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			 &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(t->db, bind_row(st, &row), "bind")) == 0) {
 		r = sq_err(t->db, sqlite3_step(st), "appending audit row");
 	}
-	/* The bindings point into |row|: none may outlive this call. */
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	sq_stmt_done(t, st); /* the bindings point into |row|: none outlive this call */
 	if (r != 0) {
 		t->head.valid = false;
 		return r;
@@ -152,11 +136,11 @@ int sq_audit_commit(struct sq_txn *t)
 	int r;
 
 	if (!t->appended) {
-		return sq_exec(t->db, "COMMIT");
+		return sq_run(t, "COMMIT");
 	}
 	pthread_mutex_lock(&q->head_lock);
 	before = q->head.valid ? q->head.id : t->head.id - 1;
-	r = sq_exec(t->db, "COMMIT");
+	r = sq_run(t, "COMMIT");
 	if (r == 0 && t->head.valid &&
 	    before / KEEL_AUDIT_ANCHOR_EVERY != t->head.id / KEEL_AUDIT_ANCHOR_EVERY) {
 		log_anchor(&t->head);
@@ -219,14 +203,15 @@ static void scan_sql(const struct keel_store_audit_filter *f, char *sql, size_t 
 int sq_audit_scan(struct keel_store_txn *tb, const struct keel_store_audit_filter *f,
 		  keel_store_audit_fn fn, void *ctx)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	struct keel_store_audit row;
 	sqlite3_stmt *st = NULL;
 	char sql[512];
 	int r, rc;
 
 	scan_sql(f, sql, sizeof(sql));
-	if ((r = sq_prepare(db, sql, &st)) != 0) {
+	if ((r = sq_stmt(t, sql, &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(db, bind_filter(st, f), "bind")) != 0) {
@@ -242,7 +227,7 @@ int sq_audit_scan(struct keel_store_txn *tb, const struct keel_store_audit_filte
 		r = sq_err(db, rc, "reading audit rows");
 	}
 out:
-	sqlite3_finalize(st);
+	sq_stmt_done(t, st);
 	return r;
 }
 
@@ -313,14 +298,15 @@ static void check_anchor(const struct keel_store_audit *a,
 int sq_audit_verify(struct keel_store_txn *tb, const struct keel_store_audit_anchor *anchor,
 		    struct keel_store_audit_check *out)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	struct sq_head prev = {.valid = true};
 	struct keel_store_audit row;
 	sqlite3_stmt *st = NULL;
 	bool anchor_seen = false;
 	int r, rc;
 
-	if ((r = sq_prepare(db, "SELECT " AUDIT_COLS " FROM audit ORDER BY id", &st)) != 0) {
+	if ((r = sq_stmt(t, "SELECT " AUDIT_COLS " FROM audit ORDER BY id", &st)) != 0) {
 		return r;
 	}
 	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -332,7 +318,7 @@ int sq_audit_verify(struct keel_store_txn *tb, const struct keel_store_audit_anc
 	if (r == 0 && rc != SQLITE_DONE) {
 		r = sq_err(db, rc, "reading audit rows");
 	}
-	sqlite3_finalize(st);
+	sq_stmt_done(t, st);
 	if (r == 0 && anchor != NULL && !anchor_seen) {
 		fault(out, KEEL_AUDIT_ANCHOR, anchor->id);
 	}

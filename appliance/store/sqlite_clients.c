@@ -9,12 +9,13 @@
 
 int sq_client_put(struct keel_store_txn *tb, const struct keel_store_client *c)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = sq_prepare(db, "INSERT INTO clients (" CLIENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)",
-			    &st)) != 0) {
+	if ((r = sq_stmt(t, "INSERT INTO clients (" CLIENT_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)",
+			 &st)) != 0) {
 		return r;
 	}
 	rc = sqlite3_bind_text(st, 1, c->fingerprint, -1, SQLITE_STATIC);
@@ -23,10 +24,10 @@ int sq_client_put(struct keel_store_txn *tb, const struct keel_store_client *c)
 	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 4, c->pem, -1, SQLITE_STATIC);
 	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 5, c->added);
 	if ((r = sq_err(db, rc, "bind")) != 0) {
-		sqlite3_finalize(st);
+		sq_stmt_done(t, st);
 		return r;
 	}
-	return sq_step_done(db, st, "registering client");
+	return sq_step_done(t, st, "registering client");
 }
 
 /* The current row of a CLIENT_COLS statement into |out|. */
@@ -48,15 +49,15 @@ static int read_client(sqlite3_stmt *st, struct keel_store_client *out)
 
 int sq_client_get(struct keel_store_txn *tb, const char *id, struct keel_store_client *out)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = sq_prepare(db,
-			    "SELECT " CLIENT_COLS
-			    " FROM clients WHERE fingerprint = ?1 OR name = ?1"
-			    " ORDER BY fingerprint = ?1 DESC LIMIT 1",
-			    &st)) != 0) {
+	if ((r = sq_stmt(t,
+			 "SELECT " CLIENT_COLS " FROM clients WHERE fingerprint = ?1 OR name = ?1"
+			 " ORDER BY fingerprint = ?1 DESC LIMIT 1",
+			 &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(db, sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC), "bind")) == 0) {
@@ -67,19 +68,20 @@ int sq_client_get(struct keel_store_txn *tb, const char *id, struct keel_store_c
 					      : sq_err(db, rc, "reading client");
 		}
 	}
-	sqlite3_finalize(st);
+	sq_stmt_done(t, st);
 	return r;
 }
 
 int sq_client_list(struct keel_store_txn *tb, struct keel_store_client **out, size_t *out_num)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	struct keel_store_client *arr = NULL, *grown;
 	size_t num = 0;
 	int r, rc = SQLITE_DONE;
 
-	if ((r = sq_prepare(db, "SELECT " CLIENT_COLS " FROM clients ORDER BY name", &st)) != 0) {
+	if ((r = sq_stmt(t, "SELECT " CLIENT_COLS " FROM clients ORDER BY name", &st)) != 0) {
 		return r;
 	}
 	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -93,7 +95,7 @@ int sq_client_list(struct keel_store_txn *tb, struct keel_store_client **out, si
 	if (r == 0 && rc != SQLITE_DONE) {
 		r = sq_err(db, rc, "listing clients");
 	}
-	sqlite3_finalize(st);
+	sq_stmt_done(t, st);
 	if (r != 0) {
 		keel_store_clients_free(arr, num);
 		return r;
@@ -104,12 +106,13 @@ int sq_client_list(struct keel_store_txn *tb, struct keel_store_client **out, si
 }
 
 /* Runs |sql| with ?1 = |a| and ?2 = |b| (may be NULL); NOT_FOUND when no row changed. */
-static int change(sqlite3 *db, const char *sql, const char *a, const char *b, const char *what)
+static int change(struct sq_txn *t, const char *sql, const char *a, const char *b, const char *what)
 {
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = sq_prepare(db, sql, &st)) != 0) {
+	if ((r = sq_stmt(t, sql, &st)) != 0) {
 		return r;
 	}
 	rc = sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
@@ -117,10 +120,10 @@ static int change(sqlite3 *db, const char *sql, const char *a, const char *b, co
 		rc = sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
 	}
 	if ((r = sq_err(db, rc, "bind")) != 0) {
-		sqlite3_finalize(st);
+		sq_stmt_done(t, st);
 		return r;
 	}
-	if ((r = sq_step_done(db, st, what)) == 0 && sqlite3_changes(db) == 0) {
+	if ((r = sq_step_done(t, st, what)) == 0 && sqlite3_changes(db) == 0) {
 		r = KEEL_STORE_E_NOT_FOUND;
 	}
 	return r;
@@ -128,13 +131,12 @@ static int change(sqlite3 *db, const char *sql, const char *a, const char *b, co
 
 int sq_client_rename(struct keel_store_txn *tb, const char *fingerprint, const char *name)
 {
-	return change(((struct sq_txn *)tb)->db,
-		      "UPDATE clients SET name = ?2 WHERE fingerprint = ?1", fingerprint, name,
-		      "renaming client");
+	return change((struct sq_txn *)tb, "UPDATE clients SET name = ?2 WHERE fingerprint = ?1",
+		      fingerprint, name, "renaming client");
 }
 
 int sq_client_delete(struct keel_store_txn *tb, const char *fingerprint)
 {
-	return change(((struct sq_txn *)tb)->db, "DELETE FROM clients WHERE fingerprint = ?1",
+	return change((struct sq_txn *)tb, "DELETE FROM clients WHERE fingerprint = ?1",
 		      fingerprint, NULL, "removing client");
 }

@@ -18,6 +18,19 @@ struct sq_head {
 	uint8_t hash[KEEL_STORE_HASH_LEN];
 };
 
+/*
+ * A connection's prepared statements, kept for its life: preparing them anew
+ * on every call was a quarter of keeld's CPU (issue 7). SQLite re-prepares a
+ * kept statement by itself after a schema change (a migration, a restore).
+ */
+#define SQ_CACHE_MAX 64
+struct sq_cached {
+	sqlite3_stmt *st;
+	uint32_t hash; /* of its SQL text */
+	bool busy;     /* handed out by sq_stmt, not yet back */
+	uint64_t used; /* when last handed out: the least recent goes first */
+};
+
 struct sq_txn {
 	struct keel_store_txn base; /* first: store.c sees only this */
 	sqlite3 *db;
@@ -26,7 +39,9 @@ struct sq_txn {
 	bool writer;	/* holds sq_store.writer: a writing transaction */
 	bool appended;	/* audit rows written: commit publishes |head| */
 	struct sq_head head;
-	sqlite3_stmt *audit_insert; /* prepared at the first append (sqlite_audit.c) */
+	struct sq_cached cache[SQ_CACHE_MAX]; /* see sq_stmt */
+	unsigned num_cached;
+	uint64_t uses; /* clock of cache[].used */
 };
 
 /*
@@ -64,9 +79,20 @@ struct sq_store {
 /* The one translation of SQLite's result codes; logs |what| on failure. */
 int sq_err(sqlite3 *db, int rc, const char *what);
 int sq_exec(sqlite3 *db, const char *sql);
+/* An uncached statement, for |db|s outside the pool; sqlite3_finalize it. */
 int sq_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
-/* Runs a statement that returns no rows; finalizes it. */
-int sq_step_done(sqlite3 *db, sqlite3_stmt *st, const char *what);
+/*
+ * |sql|'s statement on |t|'s connection, ready to bind: from the cache, or
+ * prepared and cached. Hand it back with sq_stmt_done, which resets it and
+ * clears its bindings (finalizes it if the cache had no room). A statement
+ * already handed out is not handed out twice: nested use gets another.
+ */
+int sq_stmt(struct sq_txn *t, const char *sql, sqlite3_stmt **out);
+void sq_stmt_done(struct sq_txn *t, sqlite3_stmt *st);
+/* Steps a statement that returns no rows, then sq_stmt_done. */
+int sq_step_done(struct sq_txn *t, sqlite3_stmt *st, const char *what);
+/* One statement without parameters or rows (BEGIN, COMMIT, ...), cached. */
+int sq_run(struct sq_txn *t, const char *sql);
 /* Copies column |col| (a blob) to a malloc'd buffer; NULL for SQL NULL. */
 int sq_copy_blob(sqlite3_stmt *st, int col, uint8_t **out, size_t *out_len);
 /* Runs a "SELECT COUNT(*) ..." without parameters. */
@@ -94,7 +120,7 @@ int sq_grant_forget(struct keel_store_txn *t, const char *identity, size_t *out_
 int sq_grant_list(struct keel_store_txn *t, const char *owner, const char *grantee,
 		  struct keel_store_grant **out_grants, size_t *out_num);
 /* Whether |grantee| holds any grant: Locate takes its plain, owner-only plan if not. */
-int sq_grantee_has_grants(sqlite3 *db, const char *grantee, bool *out);
+int sq_grantee_has_grants(struct sq_txn *t, const char *grantee, bool *out);
 
 /* The Key Protect mirror's outbox (sqlite_mirror.c; migration 5 has its triggers). */
 int sq_mirror_set(struct keel_store_txn *t, bool on);

@@ -24,7 +24,8 @@ static int mirror_enabled(sqlite3 *db, bool *out_on)
 
 int sq_mirror_set(struct keel_store_txn *tb, bool on)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	bool was_on = false;
 	int r;
 
@@ -60,20 +61,21 @@ static int read_entry(sqlite3_stmt *st, struct keel_store_mirror_entry *e)
 int sq_mirror_next(struct keel_store_txn *tb, int64_t after_seq, size_t max,
 		   struct keel_store_mirror_entry *out, size_t *out_num)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = sq_prepare(db,
-			    "SELECT uid, op, seq, time, attempts FROM mirror_outbox"
-			    " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-			    &st)) != 0) {
+	if ((r = sq_stmt(t,
+			 "SELECT uid, op, seq, time, attempts FROM mirror_outbox"
+			 " WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+			 &st)) != 0) {
 		return r;
 	}
 	rc = sqlite3_bind_int64(st, 1, after_seq);
 	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 2, (sqlite3_int64)max);
 	if ((r = sq_err(db, rc, "bind")) != 0) {
-		sqlite3_finalize(st);
+		sq_stmt_done(t, st);
 		return r;
 	}
 	while (r == 0 && *out_num < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -84,31 +86,31 @@ int sq_mirror_next(struct keel_store_txn *tb, int64_t after_seq, size_t max,
 	if (r == 0 && rc != SQLITE_ROW) {
 		r = sq_err(db, rc, "reading the mirror outbox");
 	}
-	sqlite3_finalize(st);
+	sq_stmt_done(t, st);
 	return r;
 }
 
 int sq_mirror_settle(struct keel_store_txn *tb, const struct keel_store_mirror_entry *e, bool done)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = sq_prepare(db,
-			    done ? "DELETE FROM mirror_outbox WHERE uid = ?1 AND seq = ?2"
-				 : "UPDATE mirror_outbox SET attempts = attempts + 1"
-				   " WHERE uid = ?1 AND seq = ?2",
-			    &st)) != 0) {
+	if ((r = sq_stmt(t,
+			 done ? "DELETE FROM mirror_outbox WHERE uid = ?1 AND seq = ?2"
+			      : "UPDATE mirror_outbox SET attempts = attempts + 1"
+				" WHERE uid = ?1 AND seq = ?2",
+			 &st)) != 0) {
 		return r;
 	}
 	rc = sqlite3_bind_text(st, 1, e->uid, -1, SQLITE_STATIC);
 	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 2, e->seq);
 	if ((r = sq_err(db, rc, "bind")) != 0) {
-		sqlite3_finalize(st);
+		sq_stmt_done(t, st);
 		return r;
 	}
-	if ((r = sq_step_done(db, st, "settling a mirror entry")) == 0 &&
-	    sqlite3_changes(db) == 0) {
+	if ((r = sq_step_done(t, st, "settling a mirror entry")) == 0 && sqlite3_changes(db) == 0) {
 		r = KEEL_STORE_E_NOT_FOUND;
 	}
 	return r;
@@ -134,14 +136,15 @@ static int id_column(sqlite3_stmt *st, int col, char *dst)
 
 int sq_mirror_root_get(struct keel_store_txn *tb, struct keel_store_mirror_root *out)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
-	if ((r = sq_prepare(db,
-			    "SELECT enabled, root_mode, crk_version, root_key_id, root_version,"
-			    " shredded FROM mirror_state WHERE id = 1",
-			    &st)) != 0) {
+	if ((r = sq_stmt(t,
+			 "SELECT enabled, root_mode, crk_version, root_key_id, root_version,"
+			 " shredded FROM mirror_state WHERE id = 1",
+			 &st)) != 0) {
 		return r;
 	}
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -156,21 +159,22 @@ int sq_mirror_root_get(struct keel_store_txn *tb, struct keel_store_mirror_root 
 		r = rc == SQLITE_DONE ? KEEL_STORE_E_SCHEMA
 				      : sq_err(db, rc, "reading mirror state");
 	}
-	sqlite3_finalize(st);
+	sq_stmt_done(t, st);
 	return r;
 }
 
 int sq_mirror_root_set(struct keel_store_txn *tb, const struct keel_store_mirror_root *root)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
 	if ((r = sq_mirror_set(tb, true)) != 0 ||
-	    (r = sq_prepare(db,
-			    "UPDATE mirror_state SET root_key_id = ?1, root_version = ?2,"
-			    " root_mode = ?3, crk_version = ?4 WHERE id = 1",
-			    &st)) != 0) {
+	    (r = sq_stmt(t,
+			 "UPDATE mirror_state SET root_key_id = ?1, root_version = ?2,"
+			 " root_mode = ?3, crk_version = ?4 WHERE id = 1",
+			 &st)) != 0) {
 		return r;
 	}
 	rc = sqlite3_bind_text(st, 1, root->key_id, -1, SQLITE_STATIC);
@@ -178,26 +182,26 @@ int sq_mirror_root_set(struct keel_store_txn *tb, const struct keel_store_mirror
 	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 3, root->mode);
 	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 4, root->crk_version);
 	if ((r = sq_err(db, rc, "bind")) != 0) {
-		sqlite3_finalize(st);
+		sq_stmt_done(t, st);
 		return r;
 	}
-	return sq_step_done(db, st, "recording the mirror's root key");
+	return sq_step_done(t, st, "recording the mirror's root key");
 }
 
 int sq_mirror_shred(struct keel_store_txn *tb, int64_t when)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = sq_prepare(db,
-			    "UPDATE mirror_state SET shredded = ?1 WHERE id = 1 AND shredded = 0",
-			    &st)) != 0) {
+	if ((r = sq_stmt(t, "UPDATE mirror_state SET shredded = ?1 WHERE id = 1 AND shredded = 0",
+			 &st)) != 0) {
 		return r;
 	}
 	if ((r = sq_err(db, sqlite3_bind_int64(st, 1, when), "bind")) != 0) {
-		sqlite3_finalize(st);
+		sq_stmt_done(t, st);
 		return r;
 	}
-	return sq_step_done(db, st, "recording the crypto-shred");
+	return sq_step_done(t, st, "recording the crypto-shred");
 }

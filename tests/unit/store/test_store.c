@@ -408,6 +408,120 @@ static void test_clients(void **state)
 	assert_int_equal(keel_store_commit(t), 0);
 }
 
+/*
+ * Statements are kept per connection (sqlite_int.h, sq_stmt). 128 Locate
+ * shapes (each subset of the seven date columns is its own SQL text) are
+ * more than a connection keeps: every one still answers right, twice over,
+ * through evictions.
+ */
+static void test_statement_cache_evicts(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_date_range dates[7];
+	struct keel_store_query q = {.owner = "aa", .dates = dates};
+	struct keel_store_txn *t;
+	char **uids;
+	size_t n;
+
+	put_object(f->s, "u1", "aa"); /* initial_date 1000, every other date unset */
+	assert_int_equal(keel_store_begin_read(f->s, &t), 0);
+	for (unsigned pass = 0; pass < 2; pass++) {
+		for (unsigned mask = 0; mask < 128; mask++) {
+			q.num_dates = 0;
+			for (unsigned d = 0; d < 7; d++) {
+				if ((mask & (1u << d)) != 0) {
+					dates[q.num_dates++] = (struct keel_store_date_range){
+					    .date = (enum keel_store_date)d,
+					    .lo = 1,
+					    .hi = 2000,
+					    .unset = d != KEEL_STORE_DATE_INITIAL};
+				}
+			}
+			assert_int_equal(keel_store_locate(t, &q, &uids, &n), 0);
+			assert_int_equal(n, 1);
+			assert_string_equal(uids[0], "u1");
+			keel_store_uids_free(uids, n);
+		}
+	}
+	keel_store_rollback(t);
+}
+
+struct nested_scan {
+	struct keel_store_txn *t;
+	int outer, inner;
+};
+
+static int count_row(void *ctx, const struct keel_store_audit *row)
+{
+	(void)row;
+	(*(int *)ctx)++;
+	return 0;
+}
+
+static int scan_again(void *ctx, const struct keel_store_audit *row)
+{
+	struct nested_scan *ns = ctx;
+	struct keel_store_audit_filter all = {0};
+
+	(void)row;
+	if (ns->outer++ == 0 && keel_store_audit_scan(ns->t, &all, count_row, &ns->inner) != 0) {
+		return -1;
+	}
+	return 0;
+}
+
+/* A scan inside a scan of the same SQL gets a statement of its own. */
+static void test_statement_cache_nested(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_audit a = {.time = 1, .client = "aa", .operation = 1};
+	struct keel_store_audit_filter all = {0};
+	struct nested_scan ns = {0};
+
+	assert_int_equal(keel_store_begin(f->s, &ns.t), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(keel_store_audit_append(ns.t, &a), 0);
+	}
+	assert_int_equal(keel_store_audit_scan(ns.t, &all, scan_again, &ns), 0);
+	assert_int_equal(ns.outer, 3);
+	assert_int_equal(ns.inner, 3);
+	assert_int_equal(keel_store_commit(ns.t), 0);
+}
+
+/* A restore changes the database under every connection's kept statements. */
+static void test_statement_cache_restore(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_object o;
+	struct keel_store_txn *t[2];
+	uint8_t *image;
+	size_t len;
+
+	put_object(f->s, "u1", "aa");
+	assert_int_equal(keel_store_snapshot(f->s, &image, &len), 0);
+	put_object(f->s, "u2", "aa");
+	for (int round = 0; round < 2; round++) {
+		/* Both connections at once, so both keep (then reuse) the statement. */
+		assert_int_equal(keel_store_begin_read(f->s, &t[0]), 0);
+		assert_int_equal(keel_store_begin_read(f->s, &t[1]), 0);
+		for (int i = 0; i < 2; i++) {
+			assert_int_equal(keel_store_object_get(t[i], "u1", "aa", &o), 0);
+			keel_store_object_cleanup(&o);
+			assert_int_equal(keel_store_object_get(t[i], "u2", "aa", &o),
+					 round == 0 ? 0 : KEEL_STORE_E_NOT_FOUND);
+			if (round == 0) {
+				keel_store_object_cleanup(&o);
+			}
+		}
+		keel_store_rollback(t[0]);
+		keel_store_rollback(t[1]);
+		if (round == 0) {
+			assert_int_equal(keel_store_restore(f->s, image, len, false), 0);
+		}
+	}
+	free(image);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -419,6 +533,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_mirror_outbox, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mirror_root, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_statement_cache_evicts, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_statement_cache_nested, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_statement_cache_restore, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
