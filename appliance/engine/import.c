@@ -241,7 +241,8 @@ static int take_derived(struct imp *m)
 			return invalid(m, "the material disagrees with the attributes");
 		}
 		if (d[i].name[0] == '_') {
-			struct eng_attr *grown = eng_alloc(&m->r, (m->num_keep + 1) * sizeof(*grown));
+			struct eng_attr *grown =
+			    eng_alloc(&m->r, (m->num_keep + 1) * sizeof(*grown));
 
 			if (grown == NULL) {
 				return KEEL_ENGINE_IMPORT_E_FAILED;
@@ -287,8 +288,8 @@ static int write(struct imp *m)
 	int err;
 
 	if (m->get != NULL &&
-	    ((err = hsm_wrap(m->r.e->hsm, (const uint8_t *)o->uid, strlen(o->uid),
-			     m->no.material, m->no.material_len, &o->blob, &o->blob_len)) != 0 ||
+	    ((err = hsm_wrap(m->r.e->hsm, (const uint8_t *)o->uid, strlen(o->uid), m->no.material,
+			     m->no.material_len, &o->blob, &o->blob_len)) != 0 ||
 	     (err = hsm_blob_crk_version(o->blob, o->blob_len, &o->crk_version)) != 0)) {
 		keel_err("engine: recovering %s: wrapping its material: %s", o->uid,
 			 hsm_strerror(err));
@@ -300,17 +301,19 @@ static int write(struct imp *m)
 	}
 	for (size_t i = 0; i < m->num_keep; i++) {
 		if ((err = attr_save(&m->r, o->uid, &m->keep[i], m->keep[i].index, false)) != 0) {
-			return err == ENG_E_SINGLE_VALUED ? invalid(m, "an attribute instance twice")
-							  : KEEL_ENGINE_IMPORT_E_FAILED;
+			return err == ENG_E_SINGLE_VALUED
+				   ? invalid(m, "an attribute instance twice")
+				   : KEEL_ENGINE_IMPORT_E_FAILED;
 		}
 	}
-	return keel_store_audit_append(m->r.txn, &(struct keel_store_audit){
-						     .time = m->r.now,
-						     .client = m->r.who->subject,
-						     .operation = KEEL_AUDIT_OP_RECOVER,
-						     .uid = o->uid,
-						     .detail = "restored from its Key Protect escrow",
-						 }) == 0
+	return keel_store_audit_append(m->r.txn,
+				       &(struct keel_store_audit){
+					   .time = m->r.now,
+					   .client = m->r.who->subject,
+					   .operation = KEEL_AUDIT_OP_RECOVER,
+					   .uid = o->uid,
+					   .detail = "restored from its Key Protect escrow",
+				       }) == 0
 		   ? 0
 		   : KEEL_ENGINE_IMPORT_E_FAILED;
 }
@@ -328,8 +331,8 @@ static int compare_existing(struct keel_engine *e, const char *uid, const uint8_
 	if (err != 0) {
 		return KEEL_ENGINE_IMPORT_E_FAILED;
 	}
-	*out_identical = hsm_secret_len(cur) == in_len &&
-			 CRYPTO_memcmp(hsm_secret_data(cur), in, in_len) == 0;
+	*out_identical =
+	    hsm_secret_len(cur) == in_len && CRYPTO_memcmp(hsm_secret_data(cur), in, in_len) == 0;
 	hsm_secret_free(cur);
 	return *out_identical ? 0 : KEEL_ENGINE_IMPORT_E_EXISTS;
 }
