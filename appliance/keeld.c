@@ -48,6 +48,7 @@ struct backends {
 	struct keel_admin *admin;
 	struct keel_clients *clients;  /* the registry's snapshot */
 	struct mirror_service *mirror; /* NULL without a mirror section */
+	struct mirror_recovery *recovery;
 };
 
 static void usage(FILE *f)
@@ -303,6 +304,22 @@ static void withdraw_object(void *arg, const char *uid)
 	}
 }
 
+/* A recovery's restore of one escrowed object (mirror.h, mirror_import_fn). */
+static int import_object(void *arg, const char *uid, struct hsm_secret *plain, const char **why)
+{
+	bool identical = false;
+	int r =
+	    keel_engine_import(arg, uid, hsm_secret_data(plain), hsm_secret_len(plain), &identical);
+
+	*why = keel_engine_import_strerror(r);
+	return r == 0 && identical ? 1 : r;
+}
+
+static int adopt_root(void *arg, const struct mirror_key *root, bool start)
+{
+	return mirror_service_adopt(arg, root, start);
+}
+
 /* The Key Protect mirror, when configured: its worker runs once it is enabled. */
 static int open_mirror(const struct keel_config *cfg, struct backends *b)
 {
@@ -323,10 +340,22 @@ static int open_mirror(const struct keel_config *cfg, struct backends *b)
 	    .withdraw_arg = b->engine,
 	};
 
+	struct mirror_recovery_config rc = {
+	    .client = mc.client,
+	    .store = mc.store,
+	    .import_fn = import_object,
+	    .import_arg = b->engine,
+	    .adopt_fn = adopt_root,
+	};
+
 	if (cfg->mirror_instance_id == NULL) {
 		return 0;
 	}
-	return mirror_service_open(&mc, &b->mirror) == 0 ? 0 : EXIT_FAILED;
+	if (mirror_service_open(&mc, &b->mirror) != 0) {
+		return EXIT_FAILED;
+	}
+	rc.adopt_arg = b->mirror;
+	return mirror_recovery_new(&rc, &b->recovery) == 0 ? 0 : EXIT_FAILED;
 }
 
 /* The management API, on its own thread over the engine's store and token. */
@@ -342,6 +371,7 @@ static int start_admin(const struct keel_config *cfg, struct backends *b)
 	    .rotation = b->rotation,
 	    .config_path = b->config_path,
 	    .mirror = b->mirror,
+	    .recovery = b->recovery,
 	};
 
 	return keel_admin_start(&ac, &b->admin) == 0 ? 0 : EXIT_FAILED;
@@ -481,6 +511,7 @@ int main(int argc, char **argv)
 	signal(SIGHUP, SIG_IGN);
 	r = run(&opts, &b);
 	keel_admin_stop(b.admin);
+	mirror_recovery_free(b.recovery);
 	mirror_service_close(b.mirror);
 	keel_clients_free(b.clients);
 	keel_rotation_free(b.rotation);

@@ -39,6 +39,7 @@ struct admin_ctx {
 	struct keel_rotation *rotation;
 	const char *config_path;
 	struct mirror_service *mirror;				   /* NULL: no mirror section */
+	struct mirror_recovery *recovery;			   /* NULL: no mirror section */
 	char tls_certificate[PATH_MAX], tls_private_key[PATH_MAX]; /* keeld's, for server-cert */
 	char ca_certificate[PATH_MAX], ca_key[PATH_MAX];	   /* "" without a pki section */
 };
@@ -153,6 +154,11 @@ int admin_post_crk_rotate(struct admin_req *rq);
 int admin_get_mirror(struct admin_req *rq);
 int admin_post_mirror_enable(struct admin_req *rq);
 int admin_post_mirror_sync(struct admin_req *rq);
+/* 409: keeld.conf has no mirror section. */
+int admin_mirror_not_configured(struct admin_req *rq);
+/* api_recover.c: recovery from Key Protect (issue 6). */
+int admin_get_recover(struct admin_req *rq);
+int admin_post_recover(struct admin_req *rq);
 /* The mirror for /healthz: its fields added to |health|; 0, or -1 out of memory. */
 int admin_mirror_health(const struct admin_ctx *c, json_t *health);
 int admin_post_backup(struct admin_req *rq);

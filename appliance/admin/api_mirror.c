@@ -12,6 +12,8 @@ static const char *mode_name(enum mirror_root_mode mode)
 		return "imported";
 	case MIRROR_ROOT_GENERATED:
 		return "generated";
+	case MIRROR_ROOT_ADOPTED:
+		return "adopted";
 	default:
 		return "none";
 	}
@@ -43,7 +45,7 @@ static json_t *status_json(const struct mirror_service_status *st)
 			 st->last_error != 0 ? mirror_strerror(st->last_error) : "");
 }
 
-static int not_configured(struct admin_req *rq)
+int admin_mirror_not_configured(struct admin_req *rq)
 {
 	return admin_fail(rq, 409,
 			  "the mirror is not configured (keeld.conf has no mirror section)");
@@ -67,7 +69,7 @@ int admin_post_mirror_enable(struct admin_req *rq)
 	int r;
 
 	if (rq->ctx->mirror == NULL) {
-		return not_configured(rq);
+		return admin_mirror_not_configured(rq);
 	}
 	if ((r = mirror_service_enable(rq->ctx->mirror, &root, &already)) != 0) {
 		return admin_fail(rq, r == MIRROR_E_UNAVAILABLE || r == MIRROR_E_AUTH ? 502 : 500,
@@ -89,7 +91,7 @@ int admin_post_mirror_enable(struct admin_req *rq)
 int admin_post_mirror_sync(struct admin_req *rq)
 {
 	if (rq->ctx->mirror == NULL) {
-		return not_configured(rq);
+		return admin_mirror_not_configured(rq);
 	}
 	if (!mirror_service_sync(rq->ctx->mirror)) {
 		return admin_fail(rq, 409, "the mirror is not enabled (keelctl mirror enable)");

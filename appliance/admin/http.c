@@ -637,6 +637,7 @@ int keel_admin_start(const struct keel_admin_config *cfg, struct keel_admin **ou
 	    .rotation = cfg->rotation,
 	    .config_path = cfg->config_path,
 	    .mirror = cfg->mirror,
+	    .recovery = cfg->recovery,
 	};
 	copy_settings(&a->ctx, cfg->cfg);
 	if (setup(a, cfg->cfg) != 0 || pthread_create(&a->thread, NULL, run, a) != 0) {

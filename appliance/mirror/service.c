@@ -385,3 +385,22 @@ void mirror_service_status(struct mirror_service *s, struct mirror_service_statu
 		keel_store_rollback(t);
 	}
 }
+
+int mirror_service_adopt(struct mirror_service *s, const struct mirror_key *root, bool start)
+{
+	struct mirror_root made = {.key = *root, .mode = MIRROR_ROOT_ADOPTED};
+	int r = 0;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->root.enabled && strcmp(s->root.key_id, root->id) != 0) {
+		r = MIRROR_E_CONFLICT;
+	} else if (!s->root.enabled) {
+		r = hsm_crk_active(s->cfg.hsm, &made.crk_version) != 0 ? MIRROR_E_INVAL
+								       : record(s, &made);
+	}
+	if (r == 0 && start && s->worker == NULL) {
+		r = start_worker(s);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return r;
+}

@@ -94,6 +94,16 @@ int keelctl_api_send(const struct keelctl_api *api, const char *method, const ch
 int keelctl_api_show(const struct keelctl_api *api, const char *path,
 		     void (*print)(const json_t *answer));
 
+/*
+ * Follows a background job (a CRK rotation, a recovery): GET |path| every
+ * half second until progress(answer, &done, &total) says it no longer runs,
+ * drawing a bar on stderr when it is a terminal, else (with |count_lines|)
+ * a "done/total" line whenever done moves. *out gets the last answer.
+ */
+int keelctl_api_follow(const struct keelctl_api *api, const char *path,
+		       bool (*progress)(const json_t *answer, long long *done, long long *total),
+		       bool count_lines, json_t **out);
+
 /* Prints |j| as one line of JSON (the --json output of every command). */
 void keelctl_print_json(const json_t *j);
 

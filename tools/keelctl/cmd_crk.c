@@ -2,14 +2,9 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "api.h"
 #include "keelctl.h"
-
-#define POLL_MS	  500
-#define BAR_WIDTH 40
 
 enum { OPT_WAIT = KEELCTL_OPT_FIRST_OWN };
 
@@ -64,45 +59,14 @@ static void print_status(const json_t *s)
 	putchar('\n');
 }
 
-static void draw_bar(const json_t *rot)
+/* The rotation's progress, for keelctl_api_follow; true while it runs. */
+static bool rotation_progress(const json_t *answer, long long *done, long long *total)
 {
-	long long done = num(rot, "done"), total = num(rot, "total");
-	int filled = total > 0 ? (int)(done * BAR_WIDTH / total) : BAR_WIDTH;
-	char bar[BAR_WIDTH + 1];
+	const json_t *rot = json_object_get(answer, "rotation");
 
-	filled = filled > BAR_WIDTH ? BAR_WIDTH : filled;
-	memset(bar, '#', (size_t)filled);
-	memset(bar + filled, '.', (size_t)(BAR_WIDTH - filled));
-	bar[BAR_WIDTH] = '\0';
-	fprintf(stderr, "\r[%s] %3lld%% %lld/%lld", bar, total > 0 ? done * 100 / total : 100, done,
-		total);
-}
-
-/* Polls GET /v1/crk until the rotation is no longer running; *out is its last answer. */
-static int follow(const struct keelctl_api *api, json_t **out)
-{
-	const struct timespec pause = {0, POLL_MS * 1000000L};
-	bool tty = isatty(STDERR_FILENO) && !api->json;
-	int r;
-
-	for (;;) {
-		if ((r = keelctl_api_call(api, "GET", "/v1/crk", NULL, out)) != 0) {
-			return r;
-		}
-		if (tty) {
-			draw_bar(json_object_get(*out, "rotation"));
-		}
-		if (strcmp(str(json_object_get(*out, "rotation"), "state"), "running") != 0) {
-			break;
-		}
-		json_decref(*out);
-		*out = NULL;
-		nanosleep(&pause, NULL);
-	}
-	if (tty) {
-		fputc('\n', stderr);
-	}
-	return 0;
+	*done = num(rot, "done");
+	*total = num(rot, "total");
+	return strcmp(str(rot, "state"), "running") == 0;
 }
 
 static int rotate(const struct keelctl_api *api, bool wait)
@@ -112,7 +76,8 @@ static int rotate(const struct keelctl_api *api, bool wait)
 	int r;
 
 	if ((r = keelctl_api_call(api, "POST", "/v1/crk/rotate", NULL, &out)) != 0 ||
-	    (wait && (r = follow(api, &st)) != 0)) {
+	    (wait &&
+	     (r = keelctl_api_follow(api, "/v1/crk", rotation_progress, false, &st)) != 0)) {
 		goto out;
 	}
 	rot = json_object_get(st, "rotation");

@@ -15,6 +15,7 @@ static const struct keelctl_cmd commands[] = {
     {"audit", "show and verify the hash-chained audit trail", keelctl_audit},
     {"crk", "the CRK's versions and its rotation, through keeld", keelctl_crk},
     {"mirror", "the IBM Key Protect mirror: enable, status, sync", keelctl_mirror},
+    {"recover", "restore a fresh appliance's objects from Key Protect", keelctl_recover},
     {"backup", "encrypted backups of keeld's store and configuration", keelctl_backup},
     {"client", "registered clients, trusted CAs, CSR signing, issued certificates", keelctl_client},
     {"server-cert", "keeld's certificate: show, export, renew", keelctl_server_cert},

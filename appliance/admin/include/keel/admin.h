@@ -22,6 +22,7 @@ struct keel_engine;
 struct keel_store;
 struct keel_rotation;
 struct mirror_service;
+struct mirror_recovery;
 struct keel_admin; /* opaque */
 
 struct keel_admin_config {
@@ -31,9 +32,10 @@ struct keel_admin_config {
 	struct hsm *hsm;	       /* outlives the admin API */
 	struct keel_clients *clients;  /* the registry's snapshot; admin changes reload it */
 	const char *version;
-	struct keel_rotation *rotation; /* CRK rotation (appliance/crk); outlives the API */
-	const char *config_path;	/* keeld.conf, archived in backups */
-	struct mirror_service *mirror;	/* Key Protect mirror (mirror.h); NULL: not configured */
+	struct keel_rotation *rotation;	  /* CRK rotation (appliance/crk); outlives the API */
+	const char *config_path;	  /* keeld.conf, archived in backups */
+	struct mirror_service *mirror;	  /* Key Protect mirror (mirror.h); NULL: not configured */
+	struct mirror_recovery *recovery; /* recovery from it (mirror.h); NULL: not configured */
 };
 
 /*

@@ -171,6 +171,7 @@ int mirror_rotate(struct mirror *m, const char *id,
 enum mirror_root_mode {
 	MIRROR_ROOT_IMPORTED = 1,  /* the CRK itself, by secure import (BYOK) */
 	MIRROR_ROOT_GENERATED = 2, /* Key Protect's own material: the CRK cannot leave the token */
+	MIRROR_ROOT_ADOPTED = 3,   /* the root key a recovery restored from (mirror_recovery_*) */
 };
 
 struct mirror_root {
@@ -324,5 +325,83 @@ struct mirror_service_status {
 };
 /* Thread-safe. */
 void mirror_service_status(struct mirror_service *s, struct mirror_service_status *out);
+
+/*
+ * Adopts root key root->id as the mirror's root (mode MIRROR_ROOT_ADOPTED,
+ * with the token's active CRK version): a recovery's, so that escrows go on
+ * under the key they were restored from. Recorded with the outbox on; the
+ * worker starts when start is true. Adopting the recorded root key again is
+ * fine; another one, while enabled, is MIRROR_E_CONFLICT. Thread-safe.
+ */
+int mirror_service_adopt(struct mirror_service *s, const struct mirror_key *root,
+			 bool start) MIRROR_WUR;
+
+/* ---- recovery: `keelctl recover --from-keyprotect` (recover.c) -------------- */
+
+/* Restores object uid from the plaintext of its escrow (the engine's import):
+ * 0 restored, 1 already there and identical, else negative with *out_why a
+ * static reason. */
+typedef int (*mirror_import_fn)(void *arg, const char *uid, struct hsm_secret *plain,
+				const char **out_why);
+/* mirror_service_adopt's shape. */
+typedef int (*mirror_adopt_fn)(void *arg, const struct mirror_key *root, bool start);
+
+struct mirror_recovery_config {
+	struct mirror_config client; /* strings must outlive the recovery */
+	struct keel_store *store;    /* its object count, mirror root and audit trail */
+	const char *root_name;	     /* NULL: MIRROR_ROOT_NAME */
+	mirror_import_fn import_fn;
+	void *import_arg;
+	mirror_adopt_fn adopt_fn;
+	void *adopt_arg;
+};
+
+enum mirror_recovery_state {
+	MIRROR_RECOVERY_IDLE = 0,
+	MIRROR_RECOVERY_RUNNING = 1,
+	MIRROR_RECOVERY_DONE = 2,   /* every escrow tried: see failed */
+	MIRROR_RECOVERY_FAILED = 3, /* stopped: error says why (the list could not be read) */
+};
+
+#define MIRROR_RECOVERY_FAILURES_MAX 64 /* named in the status; more are counted and logged */
+
+struct mirror_recovery_failure {
+	char uid[MIRROR_NAME_LEN];
+	const char *why; /* static */
+};
+
+struct mirror_recovery_status {
+	enum mirror_recovery_state state;
+	int error; /* MIRROR_E_* when FAILED */
+	char root_key_id[MIRROR_ID_LEN];
+	uint64_t total;	    /* uids escrowed (copies of one uid count once) */
+	uint64_t processed; /* of which tried so far */
+	uint64_t restored, present, failed;
+	int64_t started, finished; /* POSIX seconds; finished 0 while running */
+	struct mirror_recovery_failure failures[MIRROR_RECOVERY_FAILURES_MAX];
+	size_t num_failures;
+};
+
+struct mirror_recovery; /* opaque */
+
+/* Reads the API key for the recovery's own client; no network traffic yet. */
+int mirror_recovery_new(const struct mirror_recovery_config *cfg,
+			struct mirror_recovery **out) MIRROR_WUR;
+/* Waits for a running walk to end. NULL is fine. */
+void mirror_recovery_free(struct mirror_recovery *rc);
+
+/*
+ * Starts (or resumes) a recovery: finds Keel's root key by name, refuses a
+ * store that holds objects unless force or it already adopted that root key
+ * (a run cut short, or a second run), a store that mirrors to another root
+ * key or was crypto-shredded, and a second concurrent run (MIRROR_E_CONFLICT,
+ * *out_why a static reason). Then adopts the root key without escrowing yet,
+ * and walks every keel-* escrow on a thread: fetch, open through Key Protect,
+ * import; the worker starts once the walk ends. Not thread-safe (the admin
+ * thread's).
+ */
+int mirror_recovery_start(struct mirror_recovery *rc, bool force, const char **out_why) MIRROR_WUR;
+/* A snapshot of the current or last run. Thread-safe. */
+void mirror_recovery_status(struct mirror_recovery *rc, struct mirror_recovery_status *out);
 
 #endif
