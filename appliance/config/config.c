@@ -112,7 +112,7 @@ static void set_defaults(struct keel_config *cfg)
 	cfg->idle_timeout_ms = 60000;
 	cfg->frame_timeout_ms = 10000;
 	cfg->drain_timeout_ms = 30000;
-	cfg->worker_threads = 4;
+	cfg->worker_threads = 16; /* docs/benchmarks.md, "worker_threads" */
 	cfg->log_level = KEEL_LOG_INFO;
 	cfg->max_batch_items = 64;
 	cfg->max_locate_items = 1000;
