@@ -1,6 +1,9 @@
 #include "daemon.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
 
 #include "keel/clients.h"
 #include "log.h"
@@ -62,9 +65,35 @@ static int make_registry(const struct daemon *d, const struct keel_config *cfg,
 
 static void tls_settings(const struct keel_config *cfg, struct keel_server_tls *out)
 {
+	memset(out, 0, sizeof(*out));
 	out->certificate_file = cfg->tls_certificate;
 	out->private_key_file = cfg->tls_private_key;
 	out->session_lifetime_s = cfg->tls_session_lifetime_s;
+}
+
+/* What the server needs besides its limits: TLS identity and registrations,
+ * from the files or from the key process. *pem (pushed ones) is the caller's
+ * to wipe and free. */
+static int setup(const struct daemon *d, const struct keel_config *cfg,
+		 struct keel_server_tls *tls, struct keel_registry *reg, char **pem)
+{
+	tls_settings(cfg, tls);
+	*pem = NULL;
+	if (d->opts->pushed == NULL) {
+		return make_registry(d, cfg, reg);
+	}
+	if (d->opts->pushed(d->opts->pushed_arg, reg, pem, &tls->pem_len) != 0) {
+		return -1;
+	}
+	tls->pem = *pem;
+	return 0;
+}
+
+static void wipe_pem(char *pem, const struct keel_server_tls *tls)
+{
+	if (pem != NULL) {
+		OPENSSL_clear_free(pem, tls->pem_len);
+	}
 }
 
 /* SIGHUP: certificates, key and client registrations are re-read; a broken
@@ -73,21 +102,29 @@ static void on_sighup(struct keel_server *srv, void *arg)
 {
 	struct daemon *d = arg;
 	struct keel_config *cfg = NULL;
-	struct keel_server_tls tls;
+	struct keel_server_tls tls = {0};
 	struct keel_registry reg;
+	char *pem = NULL;
+	int r = -1;
 
-	if (load(d->opts, &cfg) != 0) {
-		keel_err("reload failed: keeping the running settings");
-		return;
+	/* Pushed settings: the configuration stays as it was first read. */
+	if (d->opts->pushed == NULL && load(d->opts, &cfg) != 0) {
+		goto out;
 	}
-	tls_settings(cfg, &tls);
-	if (make_registry(d, cfg, &reg) != 0 || keel_server_reload(srv, &tls, &reg) != 0) {
+	if (setup(d, cfg != NULL ? cfg : d->cfg, &tls, &reg, &pem) == 0) {
+		r = keel_server_reload(srv, &tls, &reg);
+	}
+out:
+	wipe_pem(pem, &tls);
+	if (r != 0) {
 		keel_err("reload failed: keeping the running settings");
 		keel_config_free(cfg);
 		return;
 	}
-	keel_config_free(d->cfg);
-	d->cfg = cfg;
+	if (cfg != NULL) {
+		keel_config_free(d->cfg);
+		d->cfg = cfg;
+	}
 	keel_info("reloaded certificates and client registrations");
 }
 
@@ -113,16 +150,19 @@ static int start(struct daemon *d, struct keel_server **out_srv)
 	};
 	struct keel_server_tls tls;
 	struct keel_registry reg;
+	char *pem = NULL;
+	int r;
 
 	for (size_t i = 0; i < cfg->num_listen; i++) {
 		listen[i].addr = cfg->listen[i].addr;
 		listen[i].addr_len = cfg->listen[i].addr_len;
 	}
-	tls_settings(cfg, &tls);
-	if (make_registry(d, cfg, &reg) != 0) {
+	if (setup(d, cfg, &tls, &reg, &pem) != 0) {
 		return -1;
 	}
-	return keel_server_new(out_srv, &sc, &tls, &reg);
+	r = keel_server_new(out_srv, &sc, &tls, &reg);
+	wipe_pem(pem, &tls);
+	return r;
 }
 
 static void log_listening(struct keel_server *srv, const struct keel_config *cfg)

@@ -31,6 +31,16 @@ struct keel_daemon_opts {
 	 */
 	int (*registry)(const struct keel_config *cfg, void *arg, struct keel_registry *out);
 	void *registry_arg;
+	/*
+	 * The privilege-separated network process (may be NULL): registrations
+	 * and the TLS chain and key come from the key process, at start and on
+	 * each SIGHUP, which then re-reads no file. Fills *out_reg (owned by
+	 * the server afterwards) and *out_pem (malloc'd PEM, wiped and freed
+	 * here); 0 or -1.
+	 */
+	int (*pushed)(void *arg, struct keel_registry *out_reg, char **out_pem,
+		      size_t *out_pem_len);
+	void *pushed_arg;
 	/* Called once every listener is bound, before on_ready (may be NULL):
 	 * where keeld drops privileges. Returns 0, or the exit status to stop with. */
 	int (*on_listening)(const struct keel_config *cfg, void *arg);

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -27,6 +29,7 @@
 #include "keel/metrics.h"
 #include "keel/mirror.h"
 #include "log.h"
+#include "privsep/privsep.h"
 
 /* Exit statuses, for scripts and systemd (RestartPreventExitStatus=2 3). */
 enum {
@@ -49,6 +52,7 @@ struct backends {
 	struct keel_clients *clients;  /* the registry's snapshot */
 	struct mirror_service *mirror; /* NULL without a mirror section */
 	struct mirror_recovery *recovery;
+	struct keel_config *cfg;       /* as first read: the process model */
 };
 
 static void usage(FILE *f)
@@ -414,43 +418,44 @@ static int open_backends(const struct keel_config *cfg, void *arg, void **io_han
 	return start_admin(cfg, b);
 }
 
-/* Started as root, run as cfg->user from now on: the sockets are bound and
- * the token and store open, so nothing left needs root. No way back, and
- * no new privileges through exec either. */
-static int drop_privileges(const struct keel_config *cfg, void *arg)
+/* Started as root, run as |user| from now on: the sockets are bound (and,
+ * in the key process, the token and store open), so nothing left needs
+ * root. No way back, and no new privileges through exec either. */
+static int drop_to(const char *user)
 {
 	struct passwd pw, *found = NULL;
 	char buf[4096];
 
-	if (cfg->user == NULL) {
-		return 0;
-	}
-	if (getpwnam_r(cfg->user, &pw, buf, sizeof(buf), &found) != 0 || found == NULL) {
-		keel_err("user %s: no such user", cfg->user);
+	if (getpwnam_r(user, &pw, buf, sizeof(buf), &found) != 0 || found == NULL) {
+		keel_err("user %s: no such user", user);
 		return EXIT_FAILED;
 	}
 	if (geteuid() != 0) {
 		if (geteuid() == pw.pw_uid) {
 			return 0;
 		}
-		keel_err("cannot run as user %s: keeld was not started as root", cfg->user);
+		keel_err("cannot run as user %s: keeld was not started as root", user);
 		return EXIT_FAILED;
 	}
 	if (setgroups(1, &pw.pw_gid) != 0 || setgid(pw.pw_gid) != 0 || setuid(pw.pw_uid) != 0 ||
 	    setuid(0) == 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
 	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
-		keel_err("cannot switch to user %s: %s", cfg->user, strerror(errno));
+		keel_err("cannot switch to user %s: %s", user, strerror(errno));
 		return EXIT_FAILED;
 	}
-	keel_info("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)pw.pw_uid,
+	keel_info("running as user %s (uid %u, gid %u)", user, (unsigned)pw.pw_uid,
 		  (unsigned)pw.pw_gid);
 	return 0;
 }
 
-/* --dev: where everything is, then "READY <port>" for scripts and tests. */
-static void dev_ready(struct keel_server *srv, const struct keel_config *cfg, void *arg)
+static int drop_privileges(const struct keel_config *cfg, void *arg)
 {
-	struct backends *b = arg;
+	return cfg->user != NULL ? drop_to(cfg->user) : 0;
+}
+
+/* --dev: where everything is, then "READY <port>" for scripts and tests. */
+static void dev_print(struct backends *b, const struct keel_config *cfg, uint16_t kmip_port)
+{
 	char host[64];
 	char *colon;
 	uint16_t port = 0;
@@ -460,23 +465,164 @@ static void dev_ready(struct keel_server *srv, const struct keel_config *cfg, vo
 	if (colon != NULL) {
 		*colon = '\0';
 	}
-	if (keel_server_port(srv, 0, &port) != 0) {
-		return;
-	}
-	keel_dev_print(&b->dev_dir, host, port);
+	keel_dev_print(&b->dev_dir, host, kmip_port);
 	if (keel_admin_port(b->admin, 0, &port) == 0) {
 		printf("  admin API             https://%s:%u and %s (keelctl --config %s)\n", host,
 		       port, cfg->admin_socket, b->dev_dir.config_path);
 	}
-	if (keel_server_port(srv, 0, &port) != 0) {
-		return;
-	}
-	printf("READY %u\n", port);
+	printf("READY %u\n", kmip_port);
 	fflush(stdout);
+}
+
+static void dev_ready(struct keel_server *srv, const struct keel_config *cfg, void *arg)
+{
+	uint16_t port = 0;
+
+	if (keel_server_port(srv, 0, &port) == 0) {
+		dev_print(arg, cfg, port);
+	}
+}
+
+/* ---- privilege separation (privsep.enabled; appliance/privsep) ----------- */
+
+/* The network process runs as privsep.user, "nobody" by default, never as
+ * the user that owns the token and the store. */
+static int net_drop(const struct keel_config *cfg, void *arg)
+{
+	if (cfg->privsep_user != NULL) {
+		return drop_to(cfg->privsep_user);
+	}
+	if (geteuid() == 0) {
+		return drop_to("nobody");
+	}
+	/* Not root: one uid for both; no new privileges, not dumpable. */
+	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 ? 0 : EXIT_FAILED;
+}
+
+static int net_pushed(void *arg, struct keel_registry *out_reg, char **out_pem,
+		      size_t *out_pem_len)
+{
+	struct keel_clients *c = NULL;
+
+	if (ps_net_setup(arg, &c, out_pem, out_pem_len) != 0) {
+		return -1;
+	}
+	keel_clients_registry(c, out_reg);
+	keel_clients_free(c);
+	return 0;
+}
+
+static void net_ready(struct keel_server *srv, const struct keel_config *cfg, void *arg)
+{
+	uint16_t ports[KEEL_LISTEN_MAX];
+
+	for (size_t i = 0; i < cfg->num_listen; i++) {
+		if (keel_server_port(srv, i, &ports[i]) != 0) {
+			ports[i] = 0;
+		}
+	}
+	if (ps_net_ready(arg, ports, cfg->num_listen) != 0) {
+		keel_err("privsep: cannot reach the key process");
+		_exit(EXIT_FAILED);
+	}
+}
+
+/* The child: TLS, framing and nothing else. It never held the token, the
+ * store, the PIN or a key: it was forked before any of them was opened. */
+static int net_main(struct keel_daemon_opts *opts, int fd)
+{
+	struct ps_net *net = NULL;
+
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (ps_net_new(fd, &net) != 0) {
+		return EXIT_FAILED;
+	}
+	opts->handler = ps_net_handle;
+	opts->handler_ctx = net;
+	opts->on_config = NULL;
+	opts->registry = NULL;
+	opts->pushed = net_pushed;
+	opts->pushed_arg = net;
+	opts->on_listening = net_drop;
+	opts->on_ready = net_ready;
+	opts->on_ready_arg = net;
+	return keel_daemon_run(opts);
+}
+
+static void key_ready(void *arg, const uint16_t *ports, size_t num_ports)
+{
+	struct backends *b = arg;
+
+	if (b->dev_dir_arg != NULL && num_ports > 0) {
+		dev_print(b, b->cfg, ports[0]);
+	}
+}
+
+/* The parent (systemd's main process): token, store, engine, admin API and
+ * mirror; answers what the network process forwards. */
+static int key_main(const struct keel_daemon_opts *opts, struct backends *b, int fd, pid_t net)
+{
+	const struct keel_config *cfg = b->cfg;
+	struct ps_key_config kc = {
+	    .fd = fd,
+	    .net_pid = net,
+	    .handler = keel_engine_handle,
+	    .max_message_size = cfg->max_message_size,
+	    .workers = cfg->worker_threads,
+	    .tls_certificate_file = cfg->tls_certificate,
+	    .tls_private_key_file = cfg->tls_private_key,
+	    .on_ready = key_ready,
+	    .on_ready_arg = b,
+	};
+	int r;
+
+	if ((r = open_backends(cfg, b, &kc.handler_ctx)) != 0 ||
+	    (r = drop_privileges(cfg, NULL)) != 0) {
+		(void)kill(net, SIGKILL);
+		(void)waitpid(net, NULL, 0);
+		return r;
+	}
+	kc.clients = b->clients;
+	return ps_key_run(&kc);
+}
+
+static int run_privsep(struct keel_daemon_opts *opts, struct backends *b)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 || (pid = fork()) < 0) {
+		keel_err("privsep: cannot start the network process: %s", strerror(errno));
+		return EXIT_FAILED;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		exit(net_main(opts, sv[1]));
+	}
+	close(sv[1]);
+	keel_info("privsep: network process %d", (int)pid);
+	return key_main(opts, b, sv[0], pid);
+}
+
+/* Reads the configuration once to learn the process model. */
+static int load_config(const struct keel_daemon_opts *opts, struct backends *b)
+{
+	struct keel_config_error err;
+
+	if (keel_config_load(opts->config_path, &b->cfg, &err) != 0) {
+		keel_err("%s:%d: %s", err.file, err.line, err.reason);
+		return EXIT_FAILED;
+	}
+	if (!opts->log_level_forced) {
+		keel_log_set_level(b->cfg->log_level);
+	}
+	return 0;
 }
 
 static int run(struct keel_daemon_opts *opts, struct backends *b)
 {
+	int r;
+
 	if (b->dev_dir_arg != NULL) {
 		if (keel_dev_prepare(b->dev_dir_arg, &b->dev_dir) != 0) {
 			return EXIT_FAILED;
@@ -487,6 +633,12 @@ static int run(struct keel_daemon_opts *opts, struct backends *b)
 	}
 	b->config_path = opts->config_path;
 	keel_info("keeld %s starting with %s", KEEL_VERSION, opts->config_path);
+	if ((r = load_config(opts, b)) != 0) {
+		return r;
+	}
+	if (b->cfg->privsep) {
+		return run_privsep(opts, b);
+	}
 	return keel_daemon_run(opts);
 }
 
@@ -522,5 +674,6 @@ int main(int argc, char **argv)
 	keel_rotation_free(b.rotation);
 	keel_engine_close(b.engine);
 	hsm_close(b.hsm);
+	keel_config_free(b.cfg);
 	return r;
 }

@@ -202,6 +202,16 @@ int clients_holder_new(struct keel_store *store, struct snapshot *snap, struct k
 	return 0;
 }
 
+pthread_rwlock_t *clients_lock(struct keel_clients *c)
+{
+	return &c->lock;
+}
+
+const struct snapshot *clients_snap(struct keel_clients *c)
+{
+	return c->snap;
+}
+
 int keel_clients_new(struct keel_store *store, struct keel_clients **out)
 {
 	struct snapshot *snap = NULL;
@@ -280,6 +290,18 @@ enum keel_role keel_clients_identify(struct keel_clients *c, X509 *leaf, STACK_O
 	}
 	pthread_rwlock_unlock(&c->lock);
 	return role;
+}
+
+bool keel_clients_may_kmip(struct keel_clients *c, const uint8_t fingerprint[KEEL_FINGERPRINT_LEN])
+{
+	const struct pin *p;
+	bool ok;
+
+	pthread_rwlock_rdlock(&c->lock);
+	p = find_pin(c->snap, fingerprint);
+	ok = p != NULL ? p->role == KEEL_ROLE_KMIP : c->snap->cas != NULL;
+	pthread_rwlock_unlock(&c->lock);
+	return ok;
 }
 
 size_t keel_clients_count(struct keel_clients *c)

@@ -2,6 +2,8 @@
 #ifndef KEEL_CLIENTS_INT_H
 #define KEEL_CLIENTS_INT_H
 
+#include <pthread.h>
+
 #include "keel/clients.h"
 
 struct pin {
@@ -24,5 +26,9 @@ void clients_snap_sort(struct snapshot *s);
 /* Takes ownership of |snap| (also on failure). |store| NULL: never reloaded. */
 __attribute__((warn_unused_result)) int
 clients_holder_new(struct keel_store *store, struct snapshot *snap, struct keel_clients **out);
+
+/* The holder's lock and current snapshot, for wire.c (read it under the lock). */
+pthread_rwlock_t *clients_lock(struct keel_clients *c);
+const struct snapshot *clients_snap(struct keel_clients *c);
 
 #endif

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum kind { K_U32, K_FILE, K_DIR, K_NEWFILE, K_SOCKET, K_STRING, K_LEVEL, K_LISTEN, K_WRAP };
+enum kind { K_U32, K_BOOL, K_FILE, K_DIR, K_NEWFILE, K_SOCKET, K_STRING, K_LEVEL, K_LISTEN, K_WRAP };
 
 /* One row per setting: what it is, where it goes, what it may be. The same
  * table rejects unknown names, so a typo is an error and not a silent default. */
@@ -24,6 +24,7 @@ struct setting {
 
 /* clang-format off */
 #define U32(p, f, lo, hi) {p, K_U32, offsetof(struct keel_config, f), lo, hi, 0}
+#define BOOL(p, f)        {p, K_BOOL, offsetof(struct keel_config, f), 0, 0, 0}
 #define FILE_(p, f)       {p, K_FILE, offsetof(struct keel_config, f), 0, 0, 0}
 #define DIR_(p, f)        {p, K_DIR, offsetof(struct keel_config, f), 0, 0, 0}
 #define NEWFILE(p, f)     {p, K_NEWFILE, offsetof(struct keel_config, f), 0, 0, 0}
@@ -74,10 +75,12 @@ static const struct setting settings[] = {
     U32("mirror.poll_interval", mirror_poll_interval_s, 10, 86400),
     FILE_("pki.ca_certificate", pki_ca_certificate),
     FILE_("pki.ca_key", pki_ca_key),
+    BOOL("privsep.enabled", privsep),
+    STRING("privsep.user", privsep_user, 32),
 };
 
 static const char *const groups[] = {"tls", "clients", "limits", "hsm", "store",
-				     "crk", "admin",   "mirror", "pki"};
+				     "crk", "admin",   "mirror", "pki", "privsep"};
 
 struct parse {
 	struct keel_config *cfg;
@@ -236,6 +239,15 @@ static int get_string(struct parse *p, const config_setting_t *s, const struct s
 	return 0;
 }
 
+static int get_bool(struct parse *p, const config_setting_t *s, const struct setting *d)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
+		return fail(p, config_setting_source_line(s), "%s must be true or false", d->path);
+	}
+	*(bool *)((char *)p->cfg + d->offset) = config_setting_get_bool(s) != 0;
+	return 0;
+}
+
 static int get_wrap(struct parse *p, const config_setting_t *s, const struct setting *d)
 {
 	const char *v = config_setting_get_string(s);
@@ -358,6 +370,8 @@ static int apply(struct parse *p, const config_setting_t *s, const char *path)
 	switch (d->kind) {
 	case K_U32:
 		return get_u32(p, s, d);
+	case K_BOOL:
+		return get_bool(p, s, d);
 	case K_FILE:
 	case K_DIR:
 	case K_NEWFILE:
@@ -555,6 +569,7 @@ void keel_config_free(struct keel_config *cfg)
 		return;
 	}
 	free(cfg->user);
+	free(cfg->privsep_user);
 	free(cfg->tls_certificate);
 	free(cfg->tls_private_key);
 	free(cfg->clients_certificates_dir);

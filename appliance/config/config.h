@@ -52,6 +52,11 @@ struct keel_config {
 	/* Started as root, keeld runs as this user once its sockets are bound
 	 * and its token and store are open (NULL: it keeps its user). */
 	char *user;
+	/* privsep section: keeld as two processes (docs/hardening.md,
+	 * "Privilege separation"); the network process runs as privsep_user
+	 * (NULL: "nobody" when started as root). */
+	bool privsep;
+	char *privsep_user;
 	/* hsm section: all NULL when absent (keeld requires it, the tests' echo
 	 * server does not). Present, it needs module, token_label and pin_file. */
 	char *hsm_module; /* p11-kit module name, or a path if it contains '/' */

@@ -11,6 +11,7 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "log.h"
@@ -134,8 +135,49 @@ static int set_policy(SSL_CTX *ctx, uint32_t session_lifetime_s)
 	return 0;
 }
 
+/* The chain (leaf first) and the key from one PEM text. */
+static int load_identity_pem(SSL_CTX *ctx, const struct keel_server_tls *tls)
+{
+	BIO *b = BIO_new_mem_buf(tls->pem, (int)tls->pem_len);
+	X509 *cert = NULL;
+	EVP_PKEY *key = NULL;
+	int r = -1;
+
+	if (b == NULL || tls->pem_len > INT32_MAX ||
+	    (cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL ||
+	    SSL_CTX_use_certificate(ctx, cert) != 1) {
+		goto out;
+	}
+	X509_free(cert); /* the context holds its own reference */
+	while ((cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+		if (SSL_CTX_add0_chain_cert(ctx, cert) != 1) {
+			goto out;
+		}
+	}
+	ERR_clear_error();
+	BIO_free(b);
+	/* PEM_read_bio_PrivateKey skips the certificates to the key. */
+	if ((b = BIO_new_mem_buf(tls->pem, (int)tls->pem_len)) == NULL ||
+	    (key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)) == NULL ||
+	    SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+		goto out;
+	}
+	r = 0;
+out:
+	if (r != 0) {
+		X509_free(cert);
+		keel_err("tls: the certificate chain and key received do not load or match");
+	}
+	EVP_PKEY_free(key);
+	BIO_free(b);
+	return r;
+}
+
 static int load_identity(SSL_CTX *ctx, const struct keel_server_tls *tls)
 {
+	if (tls->pem != NULL) {
+		return load_identity_pem(ctx, tls);
+	}
 	/* The chain file's extra certificates are sent after the leaf: vCenter
 	 * may trust only the CA, so it must see the whole path. */
 	if (SSL_CTX_use_certificate_chain_file(ctx, tls->certificate_file) != 1) {

@@ -47,6 +47,19 @@ __attribute__((warn_unused_result)) int keel_clients_from_files(const char *cert
 								const char *ca_file,
 								struct keel_clients **out);
 
+/*
+ * What a KMIP handshake needs of |c| (kmip pins and trusted CAs, no admin or
+ * auditor pins) as bytes, for the privilege-separated network process.
+ * *out is malloc'd. 0 or -1.
+ */
+__attribute__((warn_unused_result)) int keel_clients_export(struct keel_clients *c, uint8_t **out,
+							    size_t *out_len);
+
+/* A snapshot (never reloaded) from keel_clients_export's bytes; anything
+ * malformed or trailing is refused. 0 or -1. */
+__attribute__((warn_unused_result)) int
+keel_clients_import_wire(const uint8_t *buf, size_t len, struct keel_clients **out);
+
 /* Re-reads the store; on failure the old snapshot stays. 0 or -1. */
 __attribute__((warn_unused_result)) int keel_clients_reload(struct keel_clients *c);
 
@@ -62,6 +75,12 @@ enum keel_role keel_clients_role(struct keel_clients *c,
  * trusted CA. The admin API tells a CA's KMIP client (403) from a stranger. */
 enum keel_role keel_clients_identify(struct keel_clients *c, X509 *leaf, STACK_OF(X509) * untrusted,
 				     const uint8_t fingerprint[KEEL_FINGERPRINT_LEN]);
+
+/* Whether a KMIP client known only by |fingerprint| may still be one: pinned
+ * with the kmip role, or not pinned while CAs are trusted (a CA's client is
+ * known by its chain, which only the handshake saw). The key process's
+ * check of what the network process forwards. */
+bool keel_clients_may_kmip(struct keel_clients *c, const uint8_t fingerprint[KEEL_FINGERPRINT_LEN]);
 
 /* Registered certificates and trusted CAs in the snapshot. */
 size_t keel_clients_count(struct keel_clients *c);

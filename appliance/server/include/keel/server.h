@@ -41,6 +41,10 @@ struct keel_server_tls {
 	const char *certificate_file; /* PEM: leaf first, then the chain sent to clients */
 	const char *private_key_file; /* PEM, RSA or EC */
 	uint32_t session_lifetime_s;  /* 0 disables resumption */
+	/* Instead of the two files (when not NULL): the chain then the key, as
+	 * PEM text. The privilege-separated network process reads no files. */
+	const char *pem;
+	size_t pem_len;
 };
 
 struct keel_server_listen {

@@ -1,0 +1,361 @@
+/*
+ * The key process's side: one loop reads the network process's requests,
+ * checks each (ps_check_request, then the registry), and queues it for a
+ * pool of workers that run the engine; each answer goes back with its id.
+ * A request that breaks the protocol means the network process is not the
+ * one we started: the key process stops (OpenSSH's monitor does the same),
+ * systemd restarts both.
+ */
+#include "privsep.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "keel/clients.h"
+#include "log.h"
+
+/* The PEM files sent to the network process; far above any real chain. */
+#define PEM_FILE_MAX (1u << 20)
+
+struct job {
+	struct job *next;
+	struct key *k;
+	struct ps_frame f;
+	struct keel_client_identity who;
+};
+
+struct key {
+	const struct ps_key_config *cfg;
+	pthread_mutex_t write_mu;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct job *head, *tail;
+	bool stopping;
+	pthread_t *threads;
+	size_t num_threads;
+};
+
+/* ---- signals, through a pipe into the loop ------------------------------ */
+
+static int sig_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+	int saved = errno;
+	uint8_t b = (uint8_t)sig;
+
+	(void)!write(sig_pipe[1], &b, 1);
+	errno = saved;
+}
+
+static int catch_signals(void)
+{
+	struct sigaction sa = {.sa_handler = on_signal};
+
+	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+		return -1;
+	}
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = SA_RESTART;
+	return sigaction(SIGHUP, &sa, NULL) == 0 && sigaction(SIGTERM, &sa, NULL) == 0 &&
+		       sigaction(SIGINT, &sa, NULL) == 0
+		   ? 0
+		   : -1;
+}
+
+/* ---- setup: registry and TLS identity ----------------------------------- */
+
+/* Appends file |path| to |buf| (wiped and grown). 0 or -1. */
+static int append_file(const char *path, uint8_t **buf, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	uint8_t *grown;
+	ssize_t n;
+	int r = -1;
+
+	if (fd < 0 || fstat(fd, &st) != 0 || st.st_size < 0 || st.st_size > PEM_FILE_MAX ||
+	    (grown = malloc(*len + (size_t)st.st_size + 1)) == NULL) {
+		goto out;
+	}
+	if (*buf != NULL) {
+		memcpy(grown, *buf, *len);
+		OPENSSL_clear_free(*buf, *len);
+	}
+	*buf = grown;
+	if ((n = read(fd, grown + *len, (size_t)st.st_size)) != st.st_size) {
+		goto out;
+	}
+	*len += (size_t)n;
+	grown[(*len)++] = '\n';
+	r = 0;
+out:
+	if (r != 0) {
+		keel_err("privsep: cannot read %s", path);
+	}
+	if (fd >= 0) {
+		close(fd);
+	}
+	return r;
+}
+
+static int send_setup(struct key *k)
+{
+	const struct ps_key_config *c = k->cfg;
+	uint8_t *reg = NULL, *pem = NULL;
+	size_t reg_len = 0, pem_len = 0;
+	int r = -1;
+
+	if (keel_clients_export(c->clients, &reg, &reg_len) != 0 ||
+	    append_file(c->tls_certificate_file, &pem, &pem_len) != 0 ||
+	    append_file(c->tls_private_key_file, &pem, &pem_len) != 0) {
+		goto out;
+	}
+	pthread_mutex_lock(&k->write_mu);
+	r = ps_write(c->fd, PS_SETUP, 0, reg, reg_len, pem, pem_len);
+	pthread_mutex_unlock(&k->write_mu);
+out:
+	free(reg);
+	OPENSSL_clear_free(pem, pem_len);
+	return r;
+}
+
+static int wait_ready(struct key *k)
+{
+	struct ps_frame f;
+	uint16_t ports[64];
+	size_t n;
+
+	if (ps_read(k->cfg->fd, sizeof(ports), &f) != 0 || f.type != PS_READY || f.id != 0 ||
+	    f.b_len != 0 || f.a_len % 2 != 0) {
+		keel_err("privsep: the network process did not start");
+		ps_frame_cleanup(&f);
+		return -1;
+	}
+	n = f.a_len / 2;
+	for (size_t i = 0; i < n; i++) {
+		ports[i] = (uint16_t)(f.a[2 * i] << 8 | f.a[2 * i + 1]);
+	}
+	ps_frame_cleanup(&f);
+	if (k->cfg->on_ready != NULL) {
+		k->cfg->on_ready(k->cfg->on_ready_arg, ports, n);
+	}
+	return 0;
+}
+
+/* ---- workers -------------------------------------------------------------- */
+
+static void job_reply(void *reply_ctx, const uint8_t *resp, size_t resp_len)
+{
+	struct job *job = reply_ctx;
+	struct key *k = job->k;
+
+	pthread_mutex_lock(&k->write_mu);
+	/* A failed write: the network process is gone, and the loop sees it. */
+	(void)!ps_write(k->cfg->fd, PS_RESPONSE, job->f.id, NULL, 0, resp, resp != NULL ? resp_len : 0);
+	pthread_mutex_unlock(&k->write_mu);
+}
+
+static void *worker_main(void *arg)
+{
+	struct key *k = arg;
+	struct job *job;
+
+	for (;;) {
+		pthread_mutex_lock(&k->mu);
+		while (k->head == NULL && !k->stopping) {
+			pthread_cond_wait(&k->cv, &k->mu);
+		}
+		if ((job = k->head) == NULL) {
+			pthread_mutex_unlock(&k->mu);
+			return NULL;
+		}
+		if ((k->head = job->next) == NULL) {
+			k->tail = NULL;
+		}
+		pthread_mutex_unlock(&k->mu);
+		k->cfg->handler(k->cfg->handler_ctx, &job->who, job->f.b, job->f.b_len, job_reply,
+				job);
+		ps_frame_cleanup(&job->f);
+		free(job);
+	}
+}
+
+static void submit(struct key *k, struct job *job)
+{
+	job->next = NULL;
+	pthread_mutex_lock(&k->mu);
+	if (k->tail != NULL) {
+		k->tail->next = job;
+	} else {
+		k->head = job;
+	}
+	k->tail = job;
+	pthread_cond_signal(&k->cv);
+	pthread_mutex_unlock(&k->mu);
+}
+
+static int start_workers(struct key *k)
+{
+	size_t n = k->cfg->workers > 0 ? k->cfg->workers : 4;
+	sigset_t all, old;
+	int r = 0;
+
+	if ((k->threads = calloc(n, sizeof(*k->threads))) == NULL) {
+		return -1;
+	}
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (; k->num_threads < n; k->num_threads++) {
+		if (pthread_create(&k->threads[k->num_threads], NULL, worker_main, k) != 0) {
+			r = -1;
+			break;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}
+
+/* Every queued request is answered before the workers end. */
+static void stop_workers(struct key *k)
+{
+	pthread_mutex_lock(&k->mu);
+	k->stopping = true;
+	pthread_cond_broadcast(&k->cv);
+	pthread_mutex_unlock(&k->mu);
+	for (size_t i = 0; i < k->num_threads; i++) {
+		pthread_join(k->threads[i], NULL);
+	}
+	free(k->threads);
+}
+
+/* ---- the loop ------------------------------------------------------------- */
+
+/* One request: checked, then queued. -1 ends the key process. */
+static int take_request(struct key *k)
+{
+	struct job *job = calloc(1, sizeof(*job));
+	enum ps_verdict v;
+	int r;
+
+	if (job == NULL) {
+		return -1;
+	}
+	job->k = k;
+	if ((r = ps_read(k->cfg->fd, PS_IDENTITY_LEN + k->cfg->max_message_size, &job->f)) != 0) {
+		free(job);
+		return r == 1 ? 1 : -1;
+	}
+	if ((v = ps_check_request(&job->f, k->cfg->max_message_size, &job->who)) != PS_OK) {
+		keel_err("privsep: refused a malformed request from the network process (%d)", v);
+		ps_frame_cleanup(&job->f);
+		free(job);
+		return -1;
+	}
+	if (!keel_clients_may_kmip(k->cfg->clients, job->who.fingerprint)) {
+		/* Removed since its handshake, or never registered: closed. */
+		keel_warn("privsep: %s is not a registered KMIP client", job->who.fingerprint_hex);
+		job_reply(job, NULL, 0);
+		ps_frame_cleanup(&job->f);
+		free(job);
+		return 0;
+	}
+	submit(k, job);
+	return 0;
+}
+
+static void take_signal(struct key *k)
+{
+	uint8_t sig;
+
+	while (read(sig_pipe[0], &sig, 1) == 1) {
+		if (sig == SIGHUP) {
+			keel_info("SIGHUP: reloading client registrations for the network process");
+			if (keel_clients_reload(k->cfg->clients) != 0 || send_setup(k) != 0) {
+				keel_err("reload failed: keeping the running settings");
+			}
+		} else {
+			keel_info("signal %u: the network process drains, then both exit", sig);
+			(void)kill(k->cfg->net_pid, SIGTERM);
+		}
+	}
+}
+
+static int loop(struct key *k)
+{
+	struct pollfd fds[2] = {{.fd = k->cfg->fd, .events = POLLIN},
+				{.fd = sig_pipe[0], .events = POLLIN}};
+	int r = 0;
+
+	while (r == 0) {
+		if (poll(fds, 2, -1) < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return -1;
+		}
+		if (fds[1].revents & POLLIN) {
+			take_signal(k);
+		}
+		if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+			r = take_request(k);
+		}
+	}
+	return r == 1 ? 0 : -1;
+}
+
+static int net_status(pid_t pid, bool kill_it)
+{
+	int st = 0;
+
+	if (kill_it) {
+		(void)kill(pid, SIGKILL);
+	}
+	while (waitpid(pid, &st, 0) < 0) {
+		if (errno != EINTR) {
+			return 1;
+		}
+	}
+	if (WIFEXITED(st)) {
+		keel_info("privsep: the network process exited with status %d", WEXITSTATUS(st));
+		return WEXITSTATUS(st);
+	}
+	keel_err("privsep: the network process was killed by signal %d", WTERMSIG(st));
+	return 1;
+}
+
+int ps_key_run(const struct ps_key_config *cfg)
+{
+	struct key k = {.cfg = cfg};
+	int r = -1, status;
+
+	pthread_mutex_init(&k.write_mu, NULL);
+	pthread_mutex_init(&k.mu, NULL);
+	pthread_cond_init(&k.cv, NULL);
+	if (catch_signals() != 0 || send_setup(&k) != 0 || wait_ready(&k) != 0 ||
+	    start_workers(&k) != 0) {
+		goto out;
+	}
+	r = loop(&k);
+out:
+	if (k.threads != NULL) {
+		stop_workers(&k);
+	}
+	/* The end of the stream, or a protocol breach: the network process goes too. */
+	status = net_status(cfg->net_pid, r != 0);
+	if (r != 0) {
+		return 1;
+	}
+	return status;
+}

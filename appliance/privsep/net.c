@@ -1,0 +1,209 @@
+/*
+ * The network process's side: requests go to the key process with an id;
+ * one reader thread takes the answers, in whatever order they come, back to
+ * their connections (reply functions may be called from any thread). Many
+ * requests are in flight at once, so no worker waits on the key process.
+ */
+#include "privsep.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "keel/clients.h"
+#include "log.h"
+
+#define BUCKETS 1024u
+
+struct pending {
+	struct pending *next;
+	uint32_t id;
+	keel_reply_fn reply;
+	void *reply_ctx;
+};
+
+struct ps_net {
+	int fd;
+	pthread_mutex_t write_mu; /* one frame at a time on fd */
+	pthread_mutex_t mu;	  /* the table and the setup below */
+	uint32_t next_id;
+	struct pending *table[BUCKETS];
+	struct ps_frame setup; /* the latest PS_SETUP */
+	pthread_t reader;
+};
+
+static void take_setup(struct ps_net *n, struct ps_frame *f)
+{
+	pthread_mutex_lock(&n->mu);
+	ps_frame_cleanup(&n->setup);
+	n->setup = *f;
+	pthread_mutex_unlock(&n->mu);
+	memset(f, 0, sizeof(*f));
+}
+
+int ps_net_new(int fd, struct ps_net **out)
+{
+	struct ps_net *n = calloc(1, sizeof(*n));
+	struct ps_frame f;
+
+	if (n == NULL) {
+		return -1;
+	}
+	n->fd = fd;
+	pthread_mutex_init(&n->write_mu, NULL);
+	pthread_mutex_init(&n->mu, NULL);
+	if (ps_read(fd, PS_SETUP_MAX, &f) != 0 || f.type != PS_SETUP || f.id != 0) {
+		keel_err("privsep: no setup from the key process");
+		ps_frame_cleanup(&f);
+		free(n);
+		return -1;
+	}
+	take_setup(n, &f);
+	*out = n;
+	return 0;
+}
+
+int ps_net_setup(struct ps_net *n, struct keel_clients **out_clients, char **out_pem,
+		 size_t *out_pem_len)
+{
+	int r;
+
+	*out_pem = NULL;
+	pthread_mutex_lock(&n->mu);
+	r = keel_clients_import_wire(n->setup.a, n->setup.a_len, out_clients);
+	if (r == 0 && (*out_pem = malloc(n->setup.b_len + 1)) != NULL) {
+		memcpy(*out_pem, n->setup.b, n->setup.b_len);
+		*out_pem_len = n->setup.b_len;
+	}
+	pthread_mutex_unlock(&n->mu);
+	if (r != 0) {
+		keel_err("privsep: the key process sent a registry that does not parse");
+		return -1;
+	}
+	if (*out_pem == NULL) {
+		keel_clients_free(*out_clients);
+		*out_clients = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+static void pending_put(struct ps_net *n, struct pending *p)
+{
+	pthread_mutex_lock(&n->mu);
+	if (++n->next_id == 0) {
+		n->next_id = 1;
+	}
+	p->id = n->next_id;
+	p->next = n->table[p->id % BUCKETS];
+	n->table[p->id % BUCKETS] = p;
+	pthread_mutex_unlock(&n->mu);
+}
+
+static struct pending *pending_take(struct ps_net *n, uint32_t id)
+{
+	struct pending **pp, *p = NULL;
+
+	pthread_mutex_lock(&n->mu);
+	for (pp = &n->table[id % BUCKETS]; *pp != NULL; pp = &(*pp)->next) {
+		if ((*pp)->id == id) {
+			p = *pp;
+			*pp = p->next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&n->mu);
+	return p;
+}
+
+void ps_net_handle(void *ctx, const struct keel_client_identity *who, const uint8_t *req,
+		   size_t req_len, keel_reply_fn reply, void *reply_ctx)
+{
+	struct ps_net *n = ctx;
+	struct pending *p = malloc(sizeof(*p));
+	uint8_t identity[PS_IDENTITY_LEN];
+	int r;
+
+	if (p == NULL) {
+		reply(reply_ctx, NULL, 0);
+		return;
+	}
+	p->reply = reply;
+	p->reply_ctx = reply_ctx;
+	pending_put(n, p);
+	ps_identity_encode(who, identity);
+	pthread_mutex_lock(&n->write_mu);
+	r = ps_write(n->fd, PS_REQUEST, p->id, identity, sizeof(identity), req, req_len);
+	pthread_mutex_unlock(&n->write_mu);
+	/* A failed write: the key process is gone and the reader ends us. */
+	if (r != 0 && (p = pending_take(n, p->id)) != NULL) {
+		keel_err("privsep: cannot reach the key process");
+		p->reply(p->reply_ctx, NULL, 0);
+		free(p);
+	}
+}
+
+static void answer(struct ps_net *n, struct ps_frame *f)
+{
+	struct pending *p = pending_take(n, f->id);
+
+	if (p == NULL || f->a_len != 0) {
+		keel_err("privsep: unexpected answer %u from the key process", (unsigned)f->id);
+		_exit(1);
+	}
+	p->reply(p->reply_ctx, f->b_len > 0 ? f->b : NULL, f->b_len);
+	free(p);
+}
+
+/* The key process is this process's reason to live: when it ends, so does
+ * this one (systemd restarts keeld), answering nothing more. */
+static void *reader_main(void *arg)
+{
+	struct ps_net *n = arg;
+	struct ps_frame f;
+	int r;
+
+	while ((r = ps_read(n->fd, PS_SETUP_MAX, &f)) == 0) {
+		if (f.type == PS_RESPONSE) {
+			answer(n, &f);
+		} else if (f.type == PS_SETUP && f.id == 0) {
+			take_setup(n, &f);
+			(void)kill(getpid(), SIGHUP);
+		} else {
+			keel_err("privsep: unexpected frame type %u from the key process", f.type);
+			_exit(1);
+		}
+		ps_frame_cleanup(&f);
+	}
+	keel_err("privsep: the key process %s; exiting", r == 1 ? "ended" : "sent a bad frame");
+	_exit(1);
+}
+
+int ps_net_ready(struct ps_net *n, const uint16_t *ports, size_t num_ports)
+{
+	uint8_t buf[2 * 64];
+	sigset_t all, old;
+	int r;
+
+	if (num_ports > sizeof(buf) / 2) {
+		return -1;
+	}
+	for (size_t i = 0; i < num_ports; i++) {
+		buf[2 * i] = (uint8_t)(ports[i] >> 8);
+		buf[2 * i + 1] = (uint8_t)ports[i];
+	}
+	pthread_mutex_lock(&n->write_mu);
+	r = ps_write(n->fd, PS_READY, 0, buf, 2 * num_ports, NULL, 0);
+	pthread_mutex_unlock(&n->write_mu);
+	if (r != 0) {
+		return -1;
+	}
+	/* Signals stay with the server's loop thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = pthread_create(&n->reader, NULL, reader_main, n) == 0 ? 0 : -1;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return r;
+}

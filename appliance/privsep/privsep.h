@@ -1,0 +1,124 @@
+/*
+ * Privilege separation in the OpenSSH manner (docs/hardening.md, "Privilege
+ * separation"). keeld forks before it opens anything secret: the network
+ * process (TLS, framing; an unprivileged user, no token, no store) forwards
+ * each framed KMIP request to the key process (token, store, engine, admin
+ * API, mirror), which checks it and answers through the engine.
+ *
+ * One socket pair carries frames: a 16-byte header, then |a_len| bytes, then
+ * |b_len| bytes. Header: u8 type, three zero bytes, u32 request id, u32
+ * a_len, u32 b_len, big-endian.
+ *
+ *   PS_REQUEST  net -> key  id != 0; a: identity (32-byte fingerprint, 256-byte
+ *                           NUL-padded subject); b: one TTLV message
+ *   PS_RESPONSE key -> net  id of the request; b: the answer (empty: close)
+ *   PS_SETUP    key -> net  id 0; a: client registry (keel_clients_export);
+ *                           b: TLS chain and key, PEM. At start, SIGHUP and
+ *                           after each admin change.
+ *   PS_READY    net -> key  id 0; a: the bound ports, u16 each; b empty
+ */
+#ifndef KEEL_PRIVSEP_H
+#define KEEL_PRIVSEP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "keel/request.h"
+
+struct keel_clients;
+
+enum ps_type {
+	PS_REQUEST = 1,
+	PS_RESPONSE = 2,
+	PS_SETUP = 3,
+	PS_READY = 4,
+};
+
+#define PS_HEADER_LEN	16
+#define PS_IDENTITY_LEN (KEEL_FINGERPRINT_LEN + KEEL_SUBJECT_MAX)
+/* A setup frame: registry and PEM; far above any real registry. */
+#define PS_SETUP_MAX (64u << 20)
+
+struct ps_frame {
+	uint8_t type;
+	uint32_t id;
+	uint8_t *a; /* a_len + b_len bytes in one allocation; b follows a */
+	uint32_t a_len;
+	uint8_t *b;
+	uint32_t b_len;
+};
+
+/* Wipes (requests and answers carry key material) and frees. Accepts NULL members. */
+void ps_frame_cleanup(struct ps_frame *f);
+
+/* Writes one whole frame (the caller serialises writers). 0 or -1. */
+__attribute__((warn_unused_result)) int ps_write(int fd, enum ps_type type, uint32_t id,
+						 const void *a, size_t a_len, const void *b,
+						 size_t b_len);
+
+/* Reads one whole frame whose a and b are at most |max_len| together.
+ * 0, 1 at a clean end of stream, or -1 (I/O error, bad header, too long). */
+__attribute__((warn_unused_result)) int ps_read(int fd, uint32_t max_len, struct ps_frame *out);
+
+/* The key process's check of a request from the network process. */
+enum ps_verdict {
+	PS_OK = 0,
+	PS_E_TYPE = -1,	    /* not a request, or id 0 */
+	PS_E_IDENTITY = -2, /* identity block of the wrong size, or a subject not NUL-padded */
+	PS_E_MESSAGE = -3,  /* not exactly one well-framed TTLV message within the limit */
+};
+/* On PS_OK, *out_who is the identity with its hex recomputed here. */
+__attribute__((warn_unused_result)) enum ps_verdict
+ps_check_request(const struct ps_frame *f, uint32_t max_message_size,
+		 struct keel_client_identity *out_who);
+
+/* The identity block of a request. */
+void ps_identity_encode(const struct keel_client_identity *who, uint8_t out[PS_IDENTITY_LEN]);
+
+/* ---- the network process (net.c) ---------------------------------------- */
+
+struct ps_net;
+
+/* Waits for the key process's first PS_SETUP on |fd|. 0 or -1. */
+__attribute__((warn_unused_result)) int ps_net_new(int fd, struct ps_net **out);
+/* A keel_request_fn: forwards the request; the reply comes from the reader. */
+void ps_net_handle(void *ctx, const struct keel_client_identity *who, const uint8_t *req,
+		   size_t req_len, keel_reply_fn reply, void *reply_ctx);
+/* The latest registry and TLS chain and key (PEM, malloc'd: the caller
+ * wipes and frees it). 0 or -1. */
+__attribute__((warn_unused_result)) int ps_net_setup(struct ps_net *n,
+						     struct keel_clients **out_clients,
+						     char **out_pem, size_t *out_pem_len);
+/* Tells the key process the bound ports, then starts reading its frames:
+ * answers go to their requests, a PS_SETUP raises SIGHUP, and the end of
+ * the stream ends this process. 0 or -1. */
+__attribute__((warn_unused_result)) int ps_net_ready(struct ps_net *n, const uint16_t *ports,
+						     size_t num_ports);
+
+/* ---- the key process (key.c) -------------------------------------------- */
+
+struct ps_key_config {
+	int fd;
+	pid_t net_pid;
+	keel_request_fn handler; /* the engine */
+	void *handler_ctx;
+	struct keel_clients *clients; /* who is registered */
+	uint32_t max_message_size;
+	unsigned workers;
+	const char *tls_certificate_file; /* sent to the network process */
+	const char *tls_private_key_file;
+	/* Once the network process listens (may be NULL). */
+	void (*on_ready)(void *arg, const uint16_t *ports, size_t num_ports);
+	void *on_ready_arg;
+};
+
+/* Sends the setup, waits for PS_READY, then answers requests until the
+ * network process ends. SIGHUP re-reads the registry and the TLS files and
+ * pushes them; SIGTERM and SIGINT are passed on to the network process, which
+ * drains. Returns the exit status: the network process's after a clean
+ * drain, otherwise 1. */
+int ps_key_run(const struct ps_key_config *cfg);
+
+#endif

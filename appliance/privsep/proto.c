@@ -1,0 +1,188 @@
+/*
+ * The frames between keeld's two processes and the key process's check of a
+ * request (privsep.h). Every length is checked before it is used; a frame is
+ * read whole or not at all.
+ */
+#include "privsep.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "keel/server.h"
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+void ps_frame_cleanup(struct ps_frame *f)
+{
+	if (f->a != NULL) {
+		OPENSSL_cleanse(f->a, (size_t)f->a_len + f->b_len);
+		free(f->a);
+	}
+	memset(f, 0, sizeof(*f));
+}
+
+/* Writes all of |iov|, across short writes and EINTR. */
+static int write_all(int fd, struct iovec *iov, int num)
+{
+	ssize_t n;
+
+	while (num > 0) {
+		struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)num};
+
+		/* MSG_NOSIGNAL: a peer gone is an error to handle, not SIGPIPE. */
+		if ((n = sendmsg(fd, &msg, MSG_NOSIGNAL)) < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return -1;
+		}
+		while (num > 0 && (size_t)n >= iov->iov_len) {
+			n -= (ssize_t)iov->iov_len;
+			iov++;
+			num--;
+		}
+		if (num > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + n;
+			iov->iov_len -= (size_t)n;
+		}
+	}
+	return 0;
+}
+
+int ps_write(int fd, enum ps_type type, uint32_t id, const void *a, size_t a_len, const void *b,
+	     size_t b_len)
+{
+	uint8_t h[PS_HEADER_LEN] = {(uint8_t)type};
+	struct iovec iov[3] = {
+	    {h, sizeof(h)},
+	    {(void *)a, a_len},
+	    {(void *)b, b_len},
+	};
+
+	if (a_len > UINT32_MAX || b_len > UINT32_MAX) {
+		return -1;
+	}
+	put_u32(h + 4, id);
+	put_u32(h + 8, (uint32_t)a_len);
+	put_u32(h + 12, (uint32_t)b_len);
+	return write_all(fd, iov, 3);
+}
+
+/* 0, 1 when the stream ends before the first byte, or -1. */
+static int read_all(int fd, uint8_t *buf, size_t len)
+{
+	size_t got = 0;
+	ssize_t n;
+
+	while (got < len) {
+		if ((n = read(fd, buf + got, len - got)) < 0) {
+			if (errno == EINTR) {
+				continue;
+			}
+			return -1;
+		}
+		if (n == 0) {
+			return got == 0 ? 1 : -1;
+		}
+		got += (size_t)n;
+	}
+	return 0;
+}
+
+int ps_read(int fd, uint32_t max_len, struct ps_frame *out)
+{
+	uint8_t h[PS_HEADER_LEN];
+	uint64_t len;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = read_all(fd, h, sizeof(h))) != 0) {
+		return r;
+	}
+	out->type = h[0];
+	out->id = get_u32(h + 4);
+	out->a_len = get_u32(h + 8);
+	out->b_len = get_u32(h + 12);
+	len = (uint64_t)out->a_len + out->b_len;
+	if (h[1] != 0 || h[2] != 0 || h[3] != 0 || len > max_len) {
+		return -1;
+	}
+	if ((out->a = malloc(len > 0 ? len : 1)) == NULL ||
+	    read_all(fd, out->a, (size_t)len) != 0) {
+		ps_frame_cleanup(out);
+		return -1;
+	}
+	out->b = out->a + out->a_len;
+	return 0;
+}
+
+void ps_identity_encode(const struct keel_client_identity *who, uint8_t out[PS_IDENTITY_LEN])
+{
+	size_t n = strnlen(who->subject, KEEL_SUBJECT_MAX - 1);
+
+	memset(out, 0, PS_IDENTITY_LEN);
+	memcpy(out, who->fingerprint, KEEL_FINGERPRINT_LEN);
+	memcpy(out + KEEL_FINGERPRINT_LEN, who->subject, n);
+}
+
+/* The subject: NUL-terminated within its field, and zeros after. */
+static int identity_decode(const uint8_t *in, struct keel_client_identity *out)
+{
+	static const char hex[] = "0123456789abcdef";
+	const uint8_t *subject = in + KEEL_FINGERPRINT_LEN;
+	size_t n = strnlen((const char *)subject, KEEL_SUBJECT_MAX);
+
+	if (n == KEEL_SUBJECT_MAX) {
+		return -1;
+	}
+	for (size_t i = n; i < KEEL_SUBJECT_MAX; i++) {
+		if (subject[i] != 0) {
+			return -1;
+		}
+	}
+	memcpy(out->fingerprint, in, KEEL_FINGERPRINT_LEN);
+	for (size_t i = 0; i < KEEL_FINGERPRINT_LEN; i++) {
+		out->fingerprint_hex[2 * i] = hex[in[i] >> 4];
+		out->fingerprint_hex[2 * i + 1] = hex[in[i] & 0xf];
+	}
+	out->fingerprint_hex[2 * KEEL_FINGERPRINT_LEN] = '\0';
+	memcpy(out->subject, subject, n + 1);
+	return 0;
+}
+
+enum ps_verdict ps_check_request(const struct ps_frame *f, uint32_t max_message_size,
+				 struct keel_client_identity *out_who)
+{
+	size_t frame_len = 0;
+
+	if (f->type != PS_REQUEST || f->id == 0) {
+		return PS_E_TYPE;
+	}
+	if (f->a_len != PS_IDENTITY_LEN || identity_decode(f->a, out_who) != 0) {
+		return PS_E_IDENTITY;
+	}
+	/* The same check the network process made from the header it read. */
+	if (f->b_len < KEEL_TTLV_HEADER_LEN ||
+	    keel_frame_check(f->b, max_message_size, &frame_len) != KEEL_FRAME_OK ||
+	    frame_len != f->b_len) {
+		return PS_E_MESSAGE;
+	}
+	return PS_OK;
+}
