@@ -74,8 +74,8 @@ static void tls_settings(const struct keel_config *cfg, struct keel_server_tls *
 /* What the server needs besides its limits: TLS identity and registrations,
  * from the files or from the key process. *pem (pushed ones) is the caller's
  * to wipe and free. */
-static int setup(const struct daemon *d, const struct keel_config *cfg,
-		 struct keel_server_tls *tls, struct keel_registry *reg, char **pem)
+static int setup(const struct daemon *d, const struct keel_config *cfg, struct keel_server_tls *tls,
+		 struct keel_registry *reg, char **pem)
 {
 	tls_settings(cfg, tls);
 	*pem = NULL;

@@ -52,7 +52,9 @@ struct backends {
 	struct keel_clients *clients;  /* the registry's snapshot */
 	struct mirror_service *mirror; /* NULL without a mirror section */
 	struct mirror_recovery *recovery;
-	struct keel_config *cfg;       /* as first read: the process model */
+	struct keel_config *cfg; /* as first read: the process model */
+	struct ps_key *psk;	 /* privsep.enabled: the key process's side */
+	struct ps_key_config psk_cfg;
 };
 
 static void usage(FILE *f)
@@ -362,6 +364,14 @@ static int open_mirror(const struct keel_config *cfg, struct backends *b)
 	return mirror_recovery_new(&rc, &b->recovery) == 0 ? 0 : EXIT_FAILED;
 }
 
+/* An administrator's change reaches the network process before the answer. */
+static void push_registry(void *arg)
+{
+	if (ps_key_push(arg) != 0) {
+		keel_warn("admin: KMIP takes the change at the next SIGHUP");
+	}
+}
+
 /* The management API, on its own thread over the engine's store and token. */
 static int start_admin(const struct keel_config *cfg, struct backends *b)
 {
@@ -376,6 +386,8 @@ static int start_admin(const struct keel_config *cfg, struct backends *b)
 	    .config_path = b->config_path,
 	    .mirror = b->mirror,
 	    .recovery = b->recovery,
+	    .registry_changed = b->psk != NULL ? push_registry : NULL,
+	    .registry_changed_arg = b->psk,
 	};
 
 	return keel_admin_start(&ac, &b->admin) == 0 ? 0 : EXIT_FAILED;
@@ -489,18 +501,29 @@ static void dev_ready(struct keel_server *srv, const struct keel_config *cfg, vo
  * the user that owns the token and the store. */
 static int net_drop(const struct keel_config *cfg, void *arg)
 {
-	if (cfg->privsep_user != NULL) {
-		return drop_to(cfg->privsep_user);
+	const char *user = cfg->privsep_user != NULL ? cfg->privsep_user : "nobody";
+	int r;
+
+	if (cfg->user != NULL && strcmp(user, cfg->user) == 0) {
+		keel_err("privsep.user %s: must differ from user, which owns the token and the "
+			 "store",
+			 user);
+		return EXIT_FAILED;
 	}
-	if (geteuid() == 0) {
-		return drop_to("nobody");
+	if (geteuid() == 0 || cfg->privsep_user != NULL) {
+		r = drop_to(user);
+	} else {
+		/* Not root: one uid for both; no new privileges, not dumpable. */
+		r = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 ? 0 : EXIT_FAILED;
 	}
-	/* Not root: one uid for both; no new privileges, not dumpable. */
-	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 ? 0 : EXIT_FAILED;
+	/* After the switch, which clears it: the key process gone, this one goes. */
+	if (r == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() == 1)) {
+		r = EXIT_FAILED;
+	}
+	return r;
 }
 
-static int net_pushed(void *arg, struct keel_registry *out_reg, char **out_pem,
-		      size_t *out_pem_len)
+static int net_pushed(void *arg, struct keel_registry *out_reg, char **out_pem, size_t *out_pem_len)
 {
 	struct keel_clients *c = NULL;
 
@@ -533,7 +556,6 @@ static int net_main(struct keel_daemon_opts *opts, int fd)
 {
 	struct ps_net *net = NULL;
 
-	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	if (ps_net_new(fd, &net) != 0) {
 		return EXIT_FAILED;
 	}
@@ -560,10 +582,13 @@ static void key_ready(void *arg, const uint16_t *ports, size_t num_ports)
 
 /* The parent (systemd's main process): token, store, engine, admin API and
  * mirror; answers what the network process forwards. */
-static int key_main(const struct keel_daemon_opts *opts, struct backends *b, int fd, pid_t net)
+static int key_main(struct backends *b, int fd, pid_t net)
 {
 	const struct keel_config *cfg = b->cfg;
-	struct ps_key_config kc = {
+	struct ps_key_config *kc = &b->psk_cfg;
+	int r;
+
+	*kc = (struct ps_key_config){
 	    .fd = fd,
 	    .net_pid = net,
 	    .handler = keel_engine_handle,
@@ -574,16 +599,17 @@ static int key_main(const struct keel_daemon_opts *opts, struct backends *b, int
 	    .on_ready = key_ready,
 	    .on_ready_arg = b,
 	};
-	int r;
-
-	if ((r = open_backends(cfg, b, &kc.handler_ctx)) != 0 ||
-	    (r = drop_privileges(cfg, NULL)) != 0) {
-		(void)kill(net, SIGKILL);
-		(void)waitpid(net, NULL, 0);
-		return r;
+	if (ps_key_new(kc, &b->psk) != 0) {
+		r = EXIT_FAILED;
+	} else if ((r = open_backends(cfg, b, &kc->handler_ctx)) == 0 &&
+		   (r = drop_privileges(cfg, NULL)) == 0) {
+		kc->clients = b->clients;
+		return ps_key_run(b->psk);
 	}
-	kc.clients = b->clients;
-	return ps_key_run(&kc);
+	/* Not started: the network process, waiting for its setup, goes too. */
+	(void)kill(net, SIGKILL);
+	(void)waitpid(net, NULL, 0);
+	return r;
 }
 
 static int run_privsep(struct keel_daemon_opts *opts, struct backends *b)
@@ -601,7 +627,7 @@ static int run_privsep(struct keel_daemon_opts *opts, struct backends *b)
 	}
 	close(sv[1]);
 	keel_info("privsep: network process %d", (int)pid);
-	return key_main(opts, b, sv[0], pid);
+	return key_main(b, sv[0], pid);
 }
 
 /* Reads the configuration once to learn the process model. */
@@ -669,6 +695,7 @@ int main(int argc, char **argv)
 	r = run(&opts, &b);
 	keel_admin_stop(b.admin);
 	mirror_recovery_free(b.recovery);
+	ps_key_free(b.psk);
 	mirror_service_close(b.mirror);
 	keel_clients_free(b.clients);
 	keel_rotation_free(b.rotation);

@@ -38,8 +38,10 @@ struct admin_ctx {
 	char token_label[33];
 	struct keel_rotation *rotation;
 	const char *config_path;
-	struct mirror_service *mirror;				   /* NULL: no mirror section */
-	struct mirror_recovery *recovery;			   /* NULL: no mirror section */
+	struct mirror_service *mirror;	     /* NULL: no mirror section */
+	struct mirror_recovery *recovery;    /* NULL: no mirror section */
+	void (*registry_changed)(void *arg); /* NULL: SIGHUP */
+	void *registry_changed_arg;
 	char tls_certificate[PATH_MAX], tls_private_key[PATH_MAX]; /* keeld's, for server-cert */
 	char ca_certificate[PATH_MAX], ca_key[PATH_MAX];	   /* "" without a pki section */
 };

@@ -69,11 +69,16 @@ static json_t *client_json(const struct keel_store_client *c)
 	return j;
 }
 
-/* After a change: the snapshot now, the server's TLS contexts soon. */
+/* After a change: the snapshot now, the server's TLS contexts soon (or, in
+ * the privilege-separated network process, before the answer). */
 void admin_registry_changed(struct admin_req *rq)
 {
 	if (keel_clients_reload(rq->ctx->clients) != 0) {
 		keel_err("admin: the registry changed but its snapshot could not be rebuilt");
+	}
+	if (rq->ctx->registry_changed != NULL) {
+		rq->ctx->registry_changed(rq->ctx->registry_changed_arg);
+		return;
 	}
 	(void)kill(getpid(), SIGHUP);
 }

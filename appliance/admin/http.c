@@ -638,6 +638,8 @@ int keel_admin_start(const struct keel_admin_config *cfg, struct keel_admin **ou
 	    .config_path = cfg->config_path,
 	    .mirror = cfg->mirror,
 	    .recovery = cfg->recovery,
+	    .registry_changed = cfg->registry_changed,
+	    .registry_changed_arg = cfg->registry_changed_arg,
 	};
 	copy_settings(&a->ctx, cfg->cfg);
 	if (setup(a, cfg->cfg) != 0 || pthread_create(&a->thread, NULL, run, a) != 0) {

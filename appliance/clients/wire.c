@@ -51,7 +51,7 @@ static size_t kmip_pins(const struct snapshot *s)
 	return n;
 }
 
-/* The CA certificates of |s| (not owned), or NULL with *out_num 0. */
+/* The trusted CAs' objects (not owned); NULL when there is none. */
 static STACK_OF(X509_OBJECT) * ca_objects(const struct snapshot *s)
 {
 	return s->cas != NULL ? X509_STORE_get0_objects(s->cas) : NULL;
@@ -162,7 +162,7 @@ static int get_cas(struct snapshot *s, const uint8_t **p, const uint8_t *end)
 		return -1;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		const uint8_t *der = *p;
+		const uint8_t *der;
 		X509 *ca;
 		int r;
 

@@ -10,7 +10,18 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum kind { K_U32, K_BOOL, K_FILE, K_DIR, K_NEWFILE, K_SOCKET, K_STRING, K_LEVEL, K_LISTEN, K_WRAP };
+enum kind {
+	K_U32,
+	K_BOOL,
+	K_FILE,
+	K_DIR,
+	K_NEWFILE,
+	K_SOCKET,
+	K_STRING,
+	K_LEVEL,
+	K_LISTEN,
+	K_WRAP
+};
 
 /* One row per setting: what it is, where it goes, what it may be. The same
  * table rejects unknown names, so a typo is an error and not a silent default. */

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -30,12 +31,12 @@
 
 struct job {
 	struct job *next;
-	struct key *k;
+	struct ps_key *k;
 	struct ps_frame f;
 	struct keel_client_identity who;
 };
 
-struct key {
+struct ps_key {
 	const struct ps_key_config *cfg;
 	pthread_mutex_t write_mu;
 	pthread_mutex_t mu;
@@ -44,6 +45,12 @@ struct key {
 	bool stopping;
 	pthread_t *threads;
 	size_t num_threads;
+	/* Setup generations: pushed (under push_mu) and acknowledged (under mu). */
+	pthread_mutex_t push_mu;
+	uint32_t pushed, acked;
+	bool started; /* the first setup is sent: later ones are pushes */
+	bool ended;   /* the loop is over: nothing will be acknowledged */
+	pthread_cond_t acked_cv;
 };
 
 /* ---- signals, through a pipe into the loop ------------------------------ */
@@ -110,7 +117,7 @@ out:
 	return r;
 }
 
-static int send_setup(struct key *k)
+static int send_setup(struct ps_key *k, uint32_t id)
 {
 	const struct ps_key_config *c = k->cfg;
 	uint8_t *reg = NULL, *pem = NULL;
@@ -123,7 +130,7 @@ static int send_setup(struct key *k)
 		goto out;
 	}
 	pthread_mutex_lock(&k->write_mu);
-	r = ps_write(c->fd, PS_SETUP, 0, reg, reg_len, pem, pem_len);
+	r = ps_write(c->fd, PS_SETUP, id, reg, reg_len, pem, pem_len);
 	pthread_mutex_unlock(&k->write_mu);
 out:
 	free(reg);
@@ -131,7 +138,74 @@ out:
 	return r;
 }
 
-static int wait_ready(struct key *k)
+/* The next generation, sent; 0 or -1. */
+static int push(struct ps_key *k, uint32_t *out_id)
+{
+	int r;
+
+	pthread_mutex_lock(&k->push_mu);
+	if (!k->started) {
+		/* The first setup, still to come, exports the registry as it is then. */
+		*out_id = 0;
+		pthread_mutex_unlock(&k->push_mu);
+		return 0;
+	}
+	if (++k->pushed == 0) {
+		k->pushed = 1;
+	}
+	*out_id = k->pushed;
+	r = send_setup(k, *out_id);
+	pthread_mutex_unlock(&k->push_mu);
+	return r;
+}
+
+static int first_setup(struct ps_key *k)
+{
+	int r;
+
+	pthread_mutex_lock(&k->push_mu);
+	r = send_setup(k, 0);
+	k->started = r == 0;
+	pthread_mutex_unlock(&k->push_mu);
+	return r;
+}
+
+int ps_key_push(struct ps_key *k)
+{
+	struct timespec until;
+	uint32_t id;
+	int r = 0;
+
+	if (push(k, &id) != 0) {
+		return -1;
+	}
+	if (id == 0) {
+		return 0;
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&k->mu);
+	/* Generations only grow; a later one acknowledged covers this one. */
+	while (r == 0 && !k->ended && (int32_t)(k->acked - id) < 0) {
+		r = pthread_cond_timedwait(&k->acked_cv, &k->mu, &until);
+	}
+	r = (int32_t)(k->acked - id) >= 0 ? 0 : -1;
+	pthread_mutex_unlock(&k->mu);
+	if (r != 0) {
+		keel_err("privsep: the network process did not take the new registry");
+	}
+	return r;
+}
+
+static void take_ack(struct ps_key *k, uint32_t id)
+{
+	pthread_mutex_lock(&k->mu);
+	k->acked = id;
+	pthread_cond_broadcast(&k->acked_cv);
+	pthread_mutex_unlock(&k->mu);
+}
+
+static int wait_ready(struct ps_key *k)
 {
 	struct ps_frame f;
 	uint16_t ports[64];
@@ -159,17 +233,18 @@ static int wait_ready(struct key *k)
 static void job_reply(void *reply_ctx, const uint8_t *resp, size_t resp_len)
 {
 	struct job *job = reply_ctx;
-	struct key *k = job->k;
+	struct ps_key *k = job->k;
 
 	pthread_mutex_lock(&k->write_mu);
 	/* A failed write: the network process is gone, and the loop sees it. */
-	(void)!ps_write(k->cfg->fd, PS_RESPONSE, job->f.id, NULL, 0, resp, resp != NULL ? resp_len : 0);
+	(void)!ps_write(k->cfg->fd, PS_RESPONSE, job->f.id, NULL, 0, resp,
+			resp != NULL ? resp_len : 0);
 	pthread_mutex_unlock(&k->write_mu);
 }
 
 static void *worker_main(void *arg)
 {
-	struct key *k = arg;
+	struct ps_key *k = arg;
 	struct job *job;
 
 	for (;;) {
@@ -192,7 +267,7 @@ static void *worker_main(void *arg)
 	}
 }
 
-static void submit(struct key *k, struct job *job)
+static void submit(struct ps_key *k, struct job *job)
 {
 	job->next = NULL;
 	pthread_mutex_lock(&k->mu);
@@ -206,7 +281,7 @@ static void submit(struct key *k, struct job *job)
 	pthread_mutex_unlock(&k->mu);
 }
 
-static int start_workers(struct key *k)
+static int start_workers(struct ps_key *k)
 {
 	size_t n = k->cfg->workers > 0 ? k->cfg->workers : 4;
 	sigset_t all, old;
@@ -228,7 +303,7 @@ static int start_workers(struct key *k)
 }
 
 /* Every queued request is answered before the workers end. */
-static void stop_workers(struct key *k)
+static void stop_workers(struct ps_key *k)
 {
 	pthread_mutex_lock(&k->mu);
 	k->stopping = true;
@@ -243,7 +318,7 @@ static void stop_workers(struct key *k)
 /* ---- the loop ------------------------------------------------------------- */
 
 /* One request: checked, then queued. -1 ends the key process. */
-static int take_request(struct key *k)
+static int take_request(struct ps_key *k)
 {
 	struct job *job = calloc(1, sizeof(*job));
 	enum ps_verdict v;
@@ -256,6 +331,12 @@ static int take_request(struct key *k)
 	if ((r = ps_read(k->cfg->fd, PS_IDENTITY_LEN + k->cfg->max_message_size, &job->f)) != 0) {
 		free(job);
 		return r == 1 ? 1 : -1;
+	}
+	if (job->f.type == PS_SETUP && job->f.a_len == 0 && job->f.b_len == 0) {
+		take_ack(k, job->f.id);
+		ps_frame_cleanup(&job->f);
+		free(job);
+		return 0;
 	}
 	if ((v = ps_check_request(&job->f, k->cfg->max_message_size, &job->who)) != PS_OK) {
 		keel_err("privsep: refused a malformed request from the network process (%d)", v);
@@ -275,14 +356,16 @@ static int take_request(struct key *k)
 	return 0;
 }
 
-static void take_signal(struct key *k)
+static void take_signal(struct ps_key *k)
 {
+	uint32_t id;
 	uint8_t sig;
 
 	while (read(sig_pipe[0], &sig, 1) == 1) {
 		if (sig == SIGHUP) {
 			keel_info("SIGHUP: reloading client registrations for the network process");
-			if (keel_clients_reload(k->cfg->clients) != 0 || send_setup(k) != 0) {
+			/* Not waited for: acknowledgements come through this loop. */
+			if (keel_clients_reload(k->cfg->clients) != 0 || push(k, &id) != 0) {
 				keel_err("reload failed: keeping the running settings");
 			}
 		} else {
@@ -292,7 +375,7 @@ static void take_signal(struct key *k)
 	}
 }
 
-static int loop(struct key *k)
+static int loop(struct ps_key *k)
 {
 	struct pollfd fds[2] = {{.fd = k->cfg->fd, .events = POLLIN},
 				{.fd = sig_pipe[0], .events = POLLIN}};
@@ -335,27 +418,54 @@ static int net_status(pid_t pid, bool kill_it)
 	return 1;
 }
 
-int ps_key_run(const struct ps_key_config *cfg)
+int ps_key_new(const struct ps_key_config *cfg, struct ps_key **out)
 {
-	struct key k = {.cfg = cfg};
+	struct ps_key *k = calloc(1, sizeof(*k));
+
+	if (k == NULL) {
+		return -1;
+	}
+	k->cfg = cfg;
+	pthread_mutex_init(&k->write_mu, NULL);
+	pthread_mutex_init(&k->mu, NULL);
+	pthread_cond_init(&k->cv, NULL);
+	pthread_mutex_init(&k->push_mu, NULL);
+	pthread_cond_init(&k->acked_cv, NULL);
+	*out = k;
+	return 0;
+}
+
+void ps_key_free(struct ps_key *k)
+{
+	if (k != NULL) {
+		pthread_mutex_destroy(&k->write_mu);
+		pthread_mutex_destroy(&k->mu);
+		pthread_cond_destroy(&k->cv);
+		pthread_mutex_destroy(&k->push_mu);
+		pthread_cond_destroy(&k->acked_cv);
+		free(k);
+	}
+}
+
+int ps_key_run(struct ps_key *k)
+{
+	const struct ps_key_config *cfg = k->cfg;
 	int r = -1, status;
 
-	pthread_mutex_init(&k.write_mu, NULL);
-	pthread_mutex_init(&k.mu, NULL);
-	pthread_cond_init(&k.cv, NULL);
-	if (catch_signals() != 0 || send_setup(&k) != 0 || wait_ready(&k) != 0 ||
-	    start_workers(&k) != 0) {
+	if (catch_signals() != 0 || first_setup(k) != 0 || wait_ready(k) != 0 ||
+	    start_workers(k) != 0) {
 		goto out;
 	}
-	r = loop(&k);
+	r = loop(k);
 out:
-	if (k.threads != NULL) {
-		stop_workers(&k);
+	pthread_mutex_lock(&k->mu);
+	k->ended = true;
+	pthread_cond_broadcast(&k->acked_cv);
+	pthread_mutex_unlock(&k->mu);
+	if (k->threads != NULL) {
+		stop_workers(k);
 	}
 	/* The end of the stream, or a protocol breach: the network process goes too. */
 	status = net_status(cfg->net_pid, r != 0);
-	if (r != 0) {
-		return 1;
-	}
-	return status;
+	return r != 0 ? 1 : status;
 }

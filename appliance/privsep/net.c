@@ -31,6 +31,7 @@ struct ps_net {
 	uint32_t next_id;
 	struct pending *table[BUCKETS];
 	struct ps_frame setup; /* the latest PS_SETUP */
+	uint32_t acked;	       /* the last setup id acknowledged */
 	pthread_t reader;
 };
 
@@ -54,7 +55,7 @@ int ps_net_new(int fd, struct ps_net **out)
 	n->fd = fd;
 	pthread_mutex_init(&n->write_mu, NULL);
 	pthread_mutex_init(&n->mu, NULL);
-	if (ps_read(fd, PS_SETUP_MAX, &f) != 0 || f.type != PS_SETUP || f.id != 0) {
+	if (ps_read(fd, PS_SETUP_MAX, &f) != 0 || f.type != PS_SETUP) {
 		keel_err("privsep: no setup from the key process");
 		ps_frame_cleanup(&f);
 		free(n);
@@ -68,6 +69,7 @@ int ps_net_new(int fd, struct ps_net **out)
 int ps_net_setup(struct ps_net *n, struct keel_clients **out_clients, char **out_pem,
 		 size_t *out_pem_len)
 {
+	uint32_t id;
 	int r;
 
 	*out_pem = NULL;
@@ -77,6 +79,7 @@ int ps_net_setup(struct ps_net *n, struct keel_clients **out_clients, char **out
 		memcpy(*out_pem, n->setup.b, n->setup.b_len);
 		*out_pem_len = n->setup.b_len;
 	}
+	id = n->setup.id;
 	pthread_mutex_unlock(&n->mu);
 	if (r != 0) {
 		keel_err("privsep: the key process sent a registry that does not parse");
@@ -87,7 +90,15 @@ int ps_net_setup(struct ps_net *n, struct keel_clients **out_clients, char **out
 		*out_clients = NULL;
 		return -1;
 	}
-	return 0;
+	/* Taken on the server's loop, which swaps it in before it handles any
+	 * new handshake: the key process may now tell the administrator so. */
+	if (id != 0 && id != n->acked) {
+		n->acked = id;
+		pthread_mutex_lock(&n->write_mu);
+		r = ps_write(n->fd, PS_SETUP, id, NULL, 0, NULL, 0);
+		pthread_mutex_unlock(&n->write_mu);
+	}
+	return r;
 }
 
 static void pending_put(struct ps_net *n, struct pending *p)
@@ -168,7 +179,7 @@ static void *reader_main(void *arg)
 	while ((r = ps_read(n->fd, PS_SETUP_MAX, &f)) == 0) {
 		if (f.type == PS_RESPONSE) {
 			answer(n, &f);
-		} else if (f.type == PS_SETUP && f.id == 0) {
+		} else if (f.type == PS_SETUP) {
 			take_setup(n, &f);
 			(void)kill(getpid(), SIGHUP);
 		} else {

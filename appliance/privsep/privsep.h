@@ -12,9 +12,11 @@
  *   PS_REQUEST  net -> key  id != 0; a: identity (32-byte fingerprint, 256-byte
  *                           NUL-padded subject); b: one TTLV message
  *   PS_RESPONSE key -> net  id of the request; b: the answer (empty: close)
- *   PS_SETUP    key -> net  id 0; a: client registry (keel_clients_export);
- *                           b: TLS chain and key, PEM. At start, SIGHUP and
- *                           after each admin change.
+ *   PS_SETUP    key -> net  id: a generation (0 at start); a: client registry
+ *                           (keel_clients_export); b: TLS chain and key, PEM.
+ *                           At start, on SIGHUP and after each admin change.
+ *               net -> key  id: that generation, a and b empty: in use for
+ *                           every new handshake (not sent for generation 0)
  *   PS_READY    net -> key  id 0; a: the bound ports, u16 each; b empty
  */
 #ifndef KEEL_PRIVSEP_H
@@ -114,11 +116,26 @@ struct ps_key_config {
 	void *on_ready_arg;
 };
 
+struct ps_key;
+
+/* The key process's state for |cfg| (kept, not copied). 0 or -1. */
+__attribute__((warn_unused_result)) int ps_key_new(const struct ps_key_config *cfg,
+						   struct ps_key **out);
+
 /* Sends the setup, waits for PS_READY, then answers requests until the
  * network process ends. SIGHUP re-reads the registry and the TLS files and
  * pushes them; SIGTERM and SIGINT are passed on to the network process, which
  * drains. Returns the exit status: the network process's after a clean
  * drain, otherwise 1. */
-int ps_key_run(const struct ps_key_config *cfg);
+int ps_key_run(struct ps_key *k);
+
+/* From any thread but ps_key_run's (the admin API's, after a change): pushes
+ * the registry and TLS files as they are now and waits until the network
+ * process uses them for new handshakes. 0, or -1 (logged) when it did not
+ * say so within a few seconds. */
+__attribute__((warn_unused_result)) int ps_key_push(struct ps_key *k);
+
+/* Accepts NULL. */
+void ps_key_free(struct ps_key *k);
 
 #endif

@@ -176,6 +176,53 @@ static void test_roles_and_handshakes(void **state)
 	reg.free(reg.ctx);
 }
 
+/* What the key process sends the network process decides handshakes as
+ * the snapshot itself does, without the admin's pin; damaged bytes are refused. */
+static void test_wire(void **state)
+{
+	struct fx *f = *state;
+	struct keel_clients *c = NULL, *w = NULL;
+	struct keel_registry reg;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	put(f, f->pinned.cert, "vcenter-a", "kmip");
+	put(f, f->admin.cert, "ops", "admin");
+	put(f, f->trusted.cert, "vcenter-root", "ca");
+	assert_int_equal(keel_clients_new(f->s, &c), 0);
+	assert_int_equal(keel_clients_export(c, &buf, &len), 0);
+	assert_int_equal(keel_clients_import_wire(buf, len, &w), 0);
+	assert_int_equal(keel_clients_count(w), 2); /* the kmip pin and the CA */
+	assert_int_equal(keel_clients_role(w, f->admin.fp), KEEL_ROLE_NONE);
+	keel_clients_registry(w, &reg);
+	assert_true(handshake_ok(&reg, &f->pinned));
+	assert_true(handshake_ok(&reg, &f->via_ca));
+	assert_false(handshake_ok(&reg, &f->admin));
+	assert_false(handshake_ok(&reg, &f->unknown));
+	reg.free(reg.ctx);
+	keel_clients_free(w);
+
+	/* The key process's check: a kmip pin, or anyone while CAs are trusted,
+	 * but never an admin's certificate. */
+	assert_true(keel_clients_may_kmip(c, f->pinned.fp));
+	assert_true(keel_clients_may_kmip(c, f->via_ca.fp));
+	assert_false(keel_clients_may_kmip(c, f->admin.fp));
+
+	for (size_t cut = 0; cut < len; cut += 7) {
+		w = NULL;
+		assert_int_not_equal(keel_clients_import_wire(buf, cut, &w), 0);
+		assert_null(w);
+	}
+	buf = realloc(buf, len + 1);
+	assert_non_null(buf);
+	buf[len] = 0;
+	assert_int_not_equal(keel_clients_import_wire(buf, len + 1, &w), 0); /* trailing */
+	buf[3] = 0xff; /* a count beyond the bytes */
+	assert_int_not_equal(keel_clients_import_wire(buf, len, &w), 0);
+	free(buf);
+	keel_clients_free(c);
+}
+
 static void write_pem(const char *path, X509 *cert)
 {
 	assert_int_equal(keel_pki_write_cert(path, cert), 0);
@@ -240,6 +287,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_roles_and_handshakes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_import_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wire, setup, teardown),
 	    cmocka_unit_test(test_role_names),
 	};
 

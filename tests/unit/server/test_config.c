@@ -80,7 +80,8 @@ static void test_good_file(void **state)
 	    "  iam_token_url = \"https://iam.cloud.ibm.com/oidc/token\";\n"
 	    "  instance_id = \"12e8c9c2-a162-472d-b7d6-8b9a86b815a6\"; api_key_file = "
 	    "\"user.pin\";\n"
-	    "  ca_bundle = \"ca.pem\"; poll_interval = 60; };\n";
+	    "  ca_bundle = \"ca.pem\"; poll_interval = 60; };\n"
+	    "privsep: { enabled = true; user = \"keel-net\"; };\n";
 	struct keel_config *cfg = NULL;
 	struct keel_config_error err;
 	const struct sockaddr_in6 *s6;
@@ -94,6 +95,8 @@ static void test_good_file(void **state)
 	assert_int_equal(ntohs(s6->sin6_port), 15696);
 	assert_int_equal(cfg->log_level, KEEL_LOG_DEBUG);
 	assert_int_equal(cfg->worker_threads, 8);
+	assert_true(cfg->privsep);
+	assert_string_equal(cfg->privsep_user, "keel-net");
 	snprintf(path, sizeof(path), "%s/server.crt", dir);
 	assert_string_equal(cfg->tls_certificate, path);
 	snprintf(path, sizeof(path), "%s/ca.pem", dir);
@@ -143,6 +146,8 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->max_message_size, 1u << 20);
 	assert_int_equal(cfg->log_level, KEEL_LOG_INFO);
 	assert_null(cfg->clients_ca_file);
+	assert_false(cfg->privsep);
+	assert_null(cfg->privsep_user);
 	assert_int_equal(cfg->max_batch_items, 64);
 	assert_int_equal(cfg->num_admin_listen, 1);
 	assert_string_equal(cfg->admin_listen[0].text, KEEL_ADMIN_LISTEN_DEFAULT);
@@ -227,6 +232,7 @@ static const struct bad bad_cases[] = {
     {BASE "limits: { max_locate_items = 2000000; };", 3, "out of range"},
     {BASE "limits: {\n max_connections = 10;\n max_connections_per_client = 20; };", 5, "exceeds"},
     {BASE "worker_threads = ;", 3, "syntax error"},
+    {BASE "privsep: { enabled = 1; };", 3, "must be true or false"},
     {BASE "tls: { };", 3, "duplicate setting"},
     {"clients: { certificates_dir = \"clients\"; };\n"
      "tls: { certificate = \"server.crt\"; private_key = \"server.key\";\n"

@@ -36,6 +36,12 @@ struct keel_admin_config {
 	const char *config_path;	  /* keeld.conf, archived in backups */
 	struct mirror_service *mirror;	  /* Key Protect mirror (mirror.h); NULL: not configured */
 	struct mirror_recovery *recovery; /* recovery from it (mirror.h); NULL: not configured */
+	/* After a change of registrations or of the server certificate, once the
+	 * snapshot is rebuilt: makes KMIP handshakes use them before the change
+	 * is answered (the privilege-separated network process). NULL: a SIGHUP
+	 * does it, soon after. */
+	void (*registry_changed)(void *arg);
+	void *registry_changed_arg;
 };
 
 /*

@@ -57,8 +57,8 @@ __attribute__((warn_unused_result)) int keel_clients_export(struct keel_clients 
 
 /* A snapshot (never reloaded) from keel_clients_export's bytes; anything
  * malformed or trailing is refused. 0 or -1. */
-__attribute__((warn_unused_result)) int
-keel_clients_import_wire(const uint8_t *buf, size_t len, struct keel_clients **out);
+__attribute__((warn_unused_result)) int keel_clients_import_wire(const uint8_t *buf, size_t len,
+								 struct keel_clients **out);
 
 /* Re-reads the store; on failure the old snapshot stays. 0 or -1. */
 __attribute__((warn_unused_result)) int keel_clients_reload(struct keel_clients *c);

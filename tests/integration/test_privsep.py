@@ -1,0 +1,121 @@
+#!/usr/bin/python3
+"""Privilege separation (issue 8; docs/hardening.md "Privilege separation"):
+keeld --dev with privsep.enabled runs as two processes. The network process
+(the key process's only child) runs as nobody with no new privileges and has
+neither the store nor the token open nor the PKCS#11 module mapped; either
+process ending takes the other down; SIGTERM drains both; an administrator's
+change reaches the network process before it is answered."""
+
+import os
+import pwd
+import select
+import signal
+import unittest
+
+from kmipwire import OP_ACTIVATE, OP_CREATE, OP_GET, UNIQUE_IDENTIFIER, T, create_aes, key_bytes
+from test_dev import GUARD
+from test_harden import HardenCase, proc_status
+
+
+def children(pid):
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return [int(c) for c in f.read().split()]
+
+
+def open_files(pid):
+    """Where each of pid's descriptors points."""
+    d = "/proc/%d/fd" % pid
+    out = []
+    for fd in os.listdir(d):
+        try:
+            out.append(os.readlink(os.path.join(d, fd)))
+        except FileNotFoundError:
+            pass  # closed meanwhile
+    return out
+
+
+def mapped(pid):
+    with open("/proc/%d/maps" % pid) as f:
+        return f.read()
+
+
+def wait_gone(pid):
+    """Waits (GUARD at most) for pid, not our child, to end; True when it did."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], GUARD)[0])
+    finally:
+        os.close(fd)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root, to start keeld as root")
+class PrivsepTest(HardenCase):
+    conf = "privsep: { enabled = true; };"
+
+    def net_pid(self):
+        kids = children(self.k.proc.pid)
+        self.assertEqual(len(kids), 1, kids)
+        return kids[0]
+
+    def serve_a_key(self):
+        with self.conn() as c:
+            uid = self.call1(c, OP_CREATE, create_aes()).payload.find(UNIQUE_IDENTIFIER)
+            self.call1(c, OP_ACTIVATE, [T(UNIQUE_IDENTIFIER, uid)])
+            got = self.call1(c, OP_GET, [T(UNIQUE_IDENTIFIER, uid)]).payload
+            self.assertEqual(len(key_bytes(got)), 32)
+
+    def test_network_process_holds_no_secret(self):
+        self.serve_a_key()  # through both processes
+        net, key = self.net_pid(), self.k.proc.pid
+        nobody = pwd.getpwnam("nobody")
+        st = proc_status(net)
+        self.assertEqual(st["Uid"].split(), [str(nobody.pw_uid)] * 4)
+        self.assertEqual(st["Gid"].split(), [str(nobody.pw_gid)] * 4)
+        self.assertEqual(int(st["CapEff"], 16), 0)
+        self.assertEqual(int(st["CapPrm"], 16), 0)
+        self.assertEqual(st["NoNewPrivs"].strip(), "1")
+        self.assertEqual(st["Name"].strip(), "keeld")
+        # The key process has the store open and the token's module mapped,
+        # which shows what the checks below look for is there to find.
+        store = os.path.join(self.dir, "data")
+        self.assertTrue(any(p.startswith(store) for p in open_files(key)), open_files(key))
+        self.assertTrue("libsofthsm2" in mapped(key))
+        net_files = open_files(net)
+        for secret in (store, os.path.join(self.dir, "softhsm"), os.path.join(self.dir, "secrets"),
+                       os.path.join(self.dir, "certs")):
+            self.assertFalse([p for p in net_files if p.startswith(secret)], net_files)
+        # The PKCS#11 module was never loaded there (libp11-kit is linked
+        # into keeld, so only the module itself tells).
+        self.assertFalse("libsofthsm2" in mapped(net), "the network process loaded the module")
+
+    def test_network_process_killed_ends_key_process(self):
+        net = self.net_pid()
+        os.kill(net, signal.SIGKILL)
+        self.assertEqual(self.k.wait_exit(), 1)
+        self.assertIn("the network process was killed by signal 9", self.k.stderr_text())
+
+    def test_key_process_killed_ends_network_process(self):
+        net = self.net_pid()
+        self.k.proc.kill()
+        self.k.proc.wait(GUARD)
+        self.assertTrue(wait_gone(net), "network process %d outlived the key process" % net)
+
+    def test_sigterm_drains_both(self):
+        net = self.net_pid()
+        self.serve_a_key()
+        self.assertEqual(self.k.stop(), 0)
+        self.assertTrue(wait_gone(net))
+        self.assertIn("the network process exited with status 0", self.k.stderr_text())
+
+    def test_sighup_reloads_network_process(self):
+        mark = self.k.mark()
+        os.kill(self.k.proc.pid, signal.SIGHUP)
+        self.k.wait_line(self.k.err, r"reloaded certificates and client registrations", mark)
+        self.serve_a_key()
+
+
+if __name__ == "__main__":
+    unittest.main()

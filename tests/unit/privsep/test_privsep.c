@@ -1,0 +1,197 @@
+/*
+ * appliance/privsep: frames cross a real socket pair whole; the key process's
+ * checker accepts exactly a request with a well-formed identity block and one
+ * well-framed TTLV message within the limit, and refuses what a compromised
+ * network process could send instead.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "privsep/privsep.h"
+
+#define MAX_MESSAGE 1024
+
+/* An empty Request Message (tag 0x420078, Structure, length 8) and 8 bytes. */
+static const uint8_t ttlv[16] = {0x42, 0x00, 0x78, 0x01, 0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8};
+
+struct pair {
+	int net, key;
+};
+
+static void open_pair(struct pair *p)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	p->net = sv[0];
+	p->key = sv[1];
+}
+
+static void close_pair(struct pair *p)
+{
+	close(p->net);
+	close(p->key);
+}
+
+static void identity(uint8_t out[PS_IDENTITY_LEN])
+{
+	struct keel_client_identity who = {.subject = "CN=vcenter"};
+
+	memset(who.fingerprint, 0xab, sizeof(who.fingerprint));
+	ps_identity_encode(&who, out);
+}
+
+/* Sends one frame from the network side and checks it on the key side. */
+static enum ps_verdict send_and_check(uint8_t type, uint32_t id, const uint8_t *a, size_t a_len,
+				      const uint8_t *b, size_t b_len,
+				      struct keel_client_identity *who)
+{
+	struct pair p;
+	struct ps_frame f;
+	enum ps_verdict v;
+
+	open_pair(&p);
+	assert_int_equal(ps_write(p.net, type, id, a, a_len, b, b_len), 0);
+	assert_int_equal(ps_read(p.key, PS_IDENTITY_LEN + MAX_MESSAGE, &f), 0);
+	v = ps_check_request(&f, MAX_MESSAGE, who);
+	ps_frame_cleanup(&f);
+	close_pair(&p);
+	return v;
+}
+
+static void test_request_accepted(void **state)
+{
+	struct keel_client_identity who;
+	uint8_t a[PS_IDENTITY_LEN];
+
+	identity(a);
+	assert_int_equal(send_and_check(PS_REQUEST, 7, a, sizeof(a), ttlv, sizeof(ttlv), &who),
+			 PS_OK);
+	assert_string_equal(who.subject, "CN=vcenter");
+	/* The hex is the key process's own, from the bytes. */
+	assert_string_equal(who.fingerprint_hex,
+			    "abababababababababababababababababababababababababababababababab");
+}
+
+static void test_wrong_type_or_id(void **state)
+{
+	struct keel_client_identity who;
+	uint8_t a[PS_IDENTITY_LEN];
+
+	identity(a);
+	assert_int_equal(send_and_check(PS_RESPONSE, 7, a, sizeof(a), ttlv, sizeof(ttlv), &who),
+			 PS_E_TYPE);
+	assert_int_equal(send_and_check(PS_SETUP, 7, a, sizeof(a), ttlv, sizeof(ttlv), &who),
+			 PS_E_TYPE);
+	assert_int_equal(send_and_check(99, 7, a, sizeof(a), ttlv, sizeof(ttlv), &who), PS_E_TYPE);
+	assert_int_equal(send_and_check(PS_REQUEST, 0, a, sizeof(a), ttlv, sizeof(ttlv), &who),
+			 PS_E_TYPE);
+}
+
+static void test_bad_identity(void **state)
+{
+	struct keel_client_identity who;
+	uint8_t a[PS_IDENTITY_LEN + 1];
+
+	identity(a);
+	/* One byte short, one byte long. */
+	assert_int_equal(
+	    send_and_check(PS_REQUEST, 1, a, PS_IDENTITY_LEN - 1, ttlv, sizeof(ttlv), &who),
+	    PS_E_IDENTITY);
+	a[PS_IDENTITY_LEN] = 0;
+	assert_int_equal(
+	    send_and_check(PS_REQUEST, 1, a, PS_IDENTITY_LEN + 1, ttlv, sizeof(ttlv), &who),
+	    PS_E_IDENTITY);
+	/* A subject filling its field: no terminating NUL. */
+	memset(a + KEEL_FINGERPRINT_LEN, 'x', KEEL_SUBJECT_MAX);
+	assert_int_equal(
+	    send_and_check(PS_REQUEST, 1, a, PS_IDENTITY_LEN, ttlv, sizeof(ttlv), &who),
+	    PS_E_IDENTITY);
+	/* Bytes hidden after the NUL. */
+	identity(a);
+	a[PS_IDENTITY_LEN - 1] = 'x';
+	assert_int_equal(
+	    send_and_check(PS_REQUEST, 1, a, PS_IDENTITY_LEN, ttlv, sizeof(ttlv), &who),
+	    PS_E_IDENTITY);
+}
+
+static void test_bad_message(void **state)
+{
+	struct keel_client_identity who;
+	uint8_t a[PS_IDENTITY_LEN], m[sizeof(ttlv) + 8];
+
+	identity(a);
+	/* Shorter than a TTLV header; empty. */
+	assert_int_equal(send_and_check(PS_REQUEST, 1, a, sizeof(a), ttlv, 7, &who), PS_E_MESSAGE);
+	assert_int_equal(send_and_check(PS_REQUEST, 1, a, sizeof(a), NULL, 0, &who), PS_E_MESSAGE);
+	/* The TTLV length says 8, the frame carries 8 more or 1 less. */
+	memcpy(m, ttlv, sizeof(ttlv));
+	memset(m + sizeof(ttlv), 0, 8);
+	assert_int_equal(send_and_check(PS_REQUEST, 1, a, sizeof(a), m, sizeof(m), &who),
+			 PS_E_MESSAGE);
+	assert_int_equal(send_and_check(PS_REQUEST, 1, a, sizeof(a), m, sizeof(ttlv) - 1, &who),
+			 PS_E_MESSAGE);
+	/* Not a Structure. */
+	m[3] = 0x02;
+	assert_int_equal(send_and_check(PS_REQUEST, 1, a, sizeof(a), m, sizeof(ttlv), &who),
+			 PS_E_MESSAGE);
+	/* Over the key process's own limit, whatever the network process allowed. */
+	memcpy(m, ttlv, sizeof(ttlv));
+	m[6] = 0x04; /* 1032 bytes of value */
+	assert_int_equal(send_and_check(PS_REQUEST, 1, a, sizeof(a), m, sizeof(ttlv), &who),
+			 PS_E_MESSAGE);
+}
+
+/* ps_read: a header with non-zero reserved bytes, a length over the limit or a
+ * frame cut short is an error; the end of the stream between frames is not. */
+static void test_read_refuses(void **state)
+{
+	uint8_t h[PS_HEADER_LEN] = {PS_REQUEST, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
+	struct ps_frame f;
+	struct pair p;
+
+	open_pair(&p);
+	assert_int_equal(write(p.net, h, sizeof(h)), sizeof(h));
+	assert_int_equal(ps_read(p.key, 64, &f), -1);
+	close_pair(&p);
+
+	open_pair(&p);
+	assert_int_equal(ps_write(p.net, PS_REQUEST, 1, NULL, 0, ttlv, sizeof(ttlv)), 0);
+	assert_int_equal(ps_read(p.key, sizeof(ttlv) - 1, &f), -1);
+	close_pair(&p);
+
+	open_pair(&p);
+	assert_int_equal(ps_write(p.net, PS_REQUEST, 1, NULL, 0, ttlv, sizeof(ttlv)), 0);
+	assert_int_equal(shutdown(p.net, SHUT_WR), 0);
+	assert_int_equal(ps_read(p.key, 64, &f), 0);
+	assert_int_equal(f.b_len, sizeof(ttlv));
+	assert_memory_equal(f.b, ttlv, sizeof(ttlv));
+	ps_frame_cleanup(&f);
+	assert_int_equal(ps_read(p.key, 64, &f), 1);
+	close_pair(&p);
+
+	open_pair(&p);
+	assert_int_equal(write(p.net, h, 5), 5); /* cut inside the header */
+	assert_int_equal(shutdown(p.net, SHUT_WR), 0);
+	assert_int_equal(ps_read(p.key, 64, &f), -1);
+	close_pair(&p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_request_accepted), cmocka_unit_test(test_wrong_type_or_id),
+	    cmocka_unit_test(test_bad_identity),     cmocka_unit_test(test_bad_message),
+	    cmocka_unit_test(test_read_refuses),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
