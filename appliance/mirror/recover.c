@@ -174,9 +174,17 @@ static int try_copy(struct mirror_recovery *rc, const char *root, const char *ui
 	return r;
 }
 
-/* The copies listed for uid (ids), and, if they all went meanwhile, those there now. */
+/* Key Protect out of reach, or refusing us: the walk stops there, to be resumed. */
+static bool outage(int r)
+{
+	return r == MIRROR_E_UNAVAILABLE || r == MIRROR_E_AUTH;
+}
+
+/* The copies listed for uid (ids), and, if they all went meanwhile, those there now.
+ * *out_stop gets the error of an outage, which leaves uid untried. */
 static enum outcome recover_uid(struct mirror_recovery *rc, const char *root, const char *uid,
-				const struct escrow *copies, size_t num, const char **why)
+				const struct escrow *copies, size_t num, const char **why,
+				int *out_stop)
 {
 	struct escrow again[MAX_COPIES];
 	struct escrows now = {.v = again, .cap = MAX_COPIES};
@@ -189,14 +197,18 @@ static enum outcome recover_uid(struct mirror_recovery *rc, const char *root, co
 	}
 	if (r == MIRROR_E_NOT_FOUND &&
 	    snprintf(name, sizeof(name), MIRROR_ESCROW_PREFIX "%s", uid) < (int)sizeof(name) &&
-	    mirror_find_all(rc->client, name, collect_id, &now) == 0) {
+	    (r = mirror_find_all(rc->client, name, collect_id, &now)) == 0) {
+		r = MIRROR_E_NOT_FOUND;
 		for (size_t i = 0; i < now.num && r == MIRROR_E_NOT_FOUND; i++) {
 			r = try_copy(rc, root, uid, now.v[i].id, &res, why);
 		}
 	}
 	if (r == MIRROR_E_NOT_FOUND) {
 		*why = "its escrow key was deleted meanwhile";
+	} else if (r != 0 && (*why)[0] == '\0') {
+		*why = mirror_strerror(r);
 	}
+	*out_stop = outage(r) ? r : 0;
 	return r == 0 ? res : FAILED;
 }
 
@@ -283,8 +295,10 @@ static int walk(struct mirror_recovery *rc, const char *root)
 		for (j = i + 1; j < e.num && strcmp(e.v[j].uid, e.v[i].uid) == 0; j++) {
 		}
 		res = recover_uid(rc, root, e.v[i].uid, &e.v[i],
-				  j - i > MAX_COPIES ? MAX_COPIES : j - i, &why);
-		count(rc, e.v[i].uid, res, why);
+				  j - i > MAX_COPIES ? MAX_COPIES : j - i, &why, &r);
+		if (r == 0) {
+			count(rc, e.v[i].uid, res, why);
+		}
 	}
 	free(e.v);
 	return r;
