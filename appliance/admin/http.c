@@ -68,7 +68,14 @@ int admin_fail(struct admin_req *rq, int status, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	json_decref(rq->out);
-	rq->out = json_pack("{s:s}", "error", msg);
+	if ((rq->out = json_pack("{s:s}", "error", msg)) == NULL) {
+		/* Not UTF-8: the message quotes the request (a path segment may be any
+		 * bytes) or was cut inside a character. Still say why, in ASCII. */
+		for (char *p = msg; *p != '\0'; p++) {
+			*p = (unsigned char)*p < 0x80 ? *p : '?';
+		}
+		rq->out = json_pack("{s:s}", "error", msg);
+	}
 	return status;
 }
 

@@ -152,7 +152,7 @@ class AdminCase(unittest.TestCase):
         self.sock = os.path.join(self.dir, "admin.sock")
 
     def tearDown(self):
-        self.k.kill()
+        self.k.end()
         for f in (self.k.proc.stdout, self.k.proc.stderr):
             f.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -504,6 +504,9 @@ class RoleTest(AdminCase):
                                                                       "role": "root"}))
             self.assertEqual(status, 400)
             self.assertIn("role", e["error"])
+            # A path segment that is not UTF-8 (found by fuzz_admin): still a 404 that says why.
+            status, e = send("PATCH", "/v1/clients/fu%C2zz", json.dumps({"name": "z"}))
+            self.assertEqual((status, e["error"]), (404, "no client fu?zz"))
         before = self.local("GET", "/v1/clients")[1]
         self.assertEqual([c["name"] for c in before["clients"]], ["client", "ops"])
 
