@@ -28,15 +28,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* The routes whose handlers read a request body (http.c's admin_body and
  * admin_body_bytes); each must be in admin_routes[]. */
 static const char *const body_routes[][2] = {
-    {"POST", "/v1/keys/{uid}/revoke"},
-    {"POST", "/v1/grants"},
-    {"POST", "/v1/grants/revoke"},
-    {"POST", "/v1/backup/verify"},
-    {"POST", "/v1/clients"},
-    {"POST", "/v1/clients/csr"},
-    {"POST", "/v1/clients/issue"},
-    {"PATCH", "/v1/clients/{id}"},
-    {"POST", "/v1/cas"},
+    {"POST", "/v1/keys/{uid}/revoke"}, {"POST", "/v1/grants"},	      {"POST", "/v1/grants/revoke"},
+    {"POST", "/v1/backup/verify"},     {"POST", "/v1/clients"},	      {"POST", "/v1/clients/csr"},
+    {"POST", "/v1/clients/issue"},     {"PATCH", "/v1/clients/{id}"}, {"POST", "/v1/cas"},
     {"POST", "/v1/server-cert/renew"},
 };
 #define NUM_BODY_ROUTES (sizeof(body_routes) / sizeof(body_routes[0]))

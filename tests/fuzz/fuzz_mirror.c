@@ -84,7 +84,8 @@ static void setup(void)
 	int fd = mkstemp(key_file);
 
 	keel_log_init(KEEL_LOG_ERROR);
-	if (fd < 0 || atexit(remove_key_file) != 0 || write(fd, "fuzz-api-key", 12) != 12 || close(fd) != 0) {
+	if (fd < 0 || atexit(remove_key_file) != 0 || write(fd, "fuzz-api-key", 12) != 12 ||
+	    close(fd) != 0) {
 		abort();
 	}
 }
