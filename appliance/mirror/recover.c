@@ -180,7 +180,25 @@ static bool outage(int r)
 	return r == MIRROR_E_UNAVAILABLE || r == MIRROR_E_AUTH;
 }
 
-/* The copies listed for uid (ids), and, if they all went meanwhile, those there now.
+/* Copies of uid in turn until one opens (a stray bad copy does not hide a
+ * good one); an outage ends it at once. Else a refusal, else NOT_FOUND. */
+static int try_copies(struct mirror_recovery *rc, const char *root, const char *uid,
+		      const struct escrow *copies, size_t num, enum outcome *res, const char **why)
+{
+	int r = MIRROR_E_NOT_FOUND;
+
+	for (size_t i = 0; i < num; i++) {
+		int ri = try_copy(rc, root, uid, copies[i].id, res, why);
+
+		if (ri == 0 || outage(ri)) {
+			return ri;
+		}
+		r = ri != MIRROR_E_NOT_FOUND ? ri : r;
+	}
+	return r;
+}
+
+/* The copies listed for uid, and, if they all went meanwhile, those there now.
  * *out_stop gets the error of an outage, which leaves uid untried. */
 static enum outcome recover_uid(struct mirror_recovery *rc, const char *root, const char *uid,
 				const struct escrow *copies, size_t num, const char **why,
@@ -190,18 +208,12 @@ static enum outcome recover_uid(struct mirror_recovery *rc, const char *root, co
 	struct escrows now = {.v = again, .cap = MAX_COPIES};
 	char name[MIRROR_NAME_LEN];
 	enum outcome res = FAILED;
-	int r = MIRROR_E_NOT_FOUND;
+	int r = try_copies(rc, root, uid, copies, num, &res, why);
 
-	for (size_t i = 0; i < num && r == MIRROR_E_NOT_FOUND; i++) {
-		r = try_copy(rc, root, uid, copies[i].id, &res, why);
-	}
 	if (r == MIRROR_E_NOT_FOUND &&
 	    snprintf(name, sizeof(name), MIRROR_ESCROW_PREFIX "%s", uid) < (int)sizeof(name) &&
 	    (r = mirror_find_all(rc->client, name, collect_id, &now)) == 0) {
-		r = MIRROR_E_NOT_FOUND;
-		for (size_t i = 0; i < now.num && r == MIRROR_E_NOT_FOUND; i++) {
-			r = try_copy(rc, root, uid, now.v[i].id, &res, why);
-		}
+		r = try_copies(rc, root, uid, now.v, now.num, &res, why);
 	}
 	if (r == MIRROR_E_NOT_FOUND) {
 		*why = "its escrow key was deleted meanwhile";

@@ -141,7 +141,10 @@ class RecoverTest(test_mirror.MirrorTest):
         m = re.search(r"(\d+) escrows, (\d+) restored, (\d+) already present, (\d+) failed",
                       r.stdout)
         self.assertIsNotNone(m, r.stdout)
-        return tuple(int(x) for x in m.groups()), r.stdout
+        counts = tuple(int(x) for x in m.groups())
+        # Not a terminal: progress as done/total lines, ending at the total.
+        self.assertIn("%d/%d\n" % (counts[0], counts[0]), r.stderr)
+        return counts, r.stdout
 
     def test_drill(self):
         self.enable()

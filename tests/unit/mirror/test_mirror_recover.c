@@ -238,12 +238,14 @@ static void test_outage_stops_then_resumes(void **state)
 	assert_int_equal(f->adopted_end, 1);
 }
 
-/* keel-o7's record altered in Key Protect: named, not imported; the rest arrive. */
+/* keel-o7's record altered in Key Protect: named, not imported; the rest
+ * arrive, o8 too, beside whose good copy a forged one stands. */
 static void test_tampered_escrow_named(void **state)
 {
 	struct fixture *f = *state;
 	static struct mirror_recovery_status st;
 	static const char forged[] = "{\"v\":1,\"uid\":\"o7\",\"ct\":\"bm90IGEgY2lwaGVydGV4dA==\"}";
+	static const char stray[] = "{\"v\":1,\"uid\":\"o8\",\"ct\":\"bm90IGEgY2lwaGVydGV4dA==\"}";
 	struct mirror_key k, made;
 
 	assert_int_equal(mirror_find_by_name(f->m, "keel-o7", &k), 0);
@@ -251,6 +253,9 @@ static void test_tampered_escrow_named(void **state)
 	    mirror_create_standard(f->m, "keel-o7", (const uint8_t *)forged, strlen(forged), &made),
 	    0);
 	assert_int_equal(mirror_delete(f->m, k.id), 0);
+	assert_int_equal(
+	    mirror_create_standard(f->m, "keel-o8", (const uint8_t *)stray, strlen(stray), &made),
+	    0);
 	run(f, false, &st);
 	assert_int_equal(st.total, NUM_OBJECTS + 1);
 	assert_int_equal(st.restored, NUM_OBJECTS);
@@ -259,6 +264,7 @@ static void test_tampered_escrow_named(void **state)
 	assert_string_equal(st.failures[0].uid, "o7");
 	assert_non_null(strstr(st.failures[0].why, "Key Protect refused"));
 	assert_int_equal(f->imported[7], 0);
+	assert_int_equal(f->imported[8], 1);
 }
 
 /* A store that holds objects is not recovered into, unless forced. */
