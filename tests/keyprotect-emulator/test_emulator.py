@@ -264,6 +264,14 @@ class EmulatorTest(unittest.TestCase):
         t.join(60)
         self.assertEqual(result, [200])
 
+    def test_pause_timer_resumes_on_its_own(self):
+        self.assertTrue(self.emu.control("pause", {"seconds": 1})["paused"])
+        # The held request is answered once the timer runs out: no resume needed.
+        self.assertEqual(self.kp.call("GET", "/keys")[0], 200)
+        self.assertFalse(self.emu.control("pause", method="GET")["paused"])
+        with self.assertRaises(AssertionError):
+            self.emu.control("pause", {"seconds": 0})
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -19,10 +19,12 @@ class Faults:
     the next `count` requests whose method and path match, first rule first:
     {"status": 429|500|503|..., "retryAfter": s} answers that status,
     {"drop": true} closes the connection without an answer.
-    pause() holds every request (not the control endpoint) until resume()."""
+    pause() holds every request (not the control endpoint) until resume(), or
+    until its own timer runs out: the service "stops for a minute" on its own
+    (real seconds: keeld's retries run on the real clock)."""
 
     def __init__(self):
-        self._rules, self._paused = [], False
+        self._rules, self._paused, self._timer = [], False, None
         self._cv = threading.Condition()
 
     def add(self, rule):
@@ -49,10 +51,23 @@ class Faults:
                     return rule
         return None
 
-    def pause(self, on):
+    def pause(self, on, seconds=None):
+        if seconds is not None and not 0 < seconds <= 3600:
+            raise ValueError("\"seconds\" must be in (0, 3600]")
         with self._cv:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if on and seconds is not None:
+                self._timer = threading.Timer(seconds, self.pause, (False,))
+                self._timer.daemon = True
+                self._timer.start()
             self._paused = on
             self._cv.notify_all()
+
+    def paused(self):
+        with self._cv:
+            return self._paused
 
     def pending(self):
         with self._cv:
@@ -170,7 +185,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             elif what == "faults" and self.command == "DELETE":
                 emu.faults.clear()
             elif what in ("pause", "resume") and self.command == "POST":
-                emu.faults.pause(what == "pause")
+                seconds = doc.get("seconds")
+                emu.faults.pause(what == "pause",
+                                 float(seconds) if seconds is not None else None)
+            elif what == "pause" and self.command == "GET":
+                pass  # the answer below says whether it is paused
             elif what == "clock" and self.command == "POST":
                 emu.clock.advance(float(doc.get("advance", 0)))
             elif what == "expire-tokens" and self.command == "POST":
@@ -187,7 +206,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return 404, b'{"error":"unknown control request"}'
         except (ValueError, TypeError) as e:
             return 400, json.dumps({"error": str(e)}).encode()
-        return 200, json.dumps({"now": emu.clock.now(),
+        return 200, json.dumps({"now": emu.clock.now(), "paused": emu.faults.paused(),
                                 "pendingFaults": emu.faults.pending()}).encode()
 
 
