@@ -12,14 +12,20 @@
 #include <time.h>
 
 #define CRK_LABEL_PREFIX "keel-crk-v"
+#define CRK_STAGED_LABEL "keel-crk-staged"
 #define CRK_FIND_BATCH	 32
 
-/* "keel-crk-v<N>", N decimal without leading zero, 1..UINT32_MAX. */
+/* "keel-crk-v<N>", N decimal without leading zero, 1..UINT32_MAX; the
+ * staged key's label is HSM_CRK_STAGED. */
 static bool crk_label_parse(const char *label, size_t len, uint32_t *out_version)
 {
 	const size_t plen = sizeof(CRK_LABEL_PREFIX) - 1;
 	uint64_t v = 0;
 
+	if (len == sizeof(CRK_STAGED_LABEL) - 1 && memcmp(label, CRK_STAGED_LABEL, len) == 0) {
+		*out_version = HSM_CRK_STAGED;
+		return true;
+	}
 	if (len <= plen || len > plen + 10 || memcmp(label, CRK_LABEL_PREFIX, plen) != 0 ||
 	    label[plen] == '0') {
 		return false;
@@ -138,8 +144,16 @@ static int crk_find_all(struct hsm *h, CK_SESSION_HANDLE s, size_t *cap)
 		}
 		for (CK_ULONG i = 0; i < n && r == 0; i++) {
 			memset(&c, 0, sizeof(c));
-			if (crk_read(h, s, objs[i], &c)) {
+			if (!crk_read(h, s, objs[i], &c)) {
+				continue;
+			}
+			if (c.version != HSM_CRK_STAGED) {
 				r = crk_append(h, &c, cap);
+			} else if (!h->has_staged) {
+				h->staged = c;
+				h->has_staged = true;
+			} else {
+				hsm_log(h, HSM_LOG_ERROR, "two staged CRK keys; using the first");
 			}
 		}
 	} while (n == CRK_FIND_BATCH && r == 0);
@@ -163,6 +177,7 @@ int hsm_crk_scan(struct hsm *h, CK_SESSION_HANDLE s)
 	free(h->crks);
 	h->crks = NULL;
 	h->num_crks = 0;
+	h->has_staged = false;
 	if ((rv = h->p11->C_FindObjectsInit(s, tmpl, 3)) != CKR_OK) {
 		return hsm_ck_fail(h, "C_FindObjectsInit", rv);
 	}
@@ -193,22 +208,40 @@ const struct hsm_crk *hsm_crk_find(const struct hsm *h, uint32_t version)
 	return NULL;
 }
 
+const struct hsm_crk *hsm_crk_lookup(const struct hsm *h, uint32_t version)
+{
+	if (version == HSM_CRK_STAGED) {
+		return h->has_staged ? &h->staged : NULL;
+	}
+	return hsm_crk_find(h, version);
+}
+
 const struct hsm_crk *hsm_crk_newest(const struct hsm *h)
 {
 	return h->num_crks > 0 ? &h->crks[h->num_crks - 1] : NULL;
 }
 
+/* CKA_LABEL of a version (HSM_CRK_STAGED: the staged key). Returns its length. */
+static int crk_label(char *out, size_t out_len, uint32_t version)
+{
+	if (version == HSM_CRK_STAGED) {
+		return snprintf(out, out_len, CRK_STAGED_LABEL);
+	}
+	return snprintf(out, out_len, CRK_LABEL_PREFIX "%u", (unsigned)version);
+}
+
 /* CKA_ID of a new version: label@creation time (UTC). Returns its length. */
 static int crk_id(char *out, size_t out_len, uint32_t version)
 {
-	char when[HSM_CRK_CREATED_LEN] = "";
+	char when[HSM_CRK_CREATED_LEN] = "", label[32];
 	struct tm tm;
 	time_t now = time(NULL);
 
 	if (gmtime_r(&now, &tm) != NULL) {
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	}
-	return snprintf(out, out_len, CRK_LABEL_PREFIX "%u@%s", (unsigned)version, when);
+	(void)crk_label(label, sizeof(label), version);
+	return snprintf(out, out_len, "%s@%s", label, when);
 }
 
 /*
@@ -226,7 +259,7 @@ static int crk_create(struct hsm *h, CK_SESSION_HANDLE s, const uint8_t *key, bo
 	CK_MECHANISM mech = {CKM_AES_KEY_GEN, NULL, 0};
 	CK_OBJECT_HANDLE obj;
 	char label[32], id[64];
-	int llen = snprintf(label, sizeof(label), CRK_LABEL_PREFIX "%u", (unsigned)version);
+	int llen = crk_label(label, sizeof(label), version);
 	int idlen = crk_id(id, sizeof(id), version);
 	CK_ATTRIBUTE t[] = {
 	    {CKA_CLASS, &cls, sizeof(cls)},
@@ -255,12 +288,28 @@ static int crk_create(struct hsm *h, CK_SESSION_HANDLE s, const uint8_t *key, bo
 	return *out_rv == CKR_OK ? 0 : hsm_ck_fail(h, "C_CreateObject", *out_rv);
 }
 
-static int crk_next(struct hsm *h, const uint8_t *key, unsigned flags, uint32_t *out_version)
+/* The number after the newest version, after a fresh scan under the write lock. */
+static int crk_next_number(struct hsm *h, CK_SESSION_HANDLE s, uint32_t *out_v)
 {
 	const struct hsm_crk *newest;
+	int r;
+
+	if ((r = hsm_crk_scan(h, s)) != 0) {
+		return r;
+	}
+	newest = hsm_crk_newest(h);
+	if (newest != NULL && newest->version == UINT32_MAX) {
+		return HSM_E_RANGE;
+	}
+	*out_v = newest != NULL ? newest->version + 1 : 1;
+	return 0;
+}
+
+static int crk_next(struct hsm *h, const uint8_t *key, unsigned flags, uint32_t *out_version)
+{
 	CK_SESSION_HANDLE s;
 	CK_RV rv = CKR_OK;
-	uint32_t v;
+	uint32_t v = 0;
 	int r;
 
 	if (h == NULL || (flags & ~HSM_CRK_EXTRACTABLE) != 0) {
@@ -269,15 +318,9 @@ static int crk_next(struct hsm *h, const uint8_t *key, unsigned flags, uint32_t 
 	if ((r = hsm_excl_begin(h, &s)) != 0) {
 		return r;
 	}
-	if ((r = hsm_crk_scan(h, s)) != 0) {
+	if ((r = crk_next_number(h, s, &v)) != 0) {
 		goto out;
 	}
-	newest = hsm_crk_newest(h);
-	if (newest != NULL && newest->version == UINT32_MAX) {
-		r = HSM_E_RANGE;
-		goto out;
-	}
-	v = newest != NULL ? newest->version + 1 : 1;
 	if ((r = crk_create(h, s, key, (flags & HSM_CRK_EXTRACTABLE) != 0, v, &rv)) != 0 ||
 	    (r = hsm_crk_scan(h, s)) != 0) {
 		goto out;
@@ -352,7 +395,7 @@ int hsm_crk_destroy(struct hsm *h, uint32_t version)
 	if ((r = hsm_excl_begin(h, &s)) != 0) {
 		return r;
 	}
-	if ((c = hsm_crk_find(h, version)) == NULL) {
+	if ((c = hsm_crk_lookup(h, version)) == NULL) {
 		r = HSM_E_CRK_NOT_FOUND;
 		goto out;
 	}
@@ -360,9 +403,92 @@ int hsm_crk_destroy(struct hsm *h, uint32_t version)
 		r = hsm_ck_fail(h, "C_DestroyObject", rv);
 		goto out;
 	}
-	hsm_log(h, HSM_LOG_WARNING, "CRK version %u destroyed", (unsigned)version);
+	if (version == HSM_CRK_STAGED) {
+		hsm_log(h, HSM_LOG_INFO, "staged CRK discarded");
+	} else {
+		hsm_log(h, HSM_LOG_WARNING, "CRK version %u destroyed", (unsigned)version);
+	}
 	r = hsm_crk_scan(h, s);
 out:
 	hsm_excl_end(h, rv);
 	return r;
+}
+
+int hsm_crk_stage(struct hsm *h, unsigned flags)
+{
+	CK_SESSION_HANDLE s;
+	CK_RV rv = CKR_OK;
+	int r;
+
+	if (h == NULL || (flags & ~HSM_CRK_EXTRACTABLE) != 0) {
+		return HSM_E_INVAL;
+	}
+	if ((r = hsm_excl_begin(h, &s)) != 0) {
+		return r;
+	}
+	if ((r = hsm_crk_scan(h, s)) == 0 && h->has_staged) {
+		r = HSM_E_CRK_EXISTS;
+	}
+	if (r == 0 &&
+	    (r = crk_create(h, s, NULL, (flags & HSM_CRK_EXTRACTABLE) != 0, HSM_CRK_STAGED, &rv)) ==
+		0 &&
+	    (r = hsm_crk_scan(h, s)) == 0) {
+		hsm_log(h, HSM_LOG_INFO, "CRK staged (not yet a version)");
+	}
+	hsm_excl_end(h, rv);
+	return r;
+}
+
+/* Relabels the staged key as version v (label and CKA_ID with the time now). */
+static int crk_relabel(struct hsm *h, CK_SESSION_HANDLE s, uint32_t v, CK_RV *out_rv)
+{
+	char label[32], id[64];
+	int llen = crk_label(label, sizeof(label), v), idlen = crk_id(id, sizeof(id), v);
+	CK_ATTRIBUTE t[] = {
+	    {CKA_LABEL, label, (CK_ULONG)llen},
+	    {CKA_ID, id, (CK_ULONG)idlen},
+	};
+
+	*out_rv = h->p11->C_SetAttributeValue(s, h->staged.obj, t, 2);
+	return *out_rv == CKR_OK ? 0 : hsm_ck_fail(h, "C_SetAttributeValue(CRK label)", *out_rv);
+}
+
+int hsm_crk_promote(struct hsm *h, uint32_t *out_version)
+{
+	CK_SESSION_HANDLE s;
+	CK_RV rv = CKR_OK;
+	uint32_t v = 0;
+	int r;
+
+	if (h == NULL) {
+		return HSM_E_INVAL;
+	}
+	if ((r = hsm_excl_begin(h, &s)) != 0) {
+		return r;
+	}
+	if ((r = crk_next_number(h, s, &v)) == 0) {
+		r = h->has_staged ? crk_relabel(h, s, v, &rv) : HSM_E_CRK_NOT_FOUND;
+	}
+	if (r == 0 && (r = hsm_crk_scan(h, s)) == 0) {
+		hsm_log(h, HSM_LOG_INFO, "CRK version %u promoted from the staged key",
+			(unsigned)v);
+		if (out_version != NULL) {
+			*out_version = v;
+		}
+	}
+	hsm_excl_end(h, rv);
+	return r;
+}
+
+bool hsm_crk_has_staged(struct hsm *h)
+{
+	bool staged;
+
+	if (h == NULL) {
+		return false;
+	}
+	pthread_rwlock_rdlock(&h->lock);
+	staged = h->has_staged;
+	pthread_rwlock_unlock(&h->lock);
+	return staged;
 }

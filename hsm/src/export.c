@@ -73,7 +73,7 @@ static int export_locked(struct hsm *h, CK_SESSION_HANDLE s, uint32_t version,
 			 size_t exponent_len, enum hsm_oaep_hash hash, uint8_t **out,
 			 size_t *out_len, CK_RV *out_rv)
 {
-	const struct hsm_crk *crk = hsm_crk_find(h, version);
+	const struct hsm_crk *crk = hsm_crk_lookup(h, version);
 	CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE;
 	int r;
 
@@ -141,7 +141,7 @@ int hsm_crk_encrypt_nonce(struct hsm *h, uint32_t version, const uint8_t *nonce,
 	if ((r = hsm_op_begin(h, &s)) != 0) {
 		goto out;
 	}
-	if ((crk = hsm_crk_find(h, version)) == NULL) {
+	if ((crk = hsm_crk_lookup(h, version)) == NULL) {
 		r = HSM_E_CRK_NOT_FOUND;
 	} else {
 		r = hsm_gcm_encrypt(h, s, crk->obj, NULL, 0, nonce, nonce_len, buf, &rv);
@@ -208,7 +208,7 @@ int hsm_crk_kcv(struct hsm *h, uint32_t version, uint8_t out_kcv[static HSM_KCV_
 	if ((r = hsm_op_begin(h, &s)) != 0) {
 		return r;
 	}
-	if ((crk = hsm_crk_find(h, version)) == NULL) {
+	if ((crk = hsm_crk_lookup(h, version)) == NULL) {
 		r = HSM_E_CRK_NOT_FOUND;
 	} else {
 		r = kcv_locked(h, s, crk->obj, out_kcv, &rv);

@@ -50,6 +50,8 @@ struct hsm {
 
 	struct hsm_crk *crks; /* sorted by version, oldest first */
 	size_t num_crks;
+	struct hsm_crk staged; /* hsm_crk_stage's key (version 0), when has_staged */
+	bool has_staged;
 
 	_Atomic int state; /* enum hsm_state */
 	_Atomic uint64_t faults;
@@ -95,6 +97,8 @@ void hsm_token_close(struct hsm *h);
 /* crk.c: callers hold h->lock (read for lookups, write for scans). */
 int hsm_crk_scan(struct hsm *h, CK_SESSION_HANDLE s) HSM_WUR;
 const struct hsm_crk *hsm_crk_find(const struct hsm *h, uint32_t version);
+/* hsm_crk_find, or the staged key for HSM_CRK_STAGED: for export, KCV, destroy. */
+const struct hsm_crk *hsm_crk_lookup(const struct hsm *h, uint32_t version);
 const struct hsm_crk *hsm_crk_newest(const struct hsm *h);
 
 /* wrap.c and kwp.c */

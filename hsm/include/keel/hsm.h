@@ -194,6 +194,22 @@ int hsm_crk_destroy(struct hsm *h, uint32_t version) HSM_WUR;
 /* Searches the token again for versions made elsewhere (another node, keelctl). */
 int hsm_crk_rescan(struct hsm *h) HSM_WUR;
 
+/*
+ * A staged version: the next CRK made in the token ("keel-crk-staged") but
+ * not yet a version, so nothing wraps under it, until hsm_crk_promote makes
+ * it version N+1 (the newest, active). A mirror whose root key is the CRK
+ * (Key Protect BYOK) imports it first, so that the token's active CRK never
+ * runs ahead of the root key. HSM_CRK_STAGED names it to hsm_crk_export,
+ * hsm_crk_encrypt_nonce, hsm_crk_kcv and hsm_crk_destroy (which discards it).
+ */
+#define HSM_CRK_STAGED 0u
+/* Generates the staged key (flags as hsm_crk_generate); HSM_E_CRK_EXISTS if one is. */
+int hsm_crk_stage(struct hsm *h, unsigned flags) HSM_WUR;
+/* The staged key becomes version N+1; HSM_E_CRK_NOT_FOUND if none is staged. */
+int hsm_crk_promote(struct hsm *h, uint32_t *out_version) HSM_WUR;
+/* Whether a staged key is in the token (as of the last scan). */
+bool hsm_crk_has_staged(struct hsm *h);
+
 /* ---- Wrapping managed-object key material ------------------------------ */
 
 /*

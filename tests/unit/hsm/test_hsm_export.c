@@ -219,6 +219,63 @@ static void test_encrypt_nonce(void **state)
 	free(ct);
 }
 
+/* A staged CRK: exportable as HSM_CRK_STAGED, not a version (nothing wraps
+ * under it) until promoted, when it becomes the active version with the same
+ * material; discarded by hsm_crk_destroy. */
+static void test_staged_crk(void **state)
+{
+	struct env *e = *state;
+	uint8_t n[512], ex[8], *w = NULL, kcv[HSM_KCV_LEN], staged_kcv[HSM_KCV_LEN], *blob = NULL;
+	size_t n_len, e_len, w_len = 0, blob_len = 0;
+	EVP_PKEY *pk = rsa_new(n, &n_len, ex, &e_len);
+	struct hsm_crk_info *list = NULL;
+	size_t num = 0;
+	uint32_t v = 0, active = 0;
+
+	assert_false(hsm_crk_has_staged(e->h));
+	assert_int_equal(hsm_crk_promote(e->h, &v), HSM_E_CRK_NOT_FOUND);
+	assert_int_equal(hsm_crk_stage(e->h, HSM_CRK_EXTRACTABLE), 0);
+	assert_true(hsm_crk_has_staged(e->h));
+	assert_int_equal(hsm_crk_stage(e->h, HSM_CRK_EXTRACTABLE), HSM_E_CRK_EXISTS);
+	/* Not a version: version 1 stays active, and wraps. */
+	assert_int_equal(hsm_crk_list(e->h, &list, &num), 0);
+	assert_int_equal(num, 1);
+	free(list);
+	assert_int_equal(hsm_wrap(e->h, uid, sizeof(uid) - 1, e->crk, 16, &blob, &blob_len), 0);
+	assert_int_equal(hsm_blob_crk_version(blob, blob_len, &v), 0);
+	assert_int_equal(v, 1);
+	free(blob);
+	/* Its material leaves only wrapped, and differs from version 1's. */
+	assert_int_equal(
+	    hsm_crk_export(e->h, HSM_CRK_STAGED, n, n_len, ex, e_len, HSM_OAEP_SHA1, &w, &w_len),
+	    0);
+	assert_int_equal(w_len, 256);
+	free(w);
+	assert_int_equal(hsm_crk_kcv(e->h, HSM_CRK_STAGED, staged_kcv), 0);
+	assert_int_equal(hsm_crk_kcv(e->h, 1, kcv), 0);
+	assert_memory_not_equal(kcv, staged_kcv, HSM_KCV_LEN);
+	/* Promoted: version 2, active, the same material, still extractable. */
+	assert_int_equal(hsm_crk_promote(e->h, &v), 0);
+	assert_int_equal(v, 2);
+	assert_false(hsm_crk_has_staged(e->h));
+	assert_int_equal(hsm_crk_active(e->h, &active), 0);
+	assert_int_equal(active, 2);
+	assert_int_equal(hsm_crk_kcv(e->h, 2, kcv), 0);
+	assert_memory_equal(kcv, staged_kcv, HSM_KCV_LEN);
+	assert_int_equal(hsm_crk_list(e->h, &list, &num), 0);
+	assert_int_equal(num, 2);
+	assert_true(list[1].extractable && list[1].active && list[1].created[0] != '\0');
+	free(list);
+	/* Staged again, then discarded: nothing else changes. */
+	assert_int_equal(hsm_crk_stage(e->h, 0), 0);
+	assert_int_equal(hsm_crk_destroy(e->h, HSM_CRK_STAGED), 0);
+	assert_false(hsm_crk_has_staged(e->h));
+	assert_int_equal(hsm_crk_destroy(e->h, HSM_CRK_STAGED), HSM_E_CRK_NOT_FOUND);
+	assert_int_equal(hsm_crk_active(e->h, &active), 0);
+	assert_int_equal(active, 2);
+	EVP_PKEY_free(pk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -227,6 +284,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_export_oaep, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_export_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_encrypt_nonce, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_staged_crk, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("hsm_export", tests, NULL, NULL);
