@@ -231,6 +231,14 @@ static int check_crk(struct backends *b)
 	return 0;
 }
 
+/* A new CRK version: the mirror's when it mirrors the CRK itself (imported mode). */
+static int new_crk_version(void *arg, uint32_t *out_version)
+{
+	struct backends *b = arg;
+
+	return b->mirror != NULL ? mirror_service_new_crk(b->mirror, out_version) : 1;
+}
+
 /*
  * CRK rotation, resuming one a previous run left. It shares the engine's
  * store, so its batches queue with KMIP writers on the store's writer mutex
@@ -244,6 +252,8 @@ static int start_crk(const struct keel_config *cfg, struct backends *b)
 	    .store = keel_engine_store(b->engine),
 	    .batch = cfg->crk_rotation_batch,
 	    .pause_ms = cfg->crk_rotation_pause_ms,
+	    .new_version_fn = new_crk_version,
+	    .new_version_arg = b,
 	};
 	int r;
 

@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "admin_int.h"
+#include "keel/mirror.h"
 #include "log.h"
 #include "rotation.h"
 #include "store.h"
@@ -76,9 +77,15 @@ int admin_post_crk_rotate(struct admin_req *rq)
 		keel_info("admin: %s started a CRK rotation to version %u", rq->who, version);
 		snprintf(detail, sizeof(detail), "version %u", version);
 		admin_audit(rq, KEEL_AUDIT_OP_ROTATE_CRK, detail);
+		if (rq->ctx->mirror != NULL) {
+			/* Generated mode: Key Protect's root key follows at once. */
+			(void)mirror_service_sync(rq->ctx->mirror);
+		}
 		return admin_ok(rq, 202, json_pack("{s:I}", "version", (json_int_t)version));
 	case KEEL_ROT_E_RUNNING:
 		return admin_fail(rq, 409, "%s", keel_rotation_strerror(err));
+	case KEEL_ROT_E_MIRROR:
+		return admin_fail(rq, 502, "%s (see keeld's log)", keel_rotation_strerror(err));
 	case KEEL_ROT_E_NO_CRK:
 	case KEEL_ROT_E_HSM:
 		return admin_fail(rq, 503, "%s", keel_rotation_strerror(err));

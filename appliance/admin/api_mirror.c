@@ -35,14 +35,32 @@ static const char *state_name(const struct mirror_service_status *st)
 	return st->last_error != 0 ? mirror_strerror(st->last_error) : "ok";
 }
 
+/* How the root key rotates with the CRK, in the mode it was mirrored in. */
+static const char *rotation_name(const struct mirror_service_status *st)
+{
+	if (st->mode == MIRROR_ROOT_GENERATED) {
+		return "with the CRK: Key Protect makes each new root key version (the CRK "
+		       "stays in the token)";
+	}
+	if (st->mode == MIRROR_ROOT_ADOPTED) {
+		return "with the CRK when Key Protect generated it (a recovery's root key)";
+	}
+	return st->mode == MIRROR_ROOT_IMPORTED ? "with the CRK: each new CRK version is "
+						  "imported as the root key's new version"
+						: "";
+}
+
 static json_t *status_json(const struct mirror_service_status *st)
 {
-	return json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "state", state_name(st),
-			 "mode", mode_name(st->mode), "root_key_id", st->root_key_id, "crk_version",
-			 (json_int_t)st->crk_version, "backlog", (json_int_t)st->backlog,
-			 "escrowed", (json_int_t)st->escrowed, "last_success",
-			 (json_int_t)st->last_success, "last_error",
-			 st->last_error != 0 ? mirror_strerror(st->last_error) : "");
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:b, s:I, s:I, s:I, s:I, s:s}",
+			 "state", state_name(st), "mode", mode_name(st->mode), "rotation",
+			 rotation_name(st), "root_key_id", st->root_key_id, "root_version",
+			 st->root_version, "crk_version", (json_int_t)st->crk_version,
+			 "token_crk_version", (json_int_t)st->token_crk_version, "in_step",
+			 st->crk_version == st->token_crk_version, "backlog",
+			 (json_int_t)st->backlog, "rewraps", (json_int_t)st->rewraps, "escrowed",
+			 (json_int_t)st->escrowed, "last_success", (json_int_t)st->last_success,
+			 "last_error", st->last_error != 0 ? mirror_strerror(st->last_error) : "");
 }
 
 int admin_mirror_not_configured(struct admin_req *rq)

@@ -22,6 +22,8 @@ struct keel_rotation {
 	struct hsm *hsm;
 	struct keel_store *store;
 	unsigned batch, pause_ms;
+	int (*new_version_fn)(void *arg, uint32_t *out_version);
+	void *new_version_arg;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -44,6 +46,8 @@ const char *keel_rotation_strerror(int err)
 		return "out of memory";
 	case KEEL_ROT_E_NO_CRK:
 		return "the token has no CRK";
+	case KEEL_ROT_E_MIRROR:
+		return "Key Protect did not take the new CRK version; the CRK is unchanged";
 	default:
 		return "unknown rotation error";
 	}
@@ -416,6 +420,8 @@ int keel_rotation_new(const struct keel_rotation_config *cfg, struct keel_rotati
 	r->store = cfg->store;
 	r->batch = cfg->batch != 0 ? cfg->batch : DEFAULT_BATCH;
 	r->pause_ms = cfg->pause_ms;
+	r->new_version_fn = cfg->new_version_fn;
+	r->new_version_arg = cfg->new_version_arg;
 	r->wanted = pending(r); /* resume whatever a previous run left */
 	pthread_mutex_init(&r->lock, NULL);
 	pthread_cond_init(&r->cond, NULL);
@@ -474,11 +480,20 @@ int keel_rotation_start(struct keel_rotation *r, uint32_t *out_version)
 	}
 	/* Versions made meanwhile by another process (keelctl hsm init-crk) count:
 	 * the new one must come after them. */
-	if ((err = hsm_crk_rescan(r->hsm)) != 0 || (err = hsm_crk_active(r->hsm, &version)) != 0 ||
-	    (err = hsm_crk_generate(r->hsm, 0, &version)) != 0) {
+	if ((err = hsm_crk_rescan(r->hsm)) != 0 || (err = hsm_crk_active(r->hsm, &version)) != 0) {
 		pthread_mutex_unlock(&r->lock);
 		keel_err("crk: making a new version: %s", hsm_strerror(err));
 		return err == HSM_E_CRK_NOT_FOUND ? KEEL_ROT_E_NO_CRK : KEEL_ROT_E_HSM;
+	}
+	err = r->new_version_fn != NULL ? r->new_version_fn(r->new_version_arg, &version) : 1;
+	if (err < 0) {
+		pthread_mutex_unlock(&r->lock);
+		return KEEL_ROT_E_MIRROR;
+	}
+	if (err > 0 && (err = hsm_crk_generate(r->hsm, 0, &version)) != 0) {
+		pthread_mutex_unlock(&r->lock);
+		keel_err("crk: making a new version: %s", hsm_strerror(err));
+		return KEEL_ROT_E_HSM;
 	}
 	/* If recording fails (logged), the thread finds the blobs under older versions
 	 * and records the rotation itself: it has started all the same. */

@@ -32,6 +32,7 @@ enum keel_rot_err {
 	KEEL_ROT_E_STORE = -3,	 /* the store failed; details logged */
 	KEEL_ROT_E_NOMEM = -4,
 	KEEL_ROT_E_NO_CRK = -5, /* the token has no CRK to rotate from */
+	KEEL_ROT_E_MIRROR = -6, /* the Key Protect mirror did not take the new version (logged) */
 };
 
 const char *keel_rotation_strerror(int err);
@@ -41,6 +42,12 @@ struct keel_rotation_config {
 	struct keel_store *store; /* outlives the rotation */
 	unsigned batch;		  /* objects per store transaction; 0 means 200 */
 	unsigned pause_ms;	  /* between batches, leaving the token to KMIP; 0: none */
+	/* Makes the new version instead of hsm_crk_generate: the Key Protect
+	 * mirror's mirror_service_new_crk, which keeps an imported root key in
+	 * step. 0 with *out_version; 1 to leave it to hsm_crk_generate; a
+	 * negative value fails the start with KEEL_ROT_E_MIRROR. NULL: generate. */
+	int (*new_version_fn)(void *arg, uint32_t *out_version);
+	void *new_version_arg;
 };
 
 struct keel_rotation; /* opaque */

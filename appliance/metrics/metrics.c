@@ -33,7 +33,7 @@ static struct {
 	atomic_int_fast64_t connections;
 	atomic_uint_fast64_t handshakes_ok, handshakes_failed;
 	struct histogram hsm, store_commit;
-	atomic_int_fast64_t mirror_backlog, mirror_last_success, mirror_last_error;
+	atomic_int_fast64_t mirror_backlog, mirror_rewraps, mirror_last_success, mirror_last_error;
 	atomic_int_fast64_t crk_remaining;
 } m;
 
@@ -99,9 +99,10 @@ void keel_metrics_store_commit(uint64_t ns)
 	observe(&m.store_commit, ns);
 }
 
-void keel_metrics_mirror(int64_t backlog, int64_t last_success, int last_error)
+void keel_metrics_mirror(int64_t backlog, int64_t rewraps, int64_t last_success, int last_error)
 {
 	atomic_store_explicit(&m.mirror_backlog, backlog, memory_order_relaxed);
+	atomic_store_explicit(&m.mirror_rewraps, rewraps, memory_order_relaxed);
 	atomic_store_explicit(&m.mirror_last_success, last_success, memory_order_relaxed);
 	atomic_store_explicit(&m.mirror_last_error, last_error, memory_order_relaxed);
 }
@@ -205,8 +206,12 @@ static void render_rest(FILE *f)
 	render_histogram(f, "keel_store_commit_duration_seconds", "", &m.store_commit);
 	fprintf(f,
 		"# HELP keel_mirror_backlog Key Protect outbox entries not yet mirrored.\n"
-		"# TYPE keel_mirror_backlog gauge\nkeel_mirror_backlog %lld\n",
-		(long long)atomic_load_explicit(&m.mirror_backlog, memory_order_relaxed));
+		"# TYPE keel_mirror_backlog gauge\nkeel_mirror_backlog %lld\n"
+		"# HELP keel_mirror_rewrap_backlog Escrows still to rewrap under the root key's "
+		"newest version.\n"
+		"# TYPE keel_mirror_rewrap_backlog gauge\nkeel_mirror_rewrap_backlog %lld\n",
+		(long long)atomic_load_explicit(&m.mirror_backlog, memory_order_relaxed),
+		(long long)atomic_load_explicit(&m.mirror_rewraps, memory_order_relaxed));
 	fprintf(f,
 		"# HELP keel_mirror_last_success_timestamp_seconds When the mirror last reached "
 		"Key Protect (0: never).\n"

@@ -51,47 +51,109 @@ static int rsa_parts(const char *pem, struct rsa_parts *out)
 	return r;
 }
 
-/* Secure import of CRK version `version`. MIRROR_E_REFUSED with *out_local
- * set when the token will not export it (not extractable, or no SHA-256 OAEP
- * wrapping): the caller then falls back to a generated root key. */
-static int secure_import(struct mirror *m, struct hsm *h, uint32_t version, const char *name,
-			 struct mirror_key *out, bool *out_local)
-{
+/* What secure import sends, and the buffers that hold it. */
+struct secure {
 	struct mirror_import_token tok;
+	uint8_t *wrapped, *sealed, iv[HSM_GCM_IV_LEN];
+	struct mirror_secure_payload sp;
+};
+
+static void secure_cleanup(struct secure *x)
+{
+	free(x->wrapped);
+	free(x->sealed);
+	mirror_import_token_cleanup(&x->tok);
+}
+
+/*
+ * A fresh import token, and the material wrapped under its RSA key with its
+ * nonce sealed under the material, into x->sp. MIRROR_E_REFUSED with
+ * *out_local set when the material cannot be exported so (not extractable,
+ * or no SHA-256 OAEP wrapping).
+ */
+static int secure_payload(struct mirror *m, const struct mirror_material *mat, struct secure *x,
+			  bool *out_local)
+{
 	struct rsa_parts rsa;
-	uint8_t *wrapped = NULL, *sealed = NULL, iv[HSM_GCM_IV_LEN];
 	size_t wrapped_len = 0, sealed_len = 0;
 	int r, hr;
 
+	memset(x, 0, sizeof(*x));
 	*out_local = false;
-	if ((r = mirror_import_token(m, IMPORT_TOKEN_S, &tok)) != 0) {
+	if ((r = mirror_import_token(m, IMPORT_TOKEN_S, &x->tok)) != 0 ||
+	    (r = rsa_parts(x->tok.public_key_pem, &rsa)) != 0) {
 		return r;
 	}
-	if ((r = rsa_parts(tok.public_key_pem, &rsa)) != 0) {
-		goto out;
-	}
-	hr = hsm_crk_export(h, version, rsa.n, rsa.n_len, rsa.e, rsa.e_len, HSM_OAEP_SHA256,
-			    &wrapped, &wrapped_len);
+	hr = mat->wrap(mat->arg, rsa.n, rsa.n_len, rsa.e, rsa.e_len, &x->wrapped, &wrapped_len);
 	if (hr == HSM_E_NOT_EXTRACTABLE || hr == HSM_E_MECHANISM) {
-		keel_notice("mirror: CRK version %u cannot be exported for secure import (%s)",
-			    (unsigned)version, hsm_strerror(hr));
+		keel_notice("mirror: the CRK cannot be exported for secure import (%s)",
+			    hsm_strerror(hr));
 		*out_local = true;
-		r = MIRROR_E_REFUSED;
-		goto out;
+		return MIRROR_E_REFUSED;
 	}
-	if (hr != 0 || (hr = hsm_crk_encrypt_nonce(h, version, tok.nonce, sizeof(tok.nonce), iv,
-						   &sealed, &sealed_len)) != 0) {
+	if (hr != 0 || (hr = mat->seal(mat->arg, x->tok.nonce, sizeof(x->tok.nonce), x->iv,
+				       &x->sealed, &sealed_len)) != 0) {
 		keel_err("mirror: CRK export for secure import: %s", hsm_strerror(hr));
-		r = MIRROR_E_INVAL;
-		goto out;
+		return MIRROR_E_INVAL;
 	}
-	struct mirror_secure_payload sp = {wrapped,    wrapped_len, sealed,
-					   sealed_len, iv,	    sizeof(iv)};
-	r = mirror_import_root(m, name, &sp, out);
-out:
-	free(wrapped);
-	free(sealed);
-	mirror_import_token_cleanup(&tok);
+	x->sp = (struct mirror_secure_payload){x->wrapped, wrapped_len, x->sealed,
+					       sealed_len, x->iv,	sizeof(x->iv)};
+	return 0;
+}
+
+/* ---- the token's CRK as material -------------------------------------------- */
+
+struct token_crk {
+	struct hsm *h;
+	uint32_t version;
+};
+
+static int token_wrap(void *arg, const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len,
+		      uint8_t **out, size_t *out_len)
+{
+	const struct token_crk *t = arg;
+
+	return hsm_crk_export(t->h, t->version, n, n_len, e, e_len, HSM_OAEP_SHA256, out, out_len);
+}
+
+static int token_seal(void *arg, const uint8_t *nonce, size_t nonce_len, uint8_t iv[HSM_GCM_IV_LEN],
+		      uint8_t **out, size_t *out_len)
+{
+	const struct token_crk *t = arg;
+
+	return hsm_crk_encrypt_nonce(t->h, t->version, nonce, nonce_len, iv, out, out_len);
+}
+
+static struct mirror_material token_material(struct token_crk *t)
+{
+	return (struct mirror_material){.wrap = token_wrap, .seal = token_seal, .arg = t};
+}
+
+/* Secure import of the material as root key `name`; *out_local as secure_payload. */
+static int secure_import(struct mirror *m, const struct mirror_material *mat, const char *name,
+			 struct mirror_key *out, bool *out_local)
+{
+	struct secure x;
+	int r = secure_payload(m, mat, &x, out_local);
+
+	if (r == 0) {
+		r = mirror_import_root(m, name, &x.sp, out);
+	}
+	secure_cleanup(&x);
+	return r;
+}
+
+int mirror_rotate_secure(struct mirror *m, const char *id, const struct mirror_material *mat,
+			 struct mirror_key *out_key)
+{
+	struct secure x;
+	bool local = false;
+	int r = secure_payload(m, mat, &x, &local);
+
+	if (r == 0 && (r = mirror_rotate(m, id, &x.sp)) == 0) {
+		r = mirror_get_key(m, id, out_key, NULL);
+	}
+	secure_cleanup(&x);
 	return r;
 }
 
@@ -105,7 +167,10 @@ int mirror_enable(struct mirror *m, struct hsm *h, const char *name, struct mirr
 		keel_err("mirror: the token has no CRK to mirror");
 		return MIRROR_E_INVAL;
 	}
-	r = secure_import(m, h, out->crk_version, name, &out->key, &local);
+	struct token_crk crk = {h, out->crk_version};
+	const struct mirror_material mat = token_material(&crk);
+
+	r = secure_import(m, &mat, name, &out->key, &local);
 	if (r == 0) {
 		out->mode = MIRROR_ROOT_IMPORTED;
 		keel_notice("mirror: CRK version %u imported into Key Protect as root key %s",
@@ -122,4 +187,13 @@ int mirror_enable(struct mirror *m, struct hsm *h, const char *name, struct mirr
 			    out->key.id);
 	}
 	return r;
+}
+
+int mirror_rotate_staged(struct mirror *m, struct hsm *h, const char *id,
+			 struct mirror_key *out_key)
+{
+	struct token_crk crk = {h, HSM_CRK_STAGED};
+	const struct mirror_material mat = token_material(&crk);
+
+	return mirror_rotate_secure(m, id, &mat, out_key);
 }

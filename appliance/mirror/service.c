@@ -17,10 +17,11 @@
 
 struct mirror_service {
 	struct mirror_service_config cfg;
-	pthread_mutex_t mu;		    /* guards what follows */
-	struct mirror *admin;		    /* enable's client */
-	struct mirror *worker_client;	    /* the worker's */
-	struct mirror_worker *worker;	    /* NULL until enabled */
+	pthread_mutex_t crk_mu;	      /* the admin client, and staging a CRK (taken before mu) */
+	pthread_mutex_t mu;	      /* guards what follows */
+	struct mirror *admin;	      /* enable's client */
+	struct mirror *worker_client; /* the worker's */
+	struct mirror_worker *worker; /* NULL until enabled */
 	struct keel_store_mirror_root root; /* as recorded */
 	bool suspended;			    /* the root key was disabled at the last poll */
 };
@@ -30,13 +31,17 @@ struct mirror_service {
 	"irreversible)"
 #define SUSPEND_MSG "key serving suspended: the Key Protect root key is disabled"
 
-/* Every CRK version in the token destroyed; failures logged (the next poll tries again). */
+/* Every CRK version in the token destroyed, and a staged one; failures logged
+ * (the next poll tries again). */
 static void destroy_crks(struct hsm *h)
 {
 	struct hsm_crk_info *list = NULL;
 	size_t num = 0;
 	int r;
 
+	if (hsm_crk_has_staged(h) && (r = hsm_crk_destroy(h, HSM_CRK_STAGED)) != 0) {
+		keel_err("mirror: crypto-shred: discarding the staged CRK: %s", hsm_strerror(r));
+	}
 	if ((r = hsm_crk_list(h, &list, &num)) != 0) {
 		keel_err("mirror: crypto-shred: listing CRK versions: %s", hsm_strerror(r));
 		return;
@@ -124,10 +129,9 @@ static int add_uid(char (**list)[KEEL_STORE_UID_MAX + 1], size_t *num, size_t *c
 static int scan_key(void *arg, const struct mirror_key *k)
 {
 	struct scan *sc = arg;
-	const char *uid = k->name + strlen(MIRROR_ESCROW_PREFIX);
+	const char *uid = mirror_escrow_uid(k->name);
 
-	if (strncmp(k->name, MIRROR_ESCROW_PREFIX, strlen(MIRROR_ESCROW_PREFIX)) != 0 ||
-	    strlen(uid) > KEEL_STORE_UID_MAX || !k->extractable) {
+	if (uid == NULL || !k->extractable) {
 		return 0;
 	}
 	return k->state == 5 ? add_uid(&sc->dead, &sc->num_dead, &sc->cap_dead, uid)
@@ -165,6 +169,122 @@ static void poll_escrows(struct mirror_service *s, struct mirror *client)
 	free(sc.dead);
 }
 
+/* Under nothing: records the root key's new version for CRK `active` and
+ * queues every escrow for rewrap, in one transaction. */
+static int record_rotation(struct mirror_service *s, uint32_t active, const char *version_id)
+{
+	struct keel_store_txn *t = NULL;
+	int64_t queued = 0;
+	int r;
+
+	if ((r = keel_store_begin(s->cfg.store, &t)) == 0) {
+		if ((r = keel_store_mirror_rotated(t, active, version_id, &queued)) == 0) {
+			r = keel_store_commit(t);
+		} else {
+			keel_store_rollback(t);
+		}
+	}
+	if (r != 0) {
+		keel_err("mirror: recording root key version %s: %s (tried again at the next poll)",
+			 version_id, keel_store_strerror(r));
+		return r;
+	}
+	pthread_mutex_lock(&s->mu);
+	s->root.crk_version = active;
+	snprintf(s->root.version_id, sizeof(s->root.version_id), "%s", version_id);
+	pthread_mutex_unlock(&s->mu);
+	keel_notice("mirror: root key %s rotated with CRK version %u (Key Protect version %s); "
+		    "%lld escrows queued for rewrap",
+		    s->root.key_id, (unsigned)active, version_id, (long long)queued);
+	return 0;
+}
+
+/*
+ * Generated mode: the root key follows the CRK, so that the escrows' root of
+ * trust rotates with it. Once the token's active CRK is newer than the one
+ * the root key was last rotated for, Key Protect rotates it (no payload: it
+ * makes the material) and every escrow is queued for rewrap. A rotation
+ * whose record a crash lost shows as a root key version other than the
+ * recorded one, and is recorded, not made twice (Key Protect allows one an
+ * hour). A refusal (that hour, an outage) is tried again at the next poll.
+ * Imported mode rotates with the CRK itself (mirror_service_rotate_crk).
+ */
+static void follow_crk(struct mirror_service *s, struct mirror *client, const struct mirror_key *k)
+{
+	struct keel_store_mirror_root root;
+	struct mirror_key now = *k;
+	uint32_t active = 0;
+	int r = 0;
+
+	pthread_mutex_lock(&s->mu);
+	root = s->root;
+	pthread_mutex_unlock(&s->mu);
+	/* An adopted root key (a recovery's) follows as a generated one does
+	 * when Key Protect made it; imported, its material is another CRK's. */
+	if ((root.mode != MIRROR_ROOT_GENERATED &&
+	     (root.mode != MIRROR_ROOT_ADOPTED || k->imported)) ||
+	    hsm_crk_active(s->cfg.hsm, &active) != 0 || active <= root.crk_version) {
+		return;
+	}
+	if (root.version_id[0] == '\0' || strcmp(now.version_id, root.version_id) == 0) {
+		if ((r = mirror_rotate(client, root.key_id, NULL)) == 0) {
+			r = mirror_get_key(client, root.key_id, &now, NULL);
+		}
+	}
+	if (r == 0 && now.version_id[0] == '\0') {
+		r = MIRROR_E_PROTOCOL;
+	}
+	if (r != 0) {
+		keel_warn("mirror: rotating root key %s with CRK version %u: %s (tried again at "
+			  "the next poll)",
+			  root.key_id, (unsigned)active, mirror_strerror(r));
+		return;
+	}
+	(void)record_rotation(s, active, now.version_id);
+}
+
+/*
+ * Imported mode, under crk_mu: a staged CRK that a rotation left half-way
+ * (keeld stopped, or the token failed, between Key Protect's rotation and
+ * the promotion). Key Protect took it when the root key's version moved on
+ * from the recorded one: it is promoted and recorded. Otherwise Key Protect
+ * never had it: it is discarded. Either way the two are in step again.
+ */
+static int settle_staged(struct mirror_service *s, struct mirror *client)
+{
+	struct keel_store_mirror_root root;
+	struct mirror_key k;
+	uint32_t version = 0;
+	int r, hr = 0;
+
+	if (!hsm_crk_has_staged(s->cfg.hsm)) {
+		return 0;
+	}
+	pthread_mutex_lock(&s->mu);
+	root = s->root;
+	pthread_mutex_unlock(&s->mu);
+	if ((r = mirror_get_key(client, root.key_id, &k, NULL)) != 0) {
+		keel_warn("mirror: a staged CRK waits: root key %s: %s", root.key_id,
+			  mirror_strerror(r));
+		return r;
+	}
+	if (strcmp(k.version_id, root.version_id) == 0) {
+		if ((hr = hsm_crk_destroy(s->cfg.hsm, HSM_CRK_STAGED)) == 0) {
+			keel_notice(
+			    "mirror: a staged CRK that Key Protect never took was discarded");
+		}
+	} else if ((hr = hsm_crk_promote(s->cfg.hsm, &version)) == 0) {
+		keel_notice("mirror: the staged CRK that Key Protect took is now version %u",
+			    (unsigned)version);
+		r = record_rotation(s, version, k.version_id) == 0 ? 0 : MIRROR_E_INVAL;
+	}
+	if (hr != 0) {
+		keel_err("mirror: settling the staged CRK: %s", hsm_strerror(hr));
+		r = MIRROR_E_INVAL;
+	}
+	return r;
+}
+
 /* The worker's revocation poll: what Key Protect says of the root key now. */
 static void poll_root(void *arg, struct mirror *client)
 {
@@ -193,6 +313,12 @@ static void poll_root(void *arg, struct mirror *client)
 		keel_warn("mirror: polling root key %s: %s", s->root.key_id, mirror_strerror(r));
 	}
 	if (r == 0 && k.state == 1) {
+		follow_crk(s, client, &k);
+		/* A rotation holding crk_mu settles its own staged CRK. */
+		if (pthread_mutex_trylock(&s->crk_mu) == 0) {
+			(void)settle_staged(s, client);
+			pthread_mutex_unlock(&s->crk_mu);
+		}
 		poll_escrows(s, client);
 	}
 }
@@ -253,6 +379,7 @@ int mirror_service_open(const struct mirror_service_config *cfg, struct mirror_s
 	}
 	s->cfg = *cfg;
 	s->cfg.root_name = cfg->root_name != NULL ? cfg->root_name : MIRROR_ROOT_NAME;
+	pthread_mutex_init(&s->crk_mu, NULL);
 	pthread_mutex_init(&s->mu, NULL);
 	if ((r = mirror_new(&cfg->client, &s->admin)) != 0 ||
 	    (r = mirror_new(&cfg->client, &s->worker_client)) != 0) {
@@ -285,6 +412,7 @@ void mirror_service_close(struct mirror_service *s)
 	mirror_free(s->worker_client);
 	mirror_free(s->admin);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->crk_mu);
 	free(s);
 }
 
@@ -330,6 +458,7 @@ int mirror_service_enable(struct mirror_service *s, struct mirror_root *out, boo
 	struct mirror_root made;
 	int r;
 
+	pthread_mutex_lock(&s->crk_mu);
 	pthread_mutex_lock(&s->mu);
 	*out_already = s->root.enabled;
 	if (s->root.enabled) {
@@ -341,6 +470,7 @@ int mirror_service_enable(struct mirror_service *s, struct mirror_root *out, boo
 		r = start_worker(s);
 	}
 	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_unlock(&s->crk_mu);
 	return r;
 }
 
@@ -370,6 +500,7 @@ void mirror_service_status(struct mirror_service *s, struct mirror_service_statu
 	out->mode = (enum mirror_root_mode)s->root.mode;
 	out->crk_version = s->root.crk_version;
 	snprintf(out->root_key_id, sizeof(out->root_key_id), "%s", s->root.key_id);
+	snprintf(out->root_version, sizeof(out->root_version), "%s", s->root.version_id);
 	if (s->worker != NULL) {
 		mirror_worker_get_status(s->worker, &ws);
 	}
@@ -377,10 +508,16 @@ void mirror_service_status(struct mirror_service *s, struct mirror_service_statu
 	out->escrowed = ws.escrowed;
 	out->last_success = ws.last_success;
 	out->last_error = ws.last_error;
-	out->backlog = -1;
+	if (hsm_crk_active(s->cfg.hsm, &out->token_crk_version) != 0) {
+		out->token_crk_version = 0;
+	}
+	out->backlog = out->rewraps = -1;
 	if (keel_store_begin_read(s->cfg.store, &t) == 0) {
 		if (keel_store_mirror_backlog(t, &out->backlog) != 0) {
 			out->backlog = -1;
+		}
+		if (keel_store_mirror_rewraps(t, &out->rewraps) != 0) {
+			out->rewraps = -1;
 		}
 		keel_store_rollback(t);
 	}
@@ -402,5 +539,59 @@ int mirror_service_adopt(struct mirror_service *s, const struct mirror_key *root
 		r = start_worker(s);
 	}
 	pthread_mutex_unlock(&s->mu);
+	return r;
+}
+
+/* Imported mode, under crk_mu: stage, import, promote (see mirror.h). */
+static int new_crk_imported(struct mirror_service *s, const char *root_id, uint32_t *out_version)
+{
+	struct hsm *h = s->cfg.hsm;
+	struct mirror_key k;
+	int r, hr;
+
+	if ((r = settle_staged(s, s->admin)) != 0) {
+		return r;
+	}
+	if ((hr = hsm_crk_stage(h, HSM_CRK_EXTRACTABLE)) != 0) {
+		keel_err("mirror: staging the next CRK: %s", hsm_strerror(hr));
+		return MIRROR_E_INVAL;
+	}
+	if ((r = mirror_rotate_staged(s->admin, h, root_id, &k)) != 0) {
+		keel_err("mirror: the next CRK did not become root key %s's new version in Key "
+			 "Protect (%s): discarded, the CRK is unchanged",
+			 root_id, mirror_strerror(r));
+		if ((hr = hsm_crk_destroy(h, HSM_CRK_STAGED)) != 0) {
+			keel_err(
+			    "mirror: discarding the staged CRK: %s (discarded at the next poll)",
+			    hsm_strerror(hr));
+		}
+		return r;
+	}
+	if ((hr = hsm_crk_promote(h, out_version)) != 0) {
+		keel_err("mirror: promoting the staged CRK: %s (Key Protect has it: promoted at "
+			 "the next poll)",
+			 hsm_strerror(hr));
+		return MIRROR_E_INVAL;
+	}
+	keel_notice("mirror: CRK version %u imported into Key Protect as root key %s's version %s",
+		    (unsigned)*out_version, root_id, k.version_id);
+	return record_rotation(s, *out_version, k.version_id) == 0 ? 0 : MIRROR_E_INVAL;
+}
+
+int mirror_service_new_crk(struct mirror_service *s, uint32_t *out_version)
+{
+	struct keel_store_mirror_root root;
+	int r;
+
+	pthread_mutex_lock(&s->crk_mu);
+	pthread_mutex_lock(&s->mu);
+	root = s->root;
+	pthread_mutex_unlock(&s->mu);
+	if (!root.enabled || root.mode != MIRROR_ROOT_IMPORTED || root.shredded != 0) {
+		r = 1;
+	} else {
+		r = new_crk_imported(s, root.key_id, out_version);
+	}
+	pthread_mutex_unlock(&s->crk_mu);
 	return r;
 }

@@ -159,3 +159,39 @@ const char *mirror_strerror(int err)
 	}
 	return text[-err];
 }
+
+/* Characters of a uid that a Key Protect name carries as they are. */
+static bool name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '.';
+}
+
+int mirror_escrow_name(const char *uid, char out[MIRROR_NAME_LEN])
+{
+	size_t len = uid != NULL ? strnlen(uid, MIRROR_ESCROW_UID_MAX + 1) : 0;
+
+	out[0] = '\0';
+	if (len == 0 || len > MIRROR_ESCROW_UID_MAX) {
+		return MIRROR_E_INVAL;
+	}
+	for (size_t i = 0; i < len; i++) {
+		if (!name_char(uid[i])) {
+			return MIRROR_E_INVAL;
+		}
+	}
+	snprintf(out, MIRROR_NAME_LEN, MIRROR_ESCROW_PREFIX "%s", uid);
+	return 0;
+}
+
+const char *mirror_escrow_uid(const char *name)
+{
+	const size_t plen = sizeof(MIRROR_ESCROW_PREFIX) - 1;
+	char check[MIRROR_NAME_LEN];
+
+	if (name == NULL || strncmp(name, MIRROR_ESCROW_PREFIX, plen) != 0 ||
+	    mirror_escrow_name(name + plen, check) != 0) {
+		return NULL;
+	}
+	return name + plen;
+}

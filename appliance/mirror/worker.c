@@ -157,16 +157,88 @@ static int escrow(const struct mirror_worker_config *cfg, const char *uid, const
 	return r;
 }
 
+/* The record's Key Protect ciphertext ("ct", or the sealed form's "dek")
+ * rewrapped under the root key's newest version, in place. */
+static int rewrap_record(struct mirror *m, const char *root, const char *uid, json_t *rec)
+{
+	const char *field = json_object_get(rec, "ct") != NULL ? "ct" : "dek";
+	const char *ct = json_string_value(json_object_get(rec, field));
+	const char *for_uid = json_string_value(json_object_get(rec, "uid"));
+	char *fresh = NULL;
+	int r;
+
+	if (ct == NULL || for_uid == NULL || strcmp(for_uid, uid) != 0) {
+		return MIRROR_E_PROTOCOL;
+	}
+	if ((r = mirror_rewrap(m, root, ct, uid, &fresh)) == 0 &&
+	    json_object_set_new(rec, field, json_string(fresh)) != 0) {
+		r = MIRROR_E_NOMEM;
+	}
+	free(fresh);
+	return r;
+}
+
+/*
+ * A root key rotation's REWRAP: the escrow's ciphertext rewrapped (Key
+ * Protect's rewrap action: no plaintext leaves it), written as a new
+ * keel-<uid>, then the older copies deleted, as escrow does. An object with
+ * no escrow yet, or whose escrow is not a record we can read, is escrowed
+ * afresh: either way it ends under the newest version.
+ */
+static int rewrap(const struct mirror_worker_config *cfg, const char *uid, const char *name)
+{
+	struct hsm_secret *payload = NULL;
+	struct mirror_key k, created;
+	json_t *rec = NULL;
+	char *text = NULL;
+	int r = mirror_find_by_name(cfg->client, name, &k);
+
+	if (r == MIRROR_E_NOT_FOUND) {
+		return escrow(cfg, uid, name);
+	}
+	if (r != 0 || (r = mirror_get_key(cfg->client, k.id, &k, &payload)) != 0) {
+		return r;
+	}
+	rec = payload != NULL ? json_loadb((const char *)hsm_secret_data(payload),
+					   hsm_secret_len(payload), 0, NULL)
+			      : NULL;
+	if (rec == NULL ||
+	    (r = rewrap_record(cfg->client, cfg->root_key_id, uid, rec)) == MIRROR_E_PROTOCOL) {
+		keel_warn("mirror: the escrow of %s is not a record; escrowing it afresh", uid);
+		r = escrow(cfg, uid, name);
+	} else if (r == 0 && (text = json_dumps(rec, JSON_COMPACT)) == NULL) {
+		r = MIRROR_E_NOMEM;
+	} else if (r == 0 && (r = mirror_create_standard(cfg->client, name, (const uint8_t *)text,
+							 strlen(text), &created)) == 0) {
+		r = delete_copies(cfg->client, name, created.id);
+	}
+	free(text);
+	json_decref(rec);
+	hsm_secret_free(payload);
+	return r;
+}
+
+/* process: the entry cannot be escrowed at all; it is settled, not retried. */
+#define REFUSED 1
+
 static int process(const struct mirror_worker_config *cfg, const struct keel_store_mirror_entry *e)
 {
 	char name[MIRROR_NAME_LEN];
 
-	if (snprintf(name, sizeof(name), MIRROR_ESCROW_PREFIX "%s", e->uid) >= (int)sizeof(name)) {
-		keel_err("mirror: uid %.40s... is too long for a Key Protect name", e->uid);
-		return MIRROR_E_INVAL;
+	if (mirror_escrow_name(e->uid, name) != 0) {
+		keel_err("mirror: %.*s... cannot be escrowed: a uid over %zu characters or outside "
+			 "[A-Za-z0-9._-] makes no Key Protect name",
+			 40, e->uid, (size_t)MIRROR_ESCROW_UID_MAX);
+		return REFUSED;
 	}
-	return e->op == KEEL_STORE_MIRROR_DELETE ? delete_copies(cfg->client, name, NULL)
-						 : escrow(cfg, e->uid, name);
+	switch (e->op) {
+	case KEEL_STORE_MIRROR_DELETE:
+		return delete_copies(cfg->client, name, NULL);
+	case KEEL_STORE_MIRROR_REWRAP:
+		return rewrap(cfg, e->uid, name);
+	default:
+		return escrow(cfg, e->uid, name);
+	}
 }
 
 /* ---- draining ---------------------------------------------------------------- */
@@ -215,8 +287,18 @@ static void backlog(struct keel_store *s, struct mirror_worker_status *st)
 		if (keel_store_mirror_backlog(t, &st->backlog) != 0) {
 			st->backlog = -1;
 		}
+		if (keel_store_mirror_rewraps(t, &st->rewraps) != 0) {
+			st->rewraps = -1;
+		}
 		keel_store_rollback(t);
 	}
+}
+
+static const char *op_name(enum keel_store_mirror_op op)
+{
+	return op == KEEL_STORE_MIRROR_DELETE	? "delete"
+	       : op == KEEL_STORE_MIRROR_REWRAP ? "rewrap"
+						: "escrow";
 }
 
 /* Unavailable or refused credentials hold for every entry: stop the pass. */
@@ -235,17 +317,19 @@ int mirror_worker_drain(const struct mirror_worker_config *cfg, struct mirror_wo
 	while (!stops_pass(r) && (r = next_batch(cfg->store, after, batch, &num)) == 0 && num > 0) {
 		for (size_t i = 0; i < num && !stops_pass(r); i++) {
 			r = process(cfg, &batch[i]);
-			settle(cfg->store, &batch[i], r == 0);
+			settle(cfg->store, &batch[i], r == 0 || r == REFUSED);
 			after = batch[i].seq;
-			if (r == 0) {
+			if (r == REFUSED) {
+				st->refused++;
+				r = 0;
+			} else if (r == 0) {
 				st->escrowed += batch[i].op == KEEL_STORE_MIRROR_ESCROW;
+				st->rewrapped += batch[i].op == KEEL_STORE_MIRROR_REWRAP;
 				st->deleted += batch[i].op == KEEL_STORE_MIRROR_DELETE;
 				st->last_success = (int64_t)time(NULL);
 				st->last_error = 0;
 			} else {
-				keel_warn("mirror: %s of %s: %s",
-					  batch[i].op == KEEL_STORE_MIRROR_DELETE ? "delete"
-										  : "escrow",
+				keel_warn("mirror: %s of %s: %s", op_name(batch[i].op),
 					  batch[i].uid, mirror_strerror(r));
 				st->last_error = r;
 			}
@@ -320,7 +404,7 @@ static void *run(void *arg)
 		pthread_mutex_lock(&w->mu);
 		w->status = st;
 		pthread_mutex_unlock(&w->mu);
-		keel_metrics_mirror(st.backlog, st.last_success, st.last_error);
+		keel_metrics_mirror(st.backlog, st.rewraps, st.last_success, st.last_error);
 		kicked = wait_for(w, r != 0 ? w->cfg.pause_ms : w->cfg.idle_ms);
 		pthread_mutex_lock(&w->mu);
 	}

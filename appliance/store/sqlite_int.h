@@ -128,6 +128,9 @@ int sq_mirror_next(struct keel_store_txn *t, int64_t after_seq, size_t max,
 		   struct keel_store_mirror_entry *out, size_t *out_num);
 int sq_mirror_settle(struct keel_store_txn *t, const struct keel_store_mirror_entry *e, bool done);
 int sq_mirror_backlog(struct keel_store_txn *t, int64_t *out_count);
+int sq_mirror_rewraps(struct keel_store_txn *t, int64_t *out_count);
+int sq_mirror_rotated(struct keel_store_txn *t, uint32_t crk_version, const char *version_id,
+		      int64_t *out_queued);
 int sq_mirror_root_get(struct keel_store_txn *t, struct keel_store_mirror_root *out);
 int sq_mirror_root_set(struct keel_store_txn *t, const struct keel_store_mirror_root *root);
 int sq_mirror_shred(struct keel_store_txn *t, int64_t when);

@@ -47,7 +47,8 @@ static int read_entry(sqlite3_stmt *st, struct keel_store_mirror_entry *e)
 	int op = sqlite3_column_int(st, 1);
 
 	if (uid == NULL || strlen((const char *)uid) > KEEL_STORE_UID_MAX ||
-	    (op != KEEL_STORE_MIRROR_ESCROW && op != KEEL_STORE_MIRROR_DELETE)) {
+	    (op != KEEL_STORE_MIRROR_ESCROW && op != KEEL_STORE_MIRROR_DELETE &&
+	     op != KEEL_STORE_MIRROR_REWRAP)) {
 		return KEEL_STORE_E_SCHEMA;
 	}
 	memcpy(e->uid, uid, strlen((const char *)uid) + 1);
@@ -119,6 +120,47 @@ int sq_mirror_settle(struct keel_store_txn *tb, const struct keel_store_mirror_e
 int sq_mirror_backlog(struct keel_store_txn *tb, int64_t *out_count)
 {
 	return sq_count_rows(tb, "SELECT COUNT(*) FROM mirror_outbox", out_count);
+}
+
+int sq_mirror_rewraps(struct keel_store_txn *tb, int64_t *out_count)
+{
+	return sq_count_rows(tb, "SELECT COUNT(*) FROM mirror_outbox WHERE op = 3", out_count);
+}
+
+int sq_mirror_rotated(struct keel_store_txn *tb, uint32_t crk_version, const char *version_id,
+		      int64_t *out_queued)
+{
+	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	/* Numbered from next_seq on, oldest object first, after whatever is queued. */
+	if ((r = sq_exec(db,
+			 "INSERT INTO mirror_outbox (uid, op, seq, time)"
+			 " SELECT o.uid, 3, s.next_seq + ROW_NUMBER() OVER (ORDER BY o.rowid) - 1,"
+			 "  CAST(strftime('%s', 'now') AS INTEGER)"
+			 " FROM objects o, mirror_state s"
+			 " WHERE s.id = 1 AND s.enabled = 1"
+			 "  AND o.uid NOT IN (SELECT uid FROM mirror_outbox)")) != 0) {
+		return r;
+	}
+	*out_queued = sqlite3_changes(db);
+	if ((r = sq_exec(db, "UPDATE mirror_state SET next_seq ="
+			     " (SELECT COALESCE(MAX(seq), 0) + 1 FROM mirror_outbox)"
+			     " WHERE id = 1 AND next_seq <= (SELECT COALESCE(MAX(seq), 0)"
+			     "  FROM mirror_outbox)")) != 0 ||
+	    (r = sq_prepare(
+		 db, "UPDATE mirror_state SET root_version = ?1, crk_version = ?2 WHERE id = 1",
+		 &st)) != 0) {
+		return r;
+	}
+	rc = sqlite3_bind_text(st, 1, version_id, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 2, crk_version);
+	if ((r = sq_err(db, rc, "bind")) != 0) {
+		sqlite3_finalize(st);
+		return r;
+	}
+	return sq_step_done(db, st, "recording the root key's rotation");
 }
 
 /* Copies a text column into dst (KEEL_STORE_MIRROR_ID_MAX + 1 bytes). */

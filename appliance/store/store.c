@@ -326,6 +326,28 @@ int keel_store_mirror_backlog(struct keel_store_txn *t, int64_t *out_count)
 	return t->store->ops->mirror_backlog(t, out_count);
 }
 
+int keel_store_mirror_rewraps(struct keel_store_txn *t, int64_t *out_count)
+{
+	return t->store->ops->mirror_rewraps(t, out_count);
+}
+
+int keel_store_mirror_rotated(struct keel_store_txn *t, uint32_t crk_version,
+			      const char *version_id, int64_t *out_queued)
+{
+	int64_t queued = 0;
+	int r;
+
+	if (version_id == NULL || version_id[0] == '\0' ||
+	    strlen(version_id) > KEEL_STORE_MIRROR_ID_MAX) {
+		return KEEL_STORE_E_INVAL;
+	}
+	r = t->store->ops->mirror_rotated(t, crk_version, version_id, &queued);
+	if (out_queued != NULL) {
+		*out_queued = queued;
+	}
+	return r;
+}
+
 int keel_store_mirror_root_get(struct keel_store_txn *t, struct keel_store_mirror_root *out)
 {
 	memset(out, 0, sizeof(*out));

@@ -441,6 +441,7 @@ int keel_store_grant_list(struct keel_store_txn *t, const char *owner, const cha
 enum keel_store_mirror_op {
 	KEEL_STORE_MIRROR_ESCROW = 1,
 	KEEL_STORE_MIRROR_DELETE = 2,
+	KEEL_STORE_MIRROR_REWRAP = 3, /* the escrow rewrapped under the root key's newest version */
 };
 
 struct keel_store_mirror_entry {
@@ -464,6 +465,8 @@ int keel_store_mirror_settle(struct keel_store_txn *t, const struct keel_store_m
 			     bool done) KEEL_STORE_WUR;
 /* Entries queued. */
 int keel_store_mirror_backlog(struct keel_store_txn *t, int64_t *out_count) KEEL_STORE_WUR;
+/* REWRAP entries queued: what is left of a root key rotation's rewrap. */
+int keel_store_mirror_rewraps(struct keel_store_txn *t, int64_t *out_count) KEEL_STORE_WUR;
 
 /* The Key Protect root key that mirrors the CRK (mirror.h, mirror_enable). */
 #define KEEL_STORE_MIRROR_ID_MAX 63
@@ -484,6 +487,15 @@ int keel_store_mirror_shred(struct keel_store_txn *t, int64_t when) KEEL_STORE_W
 /* Records root (key_id required) and turns the outbox on, as keel_store_mirror_set. */
 int keel_store_mirror_root_set(struct keel_store_txn *t,
 			       const struct keel_store_mirror_root *root) KEEL_STORE_WUR;
+/*
+ * The root key rotated: records its new version_id (at most
+ * KEEL_STORE_MIRROR_ID_MAX characters) as mirroring CRK crk_version, and
+ * queues a REWRAP for every object that has no entry queued (a queued
+ * ESCROW wraps under the new version anyway; a later change replaces a
+ * REWRAP as it replaces any entry). *out_queued (may be NULL) says how many.
+ */
+int keel_store_mirror_rotated(struct keel_store_txn *t, uint32_t crk_version,
+			      const char *version_id, int64_t *out_queued) KEEL_STORE_WUR;
 /*
  * The client registry: certificates pinned by fingerprint with a role, and
  * trusted CAs (role "ca": any certificate chaining to one is a KMIP client).

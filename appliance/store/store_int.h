@@ -61,6 +61,9 @@ struct keel_store_ops {
 	int (*mirror_settle)(struct keel_store_txn *t, const struct keel_store_mirror_entry *e,
 			     bool done);
 	int (*mirror_backlog)(struct keel_store_txn *t, int64_t *out_count);
+	int (*mirror_rewraps)(struct keel_store_txn *t, int64_t *out_count);
+	int (*mirror_rotated)(struct keel_store_txn *t, uint32_t crk_version,
+			      const char *version_id, int64_t *out_queued);
 	int (*mirror_root_get)(struct keel_store_txn *t, struct keel_store_mirror_root *out);
 	int (*mirror_root_set)(struct keel_store_txn *t, const struct keel_store_mirror_root *root);
 	int (*mirror_shred)(struct keel_store_txn *t, int64_t when);

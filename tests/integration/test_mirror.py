@@ -8,8 +8,8 @@ the root key deleted in the emulator crypto-shreds (KMIP refused with a
 clear message, no CRK left in the token, a CryptoShred audit row, still so
 after a restart); disabled, it suspends key serving until enabled again;
 one escrow key deleted withdraws (destroys) that one object only. Outages:
-the emulator paused, a 429 storm and token expiry while clients create keys
-cost no KMIP request and lose or duplicate no escrow.
+the emulator stopped for a minute, a 429 storm and token expiry while clients
+create keys cost no KMIP request and lose or duplicate no escrow.
 
 Run one test:  test_mirror.py MirrorTest.test_500_keys_escrowed
 Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
@@ -40,6 +40,8 @@ BATCH = 50
 POLL_S = 0.2
 PERMISSION_DENIED = 0x0C
 CRYPTO_SHRED = 0x8000a007  # the audit row's operation (store.h)
+OUTAGE_S = 60  # "the emulator stops for a minute" (issue 6)
+PACE_S = 1  # a client creating about a key a second meanwhile
 
 
 class MirrorTest(KeeldCase):
@@ -151,20 +153,77 @@ class MirrorTest(KeeldCase):
         self.assertEqual(self.escrows(), {u: 1 for u in uids + more})
         self.assert_no_api_key_in_logs()
 
-    def test_emulator_paused_while_clients_create(self):
+    def test_emulator_stops_for_a_minute(self):
+        """Key Protect away for a full minute (the emulator's own pause timer:
+        every IAM and Key Protect request held, keeld's in flight included)
+        while a client keeps creating keys: no KMIP error; once it is back
+        the backlog drains to zero, and each key has exactly one escrow."""
         self.enable()
-        first = self.create_keys(50)
+        first = self.create_keys(20)
         self.wait_drained()
-        self.emu.control("pause")
-        try:
-            # KMIP never waits for Key Protect: every Create succeeds while it is away.
-            held = self.create_keys(200)
+        stopped = time.monotonic()
+        self.assertTrue(self.emu.control("pause", {"seconds": OUTAGE_S})["paused"])
+        held = []
+        # KMIP never waits for Key Protect: a client creates a key about every
+        # second the whole minute (PACE_S is the client's rate, not an
+        # ordering), each round checking that the backlog holds them.
+        pace = threading.Event()
+        while self.emu.control("pause", method="GET")["paused"]:
+            held += self.create_keys(1)
             self.assertGreater(self.status()["backlog"], 0)
-        finally:
-            self.emu.control("resume")
+            pace.wait(PACE_S)
+        self.assertGreaterEqual(time.monotonic() - stopped, OUTAGE_S)
         keelctl(self.dir, "mirror", "sync")
-        self.wait_drained()
+        st = self.wait_drained()
+        self.assertEqual(st["state"], "ok")
         self.assertEqual(self.escrows(), {u: 1 for u in first + held})
+        self.assert_no_api_key_in_logs()
+
+    def escrow_record(self, kp, uid):
+        """The JSON record keel-<uid> holds (its one live copy)."""
+        ids = [k["id"] for k in self.emu.control("keys", method="GET")
+               if k["name"] == "keel-" + uid and k["state"] != 5]
+        self.assertEqual(len(ids), 1, uid)
+        status, _, doc = kp.call("GET", "/keys/" + ids[0])
+        self.assertEqual(status, 200, doc)
+        return json.loads(base64.b64decode(doc["resources"][0]["payload"]))
+
+    def test_crk_rotation_rewraps_every_escrow(self):
+        """Generated mode (SoftHSM 2.6): `keelctl crk rotate` rotates Key
+        Protect's root key with the CRK, and the worker rewraps every escrow
+        under the new version through the outbox; each still unwraps, through
+        Key Protect, to the key's bytes as KMIP Get gives them."""
+        self.enable()
+        uids = self.create_keys(30)
+        before = self.wait_drained()
+        self.assertTrue(before["in_step"])
+        self.assertIn("Key Protect makes each new root key version", before["rotation"])
+        keelctl(self.dir, "crk", "rotate", "--wait")
+        deadline = time.monotonic() + GUARD * 4
+        while True:
+            st = self.status()
+            if st["in_step"] and st["rewraps"] == 0 and st["backlog"] == 0:
+                break
+            self.assertLess(time.monotonic(), deadline, "never rewrapped: %s" % st)
+            time.sleep(POLL_S)
+        self.assertEqual((st["crk_version"], st["token_crk_version"]), (2, 2))
+        self.assertNotEqual(st["root_version"], before["root_version"])
+        kp = Kp(self.emu)
+        status, _, versions = kp.call("GET", "/keys/%s/versions" % st["root_key_id"])
+        self.assertEqual(status, 200, versions)
+        self.assertEqual([v["id"] for v in versions["resources"]],
+                         [st["root_version"], before["root_version"]])
+        self.assertEqual(self.escrows(), {u: 1 for u in uids})
+        for uid in uids:
+            record = self.escrow_record(kp, uid)
+            # The emulator's ciphertext names the version that made it (KEYPROTECT.md §5.2).
+            handle = json.loads(base64.b64decode(record["ct"]))["handle"]
+            self.assertEqual(handle, st["root_version"], uid)
+            status, _, doc = kp.call("POST", "/keys/%s/actions/unwrap" % st["root_key_id"],
+                                     {"ciphertext": record["ct"], "aad": [uid]})
+            self.assertEqual(status, 200, doc)
+            self.assertNotIn("rewrappedKeyVersion", doc)  # already under the newest
+            self.assertIn(key_bytes(self.get(uid).payload), base64.b64decode(doc["plaintext"]))
         self.assert_no_api_key_in_logs()
 
     def test_escrow_holds_no_plaintext(self):

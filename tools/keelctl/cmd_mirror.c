@@ -7,9 +7,10 @@
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: keelctl mirror status|enable|sync [options]\n\n"
-		   "status: whether the mirror runs, its root key and mode (imported: the CRK\n"
-		   "itself; generated: Key Protect's, as the CRK cannot leave the token), the\n"
-		   "outbox backlog, the last success and the last error.\n"
+		   "status: whether the mirror runs, its root key, version and mode (imported:\n"
+		   "the CRK itself; generated: Key Protect's, as the CRK cannot leave the\n"
+		   "token), how it rotates with the CRK (keelctl crk rotate), the outbox\n"
+		   "backlog and its rewraps, the last success and the last error.\n"
 		   "enable: mirrors the CRK as a Key Protect root key (keeld.conf's mirror\n"
 		   "section says where) and queues every key for escrow; once only.\n"
 		   "sync:   drains the outbox and polls Key Protect for revocation now (the\n"
@@ -27,11 +28,19 @@ static void print_status(const json_t *s)
 		return;
 	}
 	printf("mode          %s\n", json_string_value(json_object_get(s, "mode")));
-	printf("root key      %s (CRK version %lld)\n",
+	printf("root key      %s version %s (CRK version %lld)\n",
 	       json_string_value(json_object_get(s, "root_key_id")),
+	       json_string_value(json_object_get(s, "root_version")),
 	       (long long)json_integer_value(json_object_get(s, "crk_version")));
-	printf("backlog       %lld\n",
-	       (long long)json_integer_value(json_object_get(s, "backlog")));
+	printf("rotates       %s\n", json_string_value(json_object_get(s, "rotation")));
+	if (!json_is_true(json_object_get(s, "in_step"))) {
+		printf("              (the token's CRK is version %lld: the root key follows at "
+		       "the next poll)\n",
+		       (long long)json_integer_value(json_object_get(s, "token_crk_version")));
+	}
+	printf("backlog       %lld (of which %lld rewraps after a root key rotation)\n",
+	       (long long)json_integer_value(json_object_get(s, "backlog")),
+	       (long long)json_integer_value(json_object_get(s, "rewraps")));
 	printf("escrowed      %lld since keeld started\n",
 	       (long long)json_integer_value(json_object_get(s, "escrowed")));
 	printf("last success  %s\n",

@@ -87,7 +87,7 @@ static void test_gauges_and_counters(void **state)
 	keel_metrics_handshake(true);
 	keel_metrics_handshake(false);
 	keel_metrics_handshake(false);
-	keel_metrics_mirror(42, 1700000000, -8);
+	keel_metrics_mirror(42, 7, 1700000000, -8);
 	keel_metrics_store_commit(1000);
 	assert_int_equal(keel_metrics_open_connections(), 1);
 	text = render();
@@ -95,6 +95,7 @@ static void test_gauges_and_counters(void **state)
 	assert_line(text, "keel_tls_handshakes_total{result=\"ok\"} 1");
 	assert_line(text, "keel_tls_handshakes_total{result=\"failed\"} 2");
 	assert_line(text, "keel_mirror_backlog 42");
+	assert_line(text, "keel_mirror_rewrap_backlog 7");
 	assert_line(text, "keel_mirror_last_success_timestamp_seconds 1700000000");
 	assert_line(text, "keel_mirror_last_error -8");
 	assert_line(text, "keel_store_commit_duration_seconds_count 1");

@@ -11,7 +11,11 @@
 
 #include <cmocka.h>
 #include <fcntl.h>
+#include <jansson.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -307,6 +311,157 @@ static void test_secure_import_and_rotate(void **state)
 	assert_int_equal(mirror_import_token(f->m, 100, &t), MIRROR_E_INVAL);
 }
 
+/* ---- imported mode's CRK rotation: OpenSSL stands in for the token ------------ */
+
+/* Material the test knows, as struct mirror_material; refuse: the HSM_E_* a
+ * token that cannot export it answers (0: none). */
+struct ossl_material {
+	uint8_t key[32];
+	int refuse;
+};
+
+static int ossl_wrap(void *arg, const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len,
+		     uint8_t **out, size_t *out_len)
+{
+	const struct ossl_material *mat = arg;
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	BIGNUM *bn = BN_bin2bn(n, (int)n_len, NULL), *be = BN_bin2bn(e, (int)e_len, NULL);
+	EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL), *c = NULL;
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY *pub = NULL;
+
+	if (mat->refuse != 0) {
+		return mat->refuse;
+	}
+	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn), 1);
+	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be), 1);
+	assert_non_null(params = OSSL_PARAM_BLD_to_param(bld));
+	assert_int_equal(EVP_PKEY_fromdata_init(kc), 1);
+	assert_int_equal(EVP_PKEY_fromdata(kc, &pub, EVP_PKEY_PUBLIC_KEY, params), 1);
+	assert_non_null(c = EVP_PKEY_CTX_new(pub, NULL));
+	assert_int_equal(EVP_PKEY_encrypt_init(c), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_OAEP_PADDING), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_oaep_md(c, EVP_sha256()), 1);
+	assert_int_equal(EVP_PKEY_CTX_set_rsa_mgf1_md(c, EVP_sha256()), 1);
+	*out_len = n_len;
+	assert_non_null(*out = malloc(n_len));
+	assert_int_equal(EVP_PKEY_encrypt(c, *out, out_len, mat->key, sizeof(mat->key)), 1);
+	EVP_PKEY_CTX_free(c);
+	EVP_PKEY_free(pub);
+	EVP_PKEY_CTX_free(kc);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(bn);
+	BN_free(be);
+	return 0;
+}
+
+static int ossl_seal(void *arg, const uint8_t *nonce, size_t nonce_len, uint8_t iv[HSM_GCM_IV_LEN],
+		     uint8_t **out, size_t *out_len)
+{
+	const struct ossl_material *mat = arg;
+
+	assert_int_equal(RAND_bytes(iv, HSM_GCM_IV_LEN), 1);
+	*out_len = nonce_len + 16;
+	assert_non_null(*out = malloc(*out_len));
+	gcm_seal(mat->key, iv, nonce, nonce_len, *out);
+	return 0;
+}
+
+/* Base64 decoded into out; its length without the padding. */
+static int b64d(const char *in, uint8_t *out)
+{
+	size_t len = strlen(in);
+	int n = EVP_DecodeBlock(out, (const uint8_t *)in, (int)len);
+
+	for (; n > 0 && len > 0 && in[len - 1] == '='; len--) {
+		n--;
+	}
+	return n;
+}
+
+/* Whether Key Protect's ciphertext (the emulator's format, KEYPROTECT.md
+ * §5.2) opens with key under AAD [aad]: the root key version is that key. */
+static bool opens_with(const char *ciphertext, const uint8_t key[32], const char *aad)
+{
+	uint8_t outer[2048] = {0}, iv[16], ct[256], pt[256];
+	char aad_json[128];
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	json_t *inner;
+	int ct_len, n = 0, aad_len, ok;
+
+	assert_true(strlen(ciphertext) < sizeof(outer) * 3 / 4);
+	assert_true(b64d(ciphertext, outer) > 0);
+	assert_non_null(inner = json_loads((const char *)outer, 0, NULL));
+	assert_int_equal(b64d(json_string_value(json_object_get(inner, "iv")), iv), 12);
+	ct_len = b64d(json_string_value(json_object_get(inner, "ciphertext")), ct);
+	assert_true(ct_len > 16 && ct_len <= (int)sizeof(pt));
+	aad_len = snprintf(aad_json, sizeof(aad_json), "[\"%s\"]", aad);
+	ok = EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, iv) == 1 &&
+	     EVP_DecryptUpdate(c, NULL, &n, (const uint8_t *)aad_json, aad_len) == 1 &&
+	     EVP_DecryptUpdate(c, pt, &n, ct, ct_len - 16) == 1 &&
+	     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, ct + ct_len - 16) == 1 &&
+	     EVP_DecryptFinal_ex(c, pt + n, &n) == 1;
+	EVP_CIPHER_CTX_free(c);
+	json_decref(inner);
+	return ok;
+}
+
+/*
+ * Imported mode: the root key's new version is the new CRK itself, sent
+ * wrapped. A holder that cannot export it leaves the root key as it was; so
+ * does Key Protect's refusal (one rotation an hour). Older ciphertexts still
+ * unwrap, rewrapped under the new version.
+ */
+static void test_rotate_secure(void **state)
+{
+	struct fixture *f = *state;
+	struct ossl_material crk1 = {.refuse = 0}, crk2 = {.refuse = HSM_E_MECHANISM}, crk3;
+	const struct mirror_material m2 = {ossl_wrap, ossl_seal, &crk2};
+	const struct mirror_material m3 = {ossl_wrap, ossl_seal, &crk3};
+	static const uint8_t dek[32] = "a data key of thirty-two bytes.";
+	struct mirror_import_token t;
+	struct mirror_key root, now;
+	struct hsm_secret *pt = NULL;
+	char *ct1 = NULL, *ct2 = NULL, *rewrapped = NULL, v[MIRROR_ID_LEN];
+	struct sealed s;
+
+	assert_int_equal(RAND_bytes(crk1.key, 32), 1);
+	assert_int_equal(RAND_bytes(crk2.key, 32), 1);
+	assert_int_equal(RAND_bytes(crk3.key, 32), 1);
+	crk3.refuse = 0;
+	assert_int_equal(mirror_import_token(f->m, 600, &t), 0);
+	seal(&t, crk1.key, t.nonce, &s);
+	assert_int_equal(mirror_import_root(f->m, "crk-appliance-1", &s.sp, &root), 0);
+	mirror_import_token_cleanup(&t);
+	assert_int_equal(mirror_wrap(f->m, root.id, dek, sizeof(dek), "u1", &ct1, v), 0);
+	assert_true(opens_with(ct1, crk1.key, "u1"));
+	/* The holder cannot export it: refused locally, nothing sent. */
+	assert_int_equal(mirror_rotate_secure(f->m, root.id, &m2, &now), MIRROR_E_REFUSED);
+	assert_int_equal(mirror_get_key(f->m, root.id, &now, NULL), 0);
+	assert_string_equal(now.version_id, root.version_id);
+	/* Rotated with crk2's material (m2 now exports): a new version that is crk2. */
+	crk2.refuse = 0;
+	assert_int_equal(mirror_rotate_secure(f->m, root.id, &m2, &now), 0);
+	assert_string_not_equal(now.version_id, root.version_id);
+	assert_int_equal(mirror_wrap(f->m, root.id, dek, sizeof(dek), "u1", &ct2, v), 0);
+	assert_string_equal(v, now.version_id);
+	assert_true(opens_with(ct2, crk2.key, "u1"));
+	assert_false(opens_with(ct2, crk1.key, "u1"));
+	assert_int_equal(mirror_unwrap(f->m, root.id, ct1, "u1", &pt, &rewrapped), 0);
+	assert_memory_equal(hsm_secret_data(pt), dek, sizeof(dek));
+	assert_non_null(rewrapped);
+	assert_true(opens_with(rewrapped, crk2.key, "u1"));
+	/* Within the hour Key Protect refuses another: the root key stays at crk2. */
+	assert_int_equal(mirror_rotate_secure(f->m, root.id, &m3, &root), MIRROR_E_CONFLICT);
+	assert_int_equal(mirror_get_key(f->m, root.id, &root, NULL), 0);
+	assert_string_equal(root.version_id, now.version_id);
+	hsm_secret_free(pt);
+	free(rewrapped);
+	free(ct1);
+	free(ct2);
+}
+
 /* ---- faults ------------------------------------------------------------------ */
 
 static void test_retry_after_honoured(void **state)
@@ -467,6 +622,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_wrap_unwrap_rotate_rewrap, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_states_map_to_errors, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_secure_import_and_rotate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rotate_secure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_retry_after_honoured, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_dropped_connections_and_5xx_retried, setup,
 					    teardown),

@@ -260,6 +260,45 @@ static void test_faults_lose_nothing(void **state)
 	assert_record_opens(f, "k5");
 }
 
+/* keel-<uid> fits Key Protect's 90 characters: an 85-character uid is the
+ * longest escrowed; a longer one (or one with a character a name may not
+ * carry) is refused, never truncated, and its entry settled, not retried. */
+static void test_uid_names(void **state)
+{
+	struct fixture *f = *state;
+	struct mirror_worker_status st = {0};
+	char uid85[MIRROR_ESCROW_UID_MAX + 1], uid86[MIRROR_ESCROW_UID_MAX + 2];
+	char name[MIRROR_NAME_LEN];
+
+	memset(uid85, 'u', sizeof(uid85) - 1);
+	uid85[sizeof(uid85) - 1] = '\0';
+	memset(uid86, 'v', sizeof(uid86) - 1);
+	uid86[sizeof(uid86) - 1] = '\0';
+	assert_int_equal(mirror_escrow_name("0f8e8a4e-2f4b-4e7a-9c1d-5b6a7c8d9e0f", name), 0);
+	assert_string_equal(name, "keel-0f8e8a4e-2f4b-4e7a-9c1d-5b6a7c8d9e0f");
+	assert_int_equal(mirror_escrow_name(uid85, name), 0);
+	assert_int_equal(strlen(name), MIRROR_NAME_MAX);
+	assert_string_equal(mirror_escrow_uid(name), uid85);
+	assert_int_equal(mirror_escrow_name(uid86, name), MIRROR_E_INVAL);
+	assert_string_equal(name, "");
+	assert_int_equal(mirror_escrow_name("", name), MIRROR_E_INVAL);
+	assert_int_equal(mirror_escrow_name("a b", name), MIRROR_E_INVAL);
+	assert_int_equal(mirror_escrow_name("a/b", name), MIRROR_E_INVAL);
+	assert_int_equal(mirror_escrow_name(NULL, name), MIRROR_E_INVAL);
+	assert_null(mirror_escrow_uid("crk-keel"));
+	assert_null(mirror_escrow_uid("keel-"));
+	assert_null(mirror_escrow_uid("keel-a b"));
+
+	put_objects(f, uid85, 0);
+	put_objects(f, uid86, 0);
+	put_objects(f, "ok", 0);
+	assert_int_equal(drain(f, &st), 0);
+	assert_int_equal(st.escrowed, 2);
+	assert_int_equal(st.refused, 1);
+	assert_escrow_count(f, 2);
+	assert_record_opens(f, uid85);
+}
+
 /* The thread drains what the store queues, woken by kick. */
 static void test_worker_thread(void **state)
 {
@@ -291,6 +330,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_escrow_change_delete, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_faults_lose_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_thread, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_uid_names, setup, teardown),
 	};
 
 	keel_log_init(KEEL_LOG_ERROR);

@@ -522,6 +522,70 @@ static void test_statement_cache_restore(void **state)
 	free(image);
 }
 
+/* The root key rotated: its version recorded, a REWRAP queued for every
+ * object without an entry (a queued ESCROW or DELETE is not downgraded),
+ * numbered after what is queued; a later change replaces a REWRAP. */
+static void test_mirror_rotated(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_mirror_root root = {.mode = 2, .crk_version = 1}, got;
+	struct keel_store_mirror_entry e[8];
+	struct keel_store_txn *t;
+	int64_t queued = -1, n = -1;
+
+	put_object(f->s, "r1", "aa");
+	put_object(f->s, "r2", "aa");
+	put_object(f->s, "r3", "aa");
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	snprintf(root.key_id, sizeof(root.key_id), "root");
+	snprintf(root.version_id, sizeof(root.version_id), "v1");
+	assert_int_equal(keel_store_mirror_root_set(t, &root), 0);
+	assert_int_equal(keel_store_commit(t), 0);
+	assert_int_equal(outbox(f->s, e, 8), 3);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_mirror_settle(t, &e[0], true), 0); /* r1 escrowed */
+	assert_int_equal(keel_store_mirror_settle(t, &e[2], true), 0); /* r3 escrowed */
+	assert_int_equal(keel_store_commit(t), 0);
+	put_object(f->s, "r4", "aa"); /* queued ESCROW, r2's still queued */
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_mirror_rotated(t, 2, "", &queued), KEEL_STORE_E_INVAL);
+	assert_int_equal(keel_store_mirror_rotated(t, 2, "v2", &queued), 0);
+	assert_int_equal(queued, 2);
+	assert_int_equal(keel_store_mirror_rewraps(t, &n), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(keel_store_mirror_root_get(t, &got), 0);
+	assert_int_equal(keel_store_commit(t), 0);
+	assert_int_equal(got.crk_version, 2);
+	assert_string_equal(got.version_id, "v2");
+	assert_string_equal(got.key_id, "root");
+	assert_int_equal(outbox(f->s, e, 8), 4);
+	assert_string_equal(e[0].uid, "r2");
+	assert_int_equal(e[0].op, KEEL_STORE_MIRROR_ESCROW);
+	assert_string_equal(e[1].uid, "r4");
+	assert_int_equal(e[1].op, KEEL_STORE_MIRROR_ESCROW);
+	assert_string_equal(e[2].uid, "r1");
+	assert_int_equal(e[2].op, KEEL_STORE_MIRROR_REWRAP);
+	assert_string_equal(e[3].uid, "r3");
+	assert_int_equal(e[3].op, KEEL_STORE_MIRROR_REWRAP);
+	assert_true(e[2].seq > e[1].seq && e[3].seq > e[2].seq);
+	/* New changes still number after the rewraps, and replace one. */
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_object_delete(t, "r1"), 0);
+	assert_int_equal(keel_store_commit(t), 0);
+	assert_int_equal(outbox(f->s, e, 8), 4);
+	assert_string_equal(e[3].uid, "r1");
+	assert_int_equal(e[3].op, KEEL_STORE_MIRROR_DELETE);
+	assert_true(e[3].seq > e[2].seq);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_mirror_rewraps(t, &n), 0);
+	assert_int_equal(n, 1);
+	/* Rotated again with every object queued: nothing more. */
+	assert_int_equal(keel_store_mirror_rotated(t, 3, "v3", NULL), 0);
+	assert_int_equal(keel_store_mirror_backlog(t, &n), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(keel_store_commit(t), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -532,6 +596,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mirror_outbox, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mirror_root, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mirror_rotated, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_clients, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_statement_cache_evicts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_statement_cache_nested, setup, teardown),

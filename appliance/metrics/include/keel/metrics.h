@@ -28,9 +28,10 @@ void keel_metrics_hsm_call(uint64_t ns);
 /* One durable store commit that took |ns|. */
 void keel_metrics_store_commit(uint64_t ns);
 /* The Key Protect mirror after each worker pass: outbox entries not yet
- * mirrored, POSIX time of its last success (0: none yet), and the
- * MIRROR_E_* of its last failure (0 when none since a success). */
-void keel_metrics_mirror(int64_t backlog, int64_t last_success, int last_error);
+ * mirrored, of which escrows still to rewrap after a root key rotation,
+ * POSIX time of its last success (0: none yet), and the MIRROR_E_* of its
+ * last failure (0 when none since a success). */
+void keel_metrics_mirror(int64_t backlog, int64_t rewraps, int64_t last_success, int last_error);
 
 /* Keys a CRK rotation has still to rewrap; 0 when none runs (the rotation sets it). */
 void keel_metrics_crk_remaining(int64_t objects);

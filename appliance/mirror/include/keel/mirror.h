@@ -166,6 +166,32 @@ int mirror_import_root(struct mirror *m, const char *name, const struct mirror_s
 int mirror_rotate(struct mirror *m, const char *id,
 		  const struct mirror_secure_payload *sp) MIRROR_WUR;
 
+/* Key material that secure import can send: wrap is RSA-OAEP-SHA-256 of it
+ * under the import token's key (big-endian modulus and exponent), seal the
+ * nonce AES-GCM-sealed under it; both return 0 or an HSM_E_* and malloc their
+ * output, as hsm_crk_export and hsm_crk_encrypt_nonce do for the token's CRK
+ * (tests stand in for the token with OpenSSL). */
+struct mirror_material {
+	int (*wrap)(void *arg, const uint8_t *modulus, size_t modulus_len, const uint8_t *exponent,
+		    size_t exponent_len, uint8_t **out, size_t *out_len);
+	int (*seal)(void *arg, const uint8_t *nonce, size_t nonce_len, uint8_t iv[HSM_GCM_IV_LEN],
+		    uint8_t **out, size_t *out_len);
+	void *arg;
+};
+
+/*
+ * Rotates root key id with mat by secure import (a fresh import token), then
+ * reads the key back: out_key->version_id is the new version. The material
+ * leaves its holder only wrapped. MIRROR_E_REFUSED when mat cannot be
+ * exported so (HSM_E_NOT_EXTRACTABLE or HSM_E_MECHANISM); whatever Key
+ * Protect refuses (409: one rotation an hour) leaves the root key as it was.
+ */
+int mirror_rotate_secure(struct mirror *m, const char *id, const struct mirror_material *mat,
+			 struct mirror_key *out_key) MIRROR_WUR;
+/* mirror_rotate_secure with the token's staged CRK (hsm_crk_stage). */
+int mirror_rotate_staged(struct mirror *m, struct hsm *h, const char *id,
+			 struct mirror_key *out_key) MIRROR_WUR;
+
 /* ---- enabling: the CRK as a root key (issue 6, "Set-up") ---------------------- */
 
 enum mirror_root_mode {
@@ -211,6 +237,21 @@ struct mirror_worker; /* opaque */
 typedef int (*mirror_export_fn)(void *arg, const char *uid, struct hsm_secret **out_plain);
 
 #define MIRROR_ESCROW_PREFIX "keel-" /* escrow keys are named keel-<uid> */
+#define MIRROR_NAME_MAX	     90	     /* Key Protect refuses longer names (2..90 characters) */
+/* 85: the longest uid keel-<uid> holds */
+#define MIRROR_ESCROW_UID_MAX (MIRROR_NAME_MAX - (sizeof(MIRROR_ESCROW_PREFIX) - 1))
+
+/*
+ * The escrow key's name for uid, keel-<uid>, into out (MIRROR_NAME_LEN bytes).
+ * Keel's own uids are 36-character UUIDs (41-character names); a uid that
+ * cannot be named so (empty, over MIRROR_ESCROW_UID_MAX, or a character other
+ * than [A-Za-z0-9._-]) is refused with MIRROR_E_INVAL, never truncated or
+ * mapped: a recovery reads the uid back from the name. The inverse, for a
+ * name listed in Key Protect, is mirror_escrow_uid.
+ */
+int mirror_escrow_name(const char *uid, char out[MIRROR_NAME_LEN]) MIRROR_WUR;
+/* The uid in escrow key name `name`, or NULL when it is not an escrow's name. */
+const char *mirror_escrow_uid(const char *name);
 
 struct mirror_worker_config {
 	struct keel_store *store;
@@ -229,8 +270,11 @@ struct mirror_worker_config {
 
 struct mirror_worker_status {
 	int64_t backlog;      /* entries queued at the last look */
+	int64_t rewraps;      /* of which REWRAP entries (a root key rotation's) */
 	uint64_t escrowed;    /* escrow keys written */
 	uint64_t deleted;     /* objects whose escrow was removed */
+	uint64_t refused;     /* entries settled unescrowed: the uid makes no name (logged) */
+	uint64_t rewrapped;   /* escrows rewrapped after a root key rotation */
 	int64_t last_success; /* POSIX seconds, 0 before the first */
 	int last_error;	      /* MIRROR_E_* of the last failure, 0 if none since a success */
 };
@@ -240,8 +284,11 @@ struct mirror_worker_status {
  * the root key with AAD = uid (an object over MIRROR_WRAP_MAX bytes is sealed
  * with a fresh AES-256-GCM key, and that key is wrapped), writes it as the
  * standard key keel-<uid> and then deletes every older keel-<uid> (so retries
- * and lost answers leave exactly one); DELETE removes every keel-<uid>. An
- * entry is settled only if no newer change replaced it meanwhile.
+ * and lost answers leave exactly one); DELETE removes every keel-<uid>;
+ * REWRAP (after the root key rotated) rewraps keel-<uid>'s ciphertext under
+ * the newest version with Key Protect's rewrap action and replaces the key
+ * the same way. An entry is settled only if no newer change replaced it
+ * meanwhile.
  */
 int mirror_worker_drain(const struct mirror_worker_config *cfg,
 			struct mirror_worker_status *status) MIRROR_WUR;
@@ -308,15 +355,33 @@ void mirror_service_close(struct mirror_service *s);
 int mirror_service_enable(struct mirror_service *s, struct mirror_root *out,
 			  bool *out_already) MIRROR_WUR;
 
+/*
+ * `keelctl crk rotate`'s new CRK version (keel_rotation_config.new_version_fn).
+ * Imported mode keeps the token's CRK and the root key in step: the token
+ * stages the next CRK (extractable, so only by wrapping), Key Protect rotates
+ * the root key with it by secure import, and only then is it promoted to the
+ * token's active version (*out_version); the new root key version is recorded
+ * and every escrow queued for rewrap. If Key Protect does not take it, the
+ * staged key is discarded and nothing changed (a MIRROR_E_*). A rotation cut
+ * short after Key Protect took it is finished by the next poll (or rotation).
+ * Otherwise (not enabled, generated mode) returns 1: the caller generates the
+ * version as without the mirror, and generated mode's root key follows at the
+ * worker's next poll. Thread-safe.
+ */
+int mirror_service_new_crk(struct mirror_service *s, uint32_t *out_version) MIRROR_WUR;
+
 /* `keelctl mirror sync`: wakes the worker now. false when the mirror is off. */
 bool mirror_service_sync(struct mirror_service *s);
 
 struct mirror_service_status {
 	bool enabled;
 	enum mirror_root_mode mode; /* 0 when not enabled */
-	uint32_t crk_version;
+	uint32_t crk_version;	    /* the CRK version the root key last rotated with */
+	uint32_t token_crk_version; /* the token's active CRK (newer: a rotation to follow) */
 	char root_key_id[MIRROR_ID_LEN];
-	int64_t backlog;      /* outbox entries now; -1 when the store could not say */
+	char root_version[MIRROR_ID_LEN]; /* the root key's Key Protect version, as recorded */
+	int64_t backlog;		  /* outbox entries now; -1 when the store could not say */
+	int64_t rewraps;      /* of which escrows still to rewrap after a root key rotation */
 	uint64_t escrowed;    /* escrow keys written since keeld started */
 	int64_t last_success; /* POSIX seconds, 0 before the first */
 	int last_error;	      /* MIRROR_E_* of the last failure, 0 if none since a success */
