@@ -169,7 +169,7 @@ static void poll_escrows(struct mirror_service *s, struct mirror *client)
 	free(sc.dead);
 }
 
-/* Under nothing: records the root key's new version for CRK `active` and
+/* Records (taking mu itself) the root key's new version for CRK `active`, and
  * queues every escrow for rewrap, in one transaction. */
 static int record_rotation(struct mirror_service *s, uint32_t active, const char *version_id)
 {

@@ -182,8 +182,11 @@ static int rewrap_record(struct mirror *m, const char *root, const char *uid, js
  * A root key rotation's REWRAP: the escrow's ciphertext rewrapped (Key
  * Protect's rewrap action: no plaintext leaves it), written as a new
  * keel-<uid>, then the older copies deleted, as escrow does. An object with
- * no escrow yet, or whose escrow is not a record we can read, is escrowed
- * afresh: either way it ends under the newest version.
+ * no escrow yet, or whose escrow is not a record we can read or Key Protect
+ * cannot rewrap (422), is escrowed afresh: either way it ends under the
+ * newest version. Its last escrow was settled (a queued ESCROW is never
+ * turned into a REWRAP), so the copy found is the only one, or one of equal
+ * copies a lost answer left.
  */
 static int rewrap(const struct mirror_worker_config *cfg, const char *uid, const char *name)
 {
@@ -203,8 +206,9 @@ static int rewrap(const struct mirror_worker_config *cfg, const char *uid, const
 					   hsm_secret_len(payload), 0, NULL)
 			      : NULL;
 	if (rec == NULL ||
-	    (r = rewrap_record(cfg->client, cfg->root_key_id, uid, rec)) == MIRROR_E_PROTOCOL) {
-		keel_warn("mirror: the escrow of %s is not a record; escrowing it afresh", uid);
+	    (r = rewrap_record(cfg->client, cfg->root_key_id, uid, rec)) == MIRROR_E_PROTOCOL ||
+	    r == MIRROR_E_REFUSED) {
+		keel_warn("mirror: the escrow of %s cannot be rewrapped; escrowing it afresh", uid);
 		r = escrow(cfg, uid, name);
 	} else if (r == 0 && (text = json_dumps(rec, JSON_COMPACT)) == NULL) {
 		r = MIRROR_E_NOMEM;

@@ -158,12 +158,12 @@ static int64_t drain(struct fixture *f, struct mirror_worker_status *st)
 	return st->backlog;
 }
 
-/* The record of keel-<uid>, opened with Key Protect's unwrap: the export. */
-static void assert_record_opens(struct fixture *f, const char *uid)
+/* The JSON record that keel-<uid> holds. */
+static json_t *record_of(struct fixture *f, const char *uid)
 {
 	char name[MIRROR_NAME_LEN];
 	struct mirror_key k;
-	struct hsm_secret *payload = NULL, *plain = NULL, *want = NULL;
+	struct hsm_secret *payload = NULL;
 	json_t *rec;
 
 	snprintf(name, sizeof(name), "keel-%s", uid);
@@ -171,6 +171,16 @@ static void assert_record_opens(struct fixture *f, const char *uid)
 	assert_int_equal(mirror_get_key(f->m, k.id, &k, &payload), 0);
 	rec = json_loadb((const char *)hsm_secret_data(payload), hsm_secret_len(payload), 0, NULL);
 	assert_non_null(rec);
+	hsm_secret_free(payload);
+	return rec;
+}
+
+/* The record of keel-<uid>, opened with Key Protect's unwrap: the export. */
+static void assert_record_opens(struct fixture *f, const char *uid)
+{
+	struct hsm_secret *plain = NULL, *want = NULL;
+	json_t *rec = record_of(f, uid);
+
 	assert_string_equal(json_string_value(json_object_get(rec, "uid")), uid);
 	assert_int_equal(export_fake(NULL, uid, &want), 0);
 	if (json_object_get(rec, "ct") != NULL) {
@@ -190,7 +200,6 @@ static void assert_record_opens(struct fixture *f, const char *uid)
 		assert_non_null(json_object_get(rec, "sealed"));
 	}
 	json_decref(rec);
-	hsm_secret_free(payload);
 	hsm_secret_free(plain);
 	hsm_secret_free(want);
 }
@@ -258,6 +267,59 @@ static void test_faults_lose_nothing(void **state)
 	assert_int_equal(mirror_get_key(f->m, dup.id, &dup, NULL), 0);
 	assert_int_equal(dup.state, 5); /* the stray copy was deleted */
 	assert_record_opens(f, "k5");
+}
+
+/* The record of keel-<uid> is under the root key's newest version: Key
+ * Protect's unwrap has nothing newer to rewrap it to. */
+static void assert_record_current(struct fixture *f, const char *uid)
+{
+	struct hsm_secret *plain = NULL;
+	char *rewrapped = NULL;
+	json_t *rec = record_of(f, uid);
+	json_t *ct = json_object_get(rec, "ct") != NULL ? json_object_get(rec, "ct")
+							: json_object_get(rec, "dek");
+
+	assert_int_equal(
+	    mirror_unwrap(f->m, f->root.id, json_string_value(ct), uid, &plain, &rewrapped), 0);
+	assert_null(rewrapped);
+	json_decref(rec);
+	hsm_secret_free(plain);
+}
+
+/* The root key rotated: REWRAP entries move every escrow (sealed form too) to
+ * the new version, one copy each; one whose payload is no record is escrowed
+ * afresh. */
+static void test_rewrap_after_rotation(void **state)
+{
+	struct fixture *f = *state;
+	struct mirror_worker_status st = {0};
+	struct mirror_key k, junk_key;
+	static const uint8_t junk[] = "not a record";
+	struct keel_store_txn *t;
+	int64_t queued = 0;
+
+	put_objects(f, "w", 6);
+	put_objects(f, BIG_UID, 0);
+	assert_int_equal(drain(f, &st), 0);
+	assert_int_equal(mirror_rotate(f->m, f->root.id, NULL), 0);
+	assert_int_equal(mirror_get_key(f->m, f->root.id, &k, NULL), 0);
+	/* w5's escrow replaced behind our back by something that is no record. */
+	assert_int_equal(mirror_find_by_name(f->m, "keel-w5", &junk_key), 0);
+	assert_int_equal(mirror_delete(f->m, junk_key.id), 0);
+	assert_int_equal(mirror_create_standard(f->m, "keel-w5", junk, sizeof(junk), &junk_key), 0);
+	assert_int_equal(keel_store_begin(f->store, &t), 0);
+	assert_int_equal(keel_store_mirror_rotated(t, 2, k.version_id, &queued), 0);
+	assert_int_equal(keel_store_commit(t), 0);
+	assert_int_equal(queued, 7);
+	assert_int_equal(drain(f, &st), 0);
+	assert_int_equal(st.rewrapped, 7);
+	assert_int_equal(st.rewraps, 0);
+	assert_escrow_count(f, 7);
+	assert_record_current(f, "w0");
+	assert_record_current(f, "w5");
+	assert_record_current(f, BIG_UID);
+	assert_record_opens(f, "w3");
+	assert_record_opens(f, "w5");
 }
 
 /* keel-<uid> fits Key Protect's 90 characters: an 85-character uid is the
@@ -331,6 +393,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_faults_lose_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_worker_thread, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_uid_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rewrap_after_rotation, setup, teardown),
 	};
 
 	keel_log_init(KEEL_LOG_ERROR);
