@@ -210,8 +210,7 @@ static enum outcome recover_uid(struct mirror_recovery *rc, const char *root, co
 	enum outcome res = FAILED;
 	int r = try_copies(rc, root, uid, copies, num, &res, why);
 
-	if (r == MIRROR_E_NOT_FOUND &&
-	    snprintf(name, sizeof(name), MIRROR_ESCROW_PREFIX "%s", uid) < (int)sizeof(name) &&
+	if (r == MIRROR_E_NOT_FOUND && mirror_escrow_name(uid, name) == 0 &&
 	    (r = mirror_find_all(rc->client, name, collect_id, &now)) == 0) {
 		r = try_copies(rc, root, uid, now.v, now.num, &res, why);
 	}
@@ -229,10 +228,12 @@ static enum outcome recover_uid(struct mirror_recovery *rc, const char *root, co
 static int list_escrow(void *arg, const struct mirror_key *k)
 {
 	struct escrows *e = arg;
-	const char *uid = k->name + strlen(MIRROR_ESCROW_PREFIX);
+	const char *uid = mirror_escrow_uid(k->name);
 
-	if (k->state == 5 || !k->extractable || uid[0] == '\0') {
-		return 0; /* deleted (listed only to keep the pages still), or not an escrow */
+	/* Deleted (listed only to keep the pages still), or not an escrow: a
+	 * name no uid Keel escrows makes (mirror_escrow_name) is none. */
+	if (k->state == 5 || !k->extractable || uid == NULL) {
+		return 0;
 	}
 	if (e->num == e->cap) {
 		size_t cap = e->cap != 0 ? e->cap * 2 : 256;

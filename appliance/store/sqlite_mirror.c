@@ -130,7 +130,8 @@ int sq_mirror_rewraps(struct keel_store_txn *tb, int64_t *out_count)
 int sq_mirror_rotated(struct keel_store_txn *tb, uint32_t crk_version, const char *version_id,
 		      int64_t *out_queued)
 {
-	sqlite3 *db = ((struct sq_txn *)tb)->db;
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
 	sqlite3_stmt *st = NULL;
 	int r, rc;
 
@@ -149,18 +150,18 @@ int sq_mirror_rotated(struct keel_store_txn *tb, uint32_t crk_version, const cha
 			     " (SELECT COALESCE(MAX(seq), 0) + 1 FROM mirror_outbox)"
 			     " WHERE id = 1 AND next_seq <= (SELECT COALESCE(MAX(seq), 0)"
 			     "  FROM mirror_outbox)")) != 0 ||
-	    (r = sq_prepare(
-		 db, "UPDATE mirror_state SET root_version = ?1, crk_version = ?2 WHERE id = 1",
-		 &st)) != 0) {
+	    (r = sq_stmt(t,
+			 "UPDATE mirror_state SET root_version = ?1, crk_version = ?2 WHERE id = 1",
+			 &st)) != 0) {
 		return r;
 	}
 	rc = sqlite3_bind_text(st, 1, version_id, -1, SQLITE_STATIC);
 	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 2, crk_version);
 	if ((r = sq_err(db, rc, "bind")) != 0) {
-		sqlite3_finalize(st);
+		sq_stmt_done(t, st);
 		return r;
 	}
-	return sq_step_done(db, st, "recording the root key's rotation");
+	return sq_step_done(t, st, "recording the root key's rotation");
 }
 
 /* Copies a text column into dst (KEEL_STORE_MIRROR_ID_MAX + 1 bytes). */
