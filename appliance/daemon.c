@@ -145,6 +145,7 @@ static int start(struct daemon *d, struct keel_server **out_srv)
 	    .worker_threads = cfg->worker_threads,
 	    .handler = d->opts->handler,
 	    .handler_ctx = d->handler_ctx,
+	    .handler_forwards = d->opts->handler_forwards,
 	    .on_sighup = on_sighup,
 	    .on_sighup_arg = d,
 	};

@@ -16,6 +16,7 @@ struct keel_daemon_opts {
 	const char *listen_override;
 	keel_request_fn handler;
 	void *handler_ctx;
+	bool handler_forwards; /* see struct keel_server_config */
 	/*
 	 * Called once the configuration is loaded, before the server starts (may
 	 * be NULL): opens what the handler needs and may replace handler_ctx

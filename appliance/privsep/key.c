@@ -30,7 +30,6 @@
 #define PEM_FILE_MAX (1u << 20)
 
 struct job {
-	struct job *next;
 	struct ps_key *k;
 	struct ps_frame f;
 	struct keel_client_identity who;
@@ -38,18 +37,17 @@ struct job {
 
 struct ps_key {
 	const struct ps_key_config *cfg;
-	pthread_mutex_t write_mu;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	struct job *head, *tail;
-	bool stopping;
+	pthread_mutex_t write_mu; /* one frame at a time out */
+	pthread_mutex_t read_mu;  /* one worker at a time reads the next frame */
+	struct ps_reader in;	  /* under read_mu */
+	pthread_mutex_t mu;	  /* what follows */
+	int end;		  /* 0 while serving; then 1 (end of stream) or -1 (breach) */
 	pthread_t *threads;
 	size_t num_threads;
 	/* Setup generations: pushed (under push_mu) and acknowledged (under mu). */
 	pthread_mutex_t push_mu;
 	uint32_t pushed, acked;
 	bool started; /* the first setup is sent: later ones are pushes */
-	bool ended;   /* the loop is over: nothing will be acknowledged */
 	pthread_cond_t acked_cv;
 };
 
@@ -186,7 +184,7 @@ int ps_key_push(struct ps_key *k)
 	until.tv_sec += 5;
 	pthread_mutex_lock(&k->mu);
 	/* Generations only grow; a later one acknowledged covers this one. */
-	while (r == 0 && !k->ended && (int32_t)(k->acked - id) < 0) {
+	while (r == 0 && k->end == 0 && (int32_t)(k->acked - id) < 0) {
 		r = pthread_cond_timedwait(&k->acked_cv, &k->mu, &until);
 	}
 	r = (int32_t)(k->acked - id) >= 0 ? 0 : -1;
@@ -211,7 +209,7 @@ static int wait_ready(struct ps_key *k)
 	uint16_t ports[64];
 	size_t n;
 
-	if (ps_read(k->cfg->fd, sizeof(ports), &f) != 0 || f.type != PS_READY || f.id != 0 ||
+	if (ps_read(&k->in, sizeof(ports), &f) != 0 || f.type != PS_READY || f.id != 0 ||
 	    f.b_len != 0 || f.a_len % 2 != 0) {
 		keel_err("privsep: the network process did not start");
 		ps_frame_cleanup(&f);
@@ -228,7 +226,13 @@ static int wait_ready(struct ps_key *k)
 	return 0;
 }
 
-/* ---- workers -------------------------------------------------------------- */
+/* ---- workers ------------------------------------------------------------ */
+
+/*
+ * Each worker reads the next request itself (under read_mu), checks it and
+ * runs it: no thread hands requests to another, so a request costs no
+ * wake-up beyond the one its arrival makes.
+ */
 
 static void job_reply(void *reply_ctx, const uint8_t *resp, size_t resp_len)
 {
@@ -236,49 +240,79 @@ static void job_reply(void *reply_ctx, const uint8_t *resp, size_t resp_len)
 	struct ps_key *k = job->k;
 
 	pthread_mutex_lock(&k->write_mu);
-	/* A failed write: the network process is gone, and the loop sees it. */
+	/* A failed write: the network process is gone, and a reader sees it. */
 	(void)!ps_write(k->cfg->fd, PS_RESPONSE, job->f.id, NULL, 0, resp,
 			resp != NULL ? resp_len : 0);
 	pthread_mutex_unlock(&k->write_mu);
 }
 
+/* The loop (ps_key_run's thread) learns that serving is over. */
+static void end(struct ps_key *k, int how)
+{
+	uint8_t b = 0;
+
+	pthread_mutex_lock(&k->mu);
+	if (k->end == 0) {
+		k->end = how;
+		(void)!write(sig_pipe[1], &b, 1);
+	}
+	pthread_cond_broadcast(&k->acked_cv);
+	pthread_mutex_unlock(&k->mu);
+}
+
+/* The next frame: a request checked (0), an acknowledgement taken (1), or
+ * the end (-1, with end() called). */
+static int next(struct ps_key *k, struct job *job)
+{
+	enum ps_verdict v;
+	int r;
+
+	if ((r = ps_read(&k->in, PS_IDENTITY_LEN + k->cfg->max_message_size, &job->f)) != 0) {
+		end(k, r == 1 ? 1 : -1);
+		return -1;
+	}
+	if (job->f.type == PS_SETUP && job->f.a_len == 0 && job->f.b_len == 0) {
+		take_ack(k, job->f.id);
+		return 1;
+	}
+	if ((v = ps_check_request(&job->f, k->cfg->max_message_size, &job->who)) != PS_OK) {
+		keel_err("privsep: refused a malformed request from the network process (%d)", v);
+		end(k, -1);
+		return -1;
+	}
+	return 0;
+}
+
+static void serve(struct ps_key *k, struct job *job)
+{
+	if (!keel_clients_may_kmip(k->cfg->clients, job->who.fingerprint)) {
+		/* Removed since its handshake, or never registered: closed. */
+		keel_warn("privsep: %s is not a registered KMIP client", job->who.fingerprint_hex);
+		job_reply(job, NULL, 0);
+		return;
+	}
+	k->cfg->handler(k->cfg->handler_ctx, &job->who, job->f.b, job->f.b_len, job_reply, job);
+}
+
 static void *worker_main(void *arg)
 {
 	struct ps_key *k = arg;
-	struct job *job;
+	struct job job = {.k = k};
+	int r;
 
 	for (;;) {
-		pthread_mutex_lock(&k->mu);
-		while (k->head == NULL && !k->stopping) {
-			pthread_cond_wait(&k->cv, &k->mu);
-		}
-		if ((job = k->head) == NULL) {
-			pthread_mutex_unlock(&k->mu);
+		pthread_mutex_lock(&k->read_mu);
+		r = next(k, &job);
+		pthread_mutex_unlock(&k->read_mu);
+		if (r < 0) {
 			return NULL;
 		}
-		if ((k->head = job->next) == NULL) {
-			k->tail = NULL;
+		if (r == 0) {
+			serve(k, &job);
 		}
-		pthread_mutex_unlock(&k->mu);
-		k->cfg->handler(k->cfg->handler_ctx, &job->who, job->f.b, job->f.b_len, job_reply,
-				job);
-		ps_frame_cleanup(&job->f);
-		free(job);
+		ps_frame_cleanup(&job.f);
+		job.k = k;
 	}
-}
-
-static void submit(struct ps_key *k, struct job *job)
-{
-	job->next = NULL;
-	pthread_mutex_lock(&k->mu);
-	if (k->tail != NULL) {
-		k->tail->next = job;
-	} else {
-		k->head = job;
-	}
-	k->tail = job;
-	pthread_cond_signal(&k->cv);
-	pthread_mutex_unlock(&k->mu);
 }
 
 static int start_workers(struct ps_key *k)
@@ -302,59 +336,16 @@ static int start_workers(struct ps_key *k)
 	return r;
 }
 
-/* Every queued request is answered before the workers end. */
+/* Every request read is answered (or its answer fails to leave) first. */
 static void stop_workers(struct ps_key *k)
 {
-	pthread_mutex_lock(&k->mu);
-	k->stopping = true;
-	pthread_cond_broadcast(&k->cv);
-	pthread_mutex_unlock(&k->mu);
 	for (size_t i = 0; i < k->num_threads; i++) {
 		pthread_join(k->threads[i], NULL);
 	}
 	free(k->threads);
 }
 
-/* ---- the loop ------------------------------------------------------------- */
-
-/* One request: checked, then queued. -1 ends the key process. */
-static int take_request(struct ps_key *k)
-{
-	struct job *job = calloc(1, sizeof(*job));
-	enum ps_verdict v;
-	int r;
-
-	if (job == NULL) {
-		return -1;
-	}
-	job->k = k;
-	if ((r = ps_read(k->cfg->fd, PS_IDENTITY_LEN + k->cfg->max_message_size, &job->f)) != 0) {
-		free(job);
-		return r == 1 ? 1 : -1;
-	}
-	if (job->f.type == PS_SETUP && job->f.a_len == 0 && job->f.b_len == 0) {
-		take_ack(k, job->f.id);
-		ps_frame_cleanup(&job->f);
-		free(job);
-		return 0;
-	}
-	if ((v = ps_check_request(&job->f, k->cfg->max_message_size, &job->who)) != PS_OK) {
-		keel_err("privsep: refused a malformed request from the network process (%d)", v);
-		ps_frame_cleanup(&job->f);
-		free(job);
-		return -1;
-	}
-	if (!keel_clients_may_kmip(k->cfg->clients, job->who.fingerprint)) {
-		/* Removed since its handshake, or never registered: closed. */
-		keel_warn("privsep: %s is not a registered KMIP client", job->who.fingerprint_hex);
-		job_reply(job, NULL, 0);
-		ps_frame_cleanup(&job->f);
-		free(job);
-		return 0;
-	}
-	submit(k, job);
-	return 0;
-}
+/* ---- the loop: signals and the end ---------------------------------------- */
 
 static void take_signal(struct ps_key *k)
 {
@@ -362,6 +353,9 @@ static void take_signal(struct ps_key *k)
 	uint8_t sig;
 
 	while (read(sig_pipe[0], &sig, 1) == 1) {
+		if (sig == 0) {
+			continue; /* end(): the loop looks at k->end */
+		}
 		if (sig == SIGHUP) {
 			keel_info("SIGHUP: reloading client registrations for the network process");
 			/* Not waited for: acknowledgements come through this loop. */
@@ -375,36 +369,28 @@ static void take_signal(struct ps_key *k)
 	}
 }
 
+/* Until a worker sees the end: 0 for the end of the stream, -1 otherwise. */
 static int loop(struct ps_key *k)
 {
-	struct pollfd fds[2] = {{.fd = k->cfg->fd, .events = POLLIN},
-				{.fd = sig_pipe[0], .events = POLLIN}};
-	int r = 0;
+	struct pollfd fd = {.fd = sig_pipe[0], .events = POLLIN};
+	int end_now = 0;
 
-	while (r == 0) {
-		if (poll(fds, 2, -1) < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
+	while (end_now == 0) {
+		if (poll(&fd, 1, -1) < 0 && errno != EINTR) {
 			return -1;
 		}
-		if (fds[1].revents & POLLIN) {
-			take_signal(k);
-		}
-		if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			r = take_request(k);
-		}
+		take_signal(k);
+		pthread_mutex_lock(&k->mu);
+		end_now = k->end;
+		pthread_mutex_unlock(&k->mu);
 	}
-	return r == 1 ? 0 : -1;
+	return end_now == 1 ? 0 : -1;
 }
 
-static int net_status(pid_t pid, bool kill_it)
+static int net_status(pid_t pid)
 {
 	int st = 0;
 
-	if (kill_it) {
-		(void)kill(pid, SIGKILL);
-	}
 	while (waitpid(pid, &st, 0) < 0) {
 		if (errno != EINTR) {
 			return 1;
@@ -426,9 +412,10 @@ int ps_key_new(const struct ps_key_config *cfg, struct ps_key **out)
 		return -1;
 	}
 	k->cfg = cfg;
+	ps_reader_init(&k->in, cfg->fd);
 	pthread_mutex_init(&k->write_mu, NULL);
+	pthread_mutex_init(&k->read_mu, NULL);
 	pthread_mutex_init(&k->mu, NULL);
-	pthread_cond_init(&k->cv, NULL);
 	pthread_mutex_init(&k->push_mu, NULL);
 	pthread_cond_init(&k->acked_cv, NULL);
 	*out = k;
@@ -438,9 +425,10 @@ int ps_key_new(const struct ps_key_config *cfg, struct ps_key **out)
 void ps_key_free(struct ps_key *k)
 {
 	if (k != NULL) {
+		ps_reader_cleanup(&k->in);
 		pthread_mutex_destroy(&k->write_mu);
+		pthread_mutex_destroy(&k->read_mu);
 		pthread_mutex_destroy(&k->mu);
-		pthread_cond_destroy(&k->cv);
 		pthread_mutex_destroy(&k->push_mu);
 		pthread_cond_destroy(&k->acked_cv);
 		free(k);
@@ -452,20 +440,18 @@ int ps_key_run(struct ps_key *k)
 	const struct ps_key_config *cfg = k->cfg;
 	int r = -1, status;
 
-	if (catch_signals() != 0 || first_setup(k) != 0 || wait_ready(k) != 0 ||
-	    start_workers(k) != 0) {
-		goto out;
+	if (catch_signals() == 0 && first_setup(k) == 0 && wait_ready(k) == 0 &&
+	    start_workers(k) == 0) {
+		r = loop(k);
 	}
-	r = loop(k);
-out:
-	pthread_mutex_lock(&k->mu);
-	k->ended = true;
-	pthread_cond_broadcast(&k->acked_cv);
-	pthread_mutex_unlock(&k->mu);
+	end(k, r == 0 ? 1 : -1);
+	/* A breach: the network process goes first, so the workers' reads end. */
+	if (r != 0) {
+		(void)kill(cfg->net_pid, SIGKILL);
+	}
 	if (k->threads != NULL) {
 		stop_workers(k);
 	}
-	/* The end of the stream, or a protocol breach: the network process goes too. */
-	status = net_status(cfg->net_pid, r != 0);
+	status = net_status(cfg->net_pid);
 	return r != 0 ? 1 : status;
 }

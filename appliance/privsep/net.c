@@ -26,6 +26,7 @@ struct pending {
 
 struct ps_net {
 	int fd;
+	struct ps_reader in;	  /* the setup at start, then the reader thread's */
 	pthread_mutex_t write_mu; /* one frame at a time on fd */
 	pthread_mutex_t mu;	  /* the table and the setup below */
 	uint32_t next_id;
@@ -53,9 +54,10 @@ int ps_net_new(int fd, struct ps_net **out)
 		return -1;
 	}
 	n->fd = fd;
+	ps_reader_init(&n->in, fd);
 	pthread_mutex_init(&n->write_mu, NULL);
 	pthread_mutex_init(&n->mu, NULL);
-	if (ps_read(fd, PS_SETUP_MAX, &f) != 0 || f.type != PS_SETUP) {
+	if (ps_read(&n->in, PS_SETUP_MAX, &f) != 0 || f.type != PS_SETUP) {
 		keel_err("privsep: no setup from the key process");
 		ps_frame_cleanup(&f);
 		free(n);
@@ -176,7 +178,7 @@ static void *reader_main(void *arg)
 	struct ps_frame f;
 	int r;
 
-	while ((r = ps_read(n->fd, PS_SETUP_MAX, &f)) == 0) {
+	while ((r = ps_read(&n->in, PS_SETUP_MAX, &f)) == 0) {
 		if (f.type == PS_RESPONSE) {
 			answer(n, &f);
 		} else if (f.type == PS_SETUP) {

@@ -60,9 +60,23 @@ __attribute__((warn_unused_result)) int ps_write(int fd, enum ps_type type, uint
 						 const void *a, size_t a_len, const void *b,
 						 size_t b_len);
 
+/* Frames from one descriptor, read in as large pieces as are there: one
+ * read often brings a whole frame, or several. One reader at a time. */
+#define PS_READ_BUF (64u << 10)
+struct ps_reader {
+	int fd;
+	size_t start, end; /* the bytes not yet taken: buf[start, end) */
+	uint8_t buf[PS_READ_BUF];
+};
+
+void ps_reader_init(struct ps_reader *r, int fd);
+/* Wipes what is left (frames carry key material). */
+void ps_reader_cleanup(struct ps_reader *r);
+
 /* Reads one whole frame whose a and b are at most |max_len| together.
  * 0, 1 at a clean end of stream, or -1 (I/O error, bad header, too long). */
-__attribute__((warn_unused_result)) int ps_read(int fd, uint32_t max_len, struct ps_frame *out);
+__attribute__((warn_unused_result)) int ps_read(struct ps_reader *r, uint32_t max_len,
+						struct ps_frame *out);
 
 /* The key process's check of a request from the network process. */
 enum ps_verdict {

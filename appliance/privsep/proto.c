@@ -85,37 +85,76 @@ int ps_write(int fd, enum ps_type type, uint32_t id, const void *a, size_t a_len
 	return write_all(fd, iov, 3);
 }
 
-/* 0, 1 when the stream ends before the first byte, or -1. */
-static int read_all(int fd, uint8_t *buf, size_t len)
+void ps_reader_init(struct ps_reader *r, int fd)
 {
-	size_t got = 0;
+	r->fd = fd;
+	r->start = r->end = 0;
+}
+
+void ps_reader_cleanup(struct ps_reader *r)
+{
+	OPENSSL_cleanse(r->buf, sizeof(r->buf));
+	r->start = r->end = 0;
+}
+
+/* One read() into the free end of the buffer. >0, 0 at the end of the stream, or -1. */
+static ssize_t fill(struct ps_reader *r)
+{
 	ssize_t n;
 
-	while (got < len) {
-		if ((n = read(fd, buf + got, len - got)) < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
+	if (r->start == r->end) {
+		r->start = r->end = 0;
+	} else if (r->start > sizeof(r->buf) / 2) {
+		memmove(r->buf, r->buf + r->start, r->end - r->start);
+		OPENSSL_cleanse(r->buf + (r->end - r->start), r->start);
+		r->end -= r->start;
+		r->start = 0;
+	}
+	do {
+		n = read(r->fd, r->buf + r->end, sizeof(r->buf) - r->end);
+	} while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		r->end += (size_t)n;
+	}
+	return n;
+}
+
+/* Moves |len| bytes to |out|: the buffered ones, then straight from the
+ * descriptor. 0 or -1 (the stream ended or failed within them). */
+static int take(struct ps_reader *r, uint8_t *out, size_t len)
+{
+	size_t have = r->end - r->start < len ? r->end - r->start : len;
+	ssize_t n;
+
+	memcpy(out, r->buf + r->start, have);
+	OPENSSL_cleanse(r->buf + r->start, have);
+	r->start += have;
+	while (have < len) {
+		if ((n = read(r->fd, out + have, len - have)) < 0 && errno == EINTR) {
+			continue;
+		}
+		if (n <= 0) {
 			return -1;
 		}
-		if (n == 0) {
-			return got == 0 ? 1 : -1;
-		}
-		got += (size_t)n;
+		have += (size_t)n;
 	}
 	return 0;
 }
 
-int ps_read(int fd, uint32_t max_len, struct ps_frame *out)
+int ps_read(struct ps_reader *r, uint32_t max_len, struct ps_frame *out)
 {
 	uint8_t h[PS_HEADER_LEN];
 	uint64_t len;
-	int r;
+	ssize_t n;
 
 	memset(out, 0, sizeof(*out));
-	if ((r = read_all(fd, h, sizeof(h))) != 0) {
-		return r;
+	while (r->end - r->start < sizeof(h)) {
+		if ((n = fill(r)) <= 0) {
+			return n == 0 && r->start == r->end ? 1 : -1;
+		}
 	}
+	memcpy(h, r->buf + r->start, sizeof(h));
+	r->start += sizeof(h);
 	out->type = h[0];
 	out->id = get_u32(h + 4);
 	out->a_len = get_u32(h + 8);
@@ -124,8 +163,7 @@ int ps_read(int fd, uint32_t max_len, struct ps_frame *out)
 	if (h[1] != 0 || h[2] != 0 || h[3] != 0 || len > max_len) {
 		return -1;
 	}
-	if ((out->a = malloc(len > 0 ? len : 1)) == NULL ||
-	    read_all(fd, out->a, (size_t)len) != 0) {
+	if ((out->a = malloc(len > 0 ? len : 1)) == NULL || take(r, out->a, (size_t)len) != 0) {
 		ps_frame_cleanup(out);
 		return -1;
 	}

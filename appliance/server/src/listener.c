@@ -632,8 +632,8 @@ static int server_setup(struct keel_server *srv, const struct keel_server_config
 		return -1;
 	}
 	/* Every connection has at most one job out, so this ring cannot fill. */
-	if (pool_start(&srv->pool, srv->base, cfg->worker_threads, cfg->max_connections,
-		       cfg->handler, cfg->handler_ctx, job_done, srv) != 0) {
+	if (pool_start(&srv->pool, srv->base, cfg->handler_forwards ? 0 : cfg->worker_threads,
+		       cfg->max_connections, cfg->handler, cfg->handler_ctx, job_done, srv) != 0) {
 		srv->pool_started = true;
 		keel_err("cannot start %u worker threads", cfg->worker_threads);
 		return -1;

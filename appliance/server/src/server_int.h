@@ -44,6 +44,7 @@ struct pool {
 	size_t num_threads;
 	keel_request_fn handler;
 	void *handler_ctx;
+	bool inline_handler; /* no threads: pool_submit calls the handler */
 	pthread_mutex_t done_mu;
 	struct job *done_head, *done_tail;
 	struct event *done_ev;
@@ -55,7 +56,8 @@ __attribute__((warn_unused_result)) int pool_start(struct pool *p, struct event_
 						   size_t num_threads, size_t cap,
 						   keel_request_fn handler, void *handler_ctx,
 						   pool_done_fn done, void *done_arg);
-/* Loop thread. -1 when the queue is full. */
+/* Loop thread. -1 when the queue is full. With num_threads 0, pool_submit
+ * calls the handler itself (a handler that never blocks). */
 __attribute__((warn_unused_result)) int pool_submit(struct pool *p, struct job *job);
 /* Joins the threads when |wait|; otherwise leaves them (a handler may be
  * stuck after a drain timeout and the process is about to exit). */

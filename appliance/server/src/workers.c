@@ -151,8 +151,9 @@ int pool_start(struct pool *p, struct event_base *base, size_t num_threads, size
 	p->handler_ctx = handler_ctx;
 	p->done = done;
 	p->done_arg = done_arg;
+	p->inline_handler = num_threads == 0;
 	if ((p->ring = calloc(cap, sizeof(struct job *))) == NULL ||
-	    (p->threads = calloc(num_threads, sizeof(*p->threads))) == NULL ||
+	    (p->threads = calloc(num_threads > 0 ? num_threads : 1, sizeof(*p->threads))) == NULL ||
 	    (p->done_ev = event_new(base, -1, 0, done_cb, p)) == NULL) {
 		return -1;
 	}
@@ -164,6 +165,10 @@ int pool_submit(struct pool *p, struct job *job)
 	int r = -1;
 
 	job->pool = p;
+	if (p->inline_handler) {
+		p->handler(p->handler_ctx, job->who, job->req, job->req_len, job_reply, job);
+		return 0;
+	}
 	pthread_mutex_lock(&p->mu);
 	if (p->count < p->cap && !p->stopping) {
 		p->ring[(p->head + p->count) % p->cap] = job;

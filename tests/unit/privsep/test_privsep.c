@@ -13,6 +13,7 @@
 
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "privsep/privsep.h"
@@ -24,6 +25,7 @@ static const uint8_t ttlv[16] = {0x42, 0x00, 0x78, 0x01, 0, 0, 0, 8, 1, 2, 3, 4,
 
 struct pair {
 	int net, key;
+	struct ps_reader in; /* the key side's */
 };
 
 static void open_pair(struct pair *p)
@@ -33,6 +35,7 @@ static void open_pair(struct pair *p)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
 	p->net = sv[0];
 	p->key = sv[1];
+	ps_reader_init(&p->in, p->key);
 }
 
 static void close_pair(struct pair *p)
@@ -54,13 +57,13 @@ static enum ps_verdict send_and_check(uint8_t type, uint32_t id, const uint8_t *
 				      const uint8_t *b, size_t b_len,
 				      struct keel_client_identity *who)
 {
-	struct pair p;
+	static struct pair p;
 	struct ps_frame f;
 	enum ps_verdict v;
 
 	open_pair(&p);
 	assert_int_equal(ps_write(p.net, type, id, a, a_len, b, b_len), 0);
-	assert_int_equal(ps_read(p.key, PS_IDENTITY_LEN + MAX_MESSAGE, &f), 0);
+	assert_int_equal(ps_read(&p.in, PS_IDENTITY_LEN + MAX_MESSAGE, &f), 0);
 	v = ps_check_request(&f, MAX_MESSAGE, who);
 	ps_frame_cleanup(&f);
 	close_pair(&p);
@@ -156,33 +159,67 @@ static void test_read_refuses(void **state)
 {
 	uint8_t h[PS_HEADER_LEN] = {PS_REQUEST, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0};
 	struct ps_frame f;
-	struct pair p;
+	static struct pair p;
 
 	open_pair(&p);
 	assert_int_equal(write(p.net, h, sizeof(h)), sizeof(h));
-	assert_int_equal(ps_read(p.key, 64, &f), -1);
+	assert_int_equal(ps_read(&p.in, 64, &f), -1);
 	close_pair(&p);
 
 	open_pair(&p);
 	assert_int_equal(ps_write(p.net, PS_REQUEST, 1, NULL, 0, ttlv, sizeof(ttlv)), 0);
-	assert_int_equal(ps_read(p.key, sizeof(ttlv) - 1, &f), -1);
+	assert_int_equal(ps_read(&p.in, sizeof(ttlv) - 1, &f), -1);
 	close_pair(&p);
 
 	open_pair(&p);
 	assert_int_equal(ps_write(p.net, PS_REQUEST, 1, NULL, 0, ttlv, sizeof(ttlv)), 0);
 	assert_int_equal(shutdown(p.net, SHUT_WR), 0);
-	assert_int_equal(ps_read(p.key, 64, &f), 0);
+	assert_int_equal(ps_read(&p.in, 64, &f), 0);
 	assert_int_equal(f.b_len, sizeof(ttlv));
 	assert_memory_equal(f.b, ttlv, sizeof(ttlv));
 	ps_frame_cleanup(&f);
-	assert_int_equal(ps_read(p.key, 64, &f), 1);
+	assert_int_equal(ps_read(&p.in, 64, &f), 1);
 	close_pair(&p);
 
 	open_pair(&p);
 	assert_int_equal(write(p.net, h, 5), 5); /* cut inside the header */
 	assert_int_equal(shutdown(p.net, SHUT_WR), 0);
-	assert_int_equal(ps_read(p.key, 64, &f), -1);
+	assert_int_equal(ps_read(&p.in, 64, &f), -1);
 	close_pair(&p);
+}
+
+/* Frames back to back, one larger than the reader's buffer, come out whole
+ * and in order, whatever pieces the reads bring. */
+static void test_read_buffered(void **state)
+{
+	static struct pair p;
+	static uint8_t big[PS_READ_BUF + 4321];
+	struct ps_frame f;
+	pid_t writer;
+	int st = -1;
+
+	for (size_t i = 0; i < sizeof(big); i++) {
+		big[i] = (uint8_t)(i * 7);
+	}
+	open_pair(&p);
+	assert_int_equal(ps_write(p.net, PS_RESPONSE, 1, NULL, 0, ttlv, sizeof(ttlv)), 0);
+	assert_int_equal(ps_write(p.net, PS_RESPONSE, 2, NULL, 0, ttlv, 3), 0);
+	if ((writer = fork()) == 0) { /* the big one needs a reader while it is written */
+		_exit(ps_write(p.net, PS_RESPONSE, 3, ttlv, 5, big, sizeof(big)) == 0 ? 0 : 1);
+	}
+	for (uint32_t id = 1; id <= 3; id++) {
+		assert_int_equal(ps_read(&p.in, sizeof(big) + 5, &f), 0);
+		assert_int_equal(f.id, id);
+		if (id == 3) {
+			assert_int_equal(f.a_len, 5);
+			assert_memory_equal(f.b, big, sizeof(big));
+		}
+		ps_frame_cleanup(&f);
+	}
+	assert_int_equal(waitpid(writer, &st, 0), writer);
+	assert_int_equal(st, 0);
+	close_pair(&p);
+	ps_reader_cleanup(&p.in);
 }
 
 int main(void)
@@ -190,7 +227,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_request_accepted), cmocka_unit_test(test_wrong_type_or_id),
 	    cmocka_unit_test(test_bad_identity),     cmocka_unit_test(test_bad_message),
-	    cmocka_unit_test(test_read_refuses),
+	    cmocka_unit_test(test_read_refuses),     cmocka_unit_test(test_read_buffered),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -65,6 +65,10 @@ struct keel_server_config {
 	uint32_t worker_threads;
 	keel_request_fn handler;
 	void *handler_ctx;
+	/* The handler only forwards the request and never blocks (the
+	 * privilege-separated network process): it is called on the loop thread,
+	 * with no worker pool in between, and replies later from any thread. */
+	bool handler_forwards;
 	/* Called on the loop thread on SIGHUP; typically re-reads files and calls
 	 * keel_server_reload. May be NULL. */
 	void (*on_sighup)(struct keel_server *srv, void *arg);
