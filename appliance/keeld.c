@@ -591,6 +591,13 @@ static void key_ready(void *arg, const uint16_t *ports, size_t num_ports)
 	}
 }
 
+static int key_drop(void *arg)
+{
+	const struct backends *b = arg;
+
+	return drop_privileges(b->cfg, NULL);
+}
+
 /* The parent (systemd's main process): token, store, engine, admin API and
  * mirror; answers what the network process forwards. */
 static int key_main(struct backends *b, int fd, pid_t net)
@@ -607,18 +614,19 @@ static int key_main(struct backends *b, int fd, pid_t net)
 	    .workers = cfg->worker_threads,
 	    .tls_certificate_file = cfg->tls_certificate,
 	    .tls_private_key_file = cfg->tls_private_key,
+	    .on_setup_sent = key_drop,
+	    .on_setup_sent_arg = b,
 	    .on_ready = key_ready,
 	    .on_ready_arg = b,
 	};
 	if (ps_key_new(kc, &b->psk) != 0) {
 		r = EXIT_FAILED;
-	} else if ((r = open_backends(cfg, b, &kc->handler_ctx)) == 0 &&
-		   (r = drop_privileges(cfg, NULL)) == 0) {
+	} else if ((r = open_backends(cfg, b, &kc->handler_ctx)) == 0) {
 		kc->clients = b->clients;
 		return ps_key_run(b->psk);
 	}
 	/* Not started: the network process, waiting for its setup, goes too. */
-	(void)kill(net, SIGKILL);
+	(void)shutdown(fd, SHUT_RDWR);
 	(void)waitpid(net, NULL, 0);
 	return r;
 }

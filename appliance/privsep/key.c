@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -364,7 +365,9 @@ static void take_signal(struct ps_key *k)
 			}
 		} else {
 			keel_info("signal %u: the network process drains, then both exit", sig);
-			(void)kill(k->cfg->net_pid, SIGTERM);
+			pthread_mutex_lock(&k->write_mu);
+			(void)!ps_write(k->cfg->fd, PS_STOP, 0, NULL, 0, NULL, 0);
+			pthread_mutex_unlock(&k->write_mu);
 		}
 	}
 }
@@ -435,23 +438,35 @@ void ps_key_free(struct ps_key *k)
 	}
 }
 
+static int after_setup(struct ps_key *k)
+{
+	if (k->cfg->on_setup_sent == NULL) {
+		return 0;
+	}
+	return k->cfg->on_setup_sent(k->cfg->on_setup_sent_arg);
+}
+
 int ps_key_run(struct ps_key *k)
 {
 	const struct ps_key_config *cfg = k->cfg;
 	int r = -1, status;
 
-	if (catch_signals() == 0 && first_setup(k) == 0 && wait_ready(k) == 0 &&
-	    start_workers(k) == 0) {
-		r = loop(k);
+	if (catch_signals() == 0 && first_setup(k) == 0) {
+		if ((status = after_setup(k)) != 0) {
+			r = -2;
+		} else if (wait_ready(k) == 0 && start_workers(k) == 0) {
+			r = loop(k);
+		}
 	}
 	end(k, r == 0 ? 1 : -1);
-	/* A breach: the network process goes first, so the workers' reads end. */
-	if (r != 0) {
-		(void)kill(cfg->net_pid, SIGKILL);
-	}
+	/* Both directions closed: workers' reads end, and so does the network
+	 * process (on a breach, or a key process that cannot go on), without a
+	 * signal it may not be allowed to send. */
+	(void)shutdown(cfg->fd, SHUT_RDWR);
 	if (k->threads != NULL) {
 		stop_workers(k);
 	}
+	r = r == -2 ? status : r;
 	status = net_status(cfg->net_pid);
-	return r != 0 ? 1 : status;
+	return r != 0 ? (r > 0 ? r : 1) : status;
 }

@@ -181,6 +181,8 @@ static void *reader_main(void *arg)
 	while ((r = ps_read(&n->in, PS_SETUP_MAX, &f)) == 0) {
 		if (f.type == PS_RESPONSE) {
 			answer(n, &f);
+		} else if (f.type == PS_STOP && f.a_len == 0 && f.b_len == 0) {
+			(void)kill(getpid(), SIGTERM); /* the server's loop drains */
 		} else if (f.type == PS_SETUP) {
 			take_setup(n, &f);
 			(void)kill(getpid(), SIGHUP);

@@ -18,6 +18,8 @@
  *               net -> key  id: that generation, a and b empty: in use for
  *                           every new handshake (not sent for generation 0)
  *   PS_READY    net -> key  id 0; a: the bound ports, u16 each; b empty
+ *   PS_STOP     key -> net  id 0, empty: drain and exit (the key process
+ *                           may not be allowed to signal the network one)
  */
 #ifndef KEEL_PRIVSEP_H
 #define KEEL_PRIVSEP_H
@@ -36,6 +38,7 @@ enum ps_type {
 	PS_RESPONSE = 2,
 	PS_SETUP = 3,
 	PS_READY = 4,
+	PS_STOP = 5,
 };
 
 #define PS_HEADER_LEN	16
@@ -125,6 +128,11 @@ struct ps_key_config {
 	unsigned workers;
 	const char *tls_certificate_file; /* sent to the network process */
 	const char *tls_private_key_file;
+	/* Once the first setup is sent (it reads the TLS key, which only the
+	 * starting user may read): where the key process drops privileges.
+	 * 0, or the exit status to stop with. May be NULL. */
+	int (*on_setup_sent)(void *arg);
+	void *on_setup_sent_arg;
 	/* Once the network process listens (may be NULL). */
 	void (*on_ready)(void *arg, const uint16_t *ports, size_t num_ports);
 	void *on_ready_arg;
@@ -138,9 +146,9 @@ __attribute__((warn_unused_result)) int ps_key_new(const struct ps_key_config *c
 
 /* Sends the setup, waits for PS_READY, then answers requests until the
  * network process ends. SIGHUP re-reads the registry and the TLS files and
- * pushes them; SIGTERM and SIGINT are passed on to the network process, which
+ * pushes them; SIGTERM and SIGINT become a PS_STOP: the network process
  * drains. Returns the exit status: the network process's after a clean
- * drain, otherwise 1. */
+ * drain, on_setup_sent's, or 1. */
 int ps_key_run(struct ps_key *k);
 
 /* From any thread but ps_key_run's (the admin API's, after a change): pushes

@@ -13,7 +13,7 @@ import signal
 import unittest
 
 from kmipwire import OP_ACTIVATE, OP_CREATE, OP_GET, UNIQUE_IDENTIFIER, T, create_aes, key_bytes
-from test_dev import GUARD
+from test_dev import GUARD, Keeld
 from test_harden import HardenCase, proc_status
 
 
@@ -115,6 +115,48 @@ class PrivsepTest(HardenCase):
         os.kill(self.k.proc.pid, signal.SIGHUP)
         self.k.wait_line(self.k.err, r"reloaded certificates and client registrations", mark)
         self.serve_a_key()
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root, to start keeld as root")
+class PrivsepUsersTest(HardenCase):
+    """user = "daemon" owns the token and the store: the key process runs as
+    daemon, the network process as nobody. Neither may signal the other, so
+    SIGTERM reaches the network process as a frame, and it still drains."""
+    conf = 'user = "daemon";\nprivsep: { enabled = true; };'
+
+    def prepare(self):
+        pw = pwd.getpwnam("daemon")
+        for sub in ("softhsm", "data"):
+            for root, dirs, files in os.walk(os.path.join(self.dir, sub)):
+                for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+                    os.chown(name, pw.pw_uid, pw.pw_gid)
+        for d in (self.tmp, self.dir):
+            os.chmod(d, 0o711)
+
+    def test_two_users_and_a_drain(self):
+        key, net = self.k.proc.pid, children(self.k.proc.pid)[0]
+        daemon, nobody = pwd.getpwnam("daemon"), pwd.getpwnam("nobody")
+        self.assertEqual(proc_status(key)["Uid"].split(), [str(daemon.pw_uid)] * 4)
+        self.assertEqual(proc_status(net)["Uid"].split(), [str(nobody.pw_uid)] * 4)
+        with self.conn() as c:
+            self.call1(c, OP_CREATE, create_aes())
+        self.assertEqual(self.k.stop(), 0)
+        self.assertTrue(wait_gone(net))
+
+    def test_same_user_refused(self):
+        self.assertEqual(self.k.stop(), 0)
+        conf = os.path.join(self.dir, "keeld.conf")
+        with open(conf, "a") as f:
+            f.write('privsep: { user = "daemon"; };\n')
+        with open(conf) as f:
+            text = f.read().replace("privsep: { enabled = true; };\n", "")
+        with open(conf, "w") as f:
+            f.write(text.replace('privsep: { user = "daemon"; };',
+                                 'privsep: { enabled = true; user = "daemon"; };'))
+        k = Keeld(self.dir)
+        self.procs.append(k)
+        self.assertEqual(k.wait_exit(), 1)
+        self.assertIn("privsep.user daemon: must differ from user", k.stderr_text())
 
 
 if __name__ == "__main__":
