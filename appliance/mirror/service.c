@@ -173,6 +173,7 @@ static void poll_escrows(struct mirror_service *s, struct mirror *client)
  * queues every escrow for rewrap, in one transaction. */
 static int record_rotation(struct mirror_service *s, uint32_t active, const char *version_id)
 {
+	char key_id[KEEL_STORE_MIRROR_ID_MAX + 1];
 	struct keel_store_txn *t = NULL;
 	int64_t queued = 0;
 	int r;
@@ -192,10 +193,11 @@ static int record_rotation(struct mirror_service *s, uint32_t active, const char
 	pthread_mutex_lock(&s->mu);
 	s->root.crk_version = active;
 	snprintf(s->root.version_id, sizeof(s->root.version_id), "%s", version_id);
+	snprintf(key_id, sizeof(key_id), "%s", s->root.key_id);
 	pthread_mutex_unlock(&s->mu);
 	keel_notice("mirror: root key %s rotated with CRK version %u (Key Protect version %s); "
 		    "%lld escrows queued for rewrap",
-		    s->root.key_id, (unsigned)active, version_id, (long long)queued);
+		    key_id, (unsigned)active, version_id, (long long)queued);
 	return 0;
 }
 

@@ -324,15 +324,19 @@ static int ossl_wrap(void *arg, const uint8_t *n, size_t n_len, const uint8_t *e
 		     uint8_t **out, size_t *out_len)
 {
 	const struct ossl_material *mat = arg;
-	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-	BIGNUM *bn = BN_bin2bn(n, (int)n_len, NULL), *be = BN_bin2bn(e, (int)e_len, NULL);
-	EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL), *c = NULL;
+	OSSL_PARAM_BLD *bld;
+	BIGNUM *bn, *be;
+	EVP_PKEY_CTX *kc, *c = NULL;
 	OSSL_PARAM *params = NULL;
 	EVP_PKEY *pub = NULL;
 
 	if (mat->refuse != 0) {
 		return mat->refuse;
 	}
+	bld = OSSL_PARAM_BLD_new();
+	bn = BN_bin2bn(n, (int)n_len, NULL);
+	be = BN_bin2bn(e, (int)e_len, NULL);
+	kc = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL);
 	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn), 1);
 	assert_int_equal(OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be), 1);
 	assert_non_null(params = OSSL_PARAM_BLD_to_param(bld));
