@@ -152,7 +152,7 @@ class AdminCase(unittest.TestCase):
         self.sock = os.path.join(self.dir, "admin.sock")
 
     def tearDown(self):
-        self.k.end()
+        self.k.kill()
         for f in (self.k.proc.stdout, self.k.proc.stderr):
             f.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
