@@ -265,12 +265,15 @@ static int start_crk(const struct keel_config *cfg, struct backends *b)
 }
 
 /* The client registry: the config's files on the first start, then the
- * store's, as a snapshot the handshakes and the admin API read. */
+ * store's, as a snapshot the handshakes and the admin API read; and the
+ * first administrator's enrolment code, if the config names one. */
 static int open_clients(const struct keel_config *cfg, struct backends *b)
 {
 	struct keel_store *store = keel_engine_store(b->engine);
 
-	if (keel_clients_import(store, cfg->clients_certificates_dir, cfg->clients_ca_file) != 0 ||
+	if (keel_clients_import(store, cfg->clients_certificates_dir, cfg->clients_ca_file,
+				cfg->admin_certificates_dir) != 0 ||
+	    keel_admin_enrolment_offer(store, cfg->admin_enrolment_file) != 0 ||
 	    keel_clients_new(store, &b->clients) != 0) {
 		return EXIT_STORE;
 	}

@@ -109,6 +109,12 @@ char *admin_query(struct admin_req *rq, const char *name);
  * client and |extra| (stolen, may be NULL) merged in, 409 when taken. */
 int admin_register_cert(struct admin_req *rq, X509 *cert, const char *name, const char *role,
 			json_t *extra);
+/* A step of another change made in the registration's transaction |t|, before
+ * the certificate is added: 0 to go on, else its answer's status (rolled back). */
+typedef int (*admin_txn_step_fn)(struct admin_req *rq, struct keel_store_txn *t, void *arg);
+/* admin_register_cert with |step| (may be NULL) in the same transaction. */
+int admin_register_cert_in(struct admin_req *rq, X509 *cert, const char *name, const char *role,
+			   json_t *extra, admin_txn_step_fn step, void *step_arg);
 /* The optional "role" field: kmip (default), admin or auditor; 0 or a 400 answer. */
 int admin_role_field(struct admin_req *rq, json_t *body, const char **out);
 /* Subject, issuer and validity of |cert|. */
@@ -177,5 +183,11 @@ int admin_issue_client(struct admin_req *rq);
 int admin_get_ca(struct admin_req *rq);
 int admin_get_server_cert(struct admin_req *rq);
 int admin_renew_server_cert(struct admin_req *rq);
+/* api_enrol.c: the first administrator's one-time enrolment code. */
+int admin_post_enrol(struct admin_req *rq);
+/* api_pki.c: Keel's CA signs |csr| as a client certificate; 0 or the answer's status. */
+int admin_sign_client_csr(struct admin_req *rq, const char *pem, X509 **out);
+/* |cert| in PEM as a JSON string. */
+json_t *admin_pem_json(X509 *cert);
 
 #endif

@@ -128,6 +128,12 @@ static int new_row(struct admin_req *rq, X509 *cert, const char *name, const cha
 int admin_register_cert(struct admin_req *rq, X509 *cert, const char *name, const char *role,
 			json_t *extra)
 {
+	return admin_register_cert_in(rq, cert, name, role, extra, NULL, NULL);
+}
+
+int admin_register_cert_in(struct admin_req *rq, X509 *cert, const char *name, const char *role,
+			   json_t *extra, admin_txn_step_fn step, void *step_arg)
+{
 	struct keel_store_client row;
 	struct keel_store_txn *t = NULL;
 	int status, r;
@@ -138,12 +144,15 @@ int admin_register_cert(struct admin_req *rq, X509 *cert, const char *name, cons
 		return status;
 	}
 	if ((r = keel_store_begin(rq->ctx->store, &t)) == 0 &&
+	    (status = step != NULL ? step(rq, t, step_arg) : 0) == 0 &&
 	    (r = keel_store_client_put(t, &row)) == 0) {
 		r = keel_store_commit(t);
 	} else if (t != NULL) {
 		keel_store_rollback(t);
 	}
-	if (r == KEEL_STORE_E_EXISTS) {
+	if (status != 0) {
+		/* the step refused: its answer stands */
+	} else if (r == KEEL_STORE_E_EXISTS) {
 		status = admin_fail(
 		    rq, 409, "this certificate or the name %s is already registered", row.name);
 	} else if (r != 0) {

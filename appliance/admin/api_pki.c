@@ -59,7 +59,30 @@ static void leaf_cleanup(struct keel_pki_leaf *leaf)
 	EVP_PKEY_free(leaf->pub);
 }
 
-static json_t *pem_json(X509 *cert)
+int admin_sign_client_csr(struct admin_req *rq, const char *pem, X509 **out)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	X509_REQ *csr = b != NULL ? PEM_read_bio_X509_REQ(b, NULL, NULL, NULL) : NULL;
+	X509 *ca = NULL;
+	EVP_PKEY *ca_key = NULL;
+	int status;
+
+	*out = NULL;
+	if (csr == NULL) {
+		status = admin_fail(rq, 400, "field \"csr\" is not a PEM certificate request");
+	} else if ((status = load_ca(rq, &ca, &ca_key)) == 0 &&
+		   keel_pki_sign_csr(csr, ca, ca_key, KEEL_PKI_LEAF_DAYS, out) != 0) {
+		status =
+		    admin_fail(rq, 400, "the CSR cannot be signed (does its signature verify?)");
+	}
+	X509_REQ_free(csr);
+	BIO_free(b);
+	X509_free(ca);
+	EVP_PKEY_free(ca_key);
+	return status;
+}
+
+json_t *admin_pem_json(X509 *cert)
 {
 	char *pem = keel_cert_pem(cert);
 	json_t *j = json_string(pem != NULL ? pem : "");
@@ -72,38 +95,18 @@ int admin_sign_csr(struct admin_req *rq)
 {
 	json_t *body = NULL;
 	const char *text, *name;
-	X509_REQ *csr = NULL;
-	X509 *ca = NULL, *cert = NULL;
-	EVP_PKEY *ca_key = NULL;
-	BIO *b = NULL;
+	X509 *cert = NULL;
 	int status;
 
-	if ((status = admin_body(rq, &body)) != 0 ||
-	    (status = admin_field_string(rq, body, "csr", true, &text)) != 0 ||
-	    (status = admin_field_string(rq, body, "name", false, &name)) != 0) {
-		goto out;
-	}
-	if ((b = BIO_new_mem_buf(text, -1)) == NULL ||
-	    (csr = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL)) == NULL) {
-		status = admin_fail(rq, 400, "field \"csr\" is not a PEM certificate request");
-		goto out;
-	}
-	if ((status = load_ca(rq, &ca, &ca_key)) != 0) {
-		goto out;
-	}
-	if (keel_pki_sign_csr(csr, ca, ca_key, KEEL_PKI_LEAF_DAYS, &cert) != 0) {
+	if ((status = admin_body(rq, &body)) == 0 &&
+	    (status = admin_field_string(rq, body, "csr", true, &text)) == 0 &&
+	    (status = admin_field_string(rq, body, "name", false, &name)) == 0 &&
+	    (status = admin_sign_client_csr(rq, text, &cert)) == 0) {
 		status =
-		    admin_fail(rq, 400, "the CSR cannot be signed (does its signature verify?)");
-		goto out;
+		    admin_register_cert(rq, cert, name, "kmip",
+					json_pack("{s:o}", "certificate", admin_pem_json(cert)));
 	}
-	status = admin_register_cert(rq, cert, name, "kmip",
-				     json_pack("{s:o}", "certificate", pem_json(cert)));
-out:
-	X509_REQ_free(csr);
-	BIO_free(b);
 	X509_free(cert);
-	X509_free(ca);
-	EVP_PKEY_free(ca_key);
 	json_decref(body);
 	return status;
 }
@@ -127,7 +130,7 @@ int admin_issue_client(struct admin_req *rq)
 		status = admin_fail(rq, 500, "cannot issue the certificate (see keeld's log)");
 		goto out;
 	}
-	extra = json_pack("{s:o, s:o}", "certificate", pem_json(cert), "private_key",
+	extra = json_pack("{s:o, s:o}", "certificate", admin_pem_json(cert), "private_key",
 			  key_json(leaf.pub));
 	status = admin_register_cert(rq, cert, leaf.cn, role, extra);
 out:
@@ -145,7 +148,7 @@ int admin_get_ca(struct admin_req *rq)
 
 	if ((status = load_ca(rq, &ca, &key)) == 0 &&
 	    (status = admin_ok(rq, 200, admin_cert_json(ca))) == 200) {
-		json_object_set_new(rq->out, "certificate", pem_json(ca));
+		json_object_set_new(rq->out, "certificate", admin_pem_json(ca));
 	}
 	X509_free(ca);
 	EVP_PKEY_free(key);
@@ -196,7 +199,7 @@ static int server_cert_answer(struct admin_req *rq, int status)
 	j = admin_cert_json(cert);
 	json_object_set_new(j, "fingerprint", json_string(hex));
 	json_object_set_new(j, "sans", sans_json(cert));
-	json_object_set_new(j, "certificate", pem_json(cert));
+	json_object_set_new(j, "certificate", admin_pem_json(cert));
 	X509_free(cert);
 	return admin_ok(rq, status, j);
 }

@@ -16,6 +16,8 @@ const struct admin_route admin_routes[] = {
     {"GET", "/healthz", KEEL_ROLE_NONE, admin_get_healthz, "token, store and mirror health"},
     {"GET", "/metrics", KEEL_ROLE_AUDITOR, admin_get_metrics, "Prometheus metrics"},
     {"GET", "/v1/status", KEEL_ROLE_AUDITOR, admin_get_status, "the appliance at a glance"},
+    {"POST", "/v1/enrol", KEEL_ROLE_NONE, admin_post_enrol,
+     "the first administrator: a one-time enrolment code and a CSR, signed with role admin"},
     {"GET", "/v1/keys", KEEL_ROLE_AUDITOR, admin_get_keys,
      "keys by client, state, name, attributes"},
     {"GET", "/v1/keys/{uid}", KEEL_ROLE_AUDITOR, admin_get_key, "a key and its attributes"},

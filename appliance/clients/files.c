@@ -1,7 +1,7 @@
 /*
  * Registrations from files (keel/clients.h): the echo server's snapshot, and
- * keeld's one-time import of clients.certificates_dir and clients.ca_file
- * into the store's registry.
+ * keeld's one-time import of clients.certificates_dir, clients.ca_file and
+ * admin.certificates_dir into the store's registry.
  */
 #include <dirent.h>
 #include <stdio.h>
@@ -16,7 +16,8 @@
 #include "log.h"
 #include "store.h"
 
-typedef int (*cert_fn)(void *ctx, const char *path, X509 *cert, bool is_ca);
+/* |role|: "kmip" or "admin" for a pinned leaf, "ca" for a trusted CA. */
+typedef int (*cert_fn)(void *ctx, const char *path, X509 *cert, const char *role);
 
 static bool is_pem_name(const char *name)
 {
@@ -27,7 +28,7 @@ static bool is_pem_name(const char *name)
 }
 
 /* Every certificate in |path| (a CA file may hold several; a leaf file one). */
-static int each_in_file(const char *path, bool is_ca, cert_fn fn, void *ctx)
+static int each_in_file(const char *path, const char *role, cert_fn fn, void *ctx)
 {
 	FILE *f = fopen(path, "re");
 	X509 *cert;
@@ -38,7 +39,7 @@ static int each_in_file(const char *path, bool is_ca, cert_fn fn, void *ctx)
 		return -1;
 	}
 	while (r == 0 && (cert = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
-		r = fn(ctx, path, cert, is_ca);
+		r = fn(ctx, path, cert, role);
 		X509_free(cert);
 		n++;
 	}
@@ -51,7 +52,8 @@ static int each_in_file(const char *path, bool is_ca, cert_fn fn, void *ctx)
 	return r;
 }
 
-static int each_cert(const char *dir, const char *ca_file, cert_fn fn, void *ctx)
+/* Every leaf certificate file in |dir| (NULL: none), pinned with |role|. */
+static int each_in_dir(const char *dir, const char *role, cert_fn fn, void *ctx)
 {
 	DIR *d = dir != NULL ? opendir(dir) : NULL;
 	struct dirent *e;
@@ -70,18 +72,25 @@ static int each_cert(const char *dir, const char *ca_file, cert_fn fn, void *ctx
 			r = -1;
 			break;
 		}
-		r = each_in_file(path, false, fn, ctx);
+		r = each_in_file(path, role, fn, ctx);
 	}
 	if (d != NULL) {
 		closedir(d);
 	}
-	return r == 0 && ca_file != NULL ? each_in_file(ca_file, true, fn, ctx) : r;
+	return r;
 }
 
-static int add_to_snapshot(void *ctx, const char *path, X509 *cert, bool is_ca)
+static int each_cert(const char *dir, const char *ca_file, cert_fn fn, void *ctx)
 {
-	return is_ca ? clients_snap_add_ca(ctx, cert)
-		     : clients_snap_add_pin(ctx, cert, KEEL_ROLE_KMIP);
+	int r = each_in_dir(dir, "kmip", fn, ctx);
+
+	return r == 0 && ca_file != NULL ? each_in_file(ca_file, "ca", fn, ctx) : r;
+}
+
+static int add_to_snapshot(void *ctx, const char *path, X509 *cert, const char *role)
+{
+	return strcmp(role, "ca") == 0 ? clients_snap_add_ca(ctx, cert)
+				       : clients_snap_add_pin(ctx, cert, KEEL_ROLE_KMIP);
 }
 
 int keel_clients_from_files(const char *certificates_dir, const char *ca_file,
@@ -112,7 +121,7 @@ char *keel_cert_pem(X509 *cert)
 }
 
 /* Registers one certificate named after its file (a CA after its fingerprint). */
-static int import_one(void *ctx, const char *path, X509 *cert, bool is_ca)
+static int import_one(void *ctx, const char *path, X509 *cert, const char *role)
 {
 	struct keel_store_client c = {.added = (int64_t)time(NULL)};
 	uint8_t fp[KEEL_FINGERPRINT_LEN];
@@ -123,8 +132,8 @@ static int import_one(void *ctx, const char *path, X509 *cert, bool is_ca)
 	    (c.pem = keel_cert_pem(cert)) == NULL) {
 		return -1;
 	}
-	snprintf(c.role, sizeof(c.role), "%s", is_ca ? "ca" : "kmip");
-	if (is_ca) {
+	snprintf(c.role, sizeof(c.role), "%s", role);
+	if (strcmp(role, "ca") == 0) {
 		snprintf(c.name, sizeof(c.name), "ca-%.16s", c.fingerprint);
 	} else {
 		snprintf(c.name, sizeof(c.name), "%.*s", (int)strcspn(base + 1, "."), base + 1);
@@ -139,7 +148,8 @@ static int import_one(void *ctx, const char *path, X509 *cert, bool is_ca)
 	return r;
 }
 
-int keel_clients_import(struct keel_store *store, const char *certificates_dir, const char *ca_file)
+int keel_clients_import(struct keel_store *store, const char *certificates_dir, const char *ca_file,
+			const char *admins_dir)
 {
 	struct keel_store_client *rows = NULL;
 	struct keel_store_txn *t = NULL;
@@ -153,11 +163,12 @@ int keel_clients_import(struct keel_store *store, const char *certificates_dir, 
 		return -1;
 	}
 	keel_store_clients_free(rows, num);
-	if (num > 0 || (certificates_dir == NULL && ca_file == NULL)) {
+	if (num > 0 || (certificates_dir == NULL && ca_file == NULL && admins_dir == NULL)) {
 		keel_store_rollback(t);
 		return 0;
 	}
-	if (each_cert(certificates_dir, ca_file, import_one, t) != 0) {
+	if (each_cert(certificates_dir, ca_file, import_one, t) != 0 ||
+	    each_in_dir(admins_dir, "admin", import_one, t) != 0) {
 		keel_store_rollback(t);
 		return -1;
 	}

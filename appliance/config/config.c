@@ -77,6 +77,8 @@ static const struct setting settings[] = {
     U32("crk.rotation_pause_ms", crk_rotation_pause_ms, 0, 60000),
     LISTEN("admin.listen", admin_listen, num_admin_listen),
     SOCKET("admin.socket", admin_socket),
+    DIR_("admin.certificates_dir", admin_certificates_dir),
+    FILE_("admin.enrolment_file", admin_enrolment_file),
     STRING("mirror.endpoint", mirror_endpoint, 2048),
     STRING("mirror.iam_token_url", mirror_iam_url, 2048),
     /* Instance ids are GUIDs (36 characters); a little room for other forms. */
@@ -590,6 +592,8 @@ void keel_config_free(struct keel_config *cfg)
 	free(cfg->hsm_pin_file);
 	free(cfg->store_path);
 	free(cfg->admin_socket);
+	free(cfg->admin_certificates_dir);
+	free(cfg->admin_enrolment_file);
 	free(cfg->mirror_endpoint);
 	free(cfg->mirror_iam_url);
 	free(cfg->mirror_instance_id);

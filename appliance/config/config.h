@@ -73,7 +73,9 @@ struct keel_config {
 	/* admin section: the management API (appliance/admin). */
 	struct keel_listen_addr admin_listen[KEEL_LISTEN_MAX]; /* HTTPS, mutual TLS */
 	size_t num_admin_listen;
-	char *admin_socket; /* UNIX socket, local root (or keeld's user) only */
+	char *admin_socket;	      /* UNIX socket, local root (or keeld's user) only */
+	char *admin_certificates_dir; /* administrators registered on the first start */
+	char *admin_enrolment_file;   /* a one-time enrolment code's verifier */
 	/* mirror section: IBM Key Protect (appliance/mirror); all NULL when absent.
 	 * Present, it needs instance_id and api_key_file; a NULL endpoint or
 	 * iam_token_url means IBM's public us-south endpoints (mirror.h). */

@@ -183,6 +183,13 @@ static const char *const migrations[] = {
     "CREATE TRIGGER mirror_object_update AFTER UPDATE ON objects"
     " WHEN new.crk_version = old.crk_version OR new.blob IS NULL"
     " BEGIN INSERT INTO mirror_enqueue VALUES (new.uid, 1); END;",
+    /* 10: the first administrator's one-time enrolment codes (store.h,
+     * keel_store_enrolment_*): a verifier, never the code. */
+    "CREATE TABLE enrolment ("
+    " verifier TEXT PRIMARY KEY NOT NULL,"
+    " expires INTEGER NOT NULL,"
+    " attempts INTEGER NOT NULL DEFAULT 0,"
+    " used INTEGER NOT NULL DEFAULT 0);",
 };
 
 /* Steps that SQL alone cannot do, run in the step's transaction after its SQL. */
@@ -1641,6 +1648,10 @@ static const struct keel_store_ops sq_ops = {
     .client_list = sq_client_list,
     .client_rename = sq_client_rename,
     .client_delete = sq_client_delete,
+    .enrolment_offer = sq_enrolment_offer,
+    .enrolment_pending = sq_enrolment_pending,
+    .enrolment_fail = sq_enrolment_fail,
+    .enrolment_use = sq_enrolment_use,
     .crk_counts = sq_crk_counts,
     .crk_stale = sq_crk_stale,
     .object_rewrap = sq_object_rewrap,

@@ -1,4 +1,5 @@
-/* The client registry in SQLite (store.h, keel_store_client_*). */
+/* The client registry and enrolment codes in SQLite (store.h, keel_store_client_*,
+ * keel_store_enrolment_*). */
 #include "sqlite_int.h"
 
 #include <stdio.h>
@@ -139,4 +140,68 @@ int sq_client_delete(struct keel_store_txn *tb, const char *fingerprint)
 {
 	return change((struct sq_txn *)tb, "DELETE FROM clients WHERE fingerprint = ?1",
 		      fingerprint, NULL, "removing client");
+}
+
+int sq_enrolment_offer(struct keel_store_txn *tb, const char *verifier, int64_t expires)
+{
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = sq_stmt(t,
+			 "INSERT INTO enrolment (verifier, expires) VALUES (?1, ?2)"
+			 " ON CONFLICT (verifier) DO NOTHING",
+			 &st)) != 0) {
+		return r;
+	}
+	rc = sqlite3_bind_text(st, 1, verifier, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int64(st, 2, expires);
+	if ((r = sq_err(db, rc, "bind")) != 0) {
+		sq_stmt_done(t, st);
+		return r;
+	}
+	return sq_step_done(t, st, "offering an enrolment code");
+}
+
+int sq_enrolment_pending(struct keel_store_txn *tb, struct keel_store_enrolment *out)
+{
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3 *db = t->db;
+	sqlite3_stmt *st = NULL;
+	int r, rc;
+
+	if ((r = sq_stmt(t,
+			 "SELECT verifier, expires, attempts, used FROM enrolment"
+			 " WHERE used = 0 ORDER BY rowid DESC LIMIT 1",
+			 &st)) != 0) {
+		return r;
+	}
+	memset(out, 0, sizeof(*out));
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		snprintf(out->verifier, sizeof(out->verifier), "%s",
+			 (const char *)sqlite3_column_text(st, 0));
+		out->expires = sqlite3_column_int64(st, 1);
+		out->attempts = sqlite3_column_int64(st, 2);
+		out->used = sqlite3_column_int64(st, 3);
+	} else {
+		r = rc == SQLITE_DONE ? KEEL_STORE_E_NOT_FOUND
+				      : sq_err(db, rc, "reading the enrolment code");
+	}
+	sq_stmt_done(t, st);
+	return r;
+}
+
+int sq_enrolment_fail(struct keel_store_txn *tb, const char *verifier)
+{
+	return change((struct sq_txn *)tb,
+		      "UPDATE enrolment SET attempts = attempts + 1 WHERE verifier = ?1", verifier,
+		      NULL, "counting a wrong enrolment code");
+}
+
+int sq_enrolment_use(struct keel_store_txn *tb, const char *verifier)
+{
+	return change((struct sq_txn *)tb,
+		      "UPDATE enrolment SET used = unixepoch() WHERE verifier = ?1 AND used = 0",
+		      verifier, NULL, "using the enrolment code");
 }

@@ -141,5 +141,9 @@ int sq_client_get(struct keel_store_txn *t, const char *id, struct keel_store_cl
 int sq_client_list(struct keel_store_txn *t, struct keel_store_client **out, size_t *out_num);
 int sq_client_rename(struct keel_store_txn *t, const char *fingerprint, const char *name);
 int sq_client_delete(struct keel_store_txn *t, const char *fingerprint);
+int sq_enrolment_offer(struct keel_store_txn *t, const char *verifier, int64_t expires);
+int sq_enrolment_pending(struct keel_store_txn *t, struct keel_store_enrolment *out);
+int sq_enrolment_fail(struct keel_store_txn *t, const char *verifier);
+int sq_enrolment_use(struct keel_store_txn *t, const char *verifier);
 
 #endif

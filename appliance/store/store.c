@@ -430,3 +430,32 @@ int keel_store_client_delete(struct keel_store_txn *t, const char *fingerprint)
 	return fingerprint != NULL ? t->store->ops->client_delete(t, fingerprint)
 				   : KEEL_STORE_E_INVAL;
 }
+
+static bool verifier_ok(const char *verifier)
+{
+	return verifier != NULL && verifier[0] != '\0' &&
+	       strlen(verifier) <= KEEL_STORE_VERIFIER_MAX;
+}
+
+int keel_store_enrolment_offer(struct keel_store_txn *t, const char *verifier, int64_t expires)
+{
+	return verifier_ok(verifier) ? t->store->ops->enrolment_offer(t, verifier, expires)
+				     : KEEL_STORE_E_INVAL;
+}
+
+int keel_store_enrolment_pending(struct keel_store_txn *t, struct keel_store_enrolment *out)
+{
+	return t->store->ops->enrolment_pending(t, out);
+}
+
+int keel_store_enrolment_fail(struct keel_store_txn *t, const char *verifier)
+{
+	return verifier_ok(verifier) ? t->store->ops->enrolment_fail(t, verifier)
+				     : KEEL_STORE_E_INVAL;
+}
+
+int keel_store_enrolment_use(struct keel_store_txn *t, const char *verifier)
+{
+	return verifier_ok(verifier) ? t->store->ops->enrolment_use(t, verifier)
+				     : KEEL_STORE_E_INVAL;
+}

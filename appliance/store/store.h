@@ -528,4 +528,31 @@ int keel_store_client_rename(struct keel_store_txn *t, const char *fingerprint,
 			     const char *name) KEEL_STORE_WUR;
 int keel_store_client_delete(struct keel_store_txn *t, const char *fingerprint) KEEL_STORE_WUR;
 
+/*
+ * The first administrator's one-time enrolment codes (admin/enrol.h): each
+ * kept as its verifier (a salted, slow hash; never the code itself) with its
+ * expiry, the wrong attempts made against it, and when it was used (0: not
+ * yet). A code is used once: keel_store_enrolment_use is a compare-and-set.
+ */
+#define KEEL_STORE_VERIFIER_MAX 192
+
+struct keel_store_enrolment {
+	char verifier[KEEL_STORE_VERIFIER_MAX + 1];
+	int64_t expires; /* POSIX seconds */
+	int64_t attempts;
+	int64_t used; /* POSIX seconds; 0: not used */
+};
+
+/* Offers |verifier| until |expires|. One offered before stays as it is (used,
+ * or with its attempts), so offering the same code at every start is harmless. */
+int keel_store_enrolment_offer(struct keel_store_txn *t, const char *verifier,
+			       int64_t expires) KEEL_STORE_WUR;
+/* The newest code not used yet (expired or not); KEEL_STORE_E_NOT_FOUND when none. */
+int keel_store_enrolment_pending(struct keel_store_txn *t,
+				 struct keel_store_enrolment *out) KEEL_STORE_WUR;
+/* Counts one more wrong attempt against |verifier|. */
+int keel_store_enrolment_fail(struct keel_store_txn *t, const char *verifier) KEEL_STORE_WUR;
+/* Marks |verifier| used now; KEEL_STORE_E_NOT_FOUND when it already was (or is unknown). */
+int keel_store_enrolment_use(struct keel_store_txn *t, const char *verifier) KEEL_STORE_WUR;
+
 #endif

@@ -73,6 +73,10 @@ struct keel_store_ops {
 			   size_t *out_num);
 	int (*client_rename)(struct keel_store_txn *t, const char *fingerprint, const char *name);
 	int (*client_delete)(struct keel_store_txn *t, const char *fingerprint);
+	int (*enrolment_offer)(struct keel_store_txn *t, const char *verifier, int64_t expires);
+	int (*enrolment_pending)(struct keel_store_txn *t, struct keel_store_enrolment *out);
+	int (*enrolment_fail)(struct keel_store_txn *t, const char *verifier);
+	int (*enrolment_use)(struct keel_store_txn *t, const char *verifier);
 };
 
 /* What keel_store_savepoint* ask of the backend. */

@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import termios
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
@@ -38,6 +39,14 @@ ADMIN_PORT = 8443
 PIN_CRED = "/etc/keel/hsm.pin.cred"
 KEEL_CREDS = "/usr/lib/keel/keel-creds"
 CRED_PIN = "/run/keel/hsm.pin"  # what keeld reads: keeld.service decrypts PIN_CRED there
+ADMINS_DIR = "/etc/keel/admins"  # admin.certificates_dir: the first administrator's certificate
+ENROL_FILE = "/etc/keel/admin-enrolment"  # admin.enrolment_file: the code's verifier
+ENROL_DAYS = 7  # a one-time enrolment code expires after
+ENROL_ITERATIONS = 200000  # PBKDF2-HMAC-SHA-256 (appliance/admin/api_enrol.c)
+CA_KEY = CONFIG + "/ca/ca.key"  # root:keel 0640: keeld signs with it (pki.ca_key)
+# The same two through the /etc/keel link, as first boot writes them (ETC_KEEL).
+ADMINS_DIR_REAL = ETC_KEEL + "/admins"
+ENROL_FILE_REAL = ETC_KEEL + "/admin-enrolment"
 OVF_ENV_NS = "http://schemas.dmtf.org/ovf/environment/1"
 FW_CFG = "/sys/firmware/qemu_fw_cfg/by_name/opt/keel/ovf-env.xml/raw"
 
@@ -299,8 +308,13 @@ def timesyncd_conf(answers):
 
 def keeld_conf(answers):
     """keeld.conf for the appliance: listens everywhere; the PIN file is the
-    systemd credential keeld.service decrypts (never the PIN itself)."""
+    systemd credential keeld.service decrypts (never the PIN itself). The
+    first administrator reaches keeld as admin.certificates_dir (registered
+    as admin on keeld's first start) or admin.enrolment_file (a one-time
+    code's verifier for POST /v1/enrol, which the appliance CA signs)."""
     module = "softhsm2" if answers["hsm"] == "softhsm" else answers["pkcs11_module"]
+    first_admin = (f'certificates_dir = "{ADMINS_DIR}";' if answers.get("admin_cert")
+                   else f'enrolment_file = "{ENROL_FILE}";')
     return f"""# keeld.conf of the Keel appliance, written by keel-setup at first boot.
 # Every setting: /usr/share/doc/keel/keeld.conf.example.
 listen = [ "0.0.0.0:{KMIP_PORT}", "[::]:{KMIP_PORT}" ];
@@ -324,6 +338,16 @@ hsm:
 store:
 {{
   path = "{STATE}/keel.db";
+}};
+admin:
+{{
+  listen = [ "0.0.0.0:{ADMIN_PORT}", "[::]:{ADMIN_PORT}" ];
+  {first_admin}
+}};
+pki:
+{{
+  ca_certificate = "/etc/keel/tls/ca.crt";
+  ca_key = "{CA_KEY}";
 }};
 """
 
@@ -631,8 +655,8 @@ def setup_certificates(answers):
     """The appliance CA, the server certificate (SANs: name and addresses) and
     the client certificate offered to vCenter ("KMS certificate and private
     key" trust). The CA key stays on the appliance, root only."""
-    tls, ca_key = ETC_KEEL + "/tls", CONFIG + "/ca/ca.key"
-    os.makedirs(CONFIG + "/ca", mode=0o700, exist_ok=True)
+    tls, ca_key = ETC_KEEL + "/tls", CA_KEY
+    os.makedirs(CONFIG + "/ca", mode=0o750, exist_ok=True)
     os.makedirs(tls, mode=0o755, exist_ok=True)
     os.makedirs(ETC_KEEL + "/clients", mode=0o755, exist_ok=True)
     host = answers["hostname"]
@@ -666,18 +690,33 @@ def fingerprint(path):
     return out.strip().split("=", 1)[1]
 
 
-def setup_admin(answers):
-    """The first administrator: a certificate, or the SHA-256 of a one-time
-    enrolment code (the code itself is only shown once on the console)."""
+def enrolment_verifier(code, salt=None, iterations=ENROL_ITERATIONS):
+    """keeld's verifier of a one-time enrolment code: a salted PBKDF2-HMAC-
+    SHA-256 ("pbkdf2-sha256$ITERATIONS$SALT$HASH", hex), never the code."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", code.encode(), salt, iterations)
+    return f"pbkdf2-sha256${iterations}${salt.hex()}${digest.hex()}"
+
+
+def enrolment_file_text(code, now, days=ENROL_DAYS):
+    """admin.enrolment_file: "VERIFIER EXPIRES" (POSIX seconds)."""
+    return f"{enrolment_verifier(code)} {int(now) + days * 86400}\n"
+
+
+def setup_admin(answers, now):
+    """The first administrator: a certificate keeld registers as admin on its
+    first start, or a one-time enrolment code (only its verifier is kept;
+    keeld lets it enrol one administrator, once, for ENROL_DAYS). Returns a
+    generated code, to be shown once on the console, else None."""
     code = answers.get("enrolment_code", "")
     if answers.get("admin_cert"):
-        write_file(ETC_KEEL + "/admins/initial-admin.pem", pem_certificate(answers["admin_cert"]))
+        write_file(ADMINS_DIR_REAL + "/initial-admin.pem", pem_certificate(answers["admin_cert"]))
         return None
-    if not code:
+    generated = not code
+    if generated:
         code = "-".join(secrets.token_hex(3) for _ in range(4))
-    write_file(ETC_KEEL + "/admin-enrolment.sha256",
-               hashlib.sha256(code.encode()).hexdigest() + "\n", 0o600)
-    return code if not answers.get("enrolment_code") else None
+    write_file(ENROL_FILE_REAL, enrolment_file_text(code, now), 0o640)
+    return code if generated else None
 
 
 def chown_keel(path):
@@ -695,11 +734,16 @@ def stage_finish(con):
     try:
         setup_token(answers)
         setup_certificates(answers)
-        code = setup_admin(answers)
+        code = setup_admin(answers, time.time())
         write_file(ETC_KEEL + "/keeld.conf", keeld_conf(answers))
         os.makedirs(STATE, mode=0o700, exist_ok=True)
         chown_keel(STATE)
         run(["chown", "keel:keel", ETC_KEEL + "/tls/server.key"])
+        # keeld reads the CA key (it signs enrolments and CSRs) and the code's verifier.
+        run(["chown", "-R", "root:keel", CONFIG + "/ca"])
+        os.chmod(CA_KEY, 0o640)
+        if os.path.exists(ENROL_FILE_REAL):
+            run(["chown", "root:keel", ENROL_FILE_REAL])
     except (subprocess.CalledProcessError, RuntimeError, OSError, ValueError, KeyError) as e:
         detail = e.stderr.strip() if isinstance(e, subprocess.CalledProcessError) else repr(e)
         con.say(f"keel-setup: first boot failed: {detail}")
@@ -777,7 +821,7 @@ def menu_certificates(con):
         with open(CONFIG + "/hostname", encoding="ascii") as f:
             host = f.read().strip()
         os.makedirs(RUN, mode=0o700, exist_ok=True)
-        leaf("server", tls, CONFIG + "/ca/ca.key", f"/CN={host}", "serverAuth,clientAuth",
+        leaf("server", tls, CA_KEY, f"/CN={host}", "serverAuth,clientAuth",
              server_sans(host, addresses()))
         run(["chown", "keel:keel", tls + "/server.key"])
         subprocess.run(["systemctl", "restart", "keeld.service"], check=False)

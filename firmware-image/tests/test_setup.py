@@ -126,6 +126,46 @@ class Files(unittest.TestCase):
         self.assertIn('module = "/opt/hsm/lib/libhsm-pkcs11.so"',
                       ks.keeld_conf(sample("dhcp-pkcs11-import.xml")))
 
+    def test_first_admin_reaches_keeld(self):
+        """First boot hands keeld the first administrator: an enrolment code as
+        the verifier api_enrol.c checks (never the code), or a certificate."""
+        import hashlib
+        import tempfile
+        import time
+        from unittest import mock
+
+        a = sample("static-softhsm.xml")
+        with tempfile.TemporaryDirectory() as d, \
+                mock.patch.object(ks, "ENROL_FILE_REAL", d + "/admin-enrolment"), \
+                mock.patch.object(ks, "ADMINS_DIR_REAL", d + "/admins"):
+            a["admin_cert"], a["enrolment_code"] = "", ""
+            code = ks.setup_admin(a, 1000)  # generated, shown once on the console
+            self.assertRegex(code, r"^([0-9a-f]{6}-){3}[0-9a-f]{6}$")
+            with open(d + "/admin-enrolment") as f:
+                verifier, expires = f.read().split()
+            self.assertEqual(os.stat(d + "/admin-enrolment").st_mode & 0o777, 0o640)
+            self.assertEqual(int(expires), 1000 + 7 * 86400)
+            kind, iterations, salt, digest = verifier.split("$")
+            self.assertEqual(kind, "pbkdf2-sha256")
+            self.assertEqual(hashlib.pbkdf2_hmac("sha256", code.encode(), bytes.fromhex(salt),
+                                                 int(iterations)).hex(), digest)
+            self.assertNotEqual(ks.enrolment_verifier(code), verifier)  # salted
+            conf = ks.keeld_conf(a)
+            self.assertIn(f'enrolment_file = "{ks.ENROL_FILE}";', conf)
+            self.assertNotIn("certificates_dir = \"/etc/keel/admins\"", conf)
+            self.assertIn(f'ca_key = "{ks.CA_KEY}";', conf)  # keeld signs the enrolment
+            a["enrolment_code"] = "chosen-by-the-admin"
+            self.assertIsNone(ks.setup_admin(a, time.time()))  # a chosen code is not shown
+            pem = ("-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n"
+                   "-----END CERTIFICATE-----")
+            a["admin_cert"] = pem
+            self.assertIsNone(ks.setup_admin(a, time.time()))
+            with open(d + "/admins/initial-admin.pem") as f:
+                self.assertEqual(f.read(), pem + "\n")
+            conf = ks.keeld_conf(a)
+            self.assertIn(f'certificates_dir = "{ks.ADMINS_DIR}";', conf)
+            self.assertNotIn("enrolment_file", conf)
+
     def test_server_sans(self):
         self.assertEqual(ks.server_sans("kms1.example.com", ["10.0.0.5", "fd00::5"]),
                          "DNS:kms1.example.com,DNS:kms1,IP:10.0.0.5,IP:fd00::5")

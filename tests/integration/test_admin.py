@@ -18,8 +18,10 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import tempfile
 import sqlite3
+import time
 import unittest
 
 import yaml
@@ -31,6 +33,9 @@ from procwatch import GUARD
 from test_dev import KEELCTL, KEELD, Keeld, client_ctx
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.join(HERE, "..", "..", "firmware-image", "setup"))
+import keel_setup  # noqa: E402  first boot's verifier of an enrolment code
 API_YAML = os.path.join(HERE, "..", "..", "docs", "admin-api.yaml")
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -509,6 +514,102 @@ class RoleTest(AdminCase):
             self.assertEqual((status, e["error"]), (404, "no client fu?zz"))
         before = self.local("GET", "/v1/clients")[1]
         self.assertEqual([c["name"] for c in before["clients"]], ["client", "ops"])
+
+
+CODE = "4f2a9c-1be7d0-93aa41-0c5e6f"
+
+
+class EnrolTest(AdminCase):
+    """The first administrator (issue 9): keeld --dev given what the appliance's
+    first boot gives it, admin.certificates_dir and admin.enrolment_file."""
+
+    def setUp(self):
+        super().setUp()
+        os.makedirs(os.path.join(self.dir, "admins"))
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=first",
+                "-keyout", os.path.join(self.tmp, "first.key"),
+                "-out", os.path.join(self.dir, "admins", "first.pem"))
+        with open(self.conf) as f:
+            conf = f.read()
+        with open(self.conf, "w") as f:
+            f.write(conf.replace('socket = "admin.sock";', 'socket = "admin.sock"; '
+                                 'certificates_dir = "admins"; enrolment_file = "enrolment";'))
+        self.offer(time.time())
+        # A fresh store, as on an appliance's first start: the registry is seeded again.
+        for name in os.listdir(os.path.join(self.dir, "data")):
+            os.unlink(os.path.join(self.dir, "data", name))
+        self.restart()
+
+    def offer(self, now):
+        with open(os.path.join(self.dir, "enrolment"), "w") as f:
+            f.write(keel_setup.enrolment_file_text(CODE, now))
+
+    def restart(self):
+        self.assertEqual(self.k.stop(), 0)
+        self.k = Keeld(self.dir)
+        self.k.ready()
+
+    def enrol(self, code, out, status=0):
+        r = subprocess.run([KEELCTL, "enrol", "--server", f"127.0.0.1:{self.admin_port}",
+                            "--cacert", os.path.join(self.dir, "certs/ca.crt"), "--code", "-",
+                            "--name", os.path.basename(out), "--out", out],
+                           input=code + "\n", capture_output=True, text=True, timeout=GUARD)
+        self.assertEqual(r.returncode, status, r.stderr)
+        return r.stderr
+
+    def post(self, code):
+        csr = os.path.join(self.tmp, "x.csr")
+        if not os.path.exists(csr):
+            openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=x",
+                    "-keyout", os.path.join(self.tmp, "x.key"), "-out", csr)
+        with open(csr) as f:
+            return self.https("POST", "/v1/enrol", json.dumps({"code": code, "csr": f.read()}))
+
+    def test_code_works_once(self):
+        clients = {c["name"]: c["role"] for c in self.local("GET", "/v1/clients")[1]["clients"]}
+        self.assertEqual(clients["first"], "admin")  # admin.certificates_dir, registered
+        out = os.path.join(self.tmp, "ops")
+        err = self.enrol("not-the-code-at-all", out, status=77)
+        self.assertIn("wrong enrolment code (4 tries left)", err)
+        self.assertFalse(os.path.exists(out + ".key"))
+        self.enrol(CODE, out)
+        self.assertEqual(os.stat(out + ".key").st_mode & 0o777, 0o600)
+        err = self.enrol(CODE, os.path.join(self.tmp, "again"), status=77)
+        self.assertIn("no enrolment code is pending", err)
+        # The certificate is an administrator's, from a machine without keeld.conf.
+        r = subprocess.run([KEELCTL, "--json", "status", "--url",
+                            f"https://127.0.0.1:{self.admin_port}", "--cacert",
+                            os.path.join(self.dir, "certs/ca.crt"), "--cert", out + ".crt",
+                            "--key", out + ".key", "--config", "/nonexistent/keeld.conf"],
+                           capture_output=True, text=True, timeout=GUARD)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["token"]["label"], "keel-dev")
+        status, c = self.https("GET", "/v1/clients/ops", cert=out + ".crt", key=out + ".key")
+        self.assertEqual((status, c["role"]), (200, "admin"))
+        self.assertIn("Keel dev CA", c["issuer"])
+        # A restart offers the same file again: used stays used.
+        self.restart()
+        status, e = self.post(CODE)
+        self.assertEqual(status, 403, e)
+        self.assertIn("no enrolment code is pending", e["error"])
+        self.assertNotIn(CODE, "".join(line for line in self.k.err if line))
+
+    def test_wrong_codes_lock_and_codes_expire(self):
+        for left in (4, 3, 2, 1, 0):
+            status, e = self.post("wrong-" + CODE)
+            self.assertEqual((status, e["error"]),
+                             (403, f"wrong enrolment code ({left} tries left)"))
+        status, e = self.post(CODE)
+        self.assertEqual(status, 403)
+        self.assertIn("locked after 5 wrong codes", e["error"])
+        self.assertEqual(self.post("")[0], 400)  # bad input: not counted, nothing changes
+        # A new code, made 8 days ago: expired after 7.
+        self.offer(time.time() - 8 * 86400)
+        self.restart()
+        status, e = self.post(CODE)
+        self.assertEqual((status, e["error"]), (403, "the enrolment code has expired"))
+        names = [c["name"] for c in self.local("GET", "/v1/clients")[1]["clients"]]
+        self.assertNotIn("x", names)
 
 
 if __name__ == "__main__":

@@ -156,14 +156,17 @@ struct body {
 static int perform(const struct keelctl_api *api, const char *method, const char *path,
 		   const struct body *body, FILE *resp, long *out_status)
 {
-	struct target t;
+	struct target t = {0};
 	struct curl_slist *hdrs = NULL;
 	char url[4352], errbuf[CURL_ERROR_SIZE] = "", type[128];
+	bool https = api->cert != NULL || api->url != NULL;
 	CURL *c;
 	CURLcode rc;
-	int r;
+	int r = 0;
 
-	if ((r = find_target(api, &t)) != 0) {
+	/* --url and --cacert say all there is to know: no keeld.conf needed (an
+	 * administrator's own machine, keelctl enrol). */
+	if ((api->url == NULL || api->cacert == NULL) && (r = find_target(api, &t)) != 0) {
 		return r;
 	}
 	if ((c = curl_easy_init()) == NULL) {
@@ -184,7 +187,7 @@ static int perform(const struct keelctl_api *api, const char *method, const char
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body->data);
 	}
 	if ((rc = curl_easy_perform(c)) != CURLE_OK) {
-		keelctl_err("cannot reach keeld at %s: %s", api->cert != NULL ? url : t.socket,
+		keelctl_err("cannot reach keeld at %s: %s", https ? url : t.socket,
 			    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(rc));
 		r = EX_UNAVAILABLE;
 	} else {

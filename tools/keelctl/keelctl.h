@@ -21,6 +21,7 @@ struct keelctl_cmd {
 
 int keelctl_backup(int argc, char **argv);
 int keelctl_crk(int argc, char **argv);
+int keelctl_enrol(int argc, char **argv);
 int keelctl_mirror(int argc, char **argv);
 int keelctl_recover(int argc, char **argv);
 int keelctl_hsm(int argc, char **argv);

@@ -20,6 +20,8 @@ static const struct keelctl_cmd commands[] = {
     {"client", "registered clients, trusted CAs, CSR signing, issued certificates", keelctl_client},
     {"server-cert", "keeld's certificate: show, export, renew", keelctl_server_cert},
     {"ca", "export Keel's CA certificate", keelctl_ca},
+    {"enrol", "become a fresh appliance's first administrator with its enrolment code",
+     keelctl_enrol},
     {"hsm", "the PKCS#11 token and its customer root key (CRK) versions", keelctl_hsm},
     {"ttlv", "convert and print KMIP messages (TTLV, XML, JSON)", keelctl_ttlv},
 };

@@ -256,7 +256,7 @@ static void test_import_once(void **state)
 	snprintf(ca, sizeof(ca), "%s/ca.pem", f->dir);
 	write_pem(ca, f->trusted.cert);
 
-	assert_int_equal(keel_clients_import(f->s, dir, ca), 0);
+	assert_int_equal(keel_clients_import(f->s, dir, ca, NULL), 0);
 	assert_int_equal(registered(f), 2);
 	assert_int_equal(keel_clients_new(f->s, &c), 0);
 	assert_int_equal(keel_clients_role(c, f->pinned.fp), KEEL_ROLE_KMIP);
@@ -266,7 +266,7 @@ static void test_import_once(void **state)
 	/* A registry that has entries is the admin API's: files are not read again. */
 	snprintf(path, sizeof(path), "%s/stranger.pem", dir);
 	write_pem(path, f->unknown.cert);
-	assert_int_equal(keel_clients_import(f->s, dir, ca), 0);
+	assert_int_equal(keel_clients_import(f->s, dir, ca, NULL), 0);
 	assert_int_equal(registered(f), 2);
 }
 

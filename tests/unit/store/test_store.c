@@ -83,10 +83,10 @@ static void test_migrations(void **state)
 	int v = 0;
 
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 9);
+	assert_int_equal(v, 10);
 	reopen(f); /* already migrated: nothing to do, same version */
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 9);
+	assert_int_equal(v, 10);
 }
 
 static void test_object_crud(void **state)
@@ -370,6 +370,32 @@ static void client(struct keel_store_client *c, char fp_char, const char *name, 
 }
 
 /* Registry rows: unique fingerprint and name, lookups by either, rename, delete. */
+/* Enrolment codes: offered once, counted, used exactly once. */
+static void test_enrolment(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_txn *t = NULL;
+	struct keel_store_enrolment e;
+
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(keel_store_enrolment_pending(t, &e), KEEL_STORE_E_NOT_FOUND);
+	assert_int_equal(keel_store_enrolment_offer(t, "v1", 100), 0);
+	assert_int_equal(keel_store_enrolment_fail(t, "v1"), 0);
+	assert_int_equal(keel_store_enrolment_offer(t, "v1", 999), 0); /* kept as it was */
+	assert_int_equal(keel_store_enrolment_pending(t, &e), 0);
+	assert_string_equal(e.verifier, "v1");
+	assert_int_equal(e.expires, 100);
+	assert_int_equal(e.attempts, 1);
+	assert_int_equal(keel_store_enrolment_use(t, "v1"), 0);
+	assert_int_equal(keel_store_enrolment_use(t, "v1"), KEEL_STORE_E_NOT_FOUND);
+	assert_int_equal(keel_store_enrolment_use(t, "v2"), KEEL_STORE_E_NOT_FOUND);
+	assert_int_equal(keel_store_enrolment_pending(t, &e), KEEL_STORE_E_NOT_FOUND);
+	assert_int_equal(keel_store_enrolment_offer(t, "v1", 999), 0); /* used stays used */
+	assert_int_equal(keel_store_enrolment_pending(t, &e), KEEL_STORE_E_NOT_FOUND);
+	assert_int_equal(keel_store_enrolment_offer(t, "", 1), KEEL_STORE_E_INVAL);
+	assert_int_equal(keel_store_commit(t), 0);
+}
+
 static void test_clients(void **state)
 {
 	struct fx *f = *state;
@@ -601,6 +627,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_statement_cache_evicts, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_statement_cache_nested, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_statement_cache_restore, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_enrolment, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -58,6 +58,18 @@ __attribute__((warn_unused_result)) int keel_admin_port(const struct keel_admin 
 /* Stops serving, joins the thread, removes the socket. Accepts NULL. */
 void keel_admin_stop(struct keel_admin *a);
 
+/* Wrong codes after which an enrolment code is locked for good. */
+#define KEEL_ENROL_MAX_ATTEMPTS 5
+
+/*
+ * Offers the one-time enrolment code whose verifier |path| holds
+ * (admin.enrolment_file; NULL: nothing to do) to POST /v1/enrol, once: a code
+ * offered before keeps its state (used, attempts). 0, or -1 with the reason
+ * logged. api_enrol.c describes the file.
+ */
+__attribute__((warn_unused_result)) int keel_admin_enrolment_offer(struct keel_store *store,
+								   const char *path);
+
 /* Prints "METHOD PATH ROLE" for every route, one a line (keeld --print-routes). */
 void keel_admin_print_routes(FILE *f);
 

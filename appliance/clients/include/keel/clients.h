@@ -91,12 +91,16 @@ void keel_clients_registry(struct keel_clients *c, struct keel_registry *out);
 
 /*
  * On a store with no registration yet, registers the files the config names
- * (clients.certificates_dir leaves as kmip clients, clients.ca_file CAs), so
- * that configurations and dev directories made before the registry keep
- * their clients. Later starts leave the registry to the admin API.
+ * (clients.certificates_dir leaves as kmip clients, clients.ca_file CAs,
+ * admin.certificates_dir leaves as administrators: the appliance's first
+ * one), so that configurations and dev directories made before the registry
+ * keep their clients. Later starts leave the registry to the admin API.
+ * Any of the three may be NULL.
  */
-__attribute__((warn_unused_result)) int
-keel_clients_import(struct keel_store *store, const char *certificates_dir, const char *ca_file);
+__attribute__((warn_unused_result)) int keel_clients_import(struct keel_store *store,
+							    const char *certificates_dir,
+							    const char *ca_file,
+							    const char *admins_dir);
 
 /* SHA-256 of |cert|'s DER as bytes and lowercase hex. 0 or -1. */
 __attribute__((warn_unused_result)) int
