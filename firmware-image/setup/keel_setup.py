@@ -685,6 +685,21 @@ def leaf(name, tls, ca_key, subject, eku, sans):
     os.chmod(key, 0o600)
 
 
+def certificate_ips(path):
+    """The IP addresses |path|'s subjectAltName names."""
+    out = openssl("x509", "-in", path, "-noout", "-ext", "subjectAltName")
+    return re.findall(r"IP Address:([0-9A-Fa-f:.]+)", out)
+
+
+def unnamed_addresses(addrs, named):
+    """The addresses in |addrs| that |named| (a certificate's) lacks: a DHCP
+    lease that moved. The server certificate is not renewed by itself: vCenter
+    trusts it by its fingerprint, and a new one must be trusted again there,
+    so the console says so and menu 4 renews it when the operator chooses."""
+    known = {ipaddress.ip_address(x) for x in named}
+    return [a for a in addrs if ipaddress.ip_address(a) not in known]
+
+
 def fingerprint(path):
     out = openssl("x509", "-in", path, "-noout", "-fingerprint", "-sha256")
     return out.strip().split("=", 1)[1]
@@ -777,9 +792,11 @@ def status_text():
     except (subprocess.CalledProcessError, OSError):
         fp = "(no server certificate)"
     try:
-        addrs = ", ".join(addresses()) or "(none yet)"
+        own = addresses()
+        addrs = ", ".join(own) or "(none yet)"
+        moved = unnamed_addresses(own, certificate_ips(ETC_KEEL + "/tls/server.crt"))
     except (subprocess.CalledProcessError, OSError, ValueError):
-        addrs = "unknown"
+        addrs, moved = "unknown", []
     with open("/proc/sys/kernel/hostname", encoding="ascii") as f:
         host = f.read().strip()
     return "\n".join([
@@ -790,7 +807,9 @@ def status_text():
         f"  keeld         {quiet(['systemctl', 'is-active', 'keeld.service'])}",
         f"  Time sync     {quiet(['timedatectl', 'show', '-p', 'NTPSynchronized', '--value'])}",
         "  Server certificate SHA-256 fingerprint:",
-        f"    {fp}", "", NEXT_STEPS])
+        f"    {fp}"] +
+        [f"  ! The server certificate does not name {', '.join(moved)}: menu 4 renews it"
+         " (vCenter must then trust the new one)."] * bool(moved) + ["", NEXT_STEPS])
 
 
 def menu_network(con):

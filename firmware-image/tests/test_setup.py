@@ -166,6 +166,12 @@ class Files(unittest.TestCase):
             self.assertIn(f'certificates_dir = "{ks.ADMINS_DIR}";', conf)
             self.assertNotIn("enrolment_file", conf)
 
+    def test_moved_dhcp_address_is_noticed(self):
+        self.assertEqual(ks.unnamed_addresses(["10.0.0.5", "fd00::5"],
+                                              ["10.0.0.5", "FD00:0:0:0:0:0:0:5"]), [])
+        self.assertEqual(ks.unnamed_addresses(["10.0.0.9", "fd00::5"], ["10.0.0.5", "fd00::5"]),
+                         ["10.0.0.9"])
+
     def test_server_sans(self):
         self.assertEqual(ks.server_sans("kms1.example.com", ["10.0.0.5", "fd00::5"]),
                          "DNS:kms1.example.com,DNS:kms1,IP:10.0.0.5,IP:fd00::5")
