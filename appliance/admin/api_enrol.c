@@ -159,8 +159,9 @@ static int pending_code(struct admin_req *rq, struct keel_store_enrolment *out)
 		keel_store_rollback(t);
 	}
 	if (r == KEEL_STORE_E_NOT_FOUND) {
-		return admin_fail(rq, 403, "no enrolment code is pending (it was used, or none "
-					   "was set)");
+		return admin_fail(rq, 403,
+				  "no enrolment code is pending (it was used, or none "
+				  "was set)");
 	}
 	if (r != 0) {
 		return admin_fail(rq, 500, "store: %s", keel_store_strerror(r));
@@ -191,7 +192,7 @@ static int wrong_code(struct admin_req *rq, const struct keel_store_enrolment *e
 		return admin_fail(rq, 500, "store: %s", keel_store_strerror(r));
 	}
 	keel_warn("admin: %s sent a wrong enrolment code (%lld of %d)", rq->who,
-		     (long long)e->attempts + 1, KEEL_ENROL_MAX_ATTEMPTS);
+		  (long long)e->attempts + 1, KEEL_ENROL_MAX_ATTEMPTS);
 	return admin_fail(rq, 403, "wrong enrolment code (%lld tries left)",
 			  (long long)(KEEL_ENROL_MAX_ATTEMPTS - e->attempts - 1));
 }
@@ -246,9 +247,9 @@ int admin_post_enrol(struct admin_req *rq)
 		goto out;
 	}
 	if ((status = admin_sign_client_csr(rq, csr, &cert)) == 0) {
-		status = admin_register_cert_in(rq, cert, name, "admin",
-						json_pack("{s:o}", "certificate", admin_pem_json(cert)),
-						use_code, &e);
+		status = admin_register_cert_in(
+		    rq, cert, name, "admin",
+		    json_pack("{s:o}", "certificate", admin_pem_json(cert)), use_code, &e);
 	}
 	if (status == 201) {
 		keel_notice("admin: %s used the enrolment code: a new administrator", rq->who);

@@ -847,6 +847,55 @@ def menu_certificates(con):
         con.say(f"New server certificate: {fingerprint(tls + '/server.crt')}")
 
 
+def hsm_of_conf(text):
+    """{"hsm": ..., "pkcs11_module": ..., "token_label": ...} of keeld.conf's
+    hsm section (as keeld_conf wrote it), for keelctl_hsm."""
+    module = re.search(r'^  module = "([^"]*)";', text, re.M)
+    label = re.search(r'^  token_label = "([^"]*)";', text, re.M)
+    if not module or not label:
+        raise ValueError("keeld.conf has no hsm module and token_label")
+    hsm = "softhsm" if module.group(1) == "softhsm2" else "pkcs11"
+    return {"hsm": hsm, "pkcs11_module": module.group(1), "token_label": label.group(1)}
+
+
+def change_token_pin(new_pin):
+    """Rotates the token's user PIN (after deployment: the bootstrap PIN stays
+    in vCenter's vApp properties). keeld stops; the new PIN is encrypted as
+    keeld's credential first, then set in the token (C_SetPIN through keelctl
+    hsm change-pin, PINs in files in /run, never on a command line), then the
+    credential replaces the old one and keeld starts again. RuntimeError or
+    CalledProcessError when it fails; the token then keeps the old PIN."""
+    with open(ETC_KEEL + "/keeld.conf", encoding="utf-8") as f:
+        hsm = hsm_of_conf(f.read())
+    os.makedirs(RUN, mode=0o700, exist_ok=True)
+    old, new, cred = RUN + "/pin", RUN + "/new.pin", ETC_KEEL + "/hsm.pin.cred"
+    subprocess.run(["systemctl", "stop", "keeld.service"], check=False)
+    try:
+        write_file(new, new_pin + "\n", 0o600)
+        run([KEEL_CREDS, "decrypt", cred, old])
+        run([KEEL_CREDS, "encrypt", new, cred + ".new"])
+        keelctl_hsm("change-pin", hsm, old, "--new-pin-file", new)
+        os.rename(cred + ".new", cred)
+    finally:
+        for path in (old, new, cred + ".new"):
+            if os.path.exists(path):
+                os.unlink(path)
+        subprocess.run(["systemctl", "start", "keeld.service"], check=False)
+
+
+def menu_token_pin(con):
+    con.say("A new user PIN for the token (the one given at deployment stays visible in "
+            "vCenter's vApp properties).")
+    pin = ask_field(con, BY_KEY["token_pin"], {}, "")
+    try:
+        change_token_pin(pin)
+    except (subprocess.CalledProcessError, RuntimeError, ValueError) as e:
+        detail = e.stderr.strip() if isinstance(e, subprocess.CalledProcessError) else str(e)
+        con.say(f"The PIN was not changed: {detail}")
+        return
+    con.say("The token's PIN was changed; keeld runs with the new one.")
+
+
 def menu_factory_reset(con):
     con.say("Factory reset destroys the token, the root key and EVERY key this appliance holds.")
     if con.ask("Type 'factory reset' to confirm: ") != "factory reset":
@@ -862,7 +911,7 @@ def menu_factory_reset(con):
 
 MENU = (("Refresh status", None), ("Network settings", menu_network),
         ("Time servers", menu_time), ("Certificates", menu_certificates),
-        ("Factory reset", menu_factory_reset),
+        ("Token PIN", menu_token_pin), ("Factory reset", menu_factory_reset),
         ("Reboot", lambda con: subprocess.run(["systemctl", "reboot"], check=False)),
         ("Power off", lambda con: subprocess.run(["systemctl", "poweroff"], check=False)))
 

@@ -172,6 +172,53 @@ class Files(unittest.TestCase):
         self.assertEqual(ks.unnamed_addresses(["10.0.0.9", "fd00::5"], ["10.0.0.5", "fd00::5"]),
                          ["10.0.0.9"])
 
+    def test_token_pin_rotation(self):
+        """Console menu 5: keeld stopped, the new PIN encrypted before the token
+        takes it, the credential replaced after, keeld started; no PIN on a
+        command line; a refused PIN leaves the old credential."""
+        import tempfile
+        from unittest import mock
+
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(d + "/keel")
+            with open(d + "/keel/keeld.conf", "w") as f:
+                f.write(ks.keeld_conf(sample("static-softhsm.xml")))
+            with open(d + "/keel/hsm.pin.cred", "w") as f:
+                f.write("old credential")
+            calls = []
+
+            def fake_run(argv, check=True, **kw):
+                calls.append(argv)
+                if argv[:2] == [ks.KEEL_CREDS, "encrypt"]:
+                    with open(argv[3], "w") as f:
+                        f.write("new credential")
+                if argv[:3] == ["keelctl", "hsm", "change-pin"] and fail:
+                    raise subprocess.CalledProcessError(77, argv, "", "refused")
+                return subprocess.CompletedProcess(argv, 0, "", "")
+
+            with mock.patch.object(ks, "ETC_KEEL", d + "/keel"), \
+                    mock.patch.object(ks, "RUN", d + "/run"), \
+                    mock.patch.object(ks, "run", fake_run), \
+                    mock.patch.object(ks.subprocess, "run", fake_run):
+                fail = True
+                with self.assertRaises(subprocess.CalledProcessError):
+                    ks.change_token_pin("rotated PIN 1234")
+                with open(d + "/keel/hsm.pin.cred") as f:
+                    self.assertEqual(f.read(), "old credential")
+                self.assertEqual(calls[-1], ["systemctl", "start", "keeld.service"])
+                calls.clear()
+                fail = False
+                ks.change_token_pin("rotated PIN 1234")
+            with open(d + "/keel/hsm.pin.cred") as f:
+                self.assertEqual(f.read(), "new credential")
+            self.assertEqual(os.listdir(d + "/run"), [])  # no PIN left behind
+            steps = [" ".join(c[:3]) if c[0] != ks.KEEL_CREDS else c[1] for c in calls]
+            self.assertEqual(steps, ["systemctl stop keeld.service", "decrypt", "encrypt",
+                                     "keelctl hsm change-pin", "systemctl start keeld.service"])
+            change = calls[3]
+            self.assertEqual(change[change.index("--token") + 1], "keel")
+            self.assertNotIn("rotated PIN 1234", " ".join(" ".join(c) for c in calls))
+
     def test_server_sans(self):
         self.assertEqual(ks.server_sans("kms1.example.com", ["10.0.0.5", "fd00::5"]),
                          "DNS:kms1.example.com,DNS:kms1,IP:10.0.0.5,IP:fd00::5")

@@ -130,3 +130,41 @@ int hsm_pin_read(struct hsm *h, const char *path, struct hsm_secret **out_pin)
 	}
 	return r;
 }
+
+int hsm_set_pin(struct hsm *h, const char *new_pin_file)
+{
+	struct hsm_secret *pin = NULL;
+	CK_SESSION_HANDLE s;
+	CK_RV rv;
+	int r;
+
+	if (h == NULL || new_pin_file == NULL) {
+		return HSM_E_INVAL;
+	}
+	if ((r = hsm_pin_read(h, new_pin_file, &pin)) != 0) {
+		return r;
+	}
+	/* Exclusive: no other call logs in with the old PIN meanwhile. */
+	if ((r = hsm_excl_begin(h, &s)) != 0) {
+		hsm_secret_free(pin);
+		return r;
+	}
+	rv = h->p11->C_SetPIN(s, hsm_secret_data(h->pin), (CK_ULONG)hsm_secret_len(h->pin),
+			      hsm_secret_data(pin), (CK_ULONG)hsm_secret_len(pin));
+	if (rv == CKR_OK) {
+		hsm_secret_free(h->pin);
+		h->pin = pin;
+		pin = NULL;
+		hsm_log(h, HSM_LOG_INFO, "the token's user PIN was changed");
+		r = 0;
+	} else if (rv == CKR_PIN_LEN_RANGE || rv == CKR_PIN_INVALID) {
+		hsm_log(h, HSM_LOG_ERROR, "C_SetPIN: the token refused the new PIN (%s)",
+			hsm_rv_name(rv));
+		r = HSM_E_INVAL;
+	} else {
+		r = hsm_ck_fail(h, "C_SetPIN", rv);
+	}
+	hsm_excl_end(h, rv);
+	hsm_secret_free(pin);
+	return r;
+}

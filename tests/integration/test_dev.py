@@ -201,6 +201,50 @@ class DevTest(unittest.TestCase):
         self.assertNotIn(wrong, err)
         self.assertNotIn(right, err)
 
+    def hsm(self, *args, pin_file="secrets/user.pin"):
+        """keelctl hsm COMMAND on the dev token (keeld stopped): (status, stderr)."""
+        env = dict(os.environ, SOFTHSM2_CONF=os.path.join(self.dir, "softhsm/softhsm2.conf"))
+        r = subprocess.run([KEELCTL, "hsm", *args, "--module", "softhsm2", "--token", "keel-dev",
+                            "--pin-file", os.path.join(self.dir, pin_file)],
+                           capture_output=True, env=env, timeout=GUARD)
+        return r.returncode, r.stderr.decode()
+
+    def test_change_pin(self):
+        """keelctl hsm change-pin (issue 9): the token takes the new PIN, keeld
+        starts with it and refuses to with the old one; a PIN the token does
+        not take changes nothing."""
+        k = self.start()
+        self.assertEqual(k.stop(), 0)
+        old = os.path.join(self.dir, "secrets/user.pin")
+        new = os.path.join(self.dir, "secrets/new.pin")
+        fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, b"a new PIN, 29 characters long\n")
+        os.close(fd)
+        os.chmod(new, 0o644)
+        status, err = self.hsm("change-pin", "--new-pin-file", new)
+        self.assertEqual(status, 78, err)  # a PIN file others can read: refused
+        os.chmod(new, 0o600)
+        self.assertEqual(self.hsm("change-pin")[0], 64)  # no --new-pin-file
+        status, err = self.hsm("change-pin", "--new-pin-file", new)
+        self.assertEqual(status, 0, err)
+        self.assertEqual(self.hsm("list")[0], 77)  # the old PIN no longer opens the token
+        k = Keeld(self.dir)
+        self.procs.append(k)
+        self.assertEqual(k.wait_exit(), 3)  # and keeld refuses to start with it
+        shutil.copy(new, old)
+        self.assertEqual(self.hsm("list")[0], 0)
+        with open(os.path.join(self.dir, "secrets/short.pin"), "w") as f:
+            f.write("abc\n")
+        os.chmod(os.path.join(self.dir, "secrets/short.pin"), 0o600)
+        status, err = self.hsm("change-pin", "--new-pin-file",
+                               os.path.join(self.dir, "secrets/short.pin"))
+        self.assertEqual(status, 65, err)
+        self.assertIn("refused the new PIN", err)
+        k = self.start()  # the new PIN still opens the token
+        self.assert_serves(k)
+        self.assertEqual(k.stop(), 0)
+        self.assertNotIn("29 characters", k.stderr_text())
+
     def test_config_without_hsm_refused(self):
         # Outside --dev: a config with no hsm section names the file and stops.
         os.makedirs(os.path.join(self.tmp, "clients"))

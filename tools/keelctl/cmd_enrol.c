@@ -28,20 +28,21 @@ struct enrol_opts {
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: keelctl enrol --server HOST[:PORT] --cacert FILE --code CODE|-\n"
-		"                     [--name NAME] [--out PREFIX]\n\n"
-		"Become the first administrator of a fresh appliance with the one-time\n"
-		"enrolment code its console showed. A new key (RSA 2048) and a CSR are made\n"
-		"here; the appliance's CA signs the CSR with role admin. The code works once.\n\n"
-		"  --server HOST[:PORT]  the appliance's admin API (port 8443 by default)\n"
-		"  --cacert FILE    the appliance's CA certificate, or its server certificate\n"
-		"                   (console menu 4): the code goes to no one else\n"
-		"  --code CODE|-    the code; - reads it from the terminal (no echo) or stdin\n"
-		"  --name NAME      the administrator's name in the registry (default: admin)\n"
-		"  --out PREFIX     writes PREFIX.key (mode 0600) and PREFIX.crt (default: admin)\n\n"
-		"Afterwards: keelctl --url https://HOST:8443 --cacert FILE --cert PREFIX.crt\n"
-		"            --key PREFIX.key status\n");
+	fprintf(
+	    f,
+	    "usage: keelctl enrol --server HOST[:PORT] --cacert FILE --code CODE|-\n"
+	    "                     [--name NAME] [--out PREFIX]\n\n"
+	    "Become the first administrator of a fresh appliance with the one-time\n"
+	    "enrolment code its console showed. A new key (RSA 2048) and a CSR are made\n"
+	    "here; the appliance's CA signs the CSR with role admin. The code works once.\n\n"
+	    "  --server HOST[:PORT]  the appliance's admin API (port 8443 by default)\n"
+	    "  --cacert FILE    the appliance's CA certificate, or its server certificate\n"
+	    "                   (console menu 4): the code goes to no one else\n"
+	    "  --code CODE|-    the code; - reads it from the terminal (no echo) or stdin\n"
+	    "  --name NAME      the administrator's name in the registry (default: admin)\n"
+	    "  --out PREFIX     writes PREFIX.key (mode 0600) and PREFIX.crt (default: admin)\n\n"
+	    "Afterwards: keelctl --url https://HOST:8443 --cacert FILE --cert PREFIX.crt\n"
+	    "            --key PREFIX.key status\n");
 }
 
 /* One line from the terminal without echo, else from stdin, into |buf|. */
@@ -203,7 +204,8 @@ int keelctl_enrol(int argc, char **argv)
 		return EX_USAGE;
 	}
 	/* "host", "host:port", "[v6]" or "[v6]:port" */
-	has_port = o.server[0] == '[' ? strstr(o.server, "]:") != NULL : strchr(o.server, ':') != NULL;
+	has_port =
+	    o.server[0] == '[' ? strstr(o.server, "]:") != NULL : strchr(o.server, ':') != NULL;
 	if (snprintf(url, sizeof(url), "https://%s%s", o.server, has_port ? "" : ":8443") >=
 	    (int)sizeof(url)) {
 		return EX_USAGE;

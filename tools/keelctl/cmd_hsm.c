@@ -1,5 +1,5 @@
 /*
- * keelctl hsm status|list|init-crk|import-crk: the operator's view of the
+ * keelctl hsm status|list|init-crk|import-crk|change-pin: the operator's view of the
  * PKCS#11 token that holds the customer root key (CRK). These commands open
  * the token directly, as softhsm2-util or pkcs11-tool would.
  */
@@ -24,6 +24,7 @@ struct hsm_opts {
 	bool json;
 	bool extractable;
 	const char *key_file;
+	const char *new_pin_file;
 };
 
 static void usage(FILE *f)
@@ -39,9 +40,13 @@ static void usage(FILE *f)
 		"                         extractable unless asked: then it can be escrowed)\n"
 		"  import-crk --key-file FILE [--extractable]\n"
 		"                         import 32 bytes of existing key material (raw or 64\n"
-		"                         hex digits, file mode 0600) as CRK version N+1 (BYOK)\n\n"
+		"                         hex digits, file mode 0600) as CRK version N+1 (BYOK)\n"
+		"  change-pin --new-pin-file FILE\n"
+		"                         change the token's user PIN (C_SetPIN) to the one in\n"
+		"                         FILE (mode 0600); stop keeld first, and give it the\n"
+		"                         new PIN before it starts again\n\n"
 		"--module takes a p11-kit module name (softhsm2) or a path to a PKCS#11 library.\n"
-		"The PIN is read from --pin-file (mode 0600), never from the command line.\n");
+		"PINs are read from files (mode 0600), never from the command line.\n");
 }
 
 /* Maps an hsm error to an exit code that says what kind of failure it was. */
@@ -337,13 +342,38 @@ out:
 	return rc;
 }
 
+static int change_pin(struct hsm *h, const struct hsm_opts *o)
+{
+	int err = hsm_set_pin(h, o->new_pin_file);
+
+	if (err == HSM_E_INVAL) {
+		keelctl_err("the token refused the new PIN (its length or characters)");
+		return EX_DATAERR;
+	}
+	if (err != 0) {
+		keelctl_err("cannot change the PIN: %s", hsm_strerror(err));
+		return exit_code(err);
+	}
+	if (o->json) {
+		print_json(json_pack("{s:b}", "changed", 1));
+	} else {
+		printf("the token's user PIN was changed: give keeld the new one\n");
+	}
+	return 0;
+}
+
 static int parse_opts(int argc, char **argv, struct hsm_opts *o)
 {
 	static const struct option opts[] = {
-	    {"module", required_argument, NULL, 'm'},	{"token", required_argument, NULL, 't'},
-	    {"pin-file", required_argument, NULL, 'p'}, {"key-file", required_argument, NULL, 'k'},
-	    {"extractable", no_argument, NULL, 'x'},	{"json", no_argument, NULL, 'j'},
-	    {"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0},
+	    {"module", required_argument, NULL, 'm'},
+	    {"token", required_argument, NULL, 't'},
+	    {"pin-file", required_argument, NULL, 'p'},
+	    {"key-file", required_argument, NULL, 'k'},
+	    {"extractable", no_argument, NULL, 'x'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"new-pin-file", required_argument, NULL, 'n'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -363,6 +393,9 @@ static int parse_opts(int argc, char **argv, struct hsm_opts *o)
 			break;
 		case 'x':
 			o->extractable = true;
+			break;
+		case 'n':
+			o->new_pin_file = optarg;
 			break;
 		case 'j':
 			o->json = true;
@@ -409,6 +442,8 @@ static int run(const char *cmd, struct hsm_opts *o)
 		rc = list_crks(h, o->json);
 	} else if (strcmp(cmd, "init-crk") == 0) {
 		rc = init_crk(h, o);
+	} else if (strcmp(cmd, "change-pin") == 0) {
+		rc = change_pin(h, o);
 	} else {
 		rc = import_crk(h, o);
 	}
@@ -418,7 +453,8 @@ static int run(const char *cmd, struct hsm_opts *o)
 
 int keelctl_hsm(int argc, char **argv)
 {
-	static const char *const cmds[] = {"status", "list", "init-crk", "import-crk"};
+	static const char *const cmds[] = {"status", "list", "init-crk", "import-crk",
+					   "change-pin"};
 	struct hsm_opts o = {0};
 	int rc;
 
@@ -436,6 +472,10 @@ int keelctl_hsm(int argc, char **argv)
 		}
 		if (strcmp(cmds[i], "import-crk") == 0 && o.key_file == NULL) {
 			keelctl_err("import-crk needs --key-file");
+			return EX_USAGE;
+		}
+		if ((strcmp(cmds[i], "change-pin") == 0) != (o.new_pin_file != NULL)) {
+			keelctl_err("--new-pin-file goes with change-pin, and change-pin needs it");
 			return EX_USAGE;
 		}
 		return run(cmds[i], &o);

@@ -210,6 +210,14 @@ int hsm_crk_promote(struct hsm *h, uint32_t *out_version) HSM_WUR;
 /* Whether a staged key is in the token (as of the last scan). */
 bool hsm_crk_has_staged(struct hsm *h);
 
+/*
+ * Changes the token's user PIN (C_SetPIN in the logged-in session) to the one
+ * in |new_pin_file| (the pin_file rules); later logins of |h| use it. The
+ * old PIN stays in effect when the token refuses the new one (HSM_E_INVAL:
+ * out of its length range, or characters it does not take).
+ */
+int hsm_set_pin(struct hsm *h, const char *new_pin_file) HSM_WUR;
+
 /* ---- Wrapping managed-object key material ------------------------------ */
 
 /*
