@@ -217,11 +217,14 @@ int admin_post_enrol(struct admin_req *rq)
 	X509 *cert = NULL;
 	int status, match;
 
-	if (rq->who[0] == '\0') {
+	if (rq->who[0] == '\0') { /* a route for anyone: no identity was looked up */
+		struct evhttp_connection *conn = evhttp_request_get_connection(rq->http);
 		char *host = NULL;
 		ev_uint16_t port = 0;
 
-		evhttp_connection_get_peer(evhttp_request_get_connection(rq->http), &host, &port);
+		if (conn != NULL) {
+			evhttp_connection_get_peer(conn, &host, &port);
+		}
 		snprintf(rq->who, sizeof(rq->who), "enrol:%s", host != NULL ? host : "local");
 	}
 	if ((status = admin_body(rq, &body)) != 0 ||
