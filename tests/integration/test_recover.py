@@ -156,6 +156,7 @@ class RecoverTest(test_mirror.MirrorTest):
         self.wait_drained()
         self.assertEqual(set(self.escrows()), set(uids) | {victim})
         self.tamper(victim)
+        self.root_id = self.status()["root_key_id"]
 
         self.wipe()
         self.assertEqual(self.status()["state"], "disabled")
@@ -175,10 +176,19 @@ class RecoverTest(test_mirror.MirrorTest):
         with self.conn() as c:
             self.item(c, OP_GET, [T(UNIQUE_IDENTIFIER, victim)], status=OPERATION_FAILED)
 
-        counts, out = self.recover(expect=EX_DATAERR)  # resumes: no --force needed
-        self.assertEqual(counts, (n, 0, n - 1, 1), out)
+        # The worker escrows each object again, under the root key it recovered from.
         st = self.wait_drained()
-        self.assertEqual((st["mode"], st["state"]), ("adopted", "ok"))
+        self.assertEqual((st["mode"], st["state"], st["root_key_id"]),
+                         ("adopted", "ok", self.root_id))
+        self.assertEqual({u: 1 for u in uids}, {u: c for u, c in self.escrows().items()
+                                                if u != victim})
+
+        # keeld restarted: the adopted root key holds, and a rerun needs no --force.
+        self.assertEqual(self.k.stop(), 0)
+        self.k = self.start()
+        counts, out = self.recover(expect=EX_DATAERR)
+        self.assertEqual(counts, (n, 0, n - 1, 1), out)
+        self.assertEqual((self.status()["mode"], self.status()["backlog"]), ("adopted", 0))
         self.assertEqual(self.snapshot(uids), after)
         # A row per object restored, and each run's start and end.
         rows = json.loads(keelctl(self.dir, "audit", "show", "--op", "Recover", "--json"))
