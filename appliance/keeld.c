@@ -411,11 +411,6 @@ static int open_backends(const struct keel_config *cfg, void *arg, void **io_han
 	struct backends *b = arg;
 	struct keel_engine_config ec = {
 	    .store_path = cfg->store_path,
-	    /* A worker holds one transaction at a time, and keeps its connection
-	     * until the group commit's fsync covers it: with fewer connections
-	     * than workers, the others would wait for a connection instead of
-	     * joining the group (issue 7; docs/benchmarks.md). */
-	    .store_connections = cfg->worker_threads > 4 ? cfg->worker_threads : 4,
 	    .max_message_len = cfg->max_message_size,
 	    .max_batch_items = cfg->max_batch_items,
 	    .max_locate_items = cfg->max_locate_items,

@@ -6,26 +6,31 @@
  * power loss. The fsyncs are shared between transactions (group commit,
  * below) rather than one per COMMIT (synchronous=FULL).
  *
- * Threads: a pool of connections, one per transaction, handed out under a
- * mutex; the pool keeps the number of open files bounded whatever the number
- * of workers. Read-only transactions read a WAL snapshot in parallel. SQLite
- * lets one writer in at a time; within keeld, writers queue on a mutex
- * (|writer|) rather than on SQLite's lock, because a writer SQLite turns away
- * waits in its busy handler by sleeping 1, 2, 5... up to 100 ms and retrying,
- * which under load cost more than the transactions themselves. The mutex is
- * released at COMMIT, before the wait for the fsync, so the next transaction
- * runs while the previous ones are being made durable. The busy timeout
- * remains for other processes (keelctl) opening the same file.
+ * Threads: SQLite lets one writer in at a time; within keeld, writers queue
+ * on a mutex (|writer|) rather than on SQLite's lock, because a writer SQLite
+ * turns away waits in its busy handler by sleeping 1, 2, 5... up to 100 ms
+ * and retrying, which under load cost more than the transactions themselves.
+ * Every writing transaction runs on one connection (conns[0]), held with the
+ * mutex: a connection's page cache is dropped whenever another connection
+ * has written, so writers spread over a pool re-read their pages on every
+ * transaction (issue 7). The mutex is released at COMMIT, before the wait
+ * for the fsync, so the next transaction runs while the previous ones are
+ * being made durable. Read-only transactions take a connection from a pool
+ * (conns[1..]) and read a WAL snapshot in parallel. The busy timeout remains
+ * for other processes (keelctl) opening the same file.
  *
  * Group commit. Connections run with synchronous=NORMAL: COMMIT appends the
  * transaction to the WAL with write() and does not fsync. A writing
  * transaction is numbered once its COMMIT has returned, and sq_commit waits
  * until an fsync that began after that has succeeded. The first waiter while
- * no fsync runs leads one, on its own connection's WAL handle; commits that
- * land meanwhile wait for the next round, which one of them leads. So all
- * the commits that land during one fsync share the next one.
+ * no fsync runs leads one, through |sync_db|'s WAL handle (a connection only
+ * leaders use, one at a time); commits that land meanwhile wait for the next
+ * round, which one of them leads. So all the commits that land during one
+ * fsync share the next one.
  * - Every connection writes the same WAL file, and fsync flushes a file, not
  *   a descriptor: one fsync covers every COMMIT that returned before it.
+ *   |sync_db|'s handle stays that file: SQLite deletes a WAL only when the
+ *   last connection to the database closes, and |sync_db| is one of them.
  * - A checkpoint (NORMAL runs it inside COMMIT) syncs the WAL before it
  *   copies pages and the database after: it neither loses frames nor needs
  *   ours.
@@ -534,11 +539,12 @@ static void sq_close(struct keel_store *s)
 {
 	struct sq_store *q = (struct sq_store *)s;
 
-	for (unsigned i = 0; q->conns != NULL && i < q->num_conns; i++) {
+	for (unsigned i = 0; q->conns != NULL && i <= q->num_conns; i++) {
 		cache_clear(&q->conns[i]);
 		sqlite3_close(q->conns[i].db);
 	}
 	free(q->conns);
+	sqlite3_close(q->sync_db);
 	pthread_mutex_destroy(&q->lock);
 	pthread_cond_destroy(&q->freed);
 	pthread_mutex_destroy(&q->head_lock);
@@ -564,18 +570,20 @@ int keel_store_open_sqlite(const char *path, unsigned num_conns, struct keel_sto
 	pthread_mutex_init(&q->writer, NULL);
 	pthread_mutex_init(&q->group.lock, NULL);
 	pthread_cond_init(&q->group.synced, NULL);
-	if ((q->conns = calloc(q->num_conns, sizeof(*q->conns))) == NULL) {
+	if ((q->conns = calloc(q->num_conns + 1, sizeof(*q->conns))) == NULL) {
 		goto out;
 	}
-	for (unsigned i = 0; i < q->num_conns; i++) {
+	for (unsigned i = 0; i <= q->num_conns; i++) {
 		q->conns[i].base.store = &q->base;
 		if ((r = open_conn(path, &q->conns[i].db)) != 0 ||
 		    (i == 0 && (r = quick_check(q->conns[0].db, path)) != 0) ||
-		    (i == 0 && (r = migrate(q->conns[0].db)) != 0) ||
-		    (i == 0 &&
-		     (r = wait_durable(&q->group, q->conns[0].db, count_commit(&q->group))) != 0)) {
+		    (i == 0 && (r = migrate(q->conns[0].db)) != 0)) {
 			goto out;
 		}
+	}
+	if ((r = open_conn(path, &q->sync_db)) != 0 ||
+	    (r = wait_durable(&q->group, q->sync_db, count_commit(&q->group))) != 0) {
+		goto out;
 	}
 	*out_store = &q->base;
 	q = NULL;
@@ -605,7 +613,7 @@ static struct sq_txn *take_conn(struct sq_store *q)
 
 	pthread_mutex_lock(&q->lock);
 	while (t == NULL) {
-		for (unsigned i = 0; i < q->num_conns && t == NULL; i++) {
+		for (unsigned i = 1; i <= q->num_conns && t == NULL; i++) {
 			if (!q->conns[i].busy) {
 				t = &q->conns[i];
 				t->busy = true;
@@ -619,25 +627,29 @@ static struct sq_txn *take_conn(struct sq_store *q)
 	return t;
 }
 
-/* Lets the next writer in, if |t| was one. */
-static void release_writer(struct sq_txn *t)
+/* The writers' connection, once the writer before has committed or rolled back. */
+static struct sq_txn *take_writer(struct sq_store *q)
 {
-	if (t->writer) {
-		t->writer = false;
-		pthread_mutex_unlock(&((struct sq_store *)t->base.store)->writer);
-	}
+	pthread_mutex_lock(&q->writer);
+	q->conns[0].writer = true;
+	return &q->conns[0];
 }
 
+/* Hands back a reader's connection, or lets the next writer in. */
 static void give_conn(struct sq_txn *t)
 {
 	struct sq_store *q = (struct sq_store *)t->base.store;
 
-	release_writer(t);
-	pthread_mutex_lock(&q->lock);
-	t->busy = false;
 	t->depth = 0;
 	t->appended = false;
 	t->head.valid = false;
+	if (t->writer) {
+		t->writer = false;
+		pthread_mutex_unlock(&q->writer);
+		return;
+	}
+	pthread_mutex_lock(&q->lock);
+	t->busy = false;
 	pthread_cond_signal(&q->freed);
 	pthread_mutex_unlock(&q->lock);
 }
@@ -650,13 +662,9 @@ static void give_conn(struct sq_txn *t)
 static int sq_begin(struct keel_store *s, bool read_only, struct keel_store_txn **out_txn)
 {
 	struct sq_store *q = (struct sq_store *)s;
-	struct sq_txn *t = take_conn(q);
+	struct sq_txn *t = read_only ? take_conn(q) : take_writer(q);
 	int r;
 
-	if (!read_only) {
-		pthread_mutex_lock(&q->writer);
-		t->writer = true;
-	}
 	if ((r = sq_run(t, read_only ? "BEGIN" : "BEGIN IMMEDIATE")) != 0) {
 		give_conn(t);
 		return r;
@@ -680,11 +688,10 @@ static int sq_commit(struct keel_store_txn *tb)
 	if (r == 0 && writer) {
 		n = count_commit(&q->group);
 	}
-	release_writer(t);
+	give_conn(t); /* the next writer runs while this one waits for the fsync */
 	if (r == 0 && writer) {
-		r = wait_durable(&q->group, t->db, n);
+		r = wait_durable(&q->group, q->sync_db, n);
 	}
-	give_conn(t);
 	return r;
 }
 
@@ -1572,9 +1579,7 @@ static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len, bo
 		sqlite3_close(src);
 		return r;
 	}
-	t = take_conn(q);
-	pthread_mutex_lock(&q->writer);
-	t->writer = true;
+	t = take_writer(q);
 	if (only_if_empty &&
 	    (r = sq_count_rows(&t->base, "SELECT COUNT(*) FROM objects WHERE blob IS NOT NULL",
 			       &keys)) == 0 &&
@@ -1591,11 +1596,10 @@ static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len, bo
 	if (r == 0) {
 		n = count_commit(&q->group);
 	}
-	release_writer(t);
-	if (r == 0 && (r = wait_durable(&q->group, t->db, n)) == 0) {
+	give_conn(t);
+	if (r == 0 && (r = wait_durable(&q->group, q->sync_db, n)) == 0) {
 		keel_info("store: restored an image of schema version %d", version);
 	}
-	give_conn(t);
 	sqlite3_close(src);
 	return r;
 }

@@ -35,8 +35,8 @@ struct sq_txn {
 	struct keel_store_txn base; /* first: store.c sees only this */
 	sqlite3 *db;
 	unsigned depth; /* open savepoints */
-	bool busy;	/* handed out */
-	bool writer;	/* holds sq_store.writer: a writing transaction */
+	bool busy;	/* a reader's, handed out */
+	bool writer;	/* the writers' connection, held under sq_store.writer */
 	bool appended;	/* audit rows written: commit publishes |head| */
 	struct sq_head head;
 	struct sq_cached cache[SQ_CACHE_MAX]; /* see sq_stmt */
@@ -62,10 +62,11 @@ struct sq_store {
 	struct keel_store base;
 	pthread_mutex_t lock;
 	pthread_cond_t freed;
-	pthread_mutex_t writer; /* one writing transaction at a time (sqlite.c) */
+	pthread_mutex_t writer; /* one writing transaction at a time, on conns[0] (sqlite.c) */
 	struct sq_group group;
-	unsigned num_conns;
-	struct sq_txn *conns;
+	unsigned num_conns;   /* readers: conns[1..num_conns] */
+	struct sq_txn *conns; /* conns[0]: every writing transaction's */
+	sqlite3 *sync_db;     /* only the group commit's leader uses it: its WAL handle */
 	/*
 	 * The chain head as of the last commit that appended to it. Held across
 	 * such a commit and its publication, so a writer that begins next (it
