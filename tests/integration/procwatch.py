@@ -2,11 +2,26 @@
 threads, so that tests wait on what it prints (READY lines, log lines, the end
 of a stream) instead of sleeping. Timeouts are guards that fail a stuck test,
 never a way to wait for something."""
+import os
 import re
 import subprocess
 import threading
 
-GUARD = 60  # seconds before a stuck test gives up
+# KEEL_VALGRIND=DIR runs Keel's own binaries (keeld, the echo server) under
+# valgrind's memcheck, one log per process in DIR (tools/memcheck sums them up).
+MEMCHECK = os.environ.get("KEEL_VALGRIND", "")
+SUPPRESSIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrind.supp")
+GUARD = 60 * (10 if MEMCHECK else 1)  # seconds before a stuck test gives up
+
+
+def memcheck():
+    """The argv prefix that runs a Keel binary under memcheck, or []."""
+    if not MEMCHECK:
+        return []
+    return ["valgrind", "--tool=memcheck", "--error-exitcode=99", "--leak-check=full",
+            "--show-leak-kinds=definite,indirect", "--errors-for-leak-kinds=definite,indirect",
+            "--error-markers=MEMCHECK-ERROR-BEGIN,MEMCHECK-ERROR-END", "--num-callers=40",
+            "--suppressions=" + SUPPRESSIONS, "--log-file=" + os.path.join(MEMCHECK, "%p.log")]
 
 
 class Process:
@@ -57,6 +72,19 @@ class Process:
                 if not self.cv.wait(GUARD):
                     raise AssertionError("no %d lines /%s/ within %d s" % (count, pattern,
                                                                           GUARD))
+
+    def end(self):
+        """At a test's end: SIGKILL, or under memcheck SIGTERM, so that valgrind
+        checks for leaks at the exit (SIGKILL if it is not gone within GUARD)."""
+        if self.proc.poll() is None and MEMCHECK:
+            self.proc.terminate()
+            try:
+                self.proc.wait(GUARD)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(GUARD)
 
     def mark(self):
         """The index of the next stderr line, to wait for lines after now."""

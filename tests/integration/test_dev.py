@@ -20,7 +20,7 @@ import subprocess
 import tempfile
 import unittest
 
-from procwatch import GUARD, Process
+from procwatch import GUARD, Process, memcheck
 from test_server import frame, wait_closed
 
 KEELD = os.environ.get("KEEL_KEELD", "")
@@ -36,7 +36,7 @@ class Keeld(Process):
 
     def __init__(self, d, extra=(), prefix=()):
         """|prefix| runs keeld through another program (prlimit, unshare)."""
-        super().__init__([*prefix, KEELD, "--dev", d, "--listen", "127.0.0.1:0", "--log-level",
+        super().__init__([*prefix, *memcheck(), KEELD, "--dev", d, "--listen", "127.0.0.1:0", "--log-level",
                           "debug", *extra])
         self.port = None
 
@@ -107,7 +107,7 @@ class DevTest(unittest.TestCase):
 
     def tearDown(self):
         for p in self.procs:
-            p.kill()
+            p.end()
             for f in (p.proc.stdout, p.proc.stderr):
                 f.close()
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -35,7 +35,7 @@ class DurabilityTest(unittest.TestCase):
         self.acked = []
 
     def tearDown(self):
-        self.keeld.kill()
+        self.keeld.end()
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def creator(self):

@@ -87,7 +87,7 @@ class KeeldCase(unittest.TestCase):
 
     def tearDown(self):
         for p in self.procs:
-            p.kill()
+            p.end()
             for f in (p.proc.stdout, p.proc.stderr):
                 f.close()
         shutil.rmtree(self.tmp, ignore_errors=True)

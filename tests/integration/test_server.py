@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import unittest
 
-from procwatch import GUARD, Process  # noqa: F401  (GUARD is imported from here too)
+from procwatch import GUARD, Process, memcheck  # noqa: F401  (GUARD is imported from here too)
 
 ECHO = os.environ.get("KEEL_ECHO_SERVER", "")
 KEELD = os.environ.get("KEEL_KEELD", "")
@@ -111,8 +111,8 @@ class Server(Process):
         with open(self.conf, "w") as f:
             f.write("\n".join(lines) + "\n")
         binary = binary or ECHO
-        super().__init__([binary, "--config", self.conf] if binary == KEELD else [binary, self.conf],
-                         stdin=subprocess.PIPE)
+        argv = [binary, "--config", self.conf] if binary == KEELD else [binary, self.conf]
+        super().__init__([*memcheck(), *argv], stdin=subprocess.PIPE)
         self.ports = []
 
     def ready(self):
@@ -126,9 +126,7 @@ class Server(Process):
         return self
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(GUARD)
+        self.end()
         for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             f.close()
         shutil.rmtree(self.dir, ignore_errors=True)
