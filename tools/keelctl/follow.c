@@ -9,17 +9,18 @@
 #define POLL_MS	  500
 #define BAR_WIDTH 40
 
-static void draw_bar(long long done, long long total)
+/* An unknown total (0) while running is the job still counting: an empty bar. */
+static void draw_bar(long long done, long long total, bool running)
 {
-	int filled = total > 0 ? (int)(done * BAR_WIDTH / total) : BAR_WIDTH;
+	int filled = total > 0 ? (int)(done * BAR_WIDTH / total) : running ? 0 : BAR_WIDTH;
+	int percent = total > 0 ? (int)(done * 100 / total) : running ? 0 : 100;
 	char bar[BAR_WIDTH + 1];
 
 	filled = filled > BAR_WIDTH ? BAR_WIDTH : filled < 0 ? 0 : filled;
 	memset(bar, '#', (size_t)filled);
 	memset(bar + filled, '.', (size_t)(BAR_WIDTH - filled));
 	bar[BAR_WIDTH] = '\0';
-	fprintf(stderr, "\r[%s] %3lld%% %lld/%lld", bar, total > 0 ? done * 100 / total : 100, done,
-		total);
+	fprintf(stderr, "\r[%s] %3d%% %lld/%lld", bar, percent, done, total);
 }
 
 int keelctl_api_follow(const struct keelctl_api *api, const char *path,
@@ -37,7 +38,7 @@ int keelctl_api_follow(const struct keelctl_api *api, const char *path,
 		}
 		running = progress(*out, &done, &total);
 		if (tty) {
-			draw_bar(done, total);
+			draw_bar(done, total, running);
 		} else if (count_lines && !api->json && done != shown) {
 			fprintf(stderr, "%lld/%lld\n", done, total);
 			shown = done;
