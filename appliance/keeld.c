@@ -570,6 +570,7 @@ static int net_main(struct keel_daemon_opts *opts, int fd)
 	opts->handler = ps_net_handle;
 	opts->handler_ctx = net;
 	opts->handler_forwards = true;
+	keel_metrics_forward(ps_net_metric, net);
 	opts->on_config = NULL;
 	opts->registry = NULL;
 	opts->pushed = net_pushed;

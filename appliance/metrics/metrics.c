@@ -78,13 +78,30 @@ void keel_metrics_kmip_request(uint32_t operation, uint64_t ns)
 	observe(&m.request[op_index(operation)], ns);
 }
 
+static void (*forward_fn)(void *arg, enum keel_metrics_event ev, int value);
+static void *forward_arg;
+
+void keel_metrics_forward(void (*fn)(void *arg, enum keel_metrics_event ev, int value), void *arg)
+{
+	forward_fn = fn;
+	forward_arg = arg;
+}
+
 void keel_metrics_connections(int delta)
 {
+	if (forward_fn != NULL) {
+		forward_fn(forward_arg, KEEL_METRICS_CONNECTIONS, delta);
+		return;
+	}
 	atomic_fetch_add_explicit(&m.connections, delta, memory_order_relaxed);
 }
 
 void keel_metrics_handshake(bool ok)
 {
+	if (forward_fn != NULL) {
+		forward_fn(forward_arg, KEEL_METRICS_HANDSHAKE, ok);
+		return;
+	}
 	atomic_fetch_add_explicit(ok ? &m.handshakes_ok : &m.handshakes_failed, 1,
 				  memory_order_relaxed);
 }

@@ -261,8 +261,28 @@ static void end(struct ps_key *k, int how)
 	pthread_mutex_unlock(&k->mu);
 }
 
-/* The next frame: a request checked (0), an acknowledgement taken (1), or
- * the end (-1, with end() called). */
+/* A counter of the network process's, checked: -1 for anything else. */
+static int take_metric(const struct ps_frame *f)
+{
+	int32_t v;
+
+	if (f->id != 0 || f->a_len != 5 || f->b_len != 0) {
+		return -1;
+	}
+	v = (int32_t)((uint32_t)f->a[1] << 24 | (uint32_t)f->a[2] << 16 | (uint32_t)f->a[3] << 8 |
+		      (uint32_t)f->a[4]);
+	if (f->a[0] == KEEL_METRICS_CONNECTIONS && (v == 1 || v == -1)) {
+		keel_metrics_connections(v);
+	} else if (f->a[0] == KEEL_METRICS_HANDSHAKE && (v == 0 || v == 1)) {
+		keel_metrics_handshake(v == 1);
+	} else {
+		return -1;
+	}
+	return 0;
+}
+
+/* The next frame: a request checked (0), an acknowledgement or a counter
+ * taken (1), or the end (-1, with end() called). */
 static int next(struct ps_key *k, struct job *job)
 {
 	enum ps_verdict v;
@@ -275,6 +295,14 @@ static int next(struct ps_key *k, struct job *job)
 	if (job->f.type == PS_SETUP && job->f.a_len == 0 && job->f.b_len == 0) {
 		take_ack(k, job->f.id);
 		return 1;
+	}
+	if (job->f.type == PS_METRIC) {
+		if (take_metric(&job->f) == 0) {
+			return 1;
+		}
+		keel_err("privsep: refused a malformed counter from the network process");
+		end(k, -1);
+		return -1;
 	}
 	if ((v = ps_check_request(&job->f, k->cfg->max_message_size, &job->who)) != PS_OK) {
 		keel_err("privsep: refused a malformed request from the network process (%d)", v);

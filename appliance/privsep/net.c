@@ -196,6 +196,19 @@ static void *reader_main(void *arg)
 	_exit(1);
 }
 
+void ps_net_metric(void *arg, enum keel_metrics_event ev, int value)
+{
+	struct ps_net *n = arg;
+	uint8_t a[5] = {(uint8_t)ev, (uint8_t)((uint32_t)value >> 24),
+			(uint8_t)((uint32_t)value >> 16), (uint8_t)((uint32_t)value >> 8),
+			(uint8_t)value};
+
+	pthread_mutex_lock(&n->write_mu);
+	/* A failed write: the key process is gone, and the reader ends us. */
+	(void)!ps_write(n->fd, PS_METRIC, 0, a, sizeof(a), NULL, 0);
+	pthread_mutex_unlock(&n->write_mu);
+}
+
 int ps_net_ready(struct ps_net *n, const uint16_t *ports, size_t num_ports)
 {
 	uint8_t buf[2 * 64];

@@ -20,6 +20,8 @@
  *   PS_READY    net -> key  id 0; a: the bound ports, u16 each; b empty
  *   PS_STOP     key -> net  id 0, empty: drain and exit (the key process
  *                           may not be allowed to signal the network one)
+ *   PS_METRIC   net -> key  id 0; a: u8 event (enum keel_metrics_event), i32
+ *                           value; b empty: the key process serves /metrics
  */
 #ifndef KEEL_PRIVSEP_H
 #define KEEL_PRIVSEP_H
@@ -29,6 +31,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "keel/metrics.h"
 #include "keel/request.h"
 
 struct keel_clients;
@@ -39,6 +42,7 @@ enum ps_type {
 	PS_SETUP = 3,
 	PS_READY = 4,
 	PS_STOP = 5,
+	PS_METRIC = 6,
 };
 
 #define PS_HEADER_LEN	16
@@ -110,6 +114,8 @@ void ps_net_handle(void *ctx, const struct keel_client_identity *who, const uint
 __attribute__((warn_unused_result)) int ps_net_setup(struct ps_net *n,
 						     struct keel_clients **out_clients,
 						     char **out_pem, size_t *out_pem_len);
+/* A keel_metrics_forward function: the event goes to the key process. */
+void ps_net_metric(void *arg, enum keel_metrics_event ev, int value);
 /* Tells the key process the bound ports, then starts reading its frames:
  * answers go to their requests, a PS_SETUP raises SIGHUP, and the end of
  * the stream ends this process. 0 or -1. */

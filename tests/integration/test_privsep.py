@@ -14,6 +14,8 @@ import unittest
 
 from kmipwire import OP_ACTIVATE, OP_CREATE, OP_GET, UNIQUE_IDENTIFIER, T, create_aes, key_bytes
 from test_dev import GUARD, Keeld
+from prometheus_client.parser import text_string_to_metric_families
+from test_admin import UnixHTTPConnection, answer
 from test_harden import HardenCase, proc_status
 
 
@@ -109,6 +111,26 @@ class PrivsepTest(HardenCase):
         self.assertEqual(self.k.stop(), 0)
         self.assertTrue(wait_gone(net))
         self.assertIn("the network process exited with status 0", self.k.stderr_text())
+
+    def test_metrics_of_the_network_process(self):
+        """Connections and handshakes happen in the network process and are
+        counted in the key process's /metrics."""
+        def metrics():
+            conn = UnixHTTPConnection(os.path.join(self.dir, "admin.sock"))
+            try:
+                status, text = answer(conn, "GET", "/metrics")
+            finally:
+                conn.close()
+            self.assertEqual(status, 200)
+            return {(s.name, frozenset(s.labels.items())): s.value
+                    for f in text_string_to_metric_families(text) for s in f.samples}
+        ok = ("keel_tls_handshakes_total", frozenset({"result": "ok"}.items()))
+        before = metrics()
+        with self.conn() as c:
+            self.call1(c, OP_CREATE, create_aes())
+            during = metrics()
+        self.assertEqual(during[("keel_tls_connections", frozenset())], 1)
+        self.assertEqual(during[ok], before[ok] + 1)
 
     def test_sighup_reloads_network_process(self):
         mark = self.k.mark()

@@ -23,6 +23,15 @@ void keel_metrics_kmip_request(uint32_t operation, uint64_t ns);
 void keel_metrics_connections(int delta);
 void keel_metrics_handshake(bool ok);
 
+/* The privilege-separated network process has the connections, the key
+ * process serves /metrics: with |fn| set (before any thread starts), the two
+ * calls above go to |fn| instead of this process's counters. */
+enum keel_metrics_event {
+	KEEL_METRICS_CONNECTIONS = 1, /* value: the delta, +1 or -1 */
+	KEEL_METRICS_HANDSHAKE = 2,   /* value: 1 completed, 0 failed */
+};
+void keel_metrics_forward(void (*fn)(void *arg, enum keel_metrics_event ev, int value), void *arg);
+
 /* One call into the token (wrap, unwrap) that took |ns|. */
 void keel_metrics_hsm_call(uint64_t ns);
 /* One durable store commit that took |ns|. */
