@@ -23,7 +23,7 @@ static void report(const struct keel_config_error *err)
 	}
 }
 
-static int load(const struct keel_daemon_opts *opts, struct keel_config **out_cfg)
+int keel_daemon_load(const struct keel_daemon_opts *opts, struct keel_config **out_cfg)
 {
 	struct keel_config_error err;
 
@@ -108,7 +108,7 @@ static void on_sighup(struct keel_server *srv, void *arg)
 	int r = -1;
 
 	/* Pushed settings: the configuration stays as it was first read. */
-	if (d->opts->pushed == NULL && load(d->opts, &cfg) != 0) {
+	if (d->opts->pushed == NULL && keel_daemon_load(d->opts, &cfg) != 0) {
 		goto out;
 	}
 	if (setup(d, cfg != NULL ? cfg : d->cfg, &tls, &reg, &pem) == 0) {
@@ -183,7 +183,7 @@ int keel_daemon_run(const struct keel_daemon_opts *opts)
 	struct keel_server *srv = NULL;
 	int status = 1;
 
-	if (load(opts, &d.cfg) != 0) {
+	if (keel_daemon_load(opts, &d.cfg) != 0) {
 		goto out;
 	}
 	if (opts->on_config != NULL &&

@@ -51,6 +51,11 @@ struct keel_daemon_opts {
 	void *on_ready_arg;
 };
 
+/* The configuration as keel_daemon_run reads it (--listen and --log-level
+ * applied), errors logged with their file and line. 0 or -1. */
+__attribute__((warn_unused_result)) int keel_daemon_load(const struct keel_daemon_opts *opts,
+							 struct keel_config **out_cfg);
+
 /* Returns the process exit status: 0 after a clean drain, 1 when the
  * configuration or start-up failed or the drain timed out, or on_config's. */
 int keel_daemon_run(const struct keel_daemon_opts *opts);

@@ -648,25 +648,8 @@ static int run_privsep(struct keel_daemon_opts *opts, struct backends *b)
 	return key_main(b, sv[0], pid);
 }
 
-/* Reads the configuration once to learn the process model. */
-static int load_config(const struct keel_daemon_opts *opts, struct backends *b)
-{
-	struct keel_config_error err;
-
-	if (keel_config_load(opts->config_path, &b->cfg, &err) != 0) {
-		keel_err("%s:%d: %s", err.file, err.line, err.reason);
-		return EXIT_FAILED;
-	}
-	if (!opts->log_level_forced) {
-		keel_log_set_level(b->cfg->log_level);
-	}
-	return 0;
-}
-
 static int run(struct keel_daemon_opts *opts, struct backends *b)
 {
-	int r;
-
 	if (b->dev_dir_arg != NULL) {
 		if (keel_dev_prepare(b->dev_dir_arg, &b->dev_dir) != 0) {
 			return EXIT_FAILED;
@@ -677,8 +660,9 @@ static int run(struct keel_daemon_opts *opts, struct backends *b)
 	}
 	b->config_path = opts->config_path;
 	keel_info("keeld %s starting with %s", KEEL_VERSION, opts->config_path);
-	if ((r = load_config(opts, b)) != 0) {
-		return r;
+	/* Once here to learn the process model; the network process reads it again. */
+	if (keel_daemon_load(opts, &b->cfg) != 0) {
+		return EXIT_FAILED;
 	}
 	if (b->cfg->privsep) {
 		return run_privsep(opts, b);
