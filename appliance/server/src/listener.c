@@ -19,6 +19,13 @@
  * One timer per connection: the handshake deadline, the idle timeout, or the
  * deadline of the frame being read (from its first byte, so a slow trickle
  * cannot hold a connection open).
+ *
+ * The handshake deadline restarts whenever the handshake moves on (a whole
+ * handshake message read or written), up to HANDSHAKE_ROUNDS times its length
+ * in all. With a fixed deadline from accept, a boot storm failed half its
+ * hosts: with two thousand handshakes in flight this loop advances each in
+ * turn, so most finish late together although none was idle. A client that
+ * stalls or trickles one message makes no move and is closed on time.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -26,6 +33,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <arpa/inet.h>
@@ -42,6 +50,10 @@
 
 enum conn_state { C_HANDSHAKE, C_IDLE, C_FRAME, C_BUSY, C_CLOSING };
 
+/* A handshake may last this many handshake_timeout_ms in all (see above);
+ * TLS 1.3 with a client certificate has two client flights. */
+#define HANDSHAKE_ROUNDS 3
+
 /* Connections per client identity, for max_connections_per_client. */
 struct ident {
 	struct ident *next;
@@ -57,9 +69,10 @@ struct conn {
 	struct ident *ident;
 	struct keel_client_identity who;
 	enum conn_state state;
-	bool dead;	  /* socket closed while a job was out; freed when it returns */
-	bool write_wait;  /* reading paused until the client takes our answers */
-	size_t frame_len; /* 0 until the current frame's header is in */
+	bool dead;		   /* socket closed while a job was out; freed when it returns */
+	bool write_wait;	   /* reading paused until the client takes our answers */
+	uint64_t handshake_end_ms; /* CLOCK_MONOTONIC: the handshake's last moment */
+	size_t frame_len;	   /* 0 until the current frame's header is in */
 	unsigned long requests;
 	char peer[64];
 	struct job job;
@@ -94,6 +107,30 @@ static void arm(struct conn *c, uint32_t ms)
 	struct timeval tv = ms_tv(ms);
 
 	evtimer_add(c->timer, &tv);
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* OpenSSL calls this at each move of the handshake's state machine. */
+static void handshake_progress(const SSL *ssl, int where, int ret)
+{
+	struct conn *c = SSL_get_app_data(ssl);
+	uint64_t now, left;
+
+	if (c == NULL || c->state != C_HANDSHAKE || !(where & SSL_CB_LOOP)) {
+		return;
+	}
+	now = now_ms();
+	left = c->handshake_end_ms > now ? c->handshake_end_ms - now : 0;
+	arm(c,
+	    (uint32_t)(left < c->srv->cfg.handshake_timeout_ms ? left
+							       : c->srv->cfg.handshake_timeout_ms));
 }
 
 static struct ident *ident_get(struct keel_server *srv, const uint8_t fp[KEEL_FINGERPRINT_LEN])
@@ -151,6 +188,8 @@ static void conn_free(struct conn *c)
 	keel_metrics_connections(-1);
 	ident_put(srv, c->ident);
 	if (c->bev != NULL) {
+		/* libevent may free the SSL later: no callback into a freed c. */
+		SSL_set_app_data(bufferevent_openssl_get_ssl(c->bev), NULL);
 		bufferevent_free(c->bev);
 	}
 	if (c->timer != NULL) {
@@ -433,6 +472,8 @@ static int conn_start(struct conn *c, evutil_socket_t fd)
 	if (ssl == NULL) {
 		return -1;
 	}
+	SSL_set_app_data(ssl, c);
+	SSL_set_info_callback(ssl, handshake_progress);
 	c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 						BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
@@ -448,6 +489,7 @@ static int conn_start(struct conn *c, evutil_socket_t fd)
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	/* A client that stops reading our answers is cut off like an idle one. */
 	bufferevent_set_timeouts(c->bev, NULL, &write_tv);
+	c->handshake_end_ms = now_ms() + (uint64_t)HANDSHAKE_ROUNDS * srv->cfg.handshake_timeout_ms;
 	arm(c, srv->cfg.handshake_timeout_ms);
 	return bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
