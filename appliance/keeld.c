@@ -55,6 +55,7 @@ struct backends {
 	struct keel_config *cfg; /* as first read: the process model */
 	struct ps_key *psk;	 /* privsep.enabled: the key process's side */
 	struct ps_key_config psk_cfg;
+	int *psk_fds; /* its ends of the socket pairs */
 };
 
 static void usage(FILE *f)
@@ -560,11 +561,11 @@ static void net_ready(struct keel_server *srv, const struct keel_config *cfg, vo
 
 /* The child: TLS, framing and nothing else. It never held the token, the
  * store, the PIN or a key: it was forked before any of them was opened. */
-static int net_main(struct keel_daemon_opts *opts, int fd)
+static int net_main(struct keel_daemon_opts *opts, const int *fds, size_t num_fds)
 {
 	struct ps_net *net = NULL;
 
-	if (ps_net_new(fd, &net) != 0) {
+	if (ps_net_new(fds, num_fds, &net) != 0) {
 		return EXIT_FAILED;
 	}
 	opts->handler = ps_net_handle;
@@ -599,18 +600,18 @@ static int key_drop(void *arg)
 
 /* The parent (systemd's main process): token, store, engine, admin API and
  * mirror; answers what the network process forwards. */
-static int key_main(struct backends *b, int fd, pid_t net)
+static int key_main(struct backends *b, size_t num_fds, pid_t net)
 {
 	const struct keel_config *cfg = b->cfg;
 	struct ps_key_config *kc = &b->psk_cfg;
 	int r;
 
 	*kc = (struct ps_key_config){
-	    .fd = fd,
+	    .fds = b->psk_fds,
+	    .num_fds = num_fds,
 	    .net_pid = net,
 	    .handler = keel_engine_handle,
 	    .max_message_size = cfg->max_message_size,
-	    .workers = cfg->worker_threads,
 	    .tls_certificate_file = cfg->tls_certificate,
 	    .tls_private_key_file = cfg->tls_private_key,
 	    .on_setup_sent = key_drop,
@@ -625,27 +626,43 @@ static int key_main(struct backends *b, int fd, pid_t net)
 		return ps_key_run(b->psk);
 	}
 	/* Not started: the network process, waiting for its setup, goes too. */
-	(void)shutdown(fd, SHUT_RDWR);
+	for (size_t i = 0; i < num_fds; i++) {
+		(void)shutdown(b->psk_fds[i], SHUT_RDWR);
+	}
 	(void)waitpid(net, NULL, 0);
 	return r;
 }
 
+/* One socket pair per key worker (privsep.h): fds[0..n) the key process's
+ * ends, fds[n..2n) the network process's. */
 static int run_privsep(struct keel_daemon_opts *opts, struct backends *b)
 {
-	int sv[2];
+	size_t n = b->cfg->worker_threads;
+	int *fds = calloc(2 * n, sizeof(int)), sv[2];
 	pid_t pid;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 || (pid = fork()) < 0) {
+	for (size_t i = 0; fds != NULL && i < n; i++) {
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+			free(fds);
+			fds = NULL;
+			break;
+		}
+		fds[i] = sv[0];
+		fds[n + i] = sv[1];
+	}
+	if (fds == NULL || (pid = fork()) < 0) {
 		keel_err("privsep: cannot start the network process: %s", strerror(errno));
 		return EXIT_FAILED;
 	}
-	if (pid == 0) {
-		close(sv[0]);
-		exit(net_main(opts, sv[1]));
+	for (size_t i = 0; i < n; i++) {
+		close(fds[pid == 0 ? i : n + i]);
 	}
-	close(sv[1]);
+	if (pid == 0) {
+		exit(net_main(opts, fds + n, n));
+	}
+	b->psk_fds = fds;
 	keel_info("privsep: network process %d", (int)pid);
-	return key_main(b, sv[0], pid);
+	return key_main(b, n, pid);
 }
 
 static int run(struct keel_daemon_opts *opts, struct backends *b)
@@ -698,6 +715,7 @@ int main(int argc, char **argv)
 	keel_admin_stop(b.admin);
 	mirror_recovery_free(b.recovery);
 	ps_key_free(b.psk);
+	free(b.psk_fds);
 	mirror_service_close(b.mirror);
 	keel_clients_free(b.clients);
 	keel_rotation_free(b.rotation);

@@ -30,21 +30,30 @@
 /* The PEM files sent to the network process; far above any real chain. */
 #define PEM_FILE_MAX (1u << 20)
 
-struct job {
+/* One socket pair per worker: an idle worker waits in read() on its own, so
+ * a request wakes exactly the worker it was sent to. Channel 0 also carries
+ * the setup, acknowledgements, counters and the stop. */
+struct channel {
+	int fd;
+	pthread_mutex_t write_mu; /* one frame at a time out */
+	struct ps_reader in;	  /* its worker's */
 	struct ps_key *k;
+	pthread_t thread;
+	bool started;
+};
+
+struct job {
+	struct channel *ch;
 	struct ps_frame f;
 	struct keel_client_identity who;
 };
 
 struct ps_key {
 	const struct ps_key_config *cfg;
-	pthread_mutex_t write_mu; /* one frame at a time out */
-	pthread_mutex_t read_mu;  /* one worker at a time reads the next frame */
-	struct ps_reader in;	  /* under read_mu */
-	pthread_mutex_t mu;	  /* what follows */
-	int end;		  /* 0 while serving; then 1 (end of stream) or -1 (breach) */
-	pthread_t *threads;
-	size_t num_threads;
+	struct channel *ch;
+	size_t num_ch;
+	pthread_mutex_t mu; /* what follows */
+	int end;	    /* 0 while serving; then 1 (end of stream) or -1 (breach) */
 	/* Setup generations: pushed (under push_mu) and acknowledged (under mu). */
 	pthread_mutex_t push_mu;
 	uint32_t pushed, acked;
@@ -128,9 +137,9 @@ static int send_setup(struct ps_key *k, uint32_t id)
 	    append_file(c->tls_private_key_file, &pem, &pem_len) != 0) {
 		goto out;
 	}
-	pthread_mutex_lock(&k->write_mu);
-	r = ps_write(c->fd, PS_SETUP, id, reg, reg_len, pem, pem_len);
-	pthread_mutex_unlock(&k->write_mu);
+	pthread_mutex_lock(&k->ch[0].write_mu);
+	r = ps_write(k->ch[0].fd, PS_SETUP, id, reg, reg_len, pem, pem_len);
+	pthread_mutex_unlock(&k->ch[0].write_mu);
 out:
 	free(reg);
 	OPENSSL_clear_free(pem, pem_len);
@@ -210,7 +219,7 @@ static int wait_ready(struct ps_key *k)
 	uint16_t ports[64];
 	size_t n;
 
-	if (ps_read(&k->in, sizeof(ports), &f) != 0 || f.type != PS_READY || f.id != 0 ||
+	if (ps_read(&k->ch[0].in, sizeof(ports), &f) != 0 || f.type != PS_READY || f.id != 0 ||
 	    f.b_len != 0 || f.a_len % 2 != 0) {
 		keel_err("privsep: the network process did not start");
 		ps_frame_cleanup(&f);
@@ -229,22 +238,15 @@ static int wait_ready(struct ps_key *k)
 
 /* ---- workers ------------------------------------------------------------ */
 
-/*
- * Each worker reads the next request itself (under read_mu), checks it and
- * runs it: no thread hands requests to another, so a request costs no
- * wake-up beyond the one its arrival makes.
- */
-
 static void job_reply(void *reply_ctx, const uint8_t *resp, size_t resp_len)
 {
 	struct job *job = reply_ctx;
-	struct ps_key *k = job->k;
+	struct channel *ch = job->ch;
 
-	pthread_mutex_lock(&k->write_mu);
+	pthread_mutex_lock(&ch->write_mu);
 	/* A failed write: the network process is gone, and a reader sees it. */
-	(void)!ps_write(k->cfg->fd, PS_RESPONSE, job->f.id, NULL, 0, resp,
-			resp != NULL ? resp_len : 0);
-	pthread_mutex_unlock(&k->write_mu);
+	(void)!ps_write(ch->fd, PS_RESPONSE, job->f.id, NULL, 0, resp, resp != NULL ? resp_len : 0);
+	pthread_mutex_unlock(&ch->write_mu);
 }
 
 /* The loop (ps_key_run's thread) learns that serving is over. */
@@ -288,7 +290,8 @@ static int next(struct ps_key *k, struct job *job)
 	enum ps_verdict v;
 	int r;
 
-	if ((r = ps_read(&k->in, PS_IDENTITY_LEN + k->cfg->max_message_size, &job->f)) != 0) {
+	r = ps_read(&job->ch->in, PS_IDENTITY_LEN + k->cfg->max_message_size, &job->f);
+	if (r != 0) {
 		end(k, r == 1 ? 1 : -1);
 		return -1;
 	}
@@ -325,41 +328,29 @@ static void serve(struct ps_key *k, struct job *job)
 
 static void *worker_main(void *arg)
 {
-	struct ps_key *k = arg;
-	struct job job = {.k = k};
+	struct channel *ch = arg;
+	struct job job = {.ch = ch};
 	int r;
 
-	for (;;) {
-		pthread_mutex_lock(&k->read_mu);
-		r = next(k, &job);
-		pthread_mutex_unlock(&k->read_mu);
-		if (r < 0) {
-			return NULL;
-		}
+	while ((r = next(ch->k, &job)) >= 0) {
 		if (r == 0) {
-			serve(k, &job);
+			serve(ch->k, &job);
 		}
 		ps_frame_cleanup(&job.f);
-		job.k = k;
 	}
+	return NULL;
 }
 
 static int start_workers(struct ps_key *k)
 {
-	size_t n = k->cfg->workers > 0 ? k->cfg->workers : 4;
 	sigset_t all, old;
 	int r = 0;
 
-	if ((k->threads = calloc(n, sizeof(*k->threads))) == NULL) {
-		return -1;
-	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	for (; k->num_threads < n; k->num_threads++) {
-		if (pthread_create(&k->threads[k->num_threads], NULL, worker_main, k) != 0) {
-			r = -1;
-			break;
-		}
+	for (size_t i = 0; i < k->num_ch && r == 0; i++) {
+		r = pthread_create(&k->ch[i].thread, NULL, worker_main, &k->ch[i]) == 0 ? 0 : -1;
+		k->ch[i].started = r == 0;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return r;
@@ -368,10 +359,11 @@ static int start_workers(struct ps_key *k)
 /* Every request read is answered (or its answer fails to leave) first. */
 static void stop_workers(struct ps_key *k)
 {
-	for (size_t i = 0; i < k->num_threads; i++) {
-		pthread_join(k->threads[i], NULL);
+	for (size_t i = 0; i < k->num_ch; i++) {
+		if (k->ch[i].started) {
+			pthread_join(k->ch[i].thread, NULL);
+		}
 	}
-	free(k->threads);
 }
 
 /* ---- the loop: signals and the end ---------------------------------------- */
@@ -393,9 +385,9 @@ static void take_signal(struct ps_key *k)
 			}
 		} else {
 			keel_info("signal %u: the network process drains, then both exit", sig);
-			pthread_mutex_lock(&k->write_mu);
-			(void)!ps_write(k->cfg->fd, PS_STOP, 0, NULL, 0, NULL, 0);
-			pthread_mutex_unlock(&k->write_mu);
+			pthread_mutex_lock(&k->ch[0].write_mu);
+			(void)!ps_write(k->ch[0].fd, PS_STOP, 0, NULL, 0, NULL, 0);
+			pthread_mutex_unlock(&k->ch[0].write_mu);
 		}
 	}
 }
@@ -439,13 +431,19 @@ int ps_key_new(const struct ps_key_config *cfg, struct ps_key **out)
 {
 	struct ps_key *k = calloc(1, sizeof(*k));
 
-	if (k == NULL) {
+	if (k == NULL || cfg->num_fds == 0 ||
+	    (k->ch = calloc(cfg->num_fds, sizeof(*k->ch))) == NULL) {
+		free(k);
 		return -1;
 	}
 	k->cfg = cfg;
-	ps_reader_init(&k->in, cfg->fd);
-	pthread_mutex_init(&k->write_mu, NULL);
-	pthread_mutex_init(&k->read_mu, NULL);
+	k->num_ch = cfg->num_fds;
+	for (size_t i = 0; i < k->num_ch; i++) {
+		k->ch[i].fd = cfg->fds[i];
+		k->ch[i].k = k;
+		ps_reader_init(&k->ch[i].in, cfg->fds[i]);
+		pthread_mutex_init(&k->ch[i].write_mu, NULL);
+	}
 	pthread_mutex_init(&k->mu, NULL);
 	pthread_mutex_init(&k->push_mu, NULL);
 	pthread_cond_init(&k->acked_cv, NULL);
@@ -455,15 +453,18 @@ int ps_key_new(const struct ps_key_config *cfg, struct ps_key **out)
 
 void ps_key_free(struct ps_key *k)
 {
-	if (k != NULL) {
-		ps_reader_cleanup(&k->in);
-		pthread_mutex_destroy(&k->write_mu);
-		pthread_mutex_destroy(&k->read_mu);
-		pthread_mutex_destroy(&k->mu);
-		pthread_mutex_destroy(&k->push_mu);
-		pthread_cond_destroy(&k->acked_cv);
-		free(k);
+	if (k == NULL) {
+		return;
 	}
+	for (size_t i = 0; i < k->num_ch; i++) {
+		ps_reader_cleanup(&k->ch[i].in);
+		pthread_mutex_destroy(&k->ch[i].write_mu);
+	}
+	free(k->ch);
+	pthread_mutex_destroy(&k->mu);
+	pthread_mutex_destroy(&k->push_mu);
+	pthread_cond_destroy(&k->acked_cv);
+	free(k);
 }
 
 static int after_setup(struct ps_key *k)
@@ -490,10 +491,10 @@ int ps_key_run(struct ps_key *k)
 	/* Both directions closed: workers' reads end, and so does the network
 	 * process (on a breach, or a key process that cannot go on), without a
 	 * signal it may not be allowed to send. */
-	(void)shutdown(cfg->fd, SHUT_RDWR);
-	if (k->threads != NULL) {
-		stop_workers(k);
+	for (size_t i = 0; i < k->num_ch; i++) {
+		(void)shutdown(k->ch[i].fd, SHUT_RDWR);
 	}
+	stop_workers(k);
 	r = r == -2 ? status : r;
 	status = net_status(cfg->net_pid);
 	return r != 0 ? (r > 0 ? r : 1) : status;

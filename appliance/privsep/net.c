@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -17,23 +18,32 @@
 
 #define BUCKETS 1024u
 
+struct channel {
+	int fd;
+	pthread_mutex_t write_mu; /* one frame at a time on fd */
+	struct ps_reader in;	  /* its reader thread's (channel 0's: the setup at start) */
+	atomic_uint in_flight;	  /* requests sent, not yet answered */
+	struct ps_net *n;
+	pthread_t reader;
+};
+
 struct pending {
 	struct pending *next;
 	uint32_t id;
+	struct channel *ch;
 	keel_reply_fn reply;
 	void *reply_ctx;
 };
 
+/* One channel per key worker: a request goes to the least busy one. */
 struct ps_net {
-	int fd;
-	struct ps_reader in;	  /* the setup at start, then the reader thread's */
-	pthread_mutex_t write_mu; /* one frame at a time on fd */
-	pthread_mutex_t mu;	  /* the table and the setup below */
+	struct channel *ch;
+	size_t num_ch;
+	pthread_mutex_t mu; /* the table and the setup below */
 	uint32_t next_id;
 	struct pending *table[BUCKETS];
 	struct ps_frame setup; /* the latest PS_SETUP */
 	uint32_t acked;	       /* the last setup id acknowledged */
-	pthread_t reader;
 };
 
 static void take_setup(struct ps_net *n, struct ps_frame *f)
@@ -45,27 +55,45 @@ static void take_setup(struct ps_net *n, struct ps_frame *f)
 	memset(f, 0, sizeof(*f));
 }
 
-int ps_net_new(int fd, struct ps_net **out)
+int ps_net_new(const int *fds, size_t num_fds, struct ps_net **out)
 {
 	struct ps_net *n = calloc(1, sizeof(*n));
 	struct ps_frame f;
 
-	if (n == NULL) {
+	if (n == NULL || num_fds == 0 || (n->ch = calloc(num_fds, sizeof(*n->ch))) == NULL) {
+		free(n);
 		return -1;
 	}
-	n->fd = fd;
-	ps_reader_init(&n->in, fd);
-	pthread_mutex_init(&n->write_mu, NULL);
+	n->num_ch = num_fds;
+	for (size_t i = 0; i < num_fds; i++) {
+		n->ch[i].fd = fds[i];
+		n->ch[i].n = n;
+		ps_reader_init(&n->ch[i].in, fds[i]);
+		pthread_mutex_init(&n->ch[i].write_mu, NULL);
+	}
 	pthread_mutex_init(&n->mu, NULL);
-	if (ps_read(&n->in, PS_SETUP_MAX, &f) != 0 || f.type != PS_SETUP) {
+	if (ps_read(&n->ch[0].in, PS_SETUP_MAX, &f) != 0 || f.type != PS_SETUP) {
 		keel_err("privsep: no setup from the key process");
 		ps_frame_cleanup(&f);
+		free(n->ch);
 		free(n);
 		return -1;
 	}
 	take_setup(n, &f);
 	*out = n;
 	return 0;
+}
+
+/* Writes one frame on |ch|. 0 or -1. */
+static int send_on(struct channel *ch, enum ps_type type, uint32_t id, const void *a, size_t a_len,
+		   const void *b, size_t b_len)
+{
+	int r;
+
+	pthread_mutex_lock(&ch->write_mu);
+	r = ps_write(ch->fd, type, id, a, a_len, b, b_len);
+	pthread_mutex_unlock(&ch->write_mu);
+	return r;
 }
 
 int ps_net_setup(struct ps_net *n, struct keel_clients **out_clients, char **out_pem,
@@ -96,9 +124,7 @@ int ps_net_setup(struct ps_net *n, struct keel_clients **out_clients, char **out
 	 * new handshake: the key process may now tell the administrator so. */
 	if (id != 0 && id != n->acked) {
 		n->acked = id;
-		pthread_mutex_lock(&n->write_mu);
-		r = ps_write(n->fd, PS_SETUP, id, NULL, 0, NULL, 0);
-		pthread_mutex_unlock(&n->write_mu);
+		r = send_on(&n->ch[0], PS_SETUP, id, NULL, 0, NULL, 0);
 	}
 	return r;
 }
@@ -131,13 +157,25 @@ static struct pending *pending_take(struct ps_net *n, uint32_t id)
 	return p;
 }
 
+static struct channel *least_busy(struct ps_net *n)
+{
+	struct channel *best = &n->ch[0];
+
+	for (size_t i = 1; i < n->num_ch; i++) {
+		if (atomic_load_explicit(&n->ch[i].in_flight, memory_order_relaxed) <
+		    atomic_load_explicit(&best->in_flight, memory_order_relaxed)) {
+			best = &n->ch[i];
+		}
+	}
+	return best;
+}
+
 void ps_net_handle(void *ctx, const struct keel_client_identity *who, const uint8_t *req,
 		   size_t req_len, keel_reply_fn reply, void *reply_ctx)
 {
 	struct ps_net *n = ctx;
 	struct pending *p = malloc(sizeof(*p));
 	uint8_t identity[PS_IDENTITY_LEN];
-	int r;
 
 	if (p == NULL) {
 		reply(reply_ctx, NULL, 0);
@@ -145,13 +183,13 @@ void ps_net_handle(void *ctx, const struct keel_client_identity *who, const uint
 	}
 	p->reply = reply;
 	p->reply_ctx = reply_ctx;
+	p->ch = least_busy(n);
+	atomic_fetch_add_explicit(&p->ch->in_flight, 1, memory_order_relaxed);
 	pending_put(n, p);
 	ps_identity_encode(who, identity);
-	pthread_mutex_lock(&n->write_mu);
-	r = ps_write(n->fd, PS_REQUEST, p->id, identity, sizeof(identity), req, req_len);
-	pthread_mutex_unlock(&n->write_mu);
 	/* A failed write: the key process is gone and the reader ends us. */
-	if (r != 0 && (p = pending_take(n, p->id)) != NULL) {
+	if (send_on(p->ch, PS_REQUEST, p->id, identity, sizeof(identity), req, req_len) != 0 &&
+	    (p = pending_take(n, p->id)) != NULL) {
 		keel_err("privsep: cannot reach the key process");
 		p->reply(p->reply_ctx, NULL, 0);
 		free(p);
@@ -166,6 +204,7 @@ static void answer(struct ps_net *n, struct ps_frame *f)
 		keel_err("privsep: unexpected answer %u from the key process", (unsigned)f->id);
 		_exit(1);
 	}
+	atomic_fetch_sub_explicit(&p->ch->in_flight, 1, memory_order_relaxed);
 	p->reply(p->reply_ctx, f->b_len > 0 ? f->b : NULL, f->b_len);
 	free(p);
 }
@@ -174,11 +213,12 @@ static void answer(struct ps_net *n, struct ps_frame *f)
  * this one (systemd restarts keeld), answering nothing more. */
 static void *reader_main(void *arg)
 {
-	struct ps_net *n = arg;
+	struct channel *ch = arg;
+	struct ps_net *n = ch->n;
 	struct ps_frame f;
 	int r;
 
-	while ((r = ps_read(&n->in, PS_SETUP_MAX, &f)) == 0) {
+	while ((r = ps_read(&ch->in, PS_SETUP_MAX, &f)) == 0) {
 		if (f.type == PS_RESPONSE) {
 			answer(n, &f);
 		} else if (f.type == PS_STOP && f.a_len == 0 && f.b_len == 0) {
@@ -203,10 +243,8 @@ void ps_net_metric(void *arg, enum keel_metrics_event ev, int value)
 			(uint8_t)((uint32_t)value >> 16), (uint8_t)((uint32_t)value >> 8),
 			(uint8_t)value};
 
-	pthread_mutex_lock(&n->write_mu);
-	/* A failed write: the key process is gone, and the reader ends us. */
-	(void)!ps_write(n->fd, PS_METRIC, 0, a, sizeof(a), NULL, 0);
-	pthread_mutex_unlock(&n->write_mu);
+	/* A failed write: the key process is gone, and a reader ends us. */
+	(void)!send_on(&n->ch[0], PS_METRIC, 0, a, sizeof(a), NULL, 0);
 }
 
 int ps_net_ready(struct ps_net *n, const uint16_t *ports, size_t num_ports)
@@ -222,16 +260,16 @@ int ps_net_ready(struct ps_net *n, const uint16_t *ports, size_t num_ports)
 		buf[2 * i] = (uint8_t)(ports[i] >> 8);
 		buf[2 * i + 1] = (uint8_t)ports[i];
 	}
-	pthread_mutex_lock(&n->write_mu);
-	r = ps_write(n->fd, PS_READY, 0, buf, 2 * num_ports, NULL, 0);
-	pthread_mutex_unlock(&n->write_mu);
-	if (r != 0) {
+	if (send_on(&n->ch[0], PS_READY, 0, buf, 2 * num_ports, NULL, 0) != 0) {
 		return -1;
 	}
 	/* Signals stay with the server's loop thread. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	r = pthread_create(&n->reader, NULL, reader_main, n) == 0 ? 0 : -1;
+	r = 0;
+	for (size_t i = 0; i < n->num_ch && r == 0; i++) {
+		r = pthread_create(&n->ch[i].reader, NULL, reader_main, &n->ch[i]) == 0 ? 0 : -1;
+	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return r;
 }

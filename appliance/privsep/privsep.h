@@ -104,8 +104,10 @@ void ps_identity_encode(const struct keel_client_identity *who, uint8_t out[PS_I
 
 struct ps_net;
 
-/* Waits for the key process's first PS_SETUP on |fd|. 0 or -1. */
-__attribute__((warn_unused_result)) int ps_net_new(int fd, struct ps_net **out);
+/* Waits for the key process's first PS_SETUP on fds[0]; |fds| are the
+ * network process's ends, one per key worker (copied). 0 or -1. */
+__attribute__((warn_unused_result)) int ps_net_new(const int *fds, size_t num_fds,
+						   struct ps_net **out);
 /* A keel_request_fn: forwards the request; the reply comes from the reader. */
 void ps_net_handle(void *ctx, const struct keel_client_identity *who, const uint8_t *req,
 		   size_t req_len, keel_reply_fn reply, void *reply_ctx);
@@ -125,13 +127,16 @@ __attribute__((warn_unused_result)) int ps_net_ready(struct ps_net *n, const uin
 /* ---- the key process (key.c) -------------------------------------------- */
 
 struct ps_key_config {
-	int fd;
+	/* One socket pair's end per worker (fds[0] also carries the setup,
+	 * acknowledgements, counters and the stop), in the order the network
+	 * process has the other ends. */
+	const int *fds;
+	size_t num_fds;
 	pid_t net_pid;
 	keel_request_fn handler; /* the engine */
 	void *handler_ctx;
 	struct keel_clients *clients; /* who is registered */
 	uint32_t max_message_size;
-	unsigned workers;
 	const char *tls_certificate_file; /* sent to the network process */
 	const char *tls_private_key_file;
 	/* Once the first setup is sent (it reads the TLS key, which only the
