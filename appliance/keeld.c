@@ -658,7 +658,10 @@ static int run_privsep(struct keel_daemon_opts *opts, struct backends *b)
 		close(fds[pid == 0 ? i : n + i]);
 	}
 	if (pid == 0) {
-		exit(net_main(opts, fds + n, n));
+		int r = net_main(opts, fds + n, n);
+
+		free(fds);
+		exit(r);
 	}
 	b->psk_fds = fds;
 	keel_info("privsep: network process %d", (int)pid);
