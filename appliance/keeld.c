@@ -28,6 +28,7 @@
 #include "keel/hsm.h"
 #include "keel/metrics.h"
 #include "keel/mirror.h"
+#include "keel/sandbox.h"
 #include "log.h"
 #include "privsep/privsep.h"
 
@@ -184,6 +185,7 @@ static int open_hsm(const struct keel_config *cfg, struct backends *b)
 	    .token_label = cfg->hsm_token_label,
 	    .pin_file = cfg->hsm_pin_file,
 	    .pool_size = cfg->hsm_pool_size,
+	    .timeout_ms = cfg->hsm_timeout_ms,
 	    .wrap_mode = cfg->hsm_wrap == KEEL_CONFIG_WRAP_KWP ? HSM_WRAP_KWP : HSM_WRAP_GCM,
 	    .log = hsm_log,
 	    .observe = hsm_observe,
@@ -474,6 +476,20 @@ static int drop_privileges(const struct keel_config *cfg, void *arg)
 	return cfg->user != NULL ? drop_to(cfg->user) : 0;
 }
 
+/* Once listening: the user switch, then the seccomp allow-list, so that
+ * neither the network nor a library bug can make keeld do anything else. */
+static int confine(const struct keel_config *cfg, void *arg)
+{
+	int r = drop_privileges(cfg, arg);
+
+	if (r != 0) {
+		return r;
+	}
+	return keel_sandbox_apply(KEEL_SANDBOX_KEELD, (enum keel_sandbox_mode)cfg->seccomp) == 0
+		   ? 0
+		   : EXIT_FAILED;
+}
+
 /* --dev: where everything is, then "READY <port>" for scripts and tests. */
 static void dev_print(struct backends *b, const struct keel_config *cfg, uint16_t kmip_port)
 {
@@ -698,7 +714,7 @@ int main(int argc, char **argv)
 	    .handler = keel_engine_handle,
 	    .on_config = open_backends,
 	    .on_config_arg = &b,
-	    .on_listening = drop_privileges,
+	    .on_listening = confine,
 	    .registry = make_registry,
 	    .registry_arg = &b,
 	};

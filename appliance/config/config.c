@@ -20,7 +20,7 @@ enum kind {
 	K_STRING,
 	K_LEVEL,
 	K_LISTEN,
-	K_WRAP
+	K_CHOICE
 };
 
 /* One row per setting: what it is, where it goes, what it may be. The same
@@ -30,25 +30,33 @@ struct setting {
 	enum kind kind;
 	size_t offset;
 	uint32_t min, max;
-	size_t num_offset; /* K_LISTEN: where the number of addresses goes */
+	size_t num_offset;	    /* K_LISTEN: where the number of addresses goes */
+	const char *const *choices; /* K_CHOICE: the names, NULL-terminated; the
+				     * setting (an enum) is the index of its name */
 };
 
 /* clang-format off */
-#define U32(p, f, lo, hi) {p, K_U32, offsetof(struct keel_config, f), lo, hi, 0}
-#define BOOL(p, f)        {p, K_BOOL, offsetof(struct keel_config, f), 0, 0, 0}
-#define FILE_(p, f)       {p, K_FILE, offsetof(struct keel_config, f), 0, 0, 0}
-#define DIR_(p, f)        {p, K_DIR, offsetof(struct keel_config, f), 0, 0, 0}
-#define NEWFILE(p, f)     {p, K_NEWFILE, offsetof(struct keel_config, f), 0, 0, 0}
-#define SOCKET(p, f)      {p, K_SOCKET, offsetof(struct keel_config, f), 0, 0, 0}
-#define STRING(p, f, max) {p, K_STRING, offsetof(struct keel_config, f), 1, max, 0}
-#define LISTEN(p, f, n)   {p, K_LISTEN, offsetof(struct keel_config, f), 0, 0, offsetof(struct keel_config, n)}
+#define U32(p, f, lo, hi) {p, K_U32, offsetof(struct keel_config, f), lo, hi, 0, NULL}
+#define BOOL(p, f)        {p, K_BOOL, offsetof(struct keel_config, f), 0, 0, 0, NULL}
+#define FILE_(p, f)       {p, K_FILE, offsetof(struct keel_config, f), 0, 0, 0, NULL}
+#define DIR_(p, f)        {p, K_DIR, offsetof(struct keel_config, f), 0, 0, 0, NULL}
+#define NEWFILE(p, f)     {p, K_NEWFILE, offsetof(struct keel_config, f), 0, 0, 0, NULL}
+#define SOCKET(p, f)      {p, K_SOCKET, offsetof(struct keel_config, f), 0, 0, 0, NULL}
+#define STRING(p, f, max) {p, K_STRING, offsetof(struct keel_config, f), 1, max, 0, NULL}
+#define LISTEN(p, f, n)   {p, K_LISTEN, offsetof(struct keel_config, f), 0, 0, offsetof(struct keel_config, n), NULL}
+#define CHOICE(p, f, c)   {p, K_CHOICE, offsetof(struct keel_config, f), 0, 0, 0, c}
 /* clang-format on */
+
+/* Names in the order of their enum's values. */
+static const char *const wrap_names[] = {"gcm", "kwp", NULL};
+static const char *const seccomp_names[] = {"kill", "log", "off", NULL};
 
 static const struct setting settings[] = {
     LISTEN("listen", listen, num_listen),
-    {"log_level", K_LEVEL, offsetof(struct keel_config, log_level), 0, 0, 0},
+    {"log_level", K_LEVEL, offsetof(struct keel_config, log_level), 0, 0, 0, NULL},
     U32("worker_threads", worker_threads, 1, 256),
     STRING("user", user, 32),
+    CHOICE("seccomp", seccomp, seccomp_names),
     FILE_("tls.certificate", tls_certificate),
     FILE_("tls.private_key", tls_private_key),
     U32("tls.session_lifetime", tls_session_lifetime_s, 0, 86400),
@@ -71,7 +79,8 @@ static const struct setting settings[] = {
     STRING("hsm.token_label", hsm_token_label, 32),
     FILE_("hsm.pin_file", hsm_pin_file),
     U32("hsm.pool_size", hsm_pool_size, 1, 256),
-    {"hsm.wrap", K_WRAP, offsetof(struct keel_config, hsm_wrap), 0, 0, 0},
+    U32("hsm.timeout_ms", hsm_timeout_ms, 0, 600000),
+    CHOICE("hsm.wrap", hsm_wrap, wrap_names),
     NEWFILE("store.path", store_path),
     U32("crk.rotation_batch", crk_rotation_batch, 1, 10000),
     U32("crk.rotation_pause_ms", crk_rotation_pause_ms, 0, 60000),
@@ -133,7 +142,14 @@ static void set_defaults(struct keel_config *cfg)
 	cfg->max_batch_items = 64;
 	cfg->max_locate_items = 1000;
 	cfg->hsm_pool_size = 8;
+	cfg->hsm_timeout_ms = 5000;
 	cfg->hsm_wrap = KEEL_CONFIG_WRAP_GCM;
+#ifdef KEEL_SANITIZE_BUILD
+	/* LeakSanitizer ptraces the process at exit (docs/hardening.md). */
+	cfg->seccomp = KEEL_CONFIG_SECCOMP_OFF;
+#else
+	cfg->seccomp = KEEL_CONFIG_SECCOMP_KILL;
+#endif
 	cfg->crk_rotation_batch = 200;
 	cfg->mirror_poll_interval_s = 300;
 }
@@ -261,19 +277,26 @@ static int get_bool(struct parse *p, const config_setting_t *s, const struct set
 	return 0;
 }
 
-static int get_wrap(struct parse *p, const config_setting_t *s, const struct setting *d)
+/* One of d->choices, stored as its index in the enum at d->offset. */
+static int get_choice(struct parse *p, const config_setting_t *s, const struct setting *d)
 {
 	const char *v = config_setting_get_string(s);
+	char names[128] = "";
+	int n;
 
-	if (v != NULL && strcmp(v, "gcm") == 0) {
-		p->cfg->hsm_wrap = KEEL_CONFIG_WRAP_GCM;
-	} else if (v != NULL && strcmp(v, "kwp") == 0) {
-		p->cfg->hsm_wrap = KEEL_CONFIG_WRAP_KWP;
-	} else {
-		return fail(p, config_setting_source_line(s), "%s must be \"gcm\" or \"kwp\"",
-			    d->path);
+	for (n = 0; d->choices[n] != NULL; n++) {
+		if (v != NULL && strcmp(v, d->choices[n]) == 0) {
+			*(int *)((char *)p->cfg + d->offset) = n;
+			return 0;
+		}
 	}
-	return 0;
+	for (int i = 0; i < n; i++) { /* "a", "b" or "c" */
+		const char *sep = i == 0 ? "" : i == n - 1 ? " or " : ", ";
+		size_t used = strlen(names);
+
+		snprintf(names + used, sizeof(names) - used, "%s\"%s\"", sep, d->choices[i]);
+	}
+	return fail(p, config_setting_source_line(s), "%s must be %s", d->path, names);
 }
 
 static int get_path(struct parse *p, const config_setting_t *s, const struct setting *d)
@@ -392,8 +415,8 @@ static int apply(struct parse *p, const config_setting_t *s, const char *path)
 		return get_path(p, s, d);
 	case K_STRING:
 		return get_string(p, s, d);
-	case K_WRAP:
-		return get_wrap(p, s, d);
+	case K_CHOICE:
+		return get_choice(p, s, d);
 	case K_LEVEL:
 		return get_level(p, s, d);
 	case K_LISTEN:

@@ -31,6 +31,13 @@ enum keel_config_wrap {
 	KEEL_CONFIG_WRAP_KWP = 1,
 };
 
+/* keeld's seccomp filter (seccomp): enum keel_sandbox_mode's values. */
+enum keel_config_seccomp {
+	KEEL_CONFIG_SECCOMP_KILL = 0,
+	KEEL_CONFIG_SECCOMP_LOG = 1,
+	KEEL_CONFIG_SECCOMP_OFF = 2,
+};
+
 struct keel_config {
 	struct keel_listen_addr listen[KEEL_LISTEN_MAX];
 	size_t num_listen;
@@ -57,12 +64,17 @@ struct keel_config {
 	 * (NULL: "nobody" when started as root). */
 	bool privsep;
 	char *privsep_user;
+	/* After start-up keeld installs its seccomp allow-list: a call off the
+	 * list kills it ("kill", the default), or is logged ("log", to debug
+	 * the list); "off" (the default in sanitizer builds) installs none. */
+	enum keel_config_seccomp seccomp;
 	/* hsm section: all NULL when absent (keeld requires it, the tests' echo
 	 * server does not). Present, it needs module, token_label and pin_file. */
 	char *hsm_module; /* p11-kit module name, or a path if it contains '/' */
 	char *hsm_token_label;
 	char *hsm_pin_file;
 	uint32_t hsm_pool_size;
+	uint32_t hsm_timeout_ms; /* a key-serving token call's bound; 0: none */
 	enum keel_config_wrap hsm_wrap;
 	/* store section: NULL when absent. The file may not exist yet; its
 	 * directory must. */

@@ -104,6 +104,9 @@ struct eng_result {
 void eng_result(int err, uint16_t version, struct eng_result *out);
 /* Sets r->msg (if not set yet) and returns err, so handlers can `return eng_fail(...)`. */
 int eng_fail(struct eng_req *r, int err, const char *msg);
+/* A token call failed (HSM_E_*): Cryptographic Failure, and a token that did
+ * not answer within hsm.timeout_ms says so to the client. */
+int eng_hsm_fail(struct eng_req *r, int hsm_err);
 /* Maps a store error, logging it; NOT_FOUND becomes Item Not Found. */
 int eng_store_err(struct eng_req *r, int err, const char *what);
 

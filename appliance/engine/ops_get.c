@@ -285,7 +285,7 @@ static int load_wrapping_key(struct eng_req *r, const struct kmip_encryption_key
 	} else if ((err = hsm_unwrap(r->e->hsm, (const uint8_t *)k.uid, strlen(k.uid), k.blob,
 				     k.blob_len, out)) != 0) {
 		keel_err("engine: unwrapping %s: %s", k.uid, hsm_strerror(err));
-		err = eng_fail(r, ENG_E_CRYPTO, NULL);
+		err = eng_hsm_fail(r, err);
 	}
 	keel_store_object_cleanup(&k);
 	return err;
@@ -479,7 +479,7 @@ static int unwrap_object(struct eng_req *r, const struct keel_store_object *o,
 	if ((err = hsm_unwrap(r->e->hsm, (const uint8_t *)o->uid, strlen(o->uid), o->blob,
 			      o->blob_len, out)) != 0) {
 		keel_err("engine: unwrapping %s: %s", o->uid, hsm_strerror(err));
-		return eng_fail(r, ENG_E_CRYPTO, NULL);
+		return eng_hsm_fail(r, err);
 	}
 	return eng_track_secret(r, *out);
 }

@@ -240,7 +240,7 @@ int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_
 	    (err = hsm_blob_crk_version(o.blob, o.blob_len, &o.crk_version)) != 0) {
 		keel_err("engine: wrapping new key material: %s", hsm_strerror(err));
 		keel_store_object_cleanup(&o);
-		return eng_fail(r, ENG_E_CRYPTO, NULL);
+		return eng_hsm_fail(r, err);
 	}
 	err = keel_store_object_put(r->txn, &o);
 	keel_store_object_cleanup(&o);

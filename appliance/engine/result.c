@@ -93,6 +93,12 @@ int eng_fail(struct eng_req *r, int err, const char *msg)
 	return err;
 }
 
+int eng_hsm_fail(struct eng_req *r, int hsm_err)
+{
+	return eng_fail(r, ENG_E_CRYPTO,
+			hsm_err == HSM_E_TIMEOUT ? "the HSM did not answer in time" : NULL);
+}
+
 int eng_store_err(struct eng_req *r, int err, const char *what)
 {
 	if (err == KEEL_STORE_E_NOT_FOUND) {

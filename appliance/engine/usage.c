@@ -97,7 +97,7 @@ int eng_key_open(struct eng_req *r, const char *uid, size_t uid_len, const struc
 	if ((err = hsm_unwrap(r->e->hsm, (const uint8_t *)out->o.uid, strlen(out->o.uid),
 			      out->o.blob, out->o.blob_len, &out->secret)) != 0) {
 		keel_err("engine: unwrapping %s: %s", out->o.uid, hsm_strerror(err));
-		err = eng_fail(r, ENG_E_CRYPTO, NULL);
+		err = eng_hsm_fail(r, err);
 	}
 out:
 	if (err != 0) {

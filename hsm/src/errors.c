@@ -25,6 +25,7 @@ static const char *const err_str[] = {
     [-HSM_E_RANGE] = "size out of range",
     [-HSM_E_CRK_EXISTS] = "customer root key version already exists",
     [-HSM_E_BUFFER] = "output buffer too small",
+    [-HSM_E_TIMEOUT] = "token did not answer in time",
 };
 
 const char *hsm_strerror(int err)

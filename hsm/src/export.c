@@ -160,22 +160,63 @@ out:
 	return r;
 }
 
+/* C_GenerateRandom as a call (call.c): into locked memory of its own. */
+struct random_call {
+	struct hsm_call call; /* first: call.c hands back &call */
+	struct hsm_secret *out;
+};
+
+static void random_call_free(struct hsm_call *c)
+{
+	struct random_call *rc = (struct random_call *)c;
+
+	hsm_secret_free(rc->out);
+	free(rc);
+}
+
+static int random_fn(struct hsm *h, CK_SESSION_HANDLE s, struct hsm_call *c, CK_RV *out_rv)
+{
+	struct random_call *rc = (struct random_call *)c;
+
+	*out_rv = h->p11->C_GenerateRandom(s, hsm_secret_data(rc->out),
+					   (CK_ULONG)hsm_secret_len(rc->out));
+	return *out_rv == CKR_OK ? 0 : hsm_ck_fail(h, "C_GenerateRandom", *out_rv);
+}
+
+/* Up to HSM_MAX_KEY_LEN random bytes. */
+static int random_chunk(struct hsm *h, uint8_t *out, size_t len)
+{
+	struct random_call *rc;
+	int r;
+
+	if ((rc = calloc(1, sizeof(*rc))) == NULL) {
+		return HSM_E_NOMEM;
+	}
+	rc->call.fn = random_fn;
+	rc->call.drop = random_call_free;
+	if ((r = hsm_secret_new(len, &rc->out)) == 0 &&
+	    (r = hsm_call_run(h, &rc->call)) == HSM_E_TIMEOUT) {
+		return r; /* rc is the runner's now */
+	}
+	if (r == 0) {
+		memcpy(out, hsm_secret_data(rc->out), len);
+	}
+	random_call_free(&rc->call);
+	return r;
+}
+
 int hsm_random(struct hsm *h, uint8_t *out, size_t len)
 {
-	CK_SESSION_HANDLE s;
-	CK_RV rv;
-	int r;
+	size_t n;
+	int r = 0;
 
 	if (h == NULL || out == NULL || len == 0 || len > RANDOM_MAX) {
 		return HSM_E_INVAL;
 	}
-	if ((r = hsm_op_begin(h, &s)) != 0) {
-		return r;
+	for (size_t off = 0; off < len && r == 0; off += n) {
+		n = len - off < HSM_MAX_KEY_LEN ? len - off : HSM_MAX_KEY_LEN;
+		r = random_chunk(h, out + off, n);
 	}
-	if ((rv = h->p11->C_GenerateRandom(s, out, (CK_ULONG)len)) != CKR_OK) {
-		r = hsm_ck_fail(h, "C_GenerateRandom", rv);
-	}
-	hsm_op_end(h, s, rv);
 	return r;
 }
 

@@ -83,11 +83,12 @@ int hsm_open(const struct hsm_config *cfg, struct hsm **out_hsm)
 	h->p11 = hsm_module_functions(h->mod);
 	h->mod_gen = hsm_module_gen(h->mod);
 	atomic_store(&h->state, HSM_STATE_READY);
-	if ((r = hsm_token_open(h)) != 0) {
+	if ((r = hsm_token_open(h)) != 0 || (r = hsm_runners_start(h, cfg->timeout_ms)) != 0) {
 		goto out;
 	}
-	hsm_log(h, HSM_LOG_INFO, "%s: token slot %lu, %u sessions, %zu CRK versions",
-		hsm_module_path(h->mod), (unsigned long)h->slot, h->pool_size, h->num_crks);
+	hsm_log(h, HSM_LOG_INFO, "%s: token slot %lu, %u sessions, %zu CRK versions, timeout %u ms",
+		hsm_module_path(h->mod), (unsigned long)h->slot, h->pool_size, h->num_crks,
+		h->timeout_ms);
 	*out_hsm = h;
 	h = NULL;
 out:
@@ -97,7 +98,16 @@ out:
 
 void hsm_close(struct hsm *h)
 {
+	bool stuck;
+
 	if (h == NULL) {
+		return;
+	}
+	hsm_runners_stop(h, &stuck);
+	if (stuck) {
+		/* A runner is still inside the module: finalizing it, or freeing
+		 * what the runner reads, could crash the exit. Left to the exit. */
+		hsm_log(h, HSM_LOG_WARNING, "closing with a token call still hung");
 		return;
 	}
 	if (h->mod != NULL) {

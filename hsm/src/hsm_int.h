@@ -26,6 +26,22 @@ struct hsm_crk {
 	char created[HSM_CRK_CREATED_LEN];
 };
 
+/*
+ * call.c: one token call a request may stop waiting for. Embedded first in a
+ * struct that holds copies of everything fn reads and what it produces, so
+ * that a runner can finish it after the request has given up. hsm_call_run
+ * returns fn's result, or HSM_E_TIMEOUT and then the call is no longer the
+ * caller's: it has been, or will be, freed with drop.
+ */
+struct hsm_call {
+	int (*fn)(struct hsm *h, CK_SESSION_HANDLE s, struct hsm_call *c, CK_RV *out_rv);
+	void (*drop)(struct hsm_call *c);
+	/* call.c's, under h->call_mu */
+	int r;
+	bool started, done, abandoned;
+	struct hsm_call *next;
+};
+
 struct hsm {
 	struct hsm_module *mod;
 	unsigned mod_gen; /* the module generation our sessions belong to */
@@ -61,6 +77,18 @@ struct hsm {
 	int backoff_ms; /* current delay; < 0 means no backoff */
 	int backoff_initial_ms;
 	int backoff_max_ms;
+
+	/* call.c: the runners and their queue, under call_mu */
+	unsigned timeout_ms; /* 0: calls run on the caller's thread */
+	bool calls_ready;    /* call_mu and the condition variables exist */
+	pthread_mutex_t call_mu;
+	pthread_cond_t call_cv; /* runners: work queued, or stopping */
+	pthread_cond_t done_cv; /* callers: a call is done (CLOCK_MONOTONIC) */
+	struct hsm_call *queue_head, *queue_tail;
+	pthread_t *runners;
+	unsigned num_runners;
+	bool stopping;
+	_Atomic uint64_t timeouts;
 };
 
 /* errors.c */
@@ -93,6 +121,11 @@ int hsm_excl_begin(struct hsm *h, CK_SESSION_HANDLE *out_s) HSM_WUR;
 void hsm_excl_end(struct hsm *h, CK_RV rv);
 int hsm_token_open(struct hsm *h) HSM_WUR; /* find slot, open pool, log in, scan CRKs */
 void hsm_token_close(struct hsm *h);
+
+/* call.c */
+int hsm_call_run(struct hsm *h, struct hsm_call *c) HSM_WUR;
+int hsm_runners_start(struct hsm *h, unsigned timeout_ms) HSM_WUR;
+void hsm_runners_stop(struct hsm *h, bool *out_stuck);
 
 /* crk.c: callers hold h->lock (read for lookups, write for scans). */
 int hsm_crk_scan(struct hsm *h, CK_SESSION_HANDLE s) HSM_WUR;

@@ -197,12 +197,83 @@ static bool uid_ok(const uint8_t *uid, size_t uid_len)
 	return uid != NULL && uid_len > 0 && uid_len <= HSM_MAX_UID_LEN;
 }
 
+/*
+ * A wrap or an unwrap as a call (call.c): its own copies of the UID and the
+ * input, since the request may stop waiting while a runner still reads them.
+ */
+struct wrap_call {
+	struct hsm_call call; /* first: call.c hands back &call */
+	uint8_t uid[HSM_MAX_UID_LEN];
+	size_t uid_len;
+	struct hsm_secret *key; /* wrap's input, unwrap's result */
+	uint8_t *blob;		/* unwrap's input, wrap's result */
+	size_t blob_len;
+	uint32_t version; /* unwrap: the blob's CRK version and algorithm */
+	uint8_t alg;
+};
+
+static void wrap_call_free(struct hsm_call *c)
+{
+	struct wrap_call *w = (struct wrap_call *)c;
+
+	hsm_secret_free(w->key);
+	free(w->blob);
+	free(w);
+}
+
+static int wrap_call_new(const uint8_t *uid, size_t uid_len, struct wrap_call **out)
+{
+	struct wrap_call *w = calloc(1, sizeof(*w));
+
+	if (w == NULL) {
+		return HSM_E_NOMEM;
+	}
+	memcpy(w->uid, uid, uid_len);
+	w->uid_len = uid_len;
+	w->call.drop = wrap_call_free;
+	*out = w;
+	return 0;
+}
+
+static int wrap_fn(struct hsm *h, CK_SESSION_HANDLE s, struct hsm_call *c, CK_RV *out_rv)
+{
+	struct wrap_call *w = (struct wrap_call *)c;
+	const struct hsm_crk *crk = hsm_crk_newest(h);
+	const uint8_t *key = hsm_secret_data(w->key);
+	size_t key_len = hsm_secret_len(w->key);
+
+	if (crk == NULL) {
+		return HSM_E_CRK_NOT_FOUND;
+	}
+	if (h->wrap_mode == HSM_WRAP_KWP) {
+		return hsm_kwp_wrap(h, s, crk, w->uid, w->uid_len, key, key_len, &w->blob,
+				    &w->blob_len, out_rv);
+	}
+	return gcm_wrap(h, s, crk, w->uid, w->uid_len, key, key_len, &w->blob, &w->blob_len,
+			out_rv);
+}
+
+static int unwrap_fn(struct hsm *h, CK_SESSION_HANDLE s, struct hsm_call *c, CK_RV *out_rv)
+{
+	struct wrap_call *w = (struct wrap_call *)c;
+	const struct hsm_crk *crk = hsm_crk_find(h, w->version);
+
+	if (crk == NULL) {
+		hsm_log(h, HSM_LOG_ERROR, "unwrap: blob names CRK version %u, not in the token",
+			(unsigned)w->version);
+		return HSM_E_CRK_NOT_FOUND;
+	}
+	if (w->alg == HSM_ALG_KWP) {
+		return hsm_kwp_unwrap(h, s, crk, w->uid, w->uid_len, w->blob, w->blob_len, &w->key,
+				      out_rv);
+	}
+	return gcm_unwrap(h, s, crk, w->uid, w->uid_len, w->blob, w->blob_len, &w->key, out_rv);
+}
+
 int hsm_wrap(struct hsm *h, const uint8_t *uid, size_t uid_len, const uint8_t *key, size_t key_len,
 	     uint8_t **out_blob, size_t *out_blob_len)
 {
-	const struct hsm_crk *crk;
-	CK_SESSION_HANDLE s;
-	CK_RV rv = CKR_OK;
+	struct wrap_call *w = NULL;
 	uint64_t start = now_ns();
 	int r;
 
@@ -212,52 +283,62 @@ int hsm_wrap(struct hsm *h, const uint8_t *uid, size_t uid_len, const uint8_t *k
 	}
 	*out_blob = NULL;
 	*out_blob_len = 0;
-	if ((r = hsm_op_begin(h, &s)) != 0) {
-		return r;
+	if ((r = wrap_call_new(uid, uid_len, &w)) != 0 ||
+	    (r = hsm_secret_new(key_len, &w->key)) != 0) {
+		goto out;
 	}
-	if ((crk = hsm_crk_newest(h)) == NULL) {
-		r = HSM_E_CRK_NOT_FOUND;
-	} else if (h->wrap_mode == HSM_WRAP_KWP) {
-		r = hsm_kwp_wrap(h, s, crk, uid, uid_len, key, key_len, out_blob, out_blob_len,
-				 &rv);
-	} else {
-		r = gcm_wrap(h, s, crk, uid, uid_len, key, key_len, out_blob, out_blob_len, &rv);
+	memcpy(hsm_secret_data(w->key), key, key_len);
+	w->call.fn = wrap_fn;
+	if ((r = hsm_call_run(h, &w->call)) == HSM_E_TIMEOUT) {
+		return r; /* w is the runner's now */
 	}
-	hsm_op_end(h, s, rv);
+	if (r == 0) {
+		*out_blob = w->blob;
+		*out_blob_len = w->blob_len;
+		w->blob = NULL;
+	}
 	observe_since(h, start);
+out:
+	if (w != NULL) {
+		wrap_call_free(&w->call);
+	}
 	return r;
 }
 
 int hsm_unwrap(struct hsm *h, const uint8_t *uid, size_t uid_len, const uint8_t *blob,
 	       size_t blob_len, struct hsm_secret **out_key)
 {
-	const struct hsm_crk *crk;
-	CK_SESSION_HANDLE s;
-	CK_RV rv = CKR_OK;
+	struct wrap_call *w = NULL;
 	uint64_t start = now_ns();
-	uint32_t version;
-	uint8_t alg;
 	int r;
 
 	if (h == NULL || !uid_ok(uid, uid_len) || out_key == NULL) {
 		return HSM_E_INVAL;
 	}
 	*out_key = NULL;
-	if ((r = header_get(blob, blob_len, &alg, &version)) != 0 ||
-	    (r = hsm_op_begin(h, &s)) != 0) {
-		return r;
+	if ((r = wrap_call_new(uid, uid_len, &w)) != 0 ||
+	    (r = header_get(blob, blob_len, &w->alg, &w->version)) != 0) {
+		goto out;
 	}
-	if ((crk = hsm_crk_find(h, version)) == NULL) {
-		hsm_log(h, HSM_LOG_ERROR, "unwrap: blob names CRK version %u, not in the token",
-			(unsigned)version);
-		r = HSM_E_CRK_NOT_FOUND;
-	} else if (alg == HSM_ALG_KWP) {
-		r = hsm_kwp_unwrap(h, s, crk, uid, uid_len, blob, blob_len, out_key, &rv);
-	} else {
-		r = gcm_unwrap(h, s, crk, uid, uid_len, blob, blob_len, out_key, &rv);
+	if ((w->blob = malloc(blob_len)) == NULL) {
+		r = HSM_E_NOMEM;
+		goto out;
 	}
-	hsm_op_end(h, s, rv);
+	memcpy(w->blob, blob, blob_len);
+	w->blob_len = blob_len;
+	w->call.fn = unwrap_fn;
+	if ((r = hsm_call_run(h, &w->call)) == HSM_E_TIMEOUT) {
+		return r; /* w is the runner's now */
+	}
+	if (r == 0) {
+		*out_key = w->key;
+		w->key = NULL;
+	}
 	observe_since(h, start);
+out:
+	if (w != NULL) {
+		wrap_call_free(&w->call);
+	}
 	return r;
 }
 

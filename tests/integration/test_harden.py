@@ -14,10 +14,13 @@ Run one test:  test_harden.py EngineLimitsTest.test_max_batch_items
 Environment:   KEEL_KEELD, KEEL_KEELCTL (set by CTest).
 """
 import hashlib
+import json
 import os
 import pwd
 import random
+import re
 import shutil
+import signal
 import sqlite3
 import ssl
 import subprocess
@@ -324,7 +327,54 @@ class Loader(threading.Thread):
                 self.cv.notify_all()
 
 
-class HsmOutageTest(HardenCase):
+class LoadedCase(HardenCase):
+    """Three Loader clients on one active key, whose answers a test counts
+    phase by phase while it breaks and mends the token."""
+
+    OK, CRYPTO_FAILED = (SUCCESS, None), (OPERATION_FAILED, CRYPTOGRAPHIC_FAILURE)
+
+    def start_loaders(self):
+        with self.conn() as c:
+            self.uid = self.call1(c, OP_CREATE, create_aes()).payload.find(UNIQUE_IDENTIFIER)
+            self.call1(c, OP_ACTIVATE, [T(UNIQUE_IDENTIFIER, self.uid)])
+        self.cv, self.phase = threading.Condition(), ["up"]
+        self.loaders = [Loader(self.conn(), self.uid, self.cv, self.phase) for _ in range(3)]
+        for l in self.loaders:
+            l.start()
+
+    def set_phase(self, name):
+        with self.cv:
+            self.phase[0] = name
+
+    def each_saw(self, ph, what, status, n=3):
+        """Waits until every loader had |n| answers |status| to |what| in |ph|."""
+        with self.cv:
+            self.assertTrue(self.cv.wait_for(lambda: all(
+                l.counts.get((ph, what) + status, 0) >= n or l.error for l in self.loaders),
+                GUARD), (ph, what, status))
+        for l in self.loaders:
+            self.assertIsNone(l.error)
+
+    def stop_loaders(self):
+        """Stops them; asserts that Gets got only success or Cryptographic
+        Failure and Locates only success. Returns the Gets that failed, by phase."""
+        for l in self.loaders:
+            l.stop = True
+        for l in self.loaders:
+            l.join(GUARD)
+            l.conn.close()
+        failed = {}
+        for l in self.loaders:
+            self.assertIsNone(l.error)
+            for (ph, what, *status), n in l.counts.items():
+                self.assertIn(tuple(status), (self.OK, self.CRYPTO_FAILED) if what == "get"
+                              else (self.OK,), (ph, what, status, n))
+                if what == "get" and tuple(status) == self.CRYPTO_FAILED:
+                    failed[ph] = failed.get(ph, 0) + n
+        return failed
+
+
+class HsmOutageTest(LoadedCase):
     """The token's directory vanishes under load (SoftHSM2 keeps a token as
     files): requests that need the key fail at once with a KMIP error, the
     rest keep answering, and keeld serves keys again by itself once the
@@ -332,56 +382,78 @@ class HsmOutageTest(HardenCase):
 
     def test_token_vanishes_under_load_and_returns(self):
         tokens = os.path.join(self.dir, "softhsm/tokens")
-        ok, crypto_failed = (SUCCESS, None), (OPERATION_FAILED, CRYPTOGRAPHIC_FAILURE)
-        with self.conn() as c:
-            uid = self.call1(c, OP_CREATE, create_aes()).payload.find(UNIQUE_IDENTIFIER)
-            self.call1(c, OP_ACTIVATE, [T(UNIQUE_IDENTIFIER, uid)])
-        cv, phase = threading.Condition(), ["up"]
-        loaders = [Loader(self.conn(), uid, cv, phase) for _ in range(3)]
-
-        def each_saw(ph, what, status):
-            with cv:
-                self.assertTrue(cv.wait_for(lambda: all(
-                    l.counts.get((ph, what) + status, 0) >= 3 or l.error for l in loaders),
-                    GUARD), (ph, what, status))
-            for l in loaders:
-                self.assertIsNone(l.error)
-
-        for l in loaders:
-            l.start()
+        self.start_loaders()
         try:
-            each_saw("up", "get", ok)
-            with cv:
-                phase[0] = "gone"
+            self.each_saw("up", "get", self.OK)
+            self.set_phase("gone")
             os.rename(tokens, tokens + ".gone")
             try:
-                each_saw("gone", "get", crypto_failed)
-                each_saw("gone", "locate", ok)  # what needs no token carries on
+                self.each_saw("gone", "get", self.CRYPTO_FAILED)
+                self.each_saw("gone", "locate", self.OK)  # what needs no token carries on
             finally:
-                with cv:
-                    phase[0] = "back"
+                self.set_phase("back")
                 os.rename(tokens + ".gone", tokens)
                 back = time.monotonic()
-            each_saw("back", "get", ok)
+            self.each_saw("back", "get", self.OK)
             resumed = time.monotonic() - back
         finally:
-            for l in loaders:
-                l.stop = True
-            for l in loaders:
-                l.join(GUARD)
-                l.conn.close()
-        for l in loaders:
-            self.assertIsNone(l.error)
-            # Nothing but those two answers, in any phase; Locate never failed.
-            for (ph, what, *status), n in l.counts.items():
-                self.assertIn(tuple(status), (ok, crypto_failed) if what == "get" else (ok,),
-                              (ph, what, status, n))
-        gone = sum(l.counts.get(("gone", "get") + crypto_failed, 0) for l in loaders)
+            failed = self.stop_loaders()
         print("HsmOutageTest: %d Gets failed while the token was gone; served again %.2f s "
-              "after its return" % (gone, resumed), file=sys.stderr)
+              "after its return" % (failed.get("gone", 0), resumed), file=sys.stderr)
         self.assertLess(resumed, 15)
         self.k.wait_line(self.k.err, r"hsm: token recovered")
 
+FAULTY_MODULE = os.environ.get("KEEL_FAULTY_MODULE")
+
+
+@unittest.skipUnless(FAULTY_MODULE, "KEEL_FAULTY_MODULE not set")
+class HsmHangTest(LoadedCase):
+    """An HSM that hangs instead of failing (the test PKCS#11 module over
+    SoftHSM2, told to block every token call): each Get is answered after
+    hsm.timeout_ms with Cryptographic Failure and says why, Locate keeps
+    answering, and once the token answers again Gets succeed by themselves."""
+    conf = "# hsm.timeout_ms: set by prepare"
+
+    def prepare(self):
+        self.control = os.path.join(self.tmp, "fault")
+        os.environ["KEEL_FAULTY_CONTROL"] = self.control  # keeld's, from the next start
+        path = os.path.join(self.dir, "keeld.conf")
+        with open(path) as f:
+            text = f.read()
+        self.assertIn('module = "softhsm2";', text)
+        with open(path, "w") as f:
+            f.write(text.replace('module = "softhsm2";',
+                                 'module = "%s"; timeout_ms = 500;' % FAULTY_MODULE))
+
+    def tearDown(self):
+        os.environ.pop("KEEL_FAULTY_CONTROL", None)
+        super().tearDown()
+
+    def test_hung_token_fails_fast_others_served(self):
+        self.start_loaders()
+        try:
+            self.each_saw("up", "get", self.OK, 2)
+            self.set_phase("hung")
+            with open(self.control, "w") as f:
+                f.write("hang")
+            try:
+                self.each_saw("hung", "get", self.CRYPTO_FAILED, 2)
+                self.each_saw("hung", "locate", self.OK, 2)  # what needs no token carries on
+                with self.conn() as c:
+                    started = time.monotonic()
+                    it = c.call(request([op(OP_GET, [T(UNIQUE_IDENTIFIER, self.uid)])])).item(0)
+                    waited = time.monotonic() - started
+                self.assertEqual((it.status, it.reason), self.CRYPTO_FAILED, it)
+                self.assertEqual(it.message, "the HSM did not answer in time")
+                self.k.wait_line(self.k.err, r"hsm: the token did not answer within 500 ms")
+            finally:
+                self.set_phase("back")
+                os.remove(self.control)
+            self.each_saw("back", "get", self.OK, 2)
+        finally:
+            failed = self.stop_loaders()
+        print("HsmHangTest: %d Gets refused while the token hung; one answered after %.2f s "
+              "(hsm.timeout_ms 500)" % (failed.get("hung", 0), waited), file=sys.stderr)
 
 # -- privileges ---------------------------------------------------------------------------------
 
@@ -439,6 +511,73 @@ class PrivilegeDropTest(HardenCase):
         self.assertIn("user no-such-user-keel: no such user", k.stderr_text())
 
 
+# -- seccomp ------------------------------------------------------------------------------------
+
+SANDBOX_C = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                         "../../appliance/sandbox/sandbox.c")
+UNIT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                    "../../appliance/systemd/keeld.service")
+
+
+def systemd_filter_set(expr):
+    """The system calls of a systemd syscall group or name (systemd-analyze)."""
+    if not expr.startswith("@"):
+        return {expr}
+    r = subprocess.run(["systemd-analyze", "syscall-filter", "--no-pager", expr],
+                       capture_output=True, text=True, timeout=GUARD, check=True)
+    out = set()
+    for line in r.stdout.splitlines()[1:]:
+        word = line.strip()
+        if word and not word.startswith("#"):
+            out |= systemd_filter_set(word)
+    return out
+
+
+class SandboxTest(HardenCase):
+    """keeld installs its seccomp allow-list once started, on every thread,
+    and serves under it (the whole integration suite runs under it too: it
+    is on by default). That a call off the list kills is test_sandbox's."""
+
+    def test_every_thread_filtered_and_serving(self):
+        line = self.k.wait_line(self.k.err, r"seccomp: (off|\d+ system calls allowed, any other "
+                                            r"kills the process)")
+        if line.group(1) == "off":
+            self.skipTest("seccomp is off in sanitizer builds (docs/hardening.md)")
+        with self.conn() as c:
+            uid = self.call1(c, OP_CREATE, create_aes()).payload.find(UNIQUE_IDENTIFIER)
+            self.call1(c, OP_ACTIVATE, [T(UNIQUE_IDENTIFIER, uid)])
+            mark = self.k.mark()
+            self.k.proc.send_signal(signal.SIGHUP)  # re-reads files under the filter
+            self.k.wait_line(self.k.err, r"reloaded certificates", mark)
+            self.assertEqual(len(key_bytes(self.call1(c, OP_GET, [T(UNIQUE_IDENTIFIER, uid)])
+                                           .payload)), 32)
+        tasks = os.listdir("/proc/%d/task" % self.k.proc.pid)
+        self.assertGreater(len(tasks), 2)  # the loop, workers, the admin API
+        for tid in tasks:
+            st = proc_status(int(tid))
+            self.assertEqual(st["Seccomp"].strip(), "2", tid)  # SECCOMP_MODE_FILTER
+            self.assertEqual(st["NoNewPrivs"].strip(), "1", tid)
+
+    def test_systemd_unit_allows_the_list(self):
+        """keeld.service's SystemCallFilter= (applied from exec, so it allows
+        start-up too) lets through every call of keeld's own list."""
+        if shutil.which("systemd-analyze") is None:
+            self.skipTest("no systemd-analyze")
+        with open(SANDBOX_C) as f:
+            listed = set(re.findall(r"SCMP_SYS\((\w+)\)", f.read()))
+        allowed, denied = set(), set()
+        with open(UNIT) as f:
+            for line in f:
+                if line.startswith("SystemCallFilter="):
+                    for word in line.split("=", 1)[1].split():
+                        if word.startswith("~"):
+                            denied |= systemd_filter_set(word[1:])
+                        else:
+                            allowed |= systemd_filter_set(word)
+        self.assertGreater(len(listed), 50)
+        self.assertEqual(sorted(listed - (allowed - denied)), [])
+
+
 # -- crash consistency --------------------------------------------------------------------------
 
 OP_REVOKE = 0x13
@@ -457,18 +596,19 @@ class Workload(threading.Thread):
     answers; |inflight| is the (uid or None for a new object, step) asked
     but not answered when the connection broke."""
 
-    def __init__(self, conn, steps, cv):
+    def __init__(self, conn, steps, cv, keys):
         super().__init__(daemon=True)
-        self.conn, self.steps, self.cv = conn, steps, cv
-        self.acked, self.inflight, self.error = 0, None, None
+        self.conn, self.steps, self.cv, self.keys = conn, steps, cv, keys
+        self.acked, self.inflight, self.error, self.material = 0, None, None, None
 
     def payload(self, uid, step):
         u = [T(UNIQUE_IDENTIFIER, uid)] if uid else []
         if step == 0:
             if len(self.steps) % 2 == 0:
                 return OP_CREATE, create_aes()
+            self.material = os.urandom(32)
             sym = S(SYMMETRIC_KEY, S(KEY_BLOCK, E(KEY_FORMAT_TYPE, 1),
-                                     S(KEY_VALUE, B(KEY_MATERIAL, os.urandom(32))),
+                                     S(KEY_VALUE, B(KEY_MATERIAL, self.material)),
                                      E(CRYPTOGRAPHIC_ALGORITHM, 3), I(CRYPTOGRAPHIC_LENGTH, 256)))
             return OP_REGISTER, create_aes() + [sym]
         return [None, (OP_ACTIVATE, u),
@@ -496,6 +636,8 @@ class Workload(threading.Thread):
                     return
                 uid = uid or it.payload.find(UNIQUE_IDENTIFIER)
                 with self.cv:
+                    if step == 0 and operation == OP_REGISTER:
+                        self.keys[uid] = self.material
                     self.steps[uid] = step + 1
                     self.inflight = None
                     self.acked += 1
@@ -509,9 +651,13 @@ class Workload(threading.Thread):
 
 class CrashTest(HardenCase):
     """SIGKILL at random moments of a mixed workload, KILLS times (50 by
-    default; KEEL_CRASH_KILLS for a longer run): after each restart every
-    acknowledged step is there, the one in flight either wholly or not at
-    all, and the store passes PRAGMA integrity_check."""
+    default; KEEL_CRASH_KILLS for a longer run), with a CRK rotation started
+    under it every ten kills and paced so that kills land while it runs:
+    after each restart every acknowledged step is there, the one in flight
+    either wholly or not at all, the store passes PRAGMA integrity_check and
+    the audit chain holds, every key not destroyed has the bytes it had (or
+    was registered with), and an unfinished rotation carries on."""
+    conf = "crk: { rotation_batch = 2; rotation_pause_ms = 20; };"
 
     def shown(self, c, uids):
         """{uid: number of steps its attributes show}."""
@@ -565,15 +711,53 @@ class CrashTest(HardenCase):
         self.assertEqual(r.returncode, 0, (r.stdout, r.stderr))
         self.assertIn(b"intact", r.stdout)
 
+    def keys_unchanged(self, c, steps, keys):
+        """Every object not destroyed serves the bytes it was registered with,
+        or (created) those it served the first time it was read."""
+        live = [u for u, n in steps.items() if n < len(STEPS)]
+        for i in range(0, len(live), 32):
+            chunk = live[i:i + 32]
+            items = c.call(request([op(OP_GET, [T(UNIQUE_IDENTIFIER, u)]) for u in chunk])).items()
+            for u, it in zip(chunk, items):
+                self.assertEqual(it.status, SUCCESS, (u, it))
+                self.assertEqual(key_bytes(it.payload), keys.setdefault(u, key_bytes(it.payload)),
+                                 u)
+
+    def crk(self, *args):
+        """keelctl crk ARGS over the admin socket: (exit status, stdout)."""
+        r = subprocess.run([KEELCTL, "crk", *args, "--config",
+                            os.path.join(self.dir, "keeld.conf")],
+                           capture_output=True, timeout=GUARD, stdin=subprocess.DEVNULL)
+        return r.returncode, r.stdout.decode()
+
+    def rotate(self):
+        """Starts a rotation; returns the version it rotates to, or None when
+        one is still running (EX_CANTCREAT)."""
+        rc, out = self.crk("rotate")
+        self.assertIn(rc, (0, 73), out)
+        return int(re.search(r"CRK version (\d+) is active", out).group(1)) if rc == 0 else None
+
+    def rotation_state(self):
+        rc, out = self.crk("status", "--json")
+        self.assertEqual(rc, 0, out)
+        return json.loads(out)["rotation"]
+
     def test_sigkill_during_mixed_workload(self):
         seed = int(os.environ.get("KEEL_CRASH_SEED", random.randrange(1 << 30)))
         print("CrashTest seed %d (KEEL_CRASH_SEED), %d kills" % (seed, KILLS), file=sys.stderr)
         rng = random.Random(seed)
-        steps, cv, total, self.took_effect = {}, threading.Condition(), 0, 0
+        steps, keys, cv, total, self.took_effect = {}, {}, threading.Condition(), 0, 0
+        rotations, resumed = [], 0
         for kill in range(KILLS):
-            w = Workload(self.conn(), steps, cv)
+            w = Workload(self.conn(), steps, cv, keys)
             w.start()
             want = rng.randint(1, 12)  # answers before the kill: a random moment
+            if kill % 10 == 5:  # a rotation started under the workload
+                with cv:
+                    self.assertTrue(cv.wait_for(lambda: w.acked >= 1 or not w.is_alive(), GUARD))
+                version = self.rotate()
+                if version is not None:
+                    rotations.append(version)
             with cv:
                 self.assertTrue(cv.wait_for(lambda: w.acked >= want or not w.is_alive(), GUARD))
             self.assertIsNone(w.error, "kill %d: %s" % (kill, w.error))
@@ -584,13 +768,23 @@ class CrashTest(HardenCase):
             self.k = self.start()
             self.integrity()
             self.audit_intact()
+            # Nobody started a rotation in this process: running, it resumed.
+            resumed += self.rotation_state()["state"] == "running"
             with self.conn() as c:
                 self.check(steps, w.inflight, c)
+                self.keys_unchanged(c, steps, keys)
+        self.assertTrue(rotations, "no rotation started")
+        if self.rotation_state()["state"] != "complete":  # then it completes in this process
+            self.k.wait_line(self.k.err, r"crk: rotation to version %d complete" % rotations[-1])
+        self.assertEqual(self.rotation_state()["state"], "complete")
+        with self.conn() as c:
+            self.keys_unchanged(c, steps, keys)
         print("CrashTest: %d kills, %d acknowledged operations, %d objects, %d unanswered "
-              "operations found done after the restart" % (KILLS, total, len(steps),
-                                                           self.took_effect), file=sys.stderr)
+              "operations found done after the restart; rotations to CRK versions %s, "
+              "resumed after %d kills" % (KILLS, total, len(steps), self.took_effect,
+                                          rotations, resumed), file=sys.stderr)
         self.assertGreaterEqual(total, KILLS)
-
+        self.assertGreater(resumed, 0)  # kills landed during a rotation
 
 if __name__ == "__main__":
     unittest.main()

@@ -44,6 +44,7 @@ enum hsm_err {
 	HSM_E_RANGE = -17,	       /* a size beyond what this layer accepts */
 	HSM_E_CRK_EXISTS = -18,	       /* a CRK with that version already exists */
 	HSM_E_BUFFER = -19,	       /* caller's output buffer too small */
+	HSM_E_TIMEOUT = -20,	       /* the token did not answer within timeout_ms */
 };
 
 /* A short, constant description of an HSM_E_* value. Never contains a secret. */
@@ -73,6 +74,14 @@ struct hsm_config {
 	/* Sessions in the pool; 0 means 8. One session serves one call at a time. */
 	unsigned pool_size;
 	enum hsm_wrap_mode wrap_mode;
+	/*
+	 * How long hsm_wrap, hsm_unwrap (and so hsm_rewrap) and hsm_random wait
+	 * for a token that does not answer before they fail with HSM_E_TIMEOUT,
+	 * in ms. Their PKCS#11 calls then run on pool_size threads of libhsm's
+	 * own; one that hangs finishes in the background. 0: no bound, the calls
+	 * run on the caller's thread.
+	 */
+	unsigned timeout_ms;
 	/*
 	 * Recovery backoff after a token fault: first delay and cap, in ms.
 	 * 0 means the defaults (200 ms, 2 s); a negative initial delay disables

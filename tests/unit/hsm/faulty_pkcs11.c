@@ -2,13 +2,16 @@
  * A PKCS#11 module for the fault tests: it forwards to SoftHSM2 but fails on
  * demand. While the file named by $KEEL_FAULTY_CONTROL exists, token calls
  * return CKR_DEVICE_ERROR; if the file says "pin", C_Login also answers
- * CKR_PIN_INCORRECT. Test-only code, so it is the one place outside hsm/
+ * CKR_PIN_INCORRECT; if it says "hang", the token calls (encryption,
+ * decryption, random) block until the file says otherwise, as an HSM that
+ * stops answering. Test-only code, so it is the one place outside hsm/
  * that includes a PKCS#11 header: it has to be a module to stand in for one.
  */
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <p11-kit/pkcs11.h>
@@ -16,7 +19,7 @@
 static CK_FUNCTION_LIST_PTR real;
 static CK_FUNCTION_LIST shim;
 
-/* 0: healthy, 1: device error, 2: device error and PIN refused. */
+/* 0: healthy, 1: device error, 2: device error and PIN refused, 3: hung. */
 static int fault_mode(void)
 {
 	const char *path = getenv("KEEL_FAULTY_CONTROL");
@@ -30,12 +33,24 @@ static int fault_mode(void)
 		buf[0] = '\0';
 	}
 	close(fd);
-	return strncmp(buf, "pin", 3) == 0 ? 2 : 1;
+	return strncmp(buf, "pin", 3) == 0 ? 2 : strncmp(buf, "hang", 4) == 0 ? 3 : 1;
+}
+
+/* A hung token: the call returns once the control file stops saying "hang". */
+static int hang_then_mode(void)
+{
+	const struct timespec tick = {0, 10 * 1000 * 1000};
+	int mode;
+
+	while ((mode = fault_mode()) == 3) {
+		nanosleep(&tick, NULL);
+	}
+	return mode;
 }
 
 #define GUARD()                                                                                    \
 	do {                                                                                       \
-		if (fault_mode() != 0) {                                                           \
+		if (hang_then_mode() != 0) {                                                       \
 			return CKR_DEVICE_ERROR;                                                   \
 		}                                                                                  \
 	} while (0)

@@ -105,7 +105,7 @@ static void faulty_module(struct hsm_config *cfg)
 	cfg->module = KEEL_FAULTY_MODULE;
 }
 
-/* Puts the faulty module into a mode ("device", "pin") or, with NULL, heals it. */
+/* Puts the faulty module into a mode ("device", "pin", "hang") or, with NULL, heals it. */
 static void set_fault(struct softhsm_fixture *f, const char *mode)
 {
 	char path[300];
@@ -117,6 +117,54 @@ static void set_fault(struct softhsm_fixture *f, const char *mode)
 	} else {
 		remove(path);
 	}
+}
+
+static void faulty_module_bounded(struct hsm_config *cfg)
+{
+	cfg->module = KEEL_FAULTY_MODULE;
+	cfg->pool_size = 2;
+	cfg->timeout_ms = 300;
+}
+
+/*
+ * A token that hangs instead of failing: each call gives up after the
+ * timeout, those that found no free session (the two runners are stuck) as
+ * well as those that did; once the token answers again the hung calls end
+ * in the background and calls succeed again.
+ */
+static void test_token_hangs(void **state)
+{
+	struct softhsm_fixture *f = *state;
+	struct hsm_secret *s = NULL;
+	struct hsm *h = NULL;
+	uint8_t *blob = NULL, rnd[16];
+	size_t len = 0;
+	int r = HSM_E_TIMEOUT;
+
+	set_fault(f, NULL);
+	assert_int_equal(open_with(f, faulty_module_bounded, &h), 0);
+	assert_int_equal(hsm_crk_generate(h, 0, NULL), 0);
+	assert_int_equal(hsm_wrap(h, uid, sizeof(uid) - 1, key, sizeof(key), &blob, &len), 0);
+	unwrap_eq(h, blob, len);
+	set_fault(f, "hang");
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(hsm_unwrap(h, uid, sizeof(uid) - 1, blob, len, &s), HSM_E_TIMEOUT);
+		assert_null(s);
+	}
+	assert_int_equal(hsm_random(h, rnd, sizeof(rnd)), HSM_E_TIMEOUT);
+	assert_true(fixture_logged(f, "did not answer within 300 ms (the call goes on"));
+	assert_true(fixture_logged(f, "did not answer within 300 ms (no session came free)"));
+	set_fault(f, NULL);
+	/* The hung calls end within a tick of the fault module's; retried, not slept. */
+	for (int i = 0; i < 50 && r == HSM_E_TIMEOUT; i++) {
+		r = hsm_unwrap(h, uid, sizeof(uid) - 1, blob, len, &s);
+	}
+	assert_int_equal(r, 0);
+	assert_memory_equal(hsm_secret_data(s), key, sizeof(key));
+	hsm_secret_free(s);
+	unwrap_eq(h, blob, len);
+	free(blob);
+	hsm_close(h);
 }
 
 /* A module that answers CKR_DEVICE_ERROR: clear error now, recovery later. */
@@ -326,6 +374,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_backoff_and_forced_recover, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_device_error, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_token_hangs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pin_refused_on_recovery, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_wrong_pin, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pin_file_checks, setup, teardown),

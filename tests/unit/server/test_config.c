@@ -73,7 +73,8 @@ static void test_good_file(void **state)
 	    "  idle_timeout_ms = 2; frame_timeout_ms = 3; drain_timeout_ms = 4;\n"
 	    "  max_batch_items = 3; max_locate_items = 50; };\n"
 	    "hsm: { module = \"softhsm2\"; token_label = \"keel\"; pin_file = \"user.pin\";\n"
-	    "  pool_size = 2; wrap = \"kwp\"; };\n"
+	    "  pool_size = 2; wrap = \"kwp\"; timeout_ms = 250; };\n"
+	    "seccomp = \"log\";\n"
 	    "store: { path = \"keel.db\"; };\n"
 	    "admin: { listen = [ \"127.0.0.1:18443\", \"[::]:8443\" ]; socket = \"a.sock\"; };\n"
 	    "mirror: { endpoint = \"https://eu-de.kms.cloud.ibm.com\";\n"
@@ -117,6 +118,8 @@ static void test_good_file(void **state)
 	assert_string_equal(cfg->hsm_pin_file, path);
 	assert_int_equal(cfg->hsm_pool_size, 2);
 	assert_int_equal(cfg->hsm_wrap, KEEL_CONFIG_WRAP_KWP);
+	assert_int_equal(cfg->hsm_timeout_ms, 250);
+	assert_int_equal(cfg->seccomp, KEEL_CONFIG_SECCOMP_LOG);
 	snprintf(path, sizeof(path), "%s/keel.db", dir);
 	assert_string_equal(cfg->store_path, path);
 	assert_int_equal(cfg->num_admin_listen, 2);
@@ -153,6 +156,10 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg->admin_listen[0].text, KEEL_ADMIN_LISTEN_DEFAULT);
 	assert_string_equal(cfg->admin_socket, KEEL_ADMIN_SOCKET_DEFAULT);
 	assert_int_equal(cfg->max_locate_items, 1000);
+	assert_int_equal(cfg->hsm_timeout_ms, 5000);
+#ifndef KEEL_SANITIZE_BUILD
+	assert_int_equal(cfg->seccomp, KEEL_CONFIG_SECCOMP_KILL); /* as in production */
+#endif
 	/* One identity may hold every connection: vSAN hosts share vCenter's certificate. */
 	assert_int_equal(cfg->max_connections_per_client, cfg->max_connections);
 	keel_config_free(cfg);
@@ -224,6 +231,9 @@ static const struct bad bad_cases[] = {
     {BASE "hsm: { token_label = 5; };", 3, "hsm.token_label must be a string"},
     {BASE "hsm: {\n\n pool_size = 0; };", 5, "hsm.pool_size = 0 is out of range"},
     {BASE "hsm: { wrap = \"cbc\"; };", 3, "hsm.wrap must be \"gcm\" or \"kwp\""},
+    {BASE "seccomp = \"strict\";", 3, "seccomp must be \"kill\", \"log\" or \"off\""},
+    {BASE "seccomp = 1;", 3, "seccomp must be"},
+    {BASE "hsm: { timeout_ms = 600001; };", 3, "hsm.timeout_ms = 600001 is out of range"},
     {BASE "hsm: { slot = 1; };", 3, "unknown setting hsm.slot"},
     {BASE "store: { };", 3, "store needs path"},
     {BASE "store: { path = \"nodir/keel.db\"; };", 3, "directory"},
