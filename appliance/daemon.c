@@ -69,6 +69,7 @@ static void tls_settings(const struct keel_config *cfg, struct keel_server_tls *
 	out->certificate_file = cfg->tls_certificate;
 	out->private_key_file = cfg->tls_private_key;
 	out->session_lifetime_s = cfg->tls_session_lifetime_s;
+	out->crl_file = cfg->tls_crl_file;
 }
 
 /* What the server needs besides its limits: TLS identity and registrations,
@@ -82,6 +83,7 @@ static int setup(const struct daemon *d, const struct keel_config *cfg, struct k
 	if (d->opts->pushed == NULL) {
 		return make_registry(d, cfg, reg);
 	}
+	tls->crl_file = NULL; /* the network process reads no files (keeld refuses both) */
 	if (d->opts->pushed(d->opts->pushed_arg, reg, pem, &tls->pem_len) != 0) {
 		return -1;
 	}

@@ -654,9 +654,16 @@ static int key_main(struct backends *b, size_t num_fds, pid_t net)
 static int run_privsep(struct keel_daemon_opts *opts, struct backends *b)
 {
 	size_t n = b->cfg->worker_threads;
-	int *fds = calloc(2 * n, sizeof(int)), sv[2];
+	int *fds, sv[2];
 	pid_t pid;
 
+	if (b->cfg->tls_crl_file != NULL) {
+		/* The network process gets its TLS identity pushed, not CRLs yet. */
+		keel_err("%s: tls.crl_file is not supported with privsep.enabled yet",
+			 b->config_path);
+		return EXIT_FAILED;
+	}
+	fds = calloc(2 * n, sizeof(int));
 	for (size_t i = 0; fds != NULL && i < n; i++) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
 			free(fds);

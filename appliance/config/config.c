@@ -60,6 +60,7 @@ static const struct setting settings[] = {
     FILE_("tls.certificate", tls_certificate),
     FILE_("tls.private_key", tls_private_key),
     U32("tls.session_lifetime", tls_session_lifetime_s, 0, 86400),
+    FILE_("tls.crl_file", tls_crl_file),
     DIR_("clients.certificates_dir", clients_certificates_dir),
     FILE_("clients.ca_file", clients_ca_file),
     U32("limits.max_connections", max_connections, 1, 1000000),
@@ -606,6 +607,7 @@ void keel_config_free(struct keel_config *cfg)
 	}
 	free(cfg->user);
 	free(cfg->privsep_user);
+	free(cfg->tls_crl_file);
 	free(cfg->tls_certificate);
 	free(cfg->tls_private_key);
 	free(cfg->clients_certificates_dir);

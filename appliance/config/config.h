@@ -45,6 +45,7 @@ struct keel_config {
 	char *tls_certificate; /* PEM: leaf first, then the chain sent to clients */
 	char *tls_private_key;
 	uint32_t tls_session_lifetime_s;
+	char *tls_crl_file;		/* PEM CRLs of client certificates; NULL: none */
 	char *clients_certificates_dir; /* registered client leaf certificates, PEM */
 	char *clients_ca_file;		/* CAs whose clients are registered, PEM */
 	uint32_t max_connections;

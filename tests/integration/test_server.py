@@ -90,7 +90,7 @@ class Server(Process):
     """A server process with its own config; tests wait on its lines."""
 
     def __init__(self, binary=None, cert="server-chain.pem", key="server.key",
-                 clients_dir=True, ca_file=None, limits=None, listen=None, extra=""):
+                 clients_dir=True, ca_file=None, limits=None, listen=None, extra="", crl=None):
         self.dir = tempfile.mkdtemp(prefix="keel-srv-")
         self.clients = os.path.join(self.dir, "clients")
         shutil.copytree(Pki.path("clients"), self.clients)
@@ -100,7 +100,8 @@ class Server(Process):
             "listen = [ %s ];" % ", ".join('"%s"' % a for a in listen),
             'log_level = "debug";',
             "worker_threads = 2;",
-            'tls: { certificate = "%s"; private_key = "%s"; };' % (Pki.path(cert), Pki.path(key)),
+            'tls: { certificate = "%s"; private_key = "%s";%s };' % (
+                Pki.path(cert), Pki.path(key), ' crl_file = "%s";' % crl if crl else ""),
             "clients: {%s%s };" % (
                 ' certificates_dir = "clients";' if clients_dir else "",
                 ' ca_file = "%s";' % Pki.path(ca_file) if ca_file else ""),
@@ -413,6 +414,19 @@ def accepted_tls12_suites(port):
     return accepted, len(names)
 
 
+def s_client(port, *args, stdin=b"Q\n"):
+    """openssl s_client to the server, |stdin| its commands (Q quits, R
+    renegotiates): (exit status, everything it printed)."""
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-CAfile",
+                        Pki.path("ca.crt"), *args], input=stdin, capture_output=True,
+                       timeout=GUARD)
+    return r.returncode, (r.stdout + r.stderr).decode(errors="replace")
+
+
+def with_cert(name="client"):
+    return ("-cert", Pki.path(name + ".crt"), "-key", Pki.path(name + ".key"))
+
+
 def accepted_tls13_suites(port):
     suites = ["TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_GCM_SHA256",
               "TLS_AES_128_CCM_SHA256", "TLS_AES_128_CCM_8_SHA256"]
@@ -446,8 +460,24 @@ class TlsPolicyTest(unittest.TestCase):
                 ctx = client_ctx(tls_min=version, tls_max=version)
                 with self.assertRaises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
                     connect(srv.ports[0], ctx).close()
+            self.renegotiation_compression_no_cert(srv.ports[0])
         finally:
             srv.stop()
+
+    def renegotiation_compression_no_cert(self, port):
+        # A TLS 1.2 client asking to renegotiate is told no (no_renegotiation).
+        rc, out = s_client(port, "-tls1_2", *with_cert(), stdin=b"R\n")
+        self.assertIn("RENEGOTIATING", out)
+        self.assertIn("no renegotiation", out)
+        self.assertNotEqual(rc, 0)
+        # No compression, whatever the client offers (TLS 1.3 has none at all).
+        rc, out = s_client(port, "-tls1_2", "-comp", *with_cert())
+        self.assertEqual(rc, 0, out)
+        self.assertIn("Compression: NONE", out)
+        # No client certificate, no session (TLS 1.3: ServerTest.test_no_cert_refused).
+        rc, out = s_client(port, "-tls1_2")
+        self.assertIn("alert handshake failure", out)
+        self.assertNotEqual(rc, 0)
 
     def test_ecdsa_server_key(self):
         self.policy("server-chain.pem", "server.key",
@@ -457,6 +487,68 @@ class TlsPolicyTest(unittest.TestCase):
         self.policy("server-rsa-chain.pem", "server-rsa.key",
                     {"ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-RSA-AES128-GCM-SHA256",
                      "AES256-SHA256", "AES128-SHA256"})
+
+
+def write_crl(path, revoked=()):
+    """A CRL of the test CA listing the certificates |revoked| (names in the
+    test PKI), as PEM at |path|."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    def load(name):
+        with open(Pki.path(name + ".crt"), "rb") as f:
+            return x509.load_pem_x509_certificate(f.read())
+
+    with open(Pki.path("ca.key"), "rb") as f:
+        key = serialization.load_pem_private_key(f.read(), None)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    b = (x509.CertificateRevocationListBuilder().issuer_name(load("ca").subject)
+         .last_update(now).next_update(now + datetime.timedelta(days=1)))
+    for name in revoked:
+        b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(
+            load(name).serial_number).revocation_date(now).build())
+    with open(path, "wb") as f:
+        f.write(b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+
+
+class CrlTest(Base):
+    """tls.crl_file: a registered client whose certificate a CRL lists is
+    refused from the next reload on, without a restart; the others carry on."""
+
+    def setUp(self):
+        self.crl = os.path.join(Pki.dir(), "clients-%d.crl" % os.getpid())
+        write_crl(self.crl)
+        self.server_args = {"crl": self.crl}
+        super().setUp()
+
+    def test_revoked_client_refused_after_sighup(self):
+        self.srv.wait_line(self.srv.err, r"tls: 1 CRL from ")
+        self.roundtrip()
+        with connect(self.port, client_ctx()) as old:  # opened before the reload
+            write_crl(self.crl, ["client"])
+            mark = self.srv.mark()
+            self.srv.proc.send_signal(signal.SIGHUP)
+            self.srv.wait_line(self.srv.err, r"reloaded certificates and client registrations", mark)
+            try:
+                with connect(self.port, client_ctx()) as s:
+                    s.sendall(frame(b"SHOULD-NOT-ECHO!"))
+                    self.assertEqual(wait_closed(s), b"")
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                pass
+            self.srv.wait_line(self.srv.err, r"client certificate /CN=\S+ is revoked "
+                                             r"\(tls\.crl_file\)", mark)
+            self.roundtrip(client_ctx("selfsigned"))  # not on the CRL: served
+            old.sendall(frame())  # established connections carry on, as for any reload
+            self.assertEqual(read_frame(old), frame())
+        # A file with no CRL in it is refused: the reload keeps the running settings.
+        with open(self.crl, "w") as f:
+            f.write("not a CRL\n")
+        mark = self.srv.mark()
+        self.srv.proc.send_signal(signal.SIGHUP)
+        self.srv.wait_line(self.srv.err, r"no CRL in the file", mark)
+        self.srv.wait_line(self.srv.err, r"reload failed: keeping the running settings", mark)
+        self.roundtrip(client_ctx("selfsigned"))
 
 
 def make_client_cert(name, days_from, days_to, eku=("clientAuth",), self_signed=False):

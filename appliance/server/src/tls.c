@@ -6,6 +6,7 @@
  * is offered. No SHA-1 MACs, no 3DES/RC4, no CBC outside those two.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -79,6 +80,21 @@ static int fingerprint(X509 *cert, uint8_t out[KEEL_FINGERPRINT_LEN])
  * pinned client leaf (vCenter's self-signed kmipClient certificates) need not
  * chain to anything. Proof of the private key is still the handshake's own
  * CertificateVerify, which this does not touch. */
+/* Whether a CRL of the leaf's issuer (tls.crl_file, in the SSL_CTX's store)
+ * lists it. */
+static bool revoked(X509_STORE_CTX *xs, X509 *leaf)
+{
+	STACK_OF(X509_CRL) *crls = X509_STORE_CTX_get1_crls(xs, X509_get_issuer_name(leaf));
+	X509_REVOKED *entry;
+	bool found = false;
+
+	for (int i = 0; crls != NULL && i < sk_X509_CRL_num(crls) && !found; i++) {
+		found = X509_CRL_get0_by_cert(sk_X509_CRL_value(crls, i), &entry, leaf) == 1;
+	}
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	return found;
+}
+
 static int verify_client(X509_STORE_CTX *xs, void *arg)
 {
 	SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
@@ -86,14 +102,19 @@ static int verify_client(X509_STORE_CTX *xs, void *arg)
 	X509 *leaf = X509_STORE_CTX_get0_cert(xs);
 	uint8_t fp[KEEL_FINGERPRINT_LEN];
 	char subject[KEEL_SUBJECT_MAX];
+	bool listed = false;
 
 	if (leaf != NULL && reg != NULL && fingerprint(leaf, fp) == 0 &&
 	    reg->is_registered(reg->ctx, fp, xs)) {
-		return 1;
+		if (!(listed = revoked(xs, leaf))) {
+			return 1;
+		}
 	}
 	if (leaf != NULL) {
 		X509_NAME_oneline(X509_get_subject_name(leaf), subject, sizeof(subject));
-		keel_debug("handshake: client certificate %s is not registered", subject);
+		keel_log(listed ? KEEL_LOG_NOTICE : KEEL_LOG_DEBUG,
+			 "handshake: client certificate %s %s", subject,
+			 listed ? "is revoked (tls.crl_file)" : "is not registered");
 	}
 	X509_STORE_CTX_set_error(xs, X509_V_ERR_CERT_REJECTED);
 	return 0;
@@ -193,6 +214,33 @@ static int load_identity(SSL_CTX *ctx, const struct keel_server_tls *tls)
 	return 0;
 }
 
+/* Every CRL in the PEM file, into the SSL_CTX's store; a file without one is
+ * an error (a wrong file must not silently revoke nothing). */
+static int load_crls(SSL_CTX *ctx, const char *path)
+{
+	BIO *bio = BIO_new_file(path, "r");
+	X509_CRL *crl;
+	int n = 0, r = 0;
+
+	if (bio == NULL) {
+		keel_err("tls: cannot read CRL file %s", path);
+		return -1;
+	}
+	while (r == 0 && (crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
+		r = X509_STORE_add_crl(SSL_CTX_get_cert_store(ctx), crl) == 1 ? 0 : -1;
+		X509_CRL_free(crl);
+		n++;
+	}
+	ERR_clear_error(); /* the end of the file reads as an error */
+	BIO_free(bio);
+	if (r != 0 || n == 0) {
+		keel_err("tls: %s: %s", path, n == 0 ? "no CRL in the file" : "cannot use a CRL");
+		return -1;
+	}
+	keel_info("tls: %d CRL%s from %s", n, n == 1 ? "" : "s", path);
+	return 0;
+}
+
 int tls_ctx_new(SSL_CTX **out_ctx, const struct keel_server_tls *tls, struct keel_registry *reg)
 {
 	struct keel_registry *owned = OPENSSL_malloc(sizeof(*owned));
@@ -215,7 +263,8 @@ int tls_ctx_new(SSL_CTX **out_ctx, const struct keel_server_tls *tls, struct kee
 		keel_err("tls: cannot apply the TLS policy");
 		goto out;
 	}
-	if (load_identity(ctx, tls) != 0) {
+	if (load_identity(ctx, tls) != 0 ||
+	    (tls->crl_file != NULL && load_crls(ctx, tls->crl_file) != 0)) {
 		goto out;
 	}
 	if (SSL_CTX_set_ex_data(ctx, registry_index, owned) != 1) {

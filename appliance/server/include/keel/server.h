@@ -45,6 +45,9 @@ struct keel_server_tls {
 	 * PEM text. The privilege-separated network process reads no files. */
 	const char *pem;
 	size_t pem_len;
+	/* PEM CRLs (NULL: none): a client certificate one of them lists is
+	 * refused even while registered. Read again with the rest on a reload. */
+	const char *crl_file;
 };
 
 struct keel_server_listen {
