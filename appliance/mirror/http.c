@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/ssl.h>
+
 #include "log.h"
 
 #define RETRY_AFTER_MAX_S 3600 /* a longer Retry-After is taken as an hour */
@@ -68,6 +70,14 @@ void mirror_default_sleep(void *arg, uint32_t ms)
 	}
 }
 
+/* OpenSSL wipes a decrypted record (an IAM answer with its token) from its
+ * read buffer once libcurl has it, as keeld's own TLS contexts do. */
+static CURLcode cleanse_plaintext(CURL *c, void *ssl_ctx, void *arg)
+{
+	SSL_CTX_set_options(ssl_ctx, SSL_OP_CLEANSE_PLAINTEXT);
+	return CURLE_OK;
+}
+
 int mirror_http_exchange(struct mirror *m, const char *method, const char *url, const char *body,
 			 struct curl_slist *headers, struct mirror_reply *out)
 {
@@ -84,6 +94,7 @@ int mirror_http_exchange(struct mirror *m, const char *method, const char *url, 
 	    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)m->timeout_ms) != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "https") != CURLE_OK ||
 	    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_SSL_CTX_FUNCTION, cleanse_plaintext) != CURLE_OK ||
 	    (m->ca_bundle != NULL &&
 	     curl_easy_setopt(c, CURLOPT_CAINFO, m->ca_bundle) != CURLE_OK) ||
 	    /* A bodiless POST still says Content-Length: 0. */

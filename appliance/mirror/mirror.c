@@ -7,9 +7,12 @@
 
 #include "log.h"
 
+/* libcurl's buffers hold the API key (the token request) and the bearer
+ * token (every request's header, the IAM answer): they are wiped on free. */
 static void curl_init_once(void)
 {
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, mirror_wipe_free, mirror_wipe_realloc,
+				 strdup, calloc) != CURLE_OK) {
 		keel_err("mirror: curl_global_init failed");
 	}
 }

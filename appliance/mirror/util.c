@@ -101,9 +101,10 @@ int mirror_b64_decode(const char *text, uint8_t *out, size_t out_len)
 	return r;
 }
 
-/* jansson's free: wipe the whole block first. malloc_usable_size works for
+/* jansson's and libcurl's free: wipe the whole block first (an IAM token or
+ * the API key passes through their buffers). malloc_usable_size works for
  * blocks allocated before the switch as well, so it can happen at any time. */
-static void json_release(void *ptr)
+void mirror_wipe_free(void *ptr)
 {
 	if (ptr != NULL) {
 		explicit_bzero(ptr, malloc_usable_size(ptr));
@@ -111,9 +112,28 @@ static void json_release(void *ptr)
 	}
 }
 
+/* libcurl's realloc: a new block, the old one wiped (realloc may move it and
+ * leave the old contents behind). */
+void *mirror_wipe_realloc(void *ptr, size_t len)
+{
+	size_t old;
+	void *grown;
+
+	if (ptr == NULL) {
+		return malloc(len);
+	}
+	old = malloc_usable_size(ptr);
+	if ((grown = malloc(len != 0 ? len : 1)) == NULL) {
+		return NULL;
+	}
+	memcpy(grown, ptr, old < len ? old : len);
+	mirror_wipe_free(ptr);
+	return grown;
+}
+
 static void json_install(void)
 {
-	json_set_alloc_funcs(malloc, json_release);
+	json_set_alloc_funcs(malloc, mirror_wipe_free);
 }
 
 void mirror_json_wipe_on_free(void)

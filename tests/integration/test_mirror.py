@@ -250,6 +250,25 @@ class MirrorTest(KeeldCase):
                 self.assertNotIn(key, f.read())
         self.assert_no_api_key_in_logs()
 
+    def test_api_key_and_token_only_in_locked_memory(self):
+        """After IAM tokens were fetched and used (escrows, a forced refresh),
+        the API key and the bearer token are in keeld's memory only in the
+        mirror's locked, non-dumpable pages (test_harden's /proc/PID/mem scan)."""
+        from test_harden import memory_hits
+        self.enable()
+        self.create_keys(3)
+        self.wait_drained()
+        self.emu.control("expire-tokens")  # the next call refreshes the token
+        self.create_keys(3)
+        self.wait_drained()
+        # The emulator's tokens are JWTs of one header: any copy starts so.
+        jwt = base64.urlsafe_b64encode(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        for name, needle in (("API key", APIKEY.encode()), ("token", jwt.rstrip(b"=") + b".")):
+            hits = memory_hits(self.k.proc.pid, needle)
+            # Found where it belongs: the scan reads what it should.
+            self.assertIn(True, [locked for _, locked in hits], name)
+            self.assertEqual([hex(a) for a, locked in hits if not locked], [], name)
+
     def test_429_storm_and_token_expiry(self):
         self.enable()
         first = self.create_keys(50)

@@ -154,14 +154,30 @@ static void test_forbidden_calls_kill(void **state)
 	assert_int_equal(run_sandboxed(KEEL_SANDBOX_KILL, probe_getppid), 1000 + SIGSYS);
 }
 
+/* Under ASan and LSan the runtime makes calls of its own (keeld's filter is
+ * off there by default); what must die still dies. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+
 static void test_daily_work_allowed(void **state)
 {
+#ifdef SANITIZED
+	skip();
+#endif
 	assert_int_equal(run_sandboxed(KEEL_SANDBOX_KILL, probe_allowed), 0);
 	assert_int_equal(run_sandboxed(KEEL_SANDBOX_KILL, probe_resolve), 0);
 }
 
 static void test_log_mode_allows(void **state)
 {
+#ifdef SANITIZED
+	skip();
+#endif
 	assert_int_equal(run_sandboxed(KEEL_SANDBOX_LOG, probe_getppid), 0);
 	assert_int_equal(run_sandboxed(KEEL_SANDBOX_LOG, probe_allowed), 0);
 }
