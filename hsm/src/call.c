@@ -11,6 +11,12 @@
  * most the runners, never the threads that answer clients, and service
  * resumes by itself as soon as the token answers again.
  *
+ * While a call that outlived its deadline is still running (h->overdue), a
+ * new call fails at once instead of waiting a timeout of its own: a request
+ * holds the store's writer while it waits, so every request behind it, those
+ * that need no token included, would wait too. The first call to find the
+ * token hung waits; the next ones do not, until the token answers again.
+ *
  * Without a timeout (0) a call runs on the caller's thread, as before.
  */
 #include "hsm_int.h"
@@ -65,7 +71,9 @@ static void *runner(void *arg)
 		pthread_mutex_lock(&h->call_mu);
 		if (c->abandoned) {
 			c->drop(c); /* the caller gave up: its result is ours to wipe */
-			hsm_log(h, HSM_LOG_INFO, "a call that outlived its timeout has ended");
+			if (--h->overdue == 0) {
+				hsm_log(h, HSM_LOG_INFO, "the token answers again");
+			}
 		} else {
 			c->r = r;
 			c->done = true;
@@ -109,6 +117,8 @@ static int give_up(struct hsm *h, struct hsm_call *c)
 
 	if (!started) {
 		unqueue(h, c);
+	} else {
+		h->overdue++;
 	}
 	c->abandoned = true;
 	pthread_mutex_unlock(&h->call_mu);
@@ -133,6 +143,12 @@ int hsm_call_run(struct hsm *h, struct hsm_call *c)
 	c->next = NULL;
 	c->started = c->done = c->abandoned = false;
 	pthread_mutex_lock(&h->call_mu);
+	if (h->overdue > 0) {
+		pthread_mutex_unlock(&h->call_mu);
+		c->drop(c);
+		atomic_fetch_add(&h->timeouts, 1);
+		return HSM_E_TIMEOUT;
+	}
 	if (h->queue_tail != NULL) {
 		h->queue_tail->next = c;
 	} else {

@@ -87,6 +87,7 @@ struct hsm {
 	struct hsm_call *queue_head, *queue_tail;
 	pthread_t *runners;
 	unsigned num_runners;
+	unsigned overdue; /* abandoned calls still running: new ones fail at once */
 	bool stopping;
 	_Atomic uint64_t timeouts;
 };

@@ -409,9 +409,10 @@ FAULTY_MODULE = os.environ.get("KEEL_FAULTY_MODULE")
 @unittest.skipUnless(FAULTY_MODULE, "KEEL_FAULTY_MODULE not set")
 class HsmHangTest(LoadedCase):
     """An HSM that hangs instead of failing (the test PKCS#11 module over
-    SoftHSM2, told to block every token call): each Get is answered after
-    hsm.timeout_ms with Cryptographic Failure and says why, Locate keeps
-    answering, and once the token answers again Gets succeed by themselves."""
+    SoftHSM2, told to block every token call): each Get is answered with
+    Cryptographic Failure and says why (the first after hsm.timeout_ms, the
+    next at once while that call hangs), Locate keeps answering, and once
+    the token answers again Gets succeed by themselves."""
     conf = "# hsm.timeout_ms: set by prepare"
 
     def prepare(self):

@@ -78,8 +78,9 @@ struct hsm_config {
 	 * How long hsm_wrap, hsm_unwrap (and so hsm_rewrap) and hsm_random wait
 	 * for a token that does not answer before they fail with HSM_E_TIMEOUT,
 	 * in ms. Their PKCS#11 calls then run on pool_size threads of libhsm's
-	 * own; one that hangs finishes in the background. 0: no bound, the calls
-	 * run on the caller's thread.
+	 * own; one that hangs finishes in the background, and until it does the
+	 * next calls fail at once. 0: no bound, the calls run on the caller's
+	 * thread.
 	 */
 	unsigned timeout_ms;
 	/*
