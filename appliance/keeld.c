@@ -663,7 +663,7 @@ static int run_privsep(struct keel_daemon_opts *opts, struct backends *b)
 			 b->config_path);
 		return EXIT_FAILED;
 	}
-	keel_warn("seccomp: not installed with privsep.enabled yet (docs/hardening.md)");
+	keel_notice("seccomp: not installed with privsep.enabled yet (docs/hardening.md)");
 	fds = calloc(2 * n, sizeof(int));
 	for (size_t i = 0; fds != NULL && i < n; i++) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {

@@ -154,12 +154,12 @@ static void test_forbidden_calls_kill(void **state)
 	assert_int_equal(run_sandboxed(KEEL_SANDBOX_KILL, probe_getppid), 1000 + SIGSYS);
 }
 
-/* Under ASan and LSan the runtime makes calls of its own (keeld's filter is
+/* Under ASan, LSan and TSan the runtime makes calls of its own (keeld's filter is
  * off there by default); what must die still dies. */
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define SANITIZED 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
 #define SANITIZED 1
 #endif
 #endif
