@@ -31,7 +31,7 @@ static const char *const body_routes[][2] = {
     {"POST", "/v1/keys/{uid}/revoke"}, {"POST", "/v1/grants"},	      {"POST", "/v1/grants/revoke"},
     {"POST", "/v1/backup/verify"},     {"POST", "/v1/clients"},	      {"POST", "/v1/clients/csr"},
     {"POST", "/v1/clients/issue"},     {"PATCH", "/v1/clients/{id}"}, {"POST", "/v1/cas"},
-    {"POST", "/v1/server-cert/renew"},
+    {"POST", "/v1/server-cert/renew"}, {"POST", "/v1/enrol"},
 };
 #define NUM_BODY_ROUTES (sizeof(body_routes) / sizeof(body_routes[0]))
 
