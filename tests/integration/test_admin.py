@@ -157,7 +157,7 @@ class AdminCase(unittest.TestCase):
         self.sock = os.path.join(self.dir, "admin.sock")
 
     def tearDown(self):
-        self.k.kill()
+        self.k.end()  # SIGKILL, or SIGTERM under memcheck (procwatch.Process.end)
         for f in (self.k.proc.stdout, self.k.proc.stderr):
             f.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
