@@ -143,7 +143,7 @@ static void set_defaults(struct keel_config *cfg)
 	cfg->max_batch_items = 64;
 	cfg->max_locate_items = 1000;
 	cfg->hsm_pool_size = 8;
-	cfg->hsm_timeout_ms = 5000;
+	cfg->hsm_timeout_ms = 0; /* off: the hand-off costs Get throughput (hardening.md) */
 	cfg->hsm_wrap = KEEL_CONFIG_WRAP_GCM;
 #ifdef KEEL_SANITIZE_BUILD
 	/* LeakSanitizer ptraces the process at exit (docs/hardening.md). */

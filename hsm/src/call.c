@@ -77,7 +77,7 @@ static void *runner(void *arg)
 		} else {
 			c->r = r;
 			c->done = true;
-			pthread_cond_broadcast(&h->done_cv);
+			pthread_cond_signal(c->done_cv); /* its caller only: no herd */
 		}
 	}
 	pthread_mutex_unlock(&h->call_mu);
@@ -131,14 +131,12 @@ static int give_up(struct hsm *h, struct hsm_call *c)
 	return HSM_E_TIMEOUT;
 }
 
-int hsm_call_run(struct hsm *h, struct hsm_call *c)
+/* With runners: queues c and waits for it until the deadline. */
+static int queue_and_wait(struct hsm *h, struct hsm_call *c)
 {
 	struct timespec deadline;
 	int r = 0;
 
-	if (h->num_runners == 0) {
-		return run_here(h, c);
-	}
 	deadline_after(h->timeout_ms, &deadline);
 	c->next = NULL;
 	c->started = c->done = c->abandoned = false;
@@ -157,25 +155,40 @@ int hsm_call_run(struct hsm *h, struct hsm_call *c)
 	h->queue_tail = c;
 	pthread_cond_signal(&h->call_cv);
 	while (!c->done && r != ETIMEDOUT) {
-		r = pthread_cond_timedwait(&h->done_cv, &h->call_mu, &deadline);
+		r = pthread_cond_timedwait(c->done_cv, &h->call_mu, &deadline);
 	}
 	if (!c->done) {
-		return give_up(h, c);
+		return give_up(h, c); /* abandoned: the runner signals no more */
 	}
 	pthread_mutex_unlock(&h->call_mu);
 	return c->r;
 }
 
-int hsm_runners_start(struct hsm *h, unsigned timeout_ms)
+int hsm_call_run(struct hsm *h, struct hsm_call *c)
 {
 	pthread_condattr_t ca;
+	pthread_cond_t done;
 	int r;
 
+	if (h->num_runners == 0) {
+		return run_here(h, c);
+	}
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	r = pthread_cond_init(&h->done_cv, &ca);
+	r = pthread_cond_init(&done, &ca);
 	pthread_condattr_destroy(&ca);
-	if (r != 0 || pthread_mutex_init(&h->call_mu, NULL) != 0 ||
+	if (r != 0) {
+		return HSM_E_NOMEM; /* c is still the caller's */
+	}
+	c->done_cv = &done;
+	r = queue_and_wait(h, c);
+	pthread_cond_destroy(&done);
+	return r;
+}
+
+int hsm_runners_start(struct hsm *h, unsigned timeout_ms)
+{
+	if (pthread_mutex_init(&h->call_mu, NULL) != 0 ||
 	    pthread_cond_init(&h->call_cv, NULL) != 0) {
 		return HSM_E_NOMEM;
 	}
@@ -224,6 +237,5 @@ void hsm_runners_stop(struct hsm *h, bool *out_stuck)
 	if (!*out_stuck) {
 		pthread_mutex_destroy(&h->call_mu);
 		pthread_cond_destroy(&h->call_cv);
-		pthread_cond_destroy(&h->done_cv);
 	}
 }

@@ -37,6 +37,7 @@ struct hsm_call {
 	int (*fn)(struct hsm *h, CK_SESSION_HANDLE s, struct hsm_call *c, CK_RV *out_rv);
 	void (*drop)(struct hsm_call *c);
 	/* call.c's, under h->call_mu */
+	pthread_cond_t *done_cv; /* the waiting caller's (CLOCK_MONOTONIC) */
 	int r;
 	bool started, done, abandoned;
 	struct hsm_call *next;
@@ -83,7 +84,6 @@ struct hsm {
 	bool calls_ready;    /* call_mu and the condition variables exist */
 	pthread_mutex_t call_mu;
 	pthread_cond_t call_cv; /* runners: work queued, or stopping */
-	pthread_cond_t done_cv; /* callers: a call is done (CLOCK_MONOTONIC) */
 	struct hsm_call *queue_head, *queue_tail;
 	pthread_t *runners;
 	unsigned num_runners;

@@ -156,7 +156,7 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg->admin_listen[0].text, KEEL_ADMIN_LISTEN_DEFAULT);
 	assert_string_equal(cfg->admin_socket, KEEL_ADMIN_SOCKET_DEFAULT);
 	assert_int_equal(cfg->max_locate_items, 1000);
-	assert_int_equal(cfg->hsm_timeout_ms, 5000);
+	assert_int_equal(cfg->hsm_timeout_ms, 0);
 #ifndef KEEL_SANITIZE_BUILD
 	assert_int_equal(cfg->seccomp, KEEL_CONFIG_SECCOMP_KILL); /* as in production */
 #endif
