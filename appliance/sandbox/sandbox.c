@@ -123,6 +123,13 @@ const char *keel_sandbox_mode_name(enum keel_sandbox_mode mode)
  * loads (OpenSC's) starts before the filter and may name itself after it;
  * the suite under the filter found it (a kill, once in a few runs).
  */
+/* SCMP_A0 with one value leaves datum_b to the compiler, which clang's
+ * -Wmissing-field-initializers refuses. */
+static struct scmp_arg_cmp arg0_is(scmp_datum_t value)
+{
+	return (struct scmp_arg_cmp){.arg = 0, .op = SCMP_CMP_EQ, .datum_a = value, .datum_b = 0};
+}
+
 static int add_conditional(scmp_filter_ctx ctx)
 {
 	const pid_t self = getpid();
@@ -132,11 +139,11 @@ static int add_conditional(scmp_filter_ctx ctx)
 				  SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD))) != 0 ||
 	    (r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) != 0 ||
 	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
-				  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self))) != 0 ||
+				  arg0_is((scmp_datum_t)self))) != 0 ||
 	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-				  SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self))) != 0 ||
-	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-				  SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME))) != 0) {
+				  arg0_is((scmp_datum_t)self))) != 0 ||
+	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1, arg0_is(PR_SET_NAME))) !=
+		0) {
 		return r;
 	}
 	return 0;
