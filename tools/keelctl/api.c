@@ -53,6 +53,18 @@ int keelctl_api_option(struct keelctl_api *api, int ch, const char *arg)
 	}
 }
 
+const char *keelctl_field_str(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s != NULL && s[0] != '\0' ? s : "-";
+}
+
+long long keelctl_field_num(const json_t *o, const char *key)
+{
+	return (long long)json_integer_value(json_object_get(o, key));
+}
+
 void keelctl_print_json(const json_t *j)
 {
 	json_dumpf(j, stdout, JSON_COMPACT);

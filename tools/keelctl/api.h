@@ -104,6 +104,11 @@ int keelctl_api_follow(const struct keelctl_api *api, const char *path,
 		       bool (*progress)(const json_t *answer, long long *done, long long *total),
 		       bool count_lines, json_t **out);
 
+/* An answer's field for a table: its string, "-" when absent or empty; its
+ * integer, 0 when absent. */
+const char *keelctl_field_str(const json_t *o, const char *key);
+long long keelctl_field_num(const json_t *o, const char *key);
+
 /* Prints |j| as one line of JSON (the --json output of every command). */
 void keelctl_print_json(const json_t *j);
 

@@ -21,40 +21,30 @@ static void usage(FILE *f)
 		   "                   terminal, one line otherwise)\n" KEELCTL_API_USAGE);
 }
 
-static long long num(const json_t *o, const char *key)
-{
-	return (long long)json_integer_value(json_object_get(o, key));
-}
-
-static const char *str(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s != NULL && s[0] != '\0' ? s : "-";
-}
-
 static void print_status(const json_t *s)
 {
 	const json_t *rot = json_object_get(s, "rotation"), *v;
 	size_t i;
 
-	printf("active CRK version %lld\n", num(s, "active"));
+	printf("active CRK version %lld\n", keelctl_field_num(s, "active"));
 	printf("%-8s %-9s %-7s %-7s %-21s %s\n", "VERSION", "IN TOKEN", "ACTIVE", "KCV", "CREATED",
 	       "OBJECTS");
 	json_array_foreach(json_object_get(s, "versions"), i, v)
 	{
-		printf("%-8lld %-9s %-7s %-7s %-21s %lld\n", num(v, "version"),
+		printf("%-8lld %-9s %-7s %-7s %-21s %lld\n", keelctl_field_num(v, "version"),
 		       json_is_true(json_object_get(v, "in_token")) ? "yes" : "NO",
-		       json_is_true(json_object_get(v, "active")) ? "yes" : "no", str(v, "kcv"),
-		       str(v, "created"), num(v, "objects"));
+		       json_is_true(json_object_get(v, "active")) ? "yes" : "no",
+		       keelctl_field_str(v, "kcv"), keelctl_field_str(v, "created"),
+		       keelctl_field_num(v, "objects"));
 	}
-	printf("rotation: %s", str(rot, "state"));
-	if (strcmp(str(rot, "state"), "none") != 0) {
-		printf(", to version %lld: %lld of %lld objects rewrapped", num(rot, "target"),
-		       num(rot, "done"), num(rot, "total"));
+	printf("rotation: %s", keelctl_field_str(rot, "state"));
+	if (strcmp(keelctl_field_str(rot, "state"), "none") != 0) {
+		printf(", to version %lld: %lld of %lld objects rewrapped",
+		       keelctl_field_num(rot, "target"), keelctl_field_num(rot, "done"),
+		       keelctl_field_num(rot, "total"));
 	}
-	if (num(rot, "skipped") != 0) {
-		printf(", %lld could not be (see keeld's log)", num(rot, "skipped"));
+	if (keelctl_field_num(rot, "skipped") != 0) {
+		printf(", %lld could not be (see keeld's log)", keelctl_field_num(rot, "skipped"));
 	}
 	putchar('\n');
 }
@@ -64,9 +54,9 @@ static bool rotation_progress(const json_t *answer, long long *done, long long *
 {
 	const json_t *rot = json_object_get(answer, "rotation");
 
-	*done = num(rot, "done");
-	*total = num(rot, "total");
-	return strcmp(str(rot, "state"), "running") == 0;
+	*done = keelctl_field_num(rot, "done");
+	*total = keelctl_field_num(rot, "total");
+	return strcmp(keelctl_field_str(rot, "state"), "running") == 0;
 }
 
 static int rotate(const struct keelctl_api *api, bool wait)
@@ -86,12 +76,13 @@ static int rotate(const struct keelctl_api *api, bool wait)
 	} else if (!wait) {
 		printf("CRK version %lld is active; the keys are being rewrapped in the background "
 		       "(keelctl crk status)\n",
-		       num(out, "version"));
+		       keelctl_field_num(out, "version"));
 	} else {
 		printf("rotation to CRK version %lld %s: %lld of %lld objects rewrapped\n",
-		       num(out, "version"), str(rot, "state"), num(rot, "done"), num(rot, "total"));
+		       keelctl_field_num(out, "version"), keelctl_field_str(rot, "state"),
+		       keelctl_field_num(rot, "done"), keelctl_field_num(rot, "total"));
 	}
-	if (wait && strcmp(str(rot, "state"), "complete") != 0) {
+	if (wait && strcmp(keelctl_field_str(rot, "state"), "complete") != 0) {
 		keelctl_err(
 		    "the rotation did not complete; see keelctl crk status and keeld's log");
 		r = EX_SOFTWARE;

@@ -38,52 +38,42 @@ static void usage(FILE *f)
 		   "key).\n" KEELCTL_API_USAGE);
 }
 
-static long long num(const json_t *o, const char *key)
-{
-	return (long long)json_integer_value(json_object_get(o, key));
-}
-
-static const char *str(const json_t *o, const char *key)
-{
-	const char *s = json_string_value(json_object_get(o, key));
-
-	return s != NULL ? s : "";
-}
-
 /* For keelctl_api_follow: true while the recovery runs. */
 static bool progress(const json_t *answer, long long *done, long long *total)
 {
-	*done = num(answer, "processed");
-	*total = num(answer, "total");
-	return strcmp(str(answer, "state"), "running") == 0;
+	*done = keelctl_field_num(answer, "processed");
+	*total = keelctl_field_num(answer, "total");
+	return strcmp(keelctl_field_str(answer, "state"), "running") == 0;
 }
 
 /* The summary, and the exit status it means. */
 static int report(const json_t *st)
 {
-	long long total = num(st, "total"), failed = num(st, "failed");
-	long long counted = num(st, "restored") + num(st, "present") + failed;
+	long long total = keelctl_field_num(st, "total"), failed = keelctl_field_num(st, "failed");
+	long long counted =
+	    keelctl_field_num(st, "restored") + keelctl_field_num(st, "present") + failed;
 	const json_t *f;
 	size_t i;
 
-	if (strcmp(str(st, "state"), "running") == 0) {
-		printf("recovery running: %lld of %lld escrows tried\n", num(st, "processed"),
-		       total);
+	if (strcmp(keelctl_field_str(st, "state"), "running") == 0) {
+		printf("recovery running: %lld of %lld escrows tried\n",
+		       keelctl_field_num(st, "processed"), total);
 		return 0;
 	}
 	printf("recovery from Key Protect root key %s %s: %lld escrows, %lld restored, "
 	       "%lld already present, %lld failed\n",
-	       str(st, "root_key_id"), str(st, "state"), total, num(st, "restored"),
-	       num(st, "present"), failed);
+	       keelctl_field_str(st, "root_key_id"), keelctl_field_str(st, "state"), total,
+	       keelctl_field_num(st, "restored"), keelctl_field_num(st, "present"), failed);
 	json_array_foreach(json_object_get(st, "failures"), i, f)
 	{
-		printf("  %s: %s\n", str(f, "uid"), str(f, "why"));
+		printf("  %s: %s\n", keelctl_field_str(f, "uid"), keelctl_field_str(f, "why"));
 	}
 	if ((long long)i < failed) {
 		printf("  and %lld more (see keeld's log)\n", failed - (long long)i);
 	}
-	if (strcmp(str(st, "state"), "failed") == 0) {
-		keelctl_err("the recovery stopped: %s; run it again to resume", str(st, "error"));
+	if (strcmp(keelctl_field_str(st, "state"), "failed") == 0) {
+		keelctl_err("the recovery stopped: %s; run it again to resume",
+			    keelctl_field_str(st, "error"));
 		return EX_UNAVAILABLE;
 	}
 	if (counted != total) {
