@@ -514,24 +514,25 @@ static int get_body(struct eng_req *r, const struct keel_store_object *o,
 	return keyed_body(r, o->object_type, sub, kb, p);
 }
 
-/* Fresh becomes false once the object has been served (KMIP 1.4 §3.34). */
+/*
+ * Fresh becomes false once the object has been served (KMIP 1.4 §3.34): the
+ * first Get writes it, later ones find it false and write nothing.
+ */
 static int mark_served(struct eng_req *r, const char *uid)
 {
+	const struct kmip_node *fresh = eng_stored_value(r, uid, "Fresh");
 	struct eng_attr a = {.rule = attr_rule_by_tag(KMIP_TAG_FRESH), .name = "Fresh"};
-	struct kmip_node *v = eng_node(r, KMIP_TAG_FRESH, KMIP_TYPE_BOOLEAN);
-	int err;
+	struct kmip_node *v;
 
-	if (v == NULL) {
+	if (fresh == NULL || fresh->type != KMIP_TYPE_BOOLEAN || !fresh->v.b) {
+		return 0; /* served before, or stored before Keel kept Fresh */
+	}
+	if ((v = eng_node(r, KMIP_TAG_FRESH, KMIP_TYPE_BOOLEAN)) == NULL) {
 		return ENG_E_INTERNAL;
 	}
 	v->v.b = false;
 	a.value = v;
-	err = attr_save(r, uid, &a, 0, true);
-	if (err == ENG_E_ATTR_NOT_FOUND) {
-		r->msg = NULL; /* an object stored before Keel kept Fresh */
-		return 0;
-	}
-	return err;
+	return attr_save(r, uid, &a, 0, true);
 }
 
 int eng_get_response(struct eng_req *r, const struct keel_store_object *o,
