@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <linux/capability.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -441,53 +443,83 @@ static int open_backends(const struct keel_config *cfg, void *arg, void **io_han
 	return start_admin(cfg, b);
 }
 
-/* Started as root, run as |user| from now on: the sockets are bound (and,
+/* Drops every capability: a keeld whose unit gives it CAP_SETUID and
+ * CAP_SETGID (to start its network process as another user) keeps none once
+ * started. Clearing the permitted set clears the ambient one too. */
+static int drop_capabilities(void)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
+	bool any = false;
+
+	if (syscall(SYS_capget, &hdr, caps) != 0) {
+		return -1;
+	}
+	for (size_t i = 0; i < _LINUX_CAPABILITY_U32S_3; i++) {
+		any |= (caps[i].permitted | caps[i].inheritable) != 0;
+	}
+	/* Without any, no capset: the unit's filter may refuse it (@privileged). */
+	memset(caps, 0, sizeof(caps));
+	return !any || syscall(SYS_capset, &hdr, caps) == 0 ? 0 : -1;
+}
+
+/* Switches to |user| (NULL: stays who it is): the sockets are bound (and,
  * in the key process, the token and store open), so nothing left needs
- * root. No way back, and no new privileges through exec either. */
-static int drop_to(const char *user)
+ * root or a capability. No way back, and no new privileges through exec. A
+ * root keeld without a user stays root: the configuration's choice. */
+static int become(const char *user)
 {
 	struct passwd pw, *found = NULL;
 	char buf[4096];
 
-	if (getpwnam_r(user, &pw, buf, sizeof(buf), &found) != 0 || found == NULL) {
-		keel_err("user %s: no such user", user);
-		return EXIT_FAILED;
-	}
-	if (geteuid() != 0) {
-		if (geteuid() == pw.pw_uid) {
-			return 0;
+	if (user != NULL) {
+		if (getpwnam_r(user, &pw, buf, sizeof(buf), &found) != 0 || found == NULL) {
+			keel_err("user %s: no such user", user);
+			return EXIT_FAILED;
 		}
-		keel_err("cannot run as user %s: keeld was not started as root", user);
-		return EXIT_FAILED;
+		if ((geteuid() != pw.pw_uid || getegid() != pw.pw_gid) &&
+		    (setgroups(1, &pw.pw_gid) != 0 || setgid(pw.pw_gid) != 0 ||
+		     setuid(pw.pw_uid) != 0)) {
+			keel_err(
+			    "cannot switch to user %s: %s (keeld needs root, or CAP_SETUID and "
+			    "CAP_SETGID)",
+			    user, strerror(errno));
+			return EXIT_FAILED;
+		}
 	}
-	if (setgroups(1, &pw.pw_gid) != 0 || setgid(pw.pw_gid) != 0 || setuid(pw.pw_uid) != 0 ||
-	    setuid(0) == 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
+	if ((geteuid() != 0 && drop_capabilities() != 0) || (user != NULL && setuid(0) == 0) ||
+	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
 	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
-		keel_err("cannot switch to user %s: %s", user, strerror(errno));
+		keel_err("cannot drop privileges: %s", strerror(errno));
 		return EXIT_FAILED;
 	}
-	keel_info("running as user %s (uid %u, gid %u)", user, (unsigned)pw.pw_uid,
-		  (unsigned)pw.pw_gid);
+	if (user != NULL) {
+		keel_info("running as user %s (uid %u, gid %u)", user, (unsigned)pw.pw_uid,
+			  (unsigned)pw.pw_gid);
+	}
 	return 0;
 }
 
-static int drop_privileges(const struct keel_config *cfg, void *arg)
+/* The seccomp allow-list of the process's |roles| (sandbox.c). */
+static int sandbox(const struct keel_config *cfg, unsigned roles)
 {
-	return cfg->user != NULL ? drop_to(cfg->user) : 0;
+	return keel_sandbox_apply(roles, (enum keel_sandbox_mode)cfg->seccomp) == 0 ? 0
+										    : EXIT_FAILED;
 }
 
-/* Once listening: the user switch, then the seccomp allow-list, so that
- * neither the network nor a library bug can make keeld do anything else. */
+/* Once listening: the user switch, then the seccomp allow-list of the
+ * process's |roles|, so that neither the network nor a library bug can make
+ * it do anything else. */
+static int confine_as(const struct keel_config *cfg, const char *user, unsigned roles)
+{
+	int r = become(user);
+
+	return r == 0 ? sandbox(cfg, roles) : r;
+}
+
 static int confine(const struct keel_config *cfg, void *arg)
 {
-	int r = drop_privileges(cfg, arg);
-
-	if (r != 0) {
-		return r;
-	}
-	return keel_sandbox_apply(KEEL_SANDBOX_KEELD, (enum keel_sandbox_mode)cfg->seccomp) == 0
-		   ? 0
-		   : EXIT_FAILED;
+	return confine_as(cfg, cfg->user, KEEL_SANDBOX_KEELD);
 }
 
 /* --dev: where everything is, then "READY <port>" for scripts and tests. */
@@ -535,17 +567,14 @@ static int net_drop(const struct keel_config *cfg, void *arg)
 			 user);
 		return EXIT_FAILED;
 	}
-	if (geteuid() == 0 || cfg->privsep_user != NULL) {
-		r = drop_to(user);
-	} else {
-		/* Not root: one uid for both; no new privileges, not dumpable. */
-		r = prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 ? 0 : EXIT_FAILED;
-	}
+	/* Not root and no privsep.user: one uid for both processes, which still
+	 * keeps their address spaces apart (neither is dumpable: no ptrace). */
+	r = become(geteuid() == 0 || cfg->privsep_user != NULL ? user : NULL);
 	/* After the switch, which clears it: the key process gone, this one goes. */
 	if (r == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() == 1)) {
 		r = EXIT_FAILED;
 	}
-	return r;
+	return r == 0 ? sandbox(cfg, KEEL_SANDBOX_NET) : r;
 }
 
 static int net_pushed(void *arg, struct keel_registry *out_reg, char **out_pem, size_t *out_pem_len)
@@ -611,7 +640,7 @@ static int key_drop(void *arg)
 {
 	const struct backends *b = arg;
 
-	return drop_privileges(b->cfg, NULL);
+	return confine_as(b->cfg, b->cfg->user, KEEL_SANDBOX_KEYS);
 }
 
 /* The parent (systemd's main process): token, store, engine, admin API and
@@ -663,7 +692,6 @@ static int run_privsep(struct keel_daemon_opts *opts, struct backends *b)
 			 b->config_path);
 		return EXIT_FAILED;
 	}
-	keel_notice("seccomp: not installed with privsep.enabled yet (docs/hardening.md)");
 	fds = calloc(2 * n, sizeof(int));
 	for (size_t i = 0; fds != NULL && i < n; i++) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {

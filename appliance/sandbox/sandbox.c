@@ -15,6 +15,7 @@
 #include "keel/sandbox.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -22,6 +23,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/sysinfo.h>
+#include <time.h>
 #include <unistd.h>
 #include <valgrind/valgrind.h>
 
@@ -53,6 +56,7 @@ static const struct allowed allowed[] = {
 	{SCMP_SYS(rseq), BOTH},			/* each new thread */
 	{SCMP_SYS(exit), BOTH},
 	{SCMP_SYS(exit_group), BOTH},
+	{SCMP_SYS(wait4), KEYS},		/* the key process reaps the network one */
 	{SCMP_SYS(getpid), BOTH},		/* OpenSSL's fork check, per record */
 	{SCMP_SYS(rt_sigaction), BOTH},
 	{SCMP_SYS(rt_sigprocmask), BOTH},
@@ -62,8 +66,10 @@ static const struct allowed allowed[] = {
 	{SCMP_SYS(clock_gettime), BOTH},	/* the vDSO falls back to it on some */
 	{SCMP_SYS(gettimeofday), BOTH},		/* hypervisors' clock sources */
 	{SCMP_SYS(getrandom), BOTH},		/* OpenSSL's DRBG */
-	/* files: SQLite, SoftHSM2's token objects, TLS and client files on SIGHUP */
-	{SCMP_SYS(openat), BOTH},
+	/* files: SQLite, SoftHSM2's token objects, TLS and client files on SIGHUP;
+	 * the network process opens none (keel_sandbox_apply reads first what
+	 * glibc would open lazily) */
+	{SCMP_SYS(openat), KEYS},
 	{SCMP_SYS(close), BOTH},
 	{SCMP_SYS(read), BOTH},
 	{SCMP_SYS(write), BOTH},		/* the log is stderr */
@@ -71,17 +77,17 @@ static const struct allowed allowed[] = {
 	{SCMP_SYS(writev), BOTH},
 	{SCMP_SYS(pread64), KEYS},		/* SQLite pages */
 	{SCMP_SYS(pwrite64), KEYS},
-	{SCMP_SYS(lseek), BOTH},
-	{SCMP_SYS(fstat), BOTH},
-	{SCMP_SYS(newfstatat), BOTH},
+	{SCMP_SYS(lseek), KEYS},
+	{SCMP_SYS(fstat), KEYS},
+	{SCMP_SYS(newfstatat), KEYS},
 	{SCMP_SYS(fcntl), BOTH},		/* SQLite's and SoftHSM2's locks; O_NONBLOCK */
 	{SCMP_SYS(fsync), KEYS},
 	{SCMP_SYS(fdatasync), KEYS},		/* SQLite's commits */
 	{SCMP_SYS(ftruncate), KEYS},		/* SQLite's WAL reset */
 	{SCMP_SYS(unlink), KEYS},		/* SoftHSM2's destroyed objects */
 	{SCMP_SYS(rename), KEYS},		/* files the admin API writes whole */
-	{SCMP_SYS(getdents64), BOTH},		/* token and clients directories */
-	{SCMP_SYS(access), BOTH},		/* SoftHSM2, SQLite's journal checks */
+	{SCMP_SYS(getdents64), KEYS},		/* token and clients directories */
+	{SCMP_SYS(access), KEYS},		/* SoftHSM2, SQLite's journal checks */
 	{SCMP_SYS(readlink), KEYS},		/* SoftHSM2 */
 	{SCMP_SYS(ioctl), BOTH},		/* FIONREAD (libevent, the resolver) */
 	/* sockets and polling: clients, the admin API, the mirror's HTTPS */
@@ -95,6 +101,7 @@ static const struct allowed allowed[] = {
 	{SCMP_SYS(getsockopt), BOTH},
 	{SCMP_SYS(sendto), BOTH},
 	{SCMP_SYS(recvfrom), BOTH},
+	{SCMP_SYS(sendmsg), BOTH},		/* privsep's frames (appliance/privsep) */
 	{SCMP_SYS(shutdown), BOTH},
 	{SCMP_SYS(poll), KEYS},			/* libcurl, the resolver */
 	{SCMP_SYS(epoll_ctl), BOTH},		/* libevent */
@@ -185,6 +192,13 @@ int keel_sandbox_apply(unsigned roles, enum keel_sandbox_mode mode)
 		keel_notice("seccomp: off under valgrind");
 		return 0;
 	}
+	/* What glibc reads lazily, read now, while files may still be opened (the
+	 * network process's list has no openat): /etc/localtime, at the first
+	 * time conversion (OpenSSL's check of a client certificate's dates), and
+	 * /sys/devices/system/cpu/online, when a thread needs a new malloc arena
+	 * and glibc first sizes their number (8 per CPU, its default). */
+	tzset();
+	(void)mallopt(M_ARENA_MAX, 8 * get_nprocs());
 	ctx = seccomp_init(mode == KEEL_SANDBOX_LOG ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
 	if (ctx == NULL) {
 		keel_err("seccomp: cannot make a filter");

@@ -8,6 +8,7 @@ change reaches the network process before it is answered."""
 
 import os
 import pwd
+import re
 import select
 import signal
 import unittest
@@ -92,6 +93,26 @@ class PrivsepTest(HardenCase):
         # The PKCS#11 module was never loaded there (libp11-kit is linked
         # into keeld, so only the module itself tells).
         self.assertFalse("libsofthsm2" in mapped(net), "the network process loaded the module")
+
+    def test_each_process_filtered_with_its_own_list(self):
+        """Each process installs its own seccomp allow-list (sandbox.c): every
+        thread of both shows Seccomp 2, the network process's list is the
+        narrower one, and keeld serves through both (with a client
+        certificate's dates checked, which glibc's time zone would otherwise
+        be opened for). That openat kills the network process is test_sandbox's."""
+        found = self.k.wait_line(self.k.err, r"seccomp: (off|\d+) system calls")
+        if found.group(1) == "off":
+            self.skipTest("seccomp is off in sanitizer builds (docs/hardening.md)")
+        net = self.net_pid()
+        self.serve_a_key()
+        for pid in (self.k.proc.pid, net):
+            for tid in os.listdir("/proc/%d/task" % pid):
+                self.assertEqual(proc_status(int(tid))["Seccomp"].strip(), "2", (pid, tid))
+        counts = sorted(int(n) for n in re.findall(r"seccomp: (\d+) system calls allowed",
+                                                   self.k.stderr_text()))
+        self.assertEqual(len(counts), 2, counts)
+        self.assertLess(counts[0], counts[1])
+        self.assertEqual(children(self.k.proc.pid), [net])  # neither was killed
 
     def test_network_process_killed_ends_key_process(self):
         net = self.net_pid()

@@ -22,6 +22,7 @@
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "keel/sandbox.h"
@@ -29,21 +30,27 @@
 /* In the child, after the filter: 0 means the call did what it should. */
 typedef int (*probe_fn)(void);
 
-/* The child's exit status (0-255), or 1000 + the signal that ended it. */
-static int run_sandboxed(enum keel_sandbox_mode mode, probe_fn probe)
+/* The child's exit status (0-255), or 1000 + the signal that ended it,
+ * under the filter of the processes |roles|. */
+static int run_as(unsigned roles, enum keel_sandbox_mode mode, probe_fn probe)
 {
 	pid_t pid = fork();
 	int status;
 
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		if (keel_sandbox_apply(KEEL_SANDBOX_KEELD, mode) != 0) {
+		if (keel_sandbox_apply(roles, mode) != 0) {
 			_exit(100);
 		}
 		_exit(probe() == 0 ? 0 : 101);
 	}
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	return WIFSIGNALED(status) ? 1000 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+static int run_sandboxed(enum keel_sandbox_mode mode, probe_fn probe)
+{
+	return run_as(KEEL_SANDBOX_KEELD, mode, probe);
 }
 
 static int seccomp_field(void)
@@ -130,6 +137,32 @@ static int probe_allowed(void)
 	return syscall(SYS_clone3, NULL, 0) == -1 && errno == ENOSYS ? 0 : -1;
 }
 
+/* The network process's day: threads, randomness, a client certificate's
+ * dates (gmtime_r: glibc's time zone, read before the filter), signals to
+ * itself; no file. */
+static int probe_network_work(void)
+{
+	pthread_t t;
+	void *ret = NULL;
+	char buf[16];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	if (pthread_create(&t, NULL, thread_main, buf) != 0 || pthread_join(t, &ret) != 0 ||
+	    ret != buf || gmtime_r(&now, &tm) == NULL) {
+		return -1;
+	}
+	signal(SIGHUP, SIG_IGN);
+	return kill(getpid(), SIGHUP);
+}
+
+static int probe_open(void)
+{
+	int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	return fd >= 0 && close(fd) == 0 ? 0 : -1;
+}
+
 /* The mirror's host name, through glibc's resolver (/etc/hosts here). */
 static int probe_resolve(void)
 {
@@ -173,6 +206,24 @@ static void test_daily_work_allowed(void **state)
 	assert_int_equal(run_sandboxed(KEEL_SANDBOX_KILL, probe_resolve), 0);
 }
 
+/* Each process of the privilege-separated keeld has its own list: the
+ * network process opens no file (docs/hardening.md, "seccomp"). */
+static void test_network_process_opens_no_file(void **state)
+{
+	assert_int_equal(run_as(KEEL_SANDBOX_NET, KEEL_SANDBOX_KILL, probe_open), 1000 + SIGSYS);
+	assert_int_equal(run_as(KEEL_SANDBOX_NET, KEEL_SANDBOX_KILL, probe_fork), 1000 + SIGSYS);
+}
+
+static void test_each_process_does_its_work(void **state)
+{
+#ifdef SANITIZED
+	skip();
+#endif
+	assert_int_equal(run_as(KEEL_SANDBOX_NET, KEEL_SANDBOX_KILL, probe_network_work), 0);
+	assert_int_equal(run_as(KEEL_SANDBOX_KEYS, KEEL_SANDBOX_KILL, probe_open), 0);
+	assert_int_equal(run_as(KEEL_SANDBOX_KEYS, KEEL_SANDBOX_KILL, probe_resolve), 0);
+}
+
 static void test_log_mode_allows(void **state)
 {
 #ifdef SANITIZED
@@ -193,6 +244,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_forbidden_calls_kill),
 	    cmocka_unit_test(test_daily_work_allowed),
+	    cmocka_unit_test(test_network_process_opens_no_file),
+	    cmocka_unit_test(test_each_process_does_its_work),
 	    cmocka_unit_test(test_log_mode_allows),
 	    cmocka_unit_test(test_off_installs_nothing),
 	};
