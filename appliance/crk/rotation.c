@@ -138,8 +138,7 @@ static int load_or_begin(struct keel_rotation *r, uint32_t target, struct keel_s
 	}
 	*p = (struct keel_store_rotation){
 	    .target = target, .started = (int64_t)time(NULL), .total = stale};
-	if ((err = keel_store_rotation_put(t, p)) != 0 || (err = keel_store_commit(t)) != 0) {
-		keel_store_rollback(t);
+	if ((err = keel_store_end(t, keel_store_rotation_put(t, p))) != 0) {
 		return store_err(err, "recording the rotation");
 	}
 	keel_info("crk: rotating %lld objects to version %u", (long long)stale, target);
@@ -203,9 +202,10 @@ static int write_batch(struct keel_rotation *r, struct keel_store_rotation *p,
 		next.done += err == 0;
 	}
 	next.cursor = stale[num - 1].rowid;
-	if (err != 0 || (err = keel_store_rotation_put(t, &next)) != 0 ||
-	    (err = keel_store_commit(t)) != 0) {
-		keel_store_rollback(t);
+	if (err == 0) {
+		err = keel_store_rotation_put(t, &next);
+	}
+	if ((err = keel_store_end(t, err)) != 0) {
 		return store_err(err, "writing a batch");
 	}
 	*p = next;
@@ -306,8 +306,7 @@ static int finish(struct keel_rotation *r, struct keel_store_rotation *p)
 	p->finished = (int64_t)time(NULL);
 	keel_metrics_crk_remaining(0);
 	if ((err = keel_store_begin(r->store, &t)) != 0 ||
-	    (err = keel_store_rotation_put(t, p)) != 0 || (err = keel_store_commit(t)) != 0) {
-		keel_store_rollback(t);
+	    (err = keel_store_end(t, keel_store_rotation_put(t, p))) != 0) {
 		return store_err(err, "finishing the rotation");
 	}
 	keel_info("crk: rotation to version %u complete: %lld objects rewrapped", p->target,
@@ -457,10 +456,13 @@ static int record_start(struct keel_rotation *r, uint32_t version)
 	struct keel_store_txn *t;
 	int err;
 
-	if ((err = keel_store_begin(r->store, &t)) != 0 ||
-	    (err = count_stale(t, version, &p.total)) != 0 ||
-	    (err = keel_store_rotation_put(t, &p)) != 0 || (err = keel_store_commit(t)) != 0) {
-		keel_store_rollback(t);
+	if ((err = keel_store_begin(r->store, &t)) != 0) {
+		return store_err(err, "recording the rotation");
+	}
+	if ((err = count_stale(t, version, &p.total)) == 0) {
+		err = keel_store_rotation_put(t, &p);
+	}
+	if ((err = keel_store_end(t, err)) != 0) {
 		return store_err(err, "recording the rotation");
 	}
 	keel_info("crk: version %u is active; rotating %lld objects to it", version,

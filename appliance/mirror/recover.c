@@ -332,13 +332,11 @@ static void audit_end(struct mirror_recovery *rc, const struct mirror_recovery_s
 	if (keel_store_begin(rc->cfg.store, &t) != 0) {
 		return;
 	}
-	if (keel_store_audit_append(t,
-				    &(struct keel_store_audit){.time = st->finished,
-							       .client = "recover",
-							       .operation = KEEL_AUDIT_OP_RECOVER,
-							       .detail = detail}) != 0 ||
-	    keel_store_commit(t) != 0) {
-		keel_store_rollback(t);
+	if (keel_store_end(t, keel_store_audit_append(
+				  t, &(struct keel_store_audit){.time = st->finished,
+								.client = "recover",
+								.operation = KEEL_AUDIT_OP_RECOVER,
+								.detail = detail})) != 0) {
 		keel_err("recover: the audit row of the recovery's end was not written");
 	}
 }

@@ -90,6 +90,15 @@ void keel_store_rollback(struct keel_store_txn *t)
 	}
 }
 
+int keel_store_end(struct keel_store_txn *t, int err)
+{
+	if (err != 0) {
+		keel_store_rollback(t);
+		return err;
+	}
+	return keel_store_commit(t);
+}
+
 int keel_store_savepoint(struct keel_store_txn *t)
 {
 	return t->store->ops->savepoint(t, KEEL_SP_BEGIN);

@@ -250,6 +250,8 @@ int keel_store_begin_read(struct keel_store *s, struct keel_store_txn **out_txn)
 /* Commits durably. On failure the transaction is rolled back. */
 int keel_store_commit(struct keel_store_txn *t) KEEL_STORE_WUR;
 void keel_store_rollback(struct keel_store_txn *t);
+/* Ends |t|: keel_store_commit if |err| is 0 (its result), else keel_store_rollback (|err|). */
+int keel_store_end(struct keel_store_txn *t, int err) KEEL_STORE_WUR;
 
 /* A nested savepoint: one batch item's changes, undone alone on its failure. */
 int keel_store_savepoint(struct keel_store_txn *t) KEEL_STORE_WUR;
