@@ -33,6 +33,7 @@ static struct {
 	atomic_int_fast64_t connections;
 	atomic_uint_fast64_t handshakes_ok, handshakes_failed;
 	struct histogram hsm, store_commit;
+	atomic_uint_fast64_t store_groups, store_group_requests;
 	atomic_int_fast64_t mirror_backlog, mirror_rewraps, mirror_last_success, mirror_last_error;
 	atomic_int_fast64_t crk_remaining;
 } m;
@@ -114,6 +115,12 @@ void keel_metrics_hsm_call(uint64_t ns)
 void keel_metrics_store_commit(uint64_t ns)
 {
 	observe(&m.store_commit, ns);
+}
+
+void keel_metrics_store_group(unsigned requests)
+{
+	atomic_fetch_add_explicit(&m.store_groups, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&m.store_group_requests, requests, memory_order_relaxed);
 }
 
 void keel_metrics_mirror(int64_t backlog, int64_t rewraps, int64_t last_success, int last_error)
@@ -221,6 +228,16 @@ static void render_rest(FILE *f)
 	      "# TYPE keel_store_commit_duration_seconds histogram\n",
 	      f);
 	render_histogram(f, "keel_store_commit_duration_seconds", "", &m.store_commit);
+	fprintf(f,
+		"# HELP keel_store_groups_total Store transactions committed, each for a group "
+		"of requests.\n"
+		"# TYPE keel_store_groups_total counter\nkeel_store_groups_total %llu\n"
+		"# HELP keel_store_group_requests_total Requests in those groups (over "
+		"keel_store_groups_total: the mean group size).\n"
+		"# TYPE keel_store_group_requests_total counter\n"
+		"keel_store_group_requests_total %llu\n",
+		(unsigned long long)load(&m.store_groups),
+		(unsigned long long)load(&m.store_group_requests));
 	fprintf(f,
 		"# HELP keel_mirror_backlog Key Protect outbox entries not yet mirrored.\n"
 		"# TYPE keel_mirror_backlog gauge\nkeel_mirror_backlog %lld\n"

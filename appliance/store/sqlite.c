@@ -13,11 +13,30 @@
  * Every writing transaction runs on one connection (conns[0]), held with the
  * mutex: a connection's page cache is dropped whenever another connection
  * has written, so writers spread over a pool re-read their pages on every
- * transaction (issue 7). The mutex is released at COMMIT, before the wait
+ * transaction (issue 7). The turn is passed on at COMMIT, before the wait
  * for the fsync, so the next transaction runs while the previous ones are
  * being made durable. Read-only transactions take a connection from a pool
  * (conns[1..]) and read a WAL snapshot in parallel. The busy timeout remains
  * for other processes (keelctl) opening the same file.
+ *
+ * Group transactions. A request's COMMIT cost about as much as the request:
+ * each wrote the same dozen-odd B-tree pages (audit, its indexes,
+ * sqlite_sequence...) to the WAL again. So a writer that ends while others
+ * wait for their turn does not COMMIT: it RELEASEs its savepoint ("member")
+ * and passes the open transaction on; the next request runs in a savepoint
+ * of its own in it, and the group's last member (no writer waiting, or
+ * GROUP_MAX requests, or GROUP_MAX_NS since its first member ended) COMMITs
+ * for everyone.
+ * Every member waits for that COMMIT and then for the fsync (group commit,
+ * below), so keel_store_commit still returns only once its work is durable,
+ * and a caller's after-commit work (mirror wake-ups, rotation, metrics)
+ * still follows durability. A request that rolls back undoes its savepoint
+ * alone. A COMMIT that fails, or a transaction SQLite rolled back by itself
+ * (I/O error, full disk: sqlite3_get_autocommit turns true), fails every
+ * member; no statement runs on the writers' connection after such a loss
+ * (sq_stmt), so nothing of a group can commit piecemeal. One writer alone
+ * finds no one waiting and commits at once. Read-only transactions see
+ * committed groups only.
  *
  * Group commit. Connections run with synchronous=NORMAL: COMMIT appends the
  * transaction to the WAL with write() and does not fsync. A writing
@@ -54,9 +73,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "keel/metrics.h"
 #include "log.h"
 
 #define BUSY_TIMEOUT_MS 10000
+#define GROUP_MAX	32	 /* requests in one group transaction, at most */
+#define GROUP_MAX_NS	5000000u /* nor keep its first member waiting over 5 ms */
 
 /*
  * Migrations, in order; step N brings the schema to version N (KEEL's first
@@ -285,6 +307,12 @@ int sq_stmt(struct sq_txn *t, const char *sql, sqlite3_stmt **out)
 	struct sq_cached *c;
 	int r;
 
+	/* SQLite rolled the group back (I/O error, full disk): what follows
+	 * would commit on its own, outside the group that is to fail. */
+	if (t->grouped && sqlite3_get_autocommit(t->db)) {
+		keel_err("store: the transaction is gone; refusing %s", sql);
+		return KEEL_STORE_E_IO;
+	}
 	for (unsigned i = 0; i < t->num_cached; i++) {
 		c = &t->cache[i];
 		if (c->hash == h && !c->busy && strcmp(sqlite3_sql(c->st), sql) == 0) {
@@ -494,7 +522,7 @@ static int sync_wal(sqlite3 *db)
 	return sq_err(db, wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL), "fsync of the WAL");
 }
 
-/* Numbers a commit whose COMMIT has returned; called under |writer|. */
+/* Numbers a commit whose COMMIT has returned; called by the writers' turn's holder. */
 static uint64_t count_commit(struct sq_group *g)
 {
 	uint64_t n;
@@ -548,7 +576,9 @@ static void sq_close(struct keel_store *s)
 	pthread_mutex_destroy(&q->lock);
 	pthread_cond_destroy(&q->freed);
 	pthread_mutex_destroy(&q->head_lock);
-	pthread_mutex_destroy(&q->writer);
+	pthread_mutex_destroy(&q->batch.lock);
+	pthread_cond_destroy(&q->batch.turn);
+	pthread_cond_destroy(&q->batch.closed);
 	pthread_mutex_destroy(&q->group.lock);
 	pthread_cond_destroy(&q->group.synced);
 	free(q);
@@ -567,7 +597,9 @@ int keel_store_open_sqlite(const char *path, unsigned num_conns, struct keel_sto
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->freed, NULL);
 	pthread_mutex_init(&q->head_lock, NULL);
-	pthread_mutex_init(&q->writer, NULL);
+	pthread_mutex_init(&q->batch.lock, NULL);
+	pthread_cond_init(&q->batch.turn, NULL);
+	pthread_cond_init(&q->batch.closed, NULL);
 	pthread_mutex_init(&q->group.lock, NULL);
 	pthread_cond_init(&q->group.synced, NULL);
 	if ((q->conns = calloc(q->num_conns + 1, sizeof(*q->conns))) == NULL) {
@@ -627,71 +659,232 @@ static struct sq_txn *take_conn(struct sq_store *q)
 	return t;
 }
 
-/* The writers' connection, once the writer before has committed or rolled back. */
-static struct sq_txn *take_writer(struct sq_store *q)
-{
-	pthread_mutex_lock(&q->writer);
-	q->conns[0].writer = true;
-	return &q->conns[0];
-}
-
-/* Hands back a reader's connection, or lets the next writer in. */
+/* Hands back a reader's connection. */
 static void give_conn(struct sq_txn *t)
 {
 	struct sq_store *q = (struct sq_store *)t->base.store;
 
-	t->depth = 0;
-	t->appended = false;
-	t->head.valid = false;
-	if (t->writer) {
-		t->writer = false;
-		pthread_mutex_unlock(&q->writer);
-		return;
-	}
 	pthread_mutex_lock(&q->lock);
 	t->busy = false;
 	pthread_cond_signal(&q->freed);
 	pthread_mutex_unlock(&q->lock);
 }
 
+/* ---- Group transactions ------------------------------------------------- */
+
 /*
- * IMMEDIATE: every request writes at least its audit row, so take the write
- * lock up front. A read-only transaction is DEFERRED: under WAL it reads a
- * snapshot and never holds the write lock.
+ * The writers' connection, once the writer before has ended its turn. A
+ * request joins the group transaction it finds open; a restore (|alone|)
+ * waits until none is, and is not counted as a writer that a group could
+ * stay open for.
+ */
+static struct sq_txn *take_writer(struct sq_store *q, bool alone)
+{
+	struct sq_batch *b = &q->batch;
+
+	pthread_mutex_lock(&b->lock);
+	if (alone) {
+		while (b->held || b->open) {
+			pthread_cond_wait(&b->closed, &b->lock);
+		}
+	} else {
+		b->waiting++;
+		while (b->held) {
+			pthread_cond_wait(&b->turn, &b->lock);
+		}
+		b->waiting--;
+	}
+	b->held = true;
+	pthread_mutex_unlock(&b->lock);
+	q->conns[0].writer = true;
+	return &q->conns[0];
+}
+
+/* Under b->lock: the writers' connection to the next writer. */
+static void pass_turn(struct sq_batch *b)
+{
+	b->held = false;
+	pthread_cond_signal(&b->turn);
+	if (!b->open) {
+		pthread_cond_broadcast(&b->closed);
+	}
+}
+
+/* The writers' connection as the next group finds it. */
+static void writer_reset(struct sq_txn *t)
+{
+	t->depth = 0;
+	t->appended = false;
+	t->head.valid = false;
+	t->grouped = false;
+	t->writer = false;
+}
+
+/* Opens a group transaction unless one is open, and this request's savepoint in it. */
+static int join_group(struct sq_store *q, struct sq_txn *t)
+{
+	int r;
+
+	if (!q->batch.open) { /* only the turn's holder changes it */
+		if ((r = sq_run(t, "BEGIN IMMEDIATE")) != 0) {
+			return r;
+		}
+		q->batch.open = true;
+		t->grouped = true;
+	}
+	return sq_run(t, "SAVEPOINT member");
+}
+
+/*
+ * Undoes this request's part of the group. Should that fail, the whole
+ * transaction goes, so that nothing of the request can be committed.
+ */
+static void undo_member(struct sq_txn *t)
+{
+	t->head.valid = false; /* the audit rows it appended are gone */
+	if (sqlite3_get_autocommit(t->db)) {
+		return;
+	}
+	if (sq_run(t, "ROLLBACK TO member") != 0 || sq_run(t, "RELEASE member") != 0) {
+		(void)sq_run(t, "ROLLBACK");
+	}
+}
+
+/*
+ * Commits the group (rolls it back if no member kept anything) and gives
+ * every member the outcome. A transaction that SQLite rolled back by itself
+ * (|lost|: an I/O error, a full disk) fails them all: none is acknowledged.
+ */
+static void close_group(struct sq_store *q, bool lost)
+{
+	struct sq_batch *b = &q->batch;
+	struct sq_txn *t = &q->conns[0];
+	unsigned size = b->size;
+	uint64_t n = 0;
+	int r = lost ? KEEL_STORE_E_IO : 0;
+
+	if (lost && b->members != NULL) {
+		keel_err(
+		    "store: a transaction of %u requests was rolled back; none is acknowledged",
+		    size);
+	}
+	if (r == 0 && b->members != NULL) {
+		r = sq_audit_commit(t);
+	}
+	if (!sqlite3_get_autocommit(t->db)) { /* nothing kept, or COMMIT failed */
+		(void)sq_run(t, "ROLLBACK");
+	}
+	if (r == 0 && b->members != NULL) {
+		n = count_commit(&q->group);
+		keel_metrics_store_group(size);
+	}
+	writer_reset(t);
+	pthread_mutex_lock(&b->lock);
+	for (struct sq_member *m = b->members; m != NULL; m = m->next) {
+		m->result = r;
+		m->n = n;
+		m->done = true;
+		pthread_cond_signal(&m->cond);
+	}
+	b->members = NULL;
+	b->open = false;
+	b->size = 0;
+	pass_turn(b);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/*
+ * Ends the holder's turn, |m| a member if it kept its work: while other
+ * writers wait, the group stays open for them (up to GROUP_MAX requests, or
+ * GROUP_MAX_NS after its first ended), else it is closed now. One client
+ * alone commits at once.
+ */
+static void end_turn(struct sq_store *q, struct sq_member *m)
+{
+	struct sq_batch *b = &q->batch;
+	bool lost = sqlite3_get_autocommit(q->conns[0].db);
+	uint64_t now;
+
+	pthread_mutex_lock(&b->lock);
+	if (m != NULL) {
+		m->next = b->members;
+		b->members = m;
+	}
+	now = keel_metrics_now_ns();
+	b->first_ns = b->size++ == 0 ? now : b->first_ns;
+	if (!lost && b->waiting > 0 && b->size < GROUP_MAX && now - b->first_ns < GROUP_MAX_NS) {
+		pass_turn(b);
+		pthread_mutex_unlock(&b->lock);
+		return;
+	}
+	pthread_mutex_unlock(&b->lock);
+	close_group(q, lost);
+}
+
+/* A member's commit: its group's COMMIT, then an fsync covering it. */
+static int commit_member(struct sq_store *q, struct sq_txn *t)
+{
+	struct sq_member m = {.done = false};
+	int r;
+
+	if ((r = sq_run(t, "RELEASE member")) != 0) {
+		undo_member(t);
+		end_turn(q, NULL);
+		return r;
+	}
+	pthread_cond_init(&m.cond, NULL);
+	end_turn(q, &m);
+	pthread_mutex_lock(&q->batch.lock);
+	while (!m.done) {
+		pthread_cond_wait(&m.cond, &q->batch.lock);
+	}
+	pthread_mutex_unlock(&q->batch.lock);
+	pthread_cond_destroy(&m.cond);
+	return m.result != 0 ? m.result : wait_durable(&q->group, q->sync_db, m.n);
+}
+
+/*
+ * IMMEDIATE: every request writes at least its audit row, so a group takes
+ * the write lock up front. A read-only transaction is DEFERRED: under WAL it
+ * reads a snapshot of what groups committed, and never holds the write lock.
  */
 static int sq_begin(struct keel_store *s, bool read_only, struct keel_store_txn **out_txn)
 {
 	struct sq_store *q = (struct sq_store *)s;
-	struct sq_txn *t = read_only ? take_conn(q) : take_writer(q);
+	struct sq_txn *t;
 	int r;
 
-	if ((r = sq_run(t, read_only ? "BEGIN" : "BEGIN IMMEDIATE")) != 0) {
-		give_conn(t);
-		return r;
+	if (read_only) {
+		t = take_conn(q);
+		if ((r = sq_run(t, "BEGIN")) != 0) {
+			give_conn(t);
+			return r;
+		}
+	} else {
+		t = take_writer(q, false);
+		if ((r = join_group(q, t)) != 0) {
+			undo_member(t);
+			end_turn(q, NULL);
+			return r;
+		}
 	}
 	*out_txn = &t->base;
 	return 0;
 }
 
-/* Durable on return (0): see "Group commit". The connection stays ours until then. */
+/* Durable on return (0): see "Group commit" and "Group transactions". */
 static int sq_commit(struct keel_store_txn *tb)
 {
 	struct sq_txn *t = (struct sq_txn *)tb;
-	struct sq_store *q = (struct sq_store *)tb->store;
-	bool writer = t->writer;
-	uint64_t n = 0;
-	int r = sq_audit_commit(t);
+	int r;
 
-	if (r != 0 && !sqlite3_get_autocommit(t->db)) {
+	if (t->writer) {
+		return commit_member((struct sq_store *)tb->store, t);
+	}
+	if ((r = sq_audit_commit(t)) != 0 && !sqlite3_get_autocommit(t->db)) {
 		(void)sq_run(t, "ROLLBACK");
 	}
-	if (r == 0 && writer) {
-		n = count_commit(&q->group);
-	}
-	give_conn(t); /* the next writer runs while this one waits for the fsync */
-	if (r == 0 && writer) {
-		r = wait_durable(&q->group, q->sync_db, n);
-	}
+	give_conn(t);
 	return r;
 }
 
@@ -699,6 +892,11 @@ static void sq_rollback(struct keel_store_txn *tb)
 {
 	struct sq_txn *t = (struct sq_txn *)tb;
 
+	if (t->writer) {
+		undo_member(t);
+		end_turn((struct sq_store *)tb->store, NULL);
+		return;
+	}
 	if (!sqlite3_get_autocommit(t->db)) {
 		(void)sq_run(t, "ROLLBACK");
 	}
@@ -1579,7 +1777,7 @@ static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len, bo
 		sqlite3_close(src);
 		return r;
 	}
-	t = take_writer(q);
+	t = take_writer(q, true);
 	if (only_if_empty &&
 	    (r = sq_count_rows(&t->base, "SELECT COUNT(*) FROM objects WHERE blob IS NOT NULL",
 			       &keys)) == 0 &&
@@ -1596,7 +1794,10 @@ static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len, bo
 	if (r == 0) {
 		n = count_commit(&q->group);
 	}
-	give_conn(t);
+	writer_reset(t);
+	pthread_mutex_lock(&q->batch.lock);
+	pass_turn(&q->batch);
+	pthread_mutex_unlock(&q->batch.lock);
 	if (r == 0 && (r = wait_durable(&q->group, q->sync_db, n)) == 0) {
 		keel_info("store: restored an image of schema version %d", version);
 	}

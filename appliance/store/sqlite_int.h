@@ -36,7 +36,8 @@ struct sq_txn {
 	sqlite3 *db;
 	unsigned depth; /* open savepoints */
 	bool busy;	/* a reader's, handed out */
-	bool writer;	/* the writers' connection, held under sq_store.writer */
+	bool writer;	/* the writers' connection, held as sq_batch.held */
+	bool grouped;	/* inside a group transaction: no statement may run outside it */
 	bool appended;	/* audit rows written: commit publishes |head| */
 	struct sq_head head;
 	struct sq_cached cache[SQ_CACHE_MAX]; /* see sq_stmt */
@@ -58,11 +59,37 @@ struct sq_group {
 	bool failed;	  /* sticky: nothing is acknowledged after a failed fsync */
 };
 
+/* A request that kept its work in a group transaction, waiting for its COMMIT. */
+struct sq_member {
+	struct sq_member *next;
+	pthread_cond_t cond; /* signalled when |done| */
+	bool done;	     /* the group is closed: */
+	int result;	     /* its COMMIT's outcome */
+	uint64_t n;	     /* and its number (struct sq_group), for the fsync */
+};
+
+/*
+ * Group transactions (sqlite.c): writers take turns on conns[0]; a writer that
+ * ends while others wait leaves the transaction open for the next, and the
+ * group's last member commits it for all.
+ */
+struct sq_batch {
+	pthread_mutex_t lock;
+	pthread_cond_t turn;	   /* |held| went false */
+	pthread_cond_t closed;	   /* |held| went false with no group open */
+	bool held;		   /* a writer has conns[0] */
+	unsigned waiting;	   /* writers waiting for it */
+	bool open;		   /* a group transaction is open on conns[0] */
+	unsigned size;		   /* requests that have ended in it so far */
+	uint64_t first_ns;	   /* when its first request ended */
+	struct sq_member *members; /* those that committed, still waiting */
+};
+
 struct sq_store {
 	struct keel_store base;
 	pthread_mutex_t lock;
 	pthread_cond_t freed;
-	pthread_mutex_t writer; /* one writing transaction at a time, on conns[0] (sqlite.c) */
+	struct sq_batch batch; /* one writing transaction at a time, on conns[0] (sqlite.c) */
 	struct sq_group group;
 	unsigned num_conns;   /* readers: conns[1..num_conns] */
 	struct sq_txn *conns; /* conns[0]: every writing transaction's */

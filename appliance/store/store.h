@@ -238,7 +238,10 @@ void keel_store_close(struct keel_store *s);
 /*
  * Takes a connection (waiting for one if all are busy) and begins a write
  * transaction. Ends with exactly one of keel_store_commit or
- * keel_store_rollback, which both hand the connection back.
+ * keel_store_rollback, which both hand the connection back (and may commit
+ * other transactions that share it: a rollback after a failed commit is an
+ * error). Several writers may share one SQL transaction; each is durable, or
+ * has failed, when its own keel_store_commit returns.
  */
 int keel_store_begin(struct keel_store *s, struct keel_store_txn **out_txn) KEEL_STORE_WUR;
 /*

@@ -36,6 +36,8 @@ void keel_metrics_forward(void (*fn)(void *arg, enum keel_metrics_event ev, int 
 void keel_metrics_hsm_call(uint64_t ns);
 /* One durable store commit that took |ns|. */
 void keel_metrics_store_commit(uint64_t ns);
+/* One store transaction committed for a group of |requests| (store/sqlite.c). */
+void keel_metrics_store_group(unsigned requests);
 /* The Key Protect mirror after each worker pass: outbox entries not yet
  * mirrored, of which escrows still to rewrap after a root key rotation,
  * POSIX time of its last success (0: none yet), and the MIRROR_E_* of its
