@@ -26,9 +26,9 @@
  * and passes the open transaction on; the next request runs in a savepoint
  * of its own in it, and the group's last member (no writer waiting, or
  * GROUP_MAX requests, or GROUP_MAX_NS since its first member ended) COMMITs
- * for everyone.
- * Every member waits for that COMMIT and then for the fsync (group commit,
- * below), so keel_store_commit still returns only once its work is durable,
+ * for everyone, passes the turn on, waits for the fsync (group commit,
+ * below) and then wakes the members: keel_store_commit still returns only
+ * once its work is durable,
  * and a caller's after-commit work (mirror wake-ups, rotation, metrics)
  * still follows durability. A request that rolls back undoes its savepoint
  * alone. A COMMIT that fails, or a transaction SQLite rolled back by itself
@@ -40,7 +40,7 @@
  *
  * Group commit. Connections run with synchronous=NORMAL: COMMIT appends the
  * transaction to the WAL with write() and does not fsync. A writing
- * transaction is numbered once its COMMIT has returned, and sq_commit waits
+ * transaction is numbered once its COMMIT has returned, and its closer waits
  * until an fsync that began after that has succeeded. The first waiter while
  * no fsync runs leads one, through |sync_db|'s WAL handle (a connection only
  * leaders use, one at a time); commits that land meanwhile wait for the next
@@ -54,7 +54,7 @@
  *   copies pages and the database after: it neither loses frames nor needs
  *   ours.
  * - A writer reads only what earlier writers committed, and those were
- *   numbered before it (the number is taken under |writer|), so its
+ *   numbered before it (by the writers' turn's holder), so its
  *   acknowledgement waits for them too. Read-only transactions (management
  *   reads) do not wait: they may show a change a moment before it is durable.
  * - After a failed fsync the kernel may have dropped the dirty pages, and a
@@ -751,45 +751,52 @@ static void undo_member(struct sq_txn *t)
 }
 
 /*
- * Commits the group (rolls it back if no member kept anything) and gives
- * every member the outcome. A transaction that SQLite rolled back by itself
- * (|lost|: an I/O error, a full disk) fails them all: none is acknowledged.
+ * Commits the group (rolls it back if no member kept anything), passes the
+ * turn on, waits for the fsync, and only then gives every member the
+ * outcome. A transaction that SQLite rolled back by itself (|lost|: an I/O
+ * error, a full disk) fails them all: none is acknowledged.
  */
 static void close_group(struct sq_store *q, bool lost)
 {
 	struct sq_batch *b = &q->batch;
 	struct sq_txn *t = &q->conns[0];
+	struct sq_member *members = b->members; /* only the turn's holder changes it */
 	unsigned size = b->size;
 	uint64_t n = 0;
 	int r = lost ? KEEL_STORE_E_IO : 0;
 
-	if (lost && b->members != NULL) {
+	if (lost && members != NULL) {
 		keel_err(
 		    "store: a transaction of %u requests was rolled back; none is acknowledged",
 		    size);
 	}
-	if (r == 0 && b->members != NULL) {
+	if (r == 0 && members != NULL) {
 		r = sq_audit_commit(t);
 	}
 	if (!sqlite3_get_autocommit(t->db)) { /* nothing kept, or COMMIT failed */
 		(void)sq_run(t, "ROLLBACK");
 	}
-	if (r == 0 && b->members != NULL) {
+	if (r == 0 && members != NULL) {
 		n = count_commit(&q->group);
 		keel_metrics_store_group(size);
 	}
 	writer_reset(t);
 	pthread_mutex_lock(&b->lock);
-	for (struct sq_member *m = b->members; m != NULL; m = m->next) {
-		m->result = r;
-		m->n = n;
-		m->done = true;
-		pthread_cond_signal(&m->cond);
-	}
 	b->members = NULL;
 	b->open = false;
 	b->size = 0;
-	pass_turn(b);
+	pass_turn(b); /* the next group runs while this one is made durable */
+	pthread_mutex_unlock(&b->lock);
+	if (r == 0 && members != NULL) {
+		r = wait_durable(&q->group, q->sync_db, n);
+	}
+	/* The members wake once, when all is said: fewer context switches. */
+	pthread_mutex_lock(&b->lock);
+	for (struct sq_member *m = members; m != NULL; m = m->next) {
+		m->result = r;
+		m->done = true;
+		pthread_cond_signal(&m->cond);
+	}
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -821,7 +828,7 @@ static void end_turn(struct sq_store *q, struct sq_member *m)
 	close_group(q, lost);
 }
 
-/* A member's commit: its group's COMMIT, then an fsync covering it. */
+/* A member's commit: its group's COMMIT, and an fsync covering it (close_group). */
 static int commit_member(struct sq_store *q, struct sq_txn *t)
 {
 	struct sq_member m = {.done = false};
@@ -840,7 +847,7 @@ static int commit_member(struct sq_store *q, struct sq_txn *t)
 	}
 	pthread_mutex_unlock(&q->batch.lock);
 	pthread_cond_destroy(&m.cond);
-	return m.result != 0 ? m.result : wait_durable(&q->group, q->sync_db, m.n);
+	return m.result;
 }
 
 /*

@@ -63,9 +63,8 @@ struct sq_group {
 struct sq_member {
 	struct sq_member *next;
 	pthread_cond_t cond; /* signalled when |done| */
-	bool done;	     /* the group is closed: */
-	int result;	     /* its COMMIT's outcome */
-	uint64_t n;	     /* and its number (struct sq_group), for the fsync */
+	bool done;	     /* the group is closed and, if it committed, durable */
+	int result;	     /* 0: committed and durable */
 };
 
 /*
