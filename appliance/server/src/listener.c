@@ -28,6 +28,7 @@
  * stalls or trickles one message makes no move and is closed on time.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -53,6 +54,10 @@ enum conn_state { C_HANDSHAKE, C_IDLE, C_FRAME, C_BUSY, C_CLOSING };
 /* A handshake may last this many handshake_timeout_ms in all (see above);
  * TLS 1.3 with a client certificate has two client flights. */
 #define HANDSHAKE_ROUNDS 3
+
+/* How long after a handshake or a close the freed heap goes back to the
+ * system (see trim_cb); at most once per this period under steady load. */
+#define TRIM_DELAY_MS 1000
 
 /* Connections per client identity, for max_connections_per_client. */
 struct ident {
@@ -89,7 +94,7 @@ struct keel_server {
 	struct conn *conns;
 	uint32_t num_conns;
 	struct ident *idents[256];
-	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *accept_retry;
+	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *accept_retry, *trim_timer;
 	bool draining, drain_timed_out;
 };
 
@@ -165,6 +170,28 @@ static void ident_put(struct keel_server *srv, struct ident *id)
 	free(id);
 }
 
+/*
+ * A burst of handshakes (a boot storm) grows the heap by their transient
+ * record and handshake buffers, and glibc gives back only the free space at
+ * the top of the heap: a long-lived allocation above the holes keeps the rest
+ * resident. After 1,000 hosts had come and gone keeld kept 61 MB of RSS for
+ * 4.7 MB of heap in use; malloc_trim(0) returns the free pages inside the
+ * heap too (issue 7: RSS with idle connections).
+ */
+static void trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+	malloc_trim(0);
+}
+
+static void trim_soon(struct keel_server *srv)
+{
+	struct timeval tv = ms_tv(TRIM_DELAY_MS);
+
+	if (srv->trim_timer != NULL && !evtimer_pending(srv->trim_timer, NULL)) {
+		evtimer_add(srv->trim_timer, &tv);
+	}
+}
+
 static void drain_check(struct keel_server *srv)
 {
 	if (srv->draining && srv->num_conns == 0) {
@@ -196,6 +223,7 @@ static void conn_free(struct conn *c)
 		event_free(c->timer);
 	}
 	free(c);
+	trim_soon(srv);
 	drain_check(srv);
 }
 
@@ -333,6 +361,7 @@ static void handshake_done(struct conn *c)
 		   SSL_session_reused(bufferevent_openssl_get_ssl(c->bev)) ? ", resumed" : "");
 	c->state = C_IDLE;
 	arm(c, srv->cfg.idle_timeout_ms);
+	trim_soon(srv);
 	conn_process(c);
 }
 
@@ -637,8 +666,9 @@ static int make_events(struct keel_server *srv)
 	srv->sig_int = evsignal_new(b, SIGINT, signal_cb, srv);
 	srv->drain_timer = evtimer_new(b, drain_timeout_cb, srv);
 	srv->accept_retry = evtimer_new(b, accept_retry_cb, srv);
+	srv->trim_timer = evtimer_new(b, trim_cb, srv);
 	if (srv->sig_hup == NULL || srv->sig_term == NULL || srv->sig_int == NULL ||
-	    srv->drain_timer == NULL || srv->accept_retry == NULL) {
+	    srv->drain_timer == NULL || srv->accept_retry == NULL || srv->trim_timer == NULL) {
 		return -1;
 	}
 	if (evsignal_add(srv->sig_hup, NULL) != 0 || evsignal_add(srv->sig_term, NULL) != 0 ||
@@ -795,6 +825,7 @@ void keel_server_free(struct keel_server *srv)
 	free_event(srv->sig_int);
 	free_event(srv->drain_timer);
 	free_event(srv->accept_retry);
+	free_event(srv->trim_timer);
 	if (srv->base != NULL) {
 		event_base_free(srv->base);
 	}
