@@ -83,7 +83,7 @@ static int setup(const struct daemon *d, const struct keel_config *cfg, struct k
 	if (d->opts->pushed == NULL) {
 		return make_registry(d, cfg, reg);
 	}
-	tls->crl_file = NULL; /* the network process reads no files (keeld refuses both) */
+	/* The network process reads no files: the CRLs come in *pem too. */
 	if (d->opts->pushed(d->opts->pushed_arg, reg, pem, &tls->pem_len) != 0) {
 		return -1;
 	}

@@ -1,7 +1,9 @@
 /*
  * keeld: the KMIP server vCenter and ESXi use as their key provider.
- * This file is the process: options, hardening, then the daemon loop
- * (daemon.c) with the KMIP engine as request handler.
+ * This file is the process: options, hardening, then two processes in the
+ * OpenSSH manner (appliance/privsep, docs/hardening.md): the network process
+ * runs the daemon loop (daemon.c) and forwards each request to the key
+ * process, which answers it with the KMIP engine.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -56,7 +58,7 @@ struct backends {
 	struct mirror_service *mirror; /* NULL without a mirror section */
 	struct mirror_recovery *recovery;
 	struct keel_config *cfg; /* as first read: the process model */
-	struct ps_key *psk;	 /* privsep.enabled: the key process's side */
+	struct ps_key *psk;	 /* the key process's side */
 	struct ps_key_config psk_cfg;
 	int *psk_fds; /* its ends of the socket pairs */
 };
@@ -285,18 +287,6 @@ static int open_clients(const struct keel_config *cfg, struct backends *b)
 	return 0;
 }
 
-/* At start and on SIGHUP: the registry as the store has it now. */
-static int make_registry(const struct keel_config *cfg, void *arg, struct keel_registry *out)
-{
-	struct backends *b = arg;
-
-	if (keel_clients_reload(b->clients) != 0) {
-		return -1;
-	}
-	keel_clients_registry(b->clients, out);
-	return 0;
-}
-
 /* The mirror's worker asks the engine for what it escrows. */
 static int export_object(void *arg, const char *uid, struct hsm_secret **out)
 {
@@ -517,11 +507,6 @@ static int confine_as(const struct keel_config *cfg, const char *user, unsigned 
 	return r == 0 ? sandbox(cfg, roles) : r;
 }
 
-static int confine(const struct keel_config *cfg, void *arg)
-{
-	return confine_as(cfg, cfg->user, KEEL_SANDBOX_KEELD);
-}
-
 /* --dev: where everything is, then "READY <port>" for scripts and tests. */
 static void dev_print(struct backends *b, const struct keel_config *cfg, uint16_t kmip_port)
 {
@@ -543,16 +528,7 @@ static void dev_print(struct backends *b, const struct keel_config *cfg, uint16_
 	fflush(stdout);
 }
 
-static void dev_ready(struct keel_server *srv, const struct keel_config *cfg, void *arg)
-{
-	uint16_t port = 0;
-
-	if (keel_server_port(srv, 0, &port) == 0) {
-		dev_print(arg, cfg, port);
-	}
-}
-
-/* ---- privilege separation (privsep.enabled; appliance/privsep) ----------- */
+/* ---- privilege separation (appliance/privsep) ----------------------------- */
 
 /* The network process runs as privsep.user, "nobody" by default, never as
  * the user that owns the token and the store. */
@@ -617,8 +593,6 @@ static int net_main(struct keel_daemon_opts *opts, const int *fds, size_t num_fd
 	opts->handler_ctx = net;
 	opts->handler_forwards = true;
 	keel_metrics_forward(ps_net_metric, net);
-	opts->on_config = NULL;
-	opts->registry = NULL;
 	opts->pushed = net_pushed;
 	opts->pushed_arg = net;
 	opts->on_listening = net_drop;
@@ -636,11 +610,14 @@ static void key_ready(void *arg, const uint16_t *ports, size_t num_ports)
 	}
 }
 
+/* Started as root, the key process opens token and store as root, then
+ * switches; otherwise it switched already (key_main). */
 static int key_drop(void *arg)
 {
 	const struct backends *b = arg;
 
-	return confine_as(b->cfg, b->cfg->user, KEEL_SANDBOX_KEYS);
+	return geteuid() == 0 ? confine_as(b->cfg, b->cfg->user, KEEL_SANDBOX_KEYS)
+			      : sandbox(b->cfg, KEEL_SANDBOX_KEYS);
 }
 
 /* The parent (systemd's main process): token, store, engine, admin API and
@@ -659,14 +636,20 @@ static int key_main(struct backends *b, size_t num_fds, pid_t net)
 	    .max_message_size = cfg->max_message_size,
 	    .tls_certificate_file = cfg->tls_certificate,
 	    .tls_private_key_file = cfg->tls_private_key,
+	    .tls_crl_file = cfg->tls_crl_file,
 	    .on_setup_sent = key_drop,
 	    .on_setup_sent_arg = b,
 	    .on_ready = key_ready,
 	    .on_ready_arg = b,
 	};
-	if (ps_key_new(kc, &b->psk) != 0) {
+	/* Not root, it needs no capability (those the unit gives are for the
+	 * network process's switch): dropped now, while this is the only thread,
+	 * as capabilities belong to each thread. */
+	r = geteuid() != 0 ? become(cfg->user) : 0;
+	if (r == 0 && ps_key_new(kc, &b->psk) != 0) {
 		r = EXIT_FAILED;
-	} else if ((r = open_backends(cfg, b, &kc->handler_ctx)) == 0) {
+	}
+	if (r == 0 && (r = open_backends(cfg, b, &kc->handler_ctx)) == 0) {
 		kc->clients = b->clients;
 		return ps_key_run(b->psk);
 	}
@@ -686,12 +669,6 @@ static int run_privsep(struct keel_daemon_opts *opts, struct backends *b)
 	int *fds, sv[2];
 	pid_t pid;
 
-	if (b->cfg->tls_crl_file != NULL) {
-		/* The network process gets its TLS identity pushed, not CRLs yet. */
-		keel_err("%s: tls.crl_file is not supported with privsep.enabled yet",
-			 b->config_path);
-		return EXIT_FAILED;
-	}
 	fds = calloc(2 * n, sizeof(int));
 	for (size_t i = 0; fds != NULL && i < n; i++) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -727,33 +704,20 @@ static int run(struct keel_daemon_opts *opts, struct backends *b)
 			return EXIT_FAILED;
 		}
 		opts->config_path = b->dev_dir.config_path;
-		opts->on_ready = dev_ready;
-		opts->on_ready_arg = b;
 	}
 	b->config_path = opts->config_path;
 	keel_info("keeld %s starting with %s", KEEL_VERSION, opts->config_path);
-	/* Once here to learn the process model; the network process reads it again. */
+	/* For the key process; the network process, forked first, reads it again. */
 	if (keel_daemon_load(opts, &b->cfg) != 0) {
 		return EXIT_FAILED;
 	}
-	if (b->cfg->privsep) {
-		return run_privsep(opts, b);
-	}
-	return keel_daemon_run(opts);
+	return run_privsep(opts, b);
 }
 
 int main(int argc, char **argv)
 {
 	static struct backends b;
-	struct keel_daemon_opts opts = {
-	    .config_path = KEEL_CONFIG_DEFAULT_PATH,
-	    .handler = keel_engine_handle,
-	    .on_config = open_backends,
-	    .on_config_arg = &b,
-	    .on_listening = confine,
-	    .registry = make_registry,
-	    .registry_arg = &b,
-	};
+	struct keel_daemon_opts opts = {.config_path = KEEL_CONFIG_DEFAULT_PATH};
 	int r;
 
 	keel_log_init(KEEL_LOG_INFO);

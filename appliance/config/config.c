@@ -10,18 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum kind {
-	K_U32,
-	K_BOOL,
-	K_FILE,
-	K_DIR,
-	K_NEWFILE,
-	K_SOCKET,
-	K_STRING,
-	K_LEVEL,
-	K_LISTEN,
-	K_CHOICE
-};
+enum kind { K_U32, K_FILE, K_DIR, K_NEWFILE, K_SOCKET, K_STRING, K_LEVEL, K_LISTEN, K_CHOICE };
 
 /* One row per setting: what it is, where it goes, what it may be. The same
  * table rejects unknown names, so a typo is an error and not a silent default. */
@@ -37,7 +26,6 @@ struct setting {
 
 /* clang-format off */
 #define U32(p, f, lo, hi) {p, K_U32, offsetof(struct keel_config, f), lo, hi, 0, NULL}
-#define BOOL(p, f)        {p, K_BOOL, offsetof(struct keel_config, f), 0, 0, 0, NULL}
 #define FILE_(p, f)       {p, K_FILE, offsetof(struct keel_config, f), 0, 0, 0, NULL}
 #define DIR_(p, f)        {p, K_DIR, offsetof(struct keel_config, f), 0, 0, 0, NULL}
 #define NEWFILE(p, f)     {p, K_NEWFILE, offsetof(struct keel_config, f), 0, 0, 0, NULL}
@@ -98,7 +86,6 @@ static const struct setting settings[] = {
     U32("mirror.poll_interval", mirror_poll_interval_s, 10, 86400),
     FILE_("pki.ca_certificate", pki_ca_certificate),
     FILE_("pki.ca_key", pki_ca_key),
-    BOOL("privsep.enabled", privsep),
     STRING("privsep.user", privsep_user, 32),
 };
 
@@ -269,15 +256,6 @@ static int get_string(struct parse *p, const config_setting_t *s, const struct s
 	return 0;
 }
 
-static int get_bool(struct parse *p, const config_setting_t *s, const struct setting *d)
-{
-	if (config_setting_type(s) != CONFIG_TYPE_BOOL) {
-		return fail(p, config_setting_source_line(s), "%s must be true or false", d->path);
-	}
-	*(bool *)((char *)p->cfg + d->offset) = config_setting_get_bool(s) != 0;
-	return 0;
-}
-
 /* One of d->choices, stored as its index in the enum at d->offset. */
 static int get_choice(struct parse *p, const config_setting_t *s, const struct setting *d)
 {
@@ -407,8 +385,6 @@ static int apply(struct parse *p, const config_setting_t *s, const char *path)
 	switch (d->kind) {
 	case K_U32:
 		return get_u32(p, s, d);
-	case K_BOOL:
-		return get_bool(p, s, d);
 	case K_FILE:
 	case K_DIR:
 	case K_NEWFILE:

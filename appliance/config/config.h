@@ -60,10 +60,9 @@ struct keel_config {
 	/* Started as root, keeld runs as this user once its sockets are bound
 	 * and its token and store are open (NULL: it keeps its user). */
 	char *user;
-	/* privsep section: keeld as two processes (docs/hardening.md,
-	 * "Privilege separation"); the network process runs as privsep_user
-	 * (NULL: "nobody" when started as root). */
-	bool privsep;
+	/* keeld runs as two processes (docs/hardening.md, "Privilege
+	 * separation"); the network process runs as privsep_user (NULL:
+	 * "nobody" when started as root, else keeld's own user). */
 	char *privsep_user;
 	/* After start-up keeld installs its seccomp allow-list: a call off the
 	 * list kills it ("kill", the default), or is logged ("log", to debug

@@ -134,7 +134,8 @@ static int send_setup(struct ps_key *k, uint32_t id)
 
 	if (keel_clients_export(c->clients, &reg, &reg_len) != 0 ||
 	    append_file(c->tls_certificate_file, &pem, &pem_len) != 0 ||
-	    append_file(c->tls_private_key_file, &pem, &pem_len) != 0) {
+	    append_file(c->tls_private_key_file, &pem, &pem_len) != 0 ||
+	    (c->tls_crl_file != NULL && append_file(c->tls_crl_file, &pem, &pem_len) != 0)) {
 		goto out;
 	}
 	pthread_mutex_lock(&k->ch[0].write_mu);

@@ -139,6 +139,7 @@ struct ps_key_config {
 	uint32_t max_message_size;
 	const char *tls_certificate_file; /* sent to the network process */
 	const char *tls_private_key_file;
+	const char *tls_crl_file; /* NULL: none; else sent after the key */
 	/* Once the first setup is sent (it reads the TLS key, which only the
 	 * starting user may read): where the key process drops privileges.
 	 * 0, or the exit status to stop with. May be NULL. */

@@ -319,6 +319,13 @@ def keeld_conf(answers):
 # Every setting: /usr/share/doc/keel/keeld.conf.example.
 listen = [ "0.0.0.0:{KMIP_PORT}", "[::]:{KMIP_PORT}" ];
 log_level = "info";
+# keeld.service starts keeld as keel (token and store); its network process
+# runs as keel-net (both made by the keel package's sysusers.d).
+user = "keel";
+privsep:
+{{
+  user = "keel-net";
+}};
 tls:
 {{
   certificate = "/etc/keel/tls/server.crt";

@@ -123,6 +123,9 @@ class Files(unittest.TestCase):
         self.assertIn(f'pin_file = "{ks.CRED_PIN}"', conf)
         self.assertNotIn(a["token_pin"], conf)
         self.assertIn('module = "softhsm2"', conf)
+        # The key process as keel, the network process as keel-net (keel.sysusers).
+        self.assertIn('\nuser = "keel";', conf)
+        self.assertRegex(conf, r'privsep:\s*\{\s*user = "keel-net";\s*\};')
         self.assertIn('module = "/opt/hsm/lib/libhsm-pkcs11.so"',
                       ks.keeld_conf(sample("dhcp-pkcs11-import.xml")))
 

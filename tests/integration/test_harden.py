@@ -64,6 +64,14 @@ class HardenCase(KeeldCase):
         self.procs.append(k)
         return k.ready()
 
+    def serve_a_key(self):
+        """Create, Activate and Get of a key: token, store and engine at work."""
+        with self.conn() as c:
+            uid = self.call1(c, OP_CREATE, create_aes()).payload.find(UNIQUE_IDENTIFIER)
+            self.call1(c, OP_ACTIVATE, [T(UNIQUE_IDENTIFIER, uid)])
+            got = self.call1(c, OP_GET, [T(UNIQUE_IDENTIFIER, uid)]).payload
+            self.assertEqual(len(key_bytes(got)), 32)
+
 
 class EngineLimitsTest(HardenCase):
     conf = "limits: { max_batch_items = 4; max_locate_items = 3; };"
@@ -465,9 +473,10 @@ def proc_status(pid):
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root, to start keeld as root")
 class PrivilegeDropTest(HardenCase):
-    """Started as root with user = "nobody", keeld serves as nobody, for
-    good: every uid and gid nobody's, no capabilities, no new privileges."""
-    conf = 'user = "nobody";'
+    """Started as root with user = "nobody", keeld (its key process) serves
+    as nobody, for good: every uid and gid nobody's, no capabilities, no new
+    privileges. Its network process runs as another user (privsep.user)."""
+    conf = 'user = "nobody";\nprivsep: { user = "daemon"; };'
 
     def prepare(self):
         # As in a real deployment, the token's files and the store's directory
@@ -493,11 +502,7 @@ class PrivilegeDropTest(HardenCase):
         # stderr is read by another thread than READY on stdout: wait for the line.
         self.k.wait_line(self.k.err, r"running as user nobody")
         # Token and store were opened as root and serve on.
-        with self.conn() as c:
-            uid = self.call1(c, OP_CREATE, create_aes()).payload.find(UNIQUE_IDENTIFIER)
-            self.call1(c, OP_ACTIVATE, [T(UNIQUE_IDENTIFIER, uid)])
-            self.assertEqual(len(key_bytes(self.call1(c, OP_GET, [T(UNIQUE_IDENTIFIER, uid)])
-                                           .payload)), 32)
+        self.serve_a_key()
 
     def test_unknown_user_refused(self):
         self.assertEqual(self.k.stop(), 0)

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Privilege separation (issue 8; docs/hardening.md "Privilege separation"):
-keeld --dev with privsep.enabled runs as two processes. The network process
-(the key process's only child) runs as nobody with no new privileges and has
+keeld --dev runs as two processes. The network process (the key process's
+only child) runs as nobody with no new privileges and has
 neither the store nor the token open nor the PKCS#11 module mapped; either
 process ending takes the other down; SIGTERM drains both; an administrator's
 change reaches the network process before it is answered."""
@@ -10,14 +10,17 @@ import os
 import pwd
 import re
 import select
+import shutil
 import signal
+import ssl
 import unittest
 
-from kmipwire import OP_ACTIVATE, OP_CREATE, OP_GET, UNIQUE_IDENTIFIER, T, create_aes, key_bytes
+from kmipwire import OP_CREATE, create_aes, op, request
 from test_dev import GUARD, Keeld
 from prometheus_client.parser import text_string_to_metric_families
 from test_admin import UnixHTTPConnection, answer
 from test_harden import HardenCase, proc_status
+from test_server import write_crl
 
 
 def children(pid):
@@ -56,19 +59,11 @@ def wait_gone(pid):
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root, to start keeld as root")
 class PrivsepTest(HardenCase):
-    conf = "privsep: { enabled = true; };"
 
     def net_pid(self):
         kids = children(self.k.proc.pid)
         self.assertEqual(len(kids), 1, kids)
         return kids[0]
-
-    def serve_a_key(self):
-        with self.conn() as c:
-            uid = self.call1(c, OP_CREATE, create_aes()).payload.find(UNIQUE_IDENTIFIER)
-            self.call1(c, OP_ACTIVATE, [T(UNIQUE_IDENTIFIER, uid)])
-            got = self.call1(c, OP_GET, [T(UNIQUE_IDENTIFIER, uid)]).payload
-            self.assertEqual(len(key_bytes(got)), 32)
 
     def test_network_process_holds_no_secret(self):
         self.serve_a_key()  # through both processes
@@ -165,7 +160,7 @@ class PrivsepUsersTest(HardenCase):
     """user = "daemon" owns the token and the store: the key process runs as
     daemon, the network process as nobody. Neither may signal the other, so
     SIGTERM reaches the network process as a frame, and it still drains."""
-    conf = 'user = "daemon";\nprivsep: { enabled = true; };'
+    conf = 'user = "daemon";'
 
     def prepare(self):
         pw = pwd.getpwnam("daemon")
@@ -191,15 +186,81 @@ class PrivsepUsersTest(HardenCase):
         conf = os.path.join(self.dir, "keeld.conf")
         with open(conf, "a") as f:
             f.write('privsep: { user = "daemon"; };\n')
-        with open(conf) as f:
-            text = f.read().replace("privsep: { enabled = true; };\n", "")
-        with open(conf, "w") as f:
-            f.write(text.replace('privsep: { user = "daemon"; };',
-                                 'privsep: { enabled = true; user = "daemon"; };'))
         k = Keeld(self.dir)
         self.procs.append(k)
         self.assertEqual(k.wait_exit(), 1)
         self.assertIn("privsep.user daemon: must differ from user", k.stderr_text())
+
+
+@unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
+class PrivsepCapabilitiesTest(HardenCase):
+    """As keeld.service starts keeld on the appliance: not as root but as the
+    user that owns token and store (daemon here, keel there), with CAP_SETUID
+    and CAP_SETGID only, as ambient capabilities. The network process
+    switches to privsep.user, and neither process keeps any capability."""
+    conf = 'user = "daemon";\nprivsep: { user = "nobody"; };'
+
+    def prepare(self):
+        pw = pwd.getpwnam("daemon")
+        for root, dirs, files in os.walk(self.dir):
+            for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+                os.chown(name, pw.pw_uid, pw.pw_gid)
+        os.chmod(self.tmp, 0o711)
+
+    def start(self, extra=(), prefix=()):
+        caps = "+setuid,+setgid"
+        return super().start(extra, ["setpriv", "--reuid=daemon", "--regid=daemon",
+                                     "--clear-groups", "--inh-caps=" + caps,
+                                     "--ambient-caps=" + caps, "--"])
+
+    def test_capabilities_only_to_switch(self):
+        key, net = self.k.proc.pid, children(self.k.proc.pid)[0]
+        daemon, nobody = pwd.getpwnam("daemon"), pwd.getpwnam("nobody")
+        self.assertEqual(proc_status(key)["Uid"].split(), [str(daemon.pw_uid)] * 4)
+        self.assertEqual(proc_status(net)["Uid"].split(), [str(nobody.pw_uid)] * 4)
+        self.assertEqual(proc_status(net)["Groups"].split(), [str(nobody.pw_gid)])
+        for pid in (key, net):
+            st = proc_status(pid)
+            for field in ("CapInh", "CapPrm", "CapEff", "CapAmb"):
+                self.assertEqual(int(st[field], 16), 0, (pid, field))
+        self.serve_a_key()
+
+
+class PrivsepCrlTest(HardenCase):
+    """tls.crl_file: the key process reads the CRLs and sends them with the
+    TLS identity to the network process, which reads no file; a SIGHUP sends
+    the file again, and a client it now lists is refused."""
+    conf = "# tls.crl_file: prepare()"
+
+    def locate(self, name):
+        return os.path.join(self.dir, "secrets" if name.endswith(".key") else "certs", name)
+
+    def prepare(self):
+        self.crl = os.path.join(self.dir, "clients.crl")
+        write_crl(self.crl, (), self.locate)
+        path = os.path.join(self.dir, "keeld.conf")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace('private_key = "certs/server.key";',
+                                 'private_key = "certs/server.key"; crl_file = "clients.crl";'))
+
+    def test_revoked_client_refused_after_sighup(self):
+        self.k.wait_line(self.k.err, r"tls: 1 CRL from ")
+        with self.conn() as c:
+            self.call1(c, OP_CREATE, create_aes())
+        write_crl(self.crl, ["client"], self.locate)
+        mark = self.k.mark()
+        os.kill(self.k.proc.pid, signal.SIGHUP)
+        self.k.wait_line(self.k.err, r"reloaded certificates and client registrations", mark)
+        try:
+            with self.conn() as c:
+                c.call(request([op(OP_CREATE, create_aes())]))
+            self.fail("a revoked client was served")
+        except (ssl.SSLError, ConnectionError, EOFError, OSError):
+            pass
+        self.k.wait_line(self.k.err, r"client certificate \S+ is revoked "
+                                     r"\(tls\.crl_file\)", mark)
 
 
 if __name__ == "__main__":

@@ -489,18 +489,21 @@ class TlsPolicyTest(unittest.TestCase):
                      "AES256-SHA256", "AES128-SHA256"})
 
 
-def write_crl(path, revoked=()):
+def write_crl(path, revoked=(), locate=None):
     """A CRL of the test CA listing the certificates |revoked| (names in the
-    test PKI), as PEM at |path|."""
+    test PKI), as PEM at |path|. |locate| maps a file name ("ca.key",
+    "client.crt") to its path (default: the test PKI's)."""
     import datetime
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
 
+    locate = locate or Pki.path
+
     def load(name):
-        with open(Pki.path(name + ".crt"), "rb") as f:
+        with open(locate(name + ".crt"), "rb") as f:
             return x509.load_pem_x509_certificate(f.read())
 
-    with open(Pki.path("ca.key"), "rb") as f:
+    with open(locate("ca.key"), "rb") as f:
         key = serialization.load_pem_private_key(f.read(), None)
     now = datetime.datetime.now(datetime.timezone.utc)
     b = (x509.CertificateRevocationListBuilder().issuer_name(load("ca").subject)

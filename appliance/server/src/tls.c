@@ -216,9 +216,13 @@ static int load_identity(SSL_CTX *ctx, const struct keel_server_tls *tls)
 
 /* Every CRL in the PEM file, into the SSL_CTX's store; a file without one is
  * an error (a wrong file must not silently revoke nothing). */
-static int load_crls(SSL_CTX *ctx, const char *path)
+/* The CRLs of tls.crl_file: read from it, or (pushed to the network
+ * process, which reads no files) from the PEM text after the key. */
+static int load_crls(SSL_CTX *ctx, const struct keel_server_tls *tls)
 {
-	BIO *bio = BIO_new_file(path, "r");
+	const char *path = tls->crl_file;
+	BIO *bio = tls->pem != NULL ? BIO_new_mem_buf(tls->pem, (int)tls->pem_len)
+				    : BIO_new_file(path, "r");
 	X509_CRL *crl;
 	int n = 0, r = 0;
 
@@ -226,6 +230,7 @@ static int load_crls(SSL_CTX *ctx, const char *path)
 		keel_err("tls: cannot read CRL file %s", path);
 		return -1;
 	}
+	/* PEM_read_bio_X509_CRL skips the certificates and key before them. */
 	while (r == 0 && (crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
 		r = X509_STORE_add_crl(SSL_CTX_get_cert_store(ctx), crl) == 1 ? 0 : -1;
 		X509_CRL_free(crl);
@@ -263,8 +268,7 @@ int tls_ctx_new(SSL_CTX **out_ctx, const struct keel_server_tls *tls, struct kee
 		keel_err("tls: cannot apply the TLS policy");
 		goto out;
 	}
-	if (load_identity(ctx, tls) != 0 ||
-	    (tls->crl_file != NULL && load_crls(ctx, tls->crl_file) != 0)) {
+	if (load_identity(ctx, tls) != 0 || (tls->crl_file != NULL && load_crls(ctx, tls) != 0)) {
 		goto out;
 	}
 	if (SSL_CTX_set_ex_data(ctx, registry_index, owned) != 1) {

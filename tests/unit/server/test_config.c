@@ -82,7 +82,7 @@ static void test_good_file(void **state)
 	    "  instance_id = \"12e8c9c2-a162-472d-b7d6-8b9a86b815a6\"; api_key_file = "
 	    "\"user.pin\";\n"
 	    "  ca_bundle = \"ca.pem\"; poll_interval = 60; };\n"
-	    "privsep: { enabled = true; user = \"keel-net\"; };\n";
+	    "privsep: { user = \"keel-net\"; };\n";
 	struct keel_config *cfg = NULL;
 	struct keel_config_error err;
 	const struct sockaddr_in6 *s6;
@@ -96,7 +96,6 @@ static void test_good_file(void **state)
 	assert_int_equal(ntohs(s6->sin6_port), 15696);
 	assert_int_equal(cfg->log_level, KEEL_LOG_DEBUG);
 	assert_int_equal(cfg->worker_threads, 8);
-	assert_true(cfg->privsep);
 	assert_string_equal(cfg->privsep_user, "keel-net");
 	snprintf(path, sizeof(path), "%s/server.crt", dir);
 	assert_string_equal(cfg->tls_certificate, path);
@@ -149,7 +148,6 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->max_message_size, 1u << 20);
 	assert_int_equal(cfg->log_level, KEEL_LOG_INFO);
 	assert_null(cfg->clients_ca_file);
-	assert_false(cfg->privsep);
 	assert_null(cfg->privsep_user);
 	assert_int_equal(cfg->max_batch_items, 64);
 	assert_int_equal(cfg->num_admin_listen, 1);
@@ -242,7 +240,8 @@ static const struct bad bad_cases[] = {
     {BASE "limits: { max_locate_items = 2000000; };", 3, "out of range"},
     {BASE "limits: {\n max_connections = 10;\n max_connections_per_client = 20; };", 5, "exceeds"},
     {BASE "worker_threads = ;", 3, "syntax error"},
-    {BASE "privsep: { enabled = 1; };", 3, "must be true or false"},
+    /* Privilege separation is how keeld runs: no switch. */
+    {BASE "privsep: { enabled = true; };", 3, "unknown setting privsep.enabled"},
     {BASE "tls: { };", 3, "duplicate setting"},
     {"clients: { certificates_dir = \"clients\"; };\n"
      "tls: { certificate = \"server.crt\"; private_key = \"server.key\";\n"

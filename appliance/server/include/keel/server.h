@@ -46,7 +46,8 @@ struct keel_server_tls {
 	const char *pem;
 	size_t pem_len;
 	/* PEM CRLs (NULL: none): a client certificate one of them lists is
-	 * refused even while registered. Read again with the rest on a reload. */
+	 * refused even while registered. Read again with the rest on a reload.
+	 * With pem, the CRLs are in it, after the key (crl_file only names them). */
 	const char *crl_file;
 };
 
