@@ -477,7 +477,11 @@ static int become(const char *user)
 			return EXIT_FAILED;
 		}
 	}
-	if ((geteuid() != 0 && drop_capabilities() != 0) || (user != NULL && setuid(0) == 0) ||
+	/* The way back must be closed for this thread: the raw call, as glibc's
+	 * setuid() aborts when threads disagree (a sanitizer's own thread keeps
+	 * the capabilities capset() took from this one). */
+	if ((geteuid() != 0 && drop_capabilities() != 0) ||
+	    (user != NULL && syscall(SYS_setuid, 0) == 0) ||
 	    prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 ||
 	    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
 		keel_err("cannot drop privileges: %s", strerror(errno));

@@ -95,7 +95,7 @@ class PrivsepTest(HardenCase):
         narrower one, and keeld serves through both (with a client
         certificate's dates checked, which glibc's time zone would otherwise
         be opened for). That openat kills the network process is test_sandbox's."""
-        found = self.k.wait_line(self.k.err, r"seccomp: (off|\d+) system calls")
+        found = self.k.wait_line(self.k.err, r"seccomp: (off|\d+ system calls)")
         if found.group(1) == "off":
             self.skipTest("seccomp is off in sanitizer builds (docs/hardening.md)")
         net = self.net_pid()
