@@ -442,6 +442,8 @@ static int drop_capabilities(void)
 	struct __user_cap_data_struct caps[_LINUX_CAPABILITY_U32S_3];
 	bool any = false;
 
+	/* Zeroed first: valgrind marks only the first of the two words written. */
+	memset(caps, 0, sizeof(caps));
 	if (syscall(SYS_capget, &hdr, caps) != 0) {
 		return -1;
 	}
