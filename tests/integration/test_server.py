@@ -148,6 +148,13 @@ def client_ctx(cert="client", tls_min=ssl.TLSVersion.TLSv1_2, tls_max=None, ciph
     return ctx
 
 
+def no_ticket_ctx():
+    """TLS 1.2 without session tickets: resumption by the server's cache."""
+    ctx = client_ctx(tls_max=ssl.TLSVersion.TLSv1_2)
+    ctx.options |= ssl.OP_NO_TICKET
+    return ctx
+
+
 def connect(port, ctx, host="127.0.0.1", session=None):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     raw = socket.socket(family, socket.SOCK_STREAM)
@@ -172,11 +179,12 @@ class Base(unittest.TestCase):
             s.sendall(req)
             self.assertEqual(read_frame(s), req)
 
-    def assert_refused(self, ctx, mark=None):
+    def assert_refused(self, ctx, mark=None, session=None, other=None):
         """The handshake fails (for TLS 1.3 the client may only learn it on
-        its first read): no answer ever comes back."""
+        its first read): no answer ever comes back, while |other| (a client
+        context) is served."""
         try:
-            s = connect(self.port, ctx)
+            s = connect(self.port, ctx, session=session)
         except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
             pass
         else:
@@ -188,7 +196,28 @@ class Base(unittest.TestCase):
                 self.assertEqual(wait_closed(s), b"")
         # Logged at debug, and the server carries on.
         self.srv.wait_line(self.srv.err, r"debug: .*(handshake failed|not registered)", mark or 0)
-        self.roundtrip()
+        self.roundtrip(other)
+
+    def session_after(self, ctx, end, pattern):
+        """A new session: one request, then |end|(sock) ends the connection;
+        returns the session once the server has logged |pattern| about that
+        connection, so it is closed. Python resumes it only with |ctx|."""
+        mark = self.srv.mark()
+        with connect(self.port, ctx) as s:
+            peer = "127.0.0.1:%d: " % s.getsockname()[1]
+            s.sendall(frame())
+            self.assertEqual(read_frame(s), frame())
+            self.assertFalse(s.session_reused)
+            session = s.session
+            end(s)
+        self.srv.wait_line(self.srv.err, r"debug: " + re.escape(peer) + pattern, mark)
+        return session
+
+    def resumes(self, ctx, session):
+        with connect(self.port, ctx, session=session) as s:
+            s.sendall(frame())
+            self.assertEqual(read_frame(s), frame())
+            return s.session_reused
 
     def assert_closed_by_server(self, payload, pattern):
         mark = self.srv.mark()
@@ -241,6 +270,23 @@ class ServerTest(Base):
                 self.assertTrue(s.session_reused, version)
                 s.sendall(frame())
                 self.assertEqual(read_frame(s), frame())
+
+    def test_tls12_cache_resumes_after_clean_close(self):
+        ctx = no_ticket_ctx()
+        # The client's close_notify is answered with the server's (unwrap
+        # waits for it), and the session stays in the cache.
+        session = self.session_after(ctx, lambda s: s.unwrap(), r"closed by client after 1 req")
+        self.assertTrue(self.resumes(ctx, session))
+        # A bare TCP close after an answer, as vCenter does, is a clean end too.
+        session = self.session_after(ctx, lambda s: None, r"closed by client after 1 req")
+        self.assertTrue(self.resumes(ctx, session))
+
+    def test_tls12_protocol_error_drops_session(self):
+        def garbage(s):
+            s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            self.assertEqual(wait_closed(s), b"")
+        ctx = no_ticket_ctx()
+        self.assertFalse(self.resumes(ctx, self.session_after(ctx, garbage, r"not a TTLV header")))
 
     def test_full_chain_sent(self):
         out = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % self.port,
@@ -528,6 +574,9 @@ class CrlTest(Base):
     def test_revoked_client_refused_after_sighup(self):
         self.srv.wait_line(self.srv.err, r"tls: 1 CRL from ")
         self.roundtrip()
+        # Sessions from before the revocation, in the cache and in a ticket.
+        ctxs = (no_ticket_ctx(), client_ctx(tls_max=ssl.TLSVersion.TLSv1_2))
+        sessions = [self.session_after(ctx, lambda s: None, r"closed by client") for ctx in ctxs]
         with connect(self.port, client_ctx()) as old:  # opened before the reload
             write_crl(self.crl, ["client"])
             mark = self.srv.mark()
@@ -541,6 +590,8 @@ class CrlTest(Base):
                 pass
             self.srv.wait_line(self.srv.err, r"client certificate /CN=\S+ is revoked "
                                              r"\(tls\.crl_file\)", mark)
+            for ctx, session in zip(ctxs, sessions):  # resumption is no way back in
+                self.assert_refused(ctx, self.srv.mark(), session, client_ctx("selfsigned"))
             self.roundtrip(client_ctx("selfsigned"))  # not on the CRL: served
             old.sendall(frame())  # established connections carry on, as for any reload
             self.assertEqual(read_frame(old), frame())
@@ -668,6 +719,13 @@ class IdleTest(Base):
             self.assertEqual(read_frame(s), frame())
             self.assertEqual(wait_closed(s), b"")
         self.srv.wait_line(self.srv.err, r"idle timeout", mark)
+
+    def test_idle_timeout_keeps_session(self):
+        # b"" from recv: a close_notify came (a bare EOF raises SSLEOFError).
+        ctx = no_ticket_ctx()
+        session = self.session_after(ctx, lambda s: self.assertEqual(s.recv(1), b""),
+                                     r"idle timeout")
+        self.assertTrue(self.resumes(ctx, session))
 
     def test_stalled_handshake_closed(self):
         mark = self.srv.mark()

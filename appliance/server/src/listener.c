@@ -241,6 +241,22 @@ static void conn_close(struct conn *c)
 	event_del(c->timer);
 }
 
+/* Closes, with a close_notify first when the end is clean: between requests
+ * (client EOF, idle timeout, drain). OpenSSL drops the session of a
+ * connection closed without one, so a TLS 1.2 client without tickets could
+ * never resume; after a protocol error or mid-frame it must not. One-way and
+ * non-blocking: the client's close_notify is not awaited. An answer still
+ * queued (a client not reading) must not be overtaken by it: just close. */
+static void conn_end(struct conn *c)
+{
+	if ((c->state == C_IDLE || c->state == C_CLOSING) &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		(void)SSL_shutdown(bufferevent_openssl_get_ssl(c->bev));
+		ERR_clear_error();
+	}
+	conn_close(c);
+}
+
 static void conn_dispatch(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
@@ -327,7 +343,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	if (c->state == C_CLOSING) {
-		conn_free(c);
+		conn_end(c);
 		return;
 	}
 	if (c->write_wait) {
@@ -340,8 +356,10 @@ static void write_cb(struct bufferevent *bev, void *arg)
 static void handshake_done(struct conn *c)
 {
 	struct keel_server *srv = c->srv;
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 
-	if (tls_identity(bufferevent_openssl_get_ssl(c->bev), &c->who) != 0 ||
+	if (tls_identity(ssl, &c->who) != 0 ||
+	    (SSL_session_reused(ssl) && !tls_resumed_allowed(ssl)) ||
 	    (c->ident = ident_get(srv, c->who.fingerprint)) == NULL) {
 		keel_debug("%s: no client identity after the handshake", c->peer);
 		conn_free(c);
@@ -357,8 +375,7 @@ static void handshake_done(struct conn *c)
 	c->ident->count++;
 	keel_metrics_handshake(true);
 	keel_debug("%s: client %s (%s) connected%s", c->peer, c->who.subject,
-		   c->who.fingerprint_hex,
-		   SSL_session_reused(bufferevent_openssl_get_ssl(c->bev)) ? ", resumed" : "");
+		   c->who.fingerprint_hex, SSL_session_reused(ssl) ? ", resumed" : "");
 	c->state = C_IDLE;
 	arm(c, srv->cfg.idle_timeout_ms);
 	trim_soon(srv);
@@ -412,7 +429,13 @@ static void event_cb(struct bufferevent *bev, short events, void *arg)
 		return;
 	}
 	log_close(c, events);
-	conn_close(c);
+	/* EOF between requests is the client done (vCenter often skips its
+	 * close_notify); an error is not. */
+	if (events & BEV_EVENT_EOF) {
+		conn_end(c);
+	} else {
+		conn_close(c);
+	}
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -427,7 +450,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	};
 
 	keel_debug("%s: %s, closing", c->peer, why[c->state]);
-	conn_close(c);
+	conn_end(c);
 }
 
 static void free_resp(const void *data, size_t len, void *arg)
@@ -614,7 +637,7 @@ void keel_server_drain(struct keel_server *srv)
 			c->state = C_CLOSING;
 			event_del(c->timer);
 		} else if (c->state == C_HANDSHAKE || c->state == C_IDLE) {
-			conn_free(c);
+			conn_end(c);
 		}
 	}
 	keel_info("draining: %u connections with requests in flight", srv->num_conns);

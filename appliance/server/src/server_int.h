@@ -16,6 +16,8 @@ __attribute__((warn_unused_result)) int
 tls_ctx_new(SSL_CTX **out_ctx, const struct keel_server_tls *tls, struct keel_registry *reg);
 __attribute__((warn_unused_result)) int tls_identity(SSL *ssl,
 						     struct keel_client_identity *out_who);
+/* Whether the client of a resumed session may still connect. */
+bool tls_resumed_allowed(SSL *ssl);
 /* The OpenSSL error queue as one line (and cleared), for debug logs. */
 void tls_errors(char *out, size_t out_len);
 

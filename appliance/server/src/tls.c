@@ -25,6 +25,9 @@ static const char tls13_suites[] =
     "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256";
 static const char groups[] = "X25519:P-256:P-384";
 
+/* Sessions in the server cache at most (see set_policy). */
+#define SESSION_CACHE_SIZE 4096
+
 static int registry_index = -1;
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 
@@ -135,9 +138,13 @@ static int set_policy(SSL_CTX *ctx, uint32_t session_lifetime_s)
 	SSL_CTX_set_security_level(ctx, 2);
 	/* CLEANSE_PLAINTEXT: a decrypted record (a Register's key material) is
 	 * wiped from OpenSSL's read buffer once handed over, not left there
-	 * until the next record overwrites it. */
+	 * until the next record overwrites it. IGNORE_UNEXPECTED_EOF: a bare
+	 * TCP close (vCenter's usual end) reads as an end, not an error, so the
+	 * listener can tell it from one (KMIP frames carry their length: a
+	 * truncated message is still caught, as EOF mid-frame). */
 	SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
-				     SSL_OP_NO_COMPRESSION | SSL_OP_CLEANSE_PLAINTEXT);
+				     SSL_OP_NO_COMPRESSION | SSL_OP_CLEANSE_PLAINTEXT |
+				     SSL_OP_IGNORE_UNEXPECTED_EOF);
 	/* RELEASE_BUFFERS: an idle connection gives back its 16 KiB read and
 	 * write record buffers (issue 7: 10,000 idle connections in < 64 MB). */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
@@ -151,9 +158,37 @@ static int set_policy(SSL_CTX *ctx, uint32_t session_lifetime_s)
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 		return SSL_CTX_set_num_tickets(ctx, 0) == 1 ? 0 : -1;
 	}
+	/* Bounded: a cached session holds the client's certificate (~5 KB), and
+	 * OpenSSL's default of 20,480 sessions would be ~100 MB. Only ticketless
+	 * TLS 1.2 clients land here (tickets are stateless); vCenter opens a
+	 * connection per task, so 4,096 covers a boot storm of that many hosts
+	 * within one tls.session_lifetime for ~20 MB. When full, OpenSSL evicts
+	 * the oldest session: its client merely makes a full handshake. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+	SSL_CTX_sess_set_cache_size(ctx, SESSION_CACHE_SIZE);
 	SSL_CTX_set_timeout(ctx, (long)session_lifetime_s);
 	return 0;
+}
+
+/* A resumed handshake skips verify_client, so ask again with the session's
+ * certificate. A reload (which any registry or CRL change is) already ends
+ * the old sessions and ticket keys with the old SSL_CTX, but a pinned
+ * certificate may also have expired since its session began. */
+bool tls_resumed_allowed(SSL *ssl)
+{
+	X509_STORE_CTX *xs = X509_STORE_CTX_new();
+	X509 *leaf = SSL_get0_peer_certificate(ssl);
+	bool ok = false;
+
+	if (xs != NULL && leaf != NULL &&
+	    X509_STORE_CTX_init(xs, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), leaf,
+				SSL_get_peer_cert_chain(ssl)) == 1 &&
+	    X509_STORE_CTX_set_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx(), ssl) == 1) {
+		ok = verify_client(xs, NULL) == 1;
+	}
+	X509_STORE_CTX_free(xs);
+	ERR_clear_error();
+	return ok;
 }
 
 /* The chain (leaf first) and the key from one PEM text. */
