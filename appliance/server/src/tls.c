@@ -171,9 +171,12 @@ static int set_policy(SSL_CTX *ctx, uint32_t session_lifetime_s)
 }
 
 /* A resumed handshake skips verify_client, so ask again with the session's
- * certificate. A reload (which any registry or CRL change is) already ends
- * the old sessions and ticket keys with the old SSL_CTX, but a pinned
- * certificate may also have expired since its session began. */
+ * certificate. A reload ends the old sessions and ticket keys with the old
+ * SSL_CTX, but the registry's snapshot changes first (the reload follows by
+ * SIGHUP, and a failed one keeps the old context), and a pinned certificate
+ * may have expired since. A ticket carries the leaf but not the chain the
+ * client sent: a client whose intermediate only it supplies must make full
+ * handshakes. */
 bool tls_resumed_allowed(SSL *ssl)
 {
 	X509_STORE_CTX *xs = X509_STORE_CTX_new();
