@@ -679,6 +679,13 @@ class CaRegistrationTest(Base):
         self.assert_refused(client_ctx("stranger"), self.srv.mark())
         self.assert_refused(client_ctx("selfsigned"), self.srv.mark())
 
+    def test_ca_registered_client_resumes(self):
+        # A resumed handshake asks the registry again: the CA check passes
+        # with the session's certificate, from the cache and from a ticket.
+        for ctx in (no_ticket_ctx(), client_ctx(tls_min=ssl.TLSVersion.TLSv1_3)):
+            session = self.session_after(ctx, lambda s: None, r"closed by client after 1 req")
+            self.assertTrue(self.resumes(ctx, session))
+
 
 class LimitsTest(Base):
     server_args = {"limits": {"max_connections_per_client": 2, "max_connections": 3,
