@@ -605,9 +605,12 @@ class CrlTest(Base):
         self.roundtrip(client_ctx("selfsigned"))
 
 
-def make_client_cert(name, days_from, days_to, eku=("clientAuth",), self_signed=False):
+def make_client_cert(name, days_from, days_to, eku=("clientAuth",), self_signed=False,
+                     signer_name="ca", ca=False, **ctx_args):
     """A client certificate valid from now+days_from to now+days_to, signed by
-    the test CA (or by itself); returns the context of a client using it."""
+    |signer_name| (the test CA; made here too) or by itself, and a CA if |ca|;
+    the file holds it and its signer's file unless that is the test CA.
+    Returns the context of a client using it."""
     import datetime
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -619,9 +622,10 @@ def make_client_cert(name, days_from, days_to, eku=("clientAuth",), self_signed=
     if self_signed:
         issuer, signer = subject, key
     else:
-        with open(Pki.path("ca.crt"), "rb") as f:
-            issuer = x509.load_pem_x509_certificate(f.read()).subject
-        with open(Pki.path("ca.key"), "rb") as f:
+        with open(Pki.path(signer_name + ".crt"), "rb") as f:
+            signer_pem = f.read()
+            issuer = x509.load_pem_x509_certificate(signer_pem).subject
+        with open(Pki.path(signer_name + ".key"), "rb") as f:
             signer = serialization.load_pem_private_key(f.read(), None)
     now = datetime.datetime.now(datetime.timezone.utc)
     usages = {"clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH,
@@ -631,14 +635,17 @@ def make_client_cert(name, days_from, days_to, eku=("clientAuth",), self_signed=
             .not_valid_before(now + datetime.timedelta(days=days_from))
             .not_valid_after(now + datetime.timedelta(days=days_to))
             .add_extension(x509.ExtendedKeyUsage([usages[u] for u in eku]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
             .sign(signer, hashes.SHA256()))
     base = os.path.join(Pki.dir(), name)
     with open(base + ".crt", "wb") as f:
         f.write(cert.public_bytes(serialization.Encoding.PEM))
+        if not self_signed and signer_name != "ca":
+            f.write(signer_pem)
     with open(base + ".key", "wb") as f:
         f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                   serialization.NoEncryption()))
-    return client_ctx(name)
+    return client_ctx(name, **ctx_args)
 
 
 class ClientCertValidityTest(Base):
@@ -685,6 +692,16 @@ class CaRegistrationTest(Base):
         for ctx in (no_ticket_ctx(), client_ctx(tls_min=ssl.TLSVersion.TLSv1_3)):
             session = self.session_after(ctx, lambda s: None, r"closed by client after 1 req")
             self.assertTrue(self.resumes(ctx, session))
+
+    def test_ticket_without_chain_falls_back_to_full_handshake(self):
+        # A ticket holds no chain: the client's intermediate CA, sent in its
+        # handshake, is missing when it resumes, so the registry refuses the
+        # ticket and the client is served after a full handshake instead.
+        make_client_cert("inter-ca", -1, 9, ca=True)
+        ctx = make_client_cert("via-inter", -1, 9, signer_name="inter-ca",
+                               tls_min=ssl.TLSVersion.TLSv1_3)
+        session = self.session_after(ctx, lambda s: None, r"closed by client after 1 req")
+        self.assertFalse(self.resumes(ctx, session))
 
 
 class LimitsTest(Base):

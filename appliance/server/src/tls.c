@@ -123,6 +123,58 @@ static int verify_client(X509_STORE_CTX *xs, void *arg)
 	return 0;
 }
 
+/* verify_client for a session's certificate, outside any verification. */
+static bool session_allowed(SSL *ssl, X509 *leaf, STACK_OF(X509) * chain)
+{
+	X509_STORE_CTX *xs = X509_STORE_CTX_new();
+	bool ok = false;
+
+	if (xs != NULL && leaf != NULL &&
+	    X509_STORE_CTX_init(xs, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), leaf, chain) ==
+		1 &&
+	    X509_STORE_CTX_set_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx(), ssl) == 1) {
+		ok = verify_client(xs, NULL) == 1;
+	}
+	X509_STORE_CTX_free(xs);
+	ERR_clear_error();
+	return ok;
+}
+
+/* A resumed handshake skips verify_client, so ask again with the session's
+ * certificate. A reload ends the old sessions and ticket keys with the old
+ * SSL_CTX, but the registry's snapshot changes first (the reload follows by
+ * SIGHUP, and a failed one keeps the old context), and a pinned certificate
+ * may have expired since. */
+bool tls_resumed_allowed(SSL *ssl)
+{
+	return session_allowed(ssl, SSL_get0_peer_certificate(ssl), SSL_get_peer_cert_chain(ssl));
+}
+
+/* The same question for a ticket, before its session is used: a refusal
+ * falls back to a full handshake, not to a connection closed after the
+ * resumed one. That matters because a ticket carries the client's
+ * certificate but not the chain it sent: a client whose intermediate CA only
+ * it supplies is refused here and makes full handshakes. */
+static SSL_TICKET_RETURN ticket_check(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
+				      size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+	switch (status) {
+	case SSL_TICKET_SUCCESS:
+	case SSL_TICKET_SUCCESS_RENEW:
+		if (!session_allowed(ssl, (X509 *)SSL_SESSION_get0_peer(sess), NULL)) {
+			return SSL_TICKET_RETURN_IGNORE_RENEW;
+		}
+		return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE
+						    : SSL_TICKET_RETURN_USE_RENEW;
+	case SSL_TICKET_NONE:
+	case SSL_TICKET_EMPTY:
+	case SSL_TICKET_NO_DECRYPT:
+		return SSL_TICKET_RETURN_IGNORE_RENEW;
+	default:
+		return SSL_TICKET_RETURN_ABORT;
+	}
+}
+
 static int set_policy(SSL_CTX *ctx, uint32_t session_lifetime_s)
 {
 	static const unsigned char sid_ctx[] = "keeld";
@@ -167,31 +219,7 @@ static int set_policy(SSL_CTX *ctx, uint32_t session_lifetime_s)
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_sess_set_cache_size(ctx, SESSION_CACHE_SIZE);
 	SSL_CTX_set_timeout(ctx, (long)session_lifetime_s);
-	return 0;
-}
-
-/* A resumed handshake skips verify_client, so ask again with the session's
- * certificate. A reload ends the old sessions and ticket keys with the old
- * SSL_CTX, but the registry's snapshot changes first (the reload follows by
- * SIGHUP, and a failed one keeps the old context), and a pinned certificate
- * may have expired since. A ticket carries the leaf but not the chain the
- * client sent: a client whose intermediate only it supplies must make full
- * handshakes. */
-bool tls_resumed_allowed(SSL *ssl)
-{
-	X509_STORE_CTX *xs = X509_STORE_CTX_new();
-	X509 *leaf = SSL_get0_peer_certificate(ssl);
-	bool ok = false;
-
-	if (xs != NULL && leaf != NULL &&
-	    X509_STORE_CTX_init(xs, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), leaf,
-				SSL_get_peer_cert_chain(ssl)) == 1 &&
-	    X509_STORE_CTX_set_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx(), ssl) == 1) {
-		ok = verify_client(xs, NULL) == 1;
-	}
-	X509_STORE_CTX_free(xs);
-	ERR_clear_error();
-	return ok;
+	return SSL_CTX_set_session_ticket_cb(ctx, NULL, ticket_check, NULL) == 1 ? 0 : -1;
 }
 
 /* The chain (leaf first) and the key from one PEM text. */
