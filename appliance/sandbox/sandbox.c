@@ -174,6 +174,19 @@ static int build(scmp_filter_ctx ctx, unsigned roles, size_t *out_num)
 		}
 		(*out_num)++;
 	}
+	/*
+	 * A process without files (the network process) gets EACCES from any
+	 * open rather than being killed: glibc opens lazily and copes with a
+	 * refusal, e.g. /proc/sys/vm/overcommit_memory the first time a thread's
+	 * malloc arena shrinks (malloc_trim after a burst of handshakes), which
+	 * killed the network process with 10,000 connections open. No open
+	 * succeeds either way.
+	 */
+	if ((roles & KEYS) == 0 &&
+	    ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0)) != 0 ||
+	     (r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 0)) != 0)) {
+		return r;
+	}
 	return add_conditional(ctx);
 }
 
