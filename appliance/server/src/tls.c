@@ -280,10 +280,10 @@ static int load_identity(SSL_CTX *ctx, const struct keel_server_tls *tls)
 	return 0;
 }
 
-/* Every CRL in the PEM file, into the SSL_CTX's store; a file without one is
- * an error (a wrong file must not silently revoke nothing). */
-/* The CRLs of tls.crl_file: read from it, or (pushed to the network
- * process, which reads no files) from the PEM text after the key. */
+/* Every CRL of tls.crl_file, into the SSL_CTX's store: read from the file,
+ * or (pushed to the network process, which reads no files) from the PEM
+ * text after the key. One without any CRL is an error (a wrong file must
+ * not silently revoke nothing). */
 static int load_crls(SSL_CTX *ctx, const struct keel_server_tls *tls)
 {
 	const char *path = tls->crl_file;
