@@ -29,6 +29,7 @@ static const char groups[] = "X25519:P-256:P-384";
 #define SESSION_CACHE_SIZE 4096
 
 static int registry_index = -1;
+static int ticket_checked_index = -1; /* on an SSL: ticket_check allowed its session */
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 
 static void registry_free(struct keel_registry *reg)
@@ -50,6 +51,7 @@ static void registry_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int id
 static void registry_index_init(void)
 {
 	registry_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, registry_ex_free);
+	ticket_checked_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 void tls_errors(char *out, size_t out_len)
@@ -147,6 +149,9 @@ static bool session_allowed(SSL *ssl, X509 *leaf, STACK_OF(X509) * chain)
  * may have expired since. */
 bool tls_resumed_allowed(SSL *ssl)
 {
+	if (SSL_get_ex_data(ssl, ticket_checked_index) != NULL) {
+		return true; /* asked in this handshake already, by ticket_check */
+	}
 	return session_allowed(ssl, SSL_get0_peer_certificate(ssl), SSL_get_peer_cert_chain(ssl));
 }
 
@@ -164,6 +169,8 @@ static SSL_TICKET_RETURN ticket_check(SSL *ssl, SSL_SESSION *sess, const unsigne
 		if (!session_allowed(ssl, (X509 *)SSL_SESSION_get0_peer(sess), NULL)) {
 			return SSL_TICKET_RETURN_IGNORE_RENEW;
 		}
+		/* Unmarked (no memory), tls_resumed_allowed merely asks again. */
+		(void)SSL_set_ex_data(ssl, ticket_checked_index, ssl);
 		return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE
 						    : SSL_TICKET_RETURN_USE_RENEW;
 	case SSL_TICKET_NONE:
@@ -327,7 +334,8 @@ int tls_ctx_new(SSL_CTX **out_ctx, const struct keel_server_tls *tls, struct kee
 	}
 	*owned = *reg;
 	pthread_once(&registry_once, registry_index_init);
-	if (registry_index < 0 || (ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+	if (registry_index < 0 || ticket_checked_index < 0 ||
+	    (ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
 		goto out;
 	}
 	if (set_policy(ctx, tls->session_lifetime_s) != 0) {
