@@ -144,6 +144,9 @@ static int send_setup(struct ps_key *k, uint32_t id)
 out:
 	free(reg);
 	OPENSSL_clear_free(pem, pem_len);
+	if (r == 0) {
+		keel_debug("privsep: setup %u sent", (unsigned)id); /* its buffers wiped */
+	}
 	return r;
 }
 

@@ -123,26 +123,40 @@ def memory_regions(pid):
             if readable and name not in ("[vvar]", "[vsyscall]")]
 
 
-def memory_hits(pid, needle):
-    """Where |needle| occurs in |pid|'s memory: a list of (address, in a
-    locked non-dumpable page)."""
-    hits = []
+def memory_snapshot(pid):
+    """Every readable mapping of |pid|: a list of (start, bytes, in a locked
+    non-dumpable page). Read once, searched for as many needles as wanted."""
     regions = memory_regions(pid)
     if any(end - start > 1 << 40 for start, end, _, _ in regions):
         raise unittest.SkipTest("a sanitizer's shadow memory (over 1 TiB mapped): "
                                 "the memory scan runs in the plain build")
+    snapshot = []
     with open("/proc/%d/mem" % pid, "rb", buffering=0) as mem:
         for start, end, secret, _ in regions:
             try:
                 mem.seek(start)
-                data = mem.read(end - start)
+                snapshot.append((start, mem.read(end - start), secret))
             except OSError:
                 continue  # e.g. a guard page
-            at = data.find(needle)
-            while at >= 0:
-                hits.append((start + at, secret))
-                at = data.find(needle, at + 1)
+    return snapshot
+
+
+def snapshot_hits(snapshot, needle):
+    """Where |needle| occurs in a memory_snapshot: a list of (address, in a
+    locked non-dumpable page)."""
+    hits = []
+    for start, data, secret in snapshot:
+        at = data.find(needle)
+        while at >= 0:
+            hits.append((start + at, secret))
+            at = data.find(needle, at + 1)
     return hits
+
+
+def memory_hits(pid, needle):
+    """Where |needle| occurs in |pid|'s memory: a list of (address, in a
+    locked non-dumpable page)."""
+    return snapshot_hits(memory_snapshot(pid), needle)
 
 
 class SecretsTest(HardenCase):

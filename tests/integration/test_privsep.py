@@ -13,13 +13,14 @@ import select
 import shutil
 import signal
 import ssl
+import subprocess
 import unittest
 
 from kmipwire import OP_CREATE, create_aes, op, request
-from test_dev import GUARD, Keeld
+from test_dev import GUARD, KEELCTL, Keeld
 from prometheus_client.parser import text_string_to_metric_families
 from test_admin import UnixHTTPConnection, answer
-from test_harden import HardenCase, proc_status
+from test_harden import HardenCase, memory_snapshot, proc_status, snapshot_hits
 from test_server import write_crl
 
 
@@ -226,6 +227,20 @@ class PrivsepCapabilitiesTest(HardenCase):
         self.serve_a_key()
 
 
+def use_crl_file(d, locate):
+    """Makes keeld.conf in appliance directory |d| name a CRL file of the dev
+    CA (listing nobody yet) as tls.crl_file; returns its path."""
+    crl = os.path.join(d, "clients.crl")
+    write_crl(crl, (), locate)
+    path = os.path.join(d, "keeld.conf")
+    with open(path) as f:
+        text = f.read()
+    with open(path, "w") as f:
+        f.write(text.replace('private_key = "certs/server.key";',
+                             'private_key = "certs/server.key"; crl_file = "clients.crl";'))
+    return crl
+
+
 class PrivsepCrlTest(HardenCase):
     """tls.crl_file: the key process reads the CRLs and sends them with the
     TLS identity to the network process, which reads no file; a SIGHUP sends
@@ -236,14 +251,7 @@ class PrivsepCrlTest(HardenCase):
         return os.path.join(self.dir, "secrets" if name.endswith(".key") else "certs", name)
 
     def prepare(self):
-        self.crl = os.path.join(self.dir, "clients.crl")
-        write_crl(self.crl, (), self.locate)
-        path = os.path.join(self.dir, "keeld.conf")
-        with open(path) as f:
-            text = f.read()
-        with open(path, "w") as f:
-            f.write(text.replace('private_key = "certs/server.key";',
-                                 'private_key = "certs/server.key"; crl_file = "clients.crl";'))
+        self.crl = use_crl_file(self.dir, self.locate)
 
     def test_revoked_client_refused_after_sighup(self):
         self.k.wait_line(self.k.err, r"tls: 1 CRL from ")
@@ -261,6 +269,97 @@ class PrivsepCrlTest(HardenCase):
             pass
         self.k.wait_line(self.k.err, r"client certificate \S+ is revoked "
                                      r"\(tls\.crl_file\)", mark)
+
+
+def tls_key_needles(path, label):
+    """What of the private key in PEM file |path| must not lie in memory: its
+    DER, as PKCS#8 and in the traditional form (PKCS#1 for RSA, SEC 1 for
+    EC), less the first 16 bytes (glibc's free writes its list pointers
+    there, so a copy freed unwiped starts differently); its private numbers
+    big-endian, as any encoding has them (OpenSSL computes with them in
+    little-endian words, so the key in use is not found); and the base64
+    lines of either form as PEM."""
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+    with open(path, "rb") as f:
+        key = ser.load_pem_private_key(f.read(), None)
+    needles = {}
+    if isinstance(key, rsa.RSAPrivateKey):
+        numbers = key.private_numbers()
+        secrets = {"d": numbers.d, "p": numbers.p, "q": numbers.q}
+    else:
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        secrets = {"scalar": key.private_numbers().private_value}
+    for name, value in secrets.items():
+        needles["%s %s" % (label, name)] = value.to_bytes((value.bit_length() + 7) // 8, "big")
+    for form in (ser.PrivateFormat.PKCS8, ser.PrivateFormat.TraditionalOpenSSL):
+        der = key.private_bytes(ser.Encoding.DER, form, ser.NoEncryption())
+        needles["%s %s DER" % (label, form.name)] = der[16:]
+        pem = key.private_bytes(ser.Encoding.PEM, form, ser.NoEncryption())
+        for i, line in enumerate(pem.splitlines()):
+            if not line.startswith(b"-----") and len(line) >= 16:  # not the short last line
+                needles["%s %s PEM line %d" % (label, form.name, i)] = line
+    return needles
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root, to read the memory of both processes")
+class PrivsepTlsKeyTest(HardenCase):
+    """The server's TLS private key reaches the network process as PKCS#8 DER
+    in a part of PS_SETUP of its own and is parsed from there: neither process
+    keeps a copy of its DER or PEM text (read, sent, parsed: every buffer
+    wiped) after start-up, a SIGHUP or a server certificate renewed through
+    the admin API, each with tls.crl_file set (the CRLs travel beside the key)."""
+    conf = "# tls.crl_file: prepare()"
+
+    def prepare(self):
+        use_crl_file(self.dir, lambda name: os.path.join(
+            self.dir, "secrets" if name.endswith(".key") else "certs", name))
+
+    def key_file(self):
+        return os.path.join(self.dir, "certs/server.key")
+
+    def assert_nowhere(self, needles):
+        """Neither process holds any of |needles|, locked pages included."""
+        net = children(self.k.proc.pid)
+        self.assertEqual(len(net), 1, net)
+        found = []
+        for name, pid in (("key process", self.k.proc.pid), ("network process", net[0])):
+            snapshot = memory_snapshot(pid)
+            for what, needle in needles.items():
+                found += ["%s: %s at %#x" % (name, what, at)
+                          for at, _ in snapshot_hits(snapshot, needle)]
+        self.assertEqual(found, [], "\n".join(found))
+
+    def reloaded(self, mark):
+        """Both processes are done with a new setup: the key process sent it
+        (and wiped its buffers), the network process loaded it."""
+        self.k.wait_line(self.k.err, r"privsep: setup \d+ sent", mark)
+        self.k.wait_line(self.k.err, r"reloaded certificates and client registrations", mark)
+
+    def test_tls_key_in_neither_process(self):
+        old = tls_key_needles(self.key_file(), "old")
+        self.serve_a_key()  # a handshake with the key
+        with self.subTest("after start-up and a handshake"):
+            self.assert_nowhere(old)
+        mark = self.k.mark()
+        os.kill(self.k.proc.pid, signal.SIGHUP)
+        self.reloaded(mark)
+        self.serve_a_key()
+        with self.subTest("after a SIGHUP"):
+            self.assert_nowhere(old)
+        # An administrator's change that pushes a setup, with a key made,
+        # written and read again by the key process.
+        mark = self.k.mark()
+        r = subprocess.run([KEELCTL, "server-cert", "renew", "--san", "DNS:kms.example",
+                            "--config", os.path.join(self.dir, "keeld.conf")],
+                           capture_output=True, timeout=GUARD)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.reloaded(mark)
+        new = tls_key_needles(self.key_file(), "new")
+        self.assertNotEqual(sorted(new.values()), sorted(old.values()))
+        self.serve_a_key()
+        with self.subTest("after a server certificate renewal"):
+            self.assert_nowhere({**old, **new})
 
 
 if __name__ == "__main__":
