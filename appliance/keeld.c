@@ -35,6 +35,7 @@
 #include "keel/sandbox.h"
 #include "log.h"
 #include "privsep/privsep.h"
+#include "wipe.h"
 
 /* Exit statuses, for scripts and systemd (RestartPreventExitStatus=2 3). */
 enum {
@@ -727,6 +728,12 @@ int main(int argc, char **argv)
 	int r;
 
 	keel_log_init(KEEL_LOG_INFO);
+	/* First, before OpenSSL allocates anything: its decoders copy the TLS
+	 * key's DER into blocks they free unwiped (docs/hardening.md). */
+	if (keel_wipe_openssl() != 0) {
+		keel_err("cannot make OpenSSL wipe what it frees");
+		return EXIT_FAILED;
+	}
 	if ((r = parse_args(argc, argv, &opts, &b)) >= 0) {
 		return r;
 	}

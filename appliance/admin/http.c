@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -35,6 +34,7 @@
 #include "keel/hsm.h"
 #include "log.h"
 #include "store.h"
+#include "wipe.h"
 
 struct keel_admin {
 	struct admin_ctx ctx;
@@ -570,20 +570,13 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
 static int evthread_ok = -1;
 
-/* jansson's copies of what handlers put in answers (an issued private key)
- * are wiped when freed, as kmip.h asks of processes that handle secrets. */
-static void json_wipe_free(void *p)
-{
-	if (p != NULL) {
-		explicit_bzero(p, malloc_usable_size(p));
-		free(p);
-	}
-}
-
 static void evthread_init(void)
 {
 	evthread_ok = evthread_use_pthreads();
-	json_set_alloc_funcs(malloc, json_wipe_free);
+	/* jansson's copies of what handlers put in answers (an issued private
+	 * key) are wiped when freed, as kmip.h asks of processes that handle
+	 * secrets. */
+	json_set_alloc_funcs(malloc, keel_wipe_free);
 }
 
 static int setup(struct keel_admin *a, const struct keel_config *cfg)

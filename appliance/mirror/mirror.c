@@ -1,5 +1,6 @@
 /* struct mirror: configuration, the API key in locked memory, the curl handle. */
 #include "mirror_int.h"
+#include "wipe.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -11,7 +12,7 @@
  * token (every request's header, the IAM answer): they are wiped on free. */
 static void curl_init_once(void)
 {
-	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, mirror_wipe_free, mirror_wipe_realloc,
+	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, keel_wipe_free, keel_wipe_realloc,
 				 strdup, calloc) != CURLE_OK) {
 		keel_err("mirror: curl_global_init failed");
 	}

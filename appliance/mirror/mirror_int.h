@@ -76,10 +76,6 @@ void mirror_free_wiped(char *s);
 /* Makes jansson wipe every allocation when it frees it (once per process),
  * so that parsed plaintext does not linger in the heap. */
 void mirror_json_wipe_on_free(void);
-/* Allocator hooks that wipe a block before it goes (util.c): jansson's and
- * libcurl's (curl_global_init_mem). */
-void mirror_wipe_free(void *ptr);
-void *mirror_wipe_realloc(void *ptr, size_t len);
 
 /* A fresh v4 UUID into out (37 bytes). */
 int mirror_uuid(char out[37]) MIRROR_WUR;

@@ -1,7 +1,7 @@
 /* Helpers for the Key Protect client: base64, wiping, jansson's allocator, UUIDs. */
 #include "mirror_int.h"
+#include "wipe.h"
 
-#include <malloc.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -101,39 +101,9 @@ int mirror_b64_decode(const char *text, uint8_t *out, size_t out_len)
 	return r;
 }
 
-/* jansson's and libcurl's free: wipe the whole block first (an IAM token or
- * the API key passes through their buffers). malloc_usable_size works for
- * blocks allocated before the switch as well, so it can happen at any time. */
-void mirror_wipe_free(void *ptr)
-{
-	if (ptr != NULL) {
-		explicit_bzero(ptr, malloc_usable_size(ptr));
-		free(ptr);
-	}
-}
-
-/* libcurl's realloc: a new block, the old one wiped (realloc may move it and
- * leave the old contents behind). */
-void *mirror_wipe_realloc(void *ptr, size_t len)
-{
-	size_t old;
-	void *grown;
-
-	if (ptr == NULL) {
-		return malloc(len);
-	}
-	old = malloc_usable_size(ptr);
-	if ((grown = malloc(len != 0 ? len : 1)) == NULL) {
-		return NULL;
-	}
-	memcpy(grown, ptr, old < len ? old : len);
-	mirror_wipe_free(ptr);
-	return grown;
-}
-
 static void json_install(void)
 {
-	json_set_alloc_funcs(malloc, mirror_wipe_free);
+	json_set_alloc_funcs(malloc, keel_wipe_free); /* an IAM token or the API key */
 }
 
 void mirror_json_wipe_on_free(void)

@@ -10,7 +10,6 @@
  * ring is sized for max_connections.
  */
 #include <errno.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 
 #include "log.h"
 #include "server_int.h"
+#include "wipe.h"
 
 void wipe_free(void *buf, size_t len)
 {
@@ -30,34 +30,9 @@ void wipe_free(void *buf, size_t len)
 
 /* libevent's buffers sit above TLS, so they hold requests and answers in
  * plaintext: every block libevent frees or moves is wiped first. */
-static void ev_free(void *p)
-{
-	if (p != NULL) {
-		OPENSSL_cleanse(p, malloc_usable_size(p));
-		free(p);
-	}
-}
-
-static void *ev_realloc(void *p, size_t len)
-{
-	size_t old;
-	void *q;
-
-	if (p == NULL) {
-		return malloc(len);
-	}
-	old = malloc_usable_size(p);
-	if ((q = malloc(len != 0 ? len : 1)) == NULL) {
-		return NULL;
-	}
-	memcpy(q, p, old < len ? old : len);
-	ev_free(p);
-	return q;
-}
-
 void wipe_libevent_memory(void)
 {
-	event_set_mem_functions(malloc, ev_realloc, ev_free);
+	event_set_mem_functions(malloc, keel_wipe_realloc, keel_wipe_free);
 }
 
 static void job_reply(void *reply_ctx, const uint8_t *resp, size_t resp_len)
