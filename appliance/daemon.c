@@ -8,6 +8,12 @@
 #include "keel/clients.h"
 #include "log.h"
 
+/* What the key process pushed: it holds the TLS key. */
+struct pushed {
+	uint8_t *data;
+	size_t len;
+};
+
 struct daemon {
 	const struct keel_daemon_opts *opts;
 	struct keel_config *cfg;
@@ -73,28 +79,28 @@ static void tls_settings(const struct keel_config *cfg, struct keel_server_tls *
 }
 
 /* What the server needs besides its limits: TLS identity and registrations,
- * from the files or from the key process. *pem (pushed ones) is the caller's
- * to wipe and free. */
+ * from the files or from the key process. Pushed ones are in *buf, which
+ * holds the key: the caller wipes it (wipe_pushed) once they are loaded.
+ * 0, 1 (nothing new pushed) or -1. */
 static int setup(const struct daemon *d, const struct keel_config *cfg, struct keel_server_tls *tls,
-		 struct keel_registry *reg, char **pem)
+		 struct keel_registry *reg, struct pushed *buf)
 {
 	tls_settings(cfg, tls);
-	*pem = NULL;
+	buf->data = NULL;
+	buf->len = 0;
 	if (d->opts->pushed == NULL) {
 		return make_registry(d, cfg, reg);
 	}
-	/* The network process reads no files: the CRLs come in *pem too. */
-	if (d->opts->pushed(d->opts->pushed_arg, reg, pem, &tls->pem_len) != 0) {
-		return -1;
-	}
-	tls->pem = *pem;
-	return 0;
+	/* The network process reads no files: the CRLs come pushed too. */
+	return d->opts->pushed(d->opts->pushed_arg, reg, tls, &buf->data, &buf->len);
 }
 
-static void wipe_pem(char *pem, const struct keel_server_tls *tls)
+static void wipe_pushed(struct pushed *buf)
 {
-	if (pem != NULL) {
-		OPENSSL_clear_free(pem, tls->pem_len);
+	if (buf->data != NULL) {
+		OPENSSL_cleanse(buf->data, buf->len);
+		free(buf->data);
+		buf->data = NULL;
 	}
 }
 
@@ -106,18 +112,23 @@ static void on_sighup(struct keel_server *srv, void *arg)
 	struct keel_config *cfg = NULL;
 	struct keel_server_tls tls = {0};
 	struct keel_registry reg;
-	char *pem = NULL;
+	struct pushed buf = {0};
 	int r = -1;
 
 	/* Pushed settings: the configuration stays as it was first read. */
 	if (d->opts->pushed == NULL && keel_daemon_load(d->opts, &cfg) != 0) {
 		goto out;
 	}
-	if (setup(d, cfg != NULL ? cfg : d->cfg, &tls, &reg, &pem) == 0) {
+	if ((r = setup(d, cfg != NULL ? cfg : d->cfg, &tls, &reg, &buf)) == 0) {
 		r = keel_server_reload(srv, &tls, &reg);
 	}
 out:
-	wipe_pem(pem, &tls);
+	wipe_pushed(&buf);
+	if (r == 1) {
+		/* A SIGHUP for a setup taken already (two came before the first signal). */
+		keel_debug("no new setup from the key process: keeping the running settings");
+		return;
+	}
 	if (r != 0) {
 		keel_err("reload failed: keeping the running settings");
 		keel_config_free(cfg);
@@ -153,18 +164,19 @@ static int start(struct daemon *d, struct keel_server **out_srv)
 	};
 	struct keel_server_tls tls;
 	struct keel_registry reg;
-	char *pem = NULL;
+	struct pushed buf;
 	int r;
 
 	for (size_t i = 0; i < cfg->num_listen; i++) {
 		listen[i].addr = cfg->listen[i].addr;
 		listen[i].addr_len = cfg->listen[i].addr_len;
 	}
-	if (setup(d, cfg, &tls, &reg, &pem) != 0) {
+	if (setup(d, cfg, &tls, &reg, &buf) != 0) {
+		wipe_pushed(&buf);
 		return -1;
 	}
 	r = keel_server_new(out_srv, &sc, &tls, &reg);
-	wipe_pem(pem, &tls);
+	wipe_pushed(&buf);
 	return r;
 }
 

@@ -34,13 +34,14 @@ struct keel_daemon_opts {
 	void *registry_arg;
 	/*
 	 * The privilege-separated network process (may be NULL): registrations
-	 * and the TLS chain and key come from the key process, at start and on
-	 * each SIGHUP, which then re-reads no file. Fills *out_reg (owned by
-	 * the server afterwards) and *out_pem (malloc'd PEM, wiped and freed
-	 * here); 0 or -1.
+	 * and the TLS chain, key and CRLs come from the key process, at start
+	 * and on each SIGHUP, which then re-reads no file. Fills *out_reg
+	 * (owned by the server afterwards) and the parts of |io_tls|, which
+	 * point into *out_buf (malloc'd, wiped and freed here once loaded).
+	 * 0, 1 when nothing new came (the running settings stay), or -1.
 	 */
-	int (*pushed)(void *arg, struct keel_registry *out_reg, char **out_pem,
-		      size_t *out_pem_len);
+	int (*pushed)(void *arg, struct keel_registry *out_reg, struct keel_server_tls *io_tls,
+		      uint8_t **out_buf, size_t *out_buf_len);
 	void *pushed_arg;
 	/* Called once every listener is bound, before on_ready (may be NULL):
 	 * where keeld drops privileges. Returns 0, or the exit status to stop with. */

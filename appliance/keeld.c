@@ -560,12 +560,14 @@ static int net_drop(const struct keel_config *cfg, void *arg)
 	return r == 0 ? sandbox(cfg, KEEL_SANDBOX_NET) : r;
 }
 
-static int net_pushed(void *arg, struct keel_registry *out_reg, char **out_pem, size_t *out_pem_len)
+static int net_pushed(void *arg, struct keel_registry *out_reg, struct keel_server_tls *io_tls,
+		      uint8_t **out_buf, size_t *out_buf_len)
 {
 	struct keel_clients *c = NULL;
+	int r;
 
-	if (ps_net_setup(arg, &c, out_pem, out_pem_len) != 0) {
-		return -1;
+	if ((r = ps_net_setup(arg, &c, io_tls, out_buf, out_buf_len)) != 0) {
+		return r;
 	}
 	keel_clients_registry(c, out_reg);
 	keel_clients_free(c);

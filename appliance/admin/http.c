@@ -32,6 +32,7 @@
 
 #include "admin_int.h"
 #include "keel/hsm.h"
+#include "keel/pki.h"
 #include "log.h"
 #include "store.h"
 #include "wipe.h"
@@ -440,17 +441,22 @@ static int tls_ctx(struct keel_admin *a, const char *certificate, const char *pr
 {
 	static const unsigned char sid_ctx[] = "keeld-admin";
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	EVP_PKEY *key = NULL;
 
+	/* keel_pki_read_key, not SSL_CTX_use_PrivateKey_file: its stdio buffer,
+	 * which holds the key's PEM text, is wiped rather than freed as it is. */
 	if (ctx == NULL || SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
 	    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1) != 1 ||
 	    SSL_CTX_use_certificate_chain_file(ctx, certificate) != 1 ||
-	    SSL_CTX_use_PrivateKey_file(ctx, private_key, SSL_FILETYPE_PEM) != 1 ||
+	    keel_pki_read_key(private_key, &key) != 0 || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
 	    SSL_CTX_check_private_key(ctx) != 1) {
 		keel_err("admin: cannot set up TLS with %s", certificate);
 		ERR_clear_error();
+		EVP_PKEY_free(key);
 		SSL_CTX_free(ctx);
 		return -1;
 	}
+	EVP_PKEY_free(key); /* the context holds its own reference */
 	SSL_CTX_set_security_level(ctx, 2);
 	SSL_CTX_set_options(ctx,
 			    SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_NO_TICKET);

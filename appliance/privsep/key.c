@@ -23,11 +23,13 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/x509.h>
 
 #include "keel/clients.h"
+#include "keel/pki.h"
 #include "log.h"
 
-/* The PEM files sent to the network process; far above any real chain. */
+/* The TLS files sent to the network process; far above any real chain. */
 #define PEM_FILE_MAX (1u << 20)
 
 /* One socket pair per worker: an idle worker waits in read() on its own, so
@@ -91,59 +93,100 @@ static int catch_signals(void)
 
 /* ---- setup: registry and TLS identity ----------------------------------- */
 
-/* Appends file |path| to |buf| (wiped and grown). 0 or -1. */
-static int append_file(const char *path, uint8_t **buf, size_t *len)
+/* File |path| whole, into *out (malloc'd). 0 or -1 (logged). */
+static int read_file(const char *path, uint8_t **out, size_t *out_len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	uint8_t *buf = NULL;
 	struct stat st;
-	uint8_t *grown;
-	ssize_t n;
-	int r = -1;
+	ssize_t n = -1;
 
-	if (fd < 0 || fstat(fd, &st) != 0 || st.st_size < 0 || st.st_size > PEM_FILE_MAX ||
-	    (grown = malloc(*len + (size_t)st.st_size + 1)) == NULL) {
-		goto out;
-	}
-	if (*buf != NULL) {
-		memcpy(grown, *buf, *len);
-		OPENSSL_clear_free(*buf, *len);
-	}
-	*buf = grown;
-	if ((n = read(fd, grown + *len, (size_t)st.st_size)) != st.st_size) {
-		goto out;
-	}
-	*len += (size_t)n;
-	grown[(*len)++] = '\n';
-	r = 0;
-out:
-	if (r != 0) {
-		keel_err("privsep: cannot read %s", path);
+	if (fd >= 0 && fstat(fd, &st) == 0 && st.st_size >= 0 && st.st_size <= PEM_FILE_MAX &&
+	    (buf = malloc((size_t)st.st_size + 1)) != NULL) {
+		n = read(fd, buf, (size_t)st.st_size);
 	}
 	if (fd >= 0) {
 		close(fd);
 	}
+	if (buf == NULL || n != st.st_size) {
+		free(buf); /* a chain or CRLs: nothing secret */
+		keel_err("privsep: cannot read %s", path);
+		return -1;
+	}
+	*out = buf;
+	*out_len = (size_t)n;
+	return 0;
+}
+
+/* The TLS key as PKCS#8 DER, in *out (OPENSSL_malloc'd: the caller
+ * clear-frees it). keel_pki_read_key reads the file through a stdio buffer
+ * it wipes; the network process then parses no PEM. 0 or -1 (logged). */
+static int read_key_der(const char *path, uint8_t **out, size_t *out_len)
+{
+	PKCS8_PRIV_KEY_INFO *p8 = NULL;
+	unsigned char *der = NULL;
+	EVP_PKEY *key = NULL;
+	int len = -1;
+
+	if (keel_pki_read_key(path, &key) == 0 && (p8 = EVP_PKEY2PKCS8(key)) != NULL) {
+		len = i2d_PKCS8_PRIV_KEY_INFO(p8, &der);
+	}
+	PKCS8_PRIV_KEY_INFO_free(p8); /* wipes the key octets */
+	EVP_PKEY_free(key);
+	if (len <= 0) {
+		keel_err("privsep: cannot read the private key %s", path);
+		return -1;
+	}
+	*out = der;
+	*out_len = (size_t)len;
+	return 0;
+}
+
+/* PS_SETUP's b, read from the TLS files now (privsep.h): *out holds the
+ * key, for the caller to wipe and free. 0 or -1 (logged). */
+static int tls_parts(const struct ps_key_config *c, uint8_t **out, size_t *out_len)
+{
+	uint8_t *chain = NULL, *key = NULL, *crls = NULL;
+	size_t chain_len = 0, key_len = 0, crls_len = 0;
+	struct ps_tls_parts p;
+	int r = -1;
+
+	/* Each at most PEM_FILE_MAX bytes (the key's DER is shorter than its PEM). */
+	if (read_file(c->tls_certificate_file, &chain, &chain_len) == 0 &&
+	    read_key_der(c->tls_private_key_file, &key, &key_len) == 0 &&
+	    (c->tls_crl_file == NULL || read_file(c->tls_crl_file, &crls, &crls_len) == 0)) {
+		p = (struct ps_tls_parts){chain, (uint32_t)chain_len, key, (uint32_t)key_len,
+					  crls,	 (uint32_t)crls_len};
+		if ((r = ps_tls_parts_encode(&p, out, out_len)) != 0) {
+			keel_err("privsep: the TLS chain, key and CRLs do not fit a setup");
+		}
+	}
+	free(chain);
+	OPENSSL_clear_free(key, key_len);
+	free(crls);
 	return r;
 }
 
 static int send_setup(struct ps_key *k, uint32_t id)
 {
 	const struct ps_key_config *c = k->cfg;
-	uint8_t *reg = NULL, *pem = NULL;
-	size_t reg_len = 0, pem_len = 0;
+	uint8_t *reg = NULL, *tls = NULL;
+	size_t reg_len = 0, tls_len = 0;
 	int r = -1;
 
 	if (keel_clients_export(c->clients, &reg, &reg_len) != 0 ||
-	    append_file(c->tls_certificate_file, &pem, &pem_len) != 0 ||
-	    append_file(c->tls_private_key_file, &pem, &pem_len) != 0 ||
-	    (c->tls_crl_file != NULL && append_file(c->tls_crl_file, &pem, &pem_len) != 0)) {
+	    tls_parts(c, &tls, &tls_len) != 0) {
 		goto out;
 	}
 	pthread_mutex_lock(&k->ch[0].write_mu);
-	r = ps_write(k->ch[0].fd, PS_SETUP, id, reg, reg_len, pem, pem_len);
+	r = ps_write(k->ch[0].fd, PS_SETUP, id, reg, reg_len, tls, tls_len);
 	pthread_mutex_unlock(&k->ch[0].write_mu);
 out:
 	free(reg);
-	OPENSSL_clear_free(pem, pem_len);
+	if (tls != NULL) {
+		OPENSSL_cleanse(tls, tls_len);
+		free(tls);
+	}
 	if (r == 0) {
 		keel_debug("privsep: setup %u sent", (unsigned)id); /* its buffers wiped */
 	}

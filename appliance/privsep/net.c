@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "keel/clients.h"
+#include "keel/server.h"
 #include "log.h"
 
 #define BUCKETS 1024u
@@ -96,37 +97,58 @@ static int send_on(struct channel *ch, enum ps_type type, uint32_t id, const voi
 	return r;
 }
 
-int ps_net_setup(struct ps_net *n, struct keel_clients **out_clients, char **out_pem,
-		 size_t *out_pem_len)
+/* The registry and the TLS parts of |f|; 0 or -1 (logged). */
+static int parse_setup(const struct ps_frame *f, struct keel_clients **out_clients,
+		       struct keel_server_tls *io_tls)
 {
-	uint32_t id;
-	int r;
+	struct ps_tls_parts p;
 
-	*out_pem = NULL;
-	pthread_mutex_lock(&n->mu);
-	r = keel_clients_import_wire(n->setup.a, n->setup.a_len, out_clients);
-	if (r == 0 && (*out_pem = malloc(n->setup.b_len + 1)) != NULL) {
-		memcpy(*out_pem, n->setup.b, n->setup.b_len);
-		*out_pem_len = n->setup.b_len;
+	if (ps_tls_parts_decode(f->b, f->b_len, &p) != 0) {
+		keel_err("privsep: the key process sent TLS parts that do not fit their frame");
+		return -1;
 	}
-	id = n->setup.id;
-	pthread_mutex_unlock(&n->mu);
-	if (r != 0) {
+	if (keel_clients_import_wire(f->a, f->a_len, out_clients) != 0) {
 		keel_err("privsep: the key process sent a registry that does not parse");
 		return -1;
 	}
-	if (*out_pem == NULL) {
-		keel_clients_free(*out_clients);
-		*out_clients = NULL;
+	io_tls->chain_pem = p.chain;
+	io_tls->chain_pem_len = p.chain_len;
+	io_tls->key_der = p.key;
+	io_tls->key_der_len = p.key_len;
+	io_tls->crls_pem = p.crls;
+	io_tls->crls_pem_len = p.crls_len;
+	return 0;
+}
+
+int ps_net_setup(struct ps_net *n, struct keel_clients **out_clients,
+		 struct keel_server_tls *io_tls, uint8_t **out_buf, size_t *out_buf_len)
+{
+	struct ps_frame f;
+
+	*out_buf = NULL;
+	/* Taken, not copied: the key's only copy here goes to the caller, who
+	 * wipes it once the server has loaded it. */
+	pthread_mutex_lock(&n->mu);
+	f = n->setup;
+	memset(&n->setup, 0, sizeof(n->setup));
+	pthread_mutex_unlock(&n->mu);
+	if (f.a == NULL) {
+		return 1;
+	}
+	if (parse_setup(&f, out_clients, io_tls) != 0) {
+		ps_frame_cleanup(&f);
 		return -1;
 	}
+	*out_buf = f.a;
+	*out_buf_len = (size_t)f.a_len + f.b_len;
 	/* Taken on the server's loop, which swaps it in before it handles any
 	 * new handshake: the key process may now tell the administrator so. */
-	if (id != 0 && id != n->acked) {
-		n->acked = id;
-		r = send_on(&n->ch[0], PS_SETUP, id, NULL, 0, NULL, 0);
+	if (f.id != 0 && f.id != n->acked) {
+		n->acked = f.id;
+		/* A failed write: the key process is gone, and a reader ends us. */
+		(void)!send_on(&n->ch[0], PS_SETUP, f.id, NULL, 0, NULL, 0);
 	}
-	return r;
+	return 0;
 }
 
 static void pending_put(struct ps_net *n, struct pending *p)

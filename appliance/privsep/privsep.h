@@ -13,7 +13,15 @@
  *                           NUL-padded subject); b: one TTLV message
  *   PS_RESPONSE key -> net  id of the request; b: the answer (empty: close)
  *   PS_SETUP    key -> net  id: a generation (0 at start); a: client registry
- *                           (keel_clients_export); b: TLS chain and key, PEM.
+ *                           (keel_clients_export); b: the TLS identity in three
+ *                           parts, each a u32 length and its bytes, in this order
+ *                           and nothing after them:
+ *                             chain  PEM certificates, leaf first (not empty)
+ *                             key    the private key, PKCS#8 DER (not empty;
+ *                                    never logged)
+ *                             crls   tls.crl_file's CRLs, PEM (empty: none)
+ *                           so that the key is parsed alone, from DER, and the
+ *                           chain and CRLs from buffers that never held it.
  *                           At start, on SIGHUP and after each admin change.
  *               net -> key  id: that generation, a and b empty: in use for
  *                           every new handshake (not sent for generation 0)
@@ -35,6 +43,7 @@
 #include "keel/request.h"
 
 struct keel_clients;
+struct keel_server_tls;
 
 enum ps_type {
 	PS_REQUEST = 1,
@@ -100,6 +109,25 @@ ps_check_request(const struct ps_frame *f, uint32_t max_message_size,
 /* The identity block of a request. */
 void ps_identity_encode(const struct keel_client_identity *who, uint8_t out[PS_IDENTITY_LEN]);
 
+/* PS_SETUP's b, the TLS identity in parts (see above). */
+struct ps_tls_parts {
+	const uint8_t *chain;
+	uint32_t chain_len;
+	const uint8_t *key; /* a secret */
+	uint32_t key_len;
+	const uint8_t *crls;
+	uint32_t crls_len;
+};
+
+/* |p| as PS_SETUP's b, in *out (malloc'd: it holds the key; the caller wipes
+ * and frees it). 0, or -1 (an empty chain or key, too long, no memory). */
+__attribute__((warn_unused_result)) int ps_tls_parts_encode(const struct ps_tls_parts *p,
+							    uint8_t **out, size_t *out_len);
+/* The parts of |b|, pointing into it. 0, or -1 when a length runs past the
+ * end, the chain or key is empty, or bytes follow the CRLs. */
+__attribute__((warn_unused_result)) int ps_tls_parts_decode(const uint8_t *b, size_t b_len,
+							    struct ps_tls_parts *out);
+
 /* ---- the network process (net.c) ---------------------------------------- */
 
 struct ps_net;
@@ -111,11 +139,15 @@ __attribute__((warn_unused_result)) int ps_net_new(const int *fds, size_t num_fd
 /* A keel_request_fn: forwards the request; the reply comes from the reader. */
 void ps_net_handle(void *ctx, const struct keel_client_identity *who, const uint8_t *req,
 		   size_t req_len, keel_reply_fn reply, void *reply_ctx);
-/* The latest registry and TLS chain and key (PEM, malloc'd: the caller
- * wipes and frees it). 0 or -1. */
+/* Takes the latest setup: the registry into *out_clients, the TLS parts
+ * into |io_tls| (chain_pem, key_der, crls_pem), pointing into *out_buf,
+ * which the caller wipes (it holds the key) and frees once the server has
+ * loaded them: no copy stays here. 0, 1 when there is none new since the
+ * last (the running settings stay), or -1 (logged). */
 __attribute__((warn_unused_result)) int ps_net_setup(struct ps_net *n,
 						     struct keel_clients **out_clients,
-						     char **out_pem, size_t *out_pem_len);
+						     struct keel_server_tls *io_tls,
+						     uint8_t **out_buf, size_t *out_buf_len);
 /* A keel_metrics_forward function: the event goes to the key process. */
 void ps_net_metric(void *arg, enum keel_metrics_event ev, int value);
 /* Tells the key process the bound ports, then starts reading its frames:

@@ -224,3 +224,65 @@ enum ps_verdict ps_check_request(const struct ps_frame *f, uint32_t max_message_
 	}
 	return PS_OK;
 }
+
+int ps_tls_parts_encode(const struct ps_tls_parts *p, uint8_t **out, size_t *out_len)
+{
+	const uint8_t *data[3] = {p->chain, p->key, p->crls};
+	const uint32_t len[3] = {p->chain_len, p->key_len, p->crls_len};
+	uint64_t total = 0;
+	uint8_t *b;
+
+	*out = NULL;
+	for (size_t i = 0; i < 3; i++) {
+		total += 4 + (uint64_t)len[i];
+	}
+	if (p->chain_len == 0 || p->key_len == 0 || total > PS_SETUP_MAX ||
+	    (b = malloc((size_t)total)) == NULL) {
+		return -1;
+	}
+	*out = b;
+	*out_len = (size_t)total;
+	for (size_t i = 0; i < 3; i++) {
+		put_u32(b, len[i]);
+		if (len[i] > 0) {
+			memcpy(b + 4, data[i], len[i]);
+		}
+		b += 4 + len[i];
+	}
+	return 0;
+}
+
+/* One part: a u32 length, then that many bytes, all within [*b, end). */
+static int take_part(const uint8_t **b, const uint8_t *end, const uint8_t **out, uint32_t *out_len)
+{
+	if (end - *b < 4) {
+		return -1;
+	}
+	*out_len = get_u32(*b);
+	*b += 4;
+	if ((size_t)(end - *b) < *out_len) {
+		return -1;
+	}
+	*out = *b;
+	*b += *out_len;
+	return 0;
+}
+
+int ps_tls_parts_decode(const uint8_t *b, size_t b_len, struct ps_tls_parts *out)
+{
+	const uint8_t *end;
+
+	memset(out, 0, sizeof(*out));
+	if (b == NULL) {
+		return -1;
+	}
+	end = b + b_len;
+	if (take_part(&b, end, &out->chain, &out->chain_len) != 0 ||
+	    take_part(&b, end, &out->key, &out->key_len) != 0 ||
+	    take_part(&b, end, &out->crls, &out->crls_len) != 0 || b != end ||
+	    out->chain_len == 0 || out->key_len == 0) {
+		memset(out, 0, sizeof(*out));
+		return -1;
+	}
+	return 0;
+}

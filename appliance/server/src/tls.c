@@ -229,15 +229,19 @@ static int set_policy(SSL_CTX *ctx, uint32_t session_lifetime_s)
 	return SSL_CTX_set_session_ticket_cb(ctx, NULL, ticket_check, NULL) == 1 ? 0 : -1;
 }
 
-/* The chain (leaf first) and the key from one PEM text. */
-static int load_identity_pem(SSL_CTX *ctx, const struct keel_server_tls *tls)
+/* The chain (leaf first) from its PEM part; the key from its DER part
+ * alone, so that no PEM reader passes over it (OpenSSL's copies its blocks
+ * into buffers it frees unwiped) and every byte of the part must be key. */
+static int load_identity_parts(SSL_CTX *ctx, const struct keel_server_tls *tls)
 {
-	BIO *b = BIO_new_mem_buf(tls->pem, (int)tls->pem_len);
+	const unsigned char *p = tls->key_der;
 	X509 *cert = NULL;
 	EVP_PKEY *key = NULL;
+	BIO *b = NULL;
 	int r = -1;
 
-	if (b == NULL || tls->pem_len > INT32_MAX ||
+	if (tls->chain_pem_len > INT32_MAX || tls->key_der_len > INT32_MAX ||
+	    (b = BIO_new_mem_buf(tls->chain_pem, (int)tls->chain_pem_len)) == NULL ||
 	    (cert = PEM_read_bio_X509(b, NULL, NULL, NULL)) == NULL ||
 	    SSL_CTX_use_certificate(ctx, cert) != 1) {
 		goto out;
@@ -249,11 +253,9 @@ static int load_identity_pem(SSL_CTX *ctx, const struct keel_server_tls *tls)
 		}
 	}
 	ERR_clear_error();
-	BIO_free(b);
-	/* PEM_read_bio_PrivateKey skips the certificates to the key. */
-	if ((b = BIO_new_mem_buf(tls->pem, (int)tls->pem_len)) == NULL ||
-	    (key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)) == NULL ||
-	    SSL_CTX_use_PrivateKey(ctx, key) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+	if ((key = d2i_AutoPrivateKey(NULL, &p, (long)tls->key_der_len)) == NULL ||
+	    p != tls->key_der + tls->key_der_len || SSL_CTX_use_PrivateKey(ctx, key) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
 		goto out;
 	}
 	r = 0;
@@ -269,8 +271,8 @@ out:
 
 static int load_identity(SSL_CTX *ctx, const struct keel_server_tls *tls)
 {
-	if (tls->pem != NULL) {
-		return load_identity_pem(ctx, tls);
+	if (tls->chain_pem != NULL) {
+		return load_identity_parts(ctx, tls);
 	}
 	/* The chain file's extra certificates are sent after the leaf: vCenter
 	 * may trust only the CA, so it must see the whole path. */
@@ -288,22 +290,25 @@ static int load_identity(SSL_CTX *ctx, const struct keel_server_tls *tls)
 }
 
 /* Every CRL of tls.crl_file, into the SSL_CTX's store: read from the file,
- * or (pushed to the network process, which reads no files) from the PEM
- * text after the key. One without any CRL is an error (a wrong file must
- * not silently revoke nothing). */
+ * or (pushed to the network process, which reads no files) from their own
+ * part. One without any CRL is an error (a wrong file must not silently
+ * revoke nothing). */
 static int load_crls(SSL_CTX *ctx, const struct keel_server_tls *tls)
 {
 	const char *path = tls->crl_file;
-	BIO *bio = tls->pem != NULL ? BIO_new_mem_buf(tls->pem, (int)tls->pem_len)
-				    : BIO_new_file(path, "r");
+	BIO *bio = NULL;
 	X509_CRL *crl;
 	int n = 0, r = 0;
 
+	if (tls->chain_pem == NULL) {
+		bio = BIO_new_file(path, "r");
+	} else if (tls->crls_pem_len <= INT32_MAX) {
+		bio = BIO_new_mem_buf(tls->crls_pem, (int)tls->crls_pem_len);
+	}
 	if (bio == NULL) {
 		keel_err("tls: cannot read CRL file %s", path);
 		return -1;
 	}
-	/* PEM_read_bio_X509_CRL skips the certificates and key before them. */
 	while (r == 0 && (crl = PEM_read_bio_X509_CRL(bio, NULL, NULL, NULL)) != NULL) {
 		r = X509_STORE_add_crl(SSL_CTX_get_cert_store(ctx), crl) == 1 ? 0 : -1;
 		X509_CRL_free(crl);

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -222,12 +223,78 @@ static void test_read_buffered(void **state)
 	ps_reader_cleanup(&p.in);
 }
 
+/* PS_SETUP's TLS parts: what is encoded decodes to the same three parts,
+ * in place; an empty chain or key is refused both ways. */
+static void test_tls_parts_round_trip(void **state)
+{
+	static const uint8_t chain[] = "-----BEGIN CERTIFICATE-----", key[] = {0x30, 0x82, 1, 2};
+	struct ps_tls_parts in = {chain, sizeof(chain), key, sizeof(key), NULL, 0}, out;
+	uint8_t *b = NULL;
+	size_t len = 0;
+
+	assert_int_equal(ps_tls_parts_encode(&in, &b, &len), 0);
+	assert_int_equal(len, 12 + sizeof(chain) + sizeof(key));
+	assert_int_equal(ps_tls_parts_decode(b, len, &out), 0);
+	assert_int_equal(out.chain_len, sizeof(chain));
+	assert_ptr_equal(out.chain, b + 4);
+	assert_memory_equal(out.chain, chain, sizeof(chain));
+	assert_int_equal(out.key_len, sizeof(key));
+	assert_memory_equal(out.key, key, sizeof(key));
+	assert_int_equal(out.crls_len, 0);
+	free(b);
+
+	in.crls = chain;
+	in.crls_len = 5;
+	assert_int_equal(ps_tls_parts_encode(&in, &b, &len), 0);
+	assert_int_equal(ps_tls_parts_decode(b, len, &out), 0);
+	assert_int_equal(out.crls_len, 5);
+	assert_memory_equal(out.crls, chain, 5);
+	free(b);
+
+	in.key_len = 0;
+	assert_int_equal(ps_tls_parts_encode(&in, &b, &len), -1);
+	in.key_len = sizeof(key);
+	in.chain_len = 0;
+	assert_int_equal(ps_tls_parts_encode(&in, &b, &len), -1);
+}
+
+/* A network process must refuse parts that do not fit their frame exactly:
+ * every truncation, a trailing byte, a length one too long, an empty key. */
+static void test_tls_parts_refused(void **state)
+{
+	/* chain "ab", key "k", crls "c" */
+	uint8_t good[] = {0, 0, 0, 2, 'a', 'b', 0, 0, 0, 1, 'k', 0, 0, 0, 1, 'c', 'x'};
+	const size_t len = sizeof(good) - 1; /* without the trailing 'x' */
+	struct ps_tls_parts out;
+
+	assert_int_equal(ps_tls_parts_decode(good, len, &out), 0);
+	assert_int_equal(out.key_len, 1);
+	assert_int_equal(out.key[0], 'k');
+	for (size_t cut = 0; cut < len; cut++) {
+		assert_int_equal(ps_tls_parts_decode(good, cut, &out), -1);
+		assert_null(out.key);
+	}
+	assert_int_equal(ps_tls_parts_decode(good, len + 1, &out), -1);
+	assert_int_equal(ps_tls_parts_decode(NULL, 0, &out), -1);
+	good[9] = 2; /* the key's length runs into the CRLs' header */
+	assert_int_equal(ps_tls_parts_decode(good, len, &out), -1);
+	good[9] = 0xff;
+	good[6] = 0xff; /* and far past the end */
+	assert_int_equal(ps_tls_parts_decode(good, len, &out), -1);
+	{
+		const uint8_t no_key[] = {0, 0, 0, 1, 'a', 0, 0, 0, 0, 0, 0, 0, 0};
+
+		assert_int_equal(ps_tls_parts_decode(no_key, sizeof(no_key), &out), -1);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_request_accepted), cmocka_unit_test(test_wrong_type_or_id),
-	    cmocka_unit_test(test_bad_identity),     cmocka_unit_test(test_bad_message),
-	    cmocka_unit_test(test_read_refuses),     cmocka_unit_test(test_read_buffered),
+	    cmocka_unit_test(test_request_accepted),	 cmocka_unit_test(test_wrong_type_or_id),
+	    cmocka_unit_test(test_bad_identity),	 cmocka_unit_test(test_bad_message),
+	    cmocka_unit_test(test_read_refuses),	 cmocka_unit_test(test_read_buffered),
+	    cmocka_unit_test(test_tls_parts_round_trip), cmocka_unit_test(test_tls_parts_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

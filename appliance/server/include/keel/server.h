@@ -41,13 +41,19 @@ struct keel_server_tls {
 	const char *certificate_file; /* PEM: leaf first, then the chain sent to clients */
 	const char *private_key_file; /* PEM, RSA or EC */
 	uint32_t session_lifetime_s;  /* 0 disables resumption */
-	/* Instead of the two files (when not NULL): the chain then the key, as
-	 * PEM text. The privilege-separated network process reads no files. */
-	const char *pem;
-	size_t pem_len;
+	/* Instead of the files (when chain_pem is not NULL), as the key process
+	 * sends them to the privilege-separated network process, which reads no
+	 * files: the chain (PEM, leaf first), the key (DER: PKCS#8 or the
+	 * traditional form; no PEM pass over it) and crl_file's CRLs (PEM). */
+	const uint8_t *chain_pem;
+	size_t chain_pem_len;
+	const uint8_t *key_der;
+	size_t key_der_len;
+	const uint8_t *crls_pem;
+	size_t crls_pem_len;
 	/* PEM CRLs (NULL: none): a client certificate one of them lists is
 	 * refused even while registered. Read again with the rest on a reload.
-	 * With pem, the CRLs are in it, after the key (crl_file only names them). */
+	 * With chain_pem, the CRLs are crls_pem (crl_file only names them). */
 	const char *crl_file;
 };
 
