@@ -362,5 +362,16 @@ class PrivsepTlsKeyTest(HardenCase):
             self.assert_nowhere({**old, **new})
 
 
+class PrivsepTlsKeyFirstStartTest(PrivsepTlsKeyTest):
+    """The same search on keeld --dev's first start, which makes the CA and
+    the server's key before the fork, so the network process begins with a
+    copy of that process's heap."""
+    conf = ""
+
+    def test_tls_key_in_neither_process(self):
+        self.serve_a_key()
+        self.assert_nowhere(tls_key_needles(self.key_file(), "made"))
+
+
 if __name__ == "__main__":
     unittest.main()
