@@ -583,7 +583,7 @@ static void net_ready(struct keel_server *srv, const struct keel_config *cfg, vo
 			ports[i] = 0;
 		}
 	}
-	if (ps_net_ready(arg, ports, cfg->num_listen) != 0) {
+	if (ps_net_ready(arg, srv, ports, cfg->num_listen) != 0) {
 		keel_err("privsep: cannot reach the key process");
 		_exit(EXIT_FAILED);
 	}
@@ -594,6 +594,7 @@ static void net_ready(struct keel_server *srv, const struct keel_config *cfg, vo
 static int net_main(struct keel_daemon_opts *opts, const int *fds, size_t num_fds)
 {
 	struct ps_net *net = NULL;
+	int r;
 
 	if (ps_net_new(fds, num_fds, &net) != 0) {
 		return EXIT_FAILED;
@@ -607,7 +608,10 @@ static int net_main(struct keel_daemon_opts *opts, const int *fds, size_t num_fd
 	opts->on_listening = net_drop;
 	opts->on_ready = net_ready;
 	opts->on_ready_arg = net;
-	return keel_daemon_run(opts);
+	r = keel_daemon_run(opts);
+	keel_metrics_forward(NULL, NULL);
+	ps_net_free(net);
+	return r;
 }
 
 static void key_ready(void *arg, const uint16_t *ports, size_t num_ports)

@@ -1,14 +1,21 @@
 /*
  * The network process's side: requests go to the key process with an id;
- * one reader thread takes the answers, in whatever order they come, back to
- * their connections (reply functions may be called from any thread). Many
- * requests are in flight at once, so no worker waits on the key process.
+ * the answers come back, in whatever order, on the server's loop thread
+ * (keel_server_watch), which hands each to its connection. Many requests are
+ * in flight at once, so nothing waits on the key process.
+ *
+ * The loop is this process's only thread: neither the table nor the
+ * channels need a lock. It reads and writes the channels without blocking:
+ * a request the socket does not take at once is queued and sent when the
+ * socket is writable. A blocking write could deadlock the two processes:
+ * this loop stuck writing a request to a key worker that is itself stuck
+ * writing an answer this loop no longer reads.
  */
 #include "privsep.h"
 
-#include <pthread.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,12 +27,11 @@
 #define BUCKETS 1024u
 
 struct channel {
-	int fd;
-	pthread_mutex_t write_mu; /* one frame at a time on fd */
-	struct ps_reader in;	  /* its reader thread's (channel 0's: the setup at start) */
-	atomic_uint in_flight;	  /* requests sent, not yet answered */
+	struct ps_writer out;
+	struct ps_reader in;	  /* channel 0's also reads the setup at start */
+	unsigned in_flight;	  /* requests sent, not yet answered */
+	struct keel_watch *watch; /* NULL until ps_net_ready */
 	struct ps_net *n;
-	pthread_t reader;
 };
 
 struct pending {
@@ -40,7 +46,6 @@ struct pending {
 struct ps_net {
 	struct channel *ch;
 	size_t num_ch;
-	pthread_mutex_t mu; /* the table and the setup below */
 	uint32_t next_id;
 	struct pending *table[BUCKETS];
 	struct ps_frame setup; /* the latest PS_SETUP */
@@ -49,11 +54,31 @@ struct ps_net {
 
 static void take_setup(struct ps_net *n, struct ps_frame *f)
 {
-	pthread_mutex_lock(&n->mu);
 	ps_frame_cleanup(&n->setup);
 	n->setup = *f;
-	pthread_mutex_unlock(&n->mu);
 	memset(f, 0, sizeof(*f));
+}
+
+void ps_net_free(struct ps_net *n)
+{
+	struct pending *p;
+
+	if (n == NULL) {
+		return;
+	}
+	for (size_t i = 0; i < BUCKETS; i++) {
+		while ((p = n->table[i]) != NULL) {
+			n->table[i] = p->next;
+			free(p);
+		}
+	}
+	for (size_t i = 0; i < n->num_ch; i++) {
+		ps_reader_cleanup(&n->ch[i].in);
+		ps_writer_cleanup(&n->ch[i].out);
+	}
+	ps_frame_cleanup(&n->setup);
+	free(n->ch);
+	free(n);
 }
 
 int ps_net_new(const int *fds, size_t num_fds, struct ps_net **out)
@@ -67,17 +92,14 @@ int ps_net_new(const int *fds, size_t num_fds, struct ps_net **out)
 	}
 	n->num_ch = num_fds;
 	for (size_t i = 0; i < num_fds; i++) {
-		n->ch[i].fd = fds[i];
 		n->ch[i].n = n;
 		ps_reader_init(&n->ch[i].in, fds[i]);
-		pthread_mutex_init(&n->ch[i].write_mu, NULL);
+		ps_writer_init(&n->ch[i].out, fds[i]);
 	}
-	pthread_mutex_init(&n->mu, NULL);
 	if (ps_read(&n->ch[0].in, PS_SETUP_MAX, &f) != 0 || f.type != PS_SETUP) {
 		keel_err("privsep: no setup from the key process");
 		ps_frame_cleanup(&f);
-		free(n->ch);
-		free(n);
+		ps_net_free(n);
 		return -1;
 	}
 	take_setup(n, &f);
@@ -85,16 +107,26 @@ int ps_net_new(const int *fds, size_t num_fds, struct ps_net **out)
 	return 0;
 }
 
-/* Writes one frame on |ch|. 0 or -1. */
+/* The key process is this process's reason to live: when it ends, so does
+ * this one (systemd restarts keeld), answering nothing more. */
+static _Noreturn void key_gone(const char *why)
+{
+	keel_err("privsep: the key process %s; exiting", why);
+	_exit(1);
+}
+
+/* Sends one frame on |ch|, or queues it until the socket is writable. 0 or -1. */
 static int send_on(struct channel *ch, enum ps_type type, uint32_t id, const void *a, size_t a_len,
 		   const void *b, size_t b_len)
 {
-	int r;
-
-	pthread_mutex_lock(&ch->write_mu);
-	r = ps_write(ch->fd, type, id, a, a_len, b, b_len);
-	pthread_mutex_unlock(&ch->write_mu);
-	return r;
+	if (ps_writer_put(&ch->out, type, id, a, a_len, b, b_len) != 0) {
+		return -1;
+	}
+	if (ps_writer_pending(&ch->out) && ch->watch != NULL &&
+	    keel_watch_write(ch->watch, true) != 0) {
+		key_gone("cannot be written to");
+	}
+	return 0;
 }
 
 /* The registry and the TLS parts of |f|; 0 or -1 (logged). */
@@ -128,10 +160,8 @@ int ps_net_setup(struct ps_net *n, struct keel_clients **out_clients,
 	*out_buf = NULL;
 	/* Taken, not copied: the key's only copy here goes to the caller, who
 	 * wipes it once the server has loaded it. */
-	pthread_mutex_lock(&n->mu);
 	f = n->setup;
 	memset(&n->setup, 0, sizeof(n->setup));
-	pthread_mutex_unlock(&n->mu);
 	if (f.a == NULL) {
 		return 1;
 	}
@@ -145,7 +175,7 @@ int ps_net_setup(struct ps_net *n, struct keel_clients **out_clients,
 	 * new handshake: the key process may now tell the administrator so. */
 	if (f.id != 0 && f.id != n->acked) {
 		n->acked = f.id;
-		/* A failed write: the key process is gone, and a reader ends us. */
+		/* A failed write: the key process is gone, and reading ends us. */
 		(void)!send_on(&n->ch[0], PS_SETUP, f.id, NULL, 0, NULL, 0);
 	}
 	return 0;
@@ -153,30 +183,26 @@ int ps_net_setup(struct ps_net *n, struct keel_clients **out_clients,
 
 static void pending_put(struct ps_net *n, struct pending *p)
 {
-	pthread_mutex_lock(&n->mu);
 	if (++n->next_id == 0) {
 		n->next_id = 1;
 	}
 	p->id = n->next_id;
 	p->next = n->table[p->id % BUCKETS];
 	n->table[p->id % BUCKETS] = p;
-	pthread_mutex_unlock(&n->mu);
 }
 
 static struct pending *pending_take(struct ps_net *n, uint32_t id)
 {
-	struct pending **pp, *p = NULL;
+	struct pending **pp, *p;
 
-	pthread_mutex_lock(&n->mu);
 	for (pp = &n->table[id % BUCKETS]; *pp != NULL; pp = &(*pp)->next) {
 		if ((*pp)->id == id) {
 			p = *pp;
 			*pp = p->next;
-			break;
+			return p;
 		}
 	}
-	pthread_mutex_unlock(&n->mu);
-	return p;
+	return NULL;
 }
 
 static struct channel *least_busy(struct ps_net *n)
@@ -184,8 +210,7 @@ static struct channel *least_busy(struct ps_net *n)
 	struct channel *best = &n->ch[0];
 
 	for (size_t i = 1; i < n->num_ch; i++) {
-		if (atomic_load_explicit(&n->ch[i].in_flight, memory_order_relaxed) <
-		    atomic_load_explicit(&best->in_flight, memory_order_relaxed)) {
+		if (n->ch[i].in_flight < best->in_flight) {
 			best = &n->ch[i];
 		}
 	}
@@ -206,16 +231,17 @@ void ps_net_handle(void *ctx, const struct keel_client_identity *who, const uint
 	p->reply = reply;
 	p->reply_ctx = reply_ctx;
 	p->ch = least_busy(n);
-	atomic_fetch_add_explicit(&p->ch->in_flight, 1, memory_order_relaxed);
 	pending_put(n, p);
 	ps_identity_encode(who, identity);
-	/* A failed write: the key process is gone and the reader ends us. */
-	if (send_on(p->ch, PS_REQUEST, p->id, identity, sizeof(identity), req, req_len) != 0 &&
-	    (p = pending_take(n, p->id)) != NULL) {
+	/* A failed write: the key process is gone, and reading ends us. */
+	if (send_on(p->ch, PS_REQUEST, p->id, identity, sizeof(identity), req, req_len) != 0) {
 		keel_err("privsep: cannot reach the key process");
-		p->reply(p->reply_ctx, NULL, 0);
+		(void)pending_take(n, p->id);
 		free(p);
+		reply(reply_ctx, NULL, 0);
+		return;
 	}
+	p->ch->in_flight++;
 }
 
 static void answer(struct ps_net *n, struct ps_frame *f)
@@ -226,36 +252,54 @@ static void answer(struct ps_net *n, struct ps_frame *f)
 		keel_err("privsep: unexpected answer %u from the key process", (unsigned)f->id);
 		_exit(1);
 	}
-	atomic_fetch_sub_explicit(&p->ch->in_flight, 1, memory_order_relaxed);
+	p->ch->in_flight--;
 	p->reply(p->reply_ctx, f->b_len > 0 ? f->b : NULL, f->b_len);
 	free(p);
 }
 
-/* The key process is this process's reason to live: when it ends, so does
- * this one (systemd restarts keeld), answering nothing more. */
-static void *reader_main(void *arg)
+static void take_frame(struct ps_net *n, struct ps_frame *f)
+{
+	if (f->type == PS_RESPONSE) {
+		answer(n, f);
+	} else if (f->type == PS_STOP && f->a_len == 0 && f->b_len == 0) {
+		(void)kill(getpid(), SIGTERM); /* the server's loop drains */
+	} else if (f->type == PS_SETUP) {
+		take_setup(n, f);
+		(void)kill(getpid(), SIGHUP);
+	} else {
+		keel_err("privsep: unexpected frame type %u from the key process", f->type);
+		_exit(1);
+	}
+}
+
+/* The loop thread, |ch| readable or writable: one read, then every frame it
+ * completed (under load, several answers per read); or the queue sent. */
+static void channel_cb(void *arg, bool writable)
 {
 	struct channel *ch = arg;
-	struct ps_net *n = ch->n;
 	struct ps_frame f;
+	ssize_t got;
 	int r;
 
-	while ((r = ps_read(&ch->in, PS_SETUP_MAX, &f)) == 0) {
-		if (f.type == PS_RESPONSE) {
-			answer(n, &f);
-		} else if (f.type == PS_STOP && f.a_len == 0 && f.b_len == 0) {
-			(void)kill(getpid(), SIGTERM); /* the server's loop drains */
-		} else if (f.type == PS_SETUP) {
-			take_setup(n, &f);
-			(void)kill(getpid(), SIGHUP);
-		} else {
-			keel_err("privsep: unexpected frame type %u from the key process", f.type);
-			_exit(1);
+	if (writable) {
+		if (ps_writer_flush(&ch->out) != 0) {
+			key_gone("ended");
 		}
+		if (!ps_writer_pending(&ch->out) && keel_watch_write(ch->watch, false) != 0) {
+			key_gone("cannot be written to");
+		}
+		return;
+	}
+	if ((got = ps_reader_fill(&ch->in)) == 0 || (got < 0 && errno != EAGAIN)) {
+		key_gone("ended");
+	}
+	while ((r = ps_next(&ch->in, PS_SETUP_MAX, &f)) == 0) {
+		take_frame(ch->n, &f);
 		ps_frame_cleanup(&f);
 	}
-	keel_err("privsep: the key process %s; exiting", r == 1 ? "ended" : "sent a bad frame");
-	_exit(1);
+	if (r != PS_AGAIN) {
+		key_gone("sent a bad frame");
+	}
 }
 
 void ps_net_metric(void *arg, enum keel_metrics_event ev, int value)
@@ -265,15 +309,13 @@ void ps_net_metric(void *arg, enum keel_metrics_event ev, int value)
 			(uint8_t)((uint32_t)value >> 16), (uint8_t)((uint32_t)value >> 8),
 			(uint8_t)value};
 
-	/* A failed write: the key process is gone, and a reader ends us. */
+	/* A failed write: the key process is gone, and reading ends us. */
 	(void)!send_on(&n->ch[0], PS_METRIC, 0, a, sizeof(a), NULL, 0);
 }
 
-int ps_net_ready(struct ps_net *n, const uint16_t *ports, size_t num_ports)
+int ps_net_ready(struct ps_net *n, struct keel_server *srv, const uint16_t *ports, size_t num_ports)
 {
 	uint8_t buf[2 * 64];
-	sigset_t all, old;
-	int r;
 
 	if (num_ports > sizeof(buf) / 2) {
 		return -1;
@@ -282,16 +324,13 @@ int ps_net_ready(struct ps_net *n, const uint16_t *ports, size_t num_ports)
 		buf[2 * i] = (uint8_t)(ports[i] >> 8);
 		buf[2 * i + 1] = (uint8_t)ports[i];
 	}
-	if (send_on(&n->ch[0], PS_READY, 0, buf, 2 * num_ports, NULL, 0) != 0) {
-		return -1;
+	for (size_t i = 0; i < n->num_ch; i++) {
+		int fd = n->ch[i].in.fd, fl = fcntl(fd, F_GETFL);
+
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 ||
+		    keel_server_watch(srv, fd, channel_cb, &n->ch[i], &n->ch[i].watch) != 0) {
+			return -1;
+		}
 	}
-	/* Signals stay with the server's loop thread. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	r = 0;
-	for (size_t i = 0; i < n->num_ch && r == 0; i++) {
-		r = pthread_create(&n->ch[i].reader, NULL, reader_main, &n->ch[i]) == 0 ? 0 : -1;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return r;
+	return send_on(&n->ch[0], PS_READY, 0, buf, 2 * num_ports, NULL, 0);
 }

@@ -44,6 +44,7 @@
 
 struct keel_clients;
 struct keel_server_tls;
+struct keel_server;
 
 enum ps_type {
 	PS_REQUEST = 1,
@@ -71,17 +72,44 @@ struct ps_frame {
 /* Wipes (requests and answers carry key material) and frees. Accepts NULL members. */
 void ps_frame_cleanup(struct ps_frame *f);
 
-/* Writes one whole frame (the caller serialises writers). 0 or -1. */
+/* Writes one whole frame, blocking until it is out (the caller serialises
+ * writers). 0 or -1. */
 __attribute__((warn_unused_result)) int ps_write(int fd, enum ps_type type, uint32_t id,
 						 const void *a, size_t a_len, const void *b,
 						 size_t b_len);
+
+/* Frames to one descriptor without ever waiting for it: what the socket does
+ * not take at once is queued (wiped once sent) until ps_writer_flush, so a
+ * loop thread that also reads the other direction never blocks on a full
+ * socket buffer. One thread. */
+struct ps_writer {
+	int fd;
+	uint8_t *buf; /* queued bytes: buf[start, end) of cap */
+	size_t start, end, cap;
+};
+
+void ps_writer_init(struct ps_writer *w, int fd);
+/* Wipes and frees what is queued. */
+void ps_writer_cleanup(struct ps_writer *w);
+/* Sends one whole frame, or queues what is not sent (after anything queued
+ * before it). 0, or -1 (the peer is gone, or no memory: then none of the
+ * frame left). */
+__attribute__((warn_unused_result)) int ps_writer_put(struct ps_writer *w, enum ps_type type,
+						      uint32_t id, const void *a, size_t a_len,
+						      const void *b, size_t b_len);
+/* Sends as much of the queue as the socket takes now. 0 or -1 (the peer is gone). */
+__attribute__((warn_unused_result)) int ps_writer_flush(struct ps_writer *w);
+/* Whether bytes wait for ps_writer_flush. */
+bool ps_writer_pending(const struct ps_writer *w);
 
 /* Frames from one descriptor, read in as large pieces as are there: one
  * read often brings a whole frame, or several. One reader at a time. */
 #define PS_READ_BUF (64u << 10)
 struct ps_reader {
 	int fd;
-	size_t start, end; /* the bytes not yet taken: buf[start, end) */
+	size_t start, end;    /* the bytes not yet taken: buf[start, end) */
+	struct ps_frame part; /* a frame begun, read straight into place */
+	size_t part_have;     /* its bytes so far */
 	uint8_t buf[PS_READ_BUF];
 };
 
@@ -89,9 +117,19 @@ void ps_reader_init(struct ps_reader *r, int fd);
 /* Wipes what is left (frames carry key material). */
 void ps_reader_cleanup(struct ps_reader *r);
 
-/* Reads one whole frame whose a and b are at most |max_len| together.
- * 0, 1 at a clean end of stream, or -1 (I/O error, bad header, too long). */
+/* Reads one whole frame whose a and b are at most |max_len| together, on a
+ * blocking descriptor. 0, 1 at a clean end of stream, or -1 (I/O error, bad
+ * header, too long). */
 __attribute__((warn_unused_result)) int ps_read(struct ps_reader *r, uint32_t max_len,
+						struct ps_frame *out);
+
+/* The same in two steps, for a non-blocking descriptor on an event loop: one
+ * read() of what is there (>0, 0 at the end of the stream, or -1 with errno,
+ * EAGAIN included), then every whole frame it completed, one per ps_next:
+ * 0, PS_AGAIN when the next is not whole yet, or -1 (bad header, too long). */
+#define PS_AGAIN 2
+__attribute__((warn_unused_result)) ssize_t ps_reader_fill(struct ps_reader *r);
+__attribute__((warn_unused_result)) int ps_next(struct ps_reader *r, uint32_t max_len,
 						struct ps_frame *out);
 
 /* The key process's check of a request from the network process. */
@@ -136,7 +174,11 @@ struct ps_net;
  * network process's ends, one per key worker (copied). 0 or -1. */
 __attribute__((warn_unused_result)) int ps_net_new(const int *fds, size_t num_fds,
 						   struct ps_net **out);
-/* A keel_request_fn: forwards the request; the reply comes from the reader. */
+/* After the server it was ready on is freed; the descriptors stay open.
+ * Accepts NULL. */
+void ps_net_free(struct ps_net *n);
+/* A keel_request_fn: forwards the request; the reply comes on the loop
+ * thread (or at once, without an answer, when the key process is gone). */
 void ps_net_handle(void *ctx, const struct keel_client_identity *who, const uint8_t *req,
 		   size_t req_len, keel_reply_fn reply, void *reply_ctx);
 /* Takes the latest setup: the registry into *out_clients, the TLS parts
@@ -150,11 +192,12 @@ __attribute__((warn_unused_result)) int ps_net_setup(struct ps_net *n,
 						     uint8_t **out_buf, size_t *out_buf_len);
 /* A keel_metrics_forward function: the event goes to the key process. */
 void ps_net_metric(void *arg, enum keel_metrics_event ev, int value);
-/* Tells the key process the bound ports, then starts reading its frames:
- * answers go to their requests, a PS_SETUP raises SIGHUP, and the end of
- * the stream ends this process. 0 or -1. */
-__attribute__((warn_unused_result)) int ps_net_ready(struct ps_net *n, const uint16_t *ports,
-						     size_t num_ports);
+/* Puts the channels on |srv|'s loop (non-blocking from now on) and tells the
+ * key process the bound ports. From then on the loop reads its frames:
+ * answers go to their requests, a PS_SETUP raises SIGHUP, a PS_STOP SIGTERM,
+ * and the end of the stream ends this process. 0 or -1. */
+__attribute__((warn_unused_result)) int ps_net_ready(struct ps_net *n, struct keel_server *srv,
+						     const uint16_t *ports, size_t num_ports);
 
 /* ---- the key process (key.c) -------------------------------------------- */
 

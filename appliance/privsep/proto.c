@@ -66,109 +66,273 @@ static int write_all(int fd, struct iovec *iov, int num)
 	return 0;
 }
 
-int ps_write(int fd, enum ps_type type, uint32_t id, const void *a, size_t a_len, const void *b,
-	     size_t b_len)
+/* The header of a frame, and the frame as three pieces. -1 if a length does not fit. */
+static int frame_iov(uint8_t h[PS_HEADER_LEN], enum ps_type type, uint32_t id, const void *a,
+		     size_t a_len, const void *b, size_t b_len, struct iovec iov[3])
 {
-	uint8_t h[PS_HEADER_LEN] = {(uint8_t)type};
-	struct iovec iov[3] = {
-	    {h, sizeof(h)},
-	    {(void *)a, a_len},
-	    {(void *)b, b_len},
-	};
-
-	if (a_len > UINT32_MAX || b_len > UINT32_MAX) {
+	if (a_len > UINT32_MAX || b_len > UINT32_MAX || a_len + b_len > SIZE_MAX - PS_HEADER_LEN) {
 		return -1;
 	}
+	memset(h, 0, PS_HEADER_LEN);
+	h[0] = (uint8_t)type;
 	put_u32(h + 4, id);
 	put_u32(h + 8, (uint32_t)a_len);
 	put_u32(h + 12, (uint32_t)b_len);
+	iov[0] = (struct iovec){h, PS_HEADER_LEN};
+	iov[1] = (struct iovec){(void *)a, a_len};
+	iov[2] = (struct iovec){(void *)b, b_len};
+	return 0;
+}
+
+int ps_write(int fd, enum ps_type type, uint32_t id, const void *a, size_t a_len, const void *b,
+	     size_t b_len)
+{
+	uint8_t h[PS_HEADER_LEN];
+	struct iovec iov[3];
+
+	if (frame_iov(h, type, id, a, a_len, b, b_len, iov) != 0) {
+		return -1;
+	}
 	return write_all(fd, iov, 3);
 }
 
+/* ---- the non-blocking writer ---------------------------------------------- */
+
+void ps_writer_init(struct ps_writer *w, int fd)
+{
+	memset(w, 0, sizeof(*w));
+	w->fd = fd;
+}
+
+void ps_writer_cleanup(struct ps_writer *w)
+{
+	if (w->buf != NULL) {
+		OPENSSL_clear_free(w->buf, w->cap);
+	}
+	memset(w, 0, sizeof(*w));
+	w->fd = -1;
+}
+
+/* Room for |len| more bytes at the end of the queue (moved to the front, or
+ * grown; the old copy wiped). 0 or -1. */
+static int reserve(struct ps_writer *w, size_t len)
+{
+	size_t queued = w->end - w->start, cap;
+	uint8_t *grown;
+
+	if (w->cap - w->end >= len) {
+		return 0;
+	}
+	if (w->cap - queued >= len) {
+		memmove(w->buf, w->buf + w->start, queued);
+		OPENSSL_cleanse(w->buf + queued, w->cap - queued);
+	} else {
+		if (len > SIZE_MAX / 2 - queued) {
+			return -1;
+		}
+		cap = 2 * (queued + len);
+		if ((grown = malloc(cap)) == NULL) {
+			return -1;
+		}
+		if (queued > 0) {
+			memcpy(grown, w->buf + w->start, queued);
+		}
+		if (w->buf != NULL) {
+			OPENSSL_clear_free(w->buf, w->cap);
+		}
+		w->buf = grown;
+		w->cap = cap;
+	}
+	w->start = 0;
+	w->end = queued;
+	return 0;
+}
+
+/* One sendmsg that does not wait: the bytes taken, or -1 (errno EAGAIN: none). */
+static ssize_t send_some(int fd, struct iovec *iov, size_t num)
+{
+	struct msghdr msg = {.msg_iov = iov, .msg_iovlen = num};
+	ssize_t n;
+
+	do {
+		n = sendmsg(fd, &msg, MSG_DONTWAIT | MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	return n;
+}
+
+int ps_writer_put(struct ps_writer *w, enum ps_type type, uint32_t id, const void *a, size_t a_len,
+		  const void *b, size_t b_len)
+{
+	uint8_t h[PS_HEADER_LEN];
+	struct iovec iov[3];
+	ssize_t sent = 0;
+	size_t skip;
+
+	/* Room first: once part of a frame is sent, the rest must follow. */
+	if (frame_iov(h, type, id, a, a_len, b, b_len, iov) != 0 ||
+	    reserve(w, PS_HEADER_LEN + a_len + b_len) != 0) {
+		return -1;
+	}
+	/* Nothing queued before it: straight out, as much as the socket takes. */
+	if (w->start == w->end && (sent = send_some(w->fd, iov, 3)) < 0) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			return -1;
+		}
+		sent = 0;
+	}
+	for (size_t i = 0; i < 3; i++) {
+		skip = (size_t)sent < iov[i].iov_len ? (size_t)sent : iov[i].iov_len;
+		sent -= (ssize_t)skip;
+		if (iov[i].iov_len > skip) {
+			memcpy(w->buf + w->end, (const uint8_t *)iov[i].iov_base + skip,
+			       iov[i].iov_len - skip);
+			w->end += iov[i].iov_len - skip;
+		}
+	}
+	return 0;
+}
+
+int ps_writer_flush(struct ps_writer *w)
+{
+	struct iovec iov;
+	ssize_t n;
+
+	while (w->start < w->end) {
+		iov = (struct iovec){w->buf + w->start, w->end - w->start};
+		if ((n = send_some(w->fd, &iov, 1)) < 0) {
+			return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+		}
+		w->start += (size_t)n;
+	}
+	/* All sent: requests carry key material (Register), so wipe them. */
+	OPENSSL_cleanse(w->buf, w->end);
+	w->start = w->end = 0;
+	return 0;
+}
+
+bool ps_writer_pending(const struct ps_writer *w)
+{
+	return w->start != w->end;
+}
+
+/* ---- the reader ----------------------------------------------------------- */
+
 void ps_reader_init(struct ps_reader *r, int fd)
 {
+	memset(&r->part, 0, sizeof(r->part));
 	r->fd = fd;
 	r->start = r->end = 0;
+	r->part_have = 0;
 }
 
 void ps_reader_cleanup(struct ps_reader *r)
 {
 	OPENSSL_cleanse(r->buf, sizeof(r->buf));
-	r->start = r->end = 0;
+	ps_frame_cleanup(&r->part);
+	r->start = r->end = r->part_have = 0;
 }
 
-/* One read() into the free end of the buffer. >0, 0 at the end of the stream, or -1. */
-static ssize_t fill(struct ps_reader *r)
+static size_t frame_len(const struct ps_frame *f)
 {
+	return (size_t)f->a_len + f->b_len;
+}
+
+ssize_t ps_reader_fill(struct ps_reader *r)
+{
+	uint8_t *to;
+	size_t room;
 	ssize_t n;
 
-	if (r->start == r->end) {
-		r->start = r->end = 0;
-	} else if (r->start > sizeof(r->buf) / 2) {
-		memmove(r->buf, r->buf + r->start, r->end - r->start);
-		OPENSSL_cleanse(r->buf + (r->end - r->start), r->start);
-		r->end -= r->start;
-		r->start = 0;
+	/* A frame longer than the buffer had: its rest straight into place. */
+	if (r->part.a != NULL) {
+		to = r->part.a + r->part_have;
+		room = frame_len(&r->part) - r->part_have;
+	} else {
+		if (r->start == r->end) {
+			r->start = r->end = 0;
+		} else if (r->start > sizeof(r->buf) / 2) {
+			memmove(r->buf, r->buf + r->start, r->end - r->start);
+			OPENSSL_cleanse(r->buf + (r->end - r->start), r->start);
+			r->end -= r->start;
+			r->start = 0;
+		}
+		to = r->buf + r->end;
+		room = sizeof(r->buf) - r->end;
 	}
 	do {
-		n = read(r->fd, r->buf + r->end, sizeof(r->buf) - r->end);
+		n = read(r->fd, to, room);
 	} while (n < 0 && errno == EINTR);
-	if (n > 0) {
+	if (n > 0 && r->part.a != NULL) {
+		r->part_have += (size_t)n;
+	} else if (n > 0) {
 		r->end += (size_t)n;
 	}
 	return n;
 }
 
-/* Moves |len| bytes to |out|: the buffered ones, then straight from the
- * descriptor. 0 or -1 (the stream ended or failed within them). */
-static int take(struct ps_reader *r, uint8_t *out, size_t len)
+/* A header is buffered: starts the frame it announces, with as much of it as
+ * is buffered. 0 or -1 (reserved bytes set, too long, out of memory). */
+static int start_frame(struct ps_reader *r, uint32_t max_len)
 {
-	size_t have = r->end - r->start < len ? r->end - r->start : len;
-	ssize_t n;
+	const uint8_t *h = r->buf + r->start;
+	struct ps_frame *f = &r->part;
+	size_t len, have;
 
-	memcpy(out, r->buf + r->start, have);
+	f->type = h[0];
+	f->id = get_u32(h + 4);
+	f->a_len = get_u32(h + 8);
+	f->b_len = get_u32(h + 12);
+	if (h[1] != 0 || h[2] != 0 || h[3] != 0 || (uint64_t)f->a_len + f->b_len > max_len) {
+		memset(f, 0, sizeof(*f));
+		return -1;
+	}
+	r->start += PS_HEADER_LEN;
+	len = frame_len(f);
+	if ((f->a = malloc(len > 0 ? len : 1)) == NULL) {
+		memset(f, 0, sizeof(*f));
+		return -1;
+	}
+	f->b = f->a + f->a_len;
+	have = r->end - r->start < len ? r->end - r->start : len;
+	memcpy(f->a, r->buf + r->start, have);
 	OPENSSL_cleanse(r->buf + r->start, have);
 	r->start += have;
-	while (have < len) {
-		if ((n = read(r->fd, out + have, len - have)) < 0 && errno == EINTR) {
-			continue;
+	r->part_have = have;
+	return 0;
+}
+
+int ps_next(struct ps_reader *r, uint32_t max_len, struct ps_frame *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (r->part.a == NULL) {
+		if (r->end - r->start < PS_HEADER_LEN) {
+			return PS_AGAIN;
 		}
-		if (n <= 0) {
+		if (start_frame(r, max_len) != 0) {
 			return -1;
 		}
-		have += (size_t)n;
 	}
+	if (r->part_have < frame_len(&r->part)) {
+		return PS_AGAIN;
+	}
+	*out = r->part;
+	memset(&r->part, 0, sizeof(r->part));
+	r->part_have = 0;
 	return 0;
 }
 
 int ps_read(struct ps_reader *r, uint32_t max_len, struct ps_frame *out)
 {
-	uint8_t h[PS_HEADER_LEN];
-	uint64_t len;
 	ssize_t n;
+	int got;
 
-	memset(out, 0, sizeof(*out));
-	while (r->end - r->start < sizeof(h)) {
-		if ((n = fill(r)) <= 0) {
-			return n == 0 && r->start == r->end ? 1 : -1;
+	while ((got = ps_next(r, max_len, out)) == PS_AGAIN) {
+		if ((n = ps_reader_fill(r)) <= 0) {
+			/* The end of the stream is clean only between frames. */
+			return n == 0 && r->part.a == NULL && r->start == r->end ? 1 : -1;
 		}
 	}
-	memcpy(h, r->buf + r->start, sizeof(h));
-	r->start += sizeof(h);
-	out->type = h[0];
-	out->id = get_u32(h + 4);
-	out->a_len = get_u32(h + 8);
-	out->b_len = get_u32(h + 12);
-	len = (uint64_t)out->a_len + out->b_len;
-	if (h[1] != 0 || h[2] != 0 || h[3] != 0 || len > max_len) {
-		return -1;
-	}
-	if ((out->a = malloc(len > 0 ? len : 1)) == NULL || take(r, out->a, (size_t)len) != 0) {
-		ps_frame_cleanup(out);
-		return -1;
-	}
-	out->b = out->a + out->a_len;
-	return 0;
+	return got;
 }
 
 void ps_identity_encode(const struct keel_client_identity *who, uint8_t out[PS_IDENTITY_LEN])

@@ -83,6 +83,14 @@ struct conn {
 	struct job job;
 };
 
+/* A descriptor of the caller's on the loop (keel_server_watch). */
+struct keel_watch {
+	struct keel_watch *next;
+	struct event *rd, *wr;
+	keel_watch_fn cb;
+	void *arg;
+};
+
 struct keel_server {
 	struct event_base *base;
 	struct keel_server_config cfg;
@@ -95,6 +103,7 @@ struct keel_server {
 	uint32_t num_conns;
 	struct ident *idents[256];
 	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *accept_retry, *trim_timer;
+	struct keel_watch *watches;
 	bool draining, drain_timed_out;
 };
 
@@ -791,8 +800,44 @@ int keel_server_port(const struct keel_server *srv, size_t i, uint16_t *out_port
 	return 0;
 }
 
+static void watch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct keel_watch *w = arg;
+
+	w->cb(w->arg, (what & EV_WRITE) != 0);
+}
+
+int keel_server_watch(struct keel_server *srv, int fd, keel_watch_fn cb, void *arg,
+		      struct keel_watch **out_watch)
+{
+	struct keel_watch *w = calloc(1, sizeof(*w));
+
+	if (w == NULL) {
+		return -1;
+	}
+	w->cb = cb;
+	w->arg = arg;
+	/* Listed at once, so that keel_server_free frees it on every path. */
+	w->next = srv->watches;
+	srv->watches = w;
+	if ((w->rd = event_new(srv->base, fd, EV_READ | EV_PERSIST, watch_cb, w)) == NULL ||
+	    (w->wr = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, watch_cb, w)) == NULL ||
+	    event_add(w->rd, NULL) != 0) {
+		return -1;
+	}
+	*out_watch = w;
+	return 0;
+}
+
+int keel_watch_write(struct keel_watch *w, bool on)
+{
+	return on ? event_add(w->wr, NULL) : event_del(w->wr);
+}
+
 int keel_server_run(struct keel_server *srv)
 {
+	/* Before the loop hands out any job, so every worker sees it. */
+	srv->pool.loop = pthread_self();
 	if (event_base_dispatch(srv->base) != 0) {
 		return -1;
 	}
@@ -849,6 +894,14 @@ void keel_server_free(struct keel_server *srv)
 	free_event(srv->drain_timer);
 	free_event(srv->accept_retry);
 	free_event(srv->trim_timer);
+	while (srv->watches != NULL) {
+		struct keel_watch *w = srv->watches;
+
+		srv->watches = w->next;
+		free_event(w->rd);
+		free_event(w->wr);
+		free(w);
+	}
 	if (srv->base != NULL) {
 		event_base_free(srv->base);
 	}

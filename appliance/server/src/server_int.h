@@ -47,6 +47,8 @@ struct pool {
 	keel_request_fn handler;
 	void *handler_ctx;
 	bool inline_handler; /* no threads: pool_submit calls the handler */
+	bool submitting;     /* the loop thread is in the inline handler */
+	pthread_t loop;	     /* the loop's thread, once keel_server_run set it */
 	pthread_mutex_t done_mu;
 	struct job *done_head, *done_tail;
 	struct event *done_ev;

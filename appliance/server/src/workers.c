@@ -5,7 +5,9 @@
  * jobs and call the handler, which may block on the HSM or the store. The
  * handler's reply (from any thread) lands on a completion list, and one
  * event, activated with event_active() (thread-safe once libevent runs with
- * evthread_use_pthreads), wakes the loop to write the answers. The ring never
+ * evthread_use_pthreads), wakes the loop to write the answers. A reply made
+ * on the loop thread (a forwarding handler's, from a keel_server_watch
+ * callback) skips both and is handed back at once. The ring never
  * overflows in practice: a connection has at most one job in flight, and the
  * ring is sized for max_connections.
  */
@@ -45,6 +47,12 @@ static void job_reply(void *reply_ctx, const uint8_t *resp, size_t resp_len)
 	if (resp != NULL && resp_len > 0 && (job->resp = malloc(resp_len)) != NULL) {
 		memcpy(job->resp, resp, resp_len);
 		job->resp_len = resp_len;
+	}
+	/* On the loop thread itself, outside the handler's call (which
+	 * conn_dispatch would re-enter): handed back now. */
+	if (pthread_equal(pthread_self(), p->loop) && !p->submitting) {
+		p->done(job, p->done_arg);
+		return;
 	}
 	job->next = NULL;
 	pthread_mutex_lock(&p->done_mu);
@@ -141,7 +149,9 @@ int pool_submit(struct pool *p, struct job *job)
 
 	job->pool = p;
 	if (p->inline_handler) {
+		p->submitting = true;
 		p->handler(p->handler_ctx, job->who, job->req, job->req_len, job_reply, job);
+		p->submitting = false;
 		return 0;
 	}
 	pthread_mutex_lock(&p->mu);

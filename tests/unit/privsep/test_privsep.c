@@ -11,6 +11,9 @@
 
 #include <cmocka.h>
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -288,6 +291,53 @@ static void test_tls_parts_refused(void **state)
 	}
 }
 
+/* The writer never waits: frames the socket does not take are queued, then
+ * flushed as the reader makes room; a reader on a non-blocking descriptor
+ * takes every frame whole (those longer than its buffer too) and in order. */
+static void test_writer_queues(void **state)
+{
+	enum { NUM = 24, LEN = PS_READ_BUF + 1000 };
+	static uint8_t body[LEN];
+	static struct pair p;
+	struct ps_writer w;
+	struct ps_frame f;
+	uint32_t next = 1;
+	bool queued = false;
+	int r;
+
+	open_pair(&p);
+	assert_int_equal(setsockopt(p.net, SOL_SOCKET, SO_SNDBUF, &(int){LEN}, sizeof(int)), 0);
+	assert_int_equal(fcntl(p.key, F_SETFL, O_NONBLOCK), 0);
+	ps_writer_init(&w, p.net);
+	for (uint32_t id = 1; id <= NUM; id++) {
+		memset(body, (int)id, sizeof(body));
+		assert_int_equal(ps_writer_put(&w, PS_RESPONSE, id, NULL, 0, body, sizeof(body)),
+				 0);
+		queued = queued || ps_writer_pending(&w);
+	}
+	assert_true(queued); /* far more than the socket holds, and nothing blocked */
+	while (next <= NUM) {
+		assert_int_equal(ps_writer_flush(&w), 0);
+		assert_true(ps_reader_fill(&p.in) > 0 || errno == EAGAIN);
+		while ((r = ps_next(&p.in, LEN, &f)) == 0) {
+			assert_int_equal(f.id, next);
+			assert_int_equal(f.b_len, LEN);
+			assert_int_equal(f.b[0], (uint8_t)next);
+			assert_int_equal(f.b[LEN - 1], (uint8_t)next);
+			ps_frame_cleanup(&f);
+			next++;
+		}
+		assert_int_equal(r, PS_AGAIN);
+	}
+	assert_false(ps_writer_pending(&w));
+	/* The peer gone: an error, not SIGPIPE. */
+	close(p.key);
+	assert_int_equal(ps_writer_put(&w, PS_RESPONSE, 1, NULL, 0, ttlv, sizeof(ttlv)), -1);
+	ps_writer_cleanup(&w);
+	close(p.net);
+	ps_reader_cleanup(&p.in);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -295,6 +345,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_identity),	 cmocka_unit_test(test_bad_message),
 	    cmocka_unit_test(test_read_refuses),	 cmocka_unit_test(test_read_buffered),
 	    cmocka_unit_test(test_tls_parts_round_trip), cmocka_unit_test(test_tls_parts_refused),
+	    cmocka_unit_test(test_writer_queues),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -77,7 +77,9 @@ struct keel_server_config {
 	void *handler_ctx;
 	/* The handler only forwards the request and never blocks (the
 	 * privilege-separated network process): it is called on the loop thread,
-	 * with no worker pool in between, and replies later from any thread. */
+	 * with no worker pool in between, and replies later, from any thread;
+	 * a reply on the loop thread (a keel_server_watch callback's) is taken
+	 * at once, without a wake-up. */
 	bool handler_forwards;
 	/* Called on the loop thread on SIGHUP; typically re-reads files and calls
 	 * keel_server_reload. May be NULL. */
@@ -106,6 +108,22 @@ __attribute__((warn_unused_result)) int keel_server_run(struct keel_server *srv)
 __attribute__((warn_unused_result)) int keel_server_reload(struct keel_server *srv,
 							   const struct keel_server_tls *tls,
 							   struct keel_registry *reg);
+
+/*
+ * Another descriptor on the server's loop: |cb| runs on the loop thread each
+ * time |fd| is readable (writable false) and, while keel_watch_write(w, true),
+ * each time it is writable (writable true). The privilege-separated network
+ * process talks to the key process this way, so that answers reach their
+ * connections without another thread. Loop thread, or before keel_server_run;
+ * the watch lasts as long as the server. 0 or -1.
+ */
+struct keel_watch;
+typedef void (*keel_watch_fn)(void *arg, bool writable);
+__attribute__((warn_unused_result)) int keel_server_watch(struct keel_server *srv, int fd,
+							  keel_watch_fn cb, void *arg,
+							  struct keel_watch **out_watch);
+/* Loop thread: whether |cb| also hears that the descriptor is writable. 0 or -1. */
+__attribute__((warn_unused_result)) int keel_watch_write(struct keel_watch *w, bool on);
 
 /* Loop thread only: stop accepting, finish in-flight requests, close. */
 void keel_server_drain(struct keel_server *srv);
