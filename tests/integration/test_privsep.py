@@ -318,6 +318,9 @@ class PrivsepTlsKeyTest(HardenCase):
     def key_file(self):
         return os.path.join(self.dir, "certs/server.key")
 
+    def ca_key(self):
+        return tls_key_needles(os.path.join(self.dir, "secrets/ca.key"), "CA")
+
     def assert_nowhere(self, needles):
         """Neither process holds any of |needles|, locked pages included."""
         net = children(self.k.proc.pid)
@@ -359,18 +362,19 @@ class PrivsepTlsKeyTest(HardenCase):
         self.assertNotEqual(sorted(new.values()), sorted(old.values()))
         self.serve_a_key()
         with self.subTest("after a server certificate renewal"):
-            self.assert_nowhere({**old, **new})
+            # The CA's key signed the new certificate in the key process.
+            self.assert_nowhere({**old, **new, **self.ca_key()})
 
 
 class PrivsepTlsKeyFirstStartTest(PrivsepTlsKeyTest):
     """The same search on keeld --dev's first start, which makes the CA and
     the server's key before the fork, so the network process begins with a
-    copy of that process's heap."""
+    copy of that process's heap (the CA's key is searched for too)."""
     conf = ""
 
     def test_tls_key_in_neither_process(self):
         self.serve_a_key()
-        self.assert_nowhere(tls_key_needles(self.key_file(), "made"))
+        self.assert_nowhere({**tls_key_needles(self.key_file(), "made"), **self.ca_key()})
 
 
 if __name__ == "__main__":
