@@ -269,6 +269,38 @@ out:
 	return err;
 }
 
+/* Takes |sa| (and its value) into r->batch. */
+static int batch_push(struct eng_req *r, struct keel_store_attr *sa)
+{
+	struct eng_attr_batch *b = r->batch;
+
+	if (b->num == b->cap) {
+		size_t ncap = b->cap != 0 ? b->cap * 2 : 16;
+		struct keel_store_attr *n = realloc(b->attrs, ncap * sizeof(*n));
+
+		if (n == NULL) {
+			free(sa->value);
+			return ENG_E_INTERNAL;
+		}
+		b->attrs = n;
+		b->cap = ncap;
+	}
+	b->attrs[b->num++] = *sa;
+	return 0;
+}
+
+/* The engine's error for a store error while writing attributes. */
+static int attr_store_err(struct eng_req *r, int err)
+{
+	if (err == KEEL_STORE_E_NOT_FOUND) {
+		return eng_fail(r, ENG_E_ATTR_NOT_FOUND, NULL);
+	}
+	if (err == KEEL_STORE_E_EXISTS) {
+		return eng_fail(r, ENG_E_SINGLE_VALUED, NULL);
+	}
+	return err != 0 ? eng_store_err(r, err, "saving attribute") : 0;
+}
+
 int attr_save(struct eng_req *r, const char *uid, const struct eng_attr *a, int32_t index,
 	      bool update)
 {
@@ -280,16 +312,29 @@ int attr_save(struct eng_req *r, const char *uid, const struct eng_attr *a, int3
 		return err;
 	}
 	sa.text = (char *)text;
+	if (!update && r->batch != NULL) {
+		return batch_push(r, &sa);
+	}
 	err = update ? keel_store_attr_update(r->txn, uid, &sa)
-		     : keel_store_attr_add(r->txn, uid, &sa);
+		     : keel_store_attr_add(r->txn, uid, &sa, 1);
 	free(sa.value);
-	if (err == KEEL_STORE_E_NOT_FOUND) {
-		return eng_fail(r, ENG_E_ATTR_NOT_FOUND, NULL);
+	return attr_store_err(r, err);
+}
+
+int attr_batch_end(struct eng_req *r, const char *uid, int err)
+{
+	struct eng_attr_batch *b = r->batch;
+
+	r->batch = NULL;
+	if (err == 0 && b->num != 0) {
+		err = attr_store_err(r, keel_store_attr_add(r->txn, uid, b->attrs, b->num));
 	}
-	if (err == KEEL_STORE_E_EXISTS) {
-		return eng_fail(r, ENG_E_SINGLE_VALUED, NULL);
+	for (size_t i = 0; i < b->num; i++) {
+		free(b->attrs[i].value);
 	}
-	return err != 0 ? eng_store_err(r, err, "saving attribute") : 0;
+	free(b->attrs);
+	*b = (struct eng_attr_batch){0};
+	return err;
 }
 
 int attr_load_value(struct eng_req *r, const struct keel_store_attr *sa,

@@ -78,6 +78,14 @@ struct eng_req {
 	struct hsm_secret **secrets; /* plaintext to wipe after encoding (arena array) */
 	size_t num_secrets;
 	size_t cap_secrets;
+	struct eng_attr_batch *batch; /* non-NULL: attr_save gathers new instances here */
+};
+
+/* A new object's attributes, written in one store call (eng_store_new). */
+struct eng_attr_batch {
+	struct keel_store_attr *attrs; /* values on the heap; names and texts the request's */
+	size_t num;
+	size_t cap;
 };
 
 /*
@@ -171,9 +179,13 @@ int eng_template_expand(struct eng_req *r, const struct kmip_name *names, size_t
 			struct eng_attr *explicit, size_t num_explicit, struct eng_attr **out,
 			size_t *out_num) ENG_WUR;
 
-/* Writes |a| as instance |index| of |uid| (insert, or update when |update|). */
+/* Writes |a| as instance |index| of |uid| (insert, or update when |update|); while
+ * r->batch is set, a new instance is only added to the batch. */
 int attr_save(struct eng_req *r, const char *uid, const struct eng_attr *a, int32_t index,
 	      bool update) ENG_WUR;
+/* Ends r->batch: if |err| is 0, adds what it gathered to |uid| (the result); frees it either way.
+ */
+int attr_batch_end(struct eng_req *r, const char *uid, int err) ENG_WUR;
 /* Appends one instance to |out|; |value| carries any tag. */
 int attr_emit(struct eng_req *r, struct eng_attr_out *out, const char *name, int32_t index,
 	      const struct kmip_node *value) ENG_WUR;

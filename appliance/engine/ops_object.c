@@ -236,6 +236,7 @@ int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_
 {
 	struct keel_store_object o = {
 	    .object_type = no->object_type, .initial_date = r->now, .last_change_date = r->now};
+	struct eng_attr_batch batch = {0};
 	int err;
 
 	if ((err = new_uid(r, o.uid, sizeof(o.uid))) != 0) {
@@ -264,12 +265,14 @@ int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_
 	snprintf(r->uid, sizeof(r->uid), "%s", o.uid);
 	snprintf(r->placeholder, sizeof(r->placeholder), "%s", o.uid);
 	memcpy(out_uid, o.uid, sizeof(o.uid));
-	if ((err = save_attrs(r, o.uid, no)) != 0 || (err = save_fresh(r, o.uid, no)) != 0 ||
-	    (err = save_original_date(r, o.uid, no)) != 0 ||
-	    (err = eng_protect_init(r, o.uid, no)) != 0) {
-		return err;
+	/* Gathered, then written in one INSERT: ~10 rows per Create. */
+	r->batch = &batch;
+	if ((err = save_attrs(r, o.uid, no)) == 0 && (err = save_fresh(r, o.uid, no)) == 0 &&
+	    (err = save_original_date(r, o.uid, no)) == 0 &&
+	    (err = eng_protect_init(r, o.uid, no)) == 0) {
+		err = save_digest(r, o.uid, no);
 	}
-	return save_digest(r, o.uid, no);
+	return attr_batch_end(r, o.uid, err);
 }
 
 /*

@@ -217,6 +217,49 @@ static const char *const migrations[] = {
     " expires INTEGER NOT NULL,"
     " attempts INTEGER NOT NULL DEFAULT 0,"
     " used INTEGER NOT NULL DEFAULT 0);",
+    /* 11: attributes kept in their primary key's B-tree (WITHOUT ROWID): a
+     * row is one B-tree entry, not a row plus an index entry (docs/
+     * benchmarks.md, "Index review"). seq keeps the order in which an
+     * object's rows were added, which rowid used to give. The mirror's
+     * triggers test mirror_state.enabled themselves, so that without a
+     * mirror a changed row runs one trigger program, not two. */
+    "CREATE TABLE attributes_v11 ("
+    " uid TEXT NOT NULL REFERENCES objects(uid) ON DELETE CASCADE,"
+    " name TEXT NOT NULL,"
+    " idx INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " value BLOB NOT NULL,"
+    " text_value TEXT,"
+    " PRIMARY KEY (uid, name, idx)) WITHOUT ROWID;"
+    "INSERT INTO attributes_v11 (uid, name, idx, seq, value, text_value)"
+    " SELECT uid, name, idx, rowid, value, text_value FROM attributes;"
+    "DROP TABLE attributes;"
+    "ALTER TABLE attributes_v11 RENAME TO attributes;"
+    "CREATE INDEX attributes_by_text ON attributes(name, text_value)"
+    " WHERE text_value IS NOT NULL;"
+    "CREATE TRIGGER mirror_attribute_insert AFTER INSERT ON attributes"
+    " WHEN (SELECT enabled FROM mirror_state) = 1"
+    " BEGIN INSERT INTO mirror_enqueue VALUES (new.uid, 1); END;"
+    "CREATE TRIGGER mirror_attribute_update AFTER UPDATE ON attributes"
+    " WHEN (SELECT enabled FROM mirror_state) = 1"
+    " BEGIN INSERT INTO mirror_enqueue VALUES (new.uid, 1); END;"
+    "CREATE TRIGGER mirror_attribute_delete AFTER DELETE ON attributes"
+    " WHEN (SELECT enabled FROM mirror_state) = 1"
+    " AND EXISTS (SELECT 1 FROM objects WHERE uid = old.uid)"
+    " BEGIN INSERT INTO mirror_enqueue VALUES (old.uid, 1); END;"
+    "DROP TRIGGER mirror_object_insert;"
+    "CREATE TRIGGER mirror_object_insert AFTER INSERT ON objects"
+    " WHEN (SELECT enabled FROM mirror_state) = 1"
+    " BEGIN INSERT INTO mirror_enqueue VALUES (new.uid, 1); END;"
+    "DROP TRIGGER mirror_object_update;"
+    "CREATE TRIGGER mirror_object_update AFTER UPDATE ON objects"
+    " WHEN (SELECT enabled FROM mirror_state) = 1"
+    " AND (new.crk_version = old.crk_version OR new.blob IS NULL)"
+    " BEGIN INSERT INTO mirror_enqueue VALUES (new.uid, 1); END;"
+    "DROP TRIGGER mirror_object_delete;"
+    "CREATE TRIGGER mirror_object_delete AFTER DELETE ON objects"
+    " WHEN (SELECT enabled FROM mirror_state) = 1"
+    " BEGIN INSERT INTO mirror_enqueue VALUES (old.uid, 2); END;",
 };
 
 /* Steps that SQL alone cannot do, run in the step's transaction after its SQL. */
@@ -1141,7 +1184,7 @@ static int sq_attr_list(struct keel_store_txn *tb, const char *uid, const char *
 
 	if ((r = sq_stmt(t,
 			 "SELECT name, idx, value, text_value FROM attributes WHERE uid = ?1"
-			 " AND (?2 IS NULL OR name = ?2) ORDER BY rowid",
+			 " AND (?2 IS NULL OR name = ?2) ORDER BY seq",
 			 &st)) != 0) {
 		return r;
 	}
@@ -1167,53 +1210,100 @@ out:
 	return 0;
 }
 
-static int bind_attr(sqlite3_stmt *st, const char *uid, const struct keel_store_attr *a)
+/* Binds uid to ?1 and |a|'s name, index, value and text from ?|first| on. */
+static int bind_attr(sqlite3_stmt *st, const char *uid, int first, const struct keel_store_attr *a)
 {
 	int rc = sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
 
-	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 2, a->name, -1, SQLITE_STATIC);
-	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int(st, 3, a->index);
-	rc = rc != SQLITE_OK ? rc
-			     : sqlite3_bind_blob64(st, 4, a->value != NULL ? a->value : (void *)"",
-						   a->value_len, SQLITE_STATIC);
-	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 5, a->text, -1, SQLITE_STATIC);
-	return rc;
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, first, a->name, -1, SQLITE_STATIC);
+	rc = rc != SQLITE_OK ? rc : sqlite3_bind_int(st, first + 1, a->index);
+	rc = rc != SQLITE_OK
+		 ? rc
+		 : sqlite3_bind_blob64(st, first + 2, a->value != NULL ? a->value : (void *)"",
+				       a->value_len, SQLITE_STATIC);
+	return rc != SQLITE_OK ? rc : sqlite3_bind_text(st, first + 3, a->text, -1, SQLITE_STATIC);
 }
 
-static int attr_write(struct keel_store_txn *tb, const char *uid, const struct keel_store_attr *a,
-		      const char *sql)
+/* Runs |st| (bound by the caller on success) and checks it changed |num| rows. */
+static int attr_write(struct sq_txn *t, sqlite3_stmt *st, int rc, size_t num)
 {
-	struct sq_txn *t = (struct sq_txn *)tb;
-	sqlite3 *db = t->db;
-	sqlite3_stmt *st = NULL;
 	int r;
 
-	if ((r = sq_stmt(t, sql, &st)) != 0) {
-		return r;
-	}
-	if ((r = sq_err(db, bind_attr(st, uid, a), "bind")) != 0) {
+	if ((r = sq_err(t->db, rc, "bind")) != 0) {
 		sq_stmt_done(t, st);
 		return r;
 	}
-	if ((r = sq_step_done(t, st, "writing attribute")) == 0 && sqlite3_changes(db) == 0) {
+	if ((r = sq_step_done(t, st, "writing attributes")) == 0 &&
+	    (size_t)sqlite3_changes(t->db) != num) {
 		r = KEEL_STORE_E_NOT_FOUND;
 	}
 	return r;
 }
 
-static int sq_attr_add(struct keel_store_txn *tb, const char *uid, const struct keel_store_attr *a)
+#define ATTR_ROWS_MAX 16 /* rows per INSERT (1 + 4 * 16 parameters) */
+
+/*
+ * One INSERT of |num| rows (a new object's ~10 attributes in one statement,
+ * not ten): row i takes parameters 2 + 4i .. 5 + 4i, and seq follows the
+ * object's last row, so its rows keep the order in which they were added.
+ */
+static int attr_insert(struct sq_txn *t, const char *uid, const struct keel_store_attr *attrs,
+		       size_t num)
 {
-	return attr_write(tb, uid, a,
-			  "INSERT INTO attributes (uid, name, idx, value, text_value)"
-			  " VALUES (?1, ?2, ?3, ?4, ?5)");
+	char sql[1024];
+	sqlite3_stmt *st = NULL;
+	size_t n = (size_t)snprintf(
+	    sql, sizeof(sql),
+	    "INSERT INTO attributes (uid, name, idx, seq, value, text_value)"
+	    " SELECT ?1, v.column1, v.column2, b.base + v.column3, v.column4, v.column5"
+	    " FROM (SELECT COALESCE(MAX(seq) + 1, 0) AS base FROM attributes WHERE uid = ?1) b,"
+	    " (VALUES");
+	int r, rc = SQLITE_OK;
+
+	for (size_t i = 0; i < num && n < sizeof(sql); i++) {
+		int p = 2 + 4 * (int)i;
+
+		n += (size_t)snprintf(sql + n, sizeof(sql) - n, "%s (?%d, ?%d, %zu, ?%d, ?%d)",
+				      i != 0 ? "," : "", p, p + 1, i, p + 2, p + 3);
+	}
+	if (n < sizeof(sql)) {
+		snprintf(sql + n, sizeof(sql) - n, ") v");
+	}
+	if ((r = sq_stmt(t, sql, &st)) != 0) {
+		return r;
+	}
+	for (size_t i = 0; i < num && rc == SQLITE_OK; i++) {
+		rc = bind_attr(st, uid, 2 + 4 * (int)i, &attrs[i]);
+	}
+	return attr_write(t, st, rc, num);
+}
+
+static int sq_attr_add(struct keel_store_txn *tb, const char *uid,
+		       const struct keel_store_attr *attrs, size_t num)
+{
+	int r = 0;
+
+	for (size_t done = 0; done < num && r == 0; done += ATTR_ROWS_MAX) {
+		r = attr_insert((struct sq_txn *)tb, uid, attrs + done,
+				num - done < ATTR_ROWS_MAX ? num - done : ATTR_ROWS_MAX);
+	}
+	return r;
 }
 
 static int sq_attr_update(struct keel_store_txn *tb, const char *uid,
 			  const struct keel_store_attr *a)
 {
-	return attr_write(tb, uid, a,
-			  "UPDATE attributes SET value = ?4, text_value = ?5"
-			  " WHERE uid = ?1 AND name = ?2 AND idx = ?3");
+	struct sq_txn *t = (struct sq_txn *)tb;
+	sqlite3_stmt *st = NULL;
+	int r;
+
+	if ((r = sq_stmt(t,
+			 "UPDATE attributes SET value = ?4, text_value = ?5"
+			 " WHERE uid = ?1 AND name = ?2 AND idx = ?3",
+			 &st)) != 0) {
+		return r;
+	}
+	return attr_write(t, st, bind_attr(st, uid, 2, a), 1);
 }
 
 static int sq_attr_delete(struct keel_store_txn *tb, const char *uid, const char *name,

@@ -147,9 +147,10 @@ int keel_store_attr_list(struct keel_store_txn *t, const char *uid, const char *
 	return t->store->ops->attr_list(t, uid, name, out_attrs, out_num);
 }
 
-int keel_store_attr_add(struct keel_store_txn *t, const char *uid, const struct keel_store_attr *a)
+int keel_store_attr_add(struct keel_store_txn *t, const char *uid,
+			const struct keel_store_attr *attrs, size_t num)
 {
-	return t->store->ops->attr_add(t, uid, a);
+	return t->store->ops->attr_add(t, uid, attrs, num);
 }
 
 int keel_store_attr_update(struct keel_store_txn *t, const char *uid,

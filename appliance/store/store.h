@@ -278,12 +278,16 @@ int keel_store_object_update(struct keel_store_txn *t,
 /* Deletes an object and its attributes. */
 int keel_store_object_delete(struct keel_store_txn *t, const char *uid) KEEL_STORE_WUR;
 
-/* The attributes of |uid| (all, or those named |name|), by name then index. */
+/* The attributes of |uid| (all, or those named |name|), in the order they were added. */
 int keel_store_attr_list(struct keel_store_txn *t, const char *uid, const char *name,
 			 struct keel_store_attr **out_attrs, size_t *out_num) KEEL_STORE_WUR;
-/* Adds an instance; KEEL_STORE_E_EXISTS if (uid, name, index) is taken. */
+/*
+ * Adds |num| instances after those |uid| has, in one statement per 16 (a new
+ * object's attributes); KEEL_STORE_E_EXISTS if an (uid, name, index) is taken.
+ * On failure the caller's savepoint or transaction undoes any added so far.
+ */
 int keel_store_attr_add(struct keel_store_txn *t, const char *uid,
-			const struct keel_store_attr *a) KEEL_STORE_WUR;
+			const struct keel_store_attr *attrs, size_t num) KEEL_STORE_WUR;
 /* Replaces the value of instance (uid, a->name, a->index); NOT_FOUND if absent. */
 int keel_store_attr_update(struct keel_store_txn *t, const char *uid,
 			   const struct keel_store_attr *a) KEEL_STORE_WUR;

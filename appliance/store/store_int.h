@@ -22,7 +22,8 @@ struct keel_store_ops {
 	int (*object_delete)(struct keel_store_txn *t, const char *uid);
 	int (*attr_list)(struct keel_store_txn *t, const char *uid, const char *name,
 			 struct keel_store_attr **out_attrs, size_t *out_num);
-	int (*attr_add)(struct keel_store_txn *t, const char *uid, const struct keel_store_attr *a);
+	int (*attr_add)(struct keel_store_txn *t, const char *uid,
+			const struct keel_store_attr *attrs, size_t num);
 	int (*attr_update)(struct keel_store_txn *t, const char *uid,
 			   const struct keel_store_attr *a);
 	int (*attr_delete)(struct keel_store_txn *t, const char *uid, const char *name,

@@ -220,7 +220,7 @@ static void test_escrow_change_delete(void **state)
 	assert_record_opens(f, BIG_UID);
 	/* A change refreshes the one copy; deletes remove theirs. */
 	assert_int_equal(keel_store_begin(f->store, &t), 0);
-	assert_int_equal(keel_store_attr_add(t, "uid-3", &a), 0);
+	assert_int_equal(keel_store_attr_add(t, "uid-3", &a, 1), 0);
 	for (int i = 30; i < 40; i++) {
 		char uid[16];
 		snprintf(uid, sizeof(uid), "uid-%d", i);

@@ -62,7 +62,7 @@ static void *worker_main(void *arg)
 			continue;
 		}
 		if (keel_store_object_put(t, &o) != 0 || keel_store_savepoint(t) != 0 ||
-		    keel_store_attr_add(t, o.uid, &attr) != 0 ||
+		    keel_store_attr_add(t, o.uid, &attr, 1) != 0 ||
 		    keel_store_savepoint_rollback(t) != 0 || keel_store_audit_append(t, &a) != 0 ||
 		    i % 5 == 4) {
 			keel_store_rollback(t);

@@ -83,10 +83,10 @@ static void test_migrations(void **state)
 	int v = 0;
 
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 10);
+	assert_int_equal(v, 11);
 	reopen(f); /* already migrated: nothing to do, same version */
 	assert_int_equal(keel_store_schema_version(f->s, &v), 0);
-	assert_int_equal(v, 10);
+	assert_int_equal(v, 11);
 }
 
 static void test_object_crud(void **state)
@@ -129,7 +129,7 @@ static void add_attr(struct keel_store_txn *t, const char *uid, const char *name
 				    .value_len = strlen(text),
 				    .text = (char *)text};
 
-	assert_int_equal(keel_store_attr_add(t, uid, &a), 0);
+	assert_int_equal(keel_store_attr_add(t, uid, &a, 1), 0);
 }
 
 static void test_attributes_and_locate(void **state)

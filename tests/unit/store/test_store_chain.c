@@ -411,8 +411,8 @@ static void test_migration_chains_old_rows(void **state)
 		 " applied INTEGER NOT NULL DEFAULT 0);"
 		 "INSERT INTO schema_version(version) VALUES (1);"
 		 "CREATE TABLE objects (uid TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL,"
-		 " crk_version INTEGER NOT NULL DEFAULT 0);"
-		 /* later migrations put triggers on attributes (5, the mirror outbox) */
+		 " crk_version INTEGER NOT NULL DEFAULT 0, blob BLOB);"
+		 /* later migrations put triggers on attributes and objects (5, 9, 11) */
 		 "CREATE TABLE attributes (uid TEXT NOT NULL, name TEXT NOT NULL,"
 		 " idx INTEGER NOT NULL, value BLOB NOT NULL, text_value TEXT);"
 		 "CREATE TABLE audit (id INTEGER PRIMARY KEY AUTOINCREMENT, time INTEGER NOT NULL,"
