@@ -32,8 +32,11 @@ typedef void (*keel_reply_fn)(void *reply_ctx, const uint8_t *resp, size_t resp_
 /*
  * Handles one well-framed request (the whole TTLV message, header included).
  * Runs on a server worker thread, never on the network loop, so it may block
- * on the HSM or the store. |who| and |req| stay valid until |reply| is called.
- * Requests of one connection are handed over one at a time, in order.
+ * on the HSM or the store; except a handler that only forwards the request
+ * (keel_server_config.handler_forwards: the privilege-separated network
+ * process), which runs on the loop and must not block. |who| and |req|
+ * stay valid until |reply| is called. Requests of one connection are handed
+ * over one at a time, in order.
  */
 typedef void (*keel_request_fn)(void *ctx, const struct keel_client_identity *who,
 				const uint8_t *req, size_t req_len, keel_reply_fn reply,
