@@ -11,7 +11,10 @@ import threading
 # valgrind's memcheck, one log per process in DIR (tools/memcheck sums them up).
 MEMCHECK = os.environ.get("KEEL_VALGRIND", "")
 SUPPRESSIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrind.supp")
-GUARD = 60 * (10 if MEMCHECK else 1)  # seconds before a stuck test gives up
+# memcheck makes a process 20-50 times slower: what a test gives a server
+# to do within a deadline of its own is scaled by this.
+SLOW = 10 if MEMCHECK else 1
+GUARD = 60 * SLOW  # seconds before a stuck test gives up
 
 
 def memcheck():

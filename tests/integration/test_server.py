@@ -22,7 +22,7 @@ import subprocess
 import tempfile
 import unittest
 
-from procwatch import GUARD, Process, memcheck  # noqa: F401  (GUARD is imported from here too)
+from procwatch import GUARD, SLOW, Process, memcheck  # noqa: F401  (GUARD is imported from here too)
 
 ECHO = os.environ.get("KEEL_ECHO_SERVER", "")
 KEELD = os.environ.get("KEEL_KEELD", "")
@@ -734,7 +734,9 @@ class LimitsTest(Base):
 
 
 class IdleTest(Base):
-    server_args = {"limits": {"idle_timeout_ms": 200, "handshake_timeout_ms": 200}}
+    # Short, so the tests wait little; long enough under memcheck for the
+    # server to answer the one request before its idle time runs out.
+    server_args = {"limits": {"idle_timeout_ms": 200 * SLOW, "handshake_timeout_ms": 200 * SLOW}}
 
     def test_idle_connection_closed(self):
         mark = self.srv.mark()
