@@ -486,6 +486,14 @@ static int migrate(sqlite3 *db)
 			 NUM_MIGRATIONS);
 		return KEEL_STORE_E_SCHEMA;
 	}
+	/* An upgrade rewrites tables: about 90 s per million objects (docs/
+	 * benchmarks.md, migration 11), before keeld answers anything. Say so
+	 * first, so that an operator watching the journal does not stop it. */
+	if (version > 0 && version < NUM_MIGRATIONS) {
+		keel_notice("store: upgrading the schema from version %d to %d; on a large store "
+			    "this takes minutes (a stop rolls the step back, nothing is lost)",
+			    version, NUM_MIGRATIONS);
+	}
 	for (int v = version + 1; v <= NUM_MIGRATIONS && r == 0; v++) {
 		r = migrate_step(db, v);
 	}
