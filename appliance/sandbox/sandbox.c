@@ -50,10 +50,11 @@ static const struct allowed allowed[] = {
 	{SCMP_SYS(mlock), BOTH},		/* secrets (libhsm), TLS buffers */
 	{SCMP_SYS(munlock), KEYS},		/* a secret's pages freed (hsm/src/secmem.c) */
 	{SCMP_SYS(mremap), BOTH},		/* realloc of a large block (not seen in tests) */
-	/* threads (clone and clone3: add_conditional), signals, time */
+	/* threads (clone and clone3: add_conditional; the network process runs
+	 * on its one loop thread and starts none), signals, time */
 	{SCMP_SYS(futex), BOTH},
-	{SCMP_SYS(set_robust_list), BOTH},	/* each new thread */
-	{SCMP_SYS(rseq), BOTH},			/* each new thread */
+	{SCMP_SYS(set_robust_list), KEYS},	/* each new thread */
+	{SCMP_SYS(rseq), KEYS},			/* each new thread */
 	{SCMP_SYS(exit), BOTH},
 	{SCMP_SYS(exit_group), BOTH},
 	{SCMP_SYS(wait4), KEYS},		/* the key process reaps the network one */
@@ -121,8 +122,9 @@ const char *keel_sandbox_mode_name(enum keel_sandbox_mode mode)
 }
 
 /*
- * The calls allowed only with some arguments. Threads, never processes:
- * clone only with CLONE_THREAD; clone3 passes its flags in memory the filter
+ * The calls allowed only with some arguments. Threads, never processes, and
+ * only in the key process (the network process runs on one thread: any clone
+ * kills it): clone only with CLONE_THREAD; clone3 passes its flags in memory the filter
  * cannot read, so it answers ENOSYS and glibc falls back to clone. Signals
  * only to keeld itself (the admin API raises SIGHUP; abort raises SIGABRT with
  * tgkill, never seen in tests, but it must end as SIGABRT, not SIGSYS).
@@ -137,14 +139,24 @@ static struct scmp_arg_cmp arg0_is(scmp_datum_t value)
 	return (struct scmp_arg_cmp){.arg = 0, .op = SCMP_CMP_EQ, .datum_a = value, .datum_b = 0};
 }
 
-static int add_conditional(scmp_filter_ctx ctx)
+static int add_threads(scmp_filter_ctx ctx)
 {
-	const pid_t self = getpid();
 	int r;
 
 	if ((r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
 				  SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD))) != 0 ||
-	    (r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) != 0 ||
+	    (r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) != 0) {
+		return r;
+	}
+	return 0;
+}
+
+static int add_conditional(scmp_filter_ctx ctx, unsigned roles)
+{
+	const pid_t self = getpid();
+	int r;
+
+	if (((roles & KEYS) != 0 && (r = add_threads(ctx)) != 0) ||
 	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
 				  arg0_is((scmp_datum_t)self))) != 0 ||
 	    (r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
@@ -179,15 +191,15 @@ static int build(scmp_filter_ctx ctx, unsigned roles, size_t *out_num)
 	 * open rather than being killed: glibc opens lazily and copes with a
 	 * refusal, e.g. /proc/sys/vm/overcommit_memory the first time a thread's
 	 * malloc arena shrinks (malloc_trim after a burst of handshakes), which
-	 * killed the network process with 10,000 connections open. No open
-	 * succeeds either way.
+	 * killed the network process with 10,000 connections open when it still
+	 * had reader threads. No open succeeds either way.
 	 */
 	if ((roles & KEYS) == 0 &&
 	    ((r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0)) != 0 ||
 	     (r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 0)) != 0)) {
 		return r;
 	}
-	return add_conditional(ctx);
+	return add_conditional(ctx, roles);
 }
 
 int keel_sandbox_apply(unsigned roles, enum keel_sandbox_mode mode)
