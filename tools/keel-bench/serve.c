@@ -1,7 +1,7 @@
 /*
  * keel-bench serve: the transport ceiling of issue 7 ("TLS echo"). A server
  * with keeld's mutual-TLS set-up (TLS 1.2-1.3, the same suites and groups,
- * a session cache and tickets, TCP_NODELAY) that reads each request frame
+ * a session cache whose ids are the tickets, TCP_NODELAY) that reads each request frame
  * and answers it with a fixed response the size of keeld's: no decoding, no
  * HSM, no store. What keel-bench reaches against it is
  * the rate of TLS, framing and keel-bench itself on this machine.
@@ -186,11 +186,11 @@ static SSL_CTX *server_ctx(const struct kbench_opts *o)
 		return NULL;
 	}
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
-	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
-	if (!o->resumption) {
-		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	}
+	/* As keeld (server/tls.c): sessions resume from the server's cache,
+	 * TLS 1.3 tickets being their ids, not encrypted sessions. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	SSL_CTX_set_session_cache_mode(ctx,
+				       o->resumption ? SSL_SESS_CACHE_SERVER : SSL_SESS_CACHE_OFF);
 	return ctx;
 }
 

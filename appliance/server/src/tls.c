@@ -29,7 +29,6 @@ static const char groups[] = "X25519:P-256:P-384";
 #define SESSION_CACHE_SIZE 4096
 
 static int registry_index = -1;
-static int ticket_checked_index = -1; /* on an SSL: ticket_check allowed its session */
 static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
 
 static void registry_free(struct keel_registry *reg)
@@ -51,7 +50,6 @@ static void registry_ex_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int id
 static void registry_index_init(void)
 {
 	registry_index = SSL_CTX_get_ex_new_index(0, NULL, NULL, NULL, registry_ex_free);
-	ticket_checked_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
 void tls_errors(char *out, size_t out_len)
@@ -125,61 +123,26 @@ static int verify_client(X509_STORE_CTX *xs, void *arg)
 	return 0;
 }
 
-/* verify_client for a session's certificate, outside any verification. */
-static bool session_allowed(SSL *ssl, X509 *leaf, STACK_OF(X509) * chain)
+/* A resumed handshake skips verify_client, so ask again with the session's
+ * certificate and chain (the cache keeps both). A reload ends the old
+ * sessions with the old SSL_CTX, but the registry's snapshot changes first
+ * (the reload follows by SIGHUP, and a failed one keeps the old context),
+ * and a pinned certificate may have expired since. */
+bool tls_resumed_allowed(SSL *ssl)
 {
+	X509 *leaf = SSL_get0_peer_certificate(ssl);
 	X509_STORE_CTX *xs = X509_STORE_CTX_new();
 	bool ok = false;
 
 	if (xs != NULL && leaf != NULL &&
-	    X509_STORE_CTX_init(xs, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), leaf, chain) ==
-		1 &&
+	    X509_STORE_CTX_init(xs, SSL_CTX_get_cert_store(SSL_get_SSL_CTX(ssl)), leaf,
+				SSL_get_peer_cert_chain(ssl)) == 1 &&
 	    X509_STORE_CTX_set_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx(), ssl) == 1) {
 		ok = verify_client(xs, NULL) == 1;
 	}
 	X509_STORE_CTX_free(xs);
 	ERR_clear_error();
 	return ok;
-}
-
-/* A resumed handshake skips verify_client, so ask again with the session's
- * certificate. A reload ends the old sessions and ticket keys with the old
- * SSL_CTX, but the registry's snapshot changes first (the reload follows by
- * SIGHUP, and a failed one keeps the old context), and a pinned certificate
- * may have expired since. */
-bool tls_resumed_allowed(SSL *ssl)
-{
-	if (SSL_get_ex_data(ssl, ticket_checked_index) != NULL) {
-		return true; /* asked in this handshake already, by ticket_check */
-	}
-	return session_allowed(ssl, SSL_get0_peer_certificate(ssl), SSL_get_peer_cert_chain(ssl));
-}
-
-/* The same question for a ticket, before its session is used: a refusal
- * falls back to a full handshake, not to a connection closed after the
- * resumed one. That matters because a ticket carries the client's
- * certificate but not the chain it sent: a client whose intermediate CA only
- * it supplies is refused here and makes full handshakes. */
-static SSL_TICKET_RETURN ticket_check(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
-				      size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
-{
-	switch (status) {
-	case SSL_TICKET_SUCCESS:
-	case SSL_TICKET_SUCCESS_RENEW:
-		if (!session_allowed(ssl, (X509 *)SSL_SESSION_get0_peer(sess), NULL)) {
-			return SSL_TICKET_RETURN_IGNORE_RENEW;
-		}
-		/* Unmarked (no memory), tls_resumed_allowed merely asks again. */
-		(void)SSL_set_ex_data(ssl, ticket_checked_index, ssl);
-		return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE
-						    : SSL_TICKET_RETURN_USE_RENEW;
-	case SSL_TICKET_NONE:
-	case SSL_TICKET_EMPTY:
-	case SSL_TICKET_NO_DECRYPT:
-		return SSL_TICKET_RETURN_IGNORE_RENEW;
-	default:
-		return SSL_TICKET_RETURN_ABORT;
-	}
 }
 
 static int set_policy(SSL_CTX *ctx, uint32_t session_lifetime_s)
@@ -209,24 +172,32 @@ static int set_policy(SSL_CTX *ctx, uint32_t session_lifetime_s)
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
 	SSL_CTX_set_cert_verify_callback(ctx, verify_client, NULL);
-	/* Resumption: tickets and a server cache both live in this SSL_CTX, so a
-	 * reload (new SSL_CTX) ends every old session and a client removed from
-	 * the registry cannot resume its way back in. */
+	/* Resumption: sessions live in this SSL_CTX's cache, so a reload (new
+	 * SSL_CTX) ends every old one and a client removed from the registry
+	 * cannot resume its way back in. NO_TICKET: no encrypted sessions
+	 * (stateless tickets); a TLS 1.3 ticket is then a cache entry's id.
+	 * Decoding a stateless ticket parses the client's certificate again,
+	 * and OpenSSL 3.0 builds a decoder chain for its public key each time:
+	 * 35% of the network process's CPU per resumed vcenter-task (issue 7,
+	 * docs/benchmarks.md). A cached session also keeps the chain the
+	 * client sent, which a ticket does not, so a client of an intermediate
+	 * CA resumes too. */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	if (session_lifetime_s == 0) {
-		SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 		SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 		return SSL_CTX_set_num_tickets(ctx, 0) == 1 ? 0 : -1;
 	}
-	/* Bounded: a cached session holds the client's certificate (~5 KB), and
-	 * OpenSSL's default of 20,480 sessions would be ~100 MB. Only ticketless
-	 * TLS 1.2 clients land here (tickets are stateless); vCenter opens a
-	 * connection per task, so 4,096 covers a boot storm of that many hosts
-	 * within one tls.session_lifetime for ~20 MB. When full, OpenSSL evicts
-	 * the oldest session: its client merely makes a full handshake. */
+	/* Bounded: a cached session holds the client's certificate and chain,
+	 * ~10 KB a session as measured (a TLS 1.3 handshake leaves two, one per
+	 * ticket, sharing them), and OpenSSL's default of 20,480 sessions would
+	 * be ~200 MB. vCenter opens a connection per task, so 4,096 covers a
+	 * boot storm of 2,048 TLS 1.3 hosts within one tls.session_lifetime for
+	 * ~41 MB. When full, OpenSSL evicts the oldest session: its client
+	 * merely makes a full handshake. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_sess_set_cache_size(ctx, SESSION_CACHE_SIZE);
 	SSL_CTX_set_timeout(ctx, (long)session_lifetime_s);
-	return SSL_CTX_set_session_ticket_cb(ctx, NULL, ticket_check, NULL) == 1 ? 0 : -1;
+	return 0;
 }
 
 /* The chain (leaf first) from its PEM part; the key from its DER part
@@ -339,8 +310,7 @@ int tls_ctx_new(SSL_CTX **out_ctx, const struct keel_server_tls *tls, struct kee
 	}
 	*owned = *reg;
 	pthread_once(&registry_once, registry_index_init);
-	if (registry_index < 0 || ticket_checked_index < 0 ||
-	    (ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
+	if (registry_index < 0 || (ctx = SSL_CTX_new(TLS_server_method())) == NULL) {
 		goto out;
 	}
 	if (set_policy(ctx, tls->session_lifetime_s) != 0) {
