@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/crypto.h>
 
 #include "keel/clients.h"
 #include "log.h"
+#include "wipe.h"
 
 /* What the key process pushed: it holds the TLS key. */
 struct pushed {
@@ -97,11 +97,8 @@ static int setup(const struct daemon *d, const struct keel_config *cfg, struct k
 
 static void wipe_pushed(struct pushed *buf)
 {
-	if (buf->data != NULL) {
-		OPENSSL_cleanse(buf->data, buf->len);
-		free(buf->data);
-		buf->data = NULL;
-	}
+	keel_wipe_free(buf->data);
+	buf->data = NULL;
 }
 
 /* SIGHUP: certificates, key and client registrations are re-read; a broken

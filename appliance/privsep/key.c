@@ -28,6 +28,7 @@
 #include "keel/clients.h"
 #include "keel/pki.h"
 #include "log.h"
+#include "wipe.h"
 
 /* The TLS files sent to the network process; far above any real chain. */
 #define PEM_FILE_MAX (1u << 20)
@@ -183,10 +184,7 @@ static int send_setup(struct ps_key *k, uint32_t id)
 	pthread_mutex_unlock(&k->ch[0].write_mu);
 out:
 	free(reg);
-	if (tls != NULL) {
-		OPENSSL_cleanse(tls, tls_len);
-		free(tls);
-	}
+	keel_wipe_free(tls);
 	if (r == 0) {
 		keel_debug("privsep: setup %u sent", (unsigned)id); /* its buffers wiped */
 	}
