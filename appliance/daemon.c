@@ -3,7 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 #include "keel/clients.h"
 #include "log.h"
 #include "wipe.h"
