@@ -559,6 +559,7 @@ static int open_conn(const char *path, sqlite3 **out_db)
 }
 
 static const struct keel_store_ops sq_ops;
+static void attr_cache_clear(struct sq_txn *t);
 
 /* fsync of the WAL that |db| writes, through SQLite's own handle of it. */
 static int sync_wal(sqlite3 *db)
@@ -620,6 +621,7 @@ static void sq_close(struct keel_store *s)
 
 	for (unsigned i = 0; q->conns != NULL && i <= q->num_conns; i++) {
 		cache_clear(&q->conns[i]);
+		attr_cache_clear(&q->conns[i]);
 		sqlite3_close(q->conns[i].db);
 	}
 	free(q->conns);
@@ -793,6 +795,7 @@ static int join_group(struct sq_store *q, struct sq_txn *t)
 static void undo_member(struct sq_txn *t)
 {
 	t->head.valid = false; /* the audit rows it appended are gone */
+	attr_cache_clear(t);
 	if (sqlite3_get_autocommit(t->db)) {
 		return;
 	}
@@ -914,12 +917,14 @@ static int sq_begin(struct keel_store *s, bool read_only, struct keel_store_txn 
 
 	if (read_only) {
 		t = take_conn(q);
+		attr_cache_clear(t); /* as of another snapshot */
 		if ((r = sq_run(t, "BEGIN")) != 0) {
 			give_conn(t);
 			return r;
 		}
 	} else {
 		t = take_writer(q, false);
+		attr_cache_clear(t); /* the group's previous member's */
 		if ((r = join_group(q, t)) != 0) {
 			undo_member(t);
 			end_turn(q, NULL);
@@ -976,8 +981,10 @@ static int sq_savepoint(struct keel_store_txn *tb, int what)
 		return KEEL_STORE_E_INVAL;
 	}
 	if (what == KEEL_SP_ROLLBACK) {
-		/* Audit rows of the item may be gone: reread the head at the next append. */
+		/* Audit rows of the item may be gone: reread the head at the next
+		 * append; attribute rows too: reread them. */
 		t->head.valid = false;
+		attr_cache_clear(t);
 		if ((r = sq_run(t, "ROLLBACK TO item")) != 0) {
 			return r;
 		}
@@ -1180,35 +1187,104 @@ static int push_attr(sqlite3_stmt *st, struct keel_store_attr **arr, size_t *num
 	return sq_copy_blob(st, 2, &a->value, &a->value_len);
 }
 
+/* ---- The attribute cache (struct sq_attr_cache) ---------------------- */
+
+static void attr_cache_clear(struct sq_txn *t)
+{
+	keel_store_attrs_free(t->attrs.attrs, t->attrs.num);
+	free(t->attrs.uid);
+	memset(&t->attrs, 0, sizeof(t->attrs));
+}
+
+/* Every attribute of |uid|, in the order they were added, into the cache. */
+static int attr_cache_fill(struct sq_txn *t, const char *uid)
+{
+	struct sq_attr_cache *c = &t->attrs;
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int r, rc;
+
+	attr_cache_clear(t);
+	if ((r = sq_stmt(t,
+			 "SELECT name, idx, value, text_value FROM attributes WHERE uid = ?1"
+			 " ORDER BY seq",
+			 &st)) != 0) {
+		return r;
+	}
+	r = sq_err(t->db, sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC), "bind");
+	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		r = push_attr(st, &c->attrs, &c->num, &cap);
+	}
+	if (r == 0 && rc != SQLITE_DONE) {
+		r = sq_err(t->db, rc, "listing attributes");
+	}
+	sq_stmt_done(t, st);
+	if (r == 0 && (c->uid = strdup(uid)) == NULL) {
+		r = KEEL_STORE_E_NOMEM;
+	}
+	if (r != 0) {
+		attr_cache_clear(t);
+		return r;
+	}
+	c->changes = sqlite3_total_changes64(t->db);
+	return 0;
+}
+
+/* Whether the cache holds |uid|'s attributes as they are now. */
+static bool attr_cache_fresh(const struct sq_txn *t, const char *uid)
+{
+	return t->attrs.uid != NULL && strcmp(t->attrs.uid, uid) == 0 &&
+	       t->attrs.changes == sqlite3_total_changes64(t->db);
+}
+
+static int attr_copy(const struct keel_store_attr *a, struct keel_store_attr *out)
+{
+	out->index = a->index;
+	out->value_len = a->value_len;
+	out->name = strdup(a->name);
+	out->text = a->text != NULL ? strdup(a->text) : NULL;
+	out->value = a->value != NULL ? malloc(a->value_len != 0 ? a->value_len : 1) : NULL;
+	if (out->name == NULL || (a->text != NULL && out->text == NULL) ||
+	    (a->value != NULL && out->value == NULL)) {
+		return KEEL_STORE_E_NOMEM;
+	}
+	if (a->value != NULL) {
+		memcpy(out->value, a->value, a->value_len);
+	}
+	return 0;
+}
+
+static bool attr_named(const struct keel_store_attr *a, const char *name)
+{
+	return name == NULL || strcmp(a->name, name) == 0;
+}
+
 static int sq_attr_list(struct keel_store_txn *tb, const char *uid, const char *name,
 			struct keel_store_attr **out_attrs, size_t *out_num)
 {
 	struct sq_txn *t = (struct sq_txn *)tb;
-	sqlite3 *db = t->db;
-	sqlite3_stmt *st = NULL;
+	const struct sq_attr_cache *c = &t->attrs;
 	struct keel_store_attr *arr = NULL;
-	size_t num = 0, cap = 0;
-	int r, rc;
+	size_t num = 0, n = 0;
+	int r = 0;
 
-	if ((r = sq_stmt(t,
-			 "SELECT name, idx, value, text_value FROM attributes WHERE uid = ?1"
-			 " AND (?2 IS NULL OR name = ?2) ORDER BY seq",
-			 &st)) != 0) {
+	if (uid == NULL) {
+		return KEEL_STORE_E_INVAL;
+	}
+	if (!attr_cache_fresh(t, uid) && (r = attr_cache_fill(t, uid)) != 0) {
 		return r;
 	}
-	rc = sqlite3_bind_text(st, 1, uid, -1, SQLITE_STATIC);
-	rc = rc != SQLITE_OK ? rc : sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-	if ((r = sq_err(db, rc, "bind")) != 0) {
-		goto out;
+	for (size_t i = 0; i < c->num; i++) {
+		n += attr_named(&c->attrs[i], name);
 	}
-	while (r == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-		r = push_attr(st, &arr, &num, &cap);
+	if (n != 0 && (arr = calloc(n, sizeof(*arr))) == NULL) {
+		return KEEL_STORE_E_NOMEM;
 	}
-	if (r == 0 && rc != SQLITE_DONE) {
-		r = sq_err(db, rc, "listing attributes");
+	for (size_t i = 0; i < c->num && num < n && r == 0; i++) {
+		if (attr_named(&c->attrs[i], name)) {
+			r = attr_copy(&c->attrs[i], &arr[num++]);
+		}
 	}
-out:
-	sq_stmt_done(t, st);
 	if (r != 0) {
 		keel_store_attrs_free(arr, num);
 		return r;

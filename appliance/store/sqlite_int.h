@@ -31,9 +31,23 @@ struct sq_cached {
 	uint64_t used; /* when last handed out: the least recent goes first */
 };
 
+/*
+ * One object's attributes as a transaction last read them: a Get asks for
+ * eight of them one at a time, and each lookup scanned all of the object's
+ * rows anyway (issue 7). Valid while the connection has changed no row since
+ * (|changes|, sqlite3_total_changes64) and no savepoint was rolled back.
+ */
+struct sq_attr_cache {
+	char *uid; /* NULL: nothing cached */
+	struct keel_store_attr *attrs;
+	size_t num;
+	int64_t changes;
+};
+
 struct sq_txn {
 	struct keel_store_txn base; /* first: store.c sees only this */
 	sqlite3 *db;
+	struct sq_attr_cache attrs;
 	unsigned depth; /* open savepoints */
 	bool busy;	/* a reader's, handed out */
 	bool writer;	/* the writers' connection, held as sq_batch.held */

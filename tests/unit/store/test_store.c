@@ -181,6 +181,56 @@ static void test_attributes_and_locate(void **state)
 	assert_int_equal(keel_store_commit(t), 0);
 }
 
+/* The text of |uid|'s only |name|, read through keel_store_attr_list; "" if none. */
+static const char *attr_text(struct keel_store_txn *t, const char *uid, const char *name)
+{
+	static char text[16];
+	struct keel_store_attr *attrs;
+	size_t n;
+
+	assert_int_equal(keel_store_attr_list(t, uid, name, &attrs, &n), 0);
+	assert_true(n <= 1);
+	snprintf(text, sizeof(text), "%s", n == 1 ? attrs[0].text : "");
+	keel_store_attrs_free(attrs, n);
+	return text;
+}
+
+/*
+ * A transaction keeps the attributes it read of one object (sqlite.c, struct
+ * sq_attr_cache): every change, a savepoint rolled back and the next
+ * transaction on the same connection show through it.
+ */
+static void test_attribute_reads_see_changes(void **state)
+{
+	struct fx *f = *state;
+	struct keel_store_attr upd = {
+	    .name = "Name", .index = 0, .value = (uint8_t *)"k2", .value_len = 2, .text = "k2"};
+	struct keel_store_txn *t;
+
+	put_object(f->s, "u1", "aa");
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	add_attr(t, "u1", "Name", 0, "k1");
+	assert_string_equal(attr_text(t, "u1", "Name"), "k1");
+	assert_string_equal(attr_text(t, "u1", "x-Vendor"), "");
+	add_attr(t, "u1", "x-Vendor", 0, "VMware");
+	assert_string_equal(attr_text(t, "u1", "x-Vendor"), "VMware");
+	assert_int_equal(keel_store_attr_update(t, "u1", &upd), 0);
+	assert_string_equal(attr_text(t, "u1", "Name"), "k2");
+	assert_int_equal(keel_store_savepoint(t), 0);
+	assert_int_equal(keel_store_attr_delete(t, "u1", "x-Vendor", -1), 0);
+	assert_string_equal(attr_text(t, "u1", "x-Vendor"), "");
+	assert_int_equal(keel_store_savepoint_rollback(t), 0);
+	assert_string_equal(attr_text(t, "u1", "x-Vendor"), "VMware");
+	keel_store_rollback(t);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_string_equal(attr_text(t, "u1", "Name"), ""); /* the add was rolled back */
+	add_attr(t, "u1", "Name", 0, "k3");
+	assert_string_equal(attr_text(t, "u1", "Name"), "k3");
+	assert_int_equal(keel_store_object_delete(t, "u1"), 0); /* a cascade */
+	assert_string_equal(attr_text(t, "u1", "Name"), "");
+	keel_store_rollback(t);
+}
+
 static void test_audit_in_transaction(void **state)
 {
 	struct fx *f = *state;
@@ -618,6 +668,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_migrations, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_object_crud, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attributes_and_locate, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_attribute_reads_see_changes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_audit_in_transaction, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_mirror_outbox, setup, teardown),
