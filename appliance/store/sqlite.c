@@ -844,14 +844,16 @@ static void close_group(struct sq_store *q, bool lost)
 	if (r == 0 && members != NULL) {
 		r = wait_durable(&q->group, q->sync_db, n);
 	}
-	/* The members wake once, when all is said: fewer context switches. */
-	pthread_mutex_lock(&b->lock);
-	for (struct sq_member *m = members; m != NULL; m = m->next) {
+	/*
+	 * The members wake once, when all is said, and not under b->lock: a
+	 * member woken while the closer held it went back to sleep on it.
+	 * A member returns, and its |m| is gone, as soon as it is posted.
+	 */
+	for (struct sq_member *m = members, *next; m != NULL; m = next) {
+		next = m->next;
 		m->result = r;
-		m->done = true;
-		pthread_cond_signal(&m->cond);
+		sem_post(&m->done);
 	}
-	pthread_mutex_unlock(&b->lock);
 }
 
 /*
@@ -885,7 +887,7 @@ static void end_turn(struct sq_store *q, struct sq_member *m)
 /* A member's commit: its group's COMMIT, and an fsync covering it (close_group). */
 static int commit_member(struct sq_store *q, struct sq_txn *t)
 {
-	struct sq_member m = {.done = false};
+	struct sq_member m = {.result = 0};
 	int r;
 
 	if ((r = sq_run(t, "RELEASE member")) != 0) {
@@ -893,14 +895,12 @@ static int commit_member(struct sq_store *q, struct sq_txn *t)
 		end_turn(q, NULL);
 		return r;
 	}
-	pthread_cond_init(&m.cond, NULL);
+	(void)sem_init(&m.done, 0, 0); /* fails only for a value above SEM_VALUE_MAX */
 	end_turn(q, &m);
-	pthread_mutex_lock(&q->batch.lock);
-	while (!m.done) {
-		pthread_cond_wait(&m.cond, &q->batch.lock);
+	while (sem_wait(&m.done) != 0) {
+		/* EINTR: a signal handler ran; no other error for a valid semaphore */
 	}
-	pthread_mutex_unlock(&q->batch.lock);
-	pthread_cond_destroy(&m.cond);
+	sem_destroy(&m.done);
 	return m.result;
 }
 

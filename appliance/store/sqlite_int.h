@@ -7,6 +7,7 @@
 #define KEEL_SQLITE_INT_H
 
 #include <pthread.h>
+#include <semaphore.h>
 #include <sqlite3.h>
 
 #include "store_int.h"
@@ -76,9 +77,8 @@ struct sq_group {
 /* A request that kept its work in a group transaction, waiting for its COMMIT. */
 struct sq_member {
 	struct sq_member *next;
-	pthread_cond_t cond; /* signalled when |done| */
-	bool done;	     /* the group is closed and, if it committed, durable */
-	int result;	     /* 0: committed and durable */
+	sem_t done; /* posted once the group is closed and, if it committed, durable */
+	int result; /* 0: committed and durable */
 };
 
 /*
