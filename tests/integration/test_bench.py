@@ -14,8 +14,9 @@ import tempfile
 import time
 import unittest
 
+import kmipwire as kw
 from procwatch import MEMCHECK, Process
-from test_dev import Keeld
+from test_dev import Keeld, client_ctx
 
 KEELD = os.environ.get("KEEL_KEELD", "")
 BENCH = os.environ.get("KEEL_BENCH", "")
@@ -77,12 +78,23 @@ class BenchTest(unittest.TestCase):
         report = self.bench_json("vcenter-task", "--count", "50")
         self.assertEqual(report["ops"], 50)
         self.assertEqual(report["handshakes"], 50)
+        # Where a task's time went: each part timed, and the parts add up
+        # to a task's mean latency, so none is counted twice.
+        phases = report["phases_mean_ms"]
+        self.assertEqual(sorted(phases), ["close", "connect", "discover_versions", "get",
+                                          "get_attributes"])
+        for name, ms in phases.items():
+            self.assertGreater(ms, 0, name)
+        self.assertLessEqual(sum(phases.values()), report["max_ms"])
+        self.assertNotIn("phases_mean_ms", self.bench_json("get", "--count", "10"))
 
     def test_vcenter_task_text_report(self):
         r = self.bench("vcenter-task", "--count", "10", "--tls", "1.2", "--no-resumption")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("errors     0", r.stdout)
         self.assertIn("(0 resumed)", r.stdout)
+        self.assertRegex(r.stdout, r"mean ms +connect [0-9.]+ +discover_versions [0-9.]+ +get "
+                         r"[0-9.]+ +get_attributes [0-9.]+ +close [0-9.]+")
 
     def test_other_scenarios(self):
         for args in (("create", "--count", "20", "--concurrency", "2"),
@@ -123,6 +135,14 @@ class BenchTest(unittest.TestCase):
             time.sleep(0.1)
         self.assertLessEqual(rss_kib(pid), before + 10 * 1024, "KiB; %d before" % before)
 
+    def discover_versions(self, port):
+        """The Protocol Versions a server lists, and its answer's length."""
+        with kw.KmipConn(port, client_ctx(os.path.join(self.dir, "dev"))) as c:
+            resp = c.call(kw.request([kw.op(kw.OP_DISCOVER_VERSIONS, [])]))
+        versions = [(v.find(kw.PROTOCOL_VERSION_MAJOR), v.find(kw.PROTOCOL_VERSION_MINOR))
+                    for v in resp.item(0).payload.all(kw.PROTOCOL_VERSION)]
+        return versions, len(kw.reencode(resp))
+
     def test_echo_server(self):
         """keel-bench serve, the transport ceiling, answers every scenario without an error."""
         certs = os.path.join(self.dir, "dev", "certs")
@@ -132,6 +152,9 @@ class BenchTest(unittest.TestCase):
                          "--key", os.path.join(certs, "server.key")])
         try:
             port = int(serve.wait_line(serve.out, r"^READY (\d+)$").group(1))
+            # A fair ceiling: its Discover Versions answer is keeld's, byte for byte long.
+            self.assertEqual(self.discover_versions(port),
+                             self.discover_versions(self.keeld.port))
             for args in (("get", "--count", "100", "--concurrency", "2"),
                          ("create", "--count", "20"),
                          ("vcenter-task", "--count", "10", "--tls", "1.3", "--no-resumption"),

@@ -18,6 +18,27 @@
 #define KBENCH_SETUP_KEYS   16	/* keys made for get, vcenter-task and mixed */
 #define KBENCH_NAME_MAX	    64
 
+/*
+ * The parts of a task that opens its own connection (vcenter-task,
+ * boot-storm), timed one after another, so that a slow task shows where its
+ * time went: the handshake (TCP and TLS), each request's round trip, the
+ * close. Kept as sums; the report gives the mean of each (boot-storm's
+ * get: per Get).
+ */
+enum kbench_phase {
+	KBENCH_PHASE_CONNECT,
+	KBENCH_PHASE_DISCOVER,
+	KBENCH_PHASE_GET,
+	KBENCH_PHASE_STATE,
+	KBENCH_PHASE_CLOSE,
+	KBENCH_NUM_PHASES
+};
+
+struct kbench_phases {
+	uint64_t ns[KBENCH_NUM_PHASES];
+	uint64_t n[KBENCH_NUM_PHASES];
+};
+
 /* Read-only once the threads start, but for |finished|. */
 struct kbench_shared {
 	const struct kbench_opts *opts;
@@ -48,6 +69,8 @@ struct kbench_worker {
 	uint64_t seq; /* operations started */
 	uint64_t handshakes, resumed;
 	uint64_t end_ns;
+	uint64_t mark_ns; /* when the phase being timed began */
+	struct kbench_phases phases;
 	_Atomic uint64_t done, failed; /* read by the progress line */
 	struct kbench_errors errors;
 	struct kbench_hist hist; /* latency of successful operations, ns */
@@ -72,6 +95,10 @@ int kbench_connect(struct kbench_worker *w, struct kmipc_conn **out)
     __attribute__((warn_unused_result));
 /* Closes |c|, keeping its session in |w| when resumption is on. */
 void kbench_disconnect(struct kbench_worker *w, struct kmipc_conn *c);
+/* Passes |err| through; when 0, counts the time since the last phase (or the
+ * connect's start) as phase |p| of |w|. */
+int kbench_phase_end(struct kbench_worker *w, enum kbench_phase p, int err)
+    __attribute__((warn_unused_result));
 
 uint64_t kbench_now_ns(void);
 
@@ -80,6 +107,7 @@ struct kbench_totals {
 	struct kbench_hist hist;
 	struct kbench_errors errors;
 	struct kbench_series series;
+	struct kbench_phases phases;
 	uint64_t ops, failed, handshakes, resumed;
 	double elapsed_s;
 };

@@ -193,6 +193,10 @@ static void merge(const struct kbench_shared *sh, const struct kbench_worker *ws
 		for (unsigned r = 0; r < KBENCH_LOCAL_ERRORS; r++) {
 			t->errors.local[r] += ws[i].errors.local[r];
 		}
+		for (unsigned p = 0; p < KBENCH_NUM_PHASES; p++) {
+			t->phases.ns[p] += ws[i].phases.ns[p];
+			t->phases.n[p] += ws[i].phases.n[p];
+		}
 		t->failed += ws[i].failed;
 		t->handshakes += ws[i].handshakes;
 		t->resumed += ws[i].resumed;

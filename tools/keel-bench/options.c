@@ -42,6 +42,8 @@ const char kbench_usage[] =
     "--plot PREFIX draws PREFIX-time.png (ops/s, mean and max latency per 100 ms)\n"
     "and PREFIX-cdf.png (latency distribution) with gnuplot.\n"
     "boot-storm reports the time from the start to the last host's last key.\n"
+    "vcenter-task and boot-storm report the mean time of each part of a task:\n"
+    "connect (TCP and TLS), each request's round trip, close (phases_mean_ms).\n"
     "\n"
     "Defaults: --concurrency 1, --duration 10, TLS 1.2 or 1.3, resumption on,\n"
     "KMIP 1.1 (as vCenter sends). --count N is the total over all connections.\n"

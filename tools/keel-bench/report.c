@@ -60,6 +60,16 @@ static const char *tls_name(int v)
 	return v == TLS1_2_VERSION ? "1.2" : v == TLS1_3_VERSION ? "1.3" : "1.2-1.3";
 }
 
+/* Names in the report, text and JSON, in enum kbench_phase's order. */
+static const char *const phase_names[KBENCH_NUM_PHASES] = {"connect", "discover_versions", "get",
+							   "get_attributes", "close"};
+
+/* The mean of phase |p| in ms; the run had at least one (ph->n[p] != 0). */
+static double phase_ms(const struct kbench_phases *ph, enum kbench_phase p)
+{
+	return ms(ph->ns[p]) / (double)ph->n[p];
+}
+
 static void print_error(void *arg, const char *name, uint64_t n)
 {
 	fprintf(arg, "  %-30s %llu\n", name, (unsigned long long)n);
@@ -86,11 +96,33 @@ static void report_text(const struct kbench_opts *o, const struct kbench_totals 
 		       ms(kbench_hist_percentile(&t->hist, percentiles[i].p)));
 	}
 	printf("  max %.3f\n", ms(t->hist.max * (t->hist.total != 0)));
+	if (t->phases.n[KBENCH_PHASE_CLOSE] != 0) {
+		printf("  mean ms   ");
+		for (unsigned p = 0; p < KBENCH_NUM_PHASES; p++) {
+			if (t->phases.n[p] != 0) {
+				printf("  %s %.3f", phase_names[p], phase_ms(&t->phases, p));
+			}
+		}
+		putchar('\n');
+	}
 }
 
 static void json_error(void *arg, const char *name, uint64_t n)
 {
 	json_object_set_new(arg, name, json_integer((json_int_t)n));
+}
+
+/* {"connect": ms, ...}: a phase the run never completed is left out. */
+static json_t *phases_json(const struct kbench_phases *ph)
+{
+	json_t *o = json_object();
+
+	for (unsigned p = 0; o != NULL && p < KBENCH_NUM_PHASES; p++) {
+		if (ph->n[p] != 0) {
+			json_object_set_new(o, phase_names[p], json_real(phase_ms(ph, p)));
+		}
+	}
+	return o;
 }
 
 static json_t *report_json(const struct kbench_opts *o, const struct kbench_totals *t)
@@ -123,6 +155,9 @@ static json_t *report_json(const struct kbench_opts *o, const struct kbench_tota
 	}
 	each_error(&t->errors, json_error, errors);
 	json_object_set_new(j, "errors_by_reason", errors);
+	if (t->phases.n[KBENCH_PHASE_CLOSE] != 0) {
+		json_object_set_new(j, "phases_mean_ms", phases_json(&t->phases));
+	}
 	return j;
 }
 

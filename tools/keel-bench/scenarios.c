@@ -10,15 +10,29 @@
 
 #include "bench_int.h"
 
-int kbench_connect(struct kbench_worker *w, struct kmipc_conn **out)
+int kbench_phase_end(struct kbench_worker *w, enum kbench_phase p, int err)
 {
-	int err = kmipc_connect(w->sh->ctx, w->session, out);
+	uint64_t now;
 
 	if (err == 0) {
+		now = kbench_now_ns();
+		w->phases.ns[p] += now - w->mark_ns;
+		w->phases.n[p]++;
+		w->mark_ns = now;
+	}
+	return err;
+}
+
+int kbench_connect(struct kbench_worker *w, struct kmipc_conn **out)
+{
+	int err;
+
+	w->mark_ns = kbench_now_ns();
+	if ((err = kmipc_connect(w->sh->ctx, w->session, out)) == 0) {
 		w->handshakes++;
 		w->resumed += kmipc_resumed(*out);
 	}
-	return err;
+	return kbench_phase_end(w, KBENCH_PHASE_CONNECT, err);
 }
 
 void kbench_disconnect(struct kbench_worker *w, struct kmipc_conn *c)
@@ -133,11 +147,13 @@ static int op_vcenter_task(struct kbench_worker *w, struct kmipc_result *res)
 	if ((err = kbench_connect(w, &c)) != 0) {
 		return err;
 	}
-	if ((err = kmipc_discover_versions(c, res)) == 0 && (err = kmipc_get(c, uid, res)) == 0) {
-		err = kmipc_get_state(c, uid, res);
+	if ((err = kbench_phase_end(w, KBENCH_PHASE_DISCOVER, kmipc_discover_versions(c, res))) ==
+		0 &&
+	    (err = kbench_phase_end(w, KBENCH_PHASE_GET, kmipc_get(c, uid, res))) == 0) {
+		err = kbench_phase_end(w, KBENCH_PHASE_STATE, kmipc_get_state(c, uid, res));
 	}
 	kbench_disconnect(w, c);
-	return err;
+	return kbench_phase_end(w, KBENCH_PHASE_CLOSE, err);
 }
 
 /* A host after a reboot (VCENTER.md §2.4): connect, Discover Versions, Get each key. */
@@ -149,12 +165,12 @@ static int op_boot_host(struct kbench_worker *w, struct kmipc_result *res)
 	if ((err = kbench_connect(w, &c)) != 0) {
 		return err;
 	}
-	err = kmipc_discover_versions(c, res);
+	err = kbench_phase_end(w, KBENCH_PHASE_DISCOVER, kmipc_discover_versions(c, res));
 	for (size_t i = 0; i < w->sh->num_uids && err == 0; i++) {
-		err = kmipc_get(c, w->sh->uids[i], res);
+		err = kbench_phase_end(w, KBENCH_PHASE_GET, kmipc_get(c, w->sh->uids[i], res));
 	}
 	kbench_disconnect(w, c);
-	return err;
+	return kbench_phase_end(w, KBENCH_PHASE_CLOSE, err);
 }
 
 /* Idle: one Discover Versions makes the connection fully open; main.c holds it. */

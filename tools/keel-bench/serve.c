@@ -87,12 +87,24 @@ static void state_payload(struct kmip_writer *w)
 	kmip_write_end(w);
 }
 
-static void discover_payload(struct kmip_writer *w)
+static void protocol_version(struct kmip_writer *w, int32_t major, int32_t minor)
 {
 	kmip_write_begin(w, KMIP_TAG_PROTOCOL_VERSION);
-	kmip_write_int(w, KMIP_TAG_PROTOCOL_VERSION_MAJOR, 1);
-	kmip_write_int(w, KMIP_TAG_PROTOCOL_VERSION_MINOR, 1);
+	kmip_write_int(w, KMIP_TAG_PROTOCOL_VERSION_MAJOR, major);
+	kmip_write_int(w, KMIP_TAG_PROTOCOL_VERSION_MINOR, minor);
 	kmip_write_end(w);
+}
+
+/* Every version keeld lists (engine/ops_meta.c), newest first: the answer
+ * is as long as keeld's (it was one version, 240 bytes shorter). */
+static void discover_payload(struct kmip_writer *w)
+{
+	static const int32_t versions[][2] = {{2, 1}, {2, 0}, {1, 4}, {1, 3},
+					      {1, 2}, {1, 1}, {1, 0}};
+
+	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
+		protocol_version(w, versions[i][0], versions[i][1]);
+	}
 }
 
 /* The fixed answers, made once; an operation not listed gets the Get response. */
@@ -121,7 +133,7 @@ static int build_response(struct canned *r)
 	kmip_writer_init(&w, sizeof(r->bytes));
 	kmip_write_begin(&w, KMIP_TAG_RESPONSE_MESSAGE);
 	kmip_write_begin(&w, KMIP_TAG_RESPONSE_HEADER);
-	discover_payload(&w); /* the Protocol Version: 1.1 */
+	protocol_version(&w, 1, 1);
 	kmip_write_datetime(&w, KMIP_TAG_TIME_STAMP, (int64_t)time(NULL));
 	kmip_write_int(&w, KMIP_TAG_BATCH_COUNT, 1);
 	kmip_write_end(&w);
