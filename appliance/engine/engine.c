@@ -227,6 +227,9 @@ static void mark_undone(struct kmip_response_message *m, size_t failed,
 /*
  * The batch (KMIP 1.4 §6.7): items in order; on a failure, Stop ends the
  * batch there, Continue goes on, Undo rolls back every item's changes.
+ * Only Undo over several items needs a savepoint of the batch's own: a
+ * failed item rolls back its own (run_item), and every request pays for
+ * each savepoint's two statements (issue 7).
  */
 static int run_batch(struct eng_req *r, const struct kmip_request_message *q,
 		     struct kmip_response_message *m, struct eng_audit_item *audit)
@@ -235,11 +238,12 @@ static int run_batch(struct eng_req *r, const struct kmip_request_message *q,
 	uint32_t option = h->has_batch_error_continuation_option
 			      ? h->batch_error_continuation_option
 			      : KMIP_BATCH_ERROR_CONTINUATION_OPTION_STOP;
+	bool undo = option == KMIP_BATCH_ERROR_CONTINUATION_OPTION_UNDO && q->num_batch_items > 1;
 	size_t i, done = 0;
 	void *payload;
 	int err, serr;
 
-	if ((serr = keel_store_savepoint(r->txn)) != 0) {
+	if (undo && (serr = keel_store_savepoint(r->txn)) != 0) {
 		return eng_store_err(r, serr, "savepoint");
 	}
 	for (i = 0; i < q->num_batch_items; i++) {
@@ -267,10 +271,11 @@ static int run_batch(struct eng_req *r, const struct kmip_request_message *q,
 	}
 	m->num_batch_items = done;
 	m->response_header->batch_count = (int32_t)done;
-	serr = done > 0 && i < q->num_batch_items &&
-		       option == KMIP_BATCH_ERROR_CONTINUATION_OPTION_UNDO
-		   ? keel_store_savepoint_rollback(r->txn)
-		   : keel_store_savepoint_release(r->txn);
+	if (!undo) {
+		return 0;
+	}
+	serr = i < q->num_batch_items ? keel_store_savepoint_rollback(r->txn)
+				      : keel_store_savepoint_release(r->txn);
 	return serr != 0 ? eng_store_err(r, serr, "savepoint") : 0;
 }
 
