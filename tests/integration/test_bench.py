@@ -166,6 +166,22 @@ class BenchTest(unittest.TestCase):
             serve.proc.kill()
             serve.proc.wait(RUN_GUARD)
 
+    def test_vcenter_split(self):
+        """tools/vcenter-split: keeld and the echo, each run's CPU per task,
+        idle cores and phases (docs/benchmarks.md); a bad argument is a usage error."""
+        tool = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools",
+                            "vcenter-split")
+        cmd = [tool, "--keeld", KEELD, "--bench", BENCH, "--concurrency", "4"]
+        r = subprocess.run(cmd + ["--rounds", "1", "--count", "40"], capture_output=True,
+                           text=True, timeout=RUN_GUARD)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        cpu = r"[0-9]+ tasks/s  CPU µs/task: %s  idle [0-9.]+ cores\n +mean ms: connect [0-9.]+"
+        self.assertRegex(r.stdout, r"keeld +" + cpu % r"key [0-9]+  network [0-9]+  keel-bench [0-9]+")
+        self.assertRegex(r.stdout, r"echo +" + cpu % r"echo [0-9]+  keel-bench [0-9]+")
+        r = subprocess.run(cmd + ["--rounds", "0"], capture_output=True, text=True,
+                           timeout=RUN_GUARD)
+        self.assertEqual(r.returncode, 64, r.stderr)
+
     def test_failures_counted_in_exit_status(self):
         """A server that is gone: setup fails, exit status 3, the reason said."""
         port = self.keeld.port
