@@ -14,9 +14,11 @@
 #define KEY_COLLECTION "application/vnd.ibm.kms.key+json"
 #define LIST_PAGE      200
 
+/* A required field must be there and not empty: Key Protect names every key
+ * and version by a UUID, and an empty one would name nothing (fuzz_mirror). */
 static int copy_field(char *dst, size_t cap, const char *src, bool required)
 {
-	if (src == NULL) {
+	if (src == NULL || src[0] == '\0') {
 		dst[0] = '\0';
 		return required ? MIRROR_E_PROTOCOL : 0;
 	}
