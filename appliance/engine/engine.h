@@ -25,7 +25,19 @@ struct keel_engine_config {
 	unsigned max_batch_items;   /* more items in one request: the whole request is refused */
 	unsigned max_locate_items;  /* ceiling on Locate results whatever the client asks */
 	unsigned store_connections; /* pooled store connections; 0 means 4 */
+	/* Tests: called by each request between its preparation (the token work done
+	 * before it takes the writers' turn) and its transaction; NULL otherwise. */
+	void (*after_prepare)(void *arg);
+	void *after_prepare_arg;
 };
+
+/* Batch items whose token work was prepared before the writers' turn, and of
+ * those, how many the turn used (the rest were stale, or their item failed). */
+struct keel_engine_prep_stats {
+	uint64_t prepared;
+	uint64_t used;
+};
+void keel_engine_prep_stats(struct keel_engine *e, struct keel_engine_prep_stats *out);
 
 /*
  * Opens the store (running its migrations) and prepares the engine. On

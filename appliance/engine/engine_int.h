@@ -24,7 +24,10 @@ struct keel_engine {
 	struct kmip_limits lim;
 	unsigned max_batch_items;
 	unsigned max_locate_items;
-	_Atomic(const char *) refusal; /* keel_engine_refuse: why nothing is served, or NULL */
+	_Atomic(const char *) refusal;	  /* keel_engine_refuse: why nothing is served, or NULL */
+	void (*after_prepare)(void *arg); /* keel_engine_config's test hook */
+	void *after_prepare_arg;
+	_Atomic uint64_t num_prepared, num_prepared_used; /* keel_engine_prep_stats */
 };
 
 /* Engine errors: each names a KMIP outcome; result.c maps them per version. */
@@ -79,6 +82,24 @@ struct eng_req {
 	size_t num_secrets;
 	size_t cap_secrets;
 	struct eng_attr_batch *batch; /* non-NULL: attr_save gathers new instances here */
+	struct eng_prep *prep;	      /* what the current item prepared before the turn, or NULL */
+};
+
+/*
+ * Token work one batch item did before the request took the writers' turn
+ * (eng_op.prepare), so that the turn, which every request waits for, is not
+ * held for it (issue 7). The op in the turn uses it only where it still
+ * holds, and otherwise does the work itself as it always did: the results
+ * and audit rows are those of a request that prepared nothing.
+ * Create: a UID, the key material, and that material sealed for that UID.
+ * Get: the client's own object's blob as read before the turn, unwrapped.
+ */
+struct eng_prep {
+	char uid[KEEL_STORE_UID_MAX + 1]; /* "": nothing prepared */
+	struct hsm_secret *material;	  /* plaintext; the request's (eng_track_secret) */
+	uint8_t *blob;			  /* |material| wrapped for |uid| (arena) */
+	size_t blob_len;
+	uint32_t crk_version; /* of |blob| */
 };
 
 /* A new object's attributes, written in one store call (eng_store_new). */
@@ -99,6 +120,8 @@ void eng_req_init_admin(struct eng_req *r, struct keel_engine *e, struct keel_cl
 			struct kmip_arena *arena);
 /* Frees (wipes) every secret the request was handed. */
 void eng_wipe_secrets(struct eng_req *r);
+/* A request prepared its token work and is about to begin its transaction (the test hook). */
+void eng_prepared(struct keel_engine *e);
 
 /* ---- result.c ----------------------------------------------------------- */
 
@@ -233,11 +256,18 @@ int eng_save(struct eng_req *r, struct keel_store_object *o) ENG_WUR;
 /* ---- ops_*.c: handlers --------------------------------------------------- */
 
 typedef int (*eng_op_fn)(struct eng_req *r, const void *req, void **out_resp);
+/*
+ * Before the request's transaction: token work the op will need, into |out|
+ * (zeroed). It changes nothing and answers nothing: whatever it cannot do
+ * it leaves undone, and the op does it, or fails, in the turn as before.
+ */
+typedef void (*eng_prep_fn)(struct eng_req *r, const void *req, struct eng_prep *out);
 
 struct eng_op {
 	uint32_t operation;
 	eng_op_fn fn;
-	uint32_t grant; /* lowest grant letting a non-owner run it (manage.h); 0: owner only */
+	uint32_t grant;	     /* lowest grant letting a non-owner run it (manage.h); 0: owner only */
+	eng_prep_fn prepare; /* optional */
 };
 
 extern const struct eng_op eng_ops[];
@@ -249,7 +279,9 @@ int op_query(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int eng_query_capability(struct eng_req *r, uint32_t function,
 			 struct kmip_query_response *p) ENG_WUR;
 int op_create(struct eng_req *r, const void *req, void **out) ENG_WUR;
+void prepare_create(struct eng_req *r, const void *req, struct eng_prep *out);
 int op_get(struct eng_req *r, const void *req, void **out) ENG_WUR;
+void prepare_get(struct eng_req *r, const void *req, struct eng_prep *out);
 /* Get's answer for the loaded |o| into |p|. |client|: a client's Get, which
  * Sensitive and Extractable restrict and which clears Fresh; otherwise the
  * mirror's export (keel_engine_export), which neither checks nor changes. */
@@ -350,6 +382,20 @@ int eng_protect_check_get(struct eng_req *r, const char *uid, bool wrapped) ENG_
 int eng_check_create_attrs(struct eng_req *r, struct eng_new_object *no) ENG_WUR;
 /* Wraps the material under the CRK (UID as AAD), writes the object and its attributes. */
 int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_uid) ENG_WUR;
+/* Wraps |len| bytes of |material| for o->uid under the active CRK into o->blob (malloc'd)
+ * and o->crk_version; an HSM_E_* error, logged, on failure. */
+int eng_seal(struct hsm *h, const uint8_t *material, size_t len,
+	     struct keel_store_object *o) ENG_WUR;
+/*
+ * Whether a blob sealed under |crk_version| before the writers' turn may be
+ * stored in it: the version is still the active one. A rotation that began
+ * meanwhile could otherwise retire that version under the new object (its
+ * sweep sees only what committed before; crk/rotation.c).
+ */
+bool eng_seal_current(struct hsm *h, uint32_t crk_version);
+/* Before the turn: |material| (handed to the request, which wipes it) sealed under a new
+ * UID into |p|, for eng_store_new to use if the item stores that very material. */
+void eng_prepare_seal(struct eng_req *r, struct hsm_secret *material, struct eng_prep *p);
 /* A stored Integer or Enumeration attribute's first instance; 0 if absent. */
 int32_t eng_stored_int(struct eng_req *r, const char *uid, const char *name);
 /* A stored attribute's first instance (in the request's arena); NULL if absent. */
@@ -378,6 +424,7 @@ int eng_add_link(struct eng_req *r, const char *uid, uint32_t type, const char *
 int eng_take_object(struct eng_req *r, const struct kmip_register_request *q,
 		    struct kc_buf *converted, struct eng_new_object *out) ENG_WUR;
 int op_register(struct eng_req *r, const void *req, void **out) ENG_WUR;
+void prepare_register(struct eng_req *r, const void *req, struct eng_prep *out);
 int op_create_key_pair(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_rekey(struct eng_req *r, const void *req, void **out) ENG_WUR;
 int op_archive(struct eng_req *r, const void *req, void **out) ENG_WUR;

@@ -281,19 +281,33 @@ static int take_material(struct imp *m)
 	return take_derived(m);
 }
 
+/*
+ * The material under the active CRK: sealed before the transaction (|in_turn|
+ * false), so the writers' turn is not held for the token, and sealed again in
+ * it should a rotation have made another version active meanwhile.
+ */
+static int seal(struct imp *m, bool in_turn)
+{
+	struct keel_store_object *o = &m->o;
+
+	if (m->get == NULL || (in_turn && eng_seal_current(m->r.e->hsm, o->crk_version))) {
+		return 0;
+	}
+	free(o->blob);
+	o->blob = NULL;
+	return eng_seal(m->r.e->hsm, m->no.material, m->no.material_len, o) != 0
+		   ? KEEL_ENGINE_IMPORT_E_FAILED
+		   : 0;
+}
+
 /* The row with its material under the active CRK, its attributes, an audit row. */
 static int write(struct imp *m)
 {
 	struct keel_store_object *o = &m->o;
 	int err;
 
-	if (m->get != NULL &&
-	    ((err = hsm_wrap(m->r.e->hsm, (const uint8_t *)o->uid, strlen(o->uid), m->no.material,
-			     m->no.material_len, &o->blob, &o->blob_len)) != 0 ||
-	     (err = hsm_blob_crk_version(o->blob, o->blob_len, &o->crk_version)) != 0)) {
-		keel_err("engine: recovering %s: wrapping its material: %s", o->uid,
-			 hsm_strerror(err));
-		return KEEL_ENGINE_IMPORT_E_FAILED;
+	if ((err = seal(m, true)) != 0) {
+		return err;
 	}
 	if ((err = keel_store_object_put(m->r.txn, o)) != 0) {
 		return err == KEEL_STORE_E_EXISTS ? KEEL_ENGINE_IMPORT_E_EXISTS
@@ -342,9 +356,11 @@ static int import(struct imp *m, const uint8_t *in, size_t in_len)
 	int err;
 
 	if ((err = decode(m, in, in_len)) != 0 || (err = take_attrs(m)) != 0 ||
-	    (err = check_row(m)) != 0 || (m->get != NULL && (err = take_material(m)) != 0)) {
+	    (err = check_row(m)) != 0 || (m->get != NULL && (err = take_material(m)) != 0) ||
+	    (err = seal(m, false)) != 0) {
 		return err;
 	}
+	eng_prepared(m->r.e);
 	if (keel_store_begin(m->r.e->store, &m->r.txn) != 0) {
 		return KEEL_ENGINE_IMPORT_E_FAILED;
 	}

@@ -7,10 +7,13 @@
  */
 #include "engine_int.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <openssl/crypto.h>
 
 #include "keel/crypto.h"
 #include "log.h"
@@ -231,6 +234,78 @@ bool eng_has_key_block(uint32_t type)
 	       type == KMIP_OBJECT_TYPE_PGP_KEY || type == KMIP_OBJECT_TYPE_SPLIT_KEY;
 }
 
+int eng_seal(struct hsm *h, const uint8_t *material, size_t len, struct keel_store_object *o)
+{
+	int err;
+
+	if ((err = hsm_wrap(h, (const uint8_t *)o->uid, strlen(o->uid), material, len, &o->blob,
+			    &o->blob_len)) != 0 ||
+	    (err = hsm_blob_crk_version(o->blob, o->blob_len, &o->crk_version)) != 0) {
+		keel_err("engine: wrapping key material for %s: %s", o->uid, hsm_strerror(err));
+		free(o->blob);
+		o->blob = NULL;
+	}
+	return err;
+}
+
+bool eng_seal_current(struct hsm *h, uint32_t crk_version)
+{
+	uint32_t active;
+
+	return hsm_crk_active(h, &active) == 0 && active == crk_version;
+}
+
+void eng_prepare_seal(struct eng_req *r, struct hsm_secret *material, struct eng_prep *p)
+{
+	struct keel_store_object o = {0};
+
+	if (eng_track_secret(r, material) != 0 || new_uid(r, o.uid, sizeof(o.uid)) != 0 ||
+	    eng_seal(r->e->hsm, hsm_secret_data(material), hsm_secret_len(material), &o) != 0) {
+		return;
+	}
+	if ((p->blob = kmip_arena_alloc(r->arena, o.blob_len)) != NULL) {
+		memcpy(p->blob, o.blob, o.blob_len);
+		memcpy(p->uid, o.uid, sizeof(p->uid));
+		p->blob_len = o.blob_len;
+		p->crk_version = o.crk_version;
+		p->material = material;
+	}
+	keel_store_object_cleanup(&o);
+}
+
+/*
+ * A new object's UID and blob: those the item prepared (eng_prepare_seal) if
+ * it prepared this very material, the blob only while its CRK version is the
+ * active one; else made now, in the turn. A preparation serves one object.
+ */
+static int seal_new(struct eng_req *r, const struct eng_new_object *no, struct keel_store_object *o)
+{
+	struct eng_prep *p = r->prep;
+	int err;
+
+	if (p == NULL || p->uid[0] == '\0' || hsm_secret_len(p->material) != no->material_len ||
+	    CRYPTO_memcmp(hsm_secret_data(p->material), no->material, no->material_len) != 0) {
+		if ((err = new_uid(r, o->uid, sizeof(o->uid))) != 0) {
+			return err;
+		}
+	} else {
+		memcpy(o->uid, p->uid, sizeof(o->uid));
+		p->uid[0] = '\0';
+		if (eng_seal_current(r->e->hsm, p->crk_version) &&
+		    (o->blob = malloc(p->blob_len)) != NULL) {
+			memcpy(o->blob, p->blob, p->blob_len);
+			o->blob_len = p->blob_len;
+			o->crk_version = p->crk_version;
+			atomic_fetch_add(&r->e->num_prepared_used, 1);
+			return 0;
+		}
+	}
+	if ((err = eng_seal(r->e->hsm, no->material, no->material_len, o)) != 0) {
+		return eng_hsm_fail(r, err);
+	}
+	return 0;
+}
+
 /* Wraps the material under the active CRK and writes the object and its attributes. */
 int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_uid)
 {
@@ -239,7 +314,7 @@ int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_
 	struct eng_attr_batch batch = {0};
 	int err;
 
-	if ((err = new_uid(r, o.uid, sizeof(o.uid))) != 0) {
+	if ((err = seal_new(r, no, &o)) != 0) {
 		return err;
 	}
 	snprintf(o.owner, sizeof(o.owner), "%s", r->who->fingerprint_hex);
@@ -250,13 +325,6 @@ int eng_store_new(struct eng_req *r, const struct eng_new_object *no, char *out_
 	}
 	o.activation_date = no->activation_date;
 	o.deactivation_date = create_date(no, KMIP_TAG_DEACTIVATION_DATE);
-	if ((err = hsm_wrap(r->e->hsm, (const uint8_t *)o.uid, strlen(o.uid), no->material,
-			    no->material_len, &o.blob, &o.blob_len)) != 0 ||
-	    (err = hsm_blob_crk_version(o.blob, o.blob_len, &o.crk_version)) != 0) {
-		keel_err("engine: wrapping new key material: %s", hsm_strerror(err));
-		keel_store_object_cleanup(&o);
-		return eng_hsm_fail(r, err);
-	}
 	err = keel_store_object_put(r->txn, &o);
 	keel_store_object_cleanup(&o);
 	if (err != 0) {
@@ -421,12 +489,69 @@ static int key_params(struct eng_req *r, struct eng_new_object *no, const struct
 	return 0;
 }
 
+/* What Create makes of its request: the attributes, checked, and the key's algorithm and
+ * length. */
+static int create_params(struct eng_req *r, const struct kmip_create_request *q,
+			 struct eng_new_object *no, const struct sym_alg **out_alg, size_t *out_len)
+{
+	int err;
+
+	if (q->object_type != KMIP_OBJECT_TYPE_SYMMETRIC_KEY) {
+		return eng_fail(r, ENG_E_INVALID_FIELD, "Object Type: Symmetric Key only");
+	}
+	if ((err = attr_collect(r, q->template_attribute, q->attributes, &no->attrs,
+				&no->num_attrs)) != 0 ||
+	    (err = eng_check_create_attrs(r, no)) != 0) {
+		return err;
+	}
+	return key_params(r, no, out_alg, out_len);
+}
+
+/* |len| bytes of key material for |alg| from the token's RNG (DES keys with their parity). */
+static int new_key(struct eng_req *r, const struct sym_alg *alg, size_t len,
+		   struct hsm_secret **out)
+{
+	if (hsm_secret_new(len, out) != 0 ||
+	    hsm_random(r->e->hsm, hsm_secret_data(*out), hsm_secret_len(*out)) != 0) {
+		keel_err("engine: no key material from the token");
+		hsm_secret_free(*out);
+		*out = NULL;
+		return eng_fail(r, ENG_E_CRYPTO, NULL);
+	}
+	if (alg->des_parity) {
+		des_set_parity(hsm_secret_data(*out), len);
+	}
+	return 0;
+}
+
+/*
+ * Create's token work before the turn: a UID, the key, and the key sealed
+ * for that UID. A Template named in the request is read from the store, so
+ * such a Create prepares nothing; a request that would fail prepares nothing
+ * either (it fails in the turn, as it would have).
+ */
+void prepare_create(struct eng_req *r, const void *req, struct eng_prep *p)
+{
+	const struct kmip_create_request *q = req;
+	const struct kmip_template_attribute *ta = q->template_attribute;
+	struct eng_new_object no = {.object_type = q->object_type, .generated = true};
+	struct hsm_secret *key = NULL;
+	const struct sym_alg *alg;
+	size_t len;
+
+	if ((ta == NULL || ta->num_names == 0) && create_params(r, q, &no, &alg, &len) == 0 &&
+	    new_key(r, alg, len, &key) == 0) {
+		eng_prepare_seal(r, key, p);
+	}
+}
+
 int op_create(struct eng_req *r, const void *req, void **out)
 {
 	const struct kmip_create_request *q = req;
+	const struct eng_prep *prep = r->prep;
 	struct kmip_create_response *p = eng_alloc(r, sizeof(*p));
 	struct eng_new_object no = {.object_type = q->object_type, .generated = true};
-	struct hsm_secret *key = NULL;
+	struct hsm_secret *key = NULL, *made = NULL;
 	char *uid = eng_alloc(r, KEEL_STORE_UID_MAX + 1);
 	const struct sym_alg *alg;
 	size_t len;
@@ -435,35 +560,25 @@ int op_create(struct eng_req *r, const void *req, void **out)
 	if (p == NULL || uid == NULL) {
 		return ENG_E_INTERNAL;
 	}
-	if (q->object_type != KMIP_OBJECT_TYPE_SYMMETRIC_KEY) {
-		return eng_fail(r, ENG_E_INVALID_FIELD, "Object Type: Symmetric Key only");
-	}
-	if ((err = attr_collect(r, q->template_attribute, q->attributes, &no.attrs,
-				&no.num_attrs)) != 0 ||
-	    (err = eng_check_create_attrs(r, &no)) != 0 ||
-	    (err = key_params(r, &no, &alg, &len)) != 0) {
+	if ((err = create_params(r, q, &no, &alg, &len)) != 0) {
 		return err;
 	}
-	if (hsm_secret_new(len, &key) != 0 ||
-	    hsm_random(r->e->hsm, hsm_secret_data(key), hsm_secret_len(key)) != 0) {
-		keel_err("engine: no key material from the token");
-		err = eng_fail(r, ENG_E_CRYPTO, NULL);
-		goto out;
-	}
-	if (alg->des_parity) {
-		des_set_parity(hsm_secret_data(key), len);
+	if (prep != NULL && prep->material != NULL && hsm_secret_len(prep->material) == len) {
+		key = prep->material; /* the request's, wiped with its secrets */
+	} else if ((err = new_key(r, alg, len, &made)) != 0) {
+		return err;
+	} else {
+		key = made;
 	}
 	no.material = hsm_secret_data(key);
 	no.material_len = hsm_secret_len(key);
-	if ((err = eng_store_new(r, &no, uid)) != 0) {
-		goto out;
+	if ((err = eng_store_new(r, &no, uid)) == 0) {
+		p->object_type = q->object_type;
+		p->unique_identifier = uid;
+		p->unique_identifier_len = strlen(uid);
+		*out = p;
 	}
-	p->object_type = q->object_type;
-	p->unique_identifier = uid;
-	p->unique_identifier_len = strlen(uid);
-	*out = p;
-out:
-	hsm_secret_free(key);
+	hsm_secret_free(made);
 	return err;
 }
 

@@ -535,6 +535,21 @@ out:
 	return err == ENG_E_MISSING_DATA ? eng_fail(r, err, "the object is missing") : err;
 }
 
+/* Register's token work before the turn: the material as the turn will read it, sealed. */
+void prepare_register(struct eng_req *r, const void *req, struct eng_prep *p)
+{
+	struct eng_new_object no = {.attrs = eng_alloc(r, sizeof(*no.attrs))};
+	struct kc_buf converted = {0};
+	struct hsm_secret *copy = NULL;
+
+	if (no.attrs != NULL && eng_take_object(r, req, &converted, &no) == 0 &&
+	    hsm_secret_new(no.material_len, &copy) == 0) {
+		memcpy(hsm_secret_data(copy), no.material, no.material_len);
+		eng_prepare_seal(r, copy, p);
+	}
+	kc_buf_free(&converted);
+}
+
 /* ---- Create Key Pair (§4.2) ---------------------------------------------- */
 
 /* One half of the pair: its attributes, material and derived attributes. */

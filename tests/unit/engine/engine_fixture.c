@@ -25,6 +25,17 @@ static void set_identity(struct keel_client_identity *id, uint8_t fill, const ch
 	snprintf(id->subject, sizeof(id->subject), "%s", subject);
 }
 
+static void after_prepare(void *arg)
+{
+	struct engine_fx *f = arg;
+	void (*fn)(struct engine_fx *) = f->between;
+
+	f->between = NULL;
+	if (fn != NULL) {
+		fn(f);
+	}
+}
+
 struct engine_fx *engine_fx_new(void)
 {
 	struct engine_fx *f = calloc(1, sizeof(*f));
@@ -41,6 +52,8 @@ struct engine_fx *engine_fx_new(void)
 	cfg.store_path = f->db_path;
 	cfg.hsm = f->hsm;
 	cfg.max_batch_items = 8;
+	cfg.after_prepare = after_prepare;
+	cfg.after_prepare_arg = f;
 	assert_int_equal(keel_engine_open(&cfg, &f->e), 0);
 	set_identity(&f->alice, 0xaa, "CN=alice");
 	set_identity(&f->bob, 0xbb, "CN=bob");

@@ -21,6 +21,8 @@ struct engine_fx {
 	int replies;
 	struct kmip_arena arena;
 	struct kmip_response_message *msg;
+	/* Called once, then cleared, between a request's preparation and its turn. */
+	void (*between)(struct engine_fx *f);
 };
 
 struct engine_fx *engine_fx_new(void);

@@ -19,6 +19,7 @@
 
 #include "engine_req.h"
 #include "keel/hsm.h"
+#include "store.h"
 
 #define NUM_OBJECTS 6
 
@@ -81,6 +82,17 @@ static void create_pair(struct engine_fx *f, char priv[static 129], char pub[sta
 	req_copy_uid(pub, p->public_key_unique_identifier, p->public_key_unique_identifier_len);
 }
 
+static struct hsm *rotate_hsm; /* the token a rotation between is made in, once */
+
+static void rotate_between(void *arg)
+{
+	(void)arg;
+	if (rotate_hsm != NULL) {
+		assert_int_equal(hsm_crk_generate(rotate_hsm, 0, NULL), 0);
+		rotate_hsm = NULL;
+	}
+}
+
 /* Objects in every shape a recovery meets, exported. */
 static int setup(void **state)
 {
@@ -111,6 +123,7 @@ static int setup(void **state)
 	cfg.store_path = x->dst_path;
 	cfg.hsm = x->src->hsm;
 	cfg.max_batch_items = 8;
+	cfg.after_prepare = rotate_between;
 	assert_int_equal(keel_engine_open(&cfg, &x->dst), 0);
 	*state = x;
 	return 0;
@@ -172,6 +185,31 @@ static void test_serves(void **state)
 	x->src->e = src_e;
 }
 
+/*
+ * A CRK rotation between the sealing (before the transaction) and the write:
+ * the material is sealed again under the version now active, never stored
+ * under one the rotation may already have retired.
+ */
+static void test_rotation_between(void **state)
+{
+	struct fx *x = *state;
+	struct keel_store_object o = {0};
+	struct keel_store_txn *t;
+	uint32_t active;
+	bool identical;
+
+	rotate_hsm = x->src->hsm;
+	assert_int_equal(import(x, 0, x->uid[0], &identical), 0);
+	assert_null(rotate_hsm);
+	assert_int_equal(hsm_crk_active(x->src->hsm, &active), 0);
+	assert_int_equal(active, 3);
+	assert_int_equal(keel_store_begin_read(keel_engine_store(x->dst), &t), 0);
+	assert_int_equal(keel_store_object_get(t, x->uid[0], NULL, &o), 0);
+	keel_store_rollback(t);
+	assert_int_equal(o.crk_version, active);
+	keel_store_object_cleanup(&o);
+}
+
 /* Flips one byte of export |i| at |at| (from the end when negative) and tries it. */
 static int tampered(struct fx *x, size_t i, long at)
 {
@@ -222,6 +260,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_serves, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rotation_between, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 	};
 
