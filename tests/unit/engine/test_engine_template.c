@@ -115,12 +115,17 @@ static void test_create_inherits(void **state)
 	const struct kmip_get_attributes_response *ga;
 	const struct kmip_create_response *cr;
 	const struct kmip_node *v[4];
+	struct keel_engine_prep_stats before, after;
 	char tuid[129], kuid[129];
 	uint8_t key[64];
 
 	register_template(f, &f->alice, "T1", tuid);
+	keel_engine_prep_stats(f->e, &before);
 	create_from(f, &f->alice, "T1");
 	req_expect_ok(f, 0);
+	/* The Template is read from the store: the Create prepared nothing before its turn. */
+	keel_engine_prep_stats(f->e, &after);
+	assert_int_equal(after.prepared, before.prepared);
 	cr = req_item(f, 0)->response_payload;
 	req_copy_uid(kuid, cr->unique_identifier, cr->unique_identifier_len);
 
