@@ -371,13 +371,36 @@ void eng_prepared(struct keel_engine *e)
 	}
 }
 
+/* A request's work in its store transaction (keel_store_run). */
+struct eng_work {
+	struct eng_req *r;
+	const struct kmip_request_message *q;
+	struct kmip_response_message *m;
+	struct eng_audit_item *audit;
+	struct eng_prep *preps;
+	int err; /* run_batch's or append_audit's */
+};
+
+/* Runs on whichever thread holds the writers' turn, not always the request's. */
+static int run_request(struct keel_store_txn *t, void *arg)
+{
+	struct eng_work *w = arg;
+
+	w->r->txn = t;
+	if ((w->err = run_batch(w->r, w->q, w->m, w->audit, w->preps)) == 0) {
+		w->err = append_audit(w->r, w->audit, w->m->num_batch_items);
+	}
+	w->r->txn = NULL; /* ended by the store */
+	return w->err;
+}
+
 /* Runs a decoded request in one transaction; the response is built in |*out|. */
 static int answer(struct eng_req *r, const struct kmip_request_message *q,
 		  struct kmip_response_message **out)
 {
+	struct eng_work w = {.r = r, .q = q};
 	struct kmip_response_message *m;
 	struct eng_audit_item *audit;
-	struct eng_prep *preps;
 	int err;
 
 	if ((err = check_request(r, q)) != 0) {
@@ -398,20 +421,12 @@ static int answer(struct eng_req *r, const struct kmip_request_message *q,
 		return ENG_E_INTERNAL;
 	}
 	*out = m;
-	preps = prepare_batch(r, q);
-	if ((err = keel_store_begin(r->e->store, &r->txn)) != 0) {
-		fail_all(m, eng_store_err(r, err, "begin"), r->version);
-		return 0;
-	}
-	if ((err = run_batch(r, q, m, audit, preps)) != 0 ||
-	    (err = append_audit(r, audit, m->num_batch_items)) != 0) {
-		keel_store_rollback(r->txn);
-		fail_all(m, err, r->version);
-		return 0;
-	}
+	w.m = m;
+	w.audit = audit;
+	w.preps = prepare_batch(r, q);
 	/* The response leaves only once its change is durable. */
-	if ((err = keel_store_commit(r->txn)) != 0) {
-		fail_all(m, eng_store_err(r, err, "commit"), r->version);
+	if ((err = keel_store_run(r->e->store, run_request, &w)) != 0) {
+		fail_all(m, w.err != 0 ? w.err : eng_store_err(r, err, "commit"), r->version);
 	}
 	return 0;
 }

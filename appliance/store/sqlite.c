@@ -7,11 +7,11 @@
  * below) rather than one per COMMIT (synchronous=FULL).
  *
  * Threads: SQLite lets one writer in at a time; within keeld, writers queue
- * on a mutex (|writer|) rather than on SQLite's lock, because a writer SQLite
- * turns away waits in its busy handler by sleeping 1, 2, 5... up to 100 ms
- * and retrying, which under load cost more than the transactions themselves.
- * Every writing transaction runs on one connection (conns[0]), held with the
- * mutex: a connection's page cache is dropped whenever another connection
+ * for a turn (struct sq_batch) rather than on SQLite's lock, because a
+ * writer SQLite turns away waits in its busy handler by sleeping 1, 2, 5...
+ * up to 100 ms and retrying, which under load cost more than the
+ * transactions themselves. Every writing transaction runs on one connection
+ * (conns[0]), held with the turn: a connection's page cache is dropped whenever another connection
  * has written, so writers spread over a pool re-read their pages on every
  * transaction (issue 7). The turn is passed on at COMMIT, before the wait
  * for the fsync, so the next transaction runs while the previous ones are
@@ -21,22 +21,31 @@
  *
  * Group transactions. A request's COMMIT cost about as much as the request:
  * each wrote the same dozen-odd B-tree pages (audit, its indexes,
- * sqlite_sequence...) to the WAL again. So a writer that ends while others
- * wait for their turn does not COMMIT: it RELEASEs its savepoint ("member")
- * and passes the open transaction on; the next request runs in a savepoint
- * of its own in it, and the group's last member (no writer waiting, or
- * GROUP_MAX requests, or GROUP_MAX_NS since its first member ended) COMMITs
- * for everyone, passes the turn on, waits for the fsync (group commit,
- * below) and then wakes the members: keel_store_commit still returns only
- * once its work is durable,
- * and a caller's after-commit work (mirror wake-ups, rotation, metrics)
- * still follows durability. A request that rolls back undoes its savepoint
- * alone. A COMMIT that fails, or a transaction SQLite rolled back by itself
- * (I/O error, full disk: sqlite3_get_autocommit turns true), fails every
- * member; no statement runs on the writers' connection after such a loss
- * (sq_stmt), so nothing of a group can commit piecemeal. One writer alone
- * finds no one waiting and commits at once. Read-only transactions see
- * committed groups only.
+ * sqlite_sequence...) to the WAL again. So the writers' turn's holder does
+ * not COMMIT while others wait for the turn: each request runs in a
+ * savepoint of its own ("member") of one open transaction, RELEASEd when it
+ * keeps its work, and the group's last part (no one waiting, or GROUP_MAX
+ * parts, or GROUP_MAX_NS since its first ended) COMMITs for everyone,
+ * passes the turn on, waits for the fsync (group commit, below) and then
+ * wakes the members: a request is answered only once its work is durable,
+ * and a keel_store_commit caller's after-commit work (mirror wake-ups,
+ * rotation, metrics) still follows durability. A request that fails undoes
+ * its savepoint alone. A COMMIT that fails, or a transaction SQLite rolled
+ * back by itself (I/O error, full disk: sqlite3_get_autocommit turns true),
+ * fails every member; no statement runs on the writers' connection after
+ * such a loss (sq_stmt), so nothing of a group can commit piecemeal. One
+ * writer alone finds no one waiting and commits at once. Read-only
+ * transactions see committed groups only.
+ *
+ * Flat combining (combine). Handing the turn from thread to thread cost a
+ * wake-up per request (~30 µs on a busy 2-core machine, as much as a
+ * quarter of a Get). So a keel_store_run request queues its function, and
+ * the turn's holder runs the queued ones itself, one after another, on its
+ * own thread; it hands the turn to another thread only when the group is
+ * closed (one wake-up per group), or to a keel_store_begin caller, whose
+ * part runs on its own thread in the open group. Each thread sleeps once,
+ * on its own semaphore, from queueing to its outcome (or to its turn). A
+ * restore takes the turn with no group open.
  *
  * Group commit. Connections run with synchronous=NORMAL: COMMIT appends the
  * transaction to the WAL with write() and does not fsync. A writing
@@ -630,8 +639,6 @@ static void sq_close(struct keel_store *s)
 	pthread_cond_destroy(&q->freed);
 	pthread_mutex_destroy(&q->head_lock);
 	pthread_mutex_destroy(&q->batch.lock);
-	pthread_cond_destroy(&q->batch.turn);
-	pthread_cond_destroy(&q->batch.closed);
 	pthread_mutex_destroy(&q->group.lock);
 	pthread_cond_destroy(&q->group.synced);
 	free(q);
@@ -651,8 +658,7 @@ int keel_store_open_sqlite(const char *path, unsigned num_conns, struct keel_sto
 	pthread_cond_init(&q->freed, NULL);
 	pthread_mutex_init(&q->head_lock, NULL);
 	pthread_mutex_init(&q->batch.lock, NULL);
-	pthread_cond_init(&q->batch.turn, NULL);
-	pthread_cond_init(&q->batch.closed, NULL);
+	q->batch.tail = &q->batch.queue;
 	pthread_mutex_init(&q->group.lock, NULL);
 	pthread_cond_init(&q->group.synced, NULL);
 	if ((q->conns = calloc(q->num_conns + 1, sizeof(*q->conns))) == NULL) {
@@ -725,41 +731,92 @@ static void give_conn(struct sq_txn *t)
 
 /* ---- Group transactions ------------------------------------------------- */
 
-/*
- * The writers' connection, once the writer before has ended its turn. A
- * request joins the group transaction it finds open; a restore (|alone|)
- * waits until none is, and is not counted as a writer that a group could
- * stay open for.
- */
-static struct sq_txn *take_writer(struct sq_store *q, bool alone)
+static void member_init(struct sq_member *m, keel_store_member_fn fn, void *arg, bool alone)
 {
-	struct sq_batch *b = &q->batch;
-
-	pthread_mutex_lock(&b->lock);
-	if (alone) {
-		while (b->held || b->open) {
-			pthread_cond_wait(&b->closed, &b->lock);
-		}
-	} else {
-		b->waiting++;
-		while (b->held) {
-			pthread_cond_wait(&b->turn, &b->lock);
-		}
-		b->waiting--;
-	}
-	b->held = true;
-	pthread_mutex_unlock(&b->lock);
-	q->conns[0].writer = true;
-	return &q->conns[0];
+	*m = (struct sq_member){.fn = fn, .arg = arg, .alone = alone};
+	(void)sem_init(&m->done, 0, 0); /* fails only for a value above SEM_VALUE_MAX */
 }
 
-/* Under b->lock: the writers' connection to the next writer. */
+static void member_wait(struct sq_member *m)
+{
+	while (sem_wait(&m->done) != 0) {
+		/* EINTR: a signal handler ran; no other error for a valid semaphore */
+	}
+}
+
+/* Wakes |m|'s thread with its outcome; |m| may be gone on return. */
+static void member_post(struct sq_member *m, int result)
+{
+	m->result = result;
+	sem_post(&m->done);
+}
+
+/*
+ * The writers' turn, and conns[0], for |m|'s thread: at once if no one
+ * holds it, else once the holders before have handed it on, in order.
+ * False when a holder ran |m| (a keel_store_run member) meanwhile: its
+ * outcome is in |m->result|.
+ */
+static bool take_turn(struct sq_store *q, struct sq_member *m)
+{
+	struct sq_batch *b = &q->batch;
+	bool held;
+
+	pthread_mutex_lock(&b->lock);
+	held = b->held;
+	b->held = true;
+	if (held) {
+		*b->tail = m;
+		b->tail = &m->next;
+	}
+	pthread_mutex_unlock(&b->lock);
+	if (held) {
+		member_wait(m);
+		if (!m->turn) {
+			return false;
+		}
+	}
+	q->conns[0].writer = true;
+	return true;
+}
+
+/*
+ * The first thread queued for the turn, out of the queue: any (|all|; the
+ * turn is free if none is), or one that may join the open group (not a
+ * restore).
+ */
+static struct sq_member *dequeue(struct sq_batch *b, bool all)
+{
+	struct sq_member *m;
+
+	pthread_mutex_lock(&b->lock);
+	m = b->queue;
+	if (m != NULL && (all || !m->alone)) {
+		b->queue = m->next;
+		b->tail = b->queue != NULL ? b->tail : &b->queue;
+	} else {
+		m = NULL;
+	}
+	b->held = b->held && (m != NULL || !all);
+	pthread_mutex_unlock(&b->lock);
+	return m;
+}
+
+/* Gives the turn to |m|'s thread (posted outside b->lock: woken under it, it
+ * would go back to sleep on it). */
+static void hand_turn(struct sq_member *m)
+{
+	m->turn = true;
+	sem_post(&m->done);
+}
+
+/* The turn to the first thread queued for it, or free. */
 static void pass_turn(struct sq_batch *b)
 {
-	b->held = false;
-	pthread_cond_signal(&b->turn);
-	if (!b->open) {
-		pthread_cond_broadcast(&b->closed);
+	struct sq_member *next = dequeue(b, true);
+
+	if (next != NULL) {
+		hand_turn(next);
 	}
 }
 
@@ -773,12 +830,13 @@ static void writer_reset(struct sq_txn *t)
 	t->writer = false;
 }
 
-/* Opens a group transaction unless one is open, and this request's savepoint in it. */
+/* Opens a group transaction unless one is open, and this part's savepoint in it. */
 static int join_group(struct sq_store *q, struct sq_txn *t)
 {
 	int r;
 
-	if (!q->batch.open) { /* only the turn's holder changes it */
+	attr_cache_clear(t); /* the previous part's */
+	if (!q->batch.open) {
 		if ((r = sq_run(t, "BEGIN IMMEDIATE")) != 0) {
 			return r;
 		}
@@ -788,34 +846,78 @@ static int join_group(struct sq_store *q, struct sq_txn *t)
 	return sq_run(t, "SAVEPOINT member");
 }
 
-/*
- * Undoes this request's part of the group. Should that fail, the whole
- * transaction goes, so that nothing of the request can be committed.
- */
-static void undo_member(struct sq_txn *t)
+static void count_part(struct sq_batch *b)
 {
+	if (b->size++ == 0) {
+		b->first_ns = keel_metrics_now_ns();
+	}
+}
+
+/*
+ * Undoes the holder's part of the group. Should that fail, the whole
+ * transaction goes, so that nothing of the part can be committed.
+ */
+static void undo_part(struct sq_store *q)
+{
+	struct sq_txn *t = &q->conns[0];
+
 	t->head.valid = false; /* the audit rows it appended are gone */
 	attr_cache_clear(t);
-	if (sqlite3_get_autocommit(t->db)) {
-		return;
-	}
-	if (sq_run(t, "ROLLBACK TO member") != 0 || sq_run(t, "RELEASE member") != 0) {
+	if (!sqlite3_get_autocommit(t->db) &&
+	    (sq_run(t, "ROLLBACK TO member") != 0 || sq_run(t, "RELEASE member") != 0)) {
 		(void)sq_run(t, "ROLLBACK");
+	}
+	count_part(&q->batch);
+}
+
+/* Keeps the holder's part in the group; |m| waits for the group's outcome. */
+static int keep_part(struct sq_store *q, struct sq_member *m)
+{
+	struct sq_batch *b = &q->batch;
+	int r;
+
+	if ((r = sq_run(&q->conns[0], "RELEASE member")) != 0) {
+		undo_part(q);
+		return r;
+	}
+	m->next = b->members;
+	b->members = m;
+	count_part(b);
+	return 0;
+}
+
+/* A keel_store_run member, run by the turn's holder in a savepoint of its own. */
+static void run_member(struct sq_store *q, struct sq_member *m)
+{
+	struct sq_txn *t = &q->conns[0];
+	int r;
+
+	if ((r = join_group(q, t)) == 0) {
+		r = m->fn(&t->base, m->arg);
+	}
+	if (r == 0) {
+		r = keep_part(q, m);
+	} else {
+		undo_part(q);
+	}
+	if (r != 0) {
+		member_post(m, r); /* nothing of it is left to commit */
 	}
 }
 
 /*
  * Commits the group (rolls it back if no member kept anything), passes the
  * turn on, waits for the fsync, and only then gives every member the
- * outcome. A transaction that SQLite rolled back by itself (|lost|: an I/O
- * error, a full disk) fails them all: none is acknowledged.
+ * outcome. A transaction that SQLite rolled back by itself (an I/O error, a
+ * full disk: autocommit again) fails them all: none is acknowledged.
  */
-static void close_group(struct sq_store *q, bool lost)
+static void close_group(struct sq_store *q)
 {
 	struct sq_batch *b = &q->batch;
 	struct sq_txn *t = &q->conns[0];
-	struct sq_member *members = b->members; /* only the turn's holder changes it */
+	struct sq_member *members = b->members;
 	unsigned size = b->size;
+	bool lost = sqlite3_get_autocommit(t->db);
 	uint64_t n = 0;
 	int r = lost ? KEEL_STORE_E_IO : 0;
 
@@ -835,73 +937,72 @@ static void close_group(struct sq_store *q, bool lost)
 		keel_metrics_store_group(size);
 	}
 	writer_reset(t);
-	pthread_mutex_lock(&b->lock);
 	b->members = NULL;
 	b->open = false;
 	b->size = 0;
 	pass_turn(b); /* the next group runs while this one is made durable */
-	pthread_mutex_unlock(&b->lock);
 	if (r == 0 && members != NULL) {
 		r = wait_durable(&q->group, q->sync_db, n);
 	}
-	/*
-	 * The members wake once, when all is said, and not under b->lock: a
-	 * member woken while the closer held it went back to sleep on it.
-	 * A member returns, and its |m| is gone, as soon as it is posted.
-	 */
+	/* A member returns, and its |m| is gone, as soon as it is posted. */
 	for (struct sq_member *m = members, *next; m != NULL; m = next) {
 		next = m->next;
-		m->result = r;
-		sem_post(&m->done);
+		member_post(m, r);
 	}
 }
 
 /*
- * Ends the holder's turn, |m| a member if it kept its work: while other
- * writers wait, the group stays open for them (up to GROUP_MAX requests, or
- * GROUP_MAX_NS after its first ended), else it is closed now. One client
- * alone commits at once.
+ * Flat combining: the turn's holder, its own part ended, runs the members
+ * queued for the turn one after another in the open group, on its own
+ * thread, so that a request costs no thread switch to take the turn (issue
+ * 7: ~30 µs of 120 per Get). It stops at a keel_store_begin caller, which
+ * it hands the turn with the group still open, or closes the group: no one
+ * queued, GROUP_MAX parts, GROUP_MAX_NS since the first ended, the
+ * transaction lost, or a restore next.
  */
-static void end_turn(struct sq_store *q, struct sq_member *m)
+static void combine(struct sq_store *q)
 {
 	struct sq_batch *b = &q->batch;
-	bool lost = sqlite3_get_autocommit(q->conns[0].db);
-	uint64_t now;
+	struct sq_member *m;
 
-	pthread_mutex_lock(&b->lock);
-	if (m != NULL) {
-		m->next = b->members;
-		b->members = m;
+	while (!sqlite3_get_autocommit(q->conns[0].db) && b->size < GROUP_MAX &&
+	       keel_metrics_now_ns() - b->first_ns < GROUP_MAX_NS &&
+	       (m = dequeue(b, false)) != NULL) {
+		if (m->fn == NULL) {
+			hand_turn(m); /* it runs its part on its own thread */
+			return;
+		}
+		run_member(q, m);
 	}
-	now = keel_metrics_now_ns();
-	b->first_ns = b->size++ == 0 ? now : b->first_ns;
-	if (!lost && b->waiting > 0 && b->size < GROUP_MAX && now - b->first_ns < GROUP_MAX_NS) {
-		pass_turn(b);
-		pthread_mutex_unlock(&b->lock);
-		return;
-	}
-	pthread_mutex_unlock(&b->lock);
-	close_group(q, lost);
+	close_group(q);
 }
 
-/* A member's commit: its group's COMMIT, and an fsync covering it (close_group). */
-static int commit_member(struct sq_store *q, struct sq_txn *t)
+/* A keel_store_begin caller's commit: its part kept, its group's outcome (close_group). */
+static int commit_member(struct sq_store *q)
 {
-	struct sq_member m = {.result = 0};
+	struct sq_member m;
 	int r;
 
-	if ((r = sq_run(t, "RELEASE member")) != 0) {
-		undo_member(t);
-		end_turn(q, NULL);
-		return r;
-	}
-	(void)sem_init(&m.done, 0, 0); /* fails only for a value above SEM_VALUE_MAX */
-	end_turn(q, &m);
-	while (sem_wait(&m.done) != 0) {
-		/* EINTR: a signal handler ran; no other error for a valid semaphore */
+	member_init(&m, NULL, NULL, false);
+	r = keep_part(q, &m);
+	combine(q);
+	if (r == 0) {
+		member_wait(&m);
+		r = m.result;
 	}
 	sem_destroy(&m.done);
-	return m.result;
+	return r;
+}
+
+/* The writers' turn for a thread that runs its own part: a begin() caller, a restore. */
+static struct sq_txn *take_writer(struct sq_store *q, bool alone)
+{
+	struct sq_member m;
+
+	member_init(&m, NULL, NULL, alone);
+	(void)take_turn(q, &m); /* no one runs a part without |fn| for its thread */
+	sem_destroy(&m.done);
+	return &q->conns[0];
 }
 
 /*
@@ -924,10 +1025,9 @@ static int sq_begin(struct keel_store *s, bool read_only, struct keel_store_txn 
 		}
 	} else {
 		t = take_writer(q, false);
-		attr_cache_clear(t); /* the group's previous member's */
 		if ((r = join_group(q, t)) != 0) {
-			undo_member(t);
-			end_turn(q, NULL);
+			undo_part(q);
+			combine(q);
 			return r;
 		}
 	}
@@ -942,7 +1042,7 @@ static int sq_commit(struct keel_store_txn *tb)
 	int r;
 
 	if (t->writer) {
-		return commit_member((struct sq_store *)tb->store, t);
+		return commit_member((struct sq_store *)tb->store);
 	}
 	if ((r = sq_audit_commit(t)) != 0 && !sqlite3_get_autocommit(t->db)) {
 		(void)sq_run(t, "ROLLBACK");
@@ -956,14 +1056,30 @@ static void sq_rollback(struct keel_store_txn *tb)
 	struct sq_txn *t = (struct sq_txn *)tb;
 
 	if (t->writer) {
-		undo_member(t);
-		end_turn((struct sq_store *)tb->store, NULL);
+		undo_part((struct sq_store *)tb->store);
+		combine((struct sq_store *)tb->store);
 		return;
 	}
 	if (!sqlite3_get_autocommit(t->db)) {
 		(void)sq_run(t, "ROLLBACK");
 	}
 	give_conn(t);
+}
+
+/* keel_store_run: |fn| run by the turn's holder, this thread or another. */
+static int sq_run_member(struct keel_store *s, keel_store_member_fn fn, void *arg)
+{
+	struct sq_store *q = (struct sq_store *)s;
+	struct sq_member m;
+
+	member_init(&m, fn, arg, false);
+	if (take_turn(q, &m)) {
+		run_member(q, &m);
+		combine(q);
+		member_wait(&m);
+	}
+	sem_destroy(&m.done);
+	return m.result;
 }
 
 static int sq_savepoint(struct keel_store_txn *tb, int what)
@@ -1976,9 +2092,7 @@ static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len, bo
 		n = count_commit(&q->group);
 	}
 	writer_reset(t);
-	pthread_mutex_lock(&q->batch.lock);
 	pass_turn(&q->batch);
-	pthread_mutex_unlock(&q->batch.lock);
 	if (r == 0 && (r = wait_durable(&q->group, q->sync_db, n)) == 0) {
 		keel_info("store: restored an image of schema version %d", version);
 	}
@@ -2016,6 +2130,7 @@ static const struct keel_store_ops sq_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .run = sq_run_member,
     .savepoint = sq_savepoint,
     .object_put = sq_object_put,
     .object_get = sq_object_get,

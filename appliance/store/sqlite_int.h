@@ -74,28 +74,37 @@ struct sq_group {
 	bool failed;	  /* sticky: nothing is acknowledged after a failed fsync */
 };
 
-/* A request that kept its work in a group transaction, waiting for its COMMIT. */
+/*
+ * A thread queued for the writers' turn (sqlite.c, "Flat combining"): a
+ * keel_store_run member (|fn|), which the turn's holder runs for it, or a
+ * keel_store_begin caller or a restore (no |fn|), handed the turn itself.
+ * Once its part is kept in the open group, it is one of the group's members,
+ * waiting for the COMMIT and the fsync.
+ */
 struct sq_member {
-	struct sq_member *next;
-	sem_t done; /* posted once the group is closed and, if it committed, durable */
-	int result; /* 0: committed and durable */
+	struct sq_member *next; /* in the queue, then in the group's members */
+	keel_store_member_fn fn;
+	void *arg;
+	bool alone; /* a restore: takes the turn with no group open */
+	bool turn;  /* posted with the turn, not with its outcome */
+	sem_t done; /* posted once: the turn, or the outcome */
+	int result; /* 0: committed and durable; else fn's or the store's error */
 };
 
 /*
- * Group transactions (sqlite.c): writers take turns on conns[0]; a writer that
- * ends while others wait leaves the transaction open for the next, and the
- * group's last member commits it for all.
+ * Group transactions (sqlite.c): writers take turns on conns[0]; the turn's
+ * holder runs the queued members in one transaction and commits it for all.
  */
 struct sq_batch {
 	pthread_mutex_t lock;
-	pthread_cond_t turn;	   /* |held| went false */
-	pthread_cond_t closed;	   /* |held| went false with no group open */
-	bool held;		   /* a writer has conns[0] */
-	unsigned waiting;	   /* writers waiting for it */
+	bool held;		 /* a thread has the turn, and conns[0] */
+	struct sq_member *queue; /* threads waiting for it, first come first */
+	struct sq_member **tail; /* &queue, or the last one's &next */
+	/* Only the turn's holder reads or changes these. */
 	bool open;		   /* a group transaction is open on conns[0] */
-	unsigned size;		   /* requests that have ended in it so far */
-	uint64_t first_ns;	   /* when its first request ended */
-	struct sq_member *members; /* those that committed, still waiting */
+	unsigned size;		   /* parts that have ended in it so far */
+	uint64_t first_ns;	   /* when its first part ended */
+	struct sq_member *members; /* those that kept their part, still waiting */
 };
 
 struct sq_store {

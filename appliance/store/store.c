@@ -99,6 +99,17 @@ int keel_store_end(struct keel_store_txn *t, int err)
 	return keel_store_commit(t);
 }
 
+/* Its time, as a commit's, is from the call to durability: the wait for the
+ * turn and |fn|'s work are in it (a commit's caller did those before). */
+int keel_store_run(struct keel_store *s, keel_store_member_fn fn, void *arg)
+{
+	uint64_t start = keel_metrics_now_ns();
+	int r = s->ops->run(s, fn, arg);
+
+	keel_metrics_store_commit(keel_metrics_now_ns() - start);
+	return r;
+}
+
 int keel_store_savepoint(struct keel_store_txn *t)
 {
 	return t->store->ops->savepoint(t, KEEL_SP_BEGIN);

@@ -256,6 +256,24 @@ void keel_store_rollback(struct keel_store_txn *t);
 /* Ends |t|: keel_store_commit if |err| is 0 (its result), else keel_store_rollback (|err|). */
 int keel_store_end(struct keel_store_txn *t, int err) KEEL_STORE_WUR;
 
+/*
+ * A write transaction's work for keel_store_run: 0 keeps it, anything else
+ * undoes it. It may run on another thread than its caller's (whichever holds
+ * the writers' turn), so it must not depend on the calling thread; it must
+ * not end |t| nor begin another write transaction.
+ */
+typedef int (*keel_store_member_fn)(struct keel_store_txn *t, void *arg);
+/*
+ * Runs |fn| in a write transaction shared with other callers' and returns
+ * once its outcome is known: 0 once |fn| returned 0 and its work is durable;
+ * |fn|'s own non-zero result when it failed (its work undone, the others'
+ * kept); a KEEL_STORE_E_* when the transaction could not begin or commit
+ * (its work lost). Unlike keel_store_begin, the caller's thread need not
+ * wait for the writers' turn to run |fn|: the holder runs it (sqlite.c,
+ * "Flat combining").
+ */
+int keel_store_run(struct keel_store *s, keel_store_member_fn fn, void *arg) KEEL_STORE_WUR;
+
 /* A nested savepoint: one batch item's changes, undone alone on its failure. */
 int keel_store_savepoint(struct keel_store_txn *t) KEEL_STORE_WUR;
 int keel_store_savepoint_release(struct keel_store_txn *t) KEEL_STORE_WUR;

@@ -14,6 +14,7 @@ struct keel_store_ops {
 	int (*begin)(struct keel_store *s, bool read_only, struct keel_store_txn **out_txn);
 	int (*commit)(struct keel_store_txn *t);
 	void (*rollback)(struct keel_store_txn *t);
+	int (*run)(struct keel_store *s, keel_store_member_fn fn, void *arg);
 	int (*savepoint)(struct keel_store_txn *t, int what);
 	int (*object_put)(struct keel_store_txn *t, const struct keel_store_object *o);
 	int (*object_get)(struct keel_store_txn *t, const char *uid, const char *owner,

@@ -24,7 +24,7 @@
 
 #include "crash_vfs.h"
 
-#define MAX_SHADOWS 16
+#define MAX_SHADOWS 64 /* never reused: a test process takes up to four per test */
 
 /* A file's contents as of its last fsync. */
 struct shadow {

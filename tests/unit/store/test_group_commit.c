@@ -2,9 +2,11 @@
  * Group commit (sqlite.c): a commit is acknowledged only once it is durable.
  *
  * Durability is checked against a simulated power loss (crash_vfs.c: each
- * file as of its last fsync). Threads commit transactions concurrently; then the
- * copies are written out as a fresh database, reopened, and every
- * acknowledged object must be there, and nothing rolled back may be.
+ * file as of its last fsync). Threads commit transactions concurrently, half
+ * of them with keel_store_begin/commit, half with keel_store_run (the turn's
+ * holder runs those: flat combining); then the copies are written out as a
+ * fresh database, reopened, and every acknowledged object must be there, and
+ * nothing rolled back may be.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,35 +43,57 @@ static void uid_of(unsigned thread, unsigned i, char out[KEEL_STORE_UID_MAX + 1]
 	snprintf(out, KEEL_STORE_UID_MAX + 1, "t%u-%u", thread, i);
 }
 
+struct job {
+	struct worker *w;
+	unsigned i;
+};
+
+#define UNDONE 1 /* what |work| returns when it undoes its transaction */
+
 /*
- * One transaction: the object, an attribute added in a savepoint that is
- * rolled back, and an audit row; every fifth transaction is rolled back whole.
+ * One transaction's work: the object, an attribute added in a savepoint that
+ * is rolled back, and an audit row; every fifth transaction is undone whole.
  */
-static void *worker_main(void *arg)
+static int work(struct keel_store_txn *t, void *arg)
 {
-	struct worker *w = arg;
+	const struct job *j = arg;
 	const struct keel_store_attr attr = {
 	    .name = "Name", .index = 0, .value = (uint8_t *)"v", .value_len = 1, .text = "gone"};
 	struct keel_store_object o = {.object_type = 2, .state = 1};
 	struct keel_store_audit a = {.time = 1, .client = OWNER, .operation = 1};
-	struct keel_store_txn *t;
 
 	snprintf(o.owner, sizeof(o.owner), OWNER);
+	uid_of(j->w->index, j->i, o.uid);
+	a.uid = o.uid;
+	if (keel_store_object_put(t, &o) != 0 || keel_store_savepoint(t) != 0 ||
+	    keel_store_attr_add(t, o.uid, &attr, 1) != 0 || keel_store_savepoint_rollback(t) != 0 ||
+	    keel_store_audit_append(t, &a) != 0 || j->i % 5 == 4) {
+		return UNDONE;
+	}
+	return 0;
+}
+
+/* Odd threads: keel_store_run; even ones: keel_store_begin, |work|, commit. */
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct keel_store_txn *t;
+	int r;
+
 	for (unsigned i = 0; i < PER_THREAD; i++) {
-		uid_of(w->index, i, o.uid);
-		a.uid = o.uid;
-		if (keel_store_begin(w->s, &t) != 0) {
-			continue;
+		struct job j = {.w = w, .i = i};
+
+		if (w->index % 2 == 1) {
+			r = keel_store_run(w->s, work, &j);
+		} else if ((r = keel_store_begin(w->s, &t)) == 0) {
+			if ((r = work(t, &j)) == 0) {
+				r = keel_store_commit(t);
+			} else {
+				keel_store_rollback(t);
+			}
 		}
-		if (keel_store_object_put(t, &o) != 0 || keel_store_savepoint(t) != 0 ||
-		    keel_store_attr_add(t, o.uid, &attr, 1) != 0 ||
-		    keel_store_savepoint_rollback(t) != 0 || keel_store_audit_append(t, &a) != 0 ||
-		    i % 5 == 4) {
-			keel_store_rollback(t);
-			w->rolled_back[i] = true;
-			continue;
-		}
-		w->acked[i] = keel_store_commit(t) == 0;
+		w->acked[i] = r == 0;
+		w->rolled_back[i] = r == UNDONE;
 	}
 	return NULL;
 }

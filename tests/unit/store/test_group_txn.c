@@ -1,13 +1,18 @@
 /*
- * Group transactions (sqlite.c): a writer that ends while another waits
- * leaves the transaction open for it, and the last one commits for both.
+ * Group transactions (sqlite.c): a writer that ends while others wait
+ * leaves the transaction open for them, and the last one commits for all;
+ * the turn's holder runs queued keel_store_run members itself (flat
+ * combining).
  *
- * Each test makes one group of two, deterministically: A writes and holds
- * its transaction open until B is seen blocked waiting for the writers'
- * turn (in futex(2), from /proc), then ends; B runs inside A's transaction.
- * What must hold: B sees A's work, a reader does not (it is not committed);
- * B's rollback spares A; a failed COMMIT fails both, and no one's work
- * survives a power loss unless acknowledged (crash_vfs.c).
+ * Each test makes one group deterministically: A writes and holds its
+ * transaction open until every other part is seen blocked waiting for the
+ * writers' turn (in futex(2), from /proc), queued in order, then ends; the
+ * others run inside A's transaction. What must hold: they see A's work, a
+ * reader does not (it is not committed); a rollback or a failed member
+ * spares the others; a failed COMMIT fails every member, and no one's work
+ * survives a power loss unless acknowledged (crash_vfs.c); the audit chain
+ * is in the order the parts ran; a member queued behind A runs on A's
+ * thread.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -31,20 +36,25 @@
 #define OWNER "0123abcd"
 
 enum ending { KEEP, UNDO, FAIL };
+enum kind { BEGIN, RUN }; /* keel_store_begin/commit, or keel_store_run */
 
-struct member {
+#define UNDONE 42 /* what an undone part returns: keel_store_run hands it back */
+
+struct part {
 	struct keel_store *s;
+	enum kind kind;
 	const char *uid;
 	enum ending how;
-	int result;	   /* keel_store_commit's (UNDO: 1) */
-	bool sees_first;   /* B: A's object, inside the shared transaction */
-	bool reader_first; /* B: A's object, from a read-only transaction */
+	int result;	   /* keel_store_commit's or keel_store_run's (BEGIN, UNDO: UNDONE) */
+	pid_t tid;	   /* its own thread */
+	pid_t ran_on;	   /* the thread its work ran on */
+	bool sees_first;   /* A's object, inside the shared transaction */
+	bool reader_first; /* A's object, from a read-only transaction */
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t moved = PTHREAD_COND_INITIALIZER;
 static bool first_in, first_go;
-static pid_t second_tid;
 
 static void wait_for(bool *flag)
 {
@@ -98,41 +108,64 @@ static bool committed(struct keel_store *s, const char *uid)
 	return f;
 }
 
+static pid_t tid_now(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
 static void *first_main(void *arg)
 {
-	struct member *m = arg;
+	struct part *p = arg;
 	struct keel_store_txn *t;
 
-	assert_int_equal(keel_store_begin(m->s, &t), 0);
-	assert_int_equal(write_one(t, m->uid), 0);
+	p->tid = tid_now();
+	assert_int_equal(keel_store_begin(p->s, &t), 0);
+	assert_int_equal(write_one(t, p->uid), 0);
 	set(&first_in);
 	wait_for(&first_go);
-	m->result = keel_store_commit(t);
+	p->result = keel_store_commit(t);
 	return NULL;
 }
 
-static void *second_main(void *arg)
+/* A later part's work, in A's transaction; 0 keeps it. */
+static int part_work(struct keel_store_txn *t, void *arg)
 {
-	struct member *m = arg;
+	struct part *p = arg;
+
+	p->ran_on = tid_now();
+	p->sees_first = found(t, "a");
+	p->reader_first = committed(p->s, "a");
+	assert_int_equal(write_one(t, p->uid), 0);
+	if (p->how == UNDO) {
+		return UNDONE;
+	}
+	if (p->how == FAIL) {
+		crash_vfs_fail_next_wal_write(); /* the group's COMMIT, this part's to run */
+	}
+	return 0;
+}
+
+static void *part_main(void *arg)
+{
+	struct part *p = arg;
 	struct keel_store_txn *t;
+	int r;
 
 	pthread_mutex_lock(&lock);
-	second_tid = (pid_t)syscall(SYS_gettid);
+	p->tid = tid_now();
 	pthread_cond_broadcast(&moved);
 	pthread_mutex_unlock(&lock);
-	assert_int_equal(keel_store_begin(m->s, &t), 0);
-	m->sees_first = found(t, "a");
-	m->reader_first = committed(m->s, "a");
-	assert_int_equal(write_one(t, m->uid), 0);
-	if (m->how == UNDO) {
-		keel_store_rollback(t);
-		m->result = 1;
+	if (p->kind == RUN) {
+		p->result = keel_store_run(p->s, part_work, p);
 		return NULL;
 	}
-	if (m->how == FAIL) {
-		crash_vfs_fail_next_wal_write(); /* the group's COMMIT, B's to run */
+	assert_int_equal(keel_store_begin(p->s, &t), 0);
+	if ((r = part_work(t, p)) != 0) {
+		keel_store_rollback(t);
+		p->result = r;
+		return NULL;
 	}
-	m->result = keel_store_commit(t);
+	p->result = keel_store_commit(t);
 	return NULL;
 }
 
@@ -154,32 +187,55 @@ static bool in_futex(pid_t tid)
 	return strncmp(line, want, strlen(want)) == 0;
 }
 
-/* A ("a", kept) and B ("b", ending |how|) in one group. */
-static void run_group(struct keel_store *s, enum ending how, struct member *a, struct member *b)
+/* Starts |p|'s thread and returns once it waits for the writers' turn. */
+static void queue_part(pthread_t *th, struct part *p)
 {
-	pthread_t ta, tb;
-
-	first_in = first_go = false;
-	second_tid = 0;
-	*a = (struct member){.s = s, .uid = "a", .how = KEEP};
-	*b = (struct member){.s = s, .uid = "b", .how = how};
-	assert_int_equal(pthread_create(&ta, NULL, first_main, a), 0);
-	wait_for(&first_in);
-	assert_int_equal(pthread_create(&tb, NULL, second_main, b), 0);
+	assert_int_equal(pthread_create(th, NULL, part_main, p), 0);
 	pthread_mutex_lock(&lock);
-	while (second_tid == 0) {
+	while (p->tid == 0) {
 		pthread_cond_wait(&moved, &lock);
 	}
 	pthread_mutex_unlock(&lock);
-	/* A holds the turn, so B can only block there: a state, polled, not a delay. */
-	while (!in_futex(second_tid)) {
+	/* A holds the turn, so it can only block there: a state, polled, not a delay. */
+	while (!in_futex(p->tid)) {
 		sched_yield();
 	}
+}
+
+/* A ("a", kept, parts[0]) holds the turn while parts[1..num-1] queue, in order. */
+static void run_parts(struct keel_store *s, struct part *parts, size_t num)
+{
+	pthread_t th[8];
+
+	assert_true(num <= 8);
+	first_in = first_go = false;
+	parts[0] = (struct part){.kind = BEGIN, .uid = "a", .how = KEEP};
+	for (size_t i = 0; i < num; i++) {
+		parts[i].s = s;
+	}
+	assert_int_equal(pthread_create(&th[0], NULL, first_main, &parts[0]), 0);
+	wait_for(&first_in);
+	for (size_t i = 1; i < num; i++) {
+		queue_part(&th[i], &parts[i]);
+	}
 	set(&first_go);
-	assert_int_equal(pthread_join(ta, NULL), 0);
-	assert_int_equal(pthread_join(tb, NULL), 0);
-	assert_true(b->sees_first);
-	assert_false(b->reader_first);
+	for (size_t i = 0; i < num; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+	}
+	for (size_t i = 1; i < num; i++) {
+		assert_true(parts[i].sees_first);
+		assert_false(parts[i].reader_first);
+	}
+}
+
+/* A ("a", kept) and B ("b", ending |how|, a keel_store_begin caller) in one group. */
+static void run_group(struct keel_store *s, enum ending how, struct part *a, struct part *b)
+{
+	struct part parts[2] = {{.kind = BEGIN}, {.kind = BEGIN, .uid = "b", .how = how}};
+
+	run_parts(s, parts, 2);
+	*a = parts[0];
+	*b = parts[1];
 }
 
 static void assert_chain_intact(struct keel_store *s, int64_t rows)
@@ -245,11 +301,12 @@ static struct keel_store *after_power_loss(struct fixture *f)
 static void test_member_rollback_spares_the_group(void **state)
 {
 	struct fixture *f = *state;
-	struct member a, b;
+	struct part a, b;
 	struct keel_store *crashed;
 
 	run_group(f->s, UNDO, &a, &b);
 	assert_int_equal(a.result, 0);
+	assert_int_equal(b.result, UNDONE);
 	assert_true(committed(f->s, "a"));
 	assert_false(committed(f->s, "b"));
 	assert_chain_intact(f->s, 1); /* A's row; B's went with its savepoint */
@@ -263,7 +320,7 @@ static void test_member_rollback_spares_the_group(void **state)
 static void test_both_kept_both_durable(void **state)
 {
 	struct fixture *f = *state;
-	struct member a, b;
+	struct part a, b;
 	struct keel_store *crashed;
 
 	run_group(f->s, KEEP, &a, &b);
@@ -280,7 +337,7 @@ static void test_both_kept_both_durable(void **state)
 static void test_failed_commit_fails_every_member(void **state)
 {
 	struct fixture *f = *state;
-	struct member a, b;
+	struct part a, b;
 	struct keel_store_txn *t;
 	struct keel_store *crashed;
 
@@ -302,12 +359,127 @@ static void test_failed_commit_fails_every_member(void **state)
 	keel_store_close(crashed);
 }
 
+static int add_uid(void *ctx, const struct keel_store_audit *row)
+{
+	char *order = ctx;
+	size_t n = strlen(order);
+
+	assert_non_null(row->uid);
+	assert_true(n + 1 < 16);
+	order[n] = row->uid[0];
+	order[n + 1] = '\0';
+	return 0;
+}
+
+/* The chain is intact and its rows are |want|'s parts, oldest first (one letter each). */
+static void assert_audit_order(struct keel_store *s, const char *want)
+{
+	struct keel_store_audit_filter all = {.limit = 0};
+	struct keel_store_txn *t;
+	char newest_first[16] = "", oldest_first[16] = "";
+	size_t n;
+
+	assert_chain_intact(s, (int64_t)strlen(want));
+	assert_int_equal(keel_store_begin_read(s, &t), 0);
+	assert_int_equal(keel_store_audit_scan(t, &all, add_uid, newest_first), 0);
+	keel_store_rollback(t);
+	n = strlen(newest_first);
+	for (size_t i = 0; i < n; i++) {
+		oldest_first[i] = newest_first[n - 1 - i];
+	}
+	assert_string_equal(oldest_first, want);
+}
+
+/* B, C and D queue with keel_store_run behind A: A's thread runs them, C's failure is its own. */
+static void test_members_run_by_the_holder(void **state)
+{
+	struct fixture *f = *state;
+	struct part p[4] = {{.kind = BEGIN},
+			    {.kind = RUN, .uid = "b", .how = KEEP},
+			    {.kind = RUN, .uid = "c", .how = UNDO},
+			    {.kind = RUN, .uid = "d", .how = KEEP}};
+	struct keel_store *crashed;
+
+	run_parts(f->s, p, 4);
+	assert_int_equal(p[0].result, 0);
+	assert_int_equal(p[1].result, 0);
+	assert_int_equal(p[2].result, UNDONE);
+	assert_int_equal(p[3].result, 0);
+	for (size_t i = 1; i < 4; i++) {
+		assert_int_equal(p[i].ran_on, p[0].tid);
+	}
+	assert_false(committed(f->s, "c"));
+	assert_audit_order(f->s, "abd");
+	crashed = after_power_loss(f);
+	assert_true(committed(crashed, "a"));
+	assert_true(committed(crashed, "b"));
+	assert_false(committed(crashed, "c"));
+	assert_true(committed(crashed, "d"));
+	assert_audit_order(crashed, "abd");
+	keel_store_close(crashed);
+}
+
+/* The group's COMMIT fails: every member that kept its part fails, run or begun. */
+static void test_failed_commit_fails_every_run_member(void **state)
+{
+	struct fixture *f = *state;
+	struct part p[4] = {{.kind = BEGIN},
+			    {.kind = RUN, .uid = "b", .how = KEEP},
+			    {.kind = RUN, .uid = "c", .how = UNDO},
+			    {.kind = RUN, .uid = "d", .how = FAIL}};
+	struct keel_store *crashed;
+
+	run_parts(f->s, p, 4);
+	assert_int_equal(p[0].result, KEEL_STORE_E_IO);
+	assert_int_equal(p[1].result, KEEL_STORE_E_IO);
+	assert_int_equal(p[2].result, UNDONE);
+	assert_int_equal(p[3].result, KEEL_STORE_E_IO);
+	assert_audit_order(f->s, "");
+	crashed = after_power_loss(f);
+	for (const char *u = "abcd"; *u != '\0'; u++) {
+		char uid[2] = {*u, '\0'};
+
+		assert_false(committed(crashed, uid));
+	}
+	keel_store_close(crashed);
+}
+
+/*
+ * A keel_store_begin caller queued between members: the holder runs B, hands
+ * E the turn with the group open, and E's thread runs D after its own part.
+ */
+static void test_begin_between_run_members(void **state)
+{
+	struct fixture *f = *state;
+	struct part p[4] = {{.kind = BEGIN},
+			    {.kind = RUN, .uid = "b", .how = KEEP},
+			    {.kind = BEGIN, .uid = "e", .how = KEEP},
+			    {.kind = RUN, .uid = "d", .how = KEEP}};
+	struct keel_store *crashed;
+
+	run_parts(f->s, p, 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(p[i].result, 0);
+	}
+	assert_int_equal(p[1].ran_on, p[0].tid);
+	assert_int_equal(p[2].ran_on, p[2].tid);
+	assert_int_equal(p[3].ran_on, p[2].tid);
+	assert_audit_order(f->s, "abed");
+	crashed = after_power_loss(f);
+	assert_audit_order(crashed, "abed");
+	keel_store_close(crashed);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_member_rollback_spares_the_group, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_both_kept_both_durable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_commit_fails_every_member, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_members_run_by_the_holder, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_commit_fails_every_run_member, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_begin_between_run_members, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
