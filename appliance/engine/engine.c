@@ -6,7 +6,9 @@
  */
 #include "engine_int.h"
 
+#include <stdalign.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -500,10 +502,16 @@ static void count_answer(const struct kmip_response_message *m, uint64_t start)
 	keel_metrics_kmip_request(first_op, keel_metrics_now_ns() - start);
 }
 
+/* A request decodes on its worker's stack while it fits (every request of a
+ * vCenter session does): a heap block per request cost more than its
+ * decoding (docs/benchmarks.md, "What bounds the resumed vcenter-task"). */
+#define ARENA_STACK_LEN 8192
+
 void keel_engine_handle(void *ctx, const struct keel_client_identity *who, const uint8_t *req,
 			size_t req_len, keel_reply_fn reply, void *reply_ctx)
 {
 	uint64_t start = keel_metrics_now_ns();
+	alignas(max_align_t) uint8_t arena_stack[ARENA_STACK_LEN];
 	struct kmip_arena arena;
 	struct eng_req r = {.e = ctx, .who = who, .arena = &arena, .now = (int64_t)time(NULL)};
 	struct kmip_request_message *q = NULL;
@@ -511,7 +519,7 @@ void keel_engine_handle(void *ctx, const struct keel_client_identity *who, const
 	struct kmip_decode_error de;
 	int err;
 
-	kmip_arena_init(&arena, NULL, 0);
+	kmip_arena_init(&arena, arena_stack, sizeof(arena_stack));
 	if ((err = kmip_request_decode(req, req_len, &r.e->lim, &arena, &q, &de)) != 0) {
 		count_answer(NULL, start);
 		answer_invalid(&r, req, req_len, &de, err, reply, reply_ctx);

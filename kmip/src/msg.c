@@ -616,16 +616,16 @@ static uint16_t peek_version(const struct kmip_reader *msg, uint32_t header_tag)
 }
 
 /*
- * Sizes the arena's first heap block from the message length, so that one
- * allocation holds the typed structures and any kept subtrees. Four bytes per
- * input byte covers every message of the vCenter session and the benchmarks
- * (the tests check num_allocs); a larger message still decodes, with a
- * second block.
+ * Sizes the arena from the message length, so that one place holds the typed
+ * structures and any kept subtrees: the caller's storage if it has room, else
+ * one heap block. Four bytes per input byte covers every message of the
+ * vCenter session and the benchmarks (the tests check num_allocs); a larger
+ * message still decodes, with a second block.
  */
 static int reserve(struct kmip_arena *a, size_t len)
 {
-	if (a->cap != 0) {
-		return 0; /* the caller gave storage, or a block exists */
+	if (a->blocks != NULL) {
+		return 0; /* a block exists */
 	}
 	if (len > (SIZE_MAX - 1024) / 4) {
 		return KMIP_E_TOO_BIG;
