@@ -101,6 +101,32 @@ static void test_embedded_get_request(void **state)
 	free(bytes);
 }
 
+/* The engine decodes into storage on its worker's stack: no heap block while
+ * the message fits, one heap block sized for it when it does not. */
+static void test_get_request_in_storage(void **state)
+{
+	_Alignas(max_align_t) uint8_t roomy[8192], tiny[64];
+	struct kmip_request_message *m;
+	struct kmip_decode_error e;
+	struct kmip_arena arena;
+	size_t len;
+	uint8_t *bytes = msg_from_hex(get_request_hex, &len);
+
+	(void)state;
+	kmip_arena_init(&arena, roomy, sizeof(roomy));
+	assert_int_equal(kmip_request_decode(bytes, len, &kmip_default_limits, &arena, &m, &e), 0);
+	assert_int_equal(m->batch_items[0].operation, OP_GET);
+	assert_int_equal(arena.num_allocs, 0);
+	kmip_arena_cleanup(&arena);
+	kmip_arena_init(&arena, tiny, sizeof(tiny));
+	assert_int_equal(kmip_request_decode(bytes, len, &kmip_default_limits, &arena, &m, &e), 0);
+	expect_same_bytes(m, true, bytes, len);
+	assert_int_equal(arena.num_allocs, 1);
+	assert_true(arena.cap >= 4 * len);
+	kmip_arena_cleanup(&arena);
+	free(bytes);
+}
+
 static void test_embedded_get_response(void **state)
 {
 	struct kmip_arena arena;
@@ -316,6 +342,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_embedded_get_request),
+	    cmocka_unit_test(test_get_request_in_storage),
 	    cmocka_unit_test(test_embedded_get_response),
 	    cmocka_unit_test(test_vcenter_session),
 	};
