@@ -504,7 +504,7 @@ static void count_answer(const struct kmip_response_message *m, uint64_t start)
 
 /* A request decodes on its worker's stack while it fits (every request of a
  * vCenter session does): a heap block per request cost more than its
- * decoding (docs/benchmarks.md, "What bounds the resumed vcenter-task"). */
+ * decoding (docs/benchmarks.md, "The key process per task, by stage"). */
 #define ARENA_STACK_LEN 8192
 
 void keel_engine_handle(void *ctx, const struct keel_client_identity *who, const uint8_t *req,

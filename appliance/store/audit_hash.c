@@ -13,9 +13,8 @@
 
 /* SHA-256, fetched once: EVP_sha256() makes every EVP_DigestInit_ex look the
  * algorithm up again in the provider's store (a lock, a hash table, a
- * property query), 40% of the hash's time and 1% of the key process's on a
- * request (docs/benchmarks.md, "What bounds the resumed vcenter-task"). Kept
- * for the process's life. */
+ * property query): 40% of the hash's time (docs/benchmarks.md, "The key
+ * process per task, by stage"). Kept for the process's life. */
 static EVP_MD *sha256;
 static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
