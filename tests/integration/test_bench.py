@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -180,6 +181,27 @@ class BenchTest(unittest.TestCase):
         self.assertRegex(r.stdout, r"echo +" + cpu % r"echo [0-9]+  keel-bench [0-9]+")
         r = subprocess.run(cmd + ["--rounds", "0"], capture_output=True, text=True,
                            timeout=RUN_GUARD)
+        self.assertEqual(r.returncode, 64, r.stderr)
+
+    def test_cpu_pairs_vcenter_task(self):
+        """tools/cpu-pairs vcenter-task: the resumed TLS 1.3 task (issue 7), a
+        round's CPU per task of both processes; a bad count is a usage error."""
+        tools = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools")
+        build = os.path.dirname(os.path.dirname(os.path.abspath(KEELD)))
+        sys.path.insert(0, tools)
+        from benchproc import bench_argv
+        argv = bench_argv(BENCH, "vcenter-task", 1, "certs", 4, 40)
+        self.assertEqual(argv[argv.index("--tls") + 1], "1.3")
+        self.assertNotIn("--no-resumption", argv)
+        self.assertNotIn("--tls", bench_argv(BENCH, "get", 1, "certs", 4, 40))
+        tool = os.path.join(tools, "cpu-pairs")
+        r = subprocess.run([tool, "vcenter-task", "40", "1", build], capture_output=True,
+                           text=True, timeout=RUN_GUARD)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertRegex(r.stdout, r"round 1 load [0-9.]+ .*: key [0-9]+ µs, network [0-9]+ µs, "
+                                   r"[0-9.]+ switches, [0-9]+/s, p99 [0-9.]+ ms")
+        r = subprocess.run([tool, "vcenter-task", "x", "1", build], capture_output=True,
+                           text=True, timeout=RUN_GUARD)
         self.assertEqual(r.returncode, 64, r.stderr)
 
     def test_failures_counted_in_exit_status(self):
