@@ -91,8 +91,11 @@ struct eng_req {
  * held for it (issue 7). The op in the turn uses it only where it still
  * holds, and otherwise does the work itself as it always did: the results
  * and audit rows are those of a request that prepared nothing.
- * Create: a UID, the key material, and that material sealed for that UID.
- * Get: the client's own object's blob as read before the turn, unwrapped.
+ * Create: a UID, the key material, and that material sealed for that UID;
+ * Register: its material sealed under a new UID. Get prepares nothing: its
+ * unwrap before the turn cost a second read of the object, more CPU than
+ * the shorter turn gained once the turn is passed without a hand-off per
+ * request (docs/benchmarks.md, "HSM work out of the writers' turn").
  */
 struct eng_prep {
 	char uid[KEEL_STORE_UID_MAX + 1]; /* "": nothing prepared */
@@ -281,7 +284,6 @@ int eng_query_capability(struct eng_req *r, uint32_t function,
 int op_create(struct eng_req *r, const void *req, void **out) ENG_WUR;
 void prepare_create(struct eng_req *r, const void *req, struct eng_prep *out);
 int op_get(struct eng_req *r, const void *req, void **out) ENG_WUR;
-void prepare_get(struct eng_req *r, const void *req, struct eng_prep *out);
 /* Get's answer for the loaded |o| into |p|. |client|: a client's Get, which
  * Sensitive and Extractable restrict and which clears Fresh; otherwise the
  * mirror's export (keel_engine_export), which neither checks nor changes. */

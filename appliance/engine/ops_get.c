@@ -7,7 +7,6 @@
  */
 #include "engine_int.h"
 
-#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -468,20 +467,6 @@ static int pick_format(struct eng_req *r, const struct keel_store_object *o,
 	return 0;
 }
 
-/* The plaintext the item unwrapped before the turn (prepare_get), if that was of
- * exactly |o|'s blob as the turn reads it; else NULL. */
-static struct hsm_secret *prepared_key(struct eng_req *r, const struct keel_store_object *o)
-{
-	const struct eng_prep *p = r->prep;
-
-	if (p == NULL || p->material == NULL || strcmp(p->uid, o->uid) != 0 ||
-	    p->blob_len != o->blob_len || memcmp(p->blob, o->blob, o->blob_len) != 0) {
-		return NULL;
-	}
-	atomic_fetch_add(&r->e->num_prepared_used, 1);
-	return p->material;
-}
-
 /* Unwraps |o|'s material from the CRK into memory wiped after the response. */
 static int unwrap_object(struct eng_req *r, const struct keel_store_object *o,
 			 struct hsm_secret **out)
@@ -491,54 +476,12 @@ static int unwrap_object(struct eng_req *r, const struct keel_store_object *o,
 	if (o->blob == NULL) {
 		return eng_fail(r, ENG_E_DESTROYED, NULL);
 	}
-	if ((*out = prepared_key(r, o)) != NULL) {
-		return 0; /* the request's already */
-	}
 	if ((err = hsm_unwrap(r->e->hsm, (const uint8_t *)o->uid, strlen(o->uid), o->blob,
 			      o->blob_len, out)) != 0) {
 		keel_err("engine: unwrapping %s: %s", o->uid, hsm_strerror(err));
 		return eng_hsm_fail(r, err);
 	}
 	return eng_track_secret(r, *out);
-}
-
-/*
- * Get's token work before the turn: the object named by UID is read on a
- * pooled read connection and, only if the client owns it, unwrapped. Nobody
- * makes the token unwrap what they may not read, and the turn checks and
- * does everything else (grants, state, Sensitive, Fresh, the audit row) as
- * before; it uses this plaintext only if the blob it reads is this one
- * (prepared_key). The blob is AEAD-bound to its UID, so the same bytes under
- * the same UID are the same key.
- */
-void prepare_get(struct eng_req *r, const void *req, struct eng_prep *p)
-{
-	const struct kmip_get_request *q = req;
-	struct keel_store_object o = {0};
-	struct keel_store_txn *t;
-	struct hsm_secret *key = NULL;
-	int err;
-
-	if (q->unique_identifier_len == 0 || q->unique_identifier_len > KEEL_STORE_UID_MAX) {
-		return; /* the ID Placeholder: an earlier item's object */
-	}
-	memcpy(o.uid, q->unique_identifier, q->unique_identifier_len);
-	if (keel_store_begin_read(r->e->store, &t) != 0) {
-		return;
-	}
-	err = keel_store_object_get(t, o.uid, r->who->fingerprint_hex, &o);
-	keel_store_rollback(t);
-	if (err == 0 && o.blob != NULL &&
-	    (p->blob = kmip_arena_alloc(r->arena, o.blob_len)) != NULL &&
-	    hsm_unwrap(r->e->hsm, (const uint8_t *)o.uid, strlen(o.uid), o.blob, o.blob_len,
-		       &key) == 0 &&
-	    eng_track_secret(r, key) == 0) {
-		memcpy(p->blob, o.blob, o.blob_len);
-		p->blob_len = o.blob_len;
-		memcpy(p->uid, o.uid, sizeof(p->uid));
-		p->material = key;
-	}
-	keel_store_object_cleanup(&o);
 }
 
 /* The object member of the response, wrapped when the request asks (§2.1.5). */

@@ -18,7 +18,7 @@ const struct eng_op eng_ops[] = {
     {KMIP_OPERATION_DISCOVER_VERSIONS, op_discover_versions, 0, NULL},
     {KMIP_OPERATION_QUERY, op_query, 0, NULL},
     {KMIP_OPERATION_CREATE, op_create, 0, prepare_create},
-    {KMIP_OPERATION_GET, op_get, KEEL_GRANT_USE, prepare_get},
+    {KMIP_OPERATION_GET, op_get, KEEL_GRANT_USE, NULL},
     {KMIP_OPERATION_GET_ATTRIBUTES, op_get_attributes, KEEL_GRANT_USE, NULL},
     {KMIP_OPERATION_GET_ATTRIBUTE_LIST, op_get_attribute_list, KEEL_GRANT_USE, NULL},
     {KMIP_OPERATION_ADD_ATTRIBUTE, op_add_attribute, KEEL_GRANT_MANAGE, NULL},

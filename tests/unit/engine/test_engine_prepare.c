@@ -1,10 +1,10 @@
 /*
  * Token work out of the writers' turn (engine_int.h, struct eng_prep): a
- * Create's UID, key and sealed blob, and a Get's unwrap of its owner's
- * object, are made before the request's transaction and used in it only
- * while they still hold: not after a CRK rotation made another version
- * active, not when the object's blob changed, never for another owner's
- * object. Errors answer and audit as a request that prepared nothing.
+ * Create's UID, key and sealed blob, and a Register's sealed material, are
+ * made before the request's transaction and used in it only while they
+ * still hold: not after a CRK rotation made another version active, not
+ * after key serving was refused. Errors answer and audit as a request that
+ * prepared nothing. A Get prepares nothing.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/manage.h"
 #include "engine_req.h"
 #include "keel/hsm.h"
 #include "store.h"
@@ -78,30 +77,6 @@ static void rotate(struct engine_fx *f)
 	assert_int_equal(hsm_crk_generate(f->hsm, 0, NULL), 0);
 }
 
-static char changed_uid[129];
-
-/* The rotation's rewrap of |changed_uid| landing between preparation and turn. */
-static void rewrap(struct engine_fx *f)
-{
-	struct keel_store_object o = {0};
-	struct keel_store_txn *t;
-	uint8_t *blob = NULL;
-	size_t len = 0;
-	uint32_t v;
-
-	rotate(f);
-	v = active_crk(f);
-	read_row(f, changed_uid, &o);
-	assert_int_equal(hsm_rewrap(f->hsm, (const uint8_t *)o.uid, strlen(o.uid), o.blob,
-				    o.blob_len, &blob, &len),
-			 0);
-	assert_int_equal(keel_store_begin(keel_engine_store(f->e), &t), 0);
-	assert_int_equal(keel_store_object_rewrap(t, o.uid, o.blob, o.blob_len, v, blob, len), 0);
-	assert_int_equal(keel_store_commit(t), 0);
-	free(blob);
-	keel_store_object_cleanup(&o);
-}
-
 /* Writes a Create item of a symmetric key of |algorithm|, |bits| long, usage Encrypt|Decrypt. */
 static void create_item(struct kmip_writer *w, uint32_t algorithm, int32_t bits)
 {
@@ -115,7 +90,8 @@ static void create_item(struct kmip_writer *w, uint32_t algorithm, int32_t bits)
 	req_item_end(w);
 }
 
-static void test_create_and_get_use_what_was_prepared(void **state)
+/* A Create uses what it prepared; a Get prepares nothing (engine_int.h). */
+static void test_create_uses_what_was_prepared_get_nothing(void **state)
 {
 	struct engine_fx *f = *state;
 	struct keel_engine_prep_stats before = stats(f);
@@ -130,7 +106,7 @@ static void test_create_and_get_use_what_was_prepared(void **state)
 	keel_store_object_cleanup(&o);
 	before = stats(f);
 	assert_int_equal(req_get_key(f, uid, key), 32);
-	expect_prep(f, before, 1, 1);
+	expect_prep(f, before, 0, 0);
 }
 
 /* A rotation between: the blob sealed under the old version is not stored. */
@@ -227,58 +203,7 @@ static void test_failing_create_answers_as_before(void **state)
 	expect_prep(f, before, 0, 0);
 }
 
-/* Another client's object is never unwrapped before the turn, granted or not. */
-static void test_get_of_another_owner_unwraps_nothing_early(void **state)
-{
-	struct engine_fx *f = *state;
-	struct keel_manage_ctx c = {.actor = "admin:test"};
-	struct keel_engine_prep_stats before;
-	struct kmip_writer w;
-	char uid[129];
-
-	req_create_aes(f, 256, MASK_ED, true, uid);
-	for (int granted = 0; granted < 2; granted++) {
-		before = stats(f);
-		req_begin(&w, 1, 4, 1);
-		req_item_begin(&w, KMIP_OPERATION_GET);
-		req_uid(&w, uid);
-		req_item_end(&w);
-		req_send(f, &f->bob, &w);
-		if (granted) {
-			req_expect_ok(f, 0);
-		} else {
-			req_expect_fail(f, 0, KMIP_RESULT_REASON_ITEM_NOT_FOUND);
-			assert_int_equal(keel_manage_grant(f->e, &c, NULL, uid,
-							   f->bob.fingerprint_hex, KEEL_GRANT_USE),
-					 0);
-		}
-		expect_prep(f, before, 0, 0);
-	}
-}
-
-/* The blob rewrapped between the unwrap and the turn: unwrapped again in the turn. */
-static void test_get_after_the_blob_changed(void **state)
-{
-	struct engine_fx *f = *state;
-	struct keel_engine_prep_stats before;
-	struct keel_store_object o = {0};
-	uint8_t k0[64], k1[64];
-	char uid[129];
-
-	req_create_aes(f, 256, MASK_ED, true, uid);
-	assert_int_equal(req_get_key(f, uid, k0), 32);
-	snprintf(changed_uid, sizeof(changed_uid), "%s", uid);
-	f->between = rewrap;
-	before = stats(f);
-	assert_int_equal(req_get_key(f, uid, k1), 32);
-	expect_prep(f, before, 1, 0);
-	assert_memory_equal(k0, k1, 32);
-	read_row(f, uid, &o);
-	assert_int_equal(o.crk_version, 2);
-	keel_store_object_cleanup(&o);
-}
-
-/* A Get of the ID Placeholder (the batch's new object) is not prepared. */
+/* A Create and a Get of its ID Placeholder in one batch: the Create's preparation is used. */
 static void test_placeholder_get_is_not_prepared(void **state)
 {
 	struct engine_fx *f = *state;
@@ -364,14 +289,11 @@ static void test_refusal_between_discards_the_preparation(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_create_and_get_use_what_was_prepared, setup,
+	    cmocka_unit_test_setup_teardown(test_create_uses_what_was_prepared_get_nothing, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_create_reseals_after_a_rotation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_two_creates_in_one_batch, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failing_create_answers_as_before, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_get_of_another_owner_unwraps_nothing_early, setup,
-					    teardown),
-	    cmocka_unit_test_setup_teardown(test_get_after_the_blob_changed, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_placeholder_get_is_not_prepared, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_register_uses_what_was_prepared, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_refusal_between_discards_the_preparation, setup,
