@@ -721,6 +721,27 @@ static void evthread_init(void)
 	evthread_ok = evthread_use_pthreads();
 }
 
+/* The epoll changes of one loop pass go to the kernel together, at its
+ * next epoll_wait: an answer enables both the reads and the writes of its
+ * connection (one epoll_ctl instead of two), and a change undone in the
+ * same pass costs none (issue 7, docs/benchmarks.md "The network process
+ * per request"). libevent's caveat, descriptors shared by dup(), does not
+ * arise: each socket is registered once. */
+static struct event_base *new_base(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base = NULL;
+
+	if (cfg == NULL) {
+		return NULL;
+	}
+	if (event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST) == 0) {
+		base = event_base_new_with_config(cfg);
+	}
+	event_config_free(cfg); /* not NULL-safe */
+	return base;
+}
+
 static int server_setup(struct keel_server *srv, const struct keel_server_config *cfg)
 {
 	for (size_t i = 0; i < cfg->num_listen; i++) {
@@ -767,7 +788,7 @@ int keel_server_new(struct keel_server **out_srv, const struct keel_server_confi
 	if (tls_ctx_new(&srv->ssl_ctx, tls, reg) != 0) {
 		goto out;
 	}
-	if (evthread_ok != 0 || (srv->base = event_base_new()) == NULL ||
+	if (evthread_ok != 0 || (srv->base = new_base()) == NULL ||
 	    (srv->listeners = calloc(cfg->num_listen, sizeof(struct evconnlistener *))) == NULL) {
 		goto out;
 	}
