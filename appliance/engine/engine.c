@@ -339,28 +339,36 @@ static int check_request(struct eng_req *r, const struct kmip_request_message *q
 
 /*
  * Each item's token work that need not wait for the writers' turn (issue 7),
- * done before the request takes it; NULL if there is no room to keep it (the
- * items then do it in the turn). What a preparation would say is not kept:
- * the item says it in the turn.
+ * done before the request takes it; NULL if no item has any (most requests:
+ * nothing is allocated for them) or there is no room to keep it (the items
+ * then do it in the turn). What a preparation would say is not kept: the
+ * item says it in the turn.
  */
 static struct eng_prep *prepare_batch(struct eng_req *r, const struct kmip_request_message *q)
 {
-	struct eng_prep *preps = kmip_arena_alloc(r->arena, q->num_batch_items * sizeof(*preps));
+	size_t size = q->num_batch_items * sizeof(struct eng_prep);
+	struct eng_prep *preps = NULL;
 	const struct eng_op *op;
 
-	if (preps == NULL || atomic_load(&r->e->refusal) != NULL) {
+	if (atomic_load(&r->e->refusal) != NULL) {
 		return NULL;
 	}
-	memset(preps, 0, q->num_batch_items * sizeof(*preps));
 	for (size_t i = 0; i < q->num_batch_items; i++) {
 		const struct kmip_request_batch_item *it = &q->batch_items[i];
 
-		if ((op = find_op(it->operation)) != NULL && op->prepare != NULL &&
-		    it->request_payload != NULL) {
-			op->prepare(r, it->request_payload, &preps[i]);
-			r->msg = NULL;
-			atomic_fetch_add(&r->e->num_prepared, preps[i].uid[0] != '\0');
+		if ((op = find_op(it->operation)) == NULL || op->prepare == NULL ||
+		    it->request_payload == NULL) {
+			continue;
 		}
+		if (preps == NULL) {
+			if ((preps = kmip_arena_alloc(r->arena, size)) == NULL) {
+				break;
+			}
+			memset(preps, 0, size);
+		}
+		op->prepare(r, it->request_payload, &preps[i]);
+		r->msg = NULL;
+		atomic_fetch_add(&r->e->num_prepared, preps[i].uid[0] != '\0');
 	}
 	eng_prepared(r->e);
 	return preps;
@@ -428,7 +436,7 @@ static int answer(struct eng_req *r, const struct kmip_request_message *q,
 	w.preps = prepare_batch(r, q);
 	/* The response leaves only once its change is durable. */
 	if ((err = keel_store_run(r->e->store, run_request, &w)) != 0) {
-		fail_all(m, w.err != 0 ? w.err : eng_store_err(r, err, "commit"), r->version);
+		fail_all(m, w.err != 0 ? w.err : eng_store_err(r, err, "transaction"), r->version);
 	}
 	return 0;
 }

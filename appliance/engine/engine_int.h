@@ -85,6 +85,17 @@ struct eng_req {
 	struct eng_prep *prep;	      /* what the current item prepared before the turn, or NULL */
 };
 
+/* What a new object is made of, whichever operation makes it. */
+struct eng_new_object {
+	uint32_t object_type;
+	const uint8_t *material;
+	size_t material_len;
+	struct eng_attr *attrs;
+	size_t num_attrs;
+	int64_t activation_date;
+	bool generated; /* made by the server (Create, Create Key Pair, Re-key), not registered */
+};
+
 /*
  * Token work one batch item did before the request took the writers' turn
  * (eng_op.prepare), so that the turn, which every request waits for, is not
@@ -103,6 +114,9 @@ struct eng_prep {
 	uint8_t *blob;			  /* |material| wrapped for |uid| (arena) */
 	size_t blob_len;
 	uint32_t crk_version; /* of |blob| */
+	/* Create: its attributes, checked before the turn (no store read: a Create
+	 * naming a Template prepares nothing), so the turn does not check them again */
+	struct eng_new_object request;
 };
 
 /* A new object's attributes, written in one store call (eng_store_new). */
@@ -355,17 +369,6 @@ int eng_crypto_err(struct eng_req *r, int err) ENG_WUR;
 void *eng_alloc(struct eng_req *r, size_t size);
 
 /* ---- object operations (ops_object.c, ops_register.c, ops_get.c) --------- */
-
-/* What a new object is made of, whichever operation makes it. */
-struct eng_new_object {
-	uint32_t object_type;
-	const uint8_t *material;
-	size_t material_len;
-	struct eng_attr *attrs;
-	size_t num_attrs;
-	int64_t activation_date;
-	bool generated; /* made by the server (Create, Create Key Pair, Re-key), not registered */
-};
 
 /* Objects with a Key Block (KMIP 1.4 §2.2): keys, Secret Data, Split Keys, PGP Keys. */
 bool eng_has_key_block(uint32_t object_type);

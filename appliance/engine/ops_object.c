@@ -534,45 +534,58 @@ void prepare_create(struct eng_req *r, const void *req, struct eng_prep *p)
 {
 	const struct kmip_create_request *q = req;
 	const struct kmip_template_attribute *ta = q->template_attribute;
-	struct eng_new_object no = {.object_type = q->object_type, .generated = true};
 	struct hsm_secret *key = NULL;
 	const struct sym_alg *alg;
 	size_t len;
 
-	if ((ta == NULL || ta->num_names == 0) && create_params(r, q, &no, &alg, &len) == 0 &&
-	    new_key(r, alg, len, &key) == 0) {
+	p->request = (struct eng_new_object){.object_type = q->object_type, .generated = true};
+	if ((ta == NULL || ta->num_names == 0) &&
+	    create_params(r, q, &p->request, &alg, &len) == 0 && new_key(r, alg, len, &key) == 0) {
 		eng_prepare_seal(r, key, p);
 	}
+}
+
+/*
+ * Create's checked attributes and its key: those it prepared before the
+ * turn (the same request, checked by the same code, which reads no store),
+ * else checked and made now, the key into |*made| for the caller to free.
+ */
+static int create_key(struct eng_req *r, const struct kmip_create_request *q,
+		      struct eng_new_object *no, struct hsm_secret **made)
+{
+	const struct eng_prep *prep = r->prep;
+	struct hsm_secret *key;
+	const struct sym_alg *alg;
+	size_t len;
+	int err;
+
+	if (prep != NULL && prep->material != NULL) {
+		*no = prep->request;
+		key = prep->material; /* the request's, wiped with its secrets */
+	} else if ((err = create_params(r, q, no, &alg, &len)) != 0 ||
+		   (err = new_key(r, alg, len, made)) != 0) {
+		return err;
+	} else {
+		key = *made;
+	}
+	no->material = hsm_secret_data(key);
+	no->material_len = hsm_secret_len(key);
+	return 0;
 }
 
 int op_create(struct eng_req *r, const void *req, void **out)
 {
 	const struct kmip_create_request *q = req;
-	const struct eng_prep *prep = r->prep;
 	struct kmip_create_response *p = eng_alloc(r, sizeof(*p));
 	struct eng_new_object no = {.object_type = q->object_type, .generated = true};
-	struct hsm_secret *key = NULL, *made = NULL;
+	struct hsm_secret *made = NULL;
 	char *uid = eng_alloc(r, KEEL_STORE_UID_MAX + 1);
-	const struct sym_alg *alg;
-	size_t len;
 	int err;
 
 	if (p == NULL || uid == NULL) {
 		return ENG_E_INTERNAL;
 	}
-	if ((err = create_params(r, q, &no, &alg, &len)) != 0) {
-		return err;
-	}
-	if (prep != NULL && prep->material != NULL && hsm_secret_len(prep->material) == len) {
-		key = prep->material; /* the request's, wiped with its secrets */
-	} else if ((err = new_key(r, alg, len, &made)) != 0) {
-		return err;
-	} else {
-		key = made;
-	}
-	no.material = hsm_secret_data(key);
-	no.material_len = hsm_secret_len(key);
-	if ((err = eng_store_new(r, &no, uid)) == 0) {
+	if ((err = create_key(r, q, &no, &made)) == 0 && (err = eng_store_new(r, &no, uid)) == 0) {
 		p->object_type = q->object_type;
 		p->unique_identifier = uid;
 		p->unique_identifier_len = strlen(uid);
