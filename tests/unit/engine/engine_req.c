@@ -204,3 +204,73 @@ const struct kmip_get_attributes_response *req_get_attributes(struct engine_fx *
 	req_expect_ok(f, 0);
 	return req_item(f, 0)->response_payload;
 }
+/* A Key Block with byte-string Key Material (§2.1.3). */
+void req_key_block(struct kmip_writer *w, uint32_t format, uint32_t alg, const uint8_t *m,
+		   size_t len)
+{
+	kmip_write_begin(w, KMIP_TAG_KEY_BLOCK);
+	kmip_write_enum(w, KMIP_TAG_KEY_FORMAT_TYPE, format);
+	kmip_write_begin(w, KMIP_TAG_KEY_VALUE);
+	kmip_write_bytes(w, KMIP_TAG_KEY_MATERIAL, m, len);
+	kmip_write_end(w);
+	if (alg != 0) {
+		kmip_write_enum(w, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, alg);
+	}
+	kmip_write_end(w);
+}
+
+/* Starts a Register of |type| with the 1.x template (Name, usage mask, x-owner). */
+void req_register_begin(struct kmip_writer *w, int major, uint32_t type)
+{
+	req_begin(w, major, major == 1 ? 4 : 0, 1);
+	req_item_begin(w, KMIP_OPERATION_REGISTER);
+	kmip_write_enum(w, KMIP_TAG_OBJECT_TYPE, type);
+	if (major == 1) {
+		kmip_write_begin(w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
+		kmip_write_begin(w, KMIP_TAG_ATTRIBUTE);
+		kmip_write_text(w, KMIP_TAG_ATTRIBUTE_NAME, "Name", 4);
+		kmip_write_begin(w, KMIP_TAG_ATTRIBUTE_VALUE);
+		kmip_write_text(w, KMIP_TAG_NAME_VALUE, "registered", 10);
+		kmip_write_enum(w, KMIP_TAG_NAME_TYPE, KMIP_NAME_TYPE_UNINTERPRETED_TEXT_STRING);
+		kmip_write_end(w);
+		kmip_write_end(w);
+		req_attr_int(w, "Cryptographic Usage Mask", false, 12);
+		req_attr_text(w, "x-owner", "tests");
+		kmip_write_end(w);
+	} else {
+		kmip_write_begin(w, KMIP_TAG_ATTRIBUTES);
+		kmip_write_int(w, KMIP_TAG_CRYPTOGRAPHIC_USAGE_MASK, 12);
+		kmip_write_end(w);
+	}
+}
+
+/* Ends the Register, sends it as alice, expects success and keeps the UID. */
+void req_register_end(struct engine_fx *f, struct kmip_writer *w, char uid[static 129])
+{
+	const struct kmip_register_response *p;
+
+	req_item_end(w);
+	req_send(f, &f->alice, w);
+	req_expect_ok(f, 0);
+	p = req_item(f, 0)->response_payload;
+	assert_true(p->unique_identifier_len < 129);
+	req_copy_uid(uid, p->unique_identifier, p->unique_identifier_len);
+}
+
+/* Registers a key object (symmetric, private, public) with byte-string material. */
+void req_register_key(struct engine_fx *f, int major, uint32_t type, uint32_t format,
+		      const uint8_t *m, size_t len, char uid[static 129])
+{
+	struct kmip_writer w;
+	uint32_t tag = type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY ? KMIP_TAG_SYMMETRIC_KEY
+		       : type == KMIP_OBJECT_TYPE_PRIVATE_KEY ? KMIP_TAG_PRIVATE_KEY
+							      : KMIP_TAG_PUBLIC_KEY;
+
+	req_register_begin(&w, major, type);
+	kmip_write_begin(&w, tag);
+	req_key_block(&w, format,
+		      type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY ? KMIP_CRYPTOGRAPHIC_ALGORITHM_AES : 0,
+		      m, len);
+	kmip_write_end(&w);
+	req_register_end(f, &w, uid);
+}

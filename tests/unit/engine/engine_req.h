@@ -49,4 +49,15 @@ const struct kmip_get_attributes_response *req_get_attributes(struct engine_fx *
 /* Revokes |uid| with |reason| (KMIP 1.4 §4.20). */
 void req_revoke(struct engine_fx *f, const char *uid, uint32_t reason);
 
+/* A Key Block with byte-string Key Material (§2.1.3); no algorithm if |alg| is 0. */
+void req_key_block(struct kmip_writer *w, uint32_t format, uint32_t alg, const uint8_t *m,
+		   size_t len);
+/* Starts a Register of |type| in KMIP |major| (1.x: Name, usage mask, x-owner). */
+void req_register_begin(struct kmip_writer *w, int major, uint32_t type);
+/* Ends the Register, sends it as alice, expects success and keeps the UID. */
+void req_register_end(struct engine_fx *f, struct kmip_writer *w, char uid[static 129]);
+/* Registers a key object (symmetric: AES; private, public) with byte-string material. */
+void req_register_key(struct engine_fx *f, int major, uint32_t type, uint32_t format,
+		      const uint8_t *m, size_t len, char uid[static 129]);
+
 #endif

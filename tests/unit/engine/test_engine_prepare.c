@@ -229,32 +229,11 @@ static void test_register_uses_what_was_prepared(void **state)
 	struct engine_fx *f = *state;
 	struct keel_engine_prep_stats before = stats(f);
 	static const uint8_t material[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-	const struct kmip_register_response *p;
-	struct kmip_writer w;
 	uint8_t key[64];
 	char uid[129];
 
-	req_begin(&w, 1, 4, 1);
-	req_item_begin(&w, KMIP_OPERATION_REGISTER);
-	kmip_write_enum(&w, KMIP_TAG_OBJECT_TYPE, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
-	kmip_write_begin(&w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
-	req_attr_int(&w, "Cryptographic Usage Mask", false, MASK_ED);
-	kmip_write_end(&w);
-	kmip_write_begin(&w, KMIP_TAG_SYMMETRIC_KEY);
-	kmip_write_begin(&w, KMIP_TAG_KEY_BLOCK);
-	kmip_write_enum(&w, KMIP_TAG_KEY_FORMAT_TYPE, KMIP_KEY_FORMAT_TYPE_RAW);
-	kmip_write_begin(&w, KMIP_TAG_KEY_VALUE);
-	kmip_write_bytes(&w, KMIP_TAG_KEY_MATERIAL, material, sizeof(material));
-	kmip_write_end(&w);
-	kmip_write_enum(&w, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES);
-	kmip_write_int(&w, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, 128);
-	kmip_write_end(&w);
-	kmip_write_end(&w);
-	req_item_end(&w);
-	req_send(f, &f->alice, &w);
-	req_expect_ok(f, 0);
-	p = req_item(f, 0)->response_payload;
-	req_copy_uid(uid, p->unique_identifier, p->unique_identifier_len);
+	req_register_key(f, 1, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, material,
+			 sizeof(material), uid);
 	expect_prep(f, before, 1, 1);
 	assert_int_equal(req_get_key(f, uid, key), 16);
 	assert_memory_equal(key, material, 16);

@@ -35,77 +35,6 @@ static int teardown(void **state)
 
 /* ---- request pieces ------------------------------------------------------ */
 
-/* A Key Block with byte-string Key Material (§2.1.3). */
-static void key_block(struct kmip_writer *w, uint32_t format, uint32_t alg, const uint8_t *m,
-		      size_t len)
-{
-	kmip_write_begin(w, KMIP_TAG_KEY_BLOCK);
-	kmip_write_enum(w, KMIP_TAG_KEY_FORMAT_TYPE, format);
-	kmip_write_begin(w, KMIP_TAG_KEY_VALUE);
-	kmip_write_bytes(w, KMIP_TAG_KEY_MATERIAL, m, len);
-	kmip_write_end(w);
-	if (alg != 0) {
-		kmip_write_enum(w, KMIP_TAG_CRYPTOGRAPHIC_ALGORITHM, alg);
-	}
-	kmip_write_end(w);
-}
-
-/* Starts a Register of |type| with the 1.x template (Name, usage mask, x-owner). */
-static void register_begin(struct kmip_writer *w, int major, uint32_t type)
-{
-	req_begin(w, major, major == 1 ? 4 : 0, 1);
-	req_item_begin(w, KMIP_OPERATION_REGISTER);
-	kmip_write_enum(w, KMIP_TAG_OBJECT_TYPE, type);
-	if (major == 1) {
-		kmip_write_begin(w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
-		kmip_write_begin(w, KMIP_TAG_ATTRIBUTE);
-		kmip_write_text(w, KMIP_TAG_ATTRIBUTE_NAME, "Name", 4);
-		kmip_write_begin(w, KMIP_TAG_ATTRIBUTE_VALUE);
-		kmip_write_text(w, KMIP_TAG_NAME_VALUE, "registered", 10);
-		kmip_write_enum(w, KMIP_TAG_NAME_TYPE, KMIP_NAME_TYPE_UNINTERPRETED_TEXT_STRING);
-		kmip_write_end(w);
-		kmip_write_end(w);
-		req_attr_int(w, "Cryptographic Usage Mask", false, 12);
-		req_attr_text(w, "x-owner", "tests");
-		kmip_write_end(w);
-	} else {
-		kmip_write_begin(w, KMIP_TAG_ATTRIBUTES);
-		kmip_write_int(w, KMIP_TAG_CRYPTOGRAPHIC_USAGE_MASK, 12);
-		kmip_write_end(w);
-	}
-}
-
-/* Ends the Register, sends it as alice, expects success and keeps the UID. */
-static void register_end(struct engine_fx *f, struct kmip_writer *w, char uid[static 129])
-{
-	const struct kmip_register_response *p;
-
-	req_item_end(w);
-	req_send(f, &f->alice, w);
-	req_expect_ok(f, 0);
-	p = req_item(f, 0)->response_payload;
-	assert_true(p->unique_identifier_len < 129);
-	req_copy_uid(uid, p->unique_identifier, p->unique_identifier_len);
-}
-
-/* Registers a key object (symmetric, private, public) with byte-string material. */
-static void register_key(struct engine_fx *f, int major, uint32_t type, uint32_t format,
-			 const uint8_t *m, size_t len, char uid[static 129])
-{
-	struct kmip_writer w;
-	uint32_t tag = type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY ? KMIP_TAG_SYMMETRIC_KEY
-		       : type == KMIP_OBJECT_TYPE_PRIVATE_KEY ? KMIP_TAG_PRIVATE_KEY
-							      : KMIP_TAG_PUBLIC_KEY;
-
-	register_begin(&w, major, type);
-	kmip_write_begin(&w, tag);
-	key_block(&w, format,
-		  type == KMIP_OBJECT_TYPE_SYMMETRIC_KEY ? KMIP_CRYPTOGRAPHIC_ALGORITHM_AES : 0, m,
-		  len);
-	kmip_write_end(&w);
-	register_end(f, &w, uid);
-}
-
 /* Ends the Register, sends it as alice and expects it refused with |reason|. */
 static void register_end_fails(struct engine_fx *f, struct kmip_writer *w, uint32_t reason)
 {
@@ -120,10 +49,10 @@ static void register_key_fails(struct engine_fx *f, uint32_t type, uint32_t form
 {
 	struct kmip_writer w;
 
-	register_begin(&w, 1, type);
+	req_register_begin(&w, 1, type);
 	kmip_write_begin(&w, type == KMIP_OBJECT_TYPE_PRIVATE_KEY ? KMIP_TAG_PRIVATE_KEY
 								  : KMIP_TAG_PUBLIC_KEY);
-	key_block(&w, format, 0, m, len);
+	req_key_block(&w, format, 0, m, len);
 	kmip_write_end(&w);
 	register_end_fails(f, &w, reason);
 }
@@ -237,8 +166,8 @@ static void test_symmetric_v1(void **state)
 	for (size_t i = 0; i < sizeof(key); i++) {
 		key[i] = (uint8_t)(i * 7 + 1);
 	}
-	register_key(f, 1, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, key,
-		     sizeof(key), uid);
+	req_register_key(f, 1, KMIP_OBJECT_TYPE_SYMMETRIC_KEY, KMIP_KEY_FORMAT_TYPE_RAW, key,
+			 sizeof(key), uid);
 	expect_material(get(f, uid, 0), key, sizeof(key));
 	/* Derived from the key: AES, 256 bits; the client's attributes kept. */
 	assert_non_null(v = attr_value(f, uid, "Cryptographic Length"));
@@ -268,7 +197,7 @@ static void test_symmetric_v2_transparent(void **state)
 	char uid[129];
 	const struct kmip_node *v;
 
-	register_begin(&w, 2, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
+	req_register_begin(&w, 2, KMIP_OBJECT_TYPE_SYMMETRIC_KEY);
 	kmip_write_begin(&w, KMIP_TAG_SYMMETRIC_KEY);
 	kmip_write_begin(&w, KMIP_TAG_KEY_BLOCK);
 	kmip_write_enum(&w, KMIP_TAG_KEY_FORMAT_TYPE,
@@ -282,7 +211,7 @@ static void test_symmetric_v2_transparent(void **state)
 	kmip_write_int(&w, KMIP_TAG_CRYPTOGRAPHIC_LENGTH, 128);
 	kmip_write_end(&w);
 	kmip_write_end(&w);
-	register_end(f, &w, uid);
+	req_register_end(f, &w, uid);
 	expect_material(get(f, uid, KMIP_KEY_FORMAT_TYPE_RAW), key, sizeof(key));
 	assert_non_null(v = attr_value(f, uid, "Cryptographic Usage Mask"));
 	assert_int_equal(v->v.i32, 12);
@@ -299,12 +228,12 @@ static void test_secret_data_and_opaque(void **state)
 	char sd_uid[129], op_uid[129];
 	const struct kmip_get_response *g;
 
-	register_begin(&w, 1, KMIP_OBJECT_TYPE_SECRET_DATA);
+	req_register_begin(&w, 1, KMIP_OBJECT_TYPE_SECRET_DATA);
 	kmip_write_begin(&w, KMIP_TAG_SECRET_DATA);
 	kmip_write_enum(&w, KMIP_TAG_SECRET_DATA_TYPE, KMIP_SECRET_DATA_TYPE_PASSWORD);
-	key_block(&w, KMIP_KEY_FORMAT_TYPE_OPAQUE, 0, pw, sizeof(pw) - 1);
+	req_key_block(&w, KMIP_KEY_FORMAT_TYPE_OPAQUE, 0, pw, sizeof(pw) - 1);
 	kmip_write_end(&w);
-	register_end(f, &w, sd_uid);
+	req_register_end(f, &w, sd_uid);
 	g = get(f, sd_uid, 0);
 	expect_material(g, pw, sizeof(pw) - 1);
 	assert_int_equal(g->secret_data->secret_data_type, KMIP_SECRET_DATA_TYPE_PASSWORD);
@@ -312,12 +241,12 @@ static void test_secret_data_and_opaque(void **state)
 	assert_null(get(f, sd_uid, KMIP_KEY_FORMAT_TYPE_RAW));
 	req_expect_fail(f, 0, KMIP_RESULT_REASON_KEY_FORMAT_TYPE_NOT_SUPPORTED);
 
-	register_begin(&w, 2, KMIP_OBJECT_TYPE_OPAQUE_OBJECT);
+	req_register_begin(&w, 2, KMIP_OBJECT_TYPE_OPAQUE_OBJECT);
 	kmip_write_begin(&w, KMIP_TAG_OPAQUE_OBJECT);
 	kmip_write_enum(&w, KMIP_TAG_OPAQUE_DATA_TYPE, 0x80000001u);
 	kmip_write_bytes(&w, KMIP_TAG_OPAQUE_DATA_VALUE, blob, sizeof(blob));
 	kmip_write_end(&w);
-	register_end(f, &w, op_uid);
+	req_register_end(f, &w, op_uid);
 	g = get(f, op_uid, 0);
 	assert_non_null(g);
 	assert_non_null(g->opaque_object);
@@ -338,13 +267,13 @@ static void test_pgp_key(void **state)
 	const struct kmip_get_response *g;
 	const struct kmip_node *v;
 
-	register_begin(&w, 1, KMIP_OBJECT_TYPE_PGP_KEY);
+	req_register_begin(&w, 1, KMIP_OBJECT_TYPE_PGP_KEY);
 	kmip_write_begin(&w, KMIP_TAG_PGP_KEY);
 	kmip_write_int(&w, KMIP_TAG_PGP_KEY_VERSION, 4);
-	key_block(&w, KMIP_KEY_FORMAT_TYPE_OPAQUE, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, pgp,
-		  sizeof(pgp));
+	req_key_block(&w, KMIP_KEY_FORMAT_TYPE_OPAQUE, KMIP_CRYPTOGRAPHIC_ALGORITHM_RSA, pgp,
+		      sizeof(pgp));
 	kmip_write_end(&w);
-	register_end(f, &w, uid);
+	req_register_end(f, &w, uid);
 	g = get(f, uid, 0);
 	expect_material(g, pgp, sizeof(pgp));
 	assert_int_equal(g->object_type, KMIP_OBJECT_TYPE_PGP_KEY);
@@ -360,7 +289,7 @@ static void test_pgp_key(void **state)
 static void split_key_request(struct kmip_writer *w, int32_t id, int32_t threshold, uint32_t method,
 			      const uint8_t *prime, size_t prime_len, const uint8_t *m, size_t len)
 {
-	register_begin(w, 1, KMIP_OBJECT_TYPE_SPLIT_KEY);
+	req_register_begin(w, 1, KMIP_OBJECT_TYPE_SPLIT_KEY);
 	kmip_write_begin(w, KMIP_TAG_SPLIT_KEY);
 	kmip_write_int(w, KMIP_TAG_SPLIT_KEY_PARTS, 3);
 	kmip_write_int(w, KMIP_TAG_KEY_PART_IDENTIFIER, id);
@@ -369,7 +298,7 @@ static void split_key_request(struct kmip_writer *w, int32_t id, int32_t thresho
 	if (prime_len != 0) {
 		kmip_write_bigint(w, KMIP_TAG_PRIME_FIELD_SIZE, prime, prime_len);
 	}
-	key_block(w, KMIP_KEY_FORMAT_TYPE_RAW, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, m, len);
+	req_key_block(w, KMIP_KEY_FORMAT_TYPE_RAW, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, m, len);
 	kmip_write_end(w);
 }
 
@@ -386,7 +315,7 @@ static void test_split_key(void **state)
 
 	split_key_request(&w, 2, 2, KMIP_SPLIT_KEY_METHOD_POLYNOMIAL_SHARING_PRIME_FIELD, prime,
 			  sizeof(prime), part, sizeof(part));
-	register_end(f, &w, uid);
+	req_register_end(f, &w, uid);
 	g = get(f, uid, 0);
 	expect_material(g, part, sizeof(part));
 	sk = g->split_key;
@@ -413,12 +342,12 @@ static void register_cert(struct engine_fx *f, int major, const struct der *d, c
 {
 	struct kmip_writer w;
 
-	register_begin(&w, major, KMIP_OBJECT_TYPE_CERTIFICATE);
+	req_register_begin(&w, major, KMIP_OBJECT_TYPE_CERTIFICATE);
 	kmip_write_begin(&w, KMIP_TAG_CERTIFICATE);
 	kmip_write_enum(&w, KMIP_TAG_CERTIFICATE_TYPE, KMIP_CERTIFICATE_TYPE_X_509);
 	kmip_write_bytes(&w, KMIP_TAG_CERTIFICATE_VALUE, d->p, (size_t)d->len);
 	kmip_write_end(&w);
-	register_end(f, &w, uid);
+	req_register_end(f, &w, uid);
 }
 
 static void test_certificate(void **state)
@@ -482,12 +411,12 @@ static void test_rsa_formats(void **state)
 	p8 = der_pkcs8(pk);
 	spki = der_of(i2d_pubkey, pk);
 	pub1 = der_of(i2d_PublicKey, pk);
-	register_key(f, 1, KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_PKCS_1, p1.p,
-		     (size_t)p1.len, priv);
-	register_key(f, 2, KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_PKCS_8, p8.p,
-		     (size_t)p8.len, priv8);
-	register_key(f, 1, KMIP_OBJECT_TYPE_PUBLIC_KEY, KMIP_KEY_FORMAT_TYPE_X_509, spki.p,
-		     (size_t)spki.len, pub);
+	req_register_key(f, 1, KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_PKCS_1, p1.p,
+			 (size_t)p1.len, priv);
+	req_register_key(f, 2, KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_PKCS_8, p8.p,
+			 (size_t)p8.len, priv8);
+	req_register_key(f, 1, KMIP_OBJECT_TYPE_PUBLIC_KEY, KMIP_KEY_FORMAT_TYPE_X_509, spki.p,
+			 (size_t)spki.len, pub);
 	/* Default: the registered format; others on request. */
 	expect_material(get(f, priv, 0), p1.p, (size_t)p1.len);
 	expect_material(get(f, priv, KMIP_KEY_FORMAT_TYPE_PKCS_8), p8.p, (size_t)p8.len);
@@ -577,10 +506,10 @@ static void test_ec_private_key_format(void **state)
 	sec1 = der_of(i2d_PrivateKey, pk);
 	p8 = der_pkcs8(pk);
 	spki = der_of(i2d_pubkey, pk);
-	register_key(f, 1, KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_EC_PRIVATE_KEY,
-		     sec1.p, (size_t)sec1.len, priv);
-	register_key(f, 1, KMIP_OBJECT_TYPE_PUBLIC_KEY, KMIP_KEY_FORMAT_TYPE_X_509, spki.p,
-		     (size_t)spki.len, pub);
+	req_register_key(f, 1, KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_EC_PRIVATE_KEY,
+			 sec1.p, (size_t)sec1.len, priv);
+	req_register_key(f, 1, KMIP_OBJECT_TYPE_PUBLIC_KEY, KMIP_KEY_FORMAT_TYPE_X_509, spki.p,
+			 (size_t)spki.len, pub);
 	expect_material(get(f, priv, 0), sec1.p, (size_t)sec1.len);
 	expect_material(get(f, priv, KMIP_KEY_FORMAT_TYPE_PKCS_8), p8.p, (size_t)p8.len);
 	assert_null(get(f, priv, KMIP_KEY_FORMAT_TYPE_PKCS_1));
@@ -621,7 +550,7 @@ static void test_rsa_transparent_register(void **state)
 	/* Big Integers padded to 8 bytes with the sign bit clear (§9.1.1.4). */
 	assert_int_equal(BN_bn2binpad(n, nb, sizeof(nb)), sizeof(nb));
 	assert_int_equal(BN_bn2binpad(e, eb, sizeof(eb)), sizeof(eb));
-	register_begin(&w, 1, KMIP_OBJECT_TYPE_PUBLIC_KEY);
+	req_register_begin(&w, 1, KMIP_OBJECT_TYPE_PUBLIC_KEY);
 	kmip_write_begin(&w, KMIP_TAG_PUBLIC_KEY);
 	kmip_write_begin(&w, KMIP_TAG_KEY_BLOCK);
 	kmip_write_enum(&w, KMIP_TAG_KEY_FORMAT_TYPE,
@@ -634,7 +563,7 @@ static void test_rsa_transparent_register(void **state)
 	kmip_write_end(&w);
 	kmip_write_end(&w);
 	kmip_write_end(&w);
-	register_end(f, &w, uid);
+	req_register_end(f, &w, uid);
 	spki = der_of(i2d_pubkey, pk);
 	expect_material(get(f, uid, KMIP_KEY_FORMAT_TYPE_X_509), spki.p, (size_t)spki.len);
 	OPENSSL_free(spki.p);
@@ -653,7 +582,7 @@ static void test_register_refusals(void **state)
 	register_key_fails(f, KMIP_OBJECT_TYPE_PRIVATE_KEY, KMIP_KEY_FORMAT_TYPE_PKCS_8, junk,
 			   sizeof(junk), KMIP_RESULT_REASON_INVALID_FIELD);
 	/* A certificate that is not one. */
-	register_begin(&w, 1, KMIP_OBJECT_TYPE_CERTIFICATE);
+	req_register_begin(&w, 1, KMIP_OBJECT_TYPE_CERTIFICATE);
 	kmip_write_begin(&w, KMIP_TAG_CERTIFICATE);
 	kmip_write_enum(&w, KMIP_TAG_CERTIFICATE_TYPE, KMIP_CERTIFICATE_TYPE_X_509);
 	kmip_write_bytes(&w, KMIP_TAG_CERTIFICATE_VALUE, junk, sizeof(junk));
@@ -669,7 +598,7 @@ static void test_register_refusals(void **state)
 	req_attr_int(&w, "Certificate Type", true, KMIP_CERTIFICATE_TYPE_X_509);
 	kmip_write_end(&w);
 	kmip_write_begin(&w, KMIP_TAG_SYMMETRIC_KEY);
-	key_block(&w, KMIP_KEY_FORMAT_TYPE_RAW, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, junk, 6);
+	req_key_block(&w, KMIP_KEY_FORMAT_TYPE_RAW, KMIP_CRYPTOGRAPHIC_ALGORITHM_AES, junk, 6);
 	kmip_write_end(&w);
 	req_item_end(&w);
 	req_send(f, &f->alice, &w);
