@@ -3,6 +3,10 @@
  * savepoint of one store transaction, append the audit rows in the same
  * transaction, commit durably, encode the response in the client's version
  * and only then reply (KMIP 1.4 §7; ARCHITECTURE.md "A request's way").
+ * One exception: a request of Discover Versions and Query items only
+ * (protocol_only) runs without a transaction, and its audit rows go to the
+ * next one without the reply waiting for them (docs/benchmarks.md, "Reads
+ * and their audit rows").
  */
 #include "engine_int.h"
 
@@ -187,6 +191,26 @@ void keel_engine_refuse(struct keel_engine *e, const char *why)
 	atomic_store(&e->refusal, why);
 }
 
+/* A savepoint in the request's transaction; none without one (protocol_only). */
+static int savepoint(struct eng_req *r)
+{
+	int serr = r->txn != NULL ? keel_store_savepoint(r->txn) : 0;
+
+	return serr != 0 ? eng_store_err(r, serr, "savepoint") : 0;
+}
+
+/* Ends savepoint()'s: its changes kept, or undone. */
+static int savepoint_end(struct eng_req *r, bool keep)
+{
+	int serr = 0;
+
+	if (r->txn != NULL) {
+		serr = keep ? keel_store_savepoint_release(r->txn)
+			    : keel_store_savepoint_rollback(r->txn);
+	}
+	return serr != 0 ? eng_store_err(r, serr, "savepoint") : 0;
+}
+
 /* Runs one item in its own savepoint, so a failure leaves nothing behind. */
 static int run_item(struct eng_req *r, const struct kmip_request_batch_item *it, void **out)
 {
@@ -201,17 +225,13 @@ static int run_item(struct eng_req *r, const struct kmip_request_batch_item *it,
 	    it->operation != KMIP_OPERATION_QUERY) {
 		return eng_fail(r, ENG_E_PERMISSION, refusal);
 	}
-	if ((serr = keel_store_savepoint(r->txn)) != 0) {
-		return eng_store_err(r, serr, "savepoint");
+	if ((serr = savepoint(r)) != 0) {
+		return serr;
 	}
 	r->grant_needed = op->grant;
 	err = op->fn(r, it->request_payload, out);
-	serr =
-	    err != 0 ? keel_store_savepoint_rollback(r->txn) : keel_store_savepoint_release(r->txn);
-	if (serr != 0) {
-		return eng_store_err(r, serr, "savepoint");
-	}
-	return err;
+	serr = savepoint_end(r, err == 0);
+	return serr != 0 ? serr : err;
 }
 
 static void record_audit(struct eng_req *r, struct eng_audit_item *au, uint32_t operation,
@@ -252,10 +272,10 @@ static int run_batch(struct eng_req *r, const struct kmip_request_message *q,
 	bool undo = option == KMIP_BATCH_ERROR_CONTINUATION_OPTION_UNDO && q->num_batch_items > 1;
 	size_t i, done = 0;
 	void *payload;
-	int err, serr;
+	int err;
 
-	if (undo && (serr = keel_store_savepoint(r->txn)) != 0) {
-		return eng_store_err(r, serr, "savepoint");
+	if (undo && (err = savepoint(r)) != 0) {
+		return err;
 	}
 	for (i = 0; i < q->num_batch_items; i++) {
 		const struct kmip_request_batch_item *it = &q->batch_items[i];
@@ -284,32 +304,40 @@ static int run_batch(struct eng_req *r, const struct kmip_request_message *q,
 	}
 	m->num_batch_items = done;
 	m->response_header->batch_count = (int32_t)done;
-	if (!undo) {
-		return 0;
-	}
-	serr = i < q->num_batch_items ? keel_store_savepoint_rollback(r->txn)
-				      : keel_store_savepoint_release(r->txn);
-	return serr != 0 ? eng_store_err(r, serr, "savepoint") : 0;
+	return undo ? savepoint_end(r, i == q->num_batch_items) : 0;
 }
 
-/* Appends the batch's audit rows inside the request's transaction. */
-static int append_audit(struct eng_req *r, const struct eng_audit_item *audit, size_t num)
+/*
+ * A request's audit rows, self-contained (no pointer out), so that
+ * keel_store_submit can copy them: offsetof(items) + num items long.
+ */
+struct eng_audit_rows {
+	int64_t time;
+	char client[2 * KEEL_FINGERPRINT_LEN + 1];
+	size_t num;
+	struct eng_audit_item items[];
+};
+
+/* Appends |rows| (struct eng_audit_rows) in |t|: a keel_store_member_fn. */
+static int append_rows(struct keel_store_txn *t, void *arg)
 {
+	const struct eng_audit_rows *rows = arg;
 	int err = 0;
 
-	for (size_t i = 0; i < num && err == 0; i++) {
+	for (size_t i = 0; i < rows->num && err == 0; i++) {
+		const struct eng_audit_item *it = &rows->items[i];
 		struct keel_store_audit a = {
-		    .time = r->now,
-		    .client = r->who->fingerprint_hex,
-		    .operation = audit[i].operation,
-		    .uid = audit[i].uid[0] != '\0' ? audit[i].uid : NULL,
-		    .result_status = audit[i].status,
-		    .result_reason = audit[i].reason,
+		    .time = rows->time,
+		    .client = rows->client,
+		    .operation = it->operation,
+		    .uid = it->uid[0] != '\0' ? it->uid : NULL,
+		    .result_status = it->status,
+		    .result_reason = it->reason,
 		};
 
-		err = keel_store_audit_append(r->txn, &a);
+		err = keel_store_audit_append(t, &a);
 	}
-	return err != 0 ? eng_store_err(r, err, "audit") : 0;
+	return err;
 }
 
 /* Every item failed with |err|: the transaction could not be made durable. */
@@ -386,22 +414,68 @@ struct eng_work {
 	struct eng_req *r;
 	const struct kmip_request_message *q;
 	struct kmip_response_message *m;
-	struct eng_audit_item *audit;
+	struct eng_audit_rows *rows;
 	struct eng_prep *preps;
-	int err; /* run_batch's or append_audit's */
+	int err; /* run_batch's or append_rows' */
 };
 
 /* Runs on whichever thread holds the writers' turn, not always the request's. */
 static int run_request(struct keel_store_txn *t, void *arg)
 {
 	struct eng_work *w = arg;
+	int err;
 
 	w->r->txn = t;
-	if ((w->err = run_batch(w->r, w->q, w->m, w->audit, w->preps)) == 0) {
-		w->err = append_audit(w->r, w->audit, w->m->num_batch_items);
+	if ((w->err = run_batch(w->r, w->q, w->m, w->rows->items, w->preps)) == 0) {
+		w->rows->num = w->m->num_batch_items;
+		if ((err = append_rows(t, w->rows)) != 0) {
+			w->err = eng_store_err(w->r, err, "audit");
+		}
 	}
 	w->r->txn = NULL; /* ended by the store */
 	return w->err;
+}
+
+/*
+ * Whether every item is Discover Versions or Query. Their answers disclose
+ * the protocol and the server's capabilities only, read no store and change
+ * nothing: such a request is answered without waiting for its audit rows'
+ * fsync (the lead's rule, issue 7; docs/benchmarks.md "Reads and their
+ * audit rows"). Any other item, a Get in the same batch too, waits.
+ */
+static bool protocol_only(const struct kmip_request_message *q)
+{
+	for (size_t i = 0; i < q->num_batch_items; i++) {
+		uint32_t op = q->batch_items[i].operation;
+
+		if (op != KMIP_OPERATION_DISCOVER_VERSIONS && op != KMIP_OPERATION_QUERY) {
+			return false;
+		}
+	}
+	return q->num_batch_items > 0;
+}
+
+/*
+ * A protocol_only request: its items run on this thread with no
+ * transaction, and a copy of its audit rows is submitted to the next group
+ * transaction (committed with it; a loss is logged by the store), which the
+ * answer does not wait for.
+ */
+static void run_unawaited(struct eng_work *w)
+{
+	struct eng_req *r = w->r;
+	int err;
+
+	if ((w->err = run_batch(r, w->q, w->m, w->rows->items, NULL)) == 0) {
+		w->rows->num = w->m->num_batch_items;
+		err = keel_store_submit(r->e->store, append_rows, w->rows,
+					offsetof(struct eng_audit_rows, items) +
+					    w->rows->num * sizeof(w->rows->items[0]));
+		w->err = err != 0 ? eng_store_err(r, err, "audit") : 0;
+	}
+	if (w->err != 0) {
+		fail_all(w->m, w->err, r->version);
+	}
 }
 
 /* Runs a decoded request in one transaction; the response is built in |*out|. */
@@ -410,7 +484,7 @@ static int answer(struct eng_req *r, const struct kmip_request_message *q,
 {
 	struct eng_work w = {.r = r, .q = q};
 	struct kmip_response_message *m;
-	struct eng_audit_item *audit;
+	struct eng_audit_rows *rows;
 	int err;
 
 	if ((err = check_request(r, q)) != 0) {
@@ -426,14 +500,21 @@ static int answer(struct eng_req *r, const struct kmip_request_message *q,
 		return m != NULL ? 0 : ENG_E_INTERNAL;
 	}
 	m = new_response(r, q->request_header->protocol_version, q->num_batch_items);
-	audit = eng_alloc(r, (q->num_batch_items + 1) * sizeof(*audit));
-	if (m == NULL || audit == NULL) {
+	rows = eng_alloc(r, offsetof(struct eng_audit_rows, items) +
+				(q->num_batch_items + 1) * sizeof(rows->items[0]));
+	if (m == NULL || rows == NULL) {
 		return ENG_E_INTERNAL;
 	}
 	*out = m;
+	rows->time = r->now;
+	snprintf(rows->client, sizeof(rows->client), "%s", r->who->fingerprint_hex);
 	w.m = m;
-	w.audit = audit;
+	w.rows = rows;
 	w.preps = prepare_batch(r, q);
+	if (protocol_only(q)) {
+		run_unawaited(&w);
+		return 0;
+	}
 	/* The response leaves only once its change is durable. */
 	if ((err = keel_store_run(r->e->store, run_request, &w)) != 0) {
 		fail_all(m, w.err != 0 ? w.err : eng_store_err(r, err, "transaction"), r->version);

@@ -78,6 +78,9 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -744,9 +747,19 @@ static void member_wait(struct sq_member *m)
 	}
 }
 
-/* Wakes |m|'s thread with its outcome; |m| may be gone on return. */
+/* Wakes |m|'s thread with its outcome, or frees a detached |m| (no thread
+ * waits for it: a loss is logged here); |m| may be gone on return. */
 static void member_post(struct sq_member *m, int result)
 {
+	if (m->detached) {
+		if (result != 0) {
+			keel_err("store: work submitted without waiting was lost: %s",
+				 keel_store_strerror(result));
+		}
+		sem_destroy(&m->done);
+		free(m);
+		return;
+	}
 	m->result = result;
 	sem_post(&m->done);
 }
@@ -755,7 +768,8 @@ static void member_post(struct sq_member *m, int result)
  * The writers' turn, and conns[0], for |m|'s thread: at once if no one
  * holds it, else once the holders before have handed it on, in order.
  * False when a holder ran |m| (a keel_store_run member) meanwhile: its
- * outcome is in |m->result|.
+ * outcome is in |m->result|; or, for a detached |m|, at once: queued, a
+ * holder runs it.
  */
 static bool take_turn(struct sq_store *q, struct sq_member *m)
 {
@@ -770,6 +784,9 @@ static bool take_turn(struct sq_store *q, struct sq_member *m)
 		b->tail = &m->next;
 	}
 	pthread_mutex_unlock(&b->lock);
+	if (held && m->detached) {
+		return false;
+	}
 	if (held) {
 		member_wait(m);
 		if (!m->turn) {
@@ -810,14 +827,20 @@ static void hand_turn(struct sq_member *m)
 	sem_post(&m->done);
 }
 
-/* The turn to the first thread queued for it, or free. */
-static void pass_turn(struct sq_batch *b)
+/*
+ * The turn to the first thread queued for it, or free. A detached member
+ * first in the queue has no thread to take it: it is returned, the turn
+ * kept, and the caller runs it (combine).
+ */
+static struct sq_member *pass_turn(struct sq_batch *b)
 {
 	struct sq_member *next = dequeue(b, true);
 
-	if (next != NULL) {
+	if (next != NULL && !next->detached) {
 		hand_turn(next);
+		next = NULL;
 	}
+	return next;
 }
 
 /* The writers' connection as the next group finds it. */
@@ -905,17 +928,30 @@ static void run_member(struct sq_store *q, struct sq_member *m)
 	}
 }
 
+/* Whether a thread waits for one of |members|: a detached one's does not. */
+static bool awaited(const struct sq_member *members)
+{
+	for (const struct sq_member *m = members; m != NULL; m = m->next) {
+		if (!m->detached) {
+			return true;
+		}
+	}
+	return false;
+}
+
 /*
  * Commits the group (rolls it back if no member kept anything), passes the
  * turn on, waits for the fsync, and only then gives every member the
  * outcome. A transaction that SQLite rolled back by itself (an I/O error, a
- * full disk: autocommit again) fails them all: none is acknowledged.
+ * full disk: autocommit again) fails them all: none is acknowledged. A
+ * group of detached members only is not waited for: the next fsync, the
+ * next waiting group's, covers it. Returns pass_turn's detached member.
  */
-static void close_group(struct sq_store *q)
+static struct sq_member *close_group(struct sq_store *q)
 {
 	struct sq_batch *b = &q->batch;
 	struct sq_txn *t = &q->conns[0];
-	struct sq_member *members = b->members;
+	struct sq_member *members = b->members, *next;
 	unsigned size = b->size;
 	bool lost = sqlite3_get_autocommit(t->db);
 	uint64_t n = 0;
@@ -940,27 +976,22 @@ static void close_group(struct sq_store *q)
 	b->members = NULL;
 	b->open = false;
 	b->size = 0;
-	pass_turn(b); /* the next group runs while this one is made durable */
-	if (r == 0 && members != NULL) {
+	/* The next group runs while this one is made durable (one that a
+	 * detached member starts: after, on this thread). */
+	next = pass_turn(b);
+	if (r == 0 && awaited(members)) {
 		r = wait_durable(&q->group, q->sync_db, n);
 	}
 	/* A member returns, and its |m| is gone, as soon as it is posted. */
-	for (struct sq_member *m = members, *next; m != NULL; m = next) {
-		next = m->next;
+	for (struct sq_member *m = members, *after; m != NULL; m = after) {
+		after = m->next;
 		member_post(m, r);
 	}
+	return next;
 }
 
-/*
- * Flat combining: the turn's holder, its own part ended, runs the members
- * queued for the turn one after another in the open group, on its own
- * thread, so that a request costs no thread switch to take the turn (issue
- * 7: ~30 µs of 120 per Get). It stops at a keel_store_begin caller, which
- * it hands the turn with the group still open, or closes the group: no one
- * queued, GROUP_MAX parts, GROUP_MAX_NS since the first ended, the
- * transaction lost, or a restore next.
- */
-static void combine(struct sq_store *q)
+/* combine's members in the open group; false once it handed the turn to a begin() caller. */
+static bool run_queued(struct sq_store *q)
 {
 	struct sq_batch *b = &q->batch;
 	struct sq_member *m;
@@ -970,11 +1001,31 @@ static void combine(struct sq_store *q)
 	       (m = dequeue(b, false)) != NULL) {
 		if (m->fn == NULL) {
 			hand_turn(m); /* it runs its part on its own thread */
-			return;
+			return false;
 		}
 		run_member(q, m);
 	}
-	close_group(q);
+	return true;
+}
+
+/*
+ * Flat combining: the turn's holder, its own part ended, runs the members
+ * queued for the turn one after another in the open group, on its own
+ * thread, so that a request costs no thread switch to take the turn (issue
+ * 7: ~30 µs of 120 per Get). It stops at a keel_store_begin caller, which
+ * it hands the turn with the group still open, or closes the group: no one
+ * queued, GROUP_MAX parts, GROUP_MAX_NS since the first ended, the
+ * transaction lost, or a restore next. A detached member left first in the
+ * queue starts the next group on this thread, so that queued work always
+ * has a thread that is still in a store call to run it.
+ */
+static void combine(struct sq_store *q)
+{
+	struct sq_member *next;
+
+	while (run_queued(q) && (next = close_group(q)) != NULL) {
+		run_member(q, next); /* detached: its group runs on this thread */
+	}
 }
 
 /* A keel_store_begin caller's commit: its part kept, its group's outcome (close_group). */
@@ -1066,20 +1117,49 @@ static void sq_rollback(struct keel_store_txn *tb)
 	give_conn(t);
 }
 
+/*
+ * Runs |m|, and the members queued meanwhile, once this thread has the turn
+ * (true: |m|'s outcome is still to be waited for, unless it is detached);
+ * false when a holder ran |m|, or will (detached).
+ */
+static bool enter(struct sq_store *q, struct sq_member *m)
+{
+	if (!take_turn(q, m)) {
+		return false;
+	}
+	run_member(q, m);
+	combine(q);
+	return true;
+}
+
 /* keel_store_run: |fn| run by the turn's holder, this thread or another. */
 static int sq_run_member(struct keel_store *s, keel_store_member_fn fn, void *arg)
 {
-	struct sq_store *q = (struct sq_store *)s;
 	struct sq_member m;
 
 	member_init(&m, fn, arg, false);
-	if (take_turn(q, &m)) {
-		run_member(q, &m);
-		combine(q);
+	if (enter((struct sq_store *)s, &m)) {
 		member_wait(&m);
 	}
 	sem_destroy(&m.done);
 	return m.result;
+}
+
+/* keel_store_submit: a detached member, its argument copied after it. */
+static int sq_submit(struct keel_store *s, keel_store_member_fn fn, const void *arg, size_t arg_len)
+{
+	const size_t align = alignof(max_align_t);
+	size_t head = (sizeof(struct sq_member) + align - 1) / align * align;
+	struct sq_member *m;
+
+	if (arg_len > SIZE_MAX - head || (m = malloc(head + arg_len)) == NULL) {
+		return KEEL_STORE_E_NOMEM;
+	}
+	memcpy((uint8_t *)m + head, arg, arg_len);
+	member_init(m, fn, (uint8_t *)m + head, false);
+	m->detached = true;
+	(void)enter((struct sq_store *)s, m); /* |m| may be gone on return */
+	return 0;
 }
 
 static int sq_savepoint(struct keel_store_txn *tb, int what)
@@ -2066,6 +2146,7 @@ static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len, bo
 	struct sq_store *q = (struct sq_store *)s;
 	sqlite3 *src = NULL;
 	struct sq_txn *t;
+	struct sq_member *next;
 	uint64_t n = 0;
 	int64_t keys = 0;
 	int version, r;
@@ -2092,9 +2173,13 @@ static int sq_restore(struct keel_store *s, const uint8_t *image, size_t len, bo
 		n = count_commit(&q->group);
 	}
 	writer_reset(t);
-	pass_turn(&q->batch);
+	next = pass_turn(&q->batch);
 	if (r == 0 && (r = wait_durable(&q->group, q->sync_db, n)) == 0) {
 		keel_info("store: restored an image of schema version %d", version);
+	}
+	if (next != NULL) { /* queued behind the restore: its group runs here */
+		run_member(q, next);
+		combine(q);
 	}
 	sqlite3_close(src);
 	return r;
@@ -2131,6 +2216,7 @@ static const struct keel_store_ops sq_ops = {
     .commit = sq_commit,
     .rollback = sq_rollback,
     .run = sq_run_member,
+    .submit = sq_submit,
     .savepoint = sq_savepoint,
     .object_put = sq_object_put,
     .object_get = sq_object_get,

@@ -79,16 +79,19 @@ struct sq_group {
  * keel_store_run member (|fn|), which the turn's holder runs for it, or a
  * keel_store_begin caller or a restore (no |fn|), handed the turn itself.
  * Once its part is kept in the open group, it is one of the group's members,
- * waiting for the COMMIT and the fsync.
+ * waiting for the COMMIT and the fsync. A detached member (keel_store_submit)
+ * has no thread: it is heap-allocated with a copy of its argument, queued
+ * for a holder to run, and freed at its outcome, which nobody waits for.
  */
 struct sq_member {
 	struct sq_member *next; /* in the queue, then in the group's members */
 	keel_store_member_fn fn;
 	void *arg;
-	bool alone; /* a restore: takes the turn with no group open */
-	bool turn;  /* posted with the turn, not with its outcome */
-	sem_t done; /* posted once: the turn, or the outcome */
-	int result; /* 0: committed and durable; else fn's or the store's error */
+	bool alone;    /* a restore: takes the turn with no group open */
+	bool detached; /* keel_store_submit's: no thread waits, its outcome frees it */
+	bool turn;     /* posted with the turn, not with its outcome */
+	sem_t done;    /* posted once: the turn, or the outcome */
+	int result;    /* 0: committed and durable; else fn's or the store's error */
 };
 
 /*

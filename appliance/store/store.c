@@ -110,6 +110,12 @@ int keel_store_run(struct keel_store *s, keel_store_member_fn fn, void *arg)
 	return r;
 }
 
+int keel_store_submit(struct keel_store *s, keel_store_member_fn fn, const void *arg,
+		      size_t arg_len)
+{
+	return s->ops->submit(s, fn, arg, arg_len);
+}
+
 int keel_store_savepoint(struct keel_store_txn *t)
 {
 	return t->store->ops->savepoint(t, KEEL_SP_BEGIN);

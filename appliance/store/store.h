@@ -232,7 +232,11 @@ int keel_store_open_sqlite(const char *path, unsigned num_conns,
 /* The schema version the database is at. */
 int keel_store_schema_version(struct keel_store *s, int *out_version) KEEL_STORE_WUR;
 
-/* Closes every connection. Accepts NULL. No transaction may be open. */
+/*
+ * Closes every connection. Accepts NULL. No transaction may be open nor any
+ * call running. Nothing keel_store_submit queued is left by then: a thread
+ * still in a store call runs queued work before it returns.
+ */
 void keel_store_close(struct keel_store *s);
 
 /*
@@ -273,6 +277,19 @@ typedef int (*keel_store_member_fn)(struct keel_store_txn *t, void *arg);
  * "Flat combining").
  */
 int keel_store_run(struct keel_store *s, keel_store_member_fn fn, void *arg) KEEL_STORE_WUR;
+/*
+ * keel_store_run without the wait: |fn| runs on a copy of the |arg_len|
+ * bytes at |arg| (so it must hold no pointer into its caller's memory), in
+ * the same group transactions, and its work is committed with its group:
+ * at once if no one holds the writers' turn (this thread runs it and
+ * commits it, but does not wait for the fsync), else by the holder. The
+ * fsync of the next group that waits makes it durable. Nobody learns its
+ * outcome: a failure is logged. 0 once queued; KEEL_STORE_E_NOMEM. Only
+ * for work whose caller may go on before it is durable (engine.c: a
+ * protocol-only request's audit rows).
+ */
+int keel_store_submit(struct keel_store *s, keel_store_member_fn fn, const void *arg,
+		      size_t arg_len) KEEL_STORE_WUR;
 
 /* A nested savepoint: one batch item's changes, undone alone on its failure. */
 int keel_store_savepoint(struct keel_store_txn *t) KEEL_STORE_WUR;

@@ -15,6 +15,8 @@ struct keel_store_ops {
 	int (*commit)(struct keel_store_txn *t);
 	void (*rollback)(struct keel_store_txn *t);
 	int (*run)(struct keel_store *s, keel_store_member_fn fn, void *arg);
+	int (*submit)(struct keel_store *s, keel_store_member_fn fn, const void *arg,
+		      size_t arg_len);
 	int (*savepoint)(struct keel_store_txn *t, int what);
 	int (*object_put)(struct keel_store_txn *t, const struct keel_store_object *o);
 	int (*object_get)(struct keel_store_txn *t, const char *uid, const char *owner,

@@ -12,7 +12,9 @@
  * spares the others; a failed COMMIT fails every member, and no one's work
  * survives a power loss unless acknowledged (crash_vfs.c); the audit chain
  * is in the order the parts ran; a member queued behind A runs on A's
- * thread.
+ * thread. Work submitted without waiting (keel_store_submit) is queued like
+ * a member and returns at once; alone, it is committed but not made durable
+ * until the next waiting group's fsync.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,11 +34,13 @@
 
 #include "crash_vfs.h"
 #include "store.h"
+#include "store_check.h"
 
 #define OWNER "0123abcd"
 
 enum ending { KEEP, UNDO, FAIL };
-enum kind { BEGIN, RUN }; /* keel_store_begin/commit, or keel_store_run */
+/* keel_store_begin/commit, keel_store_run, or keel_store_submit (from the test's thread) */
+enum kind { BEGIN, RUN, SUBMIT };
 
 #define UNDONE 42 /* what an undone part returns: keel_store_run hands it back */
 
@@ -145,6 +149,15 @@ static int part_work(struct keel_store_txn *t, void *arg)
 	return 0;
 }
 
+/* A submitted part: its argument is a copy of the part's address. */
+static int submitted_work(struct keel_store_txn *t, void *arg)
+{
+	struct part *p;
+
+	memcpy(&p, arg, sizeof(p));
+	return part_work(t, p);
+}
+
 static void *part_main(void *arg)
 {
 	struct part *p = arg;
@@ -155,6 +168,10 @@ static void *part_main(void *arg)
 	p->tid = tid_now();
 	pthread_cond_broadcast(&moved);
 	pthread_mutex_unlock(&lock);
+	if (p->kind == SUBMIT) {
+		p->result = keel_store_submit(p->s, submitted_work, &p, sizeof(p));
+		return NULL;
+	}
 	if (p->kind == RUN) {
 		p->result = keel_store_run(p->s, part_work, p);
 		return NULL;
@@ -202,7 +219,11 @@ static void queue_part(pthread_t *th, struct part *p)
 	}
 }
 
-/* A ("a", kept, parts[0]) holds the turn while parts[1..num-1] queue, in order. */
+/*
+ * A ("a", kept, parts[0]) holds the turn while parts[1..num-1] queue, in
+ * order; a SUBMIT part is submitted from this thread, and must return while
+ * A holds the turn (else this test hangs).
+ */
 static void run_parts(struct keel_store *s, struct part *parts, size_t num)
 {
 	pthread_t th[8];
@@ -216,11 +237,17 @@ static void run_parts(struct keel_store *s, struct part *parts, size_t num)
 	assert_int_equal(pthread_create(&th[0], NULL, first_main, &parts[0]), 0);
 	wait_for(&first_in);
 	for (size_t i = 1; i < num; i++) {
-		queue_part(&th[i], &parts[i]);
+		if (parts[i].kind == SUBMIT) {
+			(void)part_main(&parts[i]);
+		} else {
+			queue_part(&th[i], &parts[i]);
+		}
 	}
 	set(&first_go);
 	for (size_t i = 0; i < num; i++) {
-		assert_int_equal(pthread_join(th[i], NULL), 0);
+		if (parts[i].kind != SUBMIT) {
+			assert_int_equal(pthread_join(th[i], NULL), 0);
+		}
 	}
 	for (size_t i = 1; i < num; i++) {
 		assert_true(parts[i].sees_first);
@@ -240,14 +267,7 @@ static void run_group(struct keel_store *s, enum ending how, struct part *a, str
 
 static void assert_chain_intact(struct keel_store *s, int64_t rows)
 {
-	struct keel_store_audit_check c;
-	struct keel_store_txn *t;
-
-	assert_int_equal(keel_store_begin_read(s, &t), 0);
-	assert_int_equal(keel_store_audit_verify(t, NULL, &c), 0);
-	keel_store_rollback(t);
-	assert_int_equal(c.fault, KEEL_AUDIT_INTACT);
-	assert_int_equal(c.num_rows, rows);
+	assert_int_equal(store_check_chain(s), rows);
 }
 
 static int rm_entry(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
@@ -470,6 +490,97 @@ static void test_begin_between_run_members(void **state)
 	keel_store_close(crashed);
 }
 
+/*
+ * Submitted parts queue behind A and return at once; A's thread runs them
+ * in order with the waiting members, and an undone one leaves nothing. Its
+ * group is waited for (A, D), so all it kept is durable.
+ */
+static void test_submitted_run_by_the_holder(void **state)
+{
+	struct fixture *f = *state;
+	struct part p[4] = {{.kind = BEGIN},
+			    {.kind = SUBMIT, .uid = "s", .how = KEEP},
+			    {.kind = SUBMIT, .uid = "u", .how = UNDO},
+			    {.kind = RUN, .uid = "d", .how = KEEP}};
+	struct keel_store *crashed;
+
+	run_parts(f->s, p, 4);
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(p[i].result, 0); /* a submit's: queued */
+	}
+	assert_int_equal(p[1].ran_on, p[0].tid);
+	assert_int_equal(p[2].ran_on, p[0].tid);
+	assert_audit_order(f->s, "asd");
+	crashed = after_power_loss(f);
+	assert_audit_order(crashed, "asd");
+	keel_store_close(crashed);
+}
+
+static int write_arg(struct keel_store_txn *t, void *arg)
+{
+	return write_one(t, arg);
+}
+
+/*
+ * Submitted alone, work is committed on return but waits for no fsync; the
+ * next waiting writer's fsync makes it durable too, in chain order.
+ */
+static void test_submitted_alone_durable_with_the_next(void **state)
+{
+	struct fixture *f = *state;
+	struct keel_store_txn *t;
+	struct keel_store *crashed;
+	char uid[8] = "s";
+
+	assert_int_equal(keel_store_submit(f->s, write_arg, uid, sizeof(uid)), 0);
+	uid[0] = 'x'; /* the store ran a copy */
+	assert_true(committed(f->s, "s"));
+	assert_false(committed(f->s, "x"));
+	crashed = after_power_loss(f);
+	assert_false(committed(crashed, "s")); /* not waited for: no fsync yet */
+	keel_store_close(crashed);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(write_one(t, "w"), 0);
+	assert_int_equal(keel_store_commit(t), 0);
+	crashed = after_power_loss(f);
+	assert_true(committed(crashed, "s"));
+	assert_audit_order(crashed, "sw");
+	keel_store_close(crashed);
+}
+
+#define MANY 40 /* over GROUP_MAX (32): A's group closes with submitted work queued */
+
+/*
+ * More submitted parts queue behind A than one group takes: A's thread,
+ * its group closed, runs the rest in a group of their own before its
+ * commit returns, so that nothing is left queued (nor leaked: the ASan
+ * build) when the store closes right after.
+ */
+static void test_submitted_beyond_one_group(void **state)
+{
+	struct fixture *f = *state;
+	struct part a = {.s = f->s, .kind = BEGIN, .uid = "a", .how = KEEP};
+	pthread_t th;
+	char uid[8];
+
+	first_in = first_go = false;
+	assert_int_equal(pthread_create(&th, NULL, first_main, &a), 0);
+	wait_for(&first_in);
+	for (int i = 0; i < MANY; i++) {
+		snprintf(uid, sizeof(uid), "s%d", i);
+		assert_int_equal(keel_store_submit(f->s, write_arg, uid, sizeof(uid)), 0);
+	}
+	assert_false(committed(f->s, "s0"));
+	set(&first_go);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(a.result, 0);
+	for (int i = 0; i < MANY; i++) {
+		snprintf(uid, sizeof(uid), "s%d", i);
+		assert_true(committed(f->s, uid));
+	}
+	assert_chain_intact(f->s, MANY + 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -480,6 +591,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_failed_commit_fails_every_run_member, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_begin_between_run_members, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_submitted_run_by_the_holder, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_submitted_alone_durable_with_the_next, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_submitted_beyond_one_group, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
