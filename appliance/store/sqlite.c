@@ -753,8 +753,8 @@ static void member_post(struct sq_member *m, int result)
 {
 	if (m->detached) {
 		if (result != 0) {
-			keel_err("store: work submitted without waiting was lost: %s",
-				 keel_store_strerror(result));
+			keel_err("store: work submitted without waiting was lost: %s (%d)",
+				 keel_store_strerror(result), result);
 		}
 		sem_destroy(&m->done);
 		free(m);

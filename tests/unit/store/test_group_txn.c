@@ -516,6 +516,22 @@ static void test_submitted_run_by_the_holder(void **state)
 	keel_store_close(crashed);
 }
 
+/* The group's COMMIT fails: the submitted part is lost (logged) with the rest, nothing leaks. */
+static void test_failed_commit_loses_submitted(void **state)
+{
+	struct fixture *f = *state;
+	struct part p[3] = {{.kind = BEGIN},
+			    {.kind = SUBMIT, .uid = "s", .how = KEEP},
+			    {.kind = RUN, .uid = "d", .how = FAIL}};
+
+	run_parts(f->s, p, 3);
+	assert_int_equal(p[0].result, KEEL_STORE_E_IO);
+	assert_int_equal(p[1].result, 0); /* queued: its caller had gone on */
+	assert_int_equal(p[2].result, KEEL_STORE_E_IO);
+	assert_false(committed(f->s, "s"));
+	assert_audit_order(f->s, "");
+}
+
 static int write_arg(struct keel_store_txn *t, void *arg)
 {
 	return write_one(t, arg);
@@ -592,6 +608,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_begin_between_run_members, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_submitted_run_by_the_holder, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_commit_loses_submitted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_submitted_alone_durable_with_the_next, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_submitted_beyond_one_group, setup, teardown),
