@@ -597,6 +597,67 @@ static void test_submitted_beyond_one_group(void **state)
 	assert_chain_intact(f->s, MANY + 1);
 }
 
+struct restore {
+	struct keel_store *s;
+	uint8_t *image;
+	size_t len;
+	pid_t tid;
+	int result;
+};
+
+static void *restore_main(void *arg)
+{
+	struct restore *r = arg;
+
+	pthread_mutex_lock(&lock);
+	r->tid = tid_now();
+	pthread_cond_broadcast(&moved);
+	pthread_mutex_unlock(&lock);
+	r->result = keel_store_restore(r->s, r->image, r->len, false);
+	return NULL;
+}
+
+/*
+ * Work submitted behind a restore queued behind A: A hands the restore the
+ * turn, and the restore's thread, its image in, runs the submitted work in
+ * a group of its own (nobody else is there to), on the restored chain.
+ */
+static void test_submitted_behind_a_restore(void **state)
+{
+	struct fixture *f = *state;
+	struct part a = {.s = f->s, .kind = BEGIN, .uid = "a", .how = KEEP};
+	struct restore r = {.s = f->s};
+	struct keel_store_txn *t;
+	pthread_t ta, tr;
+
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(write_one(t, "z"), 0);
+	assert_int_equal(keel_store_commit(t), 0);
+	assert_int_equal(keel_store_snapshot(f->s, &r.image, &r.len), 0);
+	first_in = first_go = false;
+	assert_int_equal(pthread_create(&ta, NULL, first_main, &a), 0);
+	wait_for(&first_in);
+	assert_int_equal(pthread_create(&tr, NULL, restore_main, &r), 0);
+	pthread_mutex_lock(&lock);
+	while (r.tid == 0) {
+		pthread_cond_wait(&moved, &lock);
+	}
+	pthread_mutex_unlock(&lock);
+	while (!in_futex(r.tid)) { /* queued for the turn: a state, polled */
+		sched_yield();
+	}
+	assert_int_equal(keel_store_submit(f->s, write_arg, "s", 2), 0);
+	set(&first_go);
+	assert_int_equal(pthread_join(ta, NULL), 0);
+	assert_int_equal(pthread_join(tr, NULL), 0);
+	free(r.image);
+	assert_int_equal(a.result, 0);
+	assert_int_equal(r.result, 0);
+	assert_false(committed(f->s, "a")); /* the image replaced it */
+	assert_true(committed(f->s, "s"));
+	assert_audit_order(f->s, "zs");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -612,6 +673,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_submitted_alone_durable_with_the_next, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_submitted_beyond_one_group, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_submitted_behind_a_restore, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
