@@ -88,23 +88,50 @@ void keel_metrics_forward(void (*fn)(void *arg, enum keel_metrics_event ev, int 
 	forward_arg = arg;
 }
 
-void keel_metrics_connections(int delta)
+bool keel_metrics_event_ok(unsigned ev, int64_t value)
 {
-	if (forward_fn != NULL) {
-		forward_fn(forward_arg, KEEL_METRICS_CONNECTIONS, delta);
+	switch (ev) {
+	case KEEL_METRICS_CONNECTIONS:
+		return value != 0;
+	case KEEL_METRICS_HANDSHAKES_OK:
+	case KEEL_METRICS_HANDSHAKES_FAILED:
+		return value > 0;
+	default:
+		return false;
+	}
+}
+
+void keel_metrics_add(enum keel_metrics_event ev, int64_t value)
+{
+	if (!keel_metrics_event_ok(ev, value)) {
 		return;
 	}
-	atomic_fetch_add_explicit(&m.connections, delta, memory_order_relaxed);
+	if (ev == KEEL_METRICS_CONNECTIONS) {
+		atomic_fetch_add_explicit(&m.connections, value, memory_order_relaxed);
+	} else {
+		atomic_fetch_add_explicit(ev == KEEL_METRICS_HANDSHAKES_OK ? &m.handshakes_ok
+									   : &m.handshakes_failed,
+					  (uint64_t)value, memory_order_relaxed);
+	}
+}
+
+static void record(enum keel_metrics_event ev, int value)
+{
+	if (forward_fn != NULL) {
+		forward_fn(forward_arg, ev, value);
+	} else {
+		keel_metrics_add(ev, value);
+	}
+}
+
+void keel_metrics_connections(int delta)
+{
+	record(KEEL_METRICS_CONNECTIONS, delta);
 }
 
 void keel_metrics_handshake(bool ok)
 {
-	if (forward_fn != NULL) {
-		forward_fn(forward_arg, KEEL_METRICS_HANDSHAKE, ok);
-		return;
-	}
-	atomic_fetch_add_explicit(ok ? &m.handshakes_ok : &m.handshakes_failed, 1,
-				  memory_order_relaxed);
+	record(ok ? KEEL_METRICS_HANDSHAKES_OK : KEEL_METRICS_HANDSHAKES_FAILED, 1);
 }
 
 void keel_metrics_hsm_call(uint64_t ns)

@@ -308,22 +308,19 @@ static void end(struct ps_key *k, int how)
 	pthread_mutex_unlock(&k->mu);
 }
 
-/* A counter of the network process's, checked: -1 for anything else. */
+/* The network process's counter changes, checked whole before any is
+ * taken: -1 for anything else. */
 static int take_metric(const struct ps_frame *f)
 {
-	int32_t v;
+	struct ps_metric m;
 
-	if (f->id != 0 || f->a_len != 5 || f->b_len != 0) {
+	if (ps_metric_decode(f, &m) != 0) {
 		return -1;
 	}
-	v = (int32_t)((uint32_t)f->a[1] << 24 | (uint32_t)f->a[2] << 16 | (uint32_t)f->a[3] << 8 |
-		      (uint32_t)f->a[4]);
-	if (f->a[0] == KEEL_METRICS_CONNECTIONS && (v == 1 || v == -1)) {
-		keel_metrics_connections(v);
-	} else if (f->a[0] == KEEL_METRICS_HANDSHAKE && (v == 0 || v == 1)) {
-		keel_metrics_handshake(v == 1);
-	} else {
-		return -1;
+	for (size_t i = 0; i < KEEL_METRICS_NUM_EVENTS; i++) {
+		if (m.value[i] != 0) {
+			keel_metrics_add((enum keel_metrics_event)(i + 1), m.value[i]);
+		}
 	}
 	return 0;
 }

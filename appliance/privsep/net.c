@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,6 +51,11 @@ struct ps_net {
 	struct pending *table[BUCKETS];
 	struct ps_frame setup; /* the latest PS_SETUP */
 	uint32_t acked;	       /* the last setup id acknowledged */
+	/* Counter changes not yet sent, and the flush at the end of the
+	 * iteration (NULL until ps_net_ready: then each is sent at once). */
+	struct ps_metric metric;
+	struct keel_defer *metric_flush;
+	bool metric_armed;
 };
 
 static void take_setup(struct ps_net *n, struct ps_frame *f)
@@ -302,15 +308,44 @@ static void channel_cb(void *arg, bool writable)
 	}
 }
 
+/* The changes so far in one PS_METRIC, rather than one frame per change: a
+ * task's connection, handshake and close cost the key process one wake-up
+ * per loop iteration they fall in, not three (issue 7). */
+static void metric_flush(void *arg)
+{
+	struct ps_net *n = arg;
+	uint8_t a[PS_METRIC_MAX];
+	size_t len = ps_metric_encode(&n->metric, a);
+
+	memset(&n->metric, 0, sizeof(n->metric));
+	n->metric_armed = false;
+	/* A failed write: the key process is gone, and reading ends us. */
+	if (len > 0) {
+		(void)!send_on(&n->ch[0], PS_METRIC, 0, a, len, NULL, 0);
+	}
+}
+
 void ps_net_metric(void *arg, enum keel_metrics_event ev, int value)
 {
 	struct ps_net *n = arg;
-	uint8_t a[5] = {(uint8_t)ev, (uint8_t)((uint32_t)value >> 24),
-			(uint8_t)((uint32_t)value >> 16), (uint8_t)((uint32_t)value >> 8),
-			(uint8_t)value};
+	int64_t sum;
 
-	/* A failed write: the key process is gone, and reading ends us. */
-	(void)!send_on(&n->ch[0], PS_METRIC, 0, a, sizeof(a), NULL, 0);
+	/* The key process would end on it: metrics.c sends no such thing. */
+	if (!keel_metrics_event_ok(ev, value)) {
+		return;
+	}
+	sum = (int64_t)n->metric.value[ev - 1] + value;
+	if (sum > INT32_MAX || sum < -INT32_MAX) {
+		metric_flush(n); /* every value stays exact: the sum so far goes first */
+		sum = value;
+	}
+	n->metric.value[ev - 1] = (int32_t)sum;
+	if (n->metric_flush == NULL) {
+		metric_flush(n);
+	} else if (!n->metric_armed) {
+		keel_defer_arm(n->metric_flush);
+		n->metric_armed = true;
+	}
 }
 
 int ps_net_ready(struct ps_net *n, struct keel_server *srv, const uint16_t *ports, size_t num_ports)
@@ -331,6 +366,9 @@ int ps_net_ready(struct ps_net *n, struct keel_server *srv, const uint16_t *port
 		    keel_server_watch(srv, fd, channel_cb, &n->ch[i], &n->ch[i].watch) != 0) {
 			return -1;
 		}
+	}
+	if (keel_server_defer(srv, metric_flush, n, &n->metric_flush) != 0) {
+		return -1;
 	}
 	return send_on(&n->ch[0], PS_READY, 0, buf, 2 * num_ports, NULL, 0);
 }

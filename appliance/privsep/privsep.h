@@ -28,8 +28,11 @@
  *   PS_READY    net -> key  id 0; a: the bound ports, u16 each; b empty
  *   PS_STOP     key -> net  id 0, empty: drain and exit (the key process
  *                           may not be allowed to signal the network one)
- *   PS_METRIC   net -> key  id 0; a: u8 event (enum keel_metrics_event), i32
- *                           value; b empty: the key process serves /metrics
+ *   PS_METRIC   net -> key  id 0; a: the counters' changes since the last
+ *                           PS_METRIC, one or more pairs of u8 event (enum
+ *                           keel_metrics_event) and i32 value, in increasing
+ *                           order of event, each value one keel_metrics_event_ok
+ *                           takes; b empty: the key process serves /metrics
  */
 #ifndef KEEL_PRIVSEP_H
 #define KEEL_PRIVSEP_H
@@ -166,6 +169,23 @@ __attribute__((warn_unused_result)) int ps_tls_parts_encode(const struct ps_tls_
 __attribute__((warn_unused_result)) int ps_tls_parts_decode(const uint8_t *b, size_t b_len,
 							    struct ps_tls_parts *out);
 
+/* PS_METRIC's a: one (event, value) pair per event that changed. */
+#define PS_METRIC_PAIR_LEN 5
+#define PS_METRIC_MAX	   (KEEL_METRICS_NUM_EVENTS * PS_METRIC_PAIR_LEN)
+struct ps_metric {
+	int32_t value[KEEL_METRICS_NUM_EVENTS]; /* event e's at e - 1; 0: unchanged */
+};
+
+/* |m|'s changed events as PS_METRIC's a, into |out|: its length, 0 when
+ * nothing changed. */
+size_t ps_metric_encode(const struct ps_metric *m, uint8_t out[static PS_METRIC_MAX]);
+/* The changes PS_METRIC |f| carries. 0, or -1 (*out all zero) when its id
+ * is not 0, b is not empty, a is not whole pairs or holds none, an event is
+ * unknown or not after the one before it, or keel_metrics_event_ok refuses
+ * a value. */
+__attribute__((warn_unused_result)) int ps_metric_decode(const struct ps_frame *f,
+							 struct ps_metric *out);
+
 /* ---- the network process (net.c) ---------------------------------------- */
 
 struct ps_net;
@@ -190,7 +210,8 @@ __attribute__((warn_unused_result)) int ps_net_setup(struct ps_net *n,
 						     struct keel_clients **out_clients,
 						     struct keel_server_tls *io_tls,
 						     uint8_t **out_buf, size_t *out_buf_len);
-/* A keel_metrics_forward function: the event goes to the key process. */
+/* A keel_metrics_forward function: the event is added to the changes that
+ * go to the key process in one PS_METRIC at the end of the loop iteration. */
 void ps_net_metric(void *arg, enum keel_metrics_event ev, int value);
 /* Puts the channels on |srv|'s loop (non-blocking from now on) and tells the
  * key process the bound ports. From then on the loop reads its frames:

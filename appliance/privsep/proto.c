@@ -450,3 +450,42 @@ int ps_tls_parts_decode(const uint8_t *b, size_t b_len, struct ps_tls_parts *out
 	}
 	return 0;
 }
+
+size_t ps_metric_encode(const struct ps_metric *m, uint8_t out[static PS_METRIC_MAX])
+{
+	size_t len = 0;
+
+	for (size_t i = 0; i < KEEL_METRICS_NUM_EVENTS; i++) {
+		if (m->value[i] != 0) {
+			out[len] = (uint8_t)(i + 1);
+			put_u32(out + len + 1, (uint32_t)m->value[i]);
+			len += PS_METRIC_PAIR_LEN;
+		}
+	}
+	return len;
+}
+
+int ps_metric_decode(const struct ps_frame *f, struct ps_metric *out)
+{
+	unsigned last = 0, ev;
+	int32_t v;
+
+	memset(out, 0, sizeof(*out));
+	if (f->id != 0 || f->b_len != 0 || f->a_len == 0 || f->a_len > PS_METRIC_MAX ||
+	    f->a_len % PS_METRIC_PAIR_LEN != 0) {
+		return -1;
+	}
+	for (const uint8_t *p = f->a; p < f->a + f->a_len; p += PS_METRIC_PAIR_LEN) {
+		ev = p[0];
+		v = (int32_t)get_u32(p + 1);
+		/* Increasing, so each event once: one encoding per content, which the
+		 * fuzz harness checks by encoding it again. */
+		if (ev <= last || !keel_metrics_event_ok(ev, v)) {
+			memset(out, 0, sizeof(*out));
+			return -1;
+		}
+		out->value[ev - 1] = v;
+		last = ev;
+	}
+	return 0;
+}

@@ -91,6 +91,14 @@ struct keel_watch {
 	void *arg;
 };
 
+/* A callback of the caller's, deferred within an iteration (keel_server_defer). */
+struct keel_defer {
+	struct keel_defer *next;
+	struct event *ev;
+	void (*cb)(void *arg);
+	void *arg;
+};
+
 struct keel_server {
 	struct event_base *base;
 	struct keel_server_config cfg;
@@ -104,6 +112,7 @@ struct keel_server {
 	struct ident *idents[256];
 	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *accept_retry, *trim_timer;
 	struct keel_watch *watches;
+	struct keel_defer *defers;
 	bool draining, drain_timed_out;
 };
 
@@ -855,6 +864,43 @@ int keel_watch_write(struct keel_watch *w, bool on)
 	return on ? event_add(w->wr, NULL) : event_del(w->wr);
 }
 
+static void defer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct keel_defer *d = arg;
+
+	d->cb(d->arg);
+}
+
+int keel_server_defer(struct keel_server *srv, void (*cb)(void *arg), void *arg,
+		      struct keel_defer **out_defer)
+{
+	struct keel_defer *d = calloc(1, sizeof(*d));
+
+	if (d == NULL) {
+		return -1;
+	}
+	d->cb = cb;
+	d->arg = arg;
+	d->next = srv->defers;
+	srv->defers = d;
+	if ((d->ev = event_new(srv->base, -1, 0, defer_cb, d)) == NULL) {
+		return -1;
+	}
+	*out_defer = d;
+	return 0;
+}
+
+/* At the priority of every other event, not a lower one: libevent runs a
+ * lower priority only in an iteration where no higher one has work, which
+ * a loaded loop may never have. An event made active joins the tail of its
+ * priority's queue, which the iteration runs to the end: after every
+ * callback ready at the poll, in the same iteration. An active event made
+ * active again stays queued once. */
+void keel_defer_arm(struct keel_defer *d)
+{
+	event_active(d->ev, EV_TIMEOUT, 0);
+}
+
 int keel_server_run(struct keel_server *srv)
 {
 	/* Before the loop hands out any job, so every worker sees it. */
@@ -922,6 +968,13 @@ void keel_server_free(struct keel_server *srv)
 		free_event(w->rd);
 		free_event(w->wr);
 		free(w);
+	}
+	while (srv->defers != NULL) {
+		struct keel_defer *d = srv->defers;
+
+		srv->defers = d->next;
+		free_event(d->ev);
+		free(d);
 	}
 	if (srv->base != NULL) {
 		event_base_free(srv->base);

@@ -103,12 +103,38 @@ static void test_gauges_and_counters(void **state)
 	free(text);
 }
 
+/* Sums of forwarded events (the key process's side of privsep): each adds
+ * its whole value; what keel_metrics_event_ok refuses changes nothing. */
+static void test_event_sums(void **state)
+{
+	int64_t open = keel_metrics_open_connections();
+	char *text;
+
+	assert_false(keel_metrics_event_ok(0, 1));
+	assert_false(keel_metrics_event_ok(KEEL_METRICS_NUM_EVENTS + 1, 1));
+	assert_false(keel_metrics_event_ok(KEEL_METRICS_CONNECTIONS, 0));
+	assert_false(keel_metrics_event_ok(KEEL_METRICS_HANDSHAKES_OK, 0));
+	assert_false(keel_metrics_event_ok(KEEL_METRICS_HANDSHAKES_FAILED, -1));
+	assert_true(keel_metrics_event_ok(KEEL_METRICS_CONNECTIONS, -5));
+	keel_metrics_add(KEEL_METRICS_CONNECTIONS, 7);
+	keel_metrics_add(KEEL_METRICS_CONNECTIONS, -2);
+	keel_metrics_add(KEEL_METRICS_HANDSHAKES_OK, 1000);
+	keel_metrics_add(KEEL_METRICS_HANDSHAKES_FAILED, -3);
+	keel_metrics_add((enum keel_metrics_event)9, 5);
+	assert_int_equal(keel_metrics_open_connections(), open + 5);
+	text = render();
+	assert_line(text, "keel_tls_handshakes_total{result=\"ok\"} 1001");
+	assert_line(text, "keel_tls_handshakes_total{result=\"failed\"} 2");
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_kmip_items_and_latency),
 	    cmocka_unit_test(test_histogram_cumulative),
 	    cmocka_unit_test(test_gauges_and_counters),
+	    cmocka_unit_test(test_event_sums),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

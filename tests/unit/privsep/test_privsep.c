@@ -291,6 +291,78 @@ static void test_tls_parts_refused(void **state)
 	}
 }
 
+/* PS_METRIC's a for |m|, decoded again from a frame holding it. */
+static int metric_again(const uint8_t *a, size_t a_len, struct ps_metric *out)
+{
+	struct ps_frame f = {.type = PS_METRIC, .a = (uint8_t *)a, .a_len = (uint32_t)a_len};
+
+	return ps_metric_decode(&f, out);
+}
+
+/* Counter changes: only the events that changed go out, in order, and
+ * decode to the same values (the extremes of a sum too); nothing changed is
+ * nothing to send. */
+static void test_metric_round_trip(void **state)
+{
+	struct ps_metric in = {{0}}, out;
+	uint8_t a[PS_METRIC_MAX];
+	const uint8_t two[] = {1, 0xff, 0xff, 0xff, 0xfd, 3, 0, 0, 0, 7};
+
+	assert_int_equal(ps_metric_encode(&in, a), 0);
+	in.value[KEEL_METRICS_CONNECTIONS - 1] = -3;
+	in.value[KEEL_METRICS_HANDSHAKES_FAILED - 1] = 7;
+	assert_int_equal(ps_metric_encode(&in, a), sizeof(two));
+	assert_memory_equal(a, two, sizeof(two));
+	assert_int_equal(metric_again(a, sizeof(two), &out), 0);
+	assert_memory_equal(&out, &in, sizeof(in));
+
+	in.value[0] = -INT32_MAX;
+	in.value[1] = INT32_MAX;
+	in.value[2] = 1;
+	assert_int_equal(ps_metric_encode(&in, a), PS_METRIC_MAX);
+	assert_int_equal(metric_again(a, PS_METRIC_MAX, &out), 0);
+	assert_memory_equal(&out, &in, sizeof(in));
+}
+
+/* What a compromised network process could send instead: each refused whole. */
+static void test_metric_refused(void **state)
+{
+	static const struct {
+		uint8_t a[PS_METRIC_MAX + PS_METRIC_PAIR_LEN];
+		size_t len;
+	} bad[] = {
+	    {{0}, 0},				  /* no pair */
+	    {{1, 0, 0, 0, 1}, 4},		  /* a pair cut short */
+	    {{1, 0, 0, 0, 1, 2}, 6},		  /* a byte after it */
+	    {{0, 0, 0, 0, 1}, 5},		  /* event 0 */
+	    {{4, 0, 0, 0, 1}, 5},		  /* an event past the last */
+	    {{1, 0, 0, 0, 0}, 5},		  /* no change */
+	    {{2, 0, 0, 0, 0}, 5},		  /* no handshake */
+	    {{3, 0xff, 0xff, 0xff, 0xff}, 5},	  /* a count below zero */
+	    {{1, 0, 0, 0, 1, 1, 0, 0, 0, 1}, 10}, /* an event twice */
+	    {{2, 0, 0, 0, 1, 1, 0, 0, 0, 1}, 10}, /* out of order */
+	    {{1, 0, 0, 0, 1, 2, 0, 0, 0, 1, 3, 0, 0, 0, 1, 3, 0, 0, 0, 1}, 20}, /* too long */
+	};
+	struct ps_frame f = {.type = PS_METRIC};
+	struct ps_metric out;
+	uint8_t good[] = {2, 0, 0, 0, 1, 0};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&out, 0xa5, sizeof(out));
+		assert_int_equal(metric_again(bad[i].a, bad[i].len, &out), -1);
+		assert_int_equal(out.value[0] | out.value[1] | out.value[2], 0);
+	}
+	f.a = good;
+	f.a_len = 5;
+	assert_int_equal(ps_metric_decode(&f, &out), 0);
+	f.id = 1; /* not id 0 */
+	assert_int_equal(ps_metric_decode(&f, &out), -1);
+	f.id = 0;
+	f.b = good + 5; /* b not empty */
+	f.b_len = 1;
+	assert_int_equal(ps_metric_decode(&f, &out), -1);
+}
+
 /* The writer never waits: frames the socket does not take are queued, then
  * flushed as the reader makes room; a reader on a non-blocking descriptor
  * takes every frame whole (those longer than its buffer too) and in order. */
@@ -345,7 +417,8 @@ int main(void)
 	    cmocka_unit_test(test_bad_identity),	 cmocka_unit_test(test_bad_message),
 	    cmocka_unit_test(test_read_refuses),	 cmocka_unit_test(test_read_buffered),
 	    cmocka_unit_test(test_tls_parts_round_trip), cmocka_unit_test(test_tls_parts_refused),
-	    cmocka_unit_test(test_writer_queues),
+	    cmocka_unit_test(test_writer_queues),	 cmocka_unit_test(test_metric_round_trip),
+	    cmocka_unit_test(test_metric_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

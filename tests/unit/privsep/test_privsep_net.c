@@ -27,6 +27,7 @@
 
 #include <openssl/evp.h>
 
+#include "keel/metrics.h"
 #include "keel/pki.h"
 #include "keel/server.h"
 #include "privsep/privsep.h"
@@ -344,6 +345,104 @@ static void test_requests_queued(void **state)
 	close(go[1]);
 }
 
+/* Reads the next frame of |in|: a PS_METRIC whose a is exactly |want|. */
+static void child_expect_metric(struct ps_reader *in, const uint8_t *want, size_t want_len)
+{
+	struct ps_frame f;
+
+	if (ps_read(in, 1 << 20, &f) != 0 || f.type != PS_METRIC || f.id != 0 || f.b_len != 0 ||
+	    f.a_len != want_len || memcmp(f.a, want, want_len) != 0) {
+		_exit(6);
+	}
+	ps_frame_cleanup(&f);
+}
+
+/* Reads the next frame of |in|, a request, and echoes it. */
+static void child_echo_one(struct rig *r, struct ps_reader *in, size_t ch)
+{
+	struct ps_frame f;
+
+	if (ps_read(in, 1 << 20, &f) != 0 || f.type != PS_REQUEST) {
+		_exit(5);
+	}
+	echo(r, ch, &f);
+}
+
+/* Key child: the first request's answer makes the counter changes
+ * (on_reply_counting), which must come in the two frames below and nothing
+ * else; then the second request, whose answer ends the loop. */
+static _Noreturn void child_counts(struct rig *r)
+{
+	static const uint8_t first[] = {1, 0, 0, 0, 3, 2, 0x7f, 0xff, 0xff, 0xff, 3, 0, 0, 0, 1};
+	static const uint8_t second[] = {2, 0, 0, 0, 1};
+	static struct ps_reader in[NUM_CH];
+	struct ps_frame f;
+
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (size_t i = 0; i < NUM_CH; i++) {
+		close(r->net[i]);
+		ps_reader_init(&in[i], r->key[i]);
+	}
+	child_echo_one(r, &in[0], 0);
+	child_expect_metric(&in[0], first, sizeof(first));
+	child_expect_metric(&in[0], second, sizeof(second));
+	child_echo_one(r, &in[1], 1);
+	if (ps_read(&in[0], 1 << 20, &f) != 1) {
+		_exit(7); /* a frame more, where the end of the stream was due */
+	}
+	_exit(0);
+}
+
+/* On the loop thread, in one callback: changes that sum to connections +3,
+ * handshakes completed INT32_MAX (then 1 more: past the wire's i32) and
+ * failed 1, and a connection opened and closed. */
+static void on_reply_counting(void *ctx, const uint8_t *resp, size_t resp_len)
+{
+	struct slot *s = ctx;
+
+	for (int i = 0; i < 5; i++) {
+		keel_metrics_connections(1);
+	}
+	keel_metrics_connections(-1);
+	keel_metrics_handshake(true);
+	keel_metrics_handshake(false);
+	keel_metrics_connections(-1);
+	ps_net_metric(s->rig->n, KEEL_METRICS_HANDSHAKES_OK, INT32_MAX - 1);
+	ps_net_metric(s->rig->n, KEEL_METRICS_HANDSHAKES_OK, 1);
+	keel_metrics_connections(1);
+	keel_metrics_connections(-1);
+	on_reply(ctx, resp, resp_len);
+}
+
+/* The network process's counter changes within one loop iteration reach the
+ * key process in one PS_METRIC, summed exactly, after the iteration's
+ * callbacks; a sum that would not fit the wire's i32 sends what came before
+ * it first. Nothing more follows: a change undone (+1, -1) sends nothing. */
+static void test_metrics_batched(void **state)
+{
+	static struct slot slots[2];
+	static struct rig r;
+	struct keel_client_identity who = {.subject = "CN=test"};
+	unsigned done = 0;
+
+	rig_open(&r);
+	net_start(&r);
+	keel_metrics_forward(ps_net_metric, r.n);
+	if ((r.child = fork()) == 0) {
+		child_counts(&r);
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		slots[i] = (struct slot){.rig = &r, .done = &done, .total = 2, .req_len = 8};
+		memset(slots[i].req, (int)(i + 1), 8);
+		/* Both idle: the first goes to channel 0, the second to channel 1. */
+		ps_net_handle(r.n, &who, slots[i].req, 8, i == 0 ? on_reply_counting : on_reply,
+			      &slots[i]);
+	}
+	run_and_check(&r, slots, 2);
+	keel_metrics_forward(NULL, NULL);
+	rig_close(&r);
+}
+
 /* The key process ends: the network process exits 1 at once. */
 static void test_key_end_ends_net(void **state)
 {
@@ -392,6 +491,7 @@ int main(void)
 	    cmocka_unit_test(test_answers_batched),
 	    cmocka_unit_test(test_requests_queued),
 	    cmocka_unit_test(test_key_end_ends_net),
+	    cmocka_unit_test(test_metrics_batched),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,12 +25,22 @@ void keel_metrics_handshake(bool ok);
 
 /* The privilege-separated network process has the connections, the key
  * process serves /metrics: with |fn| set (before any thread starts), the two
- * calls above go to |fn| instead of this process's counters. */
+ * calls above go to |fn| instead of this process's counters. Every event is
+ * an amount to add, so that the network process may sum several before it
+ * sends them (keel_metrics_add takes the sums). */
 enum keel_metrics_event {
-	KEEL_METRICS_CONNECTIONS = 1, /* value: the delta, +1 or -1 */
-	KEEL_METRICS_HANDSHAKE = 2,   /* value: 1 completed, 0 failed */
+	KEEL_METRICS_CONNECTIONS = 1,	    /* value: the change in open connections */
+	KEEL_METRICS_HANDSHAKES_OK = 2,	    /* value: handshakes completed */
+	KEEL_METRICS_HANDSHAKES_FAILED = 3, /* value: handshakes failed */
 };
+#define KEEL_METRICS_NUM_EVENTS 3
 void keel_metrics_forward(void (*fn)(void *arg, enum keel_metrics_event ev, int value), void *arg);
+/* Whether |value| of |ev| is something to add: a known event with a
+ * non-zero change, and a count above zero. */
+bool keel_metrics_event_ok(unsigned ev, int64_t value);
+/* Adds |value| of |ev| (forwarded, or several summed) to this process's
+ * counters; what keel_metrics_event_ok refuses changes nothing. */
+void keel_metrics_add(enum keel_metrics_event ev, int64_t value);
 
 /* One call into the token (wrap, unwrap) that took |ns|. */
 void keel_metrics_hsm_call(uint64_t ns);

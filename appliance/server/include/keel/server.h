@@ -125,6 +125,22 @@ __attribute__((warn_unused_result)) int keel_server_watch(struct keel_server *sr
 /* Loop thread: whether |cb| also hears that the descriptor is writable. 0 or -1. */
 __attribute__((warn_unused_result)) int keel_watch_write(struct keel_watch *w, bool on);
 
+/*
+ * A callback of the caller's that runs on the loop thread once for each
+ * keel_defer_arm, after the callbacks the loop iteration has ready by then:
+ * work that several callbacks of one iteration add to is done once for them
+ * all (the network process's counters go to the key process this way).
+ * Loop thread, or before keel_server_run; it lasts as long as the server.
+ * 0 or -1.
+ */
+struct keel_defer;
+__attribute__((warn_unused_result)) int keel_server_defer(struct keel_server *srv,
+							  void (*cb)(void *arg), void *arg,
+							  struct keel_defer **out_defer);
+/* Loop thread: |d|'s callback runs in this iteration, after those ready now;
+ * once however often it is armed before it runs. */
+void keel_defer_arm(struct keel_defer *d);
+
 /* Loop thread only: stop accepting, finish in-flight requests, close. */
 void keel_server_drain(struct keel_server *srv);
 
