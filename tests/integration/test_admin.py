@@ -253,7 +253,9 @@ class AdminApiTest(AdminCase):
         self.assertEqual(after[discover], before.get(discover, 0) + 1)
         self.assertEqual(after[create], before.get(create, 0) + 1)
         self.assertGreaterEqual(after[hsm], before[hsm] + 2)  # wrap at Create, unwrap at Get
-        self.assertGreaterEqual(after[commits], before[commits] + 3)
+        # Create and Get each wait for their commit; Discover Versions' audit
+        # row does not (e4f8131) and may ride in Create's.
+        self.assertGreaterEqual(after[commits], before[commits] + 2)
         latency = ("keel_kmip_request_duration_seconds_count",
                    frozenset({"operation": "Create"}.items()))
         self.assertEqual(after[latency], before.get(latency, 0) + 1)
