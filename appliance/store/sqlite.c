@@ -272,6 +272,21 @@ static const char *const migrations[] = {
     "CREATE TRIGGER mirror_object_delete AFTER DELETE ON objects"
     " WHEN (SELECT enabled FROM mirror_state) = 1"
     " BEGIN INSERT INTO mirror_enqueue VALUES (old.uid, 2); END;",
+    /* 12: the audit rows by object, indexed in batches rather than row by
+     * row (sqlite_audit.c, "By object"): audit_uid put every Get's entry in
+     * its key's leaf, half the pages a group of Gets wrote (docs/
+     * benchmarks.md, "The group commit's pages"). Rows up to upto are in
+     * audit_by_uid; later ones are found by a scan of the tail. */
+    "CREATE TABLE audit_by_uid ("
+    " uid TEXT NOT NULL,"
+    " id INTEGER NOT NULL,"
+    " PRIMARY KEY (uid, id)) WITHOUT ROWID;"
+    "INSERT INTO audit_by_uid SELECT uid, id FROM audit WHERE uid IS NOT NULL;"
+    "CREATE TABLE audit_uid_mark ("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " upto INTEGER NOT NULL);"
+    "INSERT INTO audit_uid_mark SELECT 1, COALESCE(MAX(id), 0) FROM audit;"
+    "DROP INDEX IF EXISTS audit_uid;",
 };
 
 /* Steps that SQL alone cannot do, run in the step's transaction after its SQL. */

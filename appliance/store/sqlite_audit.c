@@ -10,6 +10,15 @@
  * window between one writer's COMMIT and the next writer's read of the
  * cache. A savepoint rolled back, or a commit that failed, leaves the head
  * to be read again from the table.
+ *
+ * By object. keelctl audit show --uid needs the rows of one object without
+ * a scan of the whole trail, but an index on audit(uid) put each row's
+ * entry in its object's leaf: a group of Gets wrote one leaf per object it
+ * read, half of its pages, on every COMMIT. So audit_by_uid (uid, id) is
+ * filled in batches: the COMMIT after which the newest id passed a multiple
+ * of AUDIT_UID_EVERY adds every row above audit_uid_mark.upto, in the same
+ * transaction, so the mark is never wrong; a query reads audit_by_uid up to
+ * the mark and scans the few rows after it.
  */
 #include "sqlite_int.h"
 
@@ -18,7 +27,8 @@
 
 #include "log.h"
 
-#define AUDIT_COLS "id, time, client, operation, uid, result_status, result_reason, detail, hash"
+#define AUDIT_COLS	"id, time, client, operation, uid, result_status, result_reason, detail, hash"
+#define AUDIT_UID_EVERY 256 /* rows between two batches of audit_by_uid */
 
 /* The newest row's id and hash, from the table (no rows: id 0, zero hash). */
 static int read_head(struct sq_txn *t, struct sq_head *out)
@@ -129,20 +139,38 @@ static void log_anchor(const struct sq_head *h)
 	keel_info("audit: anchor %lld:%s", (long long)h->id, hex);
 }
 
+/* True when the chain went past a multiple of |every| from |before| to |h|. */
+static bool passed(int64_t before, const struct sq_head *h, int64_t every)
+{
+	return h->valid && before / every != h->id / every;
+}
+
+/* The rows after the mark into audit_by_uid, and the mark to the newest ("By object"). */
+static int index_by_uid(struct sq_txn *t)
+{
+	int r = sq_run(t, "INSERT INTO audit_by_uid (uid, id) SELECT uid, id FROM audit"
+			  " WHERE id > (SELECT upto FROM audit_uid_mark) AND uid IS NOT NULL");
+
+	return r != 0 ? r
+		      : sq_run(t, "UPDATE audit_uid_mark SET upto = (SELECT MAX(id) FROM audit)");
+}
+
 int sq_audit_commit(struct sq_txn *t)
 {
 	struct sq_store *q = (struct sq_store *)t->base.store;
 	int64_t before;
-	int r;
+	int r = 0;
 
 	if (!t->appended) {
 		return sq_run(t, "COMMIT");
 	}
 	pthread_mutex_lock(&q->head_lock);
 	before = q->head.valid ? q->head.id : t->head.id - 1;
-	r = sq_run(t, "COMMIT");
-	if (r == 0 && t->head.valid &&
-	    before / KEEL_AUDIT_ANCHOR_EVERY != t->head.id / KEEL_AUDIT_ANCHOR_EVERY) {
+	if (passed(before, &t->head, AUDIT_UID_EVERY)) {
+		r = index_by_uid(t);
+	}
+	r = r != 0 ? r : sq_run(t, "COMMIT");
+	if (r == 0 && passed(before, &t->head, KEEL_AUDIT_ANCHOR_EVERY)) {
 		log_anchor(&t->head);
 	}
 	/* On failure the row may or may not be there: let the next writer read it. */
@@ -195,7 +223,11 @@ static void scan_sql(const struct keel_store_audit_filter *f, char *sql, size_t 
 	snprintf(sql, len,
 		 "SELECT " AUDIT_COLS " FROM audit WHERE 1%s%s%s%s%s"
 		 " ORDER BY id DESC LIMIT ?6",
-		 f->client != NULL ? " AND client = ?1" : "", f->uid != NULL ? " AND uid = ?2" : "",
+		 f->client != NULL ? " AND client = ?1" : "",
+		 f->uid != NULL ? " AND id IN (SELECT id FROM audit_by_uid WHERE uid = ?2"
+				  " UNION ALL SELECT id FROM audit WHERE uid = ?2"
+				  " AND id > (SELECT upto FROM audit_uid_mark))"
+				: "",
 		 f->has_operation ? " AND operation = ?3" : "",
 		 f->since != 0 ? " AND time >= ?4" : "", f->until != 0 ? " AND time <= ?5" : "");
 }

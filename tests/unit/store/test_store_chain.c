@@ -3,7 +3,8 @@
  * query and a read see and go with their object; the chain verifies intact
  * after appends, savepoint rollbacks, concurrent writers and reopening, rows
  * written before the chain existed are chained by the migration, and a row
- * altered, deleted or added with the sqlite3 library is named.
+ * altered, deleted or added with the sqlite3 library is named. A scan by
+ * object finds rows before and after the batches of audit_by_uid.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -268,6 +269,88 @@ static void test_scan_filters(void **state)
 	keel_store_rollback(t);
 }
 
+/* audit_uid_mark.upto: the newest row that audit_by_uid holds. */
+static int64_t uid_mark(const char *path)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t upto;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT upto FROM audit_uid_mark", -1, &st, NULL),
+			 SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	upto = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return upto;
+}
+
+/* Commits |n| rows in one transaction: odd ids for u1, even ones for u2 or no object. */
+static void append_ids(struct keel_store *s, int64_t first, int n)
+{
+	struct keel_store_txn *t;
+
+	assert_int_equal(keel_store_begin(s, &t), 0);
+	for (int64_t id = first; id < first + n; id++) {
+		append(t, "aa", id % 2 != 0 ? "u1" : id % 4 == 0 ? "u2" : NULL);
+	}
+	assert_int_equal(keel_store_commit(t), 0);
+}
+
+struct ids_ctx {
+	size_t n;
+	int64_t ids[8];
+};
+
+static int collect_id(void *ctx, const struct keel_store_audit *row)
+{
+	struct ids_ctx *c = ctx;
+
+	assert_string_equal(row->uid, "u1");
+	if (c->n < sizeof(c->ids) / sizeof(c->ids[0])) {
+		c->ids[c->n] = row->id;
+	}
+	c->n++;
+	return 0;
+}
+
+/*
+ * The rows of one object are found whether audit_by_uid holds them yet or
+ * not: it is filled by the commit that passes a multiple of 256 rows, and a
+ * rolled-back transaction leaves the mark where it was.
+ */
+static void test_scan_by_uid_batches(void **state)
+{
+	struct fx *f = *state;
+	const int64_t newest[] = {309, 307, 305, 303, 301, 299, 297, 295};
+	struct keel_store_audit_filter flt = {.uid = "u1"};
+	struct ids_ctx c = {0};
+	struct keel_store_txn *t;
+
+	append_ids(f->s, 1, 200);
+	assert_int_equal(uid_mark(f->path), 0);
+	append_ids(f->s, 201, 100);
+	assert_int_equal(uid_mark(f->path), 300);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	for (int i = 0; i < 300; i++) {
+		append(t, "aa", "gone");
+	}
+	keel_store_rollback(t);
+	append_ids(f->s, 301, 10);
+	assert_int_equal(uid_mark(f->path), 300);
+	assert_int_equal(keel_store_begin_read(f->s, &t), 0);
+	assert_int_equal(keel_store_audit_scan(t, &flt, collect_id, &c), 0);
+	assert_int_equal(c.n, 155);
+	c = (struct ids_ctx){0};
+	flt.limit = 8; /* five after the mark, three before it */
+	assert_int_equal(keel_store_audit_scan(t, &flt, collect_id, &c), 0);
+	assert_int_equal(c.n, 8);
+	assert_memory_equal(c.ids, newest, sizeof(newest));
+	keel_store_rollback(t);
+	assert_int_equal(verify(f->s).fault, KEEL_AUDIT_INTACT);
+}
+
 static void test_chain_tampering(void **state)
 {
 	struct fx *f = *state;
@@ -436,6 +519,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_grants, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_intact, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_scan_filters, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scan_by_uid_batches, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_tampering, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_altered_and_inserted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_chain_concurrent, setup, teardown),

@@ -3,7 +3,7 @@
  * mirror backlog in it, opened by this keeld: migration 11 (attributes
  * WITHOUT ROWID, the mirror's triggers) keeps every object and attribute,
  * their order, Locate by Name, the cascade on delete and the mirror's
- * triggers.
+ * triggers; migration 12 (audit_by_uid) finds every audit row of an object.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -85,7 +85,8 @@ static const char schema_v10[] =
 /*
  * The data: two objects; u1's attributes added out of name order (the order
  * an answer lists them in), two Names among them; the mirror on, with u1
- * escrowed (settled) and u2 still in the outbox.
+ * escrowed (settled) and u2 still in the outbox; four audit rows, one of
+ * them of no object.
  */
 static const char data_v10[] =
     "INSERT INTO mirror_state (id, enabled, next_seq) VALUES (1, 1, 1);"
@@ -97,7 +98,10 @@ static const char data_v10[] =
     " ('u1', 'Cryptographic Algorithm', 0, x'a1', NULL),"
     " ('u1', 'Name', 1, x'a2', 'second name'),"
     " ('u1', 'Fresh', 0, x'a3', NULL);"
-    "DELETE FROM mirror_outbox WHERE uid = 'u1';";
+    "DELETE FROM mirror_outbox WHERE uid = 'u1';"
+    "INSERT INTO audit (id, time, client, operation, uid, result_status, result_reason) VALUES"
+    " (1, 100, 'alice', 1, 'u1', 0, 0), (2, 101, 'alice', 24, NULL, 0, 0),"
+    " (3, 102, 'bob', 10, 'u2', 0, 0), (4, 103, 'alice', 10, 'u1', 0, 0);";
 
 struct want {
 	const char *name;
@@ -162,6 +166,24 @@ static char *locate_name(struct keel_store_txn *t, const char *owner, const char
 	return uid;
 }
 
+static int add_id(void *ctx, const struct keel_store_audit *row)
+{
+	int64_t *sum = ctx;
+
+	*sum = *sum * 10 + row->id;
+	return 0;
+}
+
+/* The ids of |uid|'s audit rows, newest first, as the digits of one number. */
+static int64_t audit_ids(struct keel_store_txn *t, const char *uid)
+{
+	struct keel_store_audit_filter f = {.uid = uid};
+	int64_t ids = 0;
+
+	assert_int_equal(keel_store_audit_scan(t, &f, add_id, &ids), 0);
+	return ids;
+}
+
 static void check_objects(struct keel_store_txn *t)
 {
 	struct keel_store_object o;
@@ -206,9 +228,11 @@ static void test_v10_store_migrates(void **state)
 	sql(path, data_v10);
 	assert_int_equal(keel_store_open_sqlite(path, 2, &s), 0);
 	assert_int_equal(keel_store_schema_version(s, &v), 0);
-	assert_int_equal(v, 11);
+	assert_int_equal(v, 12);
 	assert_int_equal(keel_store_begin(s, &t), 0);
 	check_objects(t);
+	assert_int_equal(audit_ids(t, "u1"), 41);
+	assert_int_equal(audit_ids(t, "u2"), 3);
 	check_attrs(t, "u1", u1, 4);
 	check_attrs(t, "u2", &u2, 1);
 	/* A row added now comes after the migrated ones, and is still escrowed. */
