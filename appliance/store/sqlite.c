@@ -598,7 +598,8 @@ static int sync_wal(sqlite3 *db)
 		keel_err("store: no write-ahead log to sync");
 		return KEEL_STORE_E_IO;
 	}
-	return sq_err(db, wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL), "fsync of the WAL");
+	/* the error is the file's, not |db|'s: sqlite3_errmsg would say "not an error" */
+	return sq_err(NULL, wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL), "fsync of the WAL");
 }
 
 /* Numbers a commit whose COMMIT has returned; called by the writers' turn's holder. */
@@ -612,33 +613,83 @@ static uint64_t count_commit(struct sq_group *g)
 	return n;
 }
 
+/*
+ * The waiters an fsync's end wakes: those it covers (all, once one failed)
+ * and the first it does not, who leads the next fsync. Waking them all
+ * woke the uncovered too, only to sleep again: a third of the group closes
+ * of a Get load (docs/benchmarks.md, "The group commit's pages").
+ */
+static struct sq_waiter *detach_woken(struct sq_group *g)
+{
+	struct sq_waiter *out = NULL, **p = &g->waiters, *w;
+	bool leader = false, covered;
+
+	while ((w = *p) != NULL) {
+		covered = g->failed || w->n <= g->covered;
+		if (covered || !leader) {
+			leader = leader || !covered;
+			*p = w->next;
+			w->next = out;
+			out = w;
+		} else {
+			p = &w->next;
+		}
+	}
+	g->tail = p;
+	return out;
+}
+
+/* One fsync of what has committed so far, then its waiters woken; g->lock held. */
+static void lead_sync(struct sq_group *g, sqlite3 *db)
+{
+	uint64_t upto = g->commits; /* every one of them has returned from COMMIT */
+	struct sq_waiter *w, *next;
+	int r;
+
+	g->running = true;
+	pthread_mutex_unlock(&g->lock);
+	r = sync_wal(db);
+	pthread_mutex_lock(&g->lock);
+	g->running = false;
+	g->covered = r == 0 ? upto : g->covered;
+	if (r != 0 && !g->failed) {
+		g->failed = true;
+		keel_err("store: fsync failed: no further commit is acknowledged");
+	}
+	w = detach_woken(g);
+	pthread_mutex_unlock(&g->lock);
+	for (; w != NULL; w = next) {
+		next = w->next; /* |w| may be gone once posted */
+		sem_post(&w->woken);
+	}
+	pthread_mutex_lock(&g->lock);
+}
+
 /* Returns once an fsync covering commit number |n| has succeeded; |db| is the caller's. */
 static int wait_durable(struct sq_group *g, sqlite3 *db, uint64_t n)
 {
-	uint64_t upto;
+	struct sq_waiter w = {.n = n};
 	int r;
 
+	(void)sem_init(&w.woken, 0, 0);
 	pthread_mutex_lock(&g->lock);
 	while (g->covered < n && !g->failed) {
-		if (g->running) {
-			pthread_cond_wait(&g->synced, &g->lock);
+		if (!g->running) {
+			lead_sync(g, db);
 			continue;
 		}
-		g->running = true;
-		upto = g->commits; /* every one of them has returned from COMMIT */
+		w.next = NULL;
+		*g->tail = &w;
+		g->tail = &w.next;
 		pthread_mutex_unlock(&g->lock);
-		r = sync_wal(db);
-		pthread_mutex_lock(&g->lock);
-		g->running = false;
-		g->covered = r == 0 ? upto : g->covered;
-		if (r != 0 && !g->failed) {
-			g->failed = true;
-			keel_err("store: fsync failed: no further commit is acknowledged");
+		while (sem_wait(&w.woken) != 0) {
+			/* EINTR */
 		}
-		pthread_cond_broadcast(&g->synced);
+		pthread_mutex_lock(&g->lock);
 	}
 	r = g->covered >= n ? 0 : KEEL_STORE_E_IO;
 	pthread_mutex_unlock(&g->lock);
+	sem_destroy(&w.woken);
 	return r;
 }
 
@@ -658,7 +709,6 @@ static void sq_close(struct keel_store *s)
 	pthread_mutex_destroy(&q->head_lock);
 	pthread_mutex_destroy(&q->batch.lock);
 	pthread_mutex_destroy(&q->group.lock);
-	pthread_cond_destroy(&q->group.synced);
 	free(q);
 }
 
@@ -678,7 +728,7 @@ int keel_store_open_sqlite(const char *path, unsigned num_conns, struct keel_sto
 	pthread_mutex_init(&q->batch.lock, NULL);
 	q->batch.tail = &q->batch.queue;
 	pthread_mutex_init(&q->group.lock, NULL);
-	pthread_cond_init(&q->group.synced, NULL);
+	q->group.tail = &q->group.waiters;
 	if ((q->conns = calloc(q->num_conns + 1, sizeof(*q->conns))) == NULL) {
 		goto out;
 	}

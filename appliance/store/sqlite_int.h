@@ -65,9 +65,16 @@ struct sq_txn {
  * numbered, and a commit is durable once an fsync that began after it was
  * numbered has succeeded.
  */
+struct sq_waiter {
+	uint64_t n;  /* the commit it waits for */
+	sem_t woken; /* posted: covered, failed, or to lead the next fsync */
+	struct sq_waiter *next;
+};
+
 struct sq_group {
 	pthread_mutex_t lock;
-	pthread_cond_t synced;
+	struct sq_waiter *waiters; /* for a running fsync's end */
+	struct sq_waiter **tail;
 	uint64_t commits; /* writing transactions committed */
 	uint64_t covered; /* of those, how many the last good fsync covers */
 	bool running;	  /* an fsync is under way */

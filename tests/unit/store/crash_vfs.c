@@ -1,6 +1,6 @@
 /*
  * A VFS shim for store tests (test_group_commit, test_group_txn): a simulated
- * power loss, and injected write faults.
+ * power loss, injected write faults, and a WAL fsync held for a test.
  *
  * Made SQLite's default before the store opens, it passes every call to the
  * real (unix) VFS and, at each fsync of the database or its WAL, keeps a copy
@@ -91,11 +91,39 @@ static int snapshot(struct cfile *f)
 	return SQLITE_OK;
 }
 
+/* A WAL fsync held by the test (crash_vfs_hold_next_wal_sync). */
+static pthread_mutex_t hold_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t hold_moved = PTHREAD_COND_INITIALIZER;
+static enum { HOLD_NONE, HOLD_ARMED, HOLD_HELD, HOLD_RELEASED } hold;
+static int hold_rc;
+
+/* SQLITE_OK, or what the held fsync is to return instead of syncing. */
+static int held_sync(void)
+{
+	int rc = SQLITE_OK;
+
+	pthread_mutex_lock(&hold_lock);
+	if (hold == HOLD_ARMED) {
+		hold = HOLD_HELD;
+		pthread_cond_broadcast(&hold_moved);
+		while (hold != HOLD_RELEASED) {
+			pthread_cond_wait(&hold_moved, &hold_lock);
+		}
+		hold = HOLD_NONE;
+		rc = hold_rc;
+	}
+	pthread_mutex_unlock(&hold_lock);
+	return rc;
+}
+
 static int c_sync(sqlite3_file *f, int flags)
 {
 	struct cfile *c = (struct cfile *)f;
-	int rc = c->real->pMethods->xSync(c->real, flags);
+	int rc = c->wal ? held_sync() : SQLITE_OK;
 
+	if (rc == SQLITE_OK) {
+		rc = c->real->pMethods->xSync(c->real, flags);
+	}
 	return rc == SQLITE_OK && c->shadow != NULL ? snapshot(c) : rc;
 }
 
@@ -252,4 +280,29 @@ unsigned crash_vfs_power_loss(const char *db, const char *out)
 void crash_vfs_fail_next_wal_write(void)
 {
 	atomic_store(&fail_wal_write, true);
+}
+
+void crash_vfs_hold_next_wal_sync(void)
+{
+	pthread_mutex_lock(&hold_lock);
+	hold = HOLD_ARMED;
+	pthread_mutex_unlock(&hold_lock);
+}
+
+void crash_vfs_wait_wal_sync_held(void)
+{
+	pthread_mutex_lock(&hold_lock);
+	while (hold != HOLD_HELD) {
+		pthread_cond_wait(&hold_moved, &hold_lock);
+	}
+	pthread_mutex_unlock(&hold_lock);
+}
+
+void crash_vfs_release_wal_sync(int rc)
+{
+	pthread_mutex_lock(&hold_lock);
+	hold_rc = rc;
+	hold = HOLD_RELEASED;
+	pthread_cond_broadcast(&hold_moved);
+	pthread_mutex_unlock(&hold_lock);
 }

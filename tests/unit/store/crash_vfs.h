@@ -11,5 +11,13 @@ void crash_vfs_install(void);
 unsigned crash_vfs_power_loss(const char *db, const char *out);
 /* The next write to any WAL fails with SQLITE_IOERR_WRITE. */
 void crash_vfs_fail_next_wal_write(void);
+/*
+ * The next fsync of any WAL blocks until crash_vfs_release_wal_sync(rc):
+ * SQLITE_OK lets it go on, another code is what it returns instead.
+ * crash_vfs_wait_wal_sync_held returns once it blocks.
+ */
+void crash_vfs_hold_next_wal_sync(void);
+void crash_vfs_wait_wal_sync_held(void);
+void crash_vfs_release_wal_sync(int rc);
 
 #endif

@@ -14,7 +14,8 @@
  * is in the order the parts ran; a member queued behind A runs on A's
  * thread. Work submitted without waiting (keel_store_submit) is queued like
  * a member and returns at once; alone, it is committed but not made durable
- * until the next waiting group's fsync.
+ * until the next waiting group's fsync. An fsync's end wakes every waiter
+ * it covers and one to lead the next; a failed one fails them all.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,6 +27,7 @@
 #include <ftw.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,8 +206,8 @@ static bool in_futex(pid_t tid)
 	return strncmp(line, want, strlen(want)) == 0;
 }
 
-/* Starts |p|'s thread and returns once it waits for the writers' turn. */
-static void queue_part(pthread_t *th, struct part *p)
+/* Starts |p|'s thread and returns once it has its thread id. */
+static void start_part(pthread_t *th, struct part *p)
 {
 	assert_int_equal(pthread_create(th, NULL, part_main, p), 0);
 	pthread_mutex_lock(&lock);
@@ -213,7 +215,16 @@ static void queue_part(pthread_t *th, struct part *p)
 		pthread_cond_wait(&moved, &lock);
 	}
 	pthread_mutex_unlock(&lock);
-	/* A holds the turn, so it can only block there: a state, polled, not a delay. */
+}
+
+/*
+ * Starts |p|'s thread and returns once it sleeps in futex(2): waiting for
+ * the writers' turn while A holds it, or for an fsync while one is held.
+ * It can block nowhere else: a state, polled, not a delay.
+ */
+static void queue_part(pthread_t *th, struct part *p)
+{
+	start_part(th, p);
 	while (!in_futex(p->tid)) {
 		sched_yield();
 	}
@@ -658,6 +669,61 @@ static void test_submitted_behind_a_restore(void **state)
 	assert_audit_order(f->s, "zs");
 }
 
+/*
+ * A's fsync is held while B and C, each a group of its own, commit and wait
+ * for it; then it ends with |rc|, and each is acknowledged if |rc| is
+ * SQLITE_OK, else fails. The fsync's end wakes the waiters it covers and the
+ * first it does not, who leads the next: a waiter no one wakes hangs this.
+ */
+static void wait_for_held_fsync(struct fixture *f, int rc)
+{
+	static const char *const uids[3] = {"a", "b", "c"};
+	struct part p[3];
+	pthread_t th[3];
+
+	crash_vfs_hold_next_wal_sync();
+	for (size_t i = 0; i < 3; i++) {
+		p[i] = (struct part){.s = f->s, .kind = BEGIN, .uid = uids[i], .how = KEEP};
+		if (i == 0) {
+			start_part(&th[i], &p[i]);
+			crash_vfs_wait_wal_sync_held();
+		} else {
+			queue_part(&th[i], &p[i]);
+		}
+	}
+	crash_vfs_release_wal_sync(rc);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_true((p[i].result == 0) == (rc == SQLITE_OK));
+	}
+}
+
+/* B and C, not covered by A's fsync, are acknowledged after the next one. */
+static void test_fsync_wakes_the_next_leader(void **state)
+{
+	struct fixture *f = *state;
+	struct keel_store *crashed;
+
+	wait_for_held_fsync(f, SQLITE_OK);
+	crashed = after_power_loss(f);
+	assert_true(committed(crashed, "a"));
+	assert_true(committed(crashed, "b"));
+	assert_true(committed(crashed, "c"));
+	keel_store_close(crashed);
+}
+
+/* A failed fsync fails every waiter, and every commit after it. */
+static void test_failed_fsync_fails_every_waiter(void **state)
+{
+	struct fixture *f = *state;
+	struct keel_store_txn *t;
+
+	wait_for_held_fsync(f, SQLITE_IOERR_FSYNC);
+	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_int_equal(write_one(t, "d"), 0);
+	assert_int_not_equal(keel_store_commit(t), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -674,6 +740,8 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_submitted_beyond_one_group, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_submitted_behind_a_restore, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_fsync_wakes_the_next_leader, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_failed_fsync_fails_every_waiter, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
