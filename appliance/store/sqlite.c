@@ -839,7 +839,7 @@ static void member_post(struct sq_member *m, int result)
 static bool take_turn(struct sq_store *q, struct sq_member *m)
 {
 	struct sq_batch *b = &q->batch;
-	bool held;
+	bool held, detached = m->detached; /* a queued detached |m| is the holder's to free */
 
 	pthread_mutex_lock(&b->lock);
 	held = b->held;
@@ -849,7 +849,7 @@ static bool take_turn(struct sq_store *q, struct sq_member *m)
 		b->tail = &m->next;
 	}
 	pthread_mutex_unlock(&b->lock);
-	if (held && m->detached) {
+	if (held && detached) {
 		return false;
 	}
 	if (held) {
