@@ -47,6 +47,18 @@
  * on its own semaphore, from queueing to its outcome (or to its turn). A
  * restore takes the turn with no group open.
  *
+ * The flusher. Work submitted without waiting (keel_store_submit: a
+ * protocol-only request's audit rows) is only queued, even when no one holds
+ * the turn: the next thread to take the turn runs it first in its group, so
+ * that a vCenter task's Discover Versions row rides in its Get's COMMIT
+ * rather than costing a transaction of its own (docs/benchmarks.md). Should
+ * no one take the turn within FLUSH_NS, a thread of the store's own, the
+ * flusher, takes it, commits that work and waits for its fsync. It sleeps
+ * untimed once a whole FLUSH_NS passed with no such work (an idle keeld is
+ * not woken periodically); while work keeps coming it looks every FLUSH_NS
+ * rather than being woken for each. keel_store_close has it run what is
+ * still queued.
+ *
  * Group commit. Connections run with synchronous=NORMAL: COMMIT appends the
  * transaction to the WAL with write() and does not fsync. A writing
  * transaction is numbered once its COMMIT has returned, and its closer waits
@@ -84,6 +96,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keel/metrics.h"
 #include "log.h"
@@ -91,6 +104,13 @@
 #define BUSY_TIMEOUT_MS 10000
 #define GROUP_MAX	32	 /* requests in one group transaction, at most */
 #define GROUP_MAX_NS	5000000u /* nor keep its first member waiting over 5 ms */
+/*
+ * How long submitted work may wait for a holder before the flusher commits
+ * it: as long as a group may keep its first member waiting, so its rows are
+ * no later than a waiting request's would be; several times the millisecond
+ * or so after which a vCenter task's Get follows its Discover Versions.
+ */
+#define FLUSH_NS GROUP_MAX_NS
 
 /*
  * Migrations, in order; step N brings the schema to version N (KEEL's first
@@ -587,6 +607,8 @@ static int open_conn(const char *path, sqlite3 **out_db)
 
 static const struct keel_store_ops sq_ops;
 static void attr_cache_clear(struct sq_txn *t);
+static int start_flusher(struct sq_store *q);
+static void stop_flusher(struct sq_store *q);
 
 /* fsync of the WAL that |db| writes, through SQLite's own handle of it. */
 static int sync_wal(sqlite3 *db)
@@ -697,6 +719,7 @@ static void sq_close(struct keel_store *s)
 {
 	struct sq_store *q = (struct sq_store *)s;
 
+	stop_flusher(q); /* it commits what is still queued */
 	for (unsigned i = 0; q->conns != NULL && i <= q->num_conns; i++) {
 		cache_clear(&q->conns[i]);
 		attr_cache_clear(&q->conns[i]);
@@ -708,6 +731,7 @@ static void sq_close(struct keel_store *s)
 	pthread_cond_destroy(&q->freed);
 	pthread_mutex_destroy(&q->head_lock);
 	pthread_mutex_destroy(&q->batch.lock);
+	pthread_cond_destroy(&q->batch.pending);
 	pthread_mutex_destroy(&q->group.lock);
 	free(q);
 }
@@ -715,6 +739,7 @@ static void sq_close(struct keel_store *s)
 int keel_store_open_sqlite(const char *path, unsigned num_conns, struct keel_store **out_store)
 {
 	struct sq_store *q = calloc(1, sizeof(*q));
+	pthread_condattr_t monotonic;
 	int r = KEEL_STORE_E_NOMEM;
 
 	if (q == NULL) {
@@ -726,7 +751,13 @@ int keel_store_open_sqlite(const char *path, unsigned num_conns, struct keel_sto
 	pthread_cond_init(&q->freed, NULL);
 	pthread_mutex_init(&q->head_lock, NULL);
 	pthread_mutex_init(&q->batch.lock, NULL);
+	/* the flusher's deadlines are keel_metrics_now_ns()'s */
+	pthread_condattr_init(&monotonic);
+	pthread_condattr_setclock(&monotonic, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->batch.pending, &monotonic);
+	pthread_condattr_destroy(&monotonic);
 	q->batch.tail = &q->batch.queue;
+	q->batch.flush_ns = FLUSH_NS;
 	pthread_mutex_init(&q->group.lock, NULL);
 	q->group.tail = &q->group.waiters;
 	if ((q->conns = calloc(q->num_conns + 1, sizeof(*q->conns))) == NULL) {
@@ -741,7 +772,8 @@ int keel_store_open_sqlite(const char *path, unsigned num_conns, struct keel_sto
 		}
 	}
 	if ((r = open_conn(path, &q->sync_db)) != 0 ||
-	    (r = wait_durable(&q->group, q->sync_db, count_commit(&q->group))) != 0) {
+	    (r = wait_durable(&q->group, q->sync_db, count_commit(&q->group))) != 0 ||
+	    (r = start_flusher(q)) != 0) {
 		goto out;
 	}
 	*out_store = &q->base;
@@ -829,17 +861,20 @@ static void member_post(struct sq_member *m, int result)
 	sem_post(&m->done);
 }
 
+static void run_pending(struct sq_store *q);
+
 /*
  * The writers' turn, and conns[0], for |m|'s thread: at once if no one
  * holds it, else once the holders before have handed it on, in order.
  * False when a holder ran |m| (a keel_store_run member) meanwhile: its
- * outcome is in |m->result|; or, for a detached |m|, at once: queued, a
- * holder runs it.
+ * outcome is in |m->result|. Taken free, the turn comes with the detached
+ * work queued meanwhile (the flusher's), run first in the group but by a
+ * restore, which leaves it queued for after its image.
  */
 static bool take_turn(struct sq_store *q, struct sq_member *m)
 {
 	struct sq_batch *b = &q->batch;
-	bool held, detached = m->detached; /* a queued detached |m| is the holder's to free */
+	bool held;
 
 	pthread_mutex_lock(&b->lock);
 	held = b->held;
@@ -849,9 +884,6 @@ static bool take_turn(struct sq_store *q, struct sq_member *m)
 		b->tail = &m->next;
 	}
 	pthread_mutex_unlock(&b->lock);
-	if (held && detached) {
-		return false;
-	}
 	if (held) {
 		member_wait(m);
 		if (!m->turn) {
@@ -859,27 +891,34 @@ static bool take_turn(struct sq_store *q, struct sq_member *m)
 		}
 	}
 	q->conns[0].writer = true;
+	if (!held && !m->alone) {
+		run_pending(q);
+	}
 	return true;
 }
 
-/*
- * The first thread queued for the turn, out of the queue: any (|all|; the
- * turn is free if none is), or one that may join the open group (not a
- * restore).
- */
-static struct sq_member *dequeue(struct sq_batch *b, bool all)
+/* Which of the queue's first member dequeue takes. */
+enum sq_next {
+	SQ_ANY,	     /* any: the turn is free if the queue is empty */
+	SQ_JOINER,   /* one that may join the open group (not a restore) */
+	SQ_DETACHED, /* detached work */
+};
+
+/* The first member queued for the turn, out of the queue, if it is |want|'s. */
+static struct sq_member *dequeue(struct sq_batch *b, enum sq_next want)
 {
 	struct sq_member *m;
 
 	pthread_mutex_lock(&b->lock);
 	m = b->queue;
-	if (m != NULL && (all || !m->alone)) {
+	if (m != NULL && (want == SQ_ANY || (want == SQ_JOINER && !m->alone) ||
+			  (want == SQ_DETACHED && m->detached))) {
 		b->queue = m->next;
 		b->tail = b->queue != NULL ? b->tail : &b->queue;
 	} else {
 		m = NULL;
 	}
-	b->held = b->held && (m != NULL || !all);
+	b->held = b->held && (m != NULL || want != SQ_ANY);
 	pthread_mutex_unlock(&b->lock);
 	return m;
 }
@@ -899,7 +938,7 @@ static void hand_turn(struct sq_member *m)
  */
 static struct sq_member *pass_turn(struct sq_batch *b)
 {
-	struct sq_member *next = dequeue(b, true);
+	struct sq_member *next = dequeue(b, SQ_ANY);
 
 	if (next != NULL && !next->detached) {
 		hand_turn(next);
@@ -993,6 +1032,19 @@ static void run_member(struct sq_store *q, struct sq_member *m)
 	}
 }
 
+/*
+ * The detached work first in the queue, run by a thread that took the turn
+ * free: it was queued before that thread came, so its rows come first.
+ */
+static void run_pending(struct sq_store *q)
+{
+	struct sq_member *m;
+
+	while (q->batch.size < GROUP_MAX && (m = dequeue(&q->batch, SQ_DETACHED)) != NULL) {
+		run_member(q, m);
+	}
+}
+
 /* Whether a thread waits for one of |members|: a detached one's does not. */
 static bool awaited(const struct sq_member *members)
 {
@@ -1063,7 +1115,7 @@ static bool run_queued(struct sq_store *q)
 
 	while (!sqlite3_get_autocommit(q->conns[0].db) && b->size < GROUP_MAX &&
 	       keel_metrics_now_ns() - b->first_ns < GROUP_MAX_NS &&
-	       (m = dequeue(b, false)) != NULL) {
+	       (m = dequeue(b, SQ_JOINER)) != NULL) {
 		if (m->fn == NULL) {
 			hand_turn(m); /* it runs its part on its own thread */
 			return false;
@@ -1184,8 +1236,7 @@ static void sq_rollback(struct keel_store_txn *tb)
 
 /*
  * Runs |m|, and the members queued meanwhile, once this thread has the turn
- * (true: |m|'s outcome is still to be waited for, unless it is detached);
- * false when a holder ran |m|, or will (detached).
+ * (true: |m|'s outcome is still to be waited for); false when a holder ran |m|.
  */
 static bool enter(struct sq_store *q, struct sq_member *m)
 {
@@ -1210,6 +1261,25 @@ static int sq_run_member(struct keel_store *s, keel_store_member_fn fn, void *ar
 	return m.result;
 }
 
+/*
+ * Queues detached |m| for the turn's holder, or for the next thread to take
+ * it; if none does within FLUSH_NS, the flusher will.
+ */
+static void queue_detached(struct sq_batch *b, struct sq_member *m)
+{
+	pthread_mutex_lock(&b->lock);
+	if (!b->held && b->queue == NULL) {
+		b->since_ns = keel_metrics_now_ns();
+		b->arrivals++;
+		if (b->flusher_asleep) {
+			pthread_cond_signal(&b->pending);
+		}
+	}
+	*b->tail = m;
+	b->tail = &m->next;
+	pthread_mutex_unlock(&b->lock);
+}
+
 /* keel_store_submit: a detached member, its argument copied after it. */
 static int sq_submit(struct keel_store *s, keel_store_member_fn fn, const void *arg, size_t arg_len)
 {
@@ -1223,8 +1293,104 @@ static int sq_submit(struct keel_store *s, keel_store_member_fn fn, const void *
 	memcpy((uint8_t *)m + head, arg, arg_len);
 	member_init(m, fn, (uint8_t *)m + head, false);
 	m->detached = true;
-	(void)enter((struct sq_store *)s, m); /* |m| may be gone on return */
+	queue_detached(&((struct sq_store *)s)->batch, m);
 	return 0;
+}
+
+/* ---- The flusher ---------------------------------------------------------- */
+
+/* Sleeps on b->pending (b->lock held) until |deadline_ns|, or a signal. */
+static void wait_until(struct sq_batch *b, uint64_t deadline_ns)
+{
+	struct timespec ts = {.tv_sec = (time_t)(deadline_ns / 1000000000u),
+			      .tv_nsec = (long)(deadline_ns % 1000000000u)};
+
+	(void)pthread_cond_timedwait(&b->pending, &b->lock, &ts); /* ETIMEDOUT: due */
+}
+
+/* The flusher's turn: the queued detached work in a group of its own, then its fsync. */
+static void flush(struct sq_store *q)
+{
+	uint64_t n;
+
+	q->conns[0].writer = true;
+	run_pending(q);
+	combine(q);
+	pthread_mutex_lock(&q->group.lock);
+	n = q->group.commits;
+	pthread_mutex_unlock(&q->group.lock);
+	(void)wait_durable(&q->group, q->sync_db, n); /* a failed fsync is logged there */
+}
+
+/*
+ * See "The flusher". Detached work waits in the queue with the turn free
+ * from |since_ns| on; the flusher takes the turn FLUSH_NS later (at once
+ * when the store closes) unless a holder took it first, then runs it.
+ */
+static void *flusher_main(void *arg)
+{
+	struct sq_store *q = arg;
+	struct sq_batch *b = &q->batch;
+	uint64_t seen = 0;
+	bool due;
+
+	pthread_mutex_lock(&b->lock);
+	for (;;) {
+		due = !b->held && b->queue != NULL;
+		if (due && (b->closing || keel_metrics_now_ns() - b->since_ns >= b->flush_ns)) {
+			b->held = true;
+			pthread_mutex_unlock(&b->lock);
+			flush(q);
+			pthread_mutex_lock(&b->lock);
+		} else if (due) {
+			wait_until(b, b->since_ns + b->flush_ns);
+		} else if (b->closing) {
+			break;
+		} else if (seen != b->arrivals) { /* busy: look again rather than be woken */
+			seen = b->arrivals;
+			wait_until(b, keel_metrics_now_ns() + b->flush_ns);
+		} else {
+			b->flusher_asleep = true;
+			pthread_cond_wait(&b->pending, &b->lock);
+			b->flusher_asleep = false;
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
+	return NULL;
+}
+
+static int start_flusher(struct sq_store *q)
+{
+	if (pthread_create(&q->flusher, NULL, flusher_main, q) != 0) {
+		keel_err("store: cannot start the flusher thread");
+		return KEEL_STORE_E_NOMEM;
+	}
+	q->flusher_started = true;
+	return 0;
+}
+
+/* Once no call is running: what is still queued is committed before it ends. */
+static void stop_flusher(struct sq_store *q)
+{
+	if (!q->flusher_started) {
+		return;
+	}
+	pthread_mutex_lock(&q->batch.lock);
+	q->batch.closing = true;
+	pthread_cond_signal(&q->batch.pending);
+	pthread_mutex_unlock(&q->batch.lock);
+	(void)pthread_join(q->flusher, NULL);
+	q->flusher_started = false;
+}
+
+void keel_store_sqlite_flush_after(struct keel_store *s, uint64_t ns)
+{
+	struct sq_batch *b = &((struct sq_store *)s)->batch;
+
+	pthread_mutex_lock(&b->lock);
+	b->flush_ns = ns;
+	pthread_cond_signal(&b->pending); /* a deadline it waits for may have moved */
+	pthread_mutex_unlock(&b->lock);
 }
 
 static int sq_savepoint(struct keel_store_txn *tb, int what)

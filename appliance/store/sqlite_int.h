@@ -88,7 +88,8 @@ struct sq_group {
  * Once its part is kept in the open group, it is one of the group's members,
  * waiting for the COMMIT and the fsync. A detached member (keel_store_submit)
  * has no thread: it is heap-allocated with a copy of its argument, queued
- * for a holder to run, and freed at its outcome, which nobody waits for.
+ * for a holder (or the flusher) to run, and freed at its outcome, which
+ * nobody waits for.
  */
 struct sq_member {
 	struct sq_member *next; /* in the queue, then in the group's members */
@@ -110,6 +111,13 @@ struct sq_batch {
 	bool held;		 /* a thread has the turn, and conns[0] */
 	struct sq_member *queue; /* threads waiting for it, first come first */
 	struct sq_member **tail; /* &queue, or the last one's &next */
+	/* The flusher (sqlite.c): detached members queued while the turn was free. */
+	pthread_cond_t pending; /* on CLOCK_MONOTONIC: such work, a new delay, closing */
+	uint64_t since_ns;	/* when the first of them was queued */
+	uint64_t arrivals;	/* how often work was queued so: the flusher's activity */
+	uint64_t flush_ns;	/* how long it may wait for a holder: FLUSH_NS */
+	bool flusher_asleep;	/* in an untimed wait: arrivals signal |pending| */
+	bool closing;		/* keel_store_close: run what is queued, then end */
 	/* Only the turn's holder reads or changes these. */
 	bool open;		   /* a group transaction is open on conns[0] */
 	unsigned size;		   /* parts that have ended in it so far */
@@ -123,6 +131,8 @@ struct sq_store {
 	pthread_cond_t freed;
 	struct sq_batch batch; /* one writing transaction at a time, on conns[0] (sqlite.c) */
 	struct sq_group group;
+	pthread_t flusher;    /* runs detached work that no holder took in time */
+	bool flusher_started; /* to join at close */
 	unsigned num_conns;   /* readers: conns[1..num_conns] */
 	struct sq_txn *conns; /* conns[0]: every writing transaction's */
 	sqlite3 *sync_db;     /* only the group commit's leader uses it: its WAL handle */

@@ -228,14 +228,21 @@ struct keel_store_txn; /* opaque: one open transaction on one connection */
  */
 int keel_store_open_sqlite(const char *path, unsigned num_conns,
 			   struct keel_store **out_store) KEEL_STORE_WUR;
+/*
+ * For tests: how long keel_store_submit's work may wait for the next writer
+ * before the store's flusher thread commits it (sqlite.c, "The flusher";
+ * FLUSH_NS, 5 ms, by default). An hour holds the flusher off; 0 lets it run
+ * what waits at once.
+ */
+void keel_store_sqlite_flush_after(struct keel_store *s, uint64_t ns);
 
 /* The schema version the database is at. */
 int keel_store_schema_version(struct keel_store *s, int *out_version) KEEL_STORE_WUR;
 
 /*
- * Closes every connection. Accepts NULL. No transaction may be open nor any
- * call running. Nothing keel_store_submit queued is left by then: a thread
- * still in a store call runs queued work before it returns.
+ * Commits what keel_store_submit queued and is still waiting, then closes
+ * every connection. Accepts NULL. No transaction may be open nor any call
+ * running.
  */
 void keel_store_close(struct keel_store *s);
 
@@ -281,12 +288,12 @@ int keel_store_run(struct keel_store *s, keel_store_member_fn fn, void *arg) KEE
  * keel_store_run without the wait: |fn| runs on a copy of the |arg_len|
  * bytes at |arg| (so it must hold no pointer into its caller's memory), in
  * the same group transactions, and its work is committed with its group:
- * at once if no one holds the writers' turn (this thread runs it and
- * commits it, but does not wait for the fsync), else by the holder. The
- * fsync of the next group that waits makes it durable. Nobody learns its
- * outcome: a failure is logged. 0 once queued; KEEL_STORE_E_NOMEM. Only
- * for work whose caller may go on before it is durable (engine.c: a
- * protocol-only request's audit rows).
+ * the holder's of the writers' turn, or the next writer's, first in it; if
+ * no writer comes within a few milliseconds, the store's flusher thread
+ * commits it and waits for its fsync. This thread runs no transaction.
+ * Nobody learns its outcome: a failure is logged. 0 once queued;
+ * KEEL_STORE_E_NOMEM. Only for work whose caller may go on before it is
+ * durable (engine.c: a protocol-only request's audit rows).
  */
 int keel_store_submit(struct keel_store *s, keel_store_member_fn fn, const void *arg,
 		      size_t arg_len) KEEL_STORE_WUR;

@@ -1,8 +1,9 @@
 /*
  * Requests of Discover Versions and Query items only are answered without
  * waiting for their audit rows' fsync (engine.c, protocol_only): the rows are
- * committed in the next group transaction, in the same chain, and durable
- * with the next waiting request's fsync. Every other request, a batch that
+ * committed in the next group transaction, in the same chain: the next
+ * request's, which waits for its fsync, or, if none comes within a few
+ * milliseconds, the store's flusher's. Every other request, a batch that
  * mixes Discover Versions with a Get too, is answered only once its rows are
  * durable. Power losses are simulated by the store tests' VFS shim.
  */
@@ -85,20 +86,34 @@ static void assert_chain_after_power_loss(struct engine_fx *f, int64_t rows)
 }
 
 /*
- * Alone, a protocol-only request commits its row but waits for no fsync;
- * the next waiting request's fsync makes it durable.
+ * Alone, a protocol-only request's row is only queued (no transaction on
+ * its thread); the next request commits it first in its own group, one
+ * COMMIT for both, and its fsync makes it durable.
  */
-static void test_protocol_only_durable_with_the_next(void **state)
+static void test_protocol_only_rides_with_the_next(void **state)
 {
 	struct engine_fx *f = *state;
+	struct keel_store *s = keel_engine_store(f->e);
+	uint64_t groups;
 	char uid[129];
 
+	keel_store_sqlite_flush_after(s, 3600ull * 1000000000u); /* the flusher held off */
 	send_protocol(f, false);
-	assert_chain(keel_engine_store(f->e), 1); /* committed */
-	assert_chain_after_power_loss(f, 0);	  /* not yet durable */
+	assert_chain(s, 0);
+	groups = store_check_groups();
 	req_create_aes(f, 256, 12, true, uid);
+	assert_int_equal(store_check_groups(), groups + 1);
 	assert_true(committed_rows(f) > 1);
 	assert_chain_after_power_loss(f, committed_rows(f)); /* its and the Create's */
+}
+
+/* With no request after it, the store's flusher commits its row. */
+static void test_protocol_only_committed_without_a_next(void **state)
+{
+	struct engine_fx *f = *state;
+
+	send_protocol(f, true);
+	store_check_wait_chain(keel_engine_store(f->e), 2);
 }
 
 /* A mixed batch waits: its rows are durable when it is answered. */
@@ -186,7 +201,9 @@ static void test_protocol_only_answered_while_turn_held(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(test_protocol_only_durable_with_the_next, setup,
+	    cmocka_unit_test_setup_teardown(test_protocol_only_rides_with_the_next, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_protocol_only_committed_without_a_next, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_mixed_batch_waits, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_protocol_only_answered_while_turn_held, setup,

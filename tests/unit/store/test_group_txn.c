@@ -13,9 +13,11 @@
  * survives a power loss unless acknowledged (crash_vfs.c); the audit chain
  * is in the order the parts ran; a member queued behind A runs on A's
  * thread. Work submitted without waiting (keel_store_submit) is queued like
- * a member and returns at once; alone, it is committed but not made durable
- * until the next waiting group's fsync. An fsync's end wakes every waiter
- * it covers and one to lead the next; a failed one fails them all.
+ * a member and returns at once; alone, it is only queued: the next writer
+ * runs it first in its group (one COMMIT for both), or, if none comes in
+ * time, the store's flusher thread commits it and its fsync; closing the
+ * store commits it too. An fsync's end wakes every waiter it covers and one
+ * to lead the next; a failed one fails them all.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -548,30 +550,74 @@ static int write_arg(struct keel_store_txn *t, void *arg)
 	return write_one(t, arg);
 }
 
+#define HOUR_NS (3600ull * 1000000000u) /* holds the flusher off for the test */
+
 /*
- * Submitted alone, work is committed on return but waits for no fsync; the
- * next waiting writer's fsync makes it durable too, in chain order.
+ * Submitted alone, work is only queued, and the next writer runs it first
+ * in its group: one COMMIT for both, durable when that writer is answered.
  */
-static void test_submitted_alone_durable_with_the_next(void **state)
+static void test_submitted_alone_run_by_the_next_writer(void **state)
 {
 	struct fixture *f = *state;
 	struct keel_store_txn *t;
 	struct keel_store *crashed;
+	uint64_t groups;
 	char uid[8] = "s";
 
+	keel_store_sqlite_flush_after(f->s, HOUR_NS);
 	assert_int_equal(keel_store_submit(f->s, write_arg, uid, sizeof(uid)), 0);
-	uid[0] = 'x'; /* the store ran a copy */
-	assert_true(committed(f->s, "s"));
-	assert_false(committed(f->s, "x"));
-	crashed = after_power_loss(f);
-	assert_false(committed(crashed, "s")); /* not waited for: no fsync yet */
-	keel_store_close(crashed);
+	uid[0] = 'x'; /* the store runs a copy */
+	assert_false(committed(f->s, "s"));
+	groups = store_check_groups();
 	assert_int_equal(keel_store_begin(f->s, &t), 0);
+	assert_true(found(t, "s")); /* run before this writer's part */
 	assert_int_equal(write_one(t, "w"), 0);
 	assert_int_equal(keel_store_commit(t), 0);
+	assert_int_equal(store_check_groups(), groups + 1);
+	assert_false(committed(f->s, "x"));
 	crashed = after_power_loss(f);
-	assert_true(committed(crashed, "s"));
 	assert_audit_order(crashed, "sw");
+	keel_store_close(crashed);
+}
+
+/*
+ * With no writer after it, submitted work is committed anyway, in a group of
+ * its own, by the store's flusher thread (not this one), which then waits
+ * for its fsync: durable once the store is closed, which joins the flusher.
+ */
+static void test_submitted_alone_committed_by_the_flusher(void **state)
+{
+	struct fixture *f = *state;
+	struct part p = {.s = f->s, .kind = SUBMIT, .uid = "s", .how = KEEP};
+	uint64_t groups = store_check_groups();
+	struct keel_store *crashed;
+
+	(void)part_main(&p);
+	assert_int_equal(p.result, 0);
+	store_check_wait_chain(f->s, 1);
+	assert_int_equal(store_check_groups(), groups + 1);
+	keel_store_close(f->s); /* joins the flusher: what it wrote in |p| is seen */
+	f->s = NULL;
+	assert_int_not_equal(p.ran_on, 0);
+	assert_int_not_equal(p.ran_on, p.tid);
+	crashed = after_power_loss(f);
+	assert_audit_order(crashed, "s");
+	keel_store_close(crashed);
+}
+
+/* Closing the store commits what is still queued, durably. */
+static void test_close_commits_submitted(void **state)
+{
+	struct fixture *f = *state;
+	struct keel_store *crashed;
+
+	keel_store_sqlite_flush_after(f->s, HOUR_NS);
+	assert_int_equal(keel_store_submit(f->s, write_arg, "s", 2), 0);
+	assert_false(committed(f->s, "s"));
+	keel_store_close(f->s);
+	f->s = NULL;
+	crashed = after_power_loss(f);
+	assert_audit_order(crashed, "s");
 	keel_store_close(crashed);
 }
 
@@ -736,8 +782,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_begin_between_run_members, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_submitted_run_by_the_holder, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_failed_commit_loses_submitted, setup, teardown),
-	    cmocka_unit_test_setup_teardown(test_submitted_alone_durable_with_the_next, setup,
+	    cmocka_unit_test_setup_teardown(test_submitted_alone_run_by_the_next_writer, setup,
 					    teardown),
+	    cmocka_unit_test_setup_teardown(test_submitted_alone_committed_by_the_flusher, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(test_close_commits_submitted, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_submitted_beyond_one_group, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_submitted_behind_a_restore, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_fsync_wakes_the_next_leader, setup, teardown),
