@@ -105,12 +105,15 @@
 #define GROUP_MAX	32	 /* requests in one group transaction, at most */
 #define GROUP_MAX_NS	5000000u /* nor keep its first member waiting over 5 ms */
 /*
- * How long submitted work may wait for a holder before the flusher commits
- * it: as long as a group may keep its first member waiting, so its rows are
- * no later than a waiting request's would be; several times the millisecond
- * or so after which a vCenter task's Get follows its Discover Versions.
+ * How long submitted work may wait for a writer before the flusher commits
+ * it: long enough that under load a writer nearly always comes first. A
+ * group's fsync leaves the turn free while its requests wait for it; at 5
+ * ms the flusher thread took 5-20 us of CPU per vcenter-task (754-1,695
+ * wake-ups per 3,000 tasks, committing rows that the next Get would have),
+ * at 20 ms 1.5-2.4 us (214-273: its looks every FLUSH_NS), docs/
+ * benchmarks.md. On a quiet appliance the rows are committed 20 ms later.
  */
-#define FLUSH_NS GROUP_MAX_NS
+#define FLUSH_NS 20000000u
 
 /*
  * Migrations, in order; step N brings the schema to version N (KEEL's first

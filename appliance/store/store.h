@@ -231,7 +231,7 @@ int keel_store_open_sqlite(const char *path, unsigned num_conns,
 /*
  * For tests: how long keel_store_submit's work may wait for the next writer
  * before the store's flusher thread commits it (sqlite.c, "The flusher";
- * FLUSH_NS, 5 ms, by default). An hour holds the flusher off; 0 lets it run
+ * FLUSH_NS, 20 ms, by default). An hour holds the flusher off; 0 lets it run
  * what waits at once.
  */
 void keel_store_sqlite_flush_after(struct keel_store *s, uint64_t ns);
