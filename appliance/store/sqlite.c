@@ -761,6 +761,7 @@ int keel_store_open_sqlite(const char *path, unsigned num_conns, struct keel_sto
 	pthread_condattr_destroy(&monotonic);
 	q->batch.tail = &q->batch.queue;
 	q->batch.flush_ns = FLUSH_NS;
+	q->batch.group_ns = GROUP_MAX_NS;
 	pthread_mutex_init(&q->group.lock, NULL);
 	q->group.tail = &q->group.waiters;
 	if ((q->conns = calloc(q->num_conns + 1, sizeof(*q->conns))) == NULL) {
@@ -1117,7 +1118,7 @@ static bool run_queued(struct sq_store *q)
 	struct sq_member *m;
 
 	while (!sqlite3_get_autocommit(q->conns[0].db) && b->size < GROUP_MAX &&
-	       keel_metrics_now_ns() - b->first_ns < GROUP_MAX_NS &&
+	       keel_metrics_now_ns() - b->first_ns < b->group_ns &&
 	       (m = dequeue(b, SQ_JOINER)) != NULL) {
 		if (m->fn == NULL) {
 			hand_turn(m); /* it runs its part on its own thread */
@@ -1393,6 +1394,15 @@ void keel_store_sqlite_flush_after(struct keel_store *s, uint64_t ns)
 	pthread_mutex_lock(&b->lock);
 	b->flush_ns = ns;
 	pthread_cond_signal(&b->pending); /* a deadline it waits for may have moved */
+	pthread_mutex_unlock(&b->lock);
+}
+
+void keel_store_sqlite_group_for(struct keel_store *s, uint64_t ns)
+{
+	struct sq_batch *b = &((struct sq_store *)s)->batch;
+
+	pthread_mutex_lock(&b->lock);
+	b->group_ns = ns;
 	pthread_mutex_unlock(&b->lock);
 }
 

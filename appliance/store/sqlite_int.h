@@ -116,6 +116,7 @@ struct sq_batch {
 	uint64_t since_ns;	/* when the first of them was queued */
 	uint64_t arrivals;	/* how often work was queued so: the flusher's activity */
 	uint64_t flush_ns;	/* how long it may wait for a holder: FLUSH_NS */
+	uint64_t group_ns;	/* how long a group takes more parts: GROUP_MAX_NS */
 	bool flusher_asleep;	/* in an untimed wait: arrivals signal |pending| */
 	bool closing;		/* keel_store_close: run what is queued, then end */
 	/* Only the turn's holder reads or changes these. */

@@ -235,6 +235,13 @@ int keel_store_open_sqlite(const char *path, unsigned num_conns,
  * what waits at once.
  */
 void keel_store_sqlite_flush_after(struct keel_store *s, uint64_t ns);
+/*
+ * For tests: how long, after its first part ended, a group takes queued
+ * parts before it commits (sqlite.c, GROUP_MAX_NS, 5 ms, by default). Set it
+ * before the store is used: a test that asserts which thread ran which part
+ * must not see its group cut by a slow machine.
+ */
+void keel_store_sqlite_group_for(struct keel_store *s, uint64_t ns);
 
 /* The schema version the database is at. */
 int keel_store_schema_version(struct keel_store *s, int *out_version) KEEL_STORE_WUR;

@@ -298,6 +298,8 @@ struct fixture {
 	struct keel_store *s;
 };
 
+#define HOUR_NS (3600ull * 1000000000u) /* holds a deadline off for the test */
+
 static int setup(void **state)
 {
 	static struct fixture f;
@@ -308,6 +310,9 @@ static int setup(void **state)
 	snprintf(f.crashed, sizeof(f.crashed), "%s/crashed.db", f.dir);
 	crash_vfs_install();
 	assert_int_equal(keel_store_open_sqlite(f.db, 2, &f.s), 0);
+	/* which thread runs which part, and in which group, is what these
+	 * tests assert: no group cut short by a loaded machine (GROUP_MAX_NS) */
+	keel_store_sqlite_group_for(f.s, HOUR_NS);
 	*state = &f;
 	return 0;
 }
@@ -550,7 +555,6 @@ static int write_arg(struct keel_store_txn *t, void *arg)
 	return write_one(t, arg);
 }
 
-#define HOUR_NS (3600ull * 1000000000u) /* holds the flusher off for the test */
 
 /*
  * Submitted alone, work is only queued, and the next writer runs it first
