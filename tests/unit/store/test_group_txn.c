@@ -555,7 +555,6 @@ static int write_arg(struct keel_store_txn *t, void *arg)
 	return write_one(t, arg);
 }
 
-
 /*
  * Submitted alone, work is only queued, and the next writer runs it first
  * in its group: one COMMIT for both, durable when that writer is answered.
