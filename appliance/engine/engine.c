@@ -510,11 +510,11 @@ static int answer(struct eng_req *r, const struct kmip_request_message *q,
 	snprintf(rows->client, sizeof(rows->client), "%s", r->who->fingerprint_hex);
 	w.m = m;
 	w.rows = rows;
-	w.preps = prepare_batch(r, q);
 	if (protocol_only(q)) {
 		run_unawaited(&w);
 		return 0;
 	}
+	w.preps = prepare_batch(r, q);
 	/* The response leaves only once its change is durable. */
 	if ((err = keel_store_run(r->e->store, run_request, &w)) != 0) {
 		fail_all(m, w.err != 0 ? w.err : eng_store_err(r, err, "transaction"), r->version);
