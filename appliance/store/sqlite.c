@@ -1346,6 +1346,9 @@ static void *flusher_main(void *arg)
 			pthread_mutex_unlock(&b->lock);
 			flush(q);
 			pthread_mutex_lock(&b->lock);
+			if (b->flushed != NULL) {
+				b->flushed(b->flushed_arg);
+			}
 		} else if (due) {
 			wait_until(b, b->since_ns + b->flush_ns);
 		} else if (b->closing) {
@@ -1387,12 +1390,15 @@ static void stop_flusher(struct sq_store *q)
 	q->flusher_started = false;
 }
 
-void keel_store_sqlite_flush_after(struct keel_store *s, uint64_t ns)
+void keel_store_sqlite_flusher(struct keel_store *s, uint64_t after_ns, void (*flushed)(void *arg),
+			       void *arg)
 {
 	struct sq_batch *b = &((struct sq_store *)s)->batch;
 
 	pthread_mutex_lock(&b->lock);
-	b->flush_ns = ns;
+	b->flush_ns = after_ns;
+	b->flushed = flushed;
+	b->flushed_arg = arg;
 	pthread_cond_signal(&b->pending); /* a deadline it waits for may have moved */
 	pthread_mutex_unlock(&b->lock);
 }

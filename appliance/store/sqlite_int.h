@@ -112,13 +112,15 @@ struct sq_batch {
 	struct sq_member *queue; /* threads waiting for it, first come first */
 	struct sq_member **tail; /* &queue, or the last one's &next */
 	/* The flusher (sqlite.c): detached members queued while the turn was free. */
-	pthread_cond_t pending; /* on CLOCK_MONOTONIC: such work, a new delay, closing */
-	uint64_t since_ns;	/* when the first of them was queued */
-	uint64_t arrivals;	/* how often work was queued so: the flusher's activity */
-	uint64_t flush_ns;	/* how long it may wait for a holder: FLUSH_NS */
-	uint64_t group_ns;	/* how long a group takes more parts: GROUP_MAX_NS */
-	bool flusher_asleep;	/* in an untimed wait: arrivals signal |pending| */
-	bool closing;		/* keel_store_close: run what is queued, then end */
+	pthread_cond_t pending;	    /* on CLOCK_MONOTONIC: such work, a new delay, closing */
+	uint64_t since_ns;	    /* when the first of them was queued */
+	uint64_t arrivals;	    /* how often work was queued so: the flusher's activity */
+	uint64_t flush_ns;	    /* how long it may wait for a holder: FLUSH_NS */
+	void (*flushed)(void *arg); /* tests: called after each of its flushes */
+	void *flushed_arg;
+	uint64_t group_ns;   /* how long a group takes more parts: GROUP_MAX_NS */
+	bool flusher_asleep; /* in an untimed wait: arrivals signal |pending| */
+	bool closing;	     /* keel_store_close: run what is queued, then end */
 	/* Only the turn's holder reads or changes these. */
 	bool open;		   /* a group transaction is open on conns[0] */
 	unsigned size;		   /* parts that have ended in it so far */

@@ -231,10 +231,12 @@ int keel_store_open_sqlite(const char *path, unsigned num_conns,
 /*
  * For tests: how long keel_store_submit's work may wait for the next writer
  * before the store's flusher thread commits it (sqlite.c, "The flusher";
- * FLUSH_NS, 20 ms, by default). An hour holds the flusher off; 0 lets it run
- * what waits at once.
+ * FLUSH_NS, 20 ms, by default): an hour holds the flusher off, 0 lets it
+ * run what waits at once; and |flushed| (NULL: none), called on the
+ * flusher's thread once a flush it made is committed and durable.
  */
-void keel_store_sqlite_flush_after(struct keel_store *s, uint64_t ns);
+void keel_store_sqlite_flusher(struct keel_store *s, uint64_t after_ns, void (*flushed)(void *arg),
+			       void *arg);
 /*
  * For tests: how long, after its first part ended, a group takes queued
  * parts before it commits (sqlite.c, GROUP_MAX_NS, 5 ms, by default). Set it

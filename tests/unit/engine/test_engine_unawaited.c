@@ -97,7 +97,7 @@ static void test_protocol_only_rides_with_the_next(void **state)
 	uint64_t groups;
 	char uid[129];
 
-	keel_store_sqlite_flush_after(s, 3600ull * 1000000000u); /* the flusher held off */
+	keel_store_sqlite_flusher(s, 3600ull * 1000000000u, NULL, NULL); /* held off */
 	send_protocol(f, false);
 	assert_chain(s, 0);
 	groups = store_check_groups();
@@ -107,13 +107,16 @@ static void test_protocol_only_rides_with_the_next(void **state)
 	assert_chain_after_power_loss(f, committed_rows(f)); /* its and the Create's */
 }
 
-/* With no request after it, the store's flusher commits its row. */
+/* With no request after it, the store's flusher commits its rows, durably. */
 static void test_protocol_only_committed_without_a_next(void **state)
 {
 	struct engine_fx *f = *state;
 
+	store_check_watch_flusher(keel_engine_store(f->e));
 	send_protocol(f, true);
-	store_check_wait_chain(keel_engine_store(f->e), 2);
+	store_check_wait_flushed();
+	assert_chain(keel_engine_store(f->e), 2);
+	assert_chain_after_power_loss(f, 2);
 }
 
 /* A mixed batch waits: its rows are durable when it is answered. */

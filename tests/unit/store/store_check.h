@@ -9,10 +9,12 @@
 /* The rows of |s|'s audit chain, asserted intact (from a read-only snapshot). */
 int64_t store_check_chain(struct keel_store *s);
 /*
- * Polls until |s|'s chain has |rows| rows (work another thread commits),
- * failing the test if that takes over 30 s.
+ * Has |s|'s flusher run what is submitted at once and tell
+ * store_check_wait_flushed, which returns once it has committed and synced
+ * a flush (failing the test if none comes within 30 s).
  */
-void store_check_wait_chain(struct keel_store *s, int64_t rows);
+void store_check_watch_flusher(struct keel_store *s);
+void store_check_wait_flushed(void);
 /* Group transactions committed so far in this process (keel_store_groups_total). */
 uint64_t store_check_groups(void);
 

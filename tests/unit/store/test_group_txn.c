@@ -567,7 +567,7 @@ static void test_submitted_alone_run_by_the_next_writer(void **state)
 	uint64_t groups;
 	char uid[8] = "s";
 
-	keel_store_sqlite_flush_after(f->s, HOUR_NS);
+	keel_store_sqlite_flusher(f->s, HOUR_NS, NULL, NULL);
 	assert_int_equal(keel_store_submit(f->s, write_arg, uid, sizeof(uid)), 0);
 	uid[0] = 'x'; /* the store runs a copy */
 	assert_false(committed(f->s, "s"));
@@ -595,9 +595,11 @@ static void test_submitted_alone_committed_by_the_flusher(void **state)
 	uint64_t groups = store_check_groups();
 	struct keel_store *crashed;
 
+	store_check_watch_flusher(f->s);
 	(void)part_main(&p);
 	assert_int_equal(p.result, 0);
-	store_check_wait_chain(f->s, 1);
+	store_check_wait_flushed();
+	assert_int_equal(store_check_chain(f->s), 1);
 	assert_int_equal(store_check_groups(), groups + 1);
 	keel_store_close(f->s); /* joins the flusher: what it wrote in |p| is seen */
 	f->s = NULL;
@@ -614,7 +616,7 @@ static void test_close_commits_submitted(void **state)
 	struct fixture *f = *state;
 	struct keel_store *crashed;
 
-	keel_store_sqlite_flush_after(f->s, HOUR_NS);
+	keel_store_sqlite_flusher(f->s, HOUR_NS, NULL, NULL);
 	assert_int_equal(keel_store_submit(f->s, write_arg, "s", 2), 0);
 	assert_false(committed(f->s, "s"));
 	keel_store_close(f->s);
