@@ -61,6 +61,17 @@ void req_attr_text(struct kmip_writer *w, const char *name, const char *value)
 	kmip_write_end(w);
 }
 
+void req_attr_name(struct kmip_writer *w, const char *value)
+{
+	kmip_write_begin(w, KMIP_TAG_ATTRIBUTE);
+	kmip_write_text(w, KMIP_TAG_ATTRIBUTE_NAME, "Name", 4);
+	kmip_write_begin(w, KMIP_TAG_ATTRIBUTE_VALUE);
+	kmip_write_text(w, KMIP_TAG_NAME_VALUE, value, strlen(value));
+	kmip_write_enum(w, KMIP_TAG_NAME_TYPE, KMIP_NAME_TYPE_UNINTERPRETED_TEXT_STRING);
+	kmip_write_end(w);
+	kmip_write_end(w);
+}
+
 void req_send(struct engine_fx *f, const struct keel_client_identity *who, struct kmip_writer *w)
 {
 	const uint8_t *p;
@@ -227,13 +238,7 @@ void req_register_begin(struct kmip_writer *w, int major, uint32_t type)
 	kmip_write_enum(w, KMIP_TAG_OBJECT_TYPE, type);
 	if (major == 1) {
 		kmip_write_begin(w, KMIP_TAG_TEMPLATE_ATTRIBUTE);
-		kmip_write_begin(w, KMIP_TAG_ATTRIBUTE);
-		kmip_write_text(w, KMIP_TAG_ATTRIBUTE_NAME, "Name", 4);
-		kmip_write_begin(w, KMIP_TAG_ATTRIBUTE_VALUE);
-		kmip_write_text(w, KMIP_TAG_NAME_VALUE, "registered", 10);
-		kmip_write_enum(w, KMIP_TAG_NAME_TYPE, KMIP_NAME_TYPE_UNINTERPRETED_TEXT_STRING);
-		kmip_write_end(w);
-		kmip_write_end(w);
+		req_attr_name(w, "registered");
 		req_attr_int(w, "Cryptographic Usage Mask", false, 12);
 		req_attr_text(w, "x-owner", "tests");
 		kmip_write_end(w);

@@ -17,6 +17,8 @@ void req_uid(struct kmip_writer *w, const char *uid);
 void req_attr_int(struct kmip_writer *w, const char *name, bool is_enum, int32_t v);
 /* A 1.x Attribute with a Text String value. */
 void req_attr_text(struct kmip_writer *w, const char *name, const char *value);
+/* A 1.x Name attribute: |value|, an uninterpreted text string. */
+void req_attr_name(struct kmip_writer *w, const char *value);
 /* Ends the message, sends it as |who| and frees the writer. */
 void req_send(struct engine_fx *f, const struct keel_client_identity *who, struct kmip_writer *w);
 

@@ -35,13 +35,7 @@ static void custom(struct kmip_writer *w)
 {
 	req_attr_text(w, "x-vmware-cluster", "cluster-7");
 	req_attr_text(w, "Contact Information", "ops@example.com");
-	kmip_write_begin(w, KMIP_TAG_ATTRIBUTE);
-	kmip_write_text(w, KMIP_TAG_ATTRIBUTE_NAME, "Name", 4);
-	kmip_write_begin(w, KMIP_TAG_ATTRIBUTE_VALUE);
-	kmip_write_text(w, KMIP_TAG_NAME_VALUE, "vm-disk-key", 11);
-	kmip_write_enum(w, KMIP_TAG_NAME_TYPE, KMIP_NAME_TYPE_UNINTERPRETED_TEXT_STRING);
-	kmip_write_end(w);
-	kmip_write_end(w);
+	req_attr_name(w, "vm-disk-key");
 }
 
 static void send_uid_op(struct engine_fx *f, uint32_t operation, const char *uid)

@@ -34,13 +34,7 @@ static void add_name(struct engine_fx *f, const char *uid, const char *name)
 	req_begin(&w, 1, 4, 2);
 	req_item_begin(&w, KMIP_OPERATION_ADD_ATTRIBUTE);
 	req_uid(&w, uid);
-	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE);
-	kmip_write_text(&w, KMIP_TAG_ATTRIBUTE_NAME, "Name", 4);
-	kmip_write_begin(&w, KMIP_TAG_ATTRIBUTE_VALUE);
-	kmip_write_text(&w, KMIP_TAG_NAME_VALUE, name, strlen(name));
-	kmip_write_enum(&w, KMIP_TAG_NAME_TYPE, KMIP_NAME_TYPE_UNINTERPRETED_TEXT_STRING);
-	kmip_write_end(&w);
-	kmip_write_end(&w);
+	req_attr_name(&w, name);
 	req_item_end(&w);
 	req_item_begin(&w, KMIP_OPERATION_ADD_ATTRIBUTE);
 	req_uid(&w, uid);
