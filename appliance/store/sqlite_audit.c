@@ -102,6 +102,9 @@ int sq_audit_append(struct keel_store_txn *tb, const struct keel_store_audit *a)
 	if ((r = txn_head(t)) != 0) {
 		return r;
 	}
+	if (!t->appended) {
+		t->chain_from = t->head.id;
+	}
 	/* The id is chosen here, not by SQLite, because the hash covers it. */
 	row.id = t->head.id + 1;
 	if ((r = keel_store_audit_hash(t->head.hash, &row, row.hash)) != 0 ||
@@ -165,7 +168,10 @@ int sq_audit_commit(struct sq_txn *t)
 		return sq_run(t, "COMMIT");
 	}
 	pthread_mutex_lock(&q->head_lock);
-	before = q->head.valid ? q->head.id : t->head.id - 1;
+	/* From the transaction's own start, not the store's cached head: that is
+	 * unknown after a restart or a failure, and a group (detached Discover
+	 * Versions rows: up to GROUP_MAX x 64) can pass an anchor by many rows. */
+	before = t->chain_from;
 	if (passed(before, &t->head, AUDIT_UID_EVERY)) {
 		r = index_by_uid(t);
 	}

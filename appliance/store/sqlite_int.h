@@ -49,11 +49,12 @@ struct sq_txn {
 	struct keel_store_txn base; /* first: store.c sees only this */
 	sqlite3 *db;
 	struct sq_attr_cache attrs;
-	unsigned depth; /* open savepoints */
-	bool busy;	/* a reader's, handed out */
-	bool writer;	/* the writers' connection, held as sq_batch.held */
-	bool grouped;	/* inside a group transaction: no statement may run outside it */
-	bool appended;	/* audit rows written: commit publishes |head| */
+	unsigned depth;	    /* open savepoints */
+	bool busy;	    /* a reader's, handed out */
+	bool writer;	    /* the writers' connection, held as sq_batch.held */
+	bool grouped;	    /* inside a group transaction: no statement may run outside it */
+	bool appended;	    /* audit rows written: commit publishes |head| */
+	int64_t chain_from; /* the head's id before its first row: what its commit passes */
 	struct sq_head head;
 	struct sq_cached cache[SQ_CACHE_MAX]; /* see sq_stmt */
 	unsigned num_cached;
