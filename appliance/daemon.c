@@ -152,6 +152,7 @@ static int start(struct daemon *d, struct keel_server **out_srv)
 	    .frame_timeout_ms = cfg->frame_timeout_ms,
 	    .drain_timeout_ms = cfg->drain_timeout_ms,
 	    .worker_threads = cfg->worker_threads,
+	    .network_threads = cfg->network_threads,
 	    .handler = d->opts->handler,
 	    .handler_ctx = d->handler_ctx,
 	    .handler_forwards = d->opts->handler_forwards,
@@ -205,11 +206,18 @@ int keel_daemon_run(const struct keel_daemon_opts *opts)
 		goto out;
 	}
 	log_listening(srv, d.cfg);
+	keel_info("%u network threads", d.cfg->network_threads);
 	if (opts->on_listening != NULL &&
 	    (status = opts->on_listening(d.cfg, opts->on_listening_arg)) != 0) {
 		goto out;
 	}
 	status = 1;
+	/* After on_listening's privilege drop, which is per thread (capabilities,
+	 * the setuid check), and before on_ready's seccomp filter, which allows
+	 * the network process no clone. */
+	if (keel_server_start(srv) != 0) {
+		goto out;
+	}
 	if (opts->on_ready != NULL) {
 		opts->on_ready(srv, d.cfg, opts->on_ready_arg);
 	}

@@ -43,11 +43,14 @@ struct keel_daemon_opts {
 	int (*pushed)(void *arg, struct keel_registry *out_reg, struct keel_server_tls *io_tls,
 		      uint8_t **out_buf, size_t *out_buf_len);
 	void *pushed_arg;
-	/* Called once every listener is bound, before on_ready (may be NULL):
-	 * where keeld drops privileges. Returns 0, or the exit status to stop with. */
+	/* Called once every listener is bound, before the server's loop threads
+	 * start (may be NULL): where keeld drops privileges, while the process
+	 * has one thread. Returns 0, or the exit status to stop with. */
 	int (*on_listening)(const struct keel_config *cfg, void *arg);
 	void *on_listening_arg;
-	/* Called once every listener is bound (may be NULL). */
+	/* Called once the server's loop threads are started, before they run
+	 * (may be NULL): where keeld's network process installs its seccomp
+	 * filter, which covers every thread (TSYNC). */
 	void (*on_ready)(struct keel_server *srv, const struct keel_config *cfg, void *arg);
 	void *on_ready_arg;
 };

@@ -557,7 +557,9 @@ static int net_drop(const struct keel_config *cfg, void *arg)
 	if (r == 0 && (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) != 0 || getppid() == 1)) {
 		r = EXIT_FAILED;
 	}
-	return r == 0 ? sandbox(cfg, KEEL_SANDBOX_NET) : r;
+	/* The seccomp filter comes once the loops' threads are started (net_ready):
+	 * it has no clone. */
+	return r;
 }
 
 static int net_pushed(void *arg, struct keel_registry *out_reg, struct keel_server_tls *io_tls,
@@ -578,6 +580,9 @@ static void net_ready(struct keel_server *srv, const struct keel_config *cfg, vo
 {
 	uint16_t ports[KEEL_LISTEN_MAX];
 
+	if (sandbox(cfg, KEEL_SANDBOX_NET) != 0) {
+		_exit(EXIT_FAILED);
+	}
 	for (size_t i = 0; i < cfg->num_listen; i++) {
 		if (keel_server_port(srv, i, &ports[i]) != 0) {
 			ports[i] = 0;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 enum kind { K_U32, K_FILE, K_DIR, K_NEWFILE, K_SOCKET, K_STRING, K_LEVEL, K_LISTEN, K_CHOICE };
 
@@ -43,6 +44,7 @@ static const struct setting settings[] = {
     LISTEN("listen", listen, num_listen),
     {"log_level", K_LEVEL, offsetof(struct keel_config, log_level), 0, 0, 0, NULL},
     U32("worker_threads", worker_threads, 1, 256),
+    U32("network_threads", network_threads, 1, KEEL_NETWORK_THREADS_MAX),
     STRING("user", user, 32),
     CHOICE("seccomp", seccomp, seccomp_names),
     FILE_("tls.certificate", tls_certificate),
@@ -468,6 +470,31 @@ static int check_mirror(struct parse *p, const config_t *lc)
 	return 0;
 }
 
+/* Each network loop needs a channel of its own to the key process, which
+ * has one per worker thread. Unset: one loop per online CPU, within both. */
+static int check_threads(struct parse *p, const config_t *lc)
+{
+	struct keel_config *c = p->cfg;
+	long cpus;
+
+	if (c->network_threads > c->worker_threads) {
+		return fail(p, line_of(lc, "network_threads"),
+			    "network_threads = %u exceeds worker_threads (%u)", c->network_threads,
+			    c->worker_threads);
+	}
+	if (c->network_threads == 0) {
+		cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		c->network_threads = cpus < 1 ? 1
+				     : cpus > KEEL_NETWORK_THREADS_AUTO_MAX
+					 ? KEEL_NETWORK_THREADS_AUTO_MAX
+					 : (uint32_t)cpus;
+		if (c->network_threads > c->worker_threads) {
+			c->network_threads = c->worker_threads;
+		}
+	}
+	return 0;
+}
+
 static int check_whole(struct parse *p, const config_t *lc)
 {
 	struct keel_config *c = p->cfg;
@@ -492,6 +519,9 @@ static int check_whole(struct parse *p, const config_t *lc)
 	if (c->max_connections_per_client > c->max_connections) {
 		return fail(p, line_of(lc, "limits.max_connections_per_client"),
 			    "limits.max_connections_per_client exceeds limits.max_connections");
+	}
+	if (check_threads(p, lc) != 0) {
+		return -1;
 	}
 	if (c->num_listen == 0) {
 		c->num_listen = 1;

@@ -19,6 +19,11 @@
 #define KEEL_ADMIN_SOCKET_DEFAULT "/run/keel/admin.sock"
 #define KEEL_ADMIN_LISTEN_DEFAULT "0.0.0.0:8443"
 
+/* network_threads: the most a file may set, and the most the default takes
+ * (the online CPUs) without being asked. */
+#define KEEL_NETWORK_THREADS_MAX      64
+#define KEEL_NETWORK_THREADS_AUTO_MAX 16
+
 struct keel_listen_addr {
 	struct sockaddr_storage addr;
 	socklen_t addr_len;
@@ -56,6 +61,10 @@ struct keel_config {
 	uint32_t frame_timeout_ms;
 	uint32_t drain_timeout_ms;
 	uint32_t worker_threads;
+	/* Network event loops, each on its own thread (appliance/server/src/
+	 * listener.c); at most worker_threads. Unset: the online CPUs, at most
+	 * KEEL_NETWORK_THREADS_AUTO_MAX. */
+	uint32_t network_threads;
 	enum keel_log_level log_level;
 	/* Started as root, keeld runs as this user once its sockets are bound
 	 * and its token and store are open (NULL: it keeps its user). */

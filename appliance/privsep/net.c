@@ -4,8 +4,13 @@
  * (keel_server_watch), which hands each to its connection. Many requests are
  * in flight at once, so nothing waits on the key process.
  *
- * The loop is this process's only thread: neither the table nor the
- * channels need a lock. It reads and writes the channels without blocking:
+ * The server runs one loop per network thread. Each loop owns some of the
+ * channels (channel j is loop j mod the number of loops), its table of pending requests and
+ * its counters: a request goes out on a channel of the loop that holds its
+ * connection, and its answer comes back on that channel, to that loop. So
+ * no channel and no table is touched by two threads, and none needs a lock.
+ * Channel 0 is the first loop's, which also takes the setups (SIGHUP runs
+ * there) and PS_STOP. A loop reads and writes its channels without blocking:
  * a request the socket does not take at once is queued and sent when the
  * socket is writable. A blocking write could deadlock the two processes:
  * this loop stuck writing a request to a key worker that is itself stuck
@@ -33,6 +38,7 @@ struct channel {
 	unsigned in_flight;	  /* requests sent, not yet answered */
 	struct keel_watch *watch; /* NULL until ps_net_ready */
 	struct ps_net *n;
+	struct ps_loop *loop; /* the loop that owns it (NULL until ps_net_ready) */
 };
 
 struct pending {
@@ -43,19 +49,28 @@ struct pending {
 	void *reply_ctx;
 };
 
-/* One channel per key worker: a request goes to the least busy one. */
-struct ps_net {
-	struct channel *ch;
-	size_t num_ch;
+/* What one server loop owns; only its thread touches it. Its channels are
+ * ch[first], ch[first + step], ...: a request goes to the least busy. */
+struct ps_loop {
+	struct ps_net *n;
+	size_t first, step;
 	uint32_t next_id;
 	struct pending *table[BUCKETS];
-	struct ps_frame setup; /* the latest PS_SETUP */
-	uint32_t acked;	       /* the last setup id acknowledged */
 	/* Counter changes not yet sent, and the flush at the end of the
-	 * iteration (NULL until ps_net_ready: then each is sent at once). */
+	 * iteration. */
 	struct ps_metric metric;
 	struct keel_defer *metric_flush;
 	bool metric_armed;
+};
+
+/* One channel per key worker. */
+struct ps_net {
+	struct channel *ch;
+	size_t num_ch;
+	struct ps_loop *loops; /* NULL until ps_net_ready: one thread, no loop yet */
+	size_t num_loops;
+	struct ps_frame setup; /* the latest PS_SETUP */
+	uint32_t acked;	       /* the last setup id acknowledged */
 };
 
 static void take_setup(struct ps_net *n, struct ps_frame *f)
@@ -72,12 +87,15 @@ void ps_net_free(struct ps_net *n)
 	if (n == NULL) {
 		return;
 	}
-	for (size_t i = 0; i < BUCKETS; i++) {
-		while ((p = n->table[i]) != NULL) {
-			n->table[i] = p->next;
-			free(p);
+	for (size_t l = 0; n->loops != NULL && l < n->num_loops; l++) {
+		for (size_t i = 0; i < BUCKETS; i++) {
+			while ((p = n->loops[l].table[i]) != NULL) {
+				n->loops[l].table[i] = p->next;
+				free(p);
+			}
 		}
 	}
+	free(n->loops);
 	for (size_t i = 0; i < n->num_ch; i++) {
 		ps_reader_cleanup(&n->ch[i].in);
 		ps_writer_cleanup(&n->ch[i].out);
@@ -187,21 +205,23 @@ int ps_net_setup(struct ps_net *n, struct keel_clients **out_clients,
 	return 0;
 }
 
-static void pending_put(struct ps_net *n, struct pending *p)
+/* Ids are per loop: an answer comes back on its request's channel, which
+ * only that loop reads. */
+static void pending_put(struct ps_loop *l, struct pending *p)
 {
-	if (++n->next_id == 0) {
-		n->next_id = 1;
+	if (++l->next_id == 0) {
+		l->next_id = 1;
 	}
-	p->id = n->next_id;
-	p->next = n->table[p->id % BUCKETS];
-	n->table[p->id % BUCKETS] = p;
+	p->id = l->next_id;
+	p->next = l->table[p->id % BUCKETS];
+	l->table[p->id % BUCKETS] = p;
 }
 
-static struct pending *pending_take(struct ps_net *n, uint32_t id)
+static struct pending *pending_take(struct ps_loop *l, uint32_t id)
 {
 	struct pending **pp, *p;
 
-	for (pp = &n->table[id % BUCKETS]; *pp != NULL; pp = &(*pp)->next) {
+	for (pp = &l->table[id % BUCKETS]; *pp != NULL; pp = &(*pp)->next) {
 		if ((*pp)->id == id) {
 			p = *pp;
 			*pp = p->next;
@@ -211,11 +231,12 @@ static struct pending *pending_take(struct ps_net *n, uint32_t id)
 	return NULL;
 }
 
-static struct channel *least_busy(struct ps_net *n)
+static struct channel *least_busy(struct ps_loop *l)
 {
-	struct channel *best = &n->ch[0];
+	struct ps_net *n = l->n;
+	struct channel *best = &n->ch[l->first];
 
-	for (size_t i = 1; i < n->num_ch; i++) {
+	for (size_t i = l->first + l->step; i < n->num_ch; i += l->step) {
 		if (n->ch[i].in_flight < best->in_flight) {
 			best = &n->ch[i];
 		}
@@ -223,10 +244,17 @@ static struct channel *least_busy(struct ps_net *n)
 	return best;
 }
 
+/* The calling loop's part (ps_net_ready made one per loop). */
+static struct ps_loop *this_loop(struct ps_net *n)
+{
+	return &n->loops[keel_server_loop_self()];
+}
+
 void ps_net_handle(void *ctx, const struct keel_client_identity *who, const uint8_t *req,
 		   size_t req_len, keel_reply_fn reply, void *reply_ctx)
 {
 	struct ps_net *n = ctx;
+	struct ps_loop *l = this_loop(n);
 	struct pending *p = malloc(sizeof(*p));
 	uint8_t identity[PS_IDENTITY_LEN];
 
@@ -236,13 +264,13 @@ void ps_net_handle(void *ctx, const struct keel_client_identity *who, const uint
 	}
 	p->reply = reply;
 	p->reply_ctx = reply_ctx;
-	p->ch = least_busy(n);
-	pending_put(n, p);
+	p->ch = least_busy(l);
+	pending_put(l, p);
 	ps_identity_encode(who, identity);
 	/* A failed write: the key process is gone, and reading ends us. */
 	if (send_on(p->ch, PS_REQUEST, p->id, identity, sizeof(identity), req, req_len) != 0) {
 		keel_err("privsep: cannot reach the key process");
-		(void)pending_take(n, p->id);
+		(void)pending_take(l, p->id);
 		free(p);
 		reply(reply_ctx, NULL, 0);
 		return;
@@ -250,9 +278,9 @@ void ps_net_handle(void *ctx, const struct keel_client_identity *who, const uint
 	p->ch->in_flight++;
 }
 
-static void answer(struct ps_net *n, struct ps_frame *f)
+static void answer(struct ps_loop *l, struct ps_frame *f)
 {
-	struct pending *p = pending_take(n, f->id);
+	struct pending *p = pending_take(l, f->id);
 
 	if (p == NULL || f->a_len != 0) {
 		keel_err("privsep: unexpected answer %u from the key process", (unsigned)f->id);
@@ -263,14 +291,17 @@ static void answer(struct ps_net *n, struct ps_frame *f)
 	free(p);
 }
 
-static void take_frame(struct ps_net *n, struct ps_frame *f)
+/* Setups and PS_STOP come on channel 0 only (key.c), the first loop's. */
+static void take_frame(struct channel *ch, struct ps_frame *f)
 {
+	bool first = ch == &ch->n->ch[0];
+
 	if (f->type == PS_RESPONSE) {
-		answer(n, f);
-	} else if (f->type == PS_STOP && f->a_len == 0 && f->b_len == 0) {
-		(void)kill(getpid(), SIGTERM); /* the server's loop drains */
-	} else if (f->type == PS_SETUP) {
-		take_setup(n, f);
+		answer(ch->loop, f);
+	} else if (first && f->type == PS_STOP && f->a_len == 0 && f->b_len == 0) {
+		(void)kill(getpid(), SIGTERM); /* the server's loops drain */
+	} else if (first && f->type == PS_SETUP) {
+		take_setup(ch->n, f);
 		(void)kill(getpid(), SIGHUP);
 	} else {
 		keel_err("privsep: unexpected frame type %u from the key process", f->type);
@@ -300,7 +331,7 @@ static void channel_cb(void *arg, bool writable)
 		key_gone("ended");
 	}
 	while ((r = ps_next(&ch->in, PS_SETUP_MAX, &f)) == 0) {
-		take_frame(ch->n, &f);
+		take_frame(ch, &f);
 		ps_frame_cleanup(&f);
 	}
 	if (r != PS_AGAIN) {
@@ -311,41 +342,88 @@ static void channel_cb(void *arg, bool writable)
 /* The changes so far in one PS_METRIC, rather than one frame per change: a
  * task's connection, handshake and close cost the key process one wake-up
  * per loop iteration they fall in, not three (issue 7). */
-static void metric_flush(void *arg)
+/* |m| on channel |ch|, then zeroed: the key process takes counters on any. */
+static void metric_send(struct ps_net *n, size_t ch, struct ps_metric *m)
 {
-	struct ps_net *n = arg;
 	uint8_t a[PS_METRIC_MAX];
-	size_t len = ps_metric_encode(&n->metric, a);
+	size_t len = ps_metric_encode(m, a);
 
-	memset(&n->metric, 0, sizeof(n->metric));
-	n->metric_armed = false;
+	memset(m, 0, sizeof(*m));
 	/* A failed write: the key process is gone, and reading ends us. */
 	if (len > 0) {
-		(void)!send_on(&n->ch[0], PS_METRIC, 0, a, len, NULL, 0);
+		(void)!send_on(&n->ch[ch], PS_METRIC, 0, a, len, NULL, 0);
 	}
+}
+
+static void metric_flush(void *arg)
+{
+	struct ps_loop *l = arg;
+
+	l->metric_armed = false;
+	metric_send(l->n, l->first, &l->metric);
 }
 
 void ps_net_metric(void *arg, enum keel_metrics_event ev, int value)
 {
 	struct ps_net *n = arg;
+	struct ps_loop *l;
 	int64_t sum;
 
 	/* The key process would end on it: metrics.c sends no such thing. */
 	if (!keel_metrics_event_ok(ev, value)) {
 		return;
 	}
-	sum = (int64_t)n->metric.value[ev - 1] + value;
+	if (n->loops == NULL) {
+		/* Before ps_net_ready (one thread, no loop yet): sent at once. */
+		struct ps_metric m = {0};
+
+		m.value[ev - 1] = value;
+		metric_send(n, 0, &m);
+		return;
+	}
+	l = this_loop(n);
+	sum = (int64_t)l->metric.value[ev - 1] + value;
 	if (sum > INT32_MAX || sum < -INT32_MAX) {
-		metric_flush(n); /* every value stays exact: the sum so far goes first */
+		metric_flush(l); /* every value stays exact: the sum so far goes first */
 		sum = value;
 	}
-	n->metric.value[ev - 1] = (int32_t)sum;
-	if (n->metric_flush == NULL) {
-		metric_flush(n);
-	} else if (!n->metric_armed) {
-		keel_defer_arm(n->metric_flush);
-		n->metric_armed = true;
+	l->metric.value[ev - 1] = (int32_t)sum;
+	if (!l->metric_armed) {
+		keel_defer_arm(l->metric_flush);
+		l->metric_armed = true;
 	}
+}
+
+/* Deals the channels out to the server's loops: channel j to loop j % loops.
+ * Every loop needs one, so there are no more loops than channels (the
+ * configuration checks it). */
+static int ready_loops(struct ps_net *n, struct keel_server *srv)
+{
+	size_t num_loops = keel_server_loops(srv);
+
+	if (num_loops > n->num_ch || (n->loops = calloc(num_loops, sizeof(*n->loops))) == NULL) {
+		keel_err("privsep: %zu network loops for %zu channels", num_loops, n->num_ch);
+		return -1;
+	}
+	n->num_loops = num_loops;
+	for (size_t i = 0; i < num_loops; i++) {
+		n->loops[i] = (struct ps_loop){.n = n, .first = i, .step = num_loops};
+		if (keel_server_defer(srv, i, metric_flush, &n->loops[i],
+				      &n->loops[i].metric_flush) != 0) {
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < n->num_ch; i++) {
+		int fd = n->ch[i].in.fd, fl = fcntl(fd, F_GETFL);
+
+		n->ch[i].loop = &n->loops[i % num_loops];
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 ||
+		    keel_server_watch(srv, i % num_loops, fd, channel_cb, &n->ch[i],
+				      &n->ch[i].watch) != 0) {
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int ps_net_ready(struct ps_net *n, struct keel_server *srv, const uint16_t *ports, size_t num_ports)
@@ -359,15 +437,7 @@ int ps_net_ready(struct ps_net *n, struct keel_server *srv, const uint16_t *port
 		buf[2 * i] = (uint8_t)(ports[i] >> 8);
 		buf[2 * i + 1] = (uint8_t)ports[i];
 	}
-	for (size_t i = 0; i < n->num_ch; i++) {
-		int fd = n->ch[i].in.fd, fl = fcntl(fd, F_GETFL);
-
-		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0 ||
-		    keel_server_watch(srv, fd, channel_cb, &n->ch[i], &n->ch[i].watch) != 0) {
-			return -1;
-		}
-	}
-	if (keel_server_defer(srv, metric_flush, n, &n->metric_flush) != 0) {
+	if (ready_loops(n, srv) != 0) {
 		return -1;
 	}
 	return send_on(&n->ch[0], PS_READY, 0, buf, 2 * num_ports, NULL, 0);

@@ -213,8 +213,9 @@ __attribute__((warn_unused_result)) int ps_net_setup(struct ps_net *n,
 /* A keel_metrics_forward function: the event is added to the changes that
  * go to the key process in one PS_METRIC at the end of the loop iteration. */
 void ps_net_metric(void *arg, enum keel_metrics_event ev, int value);
-/* Puts the channels on |srv|'s loop (non-blocking from now on) and tells the
- * key process the bound ports. From then on the loop reads its frames:
+/* Puts the channels on |srv|'s loops, channel j on loop j % loops (no more
+ * loops than channels; non-blocking from now on) and tells the key process
+ * the bound ports. From then on each loop reads its channels' frames:
  * answers go to their requests, a PS_SETUP raises SIGHUP, a PS_STOP SIGTERM,
  * and the end of the stream ends this process. 0 or -1. */
 __attribute__((warn_unused_result)) int ps_net_ready(struct ps_net *n, struct keel_server *srv,

@@ -50,8 +50,9 @@ static const struct allowed allowed[] = {
 	{SCMP_SYS(mlock), BOTH},		/* secrets (libhsm), TLS buffers */
 	{SCMP_SYS(munlock), KEYS},		/* a secret's pages freed (hsm/src/secmem.c) */
 	{SCMP_SYS(mremap), BOTH},		/* realloc of a large block (not seen in tests) */
-	/* threads (clone and clone3: add_conditional; the network process runs
-	 * on its one loop thread and starts none), signals, time */
+	/* threads (clone and clone3: add_conditional; the network process
+	 * starts its loop threads before its filter and none after), signals,
+	 * time */
 	{SCMP_SYS(futex), BOTH},
 	{SCMP_SYS(set_robust_list), KEYS},	/* each new thread */
 	{SCMP_SYS(rseq), KEYS},			/* each new thread */
@@ -123,8 +124,9 @@ const char *keel_sandbox_mode_name(enum keel_sandbox_mode mode)
 
 /*
  * The calls allowed only with some arguments. Threads, never processes, and
- * only in the key process (the network process runs on one thread: any clone
- * kills it): clone only with CLONE_THREAD; clone3 passes its flags in memory the filter
+ * only in the key process (the network process starts its loop threads before
+ * its filter, which TSYNC installs on them too: any clone kills it): clone only
+ * with CLONE_THREAD; clone3 passes its flags in memory the filter
  * cannot read, so it answers ENOSYS and glibc falls back to clone. Signals
  * only to keeld itself (the admin API raises SIGHUP; abort raises SIGABRT with
  * tgkill, never seen in tests, but it must end as SIGABRT, not SIGSYS).

@@ -3,18 +3,16 @@
  * KMIP engine. It answers every frame with the frame itself, so the tests
  * see exactly what the server framed. A frame whose body contains "HOLD"
  * is held: the handler prints "HOLD" on stdout and waits for a line on stdin,
- * which lets a test have a request in flight at a moment it chooses.
+ * which lets a test have a request in flight at a moment it chooses; held
+ * requests on several workers each print theirs and each take one line.
  * "READY <port>..." on stdout says every listener is bound.
  * usage: keel_echo_server CONFIG
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "daemon.h"
 #include "log.h"
-
-static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static bool wants_hold(const uint8_t *req, size_t len)
 {
@@ -32,13 +30,14 @@ static void echo(void *ctx, const struct keel_client_identity *who, const uint8_
 	char line[16];
 
 	if (wants_hold(req, req_len)) {
-		pthread_mutex_lock(&hold_mu);
+		/* stdio locks each stream per call: whole lines out and in. */
+		flockfile(stdout);
 		printf("HOLD %s\n", who->fingerprint_hex);
 		fflush(stdout);
+		funlockfile(stdout);
 		if (fgets(line, sizeof(line), stdin) == NULL) {
 			line[0] = '\0';
 		}
-		pthread_mutex_unlock(&hold_mu);
 	}
 	reply(reply_ctx, req, req_len);
 }

@@ -90,7 +90,8 @@ class Server(Process):
     """A server process with its own config; tests wait on its lines."""
 
     def __init__(self, binary=None, cert="server-chain.pem", key="server.key",
-                 clients_dir=True, ca_file=None, limits=None, listen=None, extra="", crl=None):
+                 clients_dir=True, ca_file=None, limits=None, listen=None, extra="", crl=None,
+                 workers=2):
         self.dir = tempfile.mkdtemp(prefix="keel-srv-")
         self.clients = os.path.join(self.dir, "clients")
         shutil.copytree(Pki.path("clients"), self.clients)
@@ -99,7 +100,7 @@ class Server(Process):
         lines = [
             "listen = [ %s ];" % ", ".join('"%s"' % a for a in listen),
             'log_level = "debug";',
-            "worker_threads = 2;",
+            "worker_threads = %d;" % workers,
             'tls: { certificate = "%s"; private_key = "%s";%s };' % (
                 Pki.path(cert), Pki.path(key), ' crl_file = "%s";' % crl if crl else ""),
             "clients: {%s%s };" % (
@@ -403,9 +404,10 @@ class ServerTest(Base):
         s.sendall(held)
         self.srv.wait_line(self.srv.out, r"^HOLD ")  # the request is with a worker
         idle = connect(self.port, client_ctx())  # connected, nothing asked
+        loops = int(self.srv.wait_line(self.srv.err, r"info: (\d+) network threads").group(1))
         mark = self.srv.mark()
         self.srv.proc.send_signal(signal.SIGTERM)
-        self.srv.wait_line(self.srv.err, r"draining", mark)
+        self.srv.wait_lines(self.srv.err, r"draining loop", loops, mark)  # each stops accepting
         self.assertEqual(wait_closed(idle), b"")  # closed at once
         with self.assertRaises(ConnectionRefusedError):  # no longer accepting
             socket.create_connection(("127.0.0.1", self.port), GUARD).close()
@@ -414,6 +416,136 @@ class ServerTest(Base):
         self.assertEqual(read_frame(s), held)  # answered, then closed
         self.assertEqual(wait_closed(s), b"")
         self.assertEqual(self.srv.proc.wait(GUARD), 0)
+
+
+class LoopsTest(Base):
+    """Three network loops (appliance/server/src/listener.c), each with its
+    own listening socket on the port: the kernel spreads connections over
+    them by their addresses, so a few dozen connections reach every loop (one
+    missing from 40 has a chance of 3 x (2/3)^40, 2e-7). What the loops share
+    holds across them: the limits, a reload, the session cache, a drain."""
+    LOOPS = 3
+    server_args = {"workers": 4, "extra": "network_threads = %d;" % LOOPS,
+                   "limits": {"max_connections_per_client": 4}}
+
+    def served(self, ctx=None, session=None):
+        """One request on a new connection: the loop that took it, whether it
+        resumed, and its session."""
+        mark = self.srv.mark()
+        with connect(self.port, ctx or client_ctx(), session=session) as s:
+            peer = "127.0.0.1:%d: " % s.getsockname()[1]
+            s.sendall(frame())
+            self.assertEqual(read_frame(s), frame())
+            reused, session = s.session_reused, s.session
+        m = self.srv.wait_line(self.srv.err, r"debug: " + re.escape(peer) +
+                               r"client .* connected on loop (\d+)(, resumed)?$", mark)
+        self.assertEqual(bool(m.group(2)), reused)
+        return int(m.group(1)), reused, session
+
+    def test_every_loop_serves(self):
+        self.assertEqual({self.served()[0] for _ in range(40)}, set(range(self.LOOPS)))
+        self.srv.wait_line(self.srv.err, r"info: %d network threads" % self.LOOPS)
+
+    def test_per_client_limit_every_loop(self):
+        """Counted per loop, 4 per client would let in up to 12 of 24."""
+        mark = self.srv.mark()
+        held, answered = [], []
+        for _ in range(24):
+            try:
+                s = connect(self.port, client_ctx())
+                held.append(s)
+                s.sendall(frame())
+                answered.append(read_frame(s) == frame())
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                answered.append(False)
+        self.assertEqual(answered.count(True), 4, answered)
+        self.srv.wait_lines(self.srv.err, r"is at limits.max_connections_per_client", 20, mark)
+        mark = self.srv.mark()
+        for s in held:
+            s.close()
+        # Closed on whatever loop, the four come off the one count.
+        self.srv.wait_lines(self.srv.err, r"closed by client after 1 requests", 4, mark)
+        self.assertEqual({self.served()[0] for _ in range(40)}, set(range(self.LOOPS)))
+
+    def test_reload_reaches_every_loop(self):
+        self.assert_refused(client_ctx("client2"), self.srv.mark())
+        shutil.copy(Pki.path("client2.crt"), self.srv.clients)
+        mark = self.srv.mark()
+        self.srv.proc.send_signal(signal.SIGHUP)
+        self.srv.wait_line(self.srv.err, r"reloaded certificates and client registrations", mark)
+        ctx2 = client_ctx("client2")
+        self.assertEqual({self.served(ctx2)[0] for _ in range(40)}, set(range(self.LOOPS)))
+
+    def test_session_resumes_on_any_loop(self):
+        """One session cache for every loop: a session made on one loop
+        resumes on the others, with TLS 1.3 (a new session each time, as
+        keeld's are single-use) and TLS 1.2."""
+        for ctx in (client_ctx(tls_min=ssl.TLSVersion.TLSv1_3), no_ticket_ctx()):
+            session = self.session_after(ctx, lambda s: s.close(), r"closed by client")
+            loops = set()
+            for _ in range(40):
+                loop, reused, next_session = self.served(ctx, session)
+                self.assertTrue(reused)
+                loops.add(loop)
+                session = next_session if next_session is not None else session
+            self.assertEqual(loops, set(range(self.LOOPS)))
+
+    def test_sigterm_drains_every_loop(self):
+        """A request held on each loop at the SIGTERM: every one is answered."""
+        by_loop = {}
+        while len(by_loop) < self.LOOPS:  # a served connection kept per loop
+            mark = self.srv.mark()
+            s = connect(self.port, client_ctx())
+            peer = "127.0.0.1:%d: " % s.getsockname()[1]
+            s.sendall(frame())
+            self.assertEqual(read_frame(s), frame())
+            m = self.srv.wait_line(self.srv.err, r"debug: " + re.escape(peer) +
+                                   r"client .* connected on loop (\d+)", mark)
+            if int(m.group(1)) in by_loop:
+                s.close()
+            else:
+                by_loop[int(m.group(1))] = s
+        held = frame(b"HOLD-THIS-ONE!!!")
+        out = len(self.srv.out)
+        for s in by_loop.values():
+            s.sendall(held)
+        self.srv.wait_lines(self.srv.out, r"^HOLD ", self.LOOPS, out)  # all with workers
+        mark = self.srv.mark()
+        self.srv.proc.send_signal(signal.SIGTERM)
+        self.srv.wait_lines(self.srv.err, r"draining loop", self.LOOPS, mark)
+        with self.assertRaises(ConnectionRefusedError):  # no loop accepts any more
+            socket.create_connection(("127.0.0.1", self.port), GUARD).close()
+        self.srv.proc.stdin.write(b"go\n" * self.LOOPS)  # release the handlers
+        self.srv.proc.stdin.flush()
+        for s in by_loop.values():
+            self.assertEqual(read_frame(s), held)  # answered, then closed
+            self.assertEqual(wait_closed(s), b"")
+        self.assertEqual(self.srv.proc.wait(GUARD), 0)
+
+
+class LoopsTotalLimitTest(Base):
+    """limits.max_connections over three loops: counted per loop, 6 would let
+    in up to 18."""
+    server_args = {"workers": 4, "extra": "network_threads = 3;",
+                   "limits": {"max_connections": 6}}
+
+    def test_total_limit_every_loop(self):
+        conns = [connect(self.port, client_ctx()) for _ in range(6)]
+        for s in conns:
+            s.sendall(frame())
+            self.assertEqual(read_frame(s), frame())
+        mark = self.srv.mark()
+        for _ in range(12):  # each closed at accept, whichever loop takes it
+            raw = socket.create_connection(("127.0.0.1", self.port), GUARD)
+            self.assertEqual(raw.recv(1), b"")
+            raw.close()
+        self.srv.wait_lines(self.srv.err, r"limits.max_connections reached", 12, mark)
+        mark = self.srv.mark()
+        conns.pop().close()
+        self.srv.wait_line(self.srv.err, r"closed by client", mark)
+        self.roundtrip()  # one place free again
+        for s in conns:
+            s.close()
 
 
 class RsaServerTest(Base):

@@ -8,10 +8,25 @@
  * have to re-solve SSL_ERROR_WANT_READ/WRITE juggling that libevent already
  * tests.
  *
- * Threads: this loop (all sockets, TLS, timers, signals) plus the worker pool
- * (workers.c) that runs the request handler. A connection has at most one
- * request with the workers; while it does, we stop reading from it, so replies
- * come back in order and a client cannot queue unbounded work.
+ * Threads: one loop per network_threads (each with its own listening
+ * sockets, bound with SO_REUSEPORT to one port so that the kernel spreads new
+ * connections over them, and its own connections, timers and watches) plus
+ * the worker pool (workers.c), shared by every loop, that runs the request
+ * handler. One loop thread caps TLS at one core: a run of handshakes left
+ * every other request waiting for it (docs/benchmarks.md, "What bounds the
+ * resumed vcenter-task"). A connection stays on the loop that accepted it;
+ * only its thread touches it. Shared by the loops, under the server's lock:
+ * the TLS context (one, and so one session cache: a session resumes
+ * whichever loop takes it) and the connections per client; the connection
+ * count is atomic. Signals reach the first loop, and a drain reaches every
+ * loop through an event of its own. The loop threads are created by
+ * keel_server_start, after the caller's privilege drop (credentials and
+ * capabilities are per thread) and before its seccomp filter (which allows
+ * no clone in the network process), and wait for keel_server_run.
+ *
+ * A connection has at most one request with the workers; while it does, we
+ * stop reading from it, so replies come back in order and a client cannot
+ * queue unbounded work.
  *
  * Connection states:
  *   HANDSHAKE -(TLS ok, registered)-> IDLE -(first byte)-> FRAME
@@ -32,6 +47,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -68,6 +84,7 @@ struct ident {
 
 struct conn {
 	struct keel_server *srv;
+	struct loop *loop;
 	struct conn *prev, *next;
 	struct bufferevent *bev;
 	struct event *timer;
@@ -99,22 +116,49 @@ struct keel_defer {
 	void *arg;
 };
 
-struct keel_server {
+/* One event loop: only its thread touches what is here (see above). */
+struct loop {
+	struct keel_server *srv;
+	size_t index;
 	struct event_base *base;
-	struct keel_server_config cfg;
-	SSL_CTX *ssl_ctx;
-	struct evconnlistener **listeners;
+	struct evconnlistener **listeners; /* one per listen address */
 	size_t num_listeners;
-	struct pool pool;
-	bool pool_started;
+	struct pool_back back;
+	bool back_ready;
 	struct conn *conns;
 	uint32_t num_conns;
-	struct ident *idents[256];
-	struct event *sig_hup, *sig_term, *sig_int, *drain_timer, *accept_retry, *trim_timer;
+	struct event *drain_ev, *drain_timer, *accept_retry, *trim_timer;
 	struct keel_watch *watches;
 	struct keel_defer *defers;
-	bool draining, drain_timed_out;
+	bool draining;
+	bool failed; /* its event_base_dispatch failed */
+	pthread_t thread;
+	bool thread_started;
 };
+
+struct keel_server {
+	struct keel_server_config cfg;
+	pthread_mutex_t mu; /* ssl_ctx and idents */
+	SSL_CTX *ssl_ctx;
+	struct ident *idents[256];
+	atomic_uint num_conns; /* every loop's, for max_connections */
+	struct loop *loops;
+	size_t num_loops;
+	struct pool pool;
+	bool pool_started;
+	struct event *sig_hup, *sig_term, *sig_int; /* on the first loop */
+	atomic_bool draining, drain_timed_out;
+	/* The loop threads, once keel_server_start made them, wait for
+	 * keel_server_run (1) or keel_server_free (-1). */
+	bool loops_started;
+	pthread_mutex_t start_mu;
+	pthread_cond_t start_cv; /* start or num_waiting changed */
+	int start;
+	size_t num_waiting; /* loop threads at the start */
+};
+
+/* The index of the loop this thread runs (keel_server_loop_self). */
+static _Thread_local size_t loop_self;
 
 static void conn_process(struct conn *c);
 
@@ -156,6 +200,7 @@ static void handshake_progress(const SSL *ssl, int where, int ret)
 							       : c->srv->cfg.handshake_timeout_ms));
 }
 
+/* Under srv->mu. */
 static struct ident *ident_get(struct keel_server *srv, const uint8_t fp[KEEL_FINGERPRINT_LEN])
 {
 	struct ident **bucket = &srv->idents[fp[0]], *id;
@@ -175,17 +220,41 @@ static struct ident *ident_get(struct keel_server *srv, const uint8_t fp[KEEL_FI
 	return id;
 }
 
+/* Counts |c| against its client's max_connections_per_client, over every
+ * loop: 0, 1 when the client is at the limit, or -1. */
+static int ident_take(struct conn *c)
+{
+	struct keel_server *srv = c->srv;
+	struct ident *id;
+	int r = -1;
+
+	pthread_mutex_lock(&srv->mu);
+	if ((id = ident_get(srv, c->who.fingerprint)) != NULL) {
+		r = id->count >= srv->cfg.max_connections_per_client ? 1 : 0;
+	}
+	if (r == 0) {
+		id->count++;
+		c->ident = id;
+	}
+	pthread_mutex_unlock(&srv->mu);
+	return r;
+}
+
 static void ident_put(struct keel_server *srv, struct ident *id)
 {
 	struct ident **p;
 
-	if (id == NULL || --id->count > 0) {
+	if (id == NULL) {
 		return;
 	}
-	for (p = &srv->idents[id->fp[0]]; *p != id; p = &(*p)->next) {
+	pthread_mutex_lock(&srv->mu);
+	if (--id->count == 0) {
+		for (p = &srv->idents[id->fp[0]]; *p != id; p = &(*p)->next) {
+		}
+		*p = id->next;
+		free(id);
 	}
-	*p = id->next;
-	free(id);
+	pthread_mutex_unlock(&srv->mu);
 }
 
 /*
@@ -201,37 +270,38 @@ static void trim_cb(evutil_socket_t fd, short what, void *arg)
 	malloc_trim(0);
 }
 
-static void trim_soon(struct keel_server *srv)
+static void trim_soon(struct loop *l)
 {
 	struct timeval tv = ms_tv(TRIM_DELAY_MS);
 
-	if (srv->trim_timer != NULL && !evtimer_pending(srv->trim_timer, NULL)) {
-		evtimer_add(srv->trim_timer, &tv);
+	if (l->trim_timer != NULL && !evtimer_pending(l->trim_timer, NULL)) {
+		evtimer_add(l->trim_timer, &tv);
 	}
 }
 
-static void drain_check(struct keel_server *srv)
+static void drain_check(struct loop *l)
 {
-	if (srv->draining && srv->num_conns == 0) {
-		event_base_loopbreak(srv->base);
+	if (l->draining && l->num_conns == 0) {
+		event_base_loopbreak(l->base);
 	}
 }
 
 static void conn_free(struct conn *c)
 {
-	struct keel_server *srv = c->srv;
+	struct loop *l = c->loop;
 
 	if (c->prev != NULL) {
 		c->prev->next = c->next;
 	} else {
-		srv->conns = c->next;
+		l->conns = c->next;
 	}
 	if (c->next != NULL) {
 		c->next->prev = c->prev;
 	}
-	srv->num_conns--;
+	l->num_conns--;
+	atomic_fetch_sub(&c->srv->num_conns, 1);
 	keel_metrics_connections(-1);
-	ident_put(srv, c->ident);
+	ident_put(c->srv, c->ident);
 	if (c->bev != NULL) {
 		/* libevent may free the SSL later: no callback into a freed c. */
 		SSL_set_app_data(bufferevent_openssl_get_ssl(c->bev), NULL);
@@ -241,8 +311,8 @@ static void conn_free(struct conn *c)
 		event_free(c->timer);
 	}
 	free(c);
-	trim_soon(srv);
-	drain_check(srv);
+	trim_soon(l);
+	drain_check(l);
 }
 
 /* Closes now. With a job out, the socket goes but the connection waits for
@@ -294,7 +364,7 @@ static void conn_dispatch(struct conn *c)
 	c->state = C_BUSY;
 	event_del(c->timer);
 	bufferevent_disable(c->bev, EV_READ);
-	if (pool_submit(&c->srv->pool, &c->job) != 0) {
+	if (pool_submit(&c->srv->pool, &c->loop->back, &c->job) != 0) {
 		keel_warn("%s: work queue full, closing", c->peer);
 		wipe_free(c->job.req, c->job.req_len);
 		c->job.req = NULL;
@@ -375,28 +445,27 @@ static void handshake_done(struct conn *c)
 {
 	struct keel_server *srv = c->srv;
 	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+	int r = -1;
 
 	if (tls_identity(ssl, &c->who) != 0 ||
-	    (SSL_session_reused(ssl) && !tls_resumed_allowed(ssl)) ||
-	    (c->ident = ident_get(srv, c->who.fingerprint)) == NULL) {
+	    (SSL_session_reused(ssl) && !tls_resumed_allowed(ssl)) || (r = ident_take(c)) < 0) {
 		keel_debug("%s: no client identity after the handshake", c->peer);
 		conn_free(c);
 		return;
 	}
-	if (c->ident->count >= srv->cfg.max_connections_per_client) {
+	if (r > 0) {
 		keel_notice("%s: client %s (%s) is at limits.max_connections_per_client, closing",
 			    c->peer, c->who.subject, c->who.fingerprint_hex);
-		c->ident = NULL; /* not counted: count >= limit >= 1 */
 		conn_free(c);
 		return;
 	}
-	c->ident->count++;
 	keel_metrics_handshake(true);
-	keel_debug("%s: client %s (%s) connected%s", c->peer, c->who.subject,
-		   c->who.fingerprint_hex, SSL_session_reused(ssl) ? ", resumed" : "");
+	keel_debug("%s: client %s (%s) connected on loop %zu%s", c->peer, c->who.subject,
+		   c->who.fingerprint_hex, c->loop->index,
+		   SSL_session_reused(ssl) ? ", resumed" : "");
 	c->state = C_IDLE;
 	arm(c, srv->cfg.idle_timeout_ms);
-	trim_soon(srv);
+	trim_soon(c->loop);
 	conn_process(c);
 }
 
@@ -502,7 +571,7 @@ static void job_done(struct job *job, void *arg)
 	}
 	job->resp = NULL;
 	c->requests++;
-	if (srv->draining) {
+	if (c->loop->draining) {
 		c->state = C_CLOSING;
 		return;
 	}
@@ -533,24 +602,35 @@ static void peer_text(const struct sockaddr *sa, char *out, size_t out_len)
 	}
 }
 
+/* The context a reload swaps in serves every loop's next handshake. */
+static SSL *ssl_new(struct keel_server *srv)
+{
+	SSL *ssl;
+
+	pthread_mutex_lock(&srv->mu);
+	ssl = SSL_new(srv->ssl_ctx);
+	pthread_mutex_unlock(&srv->mu);
+	return ssl;
+}
+
 static int conn_start(struct conn *c, evutil_socket_t fd)
 {
 	struct keel_server *srv = c->srv;
 	struct timeval write_tv = ms_tv(srv->cfg.idle_timeout_ms);
-	SSL *ssl = SSL_new(srv->ssl_ctx);
+	SSL *ssl = ssl_new(srv);
 
 	if (ssl == NULL) {
 		return -1;
 	}
 	SSL_set_app_data(ssl, c);
 	SSL_set_info_callback(ssl, handshake_progress);
-	c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	c->bev = bufferevent_openssl_socket_new(c->loop->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
 						BEV_OPT_CLOSE_ON_FREE);
 	if (c->bev == NULL) {
 		SSL_free(ssl);
 		return -1;
 	}
-	if ((c->timer = evtimer_new(srv->base, timer_cb, c)) == NULL) {
+	if ((c->timer = evtimer_new(c->loop->base, timer_cb, c)) == NULL) {
 		return -1;
 	}
 	/* vCenter and others often just close the socket after their last
@@ -567,15 +647,20 @@ static int conn_start(struct conn *c, evutil_socket_t fd)
 static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int sa_len,
 		      void *arg)
 {
-	struct keel_server *srv = arg;
+	struct loop *lp = arg;
+	struct keel_server *srv = lp->srv;
 	struct conn *c;
 
-	if (srv->num_conns >= srv->cfg.max_connections || (c = calloc(1, sizeof(*c))) == NULL) {
+	/* Counted at once, so that loops accepting together cannot pass the limit. */
+	if (atomic_fetch_add(&srv->num_conns, 1) >= srv->cfg.max_connections ||
+	    (c = calloc(1, sizeof(*c))) == NULL) {
+		atomic_fetch_sub(&srv->num_conns, 1);
 		keel_debug("refusing a connection: limits.max_connections reached");
 		evutil_closesocket(fd);
 		return;
 	}
 	c->srv = srv;
+	c->loop = lp;
 	peer_text(sa, c->peer, sizeof(c->peer));
 	/*
 	 * Replies are whole messages written at once: waiting to coalesce them
@@ -585,12 +670,12 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int)) != 0) {
 		keel_debug("%s: cannot set TCP_NODELAY: %s", c->peer, strerror(errno));
 	}
-	c->next = srv->conns;
-	if (srv->conns != NULL) {
-		srv->conns->prev = c;
+	c->next = lp->conns;
+	if (lp->conns != NULL) {
+		lp->conns->prev = c;
 	}
-	srv->conns = c;
-	srv->num_conns++;
+	lp->conns = c;
+	lp->num_conns++;
 	keel_metrics_connections(1);
 	if (conn_start(c, fd) != 0) {
 		keel_warn("%s: cannot set up a connection", c->peer);
@@ -603,10 +688,10 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
 
 static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct keel_server *srv = arg;
+	struct loop *l = arg;
 
-	for (size_t i = 0; i < srv->num_listeners && !srv->draining; i++) {
-		evconnlistener_enable(srv->listeners[i]);
+	for (size_t i = 0; i < l->num_listeners && !l->draining; i++) {
+		evconnlistener_enable(l->listeners[i]);
 	}
 }
 
@@ -614,41 +699,40 @@ static void accept_retry_cb(evutil_socket_t fd, short what, void *arg)
  * accepting for a moment instead of spinning on it. */
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
-	struct keel_server *srv = arg;
+	struct loop *lp = arg;
 	struct timeval tv = {.tv_sec = 1};
 
 	keel_warn("accept: %s; pausing new connections for 1 s", strerror(errno));
-	for (size_t i = 0; i < srv->num_listeners; i++) {
-		evconnlistener_disable(srv->listeners[i]);
+	for (size_t i = 0; i < lp->num_listeners; i++) {
+		evconnlistener_disable(lp->listeners[i]);
 	}
-	evtimer_add(srv->accept_retry, &tv);
+	evtimer_add(lp->accept_retry, &tv);
 }
 
 static void drain_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct keel_server *srv = arg;
+	struct loop *l = arg;
 
-	keel_warn("drain: %u connections still busy after limits.drain_timeout_ms", srv->num_conns);
-	srv->drain_timed_out = true;
-	event_base_loopbreak(srv->base);
+	keel_warn("drain: %u connections still busy after limits.drain_timeout_ms", l->num_conns);
+	atomic_store(&l->srv->drain_timed_out, true);
+	event_base_loopbreak(l->base);
 }
 
-void keel_server_drain(struct keel_server *srv)
+/* On the loop's thread, once keel_server_drain made its drain_ev active. */
+static void drain_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct timeval tv = ms_tv(srv->cfg.drain_timeout_ms);
+	struct loop *l = arg;
+	struct timeval tv = ms_tv(l->srv->cfg.drain_timeout_ms);
 	struct conn *c, *next;
 
-	if (srv->draining) {
-		return;
+	l->draining = true;
+	for (size_t i = 0; i < l->num_listeners; i++) {
+		evconnlistener_free(l->listeners[i]);
 	}
-	srv->draining = true;
-	for (size_t i = 0; i < srv->num_listeners; i++) {
-		evconnlistener_free(srv->listeners[i]);
-	}
-	srv->num_listeners = 0;
+	l->num_listeners = 0;
 	/* Nothing asked yet: close. A frame being read or a request being
 	 * answered: finish it, then close (frame_timeout bounds the first). */
-	for (c = srv->conns; c != NULL; c = next) {
+	for (c = l->conns; c != NULL; c = next) {
 		next = c->next;
 		if (c->state == C_IDLE && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
 			/* An answer still going out: close once it is sent. */
@@ -658,9 +742,20 @@ void keel_server_drain(struct keel_server *srv)
 			conn_end(c);
 		}
 	}
-	keel_info("draining: %u connections with requests in flight", srv->num_conns);
-	evtimer_add(srv->drain_timer, &tv);
-	drain_check(srv);
+	keel_info("draining loop %zu: %u connections with requests in flight", l->index,
+		  l->num_conns);
+	evtimer_add(l->drain_timer, &tv);
+	drain_check(l);
+}
+
+void keel_server_drain(struct keel_server *srv)
+{
+	if (atomic_exchange(&srv->draining, true)) {
+		return;
+	}
+	for (size_t i = 0; i < srv->num_loops; i++) {
+		event_active(srv->loops[i].drain_ev, EV_TIMEOUT, 0);
+	}
 }
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
@@ -679,37 +774,78 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	keel_server_drain(srv);
 }
 
-static int listen_one(struct keel_server *srv, const struct keel_server_listen *l)
+static int listen_one(struct loop *lp, const struct sockaddr *addr, socklen_t addr_len)
 {
 	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC;
 	struct evconnlistener *el;
 
 	/* v6 sockets only take v6, so "[::]:5696" and "0.0.0.0:5696" can both be listed. */
-	if (l->addr.ss_family == AF_INET6) {
+	if (addr->sa_family == AF_INET6) {
 		flags |= LEV_OPT_BIND_IPV6ONLY;
 	}
-	el = evconnlistener_new_bind(srv->base, accept_cb, srv, flags, 1024,
-				     (const struct sockaddr *)&l->addr, (int)l->addr_len);
+	/* Only with several loops: another process of the same user could
+	 * otherwise join the port (Linux lets only the same uid share it). */
+	if (lp->srv->num_loops > 1) {
+		flags |= LEV_OPT_REUSEABLE_PORT;
+	}
+	el = evconnlistener_new_bind(lp->base, accept_cb, lp, flags, 1024, addr, (int)addr_len);
 	if (el == NULL) {
 		return -1;
 	}
 	evconnlistener_set_error_cb(el, accept_error_cb);
-	srv->listeners[srv->num_listeners++] = el;
+	lp->listeners[lp->num_listeners++] = el;
 	return 0;
 }
 
-static int make_events(struct keel_server *srv)
+static int listener_port(struct evconnlistener *el, uint16_t *out_port)
 {
-	struct event_base *b = srv->base;
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	memset(&ss, 0, sizeof(ss));
+	if (getsockname(evconnlistener_get_fd(el), (struct sockaddr *)&ss, &len) != 0) {
+		return -1;
+	}
+	if (ss.ss_family == AF_INET6) {
+		*out_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	} else {
+		*out_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	}
+	return 0;
+}
+
+/* Listen address |i| on every loop: the first binds the configured port
+ * (0: any), the others the port it got. */
+static int listen_all(struct keel_server *srv, const struct keel_server_listen *l)
+{
+	struct sockaddr_storage addr = l->addr;
+	uint16_t port;
+
+	if (listen_one(&srv->loops[0], (const struct sockaddr *)&addr, l->addr_len) != 0 ||
+	    listener_port(srv->loops[0].listeners[srv->loops[0].num_listeners - 1], &port) != 0) {
+		return -1;
+	}
+	if (addr.ss_family == AF_INET6) {
+		((struct sockaddr_in6 *)&addr)->sin6_port = htons(port);
+	} else {
+		((struct sockaddr_in *)&addr)->sin_port = htons(port);
+	}
+	for (size_t i = 1; i < srv->num_loops; i++) {
+		if (listen_one(&srv->loops[i], (const struct sockaddr *)&addr, l->addr_len) != 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int make_signals(struct keel_server *srv)
+{
+	struct event_base *b = srv->loops[0].base;
 
 	srv->sig_hup = evsignal_new(b, SIGHUP, signal_cb, srv);
 	srv->sig_term = evsignal_new(b, SIGTERM, signal_cb, srv);
 	srv->sig_int = evsignal_new(b, SIGINT, signal_cb, srv);
-	srv->drain_timer = evtimer_new(b, drain_timeout_cb, srv);
-	srv->accept_retry = evtimer_new(b, accept_retry_cb, srv);
-	srv->trim_timer = evtimer_new(b, trim_cb, srv);
-	if (srv->sig_hup == NULL || srv->sig_term == NULL || srv->sig_int == NULL ||
-	    srv->drain_timer == NULL || srv->accept_retry == NULL || srv->trim_timer == NULL) {
+	if (srv->sig_hup == NULL || srv->sig_term == NULL || srv->sig_int == NULL) {
 		return -1;
 	}
 	if (evsignal_add(srv->sig_hup, NULL) != 0 || evsignal_add(srv->sig_term, NULL) != 0 ||
@@ -751,10 +887,133 @@ static struct event_base *new_base(void)
 	return base;
 }
 
+/* On the loop's own thread. 0 or -1. */
+static int loop_run(struct loop *l)
+{
+	loop_self = l->index;
+	/* Before the loop hands out any job, so every worker sees it. */
+	l->back.loop = pthread_self();
+	if (event_base_dispatch(l->base) != 0) {
+		l->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+static void *loop_main(void *arg)
+{
+	struct loop *l = arg;
+	struct keel_server *srv = l->srv;
+	int start;
+
+	pthread_mutex_lock(&srv->start_mu);
+	srv->num_waiting++;
+	pthread_cond_broadcast(&srv->start_cv);
+	while ((start = srv->start) == 0) {
+		pthread_cond_wait(&srv->start_cv, &srv->start_mu);
+	}
+	pthread_mutex_unlock(&srv->start_mu);
+	if (start > 0 && loop_run(l) != 0) {
+		/* The others would wait for a drain that this loop never joins. */
+		keel_server_drain(srv);
+	}
+	return NULL;
+}
+
+static void loops_go(struct keel_server *srv, int start)
+{
+	pthread_mutex_lock(&srv->start_mu);
+	srv->start = start;
+	pthread_cond_broadcast(&srv->start_cv);
+	pthread_mutex_unlock(&srv->start_mu);
+}
+
+static void loops_join(struct keel_server *srv)
+{
+	for (size_t i = 1; i < srv->num_loops; i++) {
+		if (srv->loops[i].thread_started) {
+			pthread_join(srv->loops[i].thread, NULL);
+			srv->loops[i].thread_started = false;
+		}
+	}
+}
+
+/* Returns once every thread that started waits for the start: a new
+ * thread's own first calls (set_robust_list, rseq) are made on it, after
+ * pthread_create returned, and the network process's seccomp filter that
+ * follows would kill it for them. */
+static void loops_wait_started(struct keel_server *srv, size_t num_started)
+{
+	pthread_mutex_lock(&srv->start_mu);
+	while (srv->num_waiting < num_started) {
+		pthread_cond_wait(&srv->start_cv, &srv->start_mu);
+	}
+	pthread_mutex_unlock(&srv->start_mu);
+}
+
+/* Every loop but the first, which keel_server_run's caller runs. */
+int keel_server_start(struct keel_server *srv)
+{
+	sigset_t all, old;
+	size_t num_started = 0;
+	int r = 0;
+
+	if (srv->loops_started) {
+		return 0;
+	}
+	srv->loops_started = true;
+	/* Signals belong to the first loop's thread (libevent's signal events). */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	for (size_t i = 1; i < srv->num_loops && r == 0; i++) {
+		if (pthread_create(&srv->loops[i].thread, NULL, loop_main, &srv->loops[i]) != 0) {
+			keel_err("cannot start network loop %zu", i);
+			r = -1;
+		} else {
+			srv->loops[i].thread_started = true;
+			num_started++;
+		}
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	loops_wait_started(srv, num_started);
+	return r;
+}
+
+static int loop_init(struct keel_server *srv, size_t i)
+{
+	struct loop *l = &srv->loops[i];
+	struct event_base *b;
+
+	l->srv = srv;
+	l->index = i;
+	if ((l->base = b = new_base()) == NULL ||
+	    (l->listeners = calloc(srv->cfg.num_listen, sizeof(struct evconnlistener *))) == NULL) {
+		return -1;
+	}
+	l->back_ready = true;
+	if (pool_back_init(&l->back, b, job_done, l) != 0) {
+		return -1;
+	}
+	l->drain_ev = event_new(b, -1, 0, drain_cb, l);
+	l->drain_timer = evtimer_new(b, drain_timeout_cb, l);
+	l->accept_retry = evtimer_new(b, accept_retry_cb, l);
+	l->trim_timer = evtimer_new(b, trim_cb, l);
+	if (l->drain_ev == NULL || l->drain_timer == NULL || l->accept_retry == NULL ||
+	    l->trim_timer == NULL) {
+		return -1;
+	}
+	return 0;
+}
+
 static int server_setup(struct keel_server *srv, const struct keel_server_config *cfg)
 {
+	for (size_t i = 0; i < srv->num_loops; i++) {
+		if (loop_init(srv, i) != 0) {
+			return -1;
+		}
+	}
 	for (size_t i = 0; i < cfg->num_listen; i++) {
-		if (listen_one(srv, &cfg->listen[i]) != 0) {
+		if (listen_all(srv, &cfg->listen[i]) != 0) {
 			char text[64];
 			peer_text((const struct sockaddr *)&cfg->listen[i].addr, text,
 				  sizeof(text));
@@ -762,17 +1021,16 @@ static int server_setup(struct keel_server *srv, const struct keel_server_config
 			return -1;
 		}
 	}
-	if (make_events(srv) != 0) {
+	if (make_signals(srv) != 0) {
 		return -1;
 	}
 	/* Every connection has at most one job out, so this ring cannot fill. */
-	if (pool_start(&srv->pool, srv->base, cfg->handler_forwards ? 0 : cfg->worker_threads,
-		       cfg->max_connections, cfg->handler, cfg->handler_ctx, job_done, srv) != 0) {
-		srv->pool_started = true;
+	srv->pool_started = true;
+	if (pool_start(&srv->pool, cfg->handler_forwards ? 0 : cfg->worker_threads,
+		       cfg->max_connections, cfg->handler, cfg->handler_ctx) != 0) {
 		keel_err("cannot start %u worker threads", cfg->worker_threads);
 		return -1;
 	}
-	srv->pool_started = true;
 	return 0;
 }
 
@@ -787,18 +1045,23 @@ int keel_server_new(struct keel_server **out_srv, const struct keel_server_confi
 		if (reg->free != NULL) {
 			reg->free(reg->ctx);
 		}
-		goto out;
+		free(srv);
+		return -1;
 	}
+	pthread_mutex_init(&srv->mu, NULL);
+	pthread_mutex_init(&srv->start_mu, NULL);
+	pthread_cond_init(&srv->start_cv, NULL);
 	srv->cfg = *cfg;
 	srv->cfg.listen = NULL;
+	srv->num_loops = cfg->network_threads > 0 ? cfg->network_threads : 1;
 	/* A peer that vanished must cost an EPIPE, not the process. */
 	signal(SIGPIPE, SIG_IGN);
 	pthread_once(&evthread_once, evthread_init);
 	if (tls_ctx_new(&srv->ssl_ctx, tls, reg) != 0) {
 		goto out;
 	}
-	if (evthread_ok != 0 || (srv->base = new_base()) == NULL ||
-	    (srv->listeners = calloc(cfg->num_listen, sizeof(struct evconnlistener *))) == NULL) {
+	if (evthread_ok != 0 ||
+	    (srv->loops = calloc(srv->num_loops, sizeof(*srv->loops))) == NULL) {
 		goto out;
 	}
 	if (server_setup(srv, cfg) != 0) {
@@ -814,20 +1077,20 @@ out:
 
 int keel_server_port(const struct keel_server *srv, size_t i, uint16_t *out_port)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	memset(&ss, 0, sizeof(ss));
-	if (i >= srv->num_listeners || getsockname(evconnlistener_get_fd(srv->listeners[i]),
-						   (struct sockaddr *)&ss, &len) != 0) {
+	if (i >= srv->loops[0].num_listeners) {
 		return -1;
 	}
-	if (ss.ss_family == AF_INET6) {
-		*out_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	} else {
-		*out_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	}
-	return 0;
+	return listener_port(srv->loops[0].listeners[i], out_port);
+}
+
+size_t keel_server_loops(const struct keel_server *srv)
+{
+	return srv->num_loops;
+}
+
+size_t keel_server_loop_self(void)
+{
+	return loop_self;
 }
 
 static void watch_cb(evutil_socket_t fd, short what, void *arg)
@@ -837,21 +1100,23 @@ static void watch_cb(evutil_socket_t fd, short what, void *arg)
 	w->cb(w->arg, (what & EV_WRITE) != 0);
 }
 
-int keel_server_watch(struct keel_server *srv, int fd, keel_watch_fn cb, void *arg,
+int keel_server_watch(struct keel_server *srv, size_t loop, int fd, keel_watch_fn cb, void *arg,
 		      struct keel_watch **out_watch)
 {
-	struct keel_watch *w = calloc(1, sizeof(*w));
+	struct loop *l;
+	struct keel_watch *w;
 
-	if (w == NULL) {
+	if (loop >= srv->num_loops || (w = calloc(1, sizeof(*w))) == NULL) {
 		return -1;
 	}
+	l = &srv->loops[loop];
 	w->cb = cb;
 	w->arg = arg;
 	/* Listed at once, so that keel_server_free frees it on every path. */
-	w->next = srv->watches;
-	srv->watches = w;
-	if ((w->rd = event_new(srv->base, fd, EV_READ | EV_PERSIST, watch_cb, w)) == NULL ||
-	    (w->wr = event_new(srv->base, fd, EV_WRITE | EV_PERSIST, watch_cb, w)) == NULL ||
+	w->next = l->watches;
+	l->watches = w;
+	if ((w->rd = event_new(l->base, fd, EV_READ | EV_PERSIST, watch_cb, w)) == NULL ||
+	    (w->wr = event_new(l->base, fd, EV_WRITE | EV_PERSIST, watch_cb, w)) == NULL ||
 	    event_add(w->rd, NULL) != 0) {
 		return -1;
 	}
@@ -871,19 +1136,21 @@ static void defer_cb(evutil_socket_t fd, short what, void *arg)
 	d->cb(d->arg);
 }
 
-int keel_server_defer(struct keel_server *srv, void (*cb)(void *arg), void *arg,
+int keel_server_defer(struct keel_server *srv, size_t loop, void (*cb)(void *arg), void *arg,
 		      struct keel_defer **out_defer)
 {
-	struct keel_defer *d = calloc(1, sizeof(*d));
+	struct loop *l;
+	struct keel_defer *d;
 
-	if (d == NULL) {
+	if (loop >= srv->num_loops || (d = calloc(1, sizeof(*d))) == NULL) {
 		return -1;
 	}
+	l = &srv->loops[loop];
 	d->cb = cb;
 	d->arg = arg;
-	d->next = srv->defers;
-	srv->defers = d;
-	if ((d->ev = event_new(srv->base, -1, 0, defer_cb, d)) == NULL) {
+	d->next = l->defers;
+	l->defers = d;
+	if ((d->ev = event_new(l->base, -1, 0, defer_cb, d)) == NULL) {
 		return -1;
 	}
 	*out_defer = d;
@@ -903,12 +1170,21 @@ void keel_defer_arm(struct keel_defer *d)
 
 int keel_server_run(struct keel_server *srv)
 {
-	/* Before the loop hands out any job, so every worker sees it. */
-	srv->pool.loop = pthread_self();
-	if (event_base_dispatch(srv->base) != 0) {
+	bool failed;
+
+	if (keel_server_start(srv) != 0) {
 		return -1;
 	}
-	return srv->drain_timed_out ? -1 : 0;
+	loops_go(srv, 1);
+	if (loop_run(&srv->loops[0]) != 0) {
+		keel_server_drain(srv);
+	}
+	loops_join(srv);
+	failed = atomic_load(&srv->drain_timed_out);
+	for (size_t i = 0; i < srv->num_loops; i++) {
+		failed = failed || srv->loops[i].failed;
+	}
+	return failed ? -1 : 0;
 }
 
 int keel_server_reload(struct keel_server *srv, const struct keel_server_tls *tls,
@@ -920,8 +1196,11 @@ int keel_server_reload(struct keel_server *srv, const struct keel_server_tls *tl
 		return -1;
 	}
 	/* Connections hold references to the old context; it goes with the last. */
-	SSL_CTX_free(srv->ssl_ctx);
+	pthread_mutex_lock(&srv->mu);
+	SSL_CTX *old = srv->ssl_ctx;
 	srv->ssl_ctx = ctx;
+	pthread_mutex_unlock(&srv->mu);
+	SSL_CTX_free(old);
 	return 0;
 }
 
@@ -932,53 +1211,71 @@ static void free_event(struct event *ev)
 	}
 }
 
-void keel_server_free(struct keel_server *srv)
+static void loop_free(struct loop *l)
 {
 	struct conn *c, *next;
 
-	if (srv == NULL) {
-		return;
-	}
-	/* After a drain timeout a handler may still hold a job: leave the
-	 * workers and the connections they point at; the process is exiting. */
-	if (srv->pool_started) {
-		pool_stop(&srv->pool, !srv->drain_timed_out);
-	}
-	if (srv->drain_timed_out) {
-		return;
-	}
-	for (c = srv->conns; c != NULL; c = next) {
+	for (c = l->conns; c != NULL; c = next) {
 		next = c->next;
 		conn_free(c);
 	}
-	for (size_t i = 0; srv->listeners != NULL && i < srv->num_listeners; i++) {
-		evconnlistener_free(srv->listeners[i]);
+	for (size_t i = 0; l->listeners != NULL && i < l->num_listeners; i++) {
+		evconnlistener_free(l->listeners[i]);
 	}
-	free(srv->listeners);
-	free_event(srv->sig_hup);
-	free_event(srv->sig_term);
-	free_event(srv->sig_int);
-	free_event(srv->drain_timer);
-	free_event(srv->accept_retry);
-	free_event(srv->trim_timer);
-	while (srv->watches != NULL) {
-		struct keel_watch *w = srv->watches;
+	free(l->listeners);
+	free_event(l->drain_ev);
+	free_event(l->drain_timer);
+	free_event(l->accept_retry);
+	free_event(l->trim_timer);
+	while (l->watches != NULL) {
+		struct keel_watch *w = l->watches;
 
-		srv->watches = w->next;
+		l->watches = w->next;
 		free_event(w->rd);
 		free_event(w->wr);
 		free(w);
 	}
-	while (srv->defers != NULL) {
-		struct keel_defer *d = srv->defers;
+	while (l->defers != NULL) {
+		struct keel_defer *d = l->defers;
 
-		srv->defers = d->next;
+		l->defers = d->next;
 		free_event(d->ev);
 		free(d);
 	}
-	if (srv->base != NULL) {
-		event_base_free(srv->base);
+	if (l->back_ready) {
+		pool_back_cleanup(&l->back);
 	}
+	if (l->base != NULL) {
+		event_base_free(l->base);
+	}
+}
+
+void keel_server_free(struct keel_server *srv)
+{
+	if (srv == NULL) {
+		return;
+	}
+	/* Threads that never ran a loop (keel_server_run was not called). */
+	loops_go(srv, -1);
+	loops_join(srv);
+	/* After a drain timeout a handler may still hold a job: leave the
+	 * workers and the connections they point at; the process is exiting. */
+	if (srv->pool_started) {
+		pool_stop(&srv->pool, !atomic_load(&srv->drain_timed_out));
+	}
+	if (atomic_load(&srv->drain_timed_out)) {
+		return;
+	}
+	free_event(srv->sig_hup);
+	free_event(srv->sig_term);
+	free_event(srv->sig_int);
+	for (size_t i = 0; srv->loops != NULL && i < srv->num_loops; i++) {
+		loop_free(&srv->loops[i]);
+	}
+	free(srv->loops);
 	SSL_CTX_free(srv->ssl_ctx);
+	pthread_mutex_destroy(&srv->mu);
+	pthread_mutex_destroy(&srv->start_mu);
+	pthread_cond_destroy(&srv->start_cv);
 	free(srv);
 }

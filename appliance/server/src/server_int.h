@@ -22,7 +22,7 @@ bool tls_resumed_allowed(SSL *ssl);
 void tls_errors(char *out, size_t out_len);
 
 /* workers.c: a bounded queue of jobs, N threads running the handler, and a
- * completion list drained on the loop thread. */
+ * completion list per loop, drained on that loop's thread. */
 struct job {
 	struct job *next;
 	void *owner; /* the connection; only the loop thread looks at it */
@@ -31,7 +31,7 @@ struct job {
 	size_t req_len;
 	uint8_t *resp; /* NULL: no answer (close) */
 	size_t resp_len;
-	struct pool *pool;
+	struct pool_back *back;
 };
 
 typedef void (*pool_done_fn)(struct job *job, void *arg);
@@ -47,8 +47,12 @@ struct pool {
 	keel_request_fn handler;
 	void *handler_ctx;
 	bool inline_handler; /* no threads: pool_submit calls the handler */
-	bool submitting;     /* the loop thread is in the inline handler */
-	pthread_t loop;	     /* the loop's thread, once keel_server_run set it */
+};
+
+/* Where the answers to one loop's jobs go: its completion list and wake-up. */
+struct pool_back {
+	bool submitting; /* the loop thread is in the inline handler */
+	pthread_t loop;	 /* the loop's thread, set before it hands out any job */
 	pthread_mutex_t done_mu;
 	struct job *done_head, *done_tail;
 	struct event *done_ev;
@@ -56,13 +60,18 @@ struct pool {
 	void *done_arg;
 };
 
-__attribute__((warn_unused_result)) int pool_start(struct pool *p, struct event_base *base,
-						   size_t num_threads, size_t cap,
-						   keel_request_fn handler, void *handler_ctx,
-						   pool_done_fn done, void *done_arg);
-/* Loop thread. -1 when the queue is full. With num_threads 0, pool_submit
- * calls the handler itself (a handler that never blocks). */
-__attribute__((warn_unused_result)) int pool_submit(struct pool *p, struct job *job);
+__attribute__((warn_unused_result)) int pool_start(struct pool *p, size_t num_threads, size_t cap,
+						   keel_request_fn handler, void *handler_ctx);
+/* |done| runs on |base|'s thread for each job submitted with |b|. 0 or -1;
+ * pool_back_cleanup either way. */
+__attribute__((warn_unused_result)) int pool_back_init(struct pool_back *b, struct event_base *base,
+						       pool_done_fn done, void *done_arg);
+void pool_back_cleanup(struct pool_back *b);
+/* A loop thread, whose answers go to |back|. -1 when the queue is full. With
+ * num_threads 0, pool_submit calls the handler itself (a handler that never
+ * blocks). */
+__attribute__((warn_unused_result)) int pool_submit(struct pool *p, struct pool_back *back,
+						    struct job *job);
 /* Joins the threads when |wait|; otherwise leaves them (a handler may be
  * stuck after a drain timeout and the process is about to exit). */
 void pool_stop(struct pool *p, bool wait);

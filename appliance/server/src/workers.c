@@ -1,12 +1,13 @@
 /*
- * The handoff between the network loop and the handler.
+ * The handoff between the network loops and the handler.
  *
- * The loop puts a job on a bounded ring and moves on; N worker threads take
- * jobs and call the handler, which may block on the HSM or the store. The
- * handler's reply (from any thread) lands on a completion list, and one
- * event, activated with event_active() (thread-safe once libevent runs with
- * evthread_use_pthreads), wakes the loop to write the answers. A reply made
- * on the loop thread (a forwarding handler's, from a keel_server_watch
+ * A loop puts a job on a bounded ring, shared by every loop, and moves on;
+ * N worker threads take jobs and call the handler, which may block on the
+ * HSM or the store. The handler's reply (from any thread) lands on the
+ * completion list of the job's own loop (its pool_back), and one event,
+ * activated with event_active() (thread-safe once libevent runs with
+ * evthread_use_pthreads), wakes that loop to write the answers. A reply made
+ * on the job's loop thread (a forwarding handler's, from a keel_server_watch
  * callback) skips both and is handed back at once. The ring never
  * overflows in practice: a connection has at most one job in flight, and the
  * ring is sized for max_connections.
@@ -40,7 +41,7 @@ void wipe_libevent_memory(void)
 static void job_reply(void *reply_ctx, const uint8_t *resp, size_t resp_len)
 {
 	struct job *job = reply_ctx;
-	struct pool *p = job->pool;
+	struct pool_back *p = job->back;
 
 	job->resp = NULL;
 	job->resp_len = 0;
@@ -69,7 +70,7 @@ static void job_reply(void *reply_ctx, const uint8_t *resp, size_t resp_len)
 /* Loop thread: hand every completed job back to the server. */
 static void done_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct pool *p = arg;
+	struct pool_back *p = arg;
 	struct job *job, *next;
 
 	pthread_mutex_lock(&p->done_mu);
@@ -109,7 +110,7 @@ static int start_threads(struct pool *p, size_t num_threads)
 	sigset_t all, old;
 	int r = 0;
 
-	/* Signals belong to the loop thread (libevent's signal events). */
+	/* Signals belong to the first loop's thread (libevent's signal events). */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	for (p->num_threads = 0; p->num_threads < num_threads; p->num_threads++) {
@@ -122,36 +123,50 @@ static int start_threads(struct pool *p, size_t num_threads)
 	return r;
 }
 
-int pool_start(struct pool *p, struct event_base *base, size_t num_threads, size_t cap,
-	       keel_request_fn handler, void *handler_ctx, pool_done_fn done, void *done_arg)
+int pool_start(struct pool *p, size_t num_threads, size_t cap, keel_request_fn handler,
+	       void *handler_ctx)
 {
 	memset(p, 0, sizeof(*p));
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
-	pthread_mutex_init(&p->done_mu, NULL);
 	p->cap = cap;
 	p->handler = handler;
 	p->handler_ctx = handler_ctx;
-	p->done = done;
-	p->done_arg = done_arg;
 	p->inline_handler = num_threads == 0;
 	if ((p->ring = calloc(cap, sizeof(struct job *))) == NULL ||
-	    (p->threads = calloc(num_threads > 0 ? num_threads : 1, sizeof(*p->threads))) == NULL ||
-	    (p->done_ev = event_new(base, -1, 0, done_cb, p)) == NULL) {
+	    (p->threads = calloc(num_threads > 0 ? num_threads : 1, sizeof(*p->threads))) == NULL) {
 		return -1;
 	}
 	return start_threads(p, num_threads);
 }
 
-int pool_submit(struct pool *p, struct job *job)
+int pool_back_init(struct pool_back *b, struct event_base *base, pool_done_fn done, void *done_arg)
+{
+	memset(b, 0, sizeof(*b));
+	pthread_mutex_init(&b->done_mu, NULL);
+	b->done = done;
+	b->done_arg = done_arg;
+	return (b->done_ev = event_new(base, -1, 0, done_cb, b)) == NULL ? -1 : 0;
+}
+
+void pool_back_cleanup(struct pool_back *b)
+{
+	if (b->done_ev != NULL) {
+		event_free(b->done_ev);
+		b->done_ev = NULL;
+	}
+	pthread_mutex_destroy(&b->done_mu);
+}
+
+int pool_submit(struct pool *p, struct pool_back *back, struct job *job)
 {
 	int r = -1;
 
-	job->pool = p;
+	job->back = back;
 	if (p->inline_handler) {
-		p->submitting = true;
+		back->submitting = true;
 		p->handler(p->handler_ctx, job->who, job->req, job->req_len, job_reply, job);
-		p->submitting = false;
+		back->submitting = false;
 		return 0;
 	}
 	pthread_mutex_lock(&p->mu);
@@ -177,12 +192,8 @@ void pool_stop(struct pool *p, bool wait)
 	for (size_t i = 0; i < p->num_threads; i++) {
 		pthread_join(p->threads[i], NULL);
 	}
-	if (p->done_ev != NULL) {
-		event_free(p->done_ev);
-	}
 	free(p->ring);
 	free(p->threads);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
-	pthread_mutex_destroy(&p->done_mu);
 }

@@ -134,6 +134,16 @@ static void test_good_file(void **state)
 	keel_config_free(cfg);
 }
 
+static uint32_t default_network_threads(void)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	assert_true(cpus >= 1);
+	/* (worker_threads' default, 16, caps no lower) */
+	return cpus > KEEL_NETWORK_THREADS_AUTO_MAX ? KEEL_NETWORK_THREADS_AUTO_MAX
+						    : (uint32_t)cpus;
+}
+
 static void test_defaults(void **state)
 {
 	struct keel_config *cfg = NULL;
@@ -165,6 +175,19 @@ static void test_defaults(void **state)
 						 "small.conf", dir, &cfg, &err),
 			 0);
 	assert_int_equal(cfg->max_connections_per_client, 10);
+	keel_config_free(cfg);
+	/* network_threads: the online CPUs, within both caps. */
+	assert_int_equal(
+	    keel_config_load_string(BASE "worker_threads = 1;", "one.conf", dir, &cfg, &err), 0);
+	assert_int_equal(cfg->network_threads, 1);
+	keel_config_free(cfg);
+	assert_int_equal(keel_config_load_string(BASE, "min.conf", dir, &cfg, &err), 0);
+	assert_int_equal(cfg->network_threads, default_network_threads());
+	keel_config_free(cfg);
+	assert_int_equal(keel_config_load_string(BASE "worker_threads = 8; network_threads = 8;",
+						 "eight.conf", dir, &cfg, &err),
+			 0);
+	assert_int_equal(cfg->network_threads, 8);
 	keel_config_free(cfg);
 	assert_int_equal(keel_config_load_string(BASE, "min.conf", dir, &cfg, &err), 0);
 	/* No hsm or store section: keeld refuses to start, the config does not. */
@@ -240,6 +263,11 @@ static const struct bad bad_cases[] = {
     {BASE "limits: { max_locate_items = 2000000; };", 3, "out of range"},
     {BASE "limits: {\n max_connections = 10;\n max_connections_per_client = 20; };", 5, "exceeds"},
     {BASE "worker_threads = ;", 3, "syntax error"},
+    {BASE "network_threads = 0;", 3, "network_threads = 0 is out of range"},
+    {BASE "network_threads = 65;", 3, "out of range"},
+    /* Each network loop owns at least one of the key process's channels. */
+    {BASE "worker_threads = 2;\n\nnetwork_threads = 3;", 5,
+     "network_threads = 3 exceeds worker_threads (2)"},
     /* Privilege separation is how keeld runs: no switch. */
     {BASE "privsep: { enabled = true; };", 3, "unknown setting privsep.enabled"},
     {BASE "tls: { };", 3, "duplicate setting"},

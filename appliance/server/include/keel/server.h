@@ -2,7 +2,9 @@
  * keel_server: the network side of keeld. Accepts mutual-TLS connections,
  * cuts the byte stream into TTLV frames without interpreting them, and hands
  * each frame with the client's identity to a keel_request_fn on a worker pool.
- * Everything except the handler runs on one event-loop thread.
+ * Everything except the handler runs on network_threads event loops, each on
+ * its own thread with its own connections; "loop thread" below is the thread
+ * of the loop that holds the connection or the watch in question.
  */
 #ifndef KEEL_SERVER_H
 #define KEEL_SERVER_H
@@ -73,6 +75,7 @@ struct keel_server_config {
 	uint32_t frame_timeout_ms; /* from a frame's first byte to its last */
 	uint32_t drain_timeout_ms; /* SIGTERM: longest wait for in-flight requests */
 	uint32_t worker_threads;
+	uint32_t network_threads; /* event loops (0: one); each has its thread */
 	keel_request_fn handler;
 	void *handler_ctx;
 	/* The handler only forwards the request and never blocks (the
@@ -81,14 +84,15 @@ struct keel_server_config {
 	 * a reply on the loop thread (a keel_server_watch callback's) is taken
 	 * at once, without a wake-up. */
 	bool handler_forwards;
-	/* Called on the loop thread on SIGHUP; typically re-reads files and calls
-	 * keel_server_reload. May be NULL. */
+	/* Called on the first loop's thread on SIGHUP; typically re-reads files
+	 * and calls keel_server_reload. May be NULL. */
 	void (*on_sighup)(struct keel_server *srv, void *arg);
 	void *on_sighup_arg;
 };
 
-/* Builds the TLS context, binds every listen address and starts the workers.
- * Takes ownership of |*reg| (also on failure). 0 or negative. */
+/* Builds the TLS context, binds every listen address on every loop and
+ * starts the workers. Takes ownership of |*reg| (also on failure). 0 or
+ * negative. */
 __attribute__((warn_unused_result)) int keel_server_new(struct keel_server **out_srv,
 							const struct keel_server_config *cfg,
 							const struct keel_server_tls *tls,
@@ -98,51 +102,67 @@ __attribute__((warn_unused_result)) int keel_server_new(struct keel_server **out
 __attribute__((warn_unused_result)) int keel_server_port(const struct keel_server *srv, size_t i,
 							 uint16_t *out_port);
 
-/* Runs until drained (SIGTERM, SIGINT or keel_server_drain). 0 when every
- * in-flight request was answered, negative when the drain timed out. */
+/* Starts the threads of every loop but the first; they wait for
+ * keel_server_run. Between a privilege drop, which must come first (each
+ * thread has its own credentials and capabilities), and a seccomp filter
+ * without clone, which must come after. keel_server_run calls it when no one
+ * has. 0 or negative. */
+__attribute__((warn_unused_result)) int keel_server_start(struct keel_server *srv);
+
+/* Runs the first loop on the calling thread and the others on theirs, until
+ * every loop is drained (SIGTERM, SIGINT or keel_server_drain). 0 when every
+ * in-flight request was answered, negative when a drain timed out. */
 __attribute__((warn_unused_result)) int keel_server_run(struct keel_server *srv);
 
-/* Loop thread only: new certificate/key and registrations for new handshakes;
- * established connections keep theirs. Takes ownership of |*reg| (also on
+/* Any thread: new certificate/key and registrations for every loop's new
+ * handshakes; established connections keep theirs. Takes ownership of |*reg| (also on
  * failure, where the old settings stay). 0 or negative. */
 __attribute__((warn_unused_result)) int keel_server_reload(struct keel_server *srv,
 							   const struct keel_server_tls *tls,
 							   struct keel_registry *reg);
 
 /*
- * Another descriptor on the server's loop: |cb| runs on the loop thread each
- * time |fd| is readable (writable false) and, while keel_watch_write(w, true),
- * each time it is writable (writable true). The privilege-separated network
- * process talks to the key process this way, so that answers reach their
- * connections without another thread. Loop thread, or before keel_server_run;
- * the watch lasts as long as the server. 0 or -1.
+ * Another descriptor on loop |loop| (0 to keel_server_loops - 1): |cb| runs
+ * on that loop's thread each time |fd| is readable (writable false) and,
+ * while keel_watch_write(w, true), each time it is writable (writable true).
+ * The privilege-separated network process talks to the key process this
+ * way, so that answers reach their connections without another thread.
+ * That loop's thread, or before keel_server_run; the watch lasts as long as
+ * the server. 0 or -1.
  */
 struct keel_watch;
 typedef void (*keel_watch_fn)(void *arg, bool writable);
-__attribute__((warn_unused_result)) int keel_server_watch(struct keel_server *srv, int fd,
-							  keel_watch_fn cb, void *arg,
+__attribute__((warn_unused_result)) int keel_server_watch(struct keel_server *srv, size_t loop,
+							  int fd, keel_watch_fn cb, void *arg,
 							  struct keel_watch **out_watch);
 /* Loop thread: whether |cb| also hears that the descriptor is writable. 0 or -1. */
 __attribute__((warn_unused_result)) int keel_watch_write(struct keel_watch *w, bool on);
 
 /*
- * A callback of the caller's that runs on the loop thread once for each
+ * A callback of the caller's that runs on loop |loop|'s thread once for each
  * keel_defer_arm, after the callbacks the loop iteration has ready by then:
  * work that several callbacks of one iteration add to is done once for them
  * all (the network process's counters go to the key process this way).
- * Loop thread, or before keel_server_run; it lasts as long as the server.
- * 0 or -1.
+ * That loop's thread, or before keel_server_run; it lasts as long as the
+ * server. 0 or -1.
  */
 struct keel_defer;
-__attribute__((warn_unused_result)) int keel_server_defer(struct keel_server *srv,
+__attribute__((warn_unused_result)) int keel_server_defer(struct keel_server *srv, size_t loop,
 							  void (*cb)(void *arg), void *arg,
 							  struct keel_defer **out_defer);
 /* Loop thread: |d|'s callback runs in this iteration, after those ready now;
  * once however often it is armed before it runs. */
 void keel_defer_arm(struct keel_defer *d);
 
-/* Loop thread only: stop accepting, finish in-flight requests, close. */
+/* Any thread: every loop stops accepting, finishes its in-flight requests
+ * and closes. */
 void keel_server_drain(struct keel_server *srv);
+
+/* How many loops |srv| runs (network_threads, at least 1). */
+size_t keel_server_loops(const struct keel_server *srv);
+/* The index of the loop the calling thread runs; 0 on a thread that runs
+ * none (the caller of keel_server_run runs loop 0). */
+size_t keel_server_loop_self(void);
 
 void keel_server_free(struct keel_server *srv);
 
