@@ -475,7 +475,7 @@ static int check_mirror(struct parse *p, const config_t *lc)
 static int check_threads(struct parse *p, const config_t *lc)
 {
 	struct keel_config *c = p->cfg;
-	long cpus;
+	long n;
 
 	if (c->network_threads > c->worker_threads) {
 		return fail(p, line_of(lc, "network_threads"),
@@ -483,14 +483,10 @@ static int check_threads(struct parse *p, const config_t *lc)
 			    c->worker_threads);
 	}
 	if (c->network_threads == 0) {
-		cpus = sysconf(_SC_NPROCESSORS_ONLN);
-		c->network_threads = cpus < 1 ? 1
-				     : cpus > KEEL_NETWORK_THREADS_AUTO_MAX
-					 ? KEEL_NETWORK_THREADS_AUTO_MAX
-					 : (uint32_t)cpus;
-		if (c->network_threads > c->worker_threads) {
-			c->network_threads = c->worker_threads;
-		}
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+		n = n < KEEL_NETWORK_THREADS_AUTO_MAX ? n : KEEL_NETWORK_THREADS_AUTO_MAX;
+		n = n < (long)c->worker_threads ? n : (long)c->worker_threads;
+		c->network_threads = n > 0 ? (uint32_t)n : 1;
 	}
 	return 0;
 }
