@@ -522,6 +522,34 @@ class LoopsTest(Base):
             self.assertEqual(wait_closed(s), b"")
         self.assertEqual(self.srv.proc.wait(GUARD), 0)
 
+    def test_sigterm_closes_loops_with_nothing_in_flight(self):
+        """A request held on one loop at the SIGTERM, connections still in
+        their handshake on every loop: each of those is closed while the held
+        one waits, though it ends without a close_notify. A loop left with
+        nothing must still run the callback in which libevent closes such a
+        socket, or its client waits for the other loops' drain."""
+        s = connect(self.port, client_ctx())
+        held = frame(b"HOLD-THIS-ONE!!!")
+        s.sendall(held)
+        self.srv.wait_line(self.srv.out, r"^HOLD ")
+        raw = [socket.create_connection(("127.0.0.1", self.port), GUARD) for _ in range(24)]
+        # A loop accepts its queue in order: one served after them on each
+        # loop means every loop took its share of them.
+        served_on = set()
+        while served_on != set(range(self.LOOPS)):
+            served_on.add(self.served()[0])
+        mark = self.srv.mark()
+        self.srv.proc.send_signal(signal.SIGTERM)
+        self.srv.wait_lines(self.srv.err, r"draining loop", self.LOOPS, mark)
+        for r in raw:
+            self.assertEqual(wait_closed(r), b"")
+            r.close()
+        self.srv.proc.stdin.write(b"go\n")
+        self.srv.proc.stdin.flush()
+        self.assertEqual(read_frame(s), held)
+        self.assertEqual(wait_closed(s), b"")
+        self.assertEqual(self.srv.proc.wait(GUARD), 0)
+
 
 class LoopsTotalLimitTest(Base):
     """limits.max_connections over three loops: counted per loop, 6 would let

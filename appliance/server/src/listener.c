@@ -131,7 +131,8 @@ struct loop {
 	struct keel_watch *watches;
 	struct keel_defer *defers;
 	bool draining;
-	bool failed; /* its event_base_dispatch failed */
+	bool drained; /* the loop was asked to stop (drain_check) */
+	bool failed;  /* its event_base_dispatch failed */
 	pthread_t thread;
 	bool thread_started;
 };
@@ -279,9 +280,18 @@ static void trim_soon(struct loop *l)
 	}
 }
 
+/* A drained loop ends its pass before it stops, not at once: libevent
+ * closes a freed connection's socket in a callback of its own, queued
+ * behind the close. With event_base_loopbreak a client whose connection
+ * ended without a close_notify (mid-handshake) kept an open socket until
+ * every other loop was done, up to limits.drain_timeout_ms. */
 static void drain_check(struct loop *l)
 {
-	if (l->draining && l->num_conns == 0) {
+	if (!l->draining || l->drained || l->num_conns > 0) {
+		return;
+	}
+	l->drained = true;
+	if (event_base_loopexit(l->base, NULL) != 0) {
 		event_base_loopbreak(l->base);
 	}
 }
@@ -1246,13 +1256,12 @@ static void loop_free(struct loop *l)
 		pool_back_cleanup(&l->back);
 	}
 	if (l->base != NULL) {
-		/* A loop its drain stopped may leave callbacks of libevent's own
-		 * queued, such as a just-freed bufferevent's, which holds its SSL
-		 * (and through it the TLS context) until they run; event_base_free
-		 * drops them unrun. Nothing of ours is left on the base, so one pass
-		 * that does not wait runs only those. Seen as a leak at exit under
-		 * ASan with two loops, about 1 run in 10 of integration_mirror's
-		 * test_root_key_deleted_crypto_shreds on a loaded machine. */
+		/* The connections freed above (after a drain timeout), and a loop
+		 * stopped by one, leave callbacks of libevent's own queued, such as
+		 * a freed bufferevent's, which holds its socket and SSL (and through
+		 * it the TLS context) until they run; event_base_free drops them
+		 * unrun. Nothing of ours is left on the base, so one pass that does
+		 * not wait runs only those. */
 		(void)event_base_loop(l->base, EVLOOP_NONBLOCK);
 		event_base_free(l->base);
 	}
