@@ -296,6 +296,23 @@ static void drain_check(struct loop *l)
 	}
 }
 
+/*
+ * A session whose connection ended without our close_notify (a protocol
+ * error, a cut mid-frame) must not resume: SSL_free drops it from the
+ * cache, as ssl_clear_bad_session does. But libevent frees the SSL in a
+ * callback of its own, later, and meanwhile another loop could resume the
+ * session: drop it now.
+ */
+static void drop_unclean_session(SSL *ssl)
+{
+	SSL_SESSION *sess = SSL_get0_session(ssl);
+
+	if (sess != NULL && !(SSL_get_shutdown(ssl) & SSL_SENT_SHUTDOWN) && !SSL_in_init(ssl) &&
+	    !SSL_in_before(ssl)) {
+		SSL_CTX_remove_session(SSL_get_SSL_CTX(ssl), sess);
+	}
+}
+
 static void conn_free(struct conn *c)
 {
 	struct loop *l = c->loop;
@@ -314,7 +331,10 @@ static void conn_free(struct conn *c)
 	ident_put(c->srv, c->ident);
 	if (c->bev != NULL) {
 		/* libevent may free the SSL later: no callback into a freed c. */
-		SSL_set_app_data(bufferevent_openssl_get_ssl(c->bev), NULL);
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+		SSL_set_app_data(ssl, NULL);
+		drop_unclean_session(ssl);
 		bufferevent_free(c->bev);
 	}
 	if (c->timer != NULL) {
