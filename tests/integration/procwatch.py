@@ -5,6 +5,7 @@ never a way to wait for something."""
 import os
 import re
 import subprocess
+import sys
 import threading
 
 # KEEL_VALGRIND=DIR runs Keel's own binaries (keeld, the echo server) under
@@ -15,6 +16,9 @@ SUPPRESSIONS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "valgrin
 # to do within a deadline of its own is scaled by this.
 SLOW = 10 if MEMCHECK else 1
 GUARD = 60 * SLOW  # seconds before a stuck test gives up
+# KEEL_LOG_TAIL=N (set by CTest): a process's last N stderr lines are printed
+# when it ends, which ctest --output-on-failure shows with a failed test.
+LOG_TAIL = int(os.environ.get("KEEL_LOG_TAIL", "0"))
 
 
 def memcheck():
@@ -88,6 +92,12 @@ class Process:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(GUARD)
+        if LOG_TAIL > 0:
+            with self.cv:
+                tail = [l for l in self.err if l is not None][-LOG_TAIL:]
+            sys.stderr.write("--- %s: its last %d stderr lines ---\n%s\n" % (
+                " ".join(os.path.basename(a) for a in self.proc.args), len(tail),
+                "\n".join(tail)))
 
     def mark(self):
         """The index of the next stderr line, to wait for lines after now."""
