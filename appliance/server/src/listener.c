@@ -313,6 +313,18 @@ static void drop_unclean_session(SSL *ssl)
 	}
 }
 
+/* libevent frees the SSL later, in a callback of its own: nothing of it
+ * may point at c by then, nor may its session stay resumable. */
+static void conn_free_bev(struct conn *c)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+
+	SSL_set_app_data(ssl, NULL);
+	drop_unclean_session(ssl);
+	bufferevent_free(c->bev);
+	c->bev = NULL;
+}
+
 static void conn_free(struct conn *c)
 {
 	struct loop *l = c->loop;
@@ -330,12 +342,7 @@ static void conn_free(struct conn *c)
 	keel_metrics_connections(-1);
 	ident_put(c->srv, c->ident);
 	if (c->bev != NULL) {
-		/* libevent may free the SSL later: no callback into a freed c. */
-		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
-
-		SSL_set_app_data(ssl, NULL);
-		drop_unclean_session(ssl);
-		bufferevent_free(c->bev);
+		conn_free_bev(c);
 	}
 	if (c->timer != NULL) {
 		event_free(c->timer);
@@ -354,8 +361,7 @@ static void conn_close(struct conn *c)
 		return;
 	}
 	c->dead = true;
-	bufferevent_free(c->bev);
-	c->bev = NULL;
+	conn_free_bev(c);
 	event_del(c->timer);
 }
 
