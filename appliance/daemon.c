@@ -100,6 +100,13 @@ static void wipe_pushed(struct pushed *buf)
 	buf->data = NULL;
 }
 
+static void loaded(const struct daemon *d)
+{
+	if (d->opts->pushed_loaded != NULL) {
+		d->opts->pushed_loaded(d->opts->pushed_arg);
+	}
+}
+
 /* SIGHUP: certificates, key and client registrations are re-read; a broken
  * file keeps the running settings. Listen addresses and limits need a restart. */
 static void on_sighup(struct keel_server *srv, void *arg)
@@ -134,6 +141,7 @@ out:
 		keel_config_free(d->cfg);
 		d->cfg = cfg;
 	}
+	loaded(d);
 	keel_info("reloaded certificates and client registrations");
 }
 
@@ -174,6 +182,9 @@ static int start(struct daemon *d, struct keel_server **out_srv)
 	}
 	r = keel_server_new(out_srv, &sc, &tls, &reg);
 	wipe_pushed(&buf);
+	if (r == 0) {
+		loaded(d);
+	}
 	return r;
 }
 

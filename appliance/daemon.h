@@ -42,6 +42,9 @@ struct keel_daemon_opts {
 	 */
 	int (*pushed)(void *arg, struct keel_registry *out_reg, struct keel_server_tls *io_tls,
 		      uint8_t **out_buf, size_t *out_buf_len);
+	/* Called with pushed_arg once what pushed gave serves every new
+	 * handshake, at start and after each reload (may be NULL). */
+	void (*pushed_loaded)(void *arg);
 	void *pushed_arg;
 	/* Called once every listener is bound, before the server's loop threads
 	 * start (may be NULL): where keeld drops privileges, while the process

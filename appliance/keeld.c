@@ -576,6 +576,11 @@ static int net_pushed(void *arg, struct keel_registry *out_reg, struct keel_serv
 	return 0;
 }
 
+static void net_loaded(void *arg)
+{
+	ps_net_setup_loaded(arg);
+}
+
 static void net_ready(struct keel_server *srv, const struct keel_config *cfg, void *arg)
 {
 	uint16_t ports[KEEL_LISTEN_MAX];
@@ -609,6 +614,7 @@ static int net_main(struct keel_daemon_opts *opts, const int *fds, size_t num_fd
 	opts->handler_forwards = true;
 	keel_metrics_forward(ps_net_metric, net);
 	opts->pushed = net_pushed;
+	opts->pushed_loaded = net_loaded;
 	opts->pushed_arg = net;
 	opts->on_listening = net_drop;
 	opts->on_ready = net_ready;

@@ -70,6 +70,7 @@ struct ps_net {
 	struct ps_loop *loops; /* NULL until ps_net_ready: one thread, no loop yet */
 	size_t num_loops;
 	struct ps_frame setup; /* the latest PS_SETUP */
+	uint32_t taken;	       /* the id of the setup ps_net_setup handed out last */
 	uint32_t acked;	       /* the last setup id acknowledged */
 };
 
@@ -195,14 +196,17 @@ int ps_net_setup(struct ps_net *n, struct keel_clients **out_clients,
 	}
 	*out_buf = f.a;
 	*out_buf_len = (size_t)f.a_len + f.b_len;
-	/* Taken on the server's loop, which swaps it in before it handles any
-	 * new handshake: the key process may now tell the administrator so. */
-	if (f.id != 0 && f.id != n->acked) {
-		n->acked = f.id;
-		/* A failed write: the key process is gone, and reading ends us. */
-		(void)!send_on(&n->ch[0], PS_SETUP, f.id, NULL, 0, NULL, 0);
-	}
+	n->taken = f.id;
 	return 0;
+}
+
+void ps_net_setup_loaded(struct ps_net *n)
+{
+	if (n->taken != 0 && n->taken != n->acked) {
+		n->acked = n->taken;
+		/* A failed write: the key process is gone, and reading ends us. */
+		(void)!send_on(&n->ch[0], PS_SETUP, n->acked, NULL, 0, NULL, 0);
+	}
 }
 
 /* Ids are per loop: an answer comes back on its request's channel, which

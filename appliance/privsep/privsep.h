@@ -210,6 +210,12 @@ __attribute__((warn_unused_result)) int ps_net_setup(struct ps_net *n,
 						     struct keel_clients **out_clients,
 						     struct keel_server_tls *io_tls,
 						     uint8_t **out_buf, size_t *out_buf_len);
+/* Once the server serves every new handshake with what ps_net_setup handed
+ * out last: acknowledges it to the key process, whose ps_key_push returns
+ * then (no sooner: with several loops, another loop could still take a
+ * handshake with the settings before). On the first loop's thread, or
+ * before the loops run. */
+void ps_net_setup_loaded(struct ps_net *n);
 /* A keel_metrics_forward function: the event is added to the changes that
  * go to the key process in one PS_METRIC at the end of the loop iteration. */
 void ps_net_metric(void *arg, enum keel_metrics_event ev, int value);
