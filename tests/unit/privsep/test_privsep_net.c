@@ -27,6 +27,7 @@
 
 #include <openssl/evp.h>
 
+#include "keel/clients.h"
 #include "keel/metrics.h"
 #include "keel/pki.h"
 #include "keel/server.h"
@@ -443,6 +444,64 @@ static void test_metrics_batched(void **state)
 	rig_close(&r);
 }
 
+/* Nothing readable on |fd| now. */
+static void assert_quiet(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+
+	assert_int_equal(poll(&p, 1, 0), 0);
+}
+
+/* A pushed setup is acknowledged once the server has loaded it, not when it
+ * is taken: with several loops, another could take a handshake with the old
+ * registry in between, after the administrator was told it was done. */
+static void test_setup_acknowledged_once_loaded(void **state)
+{
+	static struct rig r;
+	const struct ps_tls_parts parts = {.chain = (const uint8_t *)"chain",
+					   .chain_len = 5,
+					   .key = (const uint8_t *)"key",
+					   .key_len = 3};
+	struct keel_clients *c = NULL;
+	struct keel_server_tls tls = {0};
+	uint8_t *reg = NULL, *tls_b = NULL, *buf = NULL;
+	size_t reg_len = 0, tls_len = 0, buf_len = 0;
+	struct ps_reader in;
+	struct ps_frame f;
+
+	rig_open(&r);
+	assert_int_equal(keel_clients_from_files(NULL, NULL, &c), 0);
+	assert_int_equal(keel_clients_export(c, &reg, &reg_len), 0);
+	keel_clients_free(c);
+	c = NULL;
+	assert_int_equal(ps_tls_parts_encode(&parts, &tls_b, &tls_len), 0);
+	assert_int_equal(ps_write(r.key[0], PS_SETUP, 5, reg, reg_len, tls_b, tls_len), 0);
+	free(reg);
+	free(tls_b);
+	assert_int_equal(ps_net_new(r.net, NUM_CH, &r.n), 0); /* reads setup 5 */
+	assert_int_equal(ps_net_setup(r.n, &c, &tls, &buf, &buf_len), 0);
+	assert_memory_equal(tls.chain_pem, "chain", 5);
+	assert_quiet(r.key[0]); /* taken, not yet acknowledged */
+	ps_net_setup_loaded(r.n);
+	ps_reader_init(&in, r.key[0]);
+	assert_int_equal(ps_read(&in, 64, &f), 0);
+	assert_int_equal(f.type, PS_SETUP);
+	assert_int_equal(f.id, 5);
+	assert_int_equal(f.a_len + f.b_len, 0);
+	ps_frame_cleanup(&f);
+	ps_reader_cleanup(&in);
+	ps_net_setup_loaded(r.n); /* once */
+	assert_quiet(r.key[0]);
+	keel_clients_free(c);
+	free(buf);
+	ps_net_free(r.n);
+	for (size_t i = 0; i < NUM_CH; i++) {
+		close(r.key[i]);
+		close(r.net[i]);
+	}
+	alarm(0);
+}
+
 /* The key process ends: the network process exits 1 at once. */
 static void test_key_end_ends_net(void **state)
 {
@@ -492,6 +551,7 @@ int main(void)
 	    cmocka_unit_test(test_requests_queued),
 	    cmocka_unit_test(test_key_end_ends_net),
 	    cmocka_unit_test(test_metrics_batched),
+	    cmocka_unit_test(test_setup_acknowledged_once_loaded),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
