@@ -70,8 +70,7 @@ struct ps_net {
 	struct ps_loop *loops; /* NULL until ps_net_ready: one thread, no loop yet */
 	size_t num_loops;
 	struct ps_frame setup; /* the latest PS_SETUP */
-	uint32_t taken;	       /* the id of the setup ps_net_setup handed out last */
-	uint32_t acked;	       /* the last setup id acknowledged */
+	uint32_t taken;	       /* the id of a setup handed out, not yet acknowledged */
 };
 
 static void take_setup(struct ps_net *n, struct ps_frame *f)
@@ -202,10 +201,10 @@ int ps_net_setup(struct ps_net *n, struct keel_clients **out_clients,
 
 void ps_net_setup_loaded(struct ps_net *n)
 {
-	if (n->taken != 0 && n->taken != n->acked) {
-		n->acked = n->taken;
+	if (n->taken != 0) {
 		/* A failed write: the key process is gone, and reading ends us. */
-		(void)!send_on(&n->ch[0], PS_SETUP, n->acked, NULL, 0, NULL, 0);
+		(void)!send_on(&n->ch[0], PS_SETUP, n->taken, NULL, 0, NULL, 0);
+		n->taken = 0;
 	}
 }
 

@@ -32,6 +32,7 @@
 #include "keel/pki.h"
 #include "keel/server.h"
 #include "privsep/privsep.h"
+#include "wipe.h"
 
 #define NUM_CH 2
 
@@ -462,7 +463,7 @@ static void test_setup_acknowledged_once_loaded(void **state)
 					   .chain_len = 5,
 					   .key = (const uint8_t *)"key",
 					   .key_len = 3};
-	struct keel_clients *c = NULL;
+	struct keel_clients *sent = NULL, *got = NULL;
 	struct keel_server_tls tls = {0};
 	uint8_t *reg = NULL, *tls_b = NULL, *buf = NULL;
 	size_t reg_len = 0, tls_len = 0, buf_len = 0;
@@ -470,16 +471,15 @@ static void test_setup_acknowledged_once_loaded(void **state)
 	struct ps_frame f;
 
 	rig_open(&r);
-	assert_int_equal(keel_clients_from_files(NULL, NULL, &c), 0);
-	assert_int_equal(keel_clients_export(c, &reg, &reg_len), 0);
-	keel_clients_free(c);
-	c = NULL;
+	assert_int_equal(keel_clients_from_files(NULL, NULL, &sent), 0);
+	assert_int_equal(keel_clients_export(sent, &reg, &reg_len), 0);
+	keel_clients_free(sent);
 	assert_int_equal(ps_tls_parts_encode(&parts, &tls_b, &tls_len), 0);
 	assert_int_equal(ps_write(r.key[0], PS_SETUP, 5, reg, reg_len, tls_b, tls_len), 0);
 	free(reg);
-	free(tls_b);
+	keel_wipe_free(tls_b); /* holds the key, as the key process's does */
 	assert_int_equal(ps_net_new(r.net, NUM_CH, &r.n), 0); /* reads setup 5 */
-	assert_int_equal(ps_net_setup(r.n, &c, &tls, &buf, &buf_len), 0);
+	assert_int_equal(ps_net_setup(r.n, &got, &tls, &buf, &buf_len), 0);
 	assert_memory_equal(tls.chain_pem, "chain", 5);
 	assert_quiet(r.key[0]); /* taken, not yet acknowledged */
 	ps_net_setup_loaded(r.n);
@@ -492,8 +492,8 @@ static void test_setup_acknowledged_once_loaded(void **state)
 	ps_reader_cleanup(&in);
 	ps_net_setup_loaded(r.n); /* once */
 	assert_quiet(r.key[0]);
-	keel_clients_free(c);
-	free(buf);
+	keel_clients_free(got);
+	keel_wipe_free(buf);
 	ps_net_free(r.n);
 	for (size_t i = 0; i < NUM_CH; i++) {
 		close(r.key[i]);
