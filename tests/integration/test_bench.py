@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -106,6 +107,38 @@ class BenchTest(unittest.TestCase):
                      ("idle", "--concurrency", "4", "--duration", "0.1")):
             with self.subTest(args=args):
                 self.bench_json(*args)
+
+    def stored_names(self, prefix):
+        """The Names in keeld's store that begin with |prefix|-."""
+        db = sqlite3.connect("file:%s?mode=ro" % os.path.join(self.dir, "dev/data/keel.db"),
+                             uri=True)
+        try:
+            rows = db.execute("SELECT text_value FROM attributes WHERE name = 'Name'"
+                              " AND substr(text_value, 1, ?) = ?",
+                              (len(prefix) + 1, prefix + "-")).fetchall()
+        finally:
+            db.close()
+        return sorted(r[0] for r in rows)
+
+    def test_locate_objects_and_names(self):
+        """locate makes each of its --objects once, over several connections,
+        and reports their prefix; --names locates among those of an earlier
+        run and makes none; names that do not exist are unexpected answers."""
+        made = self.bench_json("locate", "--count", "1", "--objects", "37")
+        prefix = made["name_prefix"]
+        want = sorted("%s-%d" % (prefix, i) for i in range(37))
+        self.assertEqual(self.stored_names(prefix), want)
+        again = self.bench_json("locate", "--count", "200", "--objects", "37", "--names", prefix)
+        self.assertEqual(again["name_prefix"], prefix)
+        self.assertEqual(again["ops"], 200)
+        self.assertEqual(self.stored_names(prefix), want)
+        r = self.bench("locate", "--count", "5", "--objects", "3", "--names", prefix + "-x",
+                       "--json")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["errors_by_reason"], {"unexpected answer": 5})
+        r = self.bench("get", "--count", "5", "--names", prefix)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("--names is for locate", r.stderr)
 
     def test_boot_storm_time_to_last_key(self):
         report = self.bench_json("boot-storm", "--hosts", "16", "--keys", "4")

@@ -16,7 +16,9 @@
 #define KBENCH_REASONS	    128 /* KMIP Result Reasons counted one by one */
 #define KBENCH_LOCAL_ERRORS 8	/* -KMIPC_E_* */
 #define KBENCH_SETUP_KEYS   16	/* keys made for get, vcenter-task and mixed */
-#define KBENCH_NAME_MAX	    64
+#define KBENCH_LOCATE_CONNS 16	/* connections that make locate's objects */
+
+_Static_assert(-KMIPC_E_UNEXPECTED < KBENCH_LOCAL_ERRORS, "each local error has its count");
 
 /*
  * The parts of a task that opens its own connection (vcenter-task,
@@ -111,7 +113,9 @@ struct kbench_totals {
 	uint64_t ops, failed, handshakes, resumed;
 	double elapsed_s;
 };
-void kbench_report(const struct kbench_opts *o, const struct kbench_totals *t);
+/* |name_prefix|: locate's objects are PREFIX-<i>; NULL for other scenarios. */
+void kbench_report(const struct kbench_opts *o, const struct kbench_totals *t,
+		   const char *name_prefix);
 
 /* keel-bench serve: listens on --target until killed; returns only on failure. */
 int kbench_serve(const struct kbench_opts *o) __attribute__((warn_unused_result));

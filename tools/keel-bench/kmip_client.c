@@ -58,6 +58,8 @@ const char *kmipc_strerror(int err)
 		return "KMIP operation failed";
 	case KMIPC_E_NOMEM:
 		return "out of memory";
+	case KMIPC_E_UNEXPECTED:
+		return "unexpected answer";
 	default:
 		return "unknown error";
 	}

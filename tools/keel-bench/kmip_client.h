@@ -23,6 +23,7 @@ enum kmipc_err {
 	KMIPC_E_PROTOCOL = -4, /* response not a well-formed KMIP response to the request */
 	KMIPC_E_KMIP = -5,     /* the server answered with a failure: see kmipc_result */
 	KMIPC_E_NOMEM = -6,
+	KMIPC_E_UNEXPECTED = -7, /* well formed, successful, but not the answer expected */
 };
 
 /* A short, constant description of a KMIPC_E_* value. */

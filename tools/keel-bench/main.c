@@ -214,6 +214,10 @@ static int setup(struct kbench_shared *sh)
 	struct kmipc_result res = {0};
 	int err;
 
+	if (sh->opts->names != NULL) { /* locate among what an earlier run made */
+		snprintf(sh->name_prefix, sizeof(sh->name_prefix), "%s", sh->opts->names);
+		return 0;
+	}
 	snprintf(sh->name_prefix, sizeof(sh->name_prefix), "keel-bench-%ld-%llu", (long)getpid(),
 		 (unsigned long long)kbench_now_ns());
 	if ((err = kmipc_connect(sh->ctx, NULL, &c)) == 0 && def->setup != NULL) {
@@ -309,7 +313,7 @@ int main(int argc, char **argv)
 		free(sh.uids);
 		return EXIT_SETUP;
 	}
-	kbench_report(&opts, &totals);
+	kbench_report(&opts, &totals, opts.scenario == KBENCH_LOCATE ? sh.name_prefix : NULL);
 	plotted = opts.plot == NULL || kbench_plot(&opts, &totals) == 0;
 	kbench_series_cleanup(&totals.series);
 	kmipc_ctx_free(sh.ctx);

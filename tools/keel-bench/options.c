@@ -21,6 +21,7 @@ const char kbench_usage[] =
     "                  [--plot PREFIX]\n"
     "                  [--tls 1.2|1.3] [--no-resumption] [--kmip-version 1.1|1.4|2.0|2.1]\n"
     "                  [--hosts N --keys M] [--ratio GET:CREATE] [--objects N]\n"
+    "                  [--names PREFIX]\n"
     "\n"
     "Scenarios:\n"
     "  get           Get over persistent connections, round-robin over 16 keys made first\n"
@@ -29,7 +30,9 @@ const char kbench_usage[] =
     "                Get Attributes State, close (VCENTER.md §1)\n"
     "  boot-storm    --hosts N (default 100) connect at once, each Gets --keys M\n"
     "                (default 4) keys, then leaves; one operation is one host\n"
-    "  locate        Locate by Name among --objects N (default 1000) made first\n"
+    "  locate        Locate by Name among --objects N (default 1000) made first,\n"
+    "                named PREFIX-0 .. PREFIX-<N-1> (the report gives PREFIX); with\n"
+    "                --names PREFIX, among those an earlier run made (none made)\n"
     "  mixed         Get and Create on persistent connections, --ratio (default 9:1)\n"
     "  idle          --concurrency N connections, each sends Discover Versions, then\n"
     "                all stay open and idle for --duration seconds; \"IDLE N\" on\n"
@@ -231,6 +234,16 @@ static int opt_objects(struct kbench_opts *o, const char *v)
 	return parse_uint(v, 100000000, &o->objects);
 }
 
+/* A prefix an earlier locate run reported: it must fit, with its numbers, in a Name. */
+static int opt_names(struct kbench_opts *o, const char *v)
+{
+	if (v[0] == '\0' || strlen(v) >= KBENCH_NAME_MAX) {
+		return KBENCH_E_USAGE;
+	}
+	o->names = v;
+	return 0;
+}
+
 /* GET:CREATE; one side may be 0 (0:1 is create alone), not both. */
 static int opt_ratio(struct kbench_opts *o, const char *v)
 {
@@ -274,6 +287,7 @@ static const struct option_def options[] = {
     {"--hosts", true, opt_hosts},
     {"--keys", true, opt_keys},
     {"--objects", true, opt_objects},
+    {"--names", true, opt_names},
     {"--ratio", true, opt_ratio},
 };
 
@@ -336,6 +350,9 @@ static int check_combination(struct kbench_opts *o, char *err, size_t err_len)
 		o->count = o->hosts;
 	} else if (o->hosts != 0) {
 		return usage_error(err, err_len, "--hosts is for boot-storm");
+	}
+	if (o->names != NULL && o->scenario != KBENCH_LOCATE) {
+		return usage_error(err, err_len, "--names is for locate");
 	}
 	if (o->scenario == KBENCH_IDLE) {
 		if (o->count != 0) {

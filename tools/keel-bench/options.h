@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KBENCH_WUR __attribute__((warn_unused_result))
+#define KBENCH_WUR	__attribute__((warn_unused_result))
+#define KBENCH_NAME_MAX 64 /* locate's name prefix, with its NUL */
 
 enum kbench_scenario {
 	KBENCH_GET,
@@ -42,6 +43,7 @@ struct kbench_opts {
 	unsigned hosts, keys;		  /* boot-storm */
 	unsigned ratio_get, ratio_create; /* mixed */
 	unsigned objects;		  /* locate: objects created first */
+	const char *names;		  /* locate: PREFIX of objects made before; none made */
 	bool help;			  /* --help: nothing else is checked */
 };
 

@@ -75,7 +75,8 @@ static void print_error(void *arg, const char *name, uint64_t n)
 	fprintf(arg, "  %-30s %llu\n", name, (unsigned long long)n);
 }
 
-static void report_text(const struct kbench_opts *o, const struct kbench_totals *t)
+static void report_text(const struct kbench_opts *o, const struct kbench_totals *t,
+			const char *name_prefix)
 {
 	printf("keel-bench %s: %u connection(s), %.2f s, TLS %s, KMIP %d.%d, resumption %s\n",
 	       kbench_scenario_name(o->scenario), o->concurrency, t->elapsed_s,
@@ -87,6 +88,10 @@ static void report_text(const struct kbench_opts *o, const struct kbench_totals 
 	if (o->scenario == KBENCH_BOOT_STORM) {
 		printf("  time to last key %.3f s (%u hosts x %u keys)\n", t->elapsed_s, o->hosts,
 		       o->keys);
+	}
+	if (name_prefix != NULL) {
+		printf("  objects    %u named %s-0 .. %s-%u\n", o->objects, name_prefix,
+		       name_prefix, o->objects - 1);
 	}
 	printf("  errors     %llu\n", (unsigned long long)t->failed);
 	each_error(&t->errors, print_error, stdout);
@@ -125,7 +130,8 @@ static json_t *phases_json(const struct kbench_phases *ph)
 	return o;
 }
 
-static json_t *report_json(const struct kbench_opts *o, const struct kbench_totals *t)
+static json_t *report_json(const struct kbench_opts *o, const struct kbench_totals *t,
+			   const char *name_prefix)
 {
 	json_t *errors = json_object(), *j;
 	char version[8];
@@ -153,6 +159,9 @@ static json_t *report_json(const struct kbench_opts *o, const struct kbench_tota
 		/* Every host starts at once: the run ends with the last host's last key. */
 		json_object_set_new(j, "time_to_last_key_s", json_real(t->elapsed_s));
 	}
+	if (name_prefix != NULL) { /* for a later run's --names */
+		json_object_set_new(j, "name_prefix", json_string(name_prefix));
+	}
 	each_error(&t->errors, json_error, errors);
 	json_object_set_new(j, "errors_by_reason", errors);
 	if (t->phases.n[KBENCH_PHASE_CLOSE] != 0) {
@@ -161,15 +170,17 @@ static json_t *report_json(const struct kbench_opts *o, const struct kbench_tota
 	return j;
 }
 
-void kbench_report(const struct kbench_opts *o, const struct kbench_totals *t)
+void kbench_report(const struct kbench_opts *o, const struct kbench_totals *t,
+		   const char *name_prefix)
 {
 	json_t *j;
 
 	if (!o->json) {
-		report_text(o, t);
+		report_text(o, t, name_prefix);
 		return;
 	}
-	if ((j = report_json(o, t)) == NULL || json_dumpf(j, stdout, JSON_COMPACT) != 0) {
+	if ((j = report_json(o, t, name_prefix)) == NULL ||
+	    json_dumpf(j, stdout, JSON_COMPACT) != 0) {
 		fprintf(stderr, "keel-bench: cannot write the JSON report\n");
 	}
 	putchar('\n');

@@ -184,12 +184,33 @@ static void test_idle(void **state)
 	expect_usage(ARGC(counted), counted, "idle takes");
 }
 
+static void test_names(void **state)
+{
+	char *argv[] = {BASE, "locate", "--objects", "1000000", "--names", "keel-bench-7-42"};
+	char *empty[] = {BASE, "locate", "--names", ""};
+	char *misplaced[] = {BASE, "get", "--names", "p"};
+	char *too_long[] = {BASE, "locate", "--names",
+			    "0123456789012345678901234567890123456789012345678901234567890123"};
+	struct kbench_opts o;
+
+	(void)state;
+	assert_int_equal(parse(ARGC(argv), argv, &o), 0);
+	assert_int_equal(o.objects, 1000000);
+	assert_string_equal(o.names, "keel-bench-7-42");
+	assert_int_equal(parse(ARGC(argv) - 2, argv, &o), 0);
+	assert_null(o.names); /* objects are made first */
+	expect_usage(ARGC(empty), empty, "--names");
+	expect_usage(ARGC(misplaced), misplaced, "--names is for locate");
+	expect_usage(ARGC(too_long), too_long, "--names"); /* 64 characters: no room for "-N" */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_defaults),   cmocka_unit_test(test_every_option),
 	    cmocka_unit_test(test_boot_storm), cmocka_unit_test(test_idle),
 	    cmocka_unit_test(test_help),       cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
