@@ -13,10 +13,11 @@
 #include "kmip_client.h"
 #include "options.h"
 
-#define KBENCH_REASONS	    128 /* KMIP Result Reasons counted one by one */
-#define KBENCH_LOCAL_ERRORS 8	/* -KMIPC_E_* */
-#define KBENCH_SETUP_KEYS   16	/* keys made for get, vcenter-task and mixed */
-#define KBENCH_LOCATE_CONNS 16	/* connections that make locate's objects */
+#define KBENCH_REASONS	    128		 /* KMIP Result Reasons counted one by one */
+#define KBENCH_LOCAL_ERRORS 8		 /* -KMIPC_E_* */
+#define KBENCH_SETUP_KEYS   16		 /* keys made for get, vcenter-task and mixed */
+#define KBENCH_LOCATE_CONNS 16		 /* connections that make locate's objects */
+#define KBENCH_PROGRESS_NS  200000000ull /* how often a progress line is redrawn */
 
 _Static_assert(-KMIPC_E_UNEXPECTED < KBENCH_LOCAL_ERRORS, "each local error has its count");
 

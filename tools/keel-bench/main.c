@@ -20,7 +20,6 @@
 #define EXIT_SETUP	3
 #define EXIT_PLOT	4
 #define THREAD_STACK	(256 * 1024)
-#define PROGRESS_NS	200000000ull
 #define NS_PER_S	1e9
 
 uint64_t kbench_now_ns(void)
@@ -159,7 +158,7 @@ static void hold_idle(struct kbench_shared *sh, unsigned n)
 static void join_workers(struct kbench_shared *sh, struct kbench_worker *ws, unsigned n)
 {
 	bool tty = isatty(STDERR_FILENO) == 1 && sh->opts->scenario != KBENCH_IDLE;
-	struct timespec tick = {0, (long)PROGRESS_NS};
+	struct timespec tick = {0, (long)KBENCH_PROGRESS_NS};
 
 	if (sh->opts->scenario == KBENCH_IDLE) {
 		hold_idle(sh, n);

@@ -143,24 +143,27 @@ static bool makers_ended(struct maker *ms, unsigned n, uint64_t *made)
 	return all;
 }
 
-/* Until every maker has ended: on a terminal, a line of how many objects exist. */
-static void wait_makers(const struct kbench_shared *sh, struct maker *ms, unsigned n)
+/* On a terminal, until every maker has ended, a line of how many objects
+ * exist; elsewhere nothing (the joins wait for the makers either way). */
+static void show_makers(const struct kbench_shared *sh, struct maker *ms, unsigned n)
 {
-	bool tty = isatty(STDERR_FILENO) == 1;
-	const struct timespec tick = {0, 200000000};
+	const struct timespec tick = {0, (long)KBENCH_PROGRESS_NS};
 	uint64_t made;
 	bool ended;
 
-	do {
-		ended = makers_ended(ms, n, &made);
-		if (tty) {
-			fprintf(stderr, "\rlocate: setup: %llu of %u objects   ",
-				(unsigned long long)made, sh->opts->objects);
-		}
-	} while (!ended && nanosleep(&tick, NULL) == 0);
-	if (tty) {
-		fputc('\n', stderr);
+	if (isatty(STDERR_FILENO) != 1) {
+		return;
 	}
+	for (;;) {
+		ended = makers_ended(ms, n, &made);
+		fprintf(stderr, "\rlocate: setup: %llu of %u objects   ", (unsigned long long)made,
+			sh->opts->objects);
+		if (ended) {
+			break;
+		}
+		nanosleep(&tick, NULL); /* interrupted: the line is only drawn sooner */
+	}
+	fputc('\n', stderr);
 }
 
 /*
@@ -192,7 +195,7 @@ static int setup_locate(struct kbench_shared *sh, struct kmipc_conn *c, struct k
 		started--;
 		atomic_store(&stop, true);
 	}
-	wait_makers(sh, ms, started);
+	show_makers(sh, ms, started);
 	for (unsigned i = 0; i < started; i++) {
 		pthread_join(ms[i].thread, NULL);
 		if (err == 0 && ms[i].err != 0) {
